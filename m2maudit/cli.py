@@ -1,0 +1,187 @@
+"""The command line: a thin typer shell over the library.
+
+Every command turns an `AuditError` into one line on stderr and exit code 2. Locals are never
+printed on a crash, because they can hold tokens.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import duckdb
+import typer
+
+from m2maudit import __version__
+from m2maudit.config import load_config
+from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
+from m2maudit.errors import AuditError
+from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.store import Store, StoreOptions
+from m2maudit.timeutil import parse_instant, utc_now
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(
+    name="m2maudit",
+    help="Find dangerous machine and AI-agent credentials in access logs and token inventories.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(command: F) -> F:
+    """One line on stderr and exit 2 for anything that stops the audit; never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AuditError as exc:
+            _fail(str(exc))
+        except duckdb.Error as exc:
+            _fail(f"database error: {str(exc).strip().splitlines()[0]}")
+        except KeyboardInterrupt:
+            _fail("interrupted", code=130)
+        except OSError as exc:
+            _fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
+    stderr_console().print(f"m2maudit: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"m2maudit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """m2maudit: audit machine-to-machine and AI-agent credentials."""
+
+
+PathsArg = Annotated[list[str], typer.Argument(
+    help="Log files, directories (recursive), globs, or - for stdin.", show_default=False)]
+InventoryOpt = Annotated[list[str] | None, typer.Option(
+    "--inventory", "-i", help="Read this file as a token inventory (repeatable).")]
+DbOpt = Annotated[Path | None, typer.Option(
+    "--db", help="Persist the store in this DuckDB file (default: in memory).")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="Config file (default: ./.m2maudit.yaml if present).")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", help="Exit 2 if any record or file was rejected.")]
+HintOpt = Annotated[str | None, typer.Option(
+    "--format-hint", help="Read the log paths as this format instead of detecting it.")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="DuckDB threads.")]
+MemoryOpt = Annotated[str | None, typer.Option(
+    "--memory-limit", help="DuckDB memory limit, e.g. 4GB; it spills to disk beyond it.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")]
+
+
+def run_ingest(
+    store: Store, paths: list[str], inventory: list[str] | None, config_path: Path | None,
+    format_hint: str | None, quiet: bool,
+) -> IngestReport:
+    """Shared by `ingest` and `scan`: load files, show progress and the summary."""
+    config = load_config(config_path)
+    console = stderr_console()
+    with ingest_progress(console, enabled=not quiet) as (on_file, on_start):
+        report = ingest_paths(store, paths, inventory or [], config, format_hint,
+                              on_file=on_file, on_start=on_start)  # type: ignore[arg-type]
+    sources = [f.source for f in report.files]
+    errors = [
+        (str(source), int(line), str(reason))
+        for source, line, reason in store.con.execute(
+            "SELECT source_file, source_line, reason FROM ingest_errors "
+            "WHERE source_line > 0 AND list_contains(?, source_file) "
+            "ORDER BY source_file, source_line LIMIT 10",
+            [sources],
+        ).fetchall()
+    ]
+    print_ingest_summary(console, report, errors, quiet=quiet)
+    if not report.anything_read:
+        raise AuditError("nothing could be read from the inputs")
+    return report
+
+
+def _check_strict(report: IngestReport, strict: bool) -> None:
+    if strict and (report.rejected or report.failed_files):
+        raise AuditError(
+            f"--strict: {report.rejected} records rejected, "
+            f"{len(report.failed_files)} files unreadable"
+        )
+
+
+@app.command()
+@handle_errors
+def ingest(
+    paths: PathsArg,
+    db: Annotated[Path, typer.Option("--db", help="The DuckDB file to add to.")],
+    inventory: InventoryOpt = None,
+    config: ConfigOpt = None,
+    format_hint: HintOpt = None,
+    strict: StrictOpt = False,
+    threads: ThreadsOpt = None,
+    memory_limit: MemoryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Load logs and inventories into a persistent store; the same file twice adds nothing."""
+    store = Store.open(db, StoreOptions(threads=threads, memory_limit=memory_limit))
+    try:
+        report = run_ingest(store, paths, inventory, config, format_hint, quiet)
+    finally:
+        store.close()
+    _check_strict(report, strict)
+
+
+@app.command()
+@handle_errors
+def scan(
+    paths: PathsArg,
+    inventory: InventoryOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="The clock every check uses (ISO 8601, UTC if no offset). Default: now.")
+    ] = None,
+    format_hint: HintOpt = None,
+    strict: StrictOpt = False,
+    threads: ThreadsOpt = None,
+    memory_limit: MemoryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Ingest the inputs and audit them."""
+    clock: datetime = parse_instant(as_of) if as_of else utc_now()
+    store = Store.open(db, StoreOptions(threads=threads, memory_limit=memory_limit))
+    try:
+        report = run_ingest(store, paths, inventory, config, format_hint, quiet)
+        _check_strict(report, strict)
+        stderr_console().print(f"as of {clock.isoformat()}")
+    finally:
+        store.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # a bug: say so in one line, without locals or tokens
+        print(f"m2maudit: internal error: {type(exc).__name__}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,297 @@
+"""The `.m2maudit.yaml` configuration: thresholds, patterns, field mapping, rule selection.
+
+Unknown keys are errors, never silently ignored: a typo in a threshold must not quietly turn a
+check off. The file is untrusted input and is read with `yaml.safe_load`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from m2maudit.errors import AuditError
+from m2maudit.timeutil import parse_duration
+
+CONFIG_FILENAME = ".m2maudit.yaml"
+
+PROBLEMS = (
+    "missing-user-context",
+    "broad-scopes",
+    "stale-rotation",
+    "long-lifetime",
+    "untraceable-action",
+)
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+# Canonical field names of the generic access log (design §4). The mapping section may rename
+# any of them to a key or a dotted path of the user's own records.
+GENERIC_LOG_FIELDS = (
+    "timestamp",
+    "principal",
+    "principal_type",
+    "client_id",
+    "token_id",
+    "authorization",
+    "on_behalf_of",
+    "action",
+    "resource",
+    "scopes",
+    "status",
+    "source_ip",
+    "user_agent",
+    "trace_id",
+    "session_id",
+    "task_id",
+)
+
+DEFAULT_WILDCARD_SCOPES = [r"\*", r"\*:\*", r".*:\*", r"\*:.*", r".*\.\*", r".*\.all", r"all"]
+DEFAULT_ADMIN_SCOPES = [r"admin", r".*:admin", r"admin:.*", r".*\.admin", r"root", r"owner",
+                        r".*:write_all", r"sudo", r"superuser", r"full_access"]
+DEFAULT_HUMAN_PATTERNS = [r"[^@\s]+@[^@\s]+\.[^@\s]+", r"user:.*", r"users/.*"]
+DEFAULT_AGENT_PATTERNS = [r".*agent.*", r".*\bbot\b.*", r".*-bot", r"bot-.*", r".*assistant.*",
+                          r".*copilot.*", r".*llm.*", r".*gpt.*", r".*claude.*"]
+DEFAULT_SERVICE_PATTERNS = [r"svc-.*", r".*-svc", r".*-service", r"service-.*",
+                            r"system:serviceaccount:.*", r".*\.iam\.gserviceaccount\.com",
+                            r"arn:aws:iam::\d+:role/.*", r"arn:aws:sts::.*"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    rotation_days: int = 90
+    dormant_days: int = 45
+    max_token_lifetime: timedelta = timedelta(hours=1)
+    max_credential_days: int = 90
+    max_scopes: int = 10
+    max_chain_depth: int = 4
+    min_attribution: float = 0.95
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One accepted risk: findings matching it are kept but marked suppressed."""
+
+    rule: str | None
+    problem: str | None
+    principal: str | None
+    credential: str | None
+    reason: str
+    owner: str | None = None
+    ticket: str | None = None
+    expires: date | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    wildcard_scopes: list[str] = field(default_factory=lambda: list(DEFAULT_WILDCARD_SCOPES))
+    admin_scopes: list[str] = field(default_factory=lambda: list(DEFAULT_ADMIN_SCOPES))
+    human_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_HUMAN_PATTERNS))
+    agent_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_AGENT_PATTERNS))
+    service_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_PATTERNS))
+    mapping: dict[str, str] = field(default_factory=dict)
+    select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    severity: dict[str, str] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suppressions: list[Suppression] = field(default_factory=list)
+
+
+_TOP_KEYS = {
+    "thresholds", "wildcard_scopes", "admin_scopes", "human_patterns", "agent_patterns",
+    "service_patterns", "mapping", "select", "ignore", "severity", "params", "suppressions",
+}
+_SUPPRESSION_KEYS = {"rule", "problem", "principal", "credential", "reason", "owner", "ticket",
+                     "expires"}
+
+
+def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | None:
+    """`--config FILE` wins; else `.m2maudit.yaml` in the working directory, if any."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise AuditError(f"{explicit}: config file not found")
+        return path
+    candidate = (cwd or Path.cwd()) / CONFIG_FILENAME
+    return candidate if candidate.is_file() else None
+
+
+def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> Config:
+    path = find_config(explicit, cwd)
+    if path is None:
+        return Config()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f"{path}:{line + 1}" if line is not None else str(path)
+        raise AuditError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(f"{path}: cannot read config: {exc}") from None
+    if raw is None:
+        return Config(path=path)
+    return parse_config(raw, path)
+
+
+def parse_config(raw: Any, path: Path | None = None) -> Config:
+    where = str(path) if path else "config"
+    mapping = _mapping(raw, where)
+    unknown = sorted(set(mapping) - _TOP_KEYS)
+    if unknown:
+        raise AuditError(f"{where}: unknown key(s): {', '.join(unknown)}")
+    return Config(
+        path=path,
+        thresholds=_thresholds(mapping.get("thresholds") or {}, where),
+        wildcard_scopes=_patterns(mapping, "wildcard_scopes", DEFAULT_WILDCARD_SCOPES, where),
+        admin_scopes=_patterns(mapping, "admin_scopes", DEFAULT_ADMIN_SCOPES, where),
+        human_patterns=_patterns(mapping, "human_patterns", DEFAULT_HUMAN_PATTERNS, where),
+        agent_patterns=_patterns(mapping, "agent_patterns", DEFAULT_AGENT_PATTERNS, where),
+        service_patterns=_patterns(mapping, "service_patterns", DEFAULT_SERVICE_PATTERNS, where),
+        mapping=_field_mapping(mapping.get("mapping") or {}, where),
+        select=_string_list(mapping.get("select") or [], f"{where}: select"),
+        ignore=_string_list(mapping.get("ignore") or [], f"{where}: ignore"),
+        severity=_severity_overrides(mapping.get("severity") or {}, where),
+        params=_params(mapping.get("params") or {}, where),
+        suppressions=[
+            _suppression(item, f"{where}: suppressions[{index}]")
+            for index, item in enumerate(_list(mapping.get("suppressions") or [], where))
+        ],
+    )
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise AuditError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise AuditError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    items = _list(value, where)
+    if not all(isinstance(item, str) for item in items):
+        raise AuditError(f"{where}: expected a list of strings")
+    return list(items)
+
+
+def _patterns(raw: dict[str, Any], key: str, default: list[str], where: str) -> list[str]:
+    if key not in raw:
+        return list(default)
+    patterns = _string_list(raw[key], f"{where}: {key}")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise AuditError(f"{where}: {key}: invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
+def _thresholds(raw: Any, where: str) -> Thresholds:
+    values = _mapping(raw, f"{where}: thresholds")
+    known = Thresholds.__dataclass_fields__
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise AuditError(f"{where}: thresholds: unknown key(s): {', '.join(unknown)}")
+    parsed: dict[str, Any] = {}
+    for key, value in values.items():
+        label = f"{where}: thresholds.{key}"
+        if key == "max_token_lifetime":
+            try:
+                parsed[key] = parse_duration(value)
+            except AuditError as exc:
+                raise AuditError(f"{label}: {exc}") from None
+        elif key == "min_attribution":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise AuditError(f"{label}: expected a number between 0 and 1, got {value!r}")
+            parsed[key] = float(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise AuditError(f"{label}: expected a whole number >= 0, got {value!r}")
+            parsed[key] = value
+    return Thresholds(**parsed)
+
+
+def _field_mapping(raw: Any, where: str) -> dict[str, str]:
+    values = _mapping(raw, f"{where}: mapping")
+    unknown = sorted(set(values) - set(GENERIC_LOG_FIELDS))
+    if unknown:
+        raise AuditError(
+            f"{where}: mapping: unknown field(s) {', '.join(unknown)}; "
+            f"known: {', '.join(GENERIC_LOG_FIELDS)}"
+        )
+    for key, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise AuditError(f"{where}: mapping.{key}: expected a field name or dotted path")
+    return dict(values)
+
+
+def _severity_overrides(raw: Any, where: str) -> dict[str, str]:
+    values = _mapping(raw, f"{where}: severity")
+    for key, value in values.items():
+        if value not in SEVERITIES:
+            raise AuditError(
+                f"{where}: severity.{key}: expected one of {', '.join(SEVERITIES)}, got {value!r}"
+            )
+    return {str(key): str(value) for key, value in values.items()}
+
+
+def _params(raw: Any, where: str) -> dict[str, dict[str, Any]]:
+    values = _mapping(raw, f"{where}: params")
+    return {str(rule): _mapping(items, f"{where}: params.{rule}") for rule, items in values.items()}
+
+
+def _suppression(raw: Any, where: str) -> Suppression:
+    item = _mapping(raw, where)
+    unknown = sorted(set(item) - _SUPPRESSION_KEYS)
+    if unknown:
+        raise AuditError(f"{where}: unknown key(s): {', '.join(unknown)}")
+    reason = item.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise AuditError(f"{where}: a suppression needs a 'reason'")
+    if not item.get("rule") and not item.get("problem"):
+        raise AuditError(f"{where}: a suppression names a 'rule' or a 'problem'")
+    if item.get("problem") and item["problem"] not in PROBLEMS:
+        raise AuditError(f"{where}: unknown problem {item['problem']!r}")
+    if not item.get("principal") and not item.get("credential"):
+        raise AuditError(f"{where}: a suppression names a 'principal' or a 'credential' (a glob)")
+    for key in ("rule", "problem", "principal", "credential", "owner", "ticket"):
+        if key in item and not isinstance(item[key], str | int):
+            raise AuditError(f"{where}: {key}: expected text")
+    return Suppression(
+        rule=_text(item.get("rule")),
+        problem=_text(item.get("problem")),
+        principal=_text(item.get("principal")),
+        credential=_text(item.get("credential")),
+        reason=reason.strip(),
+        owner=_text(item.get("owner")),
+        ticket=_text(item.get("ticket")),
+        expires=_expiry(item.get("expires"), where),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _expiry(value: Any, where: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise AuditError(f"{where}: expires: not a date (YYYY-MM-DD): {value!r}")

@@ -1,0 +1,94 @@
+"""What a person sees on stderr: progress while ingesting, then a per-file summary.
+
+Reports (stdout) are the reporters' job; this module only talks about the run itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from m2maudit.ingest import FileReport, IngestReport, ProgressHook
+from m2maudit.sources.base import InputFile
+from m2maudit.timeutil import iso
+
+MAX_REASONS_SHOWN = 10
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False)
+
+
+@contextmanager
+def ingest_progress(console: Console, enabled: bool = True) -> Iterator[
+    tuple[ProgressHook, object]
+]:
+    """A progress bar over files and bytes; silent when stderr is not a terminal."""
+    show = enabled and console.is_terminal
+    progress = Progress(
+        TextColumn("[bold]ingest[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[files]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not show,
+    )
+    task = progress.add_task("ingest", total=None, files="")
+    counter = {"done": 0, "total": 0}
+
+    def on_start(files: list[InputFile]) -> None:
+        counter["total"] = len(files)
+        progress.update(task, total=sum(f.size for f in files), files=f"0/{len(files)} files")
+
+    def on_file(file: InputFile, _report: FileReport) -> None:
+        counter["done"] += 1
+        progress.update(task, advance=file.size,
+                        files=f"{counter['done']}/{counter['total']} files")
+
+    with progress:
+        yield on_file, on_start
+
+
+def print_ingest_summary(console: Console, report: IngestReport, errors: list[tuple[str, int, str]],
+                         quiet: bool = False) -> None:
+    """The per-file table, then the first rejection reasons with file and line."""
+    if not quiet:
+        table = Table(title="Ingest", title_justify="left", expand=False)
+        for column in ("file", "format", "loaded", "dup", "rejected", "window (UTC)"):
+            table.add_column(column, justify="right" if column in ("loaded", "dup", "rejected")
+                             else "left", overflow="fold")
+        for file in report.files:
+            window = ""
+            if file.first_ts and file.last_ts:
+                window = f"{iso(file.first_ts)} .. {iso(file.last_ts)}"
+            fmt = file.format or "-"
+            if file.already_ingested:
+                window = "already ingested"
+            table.add_row(file.source, fmt, str(file.loaded), str(file.duplicates),
+                          str(file.rejected), window)
+        console.print(table)
+    for file in report.failed_files:
+        console.print(f"[red]error[/]: {file.source}: {file.error}", soft_wrap=True)
+    for source, line, reason in errors[:MAX_REASONS_SHOWN]:
+        console.print(f"[yellow]rejected[/]: {source}:{line}: {reason}", soft_wrap=True)
+    hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)
+    if hidden > 0:
+        console.print(f"... and {hidden} more rejected records (see the ingest_errors table)")
+    console.print(
+        f"{len(report.files)} files, {report.loaded} records loaded, "
+        f"{sum(f.duplicates for f in report.files)} duplicates skipped, "
+        f"{report.rejected} rejected, {len(report.failed_files)} files unreadable"
+    )

@@ -1,0 +1,20 @@
+"""Errors a user can act on.
+
+Anything raised as `AuditError` is printed as one line on stderr and ends the run with exit
+code 2. Its message must never contain a raw token or secret.
+"""
+
+
+class AuditError(Exception):
+    """The audit could not run: bad flags, config, input or rule."""
+
+
+class InputError(AuditError):
+    """An input file could not be read at all (as opposed to a single bad record)."""
+
+    def __init__(self, source: str, reason: str, line: int | None = None) -> None:
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {reason}")
+        self.source = source
+        self.reason = reason
+        self.line = line

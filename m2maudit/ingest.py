@@ -1,0 +1,234 @@
+"""Ingest: files -> detected format -> adapter -> canonical tables, one transaction a file.
+
+A file whose content was ingested before adds nothing; a record already in the store (the same
+bytes, from another file) is counted as a duplicate and skipped. Bad records are counted in
+`ingest_errors` with file, line and reason, and the rest of the file still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+from m2maudit.config import Config
+from m2maudit.errors import AuditError, InputError
+from m2maudit.sources import ADAPTERS, adapter_named
+from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAdapter
+from m2maudit.sources.discover import expand_inputs, sniff
+from m2maudit.store import Store
+from m2maudit.timeutil import utc_now
+
+EVENT_COLUMNS = (
+    "ts", "principal", "principal_type", "client_id", "credential_id", "credential_type",
+    "token_fp", "on_behalf_of", "act_chain", "action", "resource", "scopes_used", "outcome",
+    "status", "source_ip", "user_agent", "trace_id", "session_id", "task_id",
+    "credential_issued_at", "credential_expires_at", "leaked_secret", "leaked_secret_fp",
+)
+CREDENTIAL_COLUMNS = (
+    "credential_id", "type", "principal", "principal_type", "owner", "scopes", "created_at",
+    "last_rotated_at", "expires_at", "last_used_at", "status", "revoked_at", "principal_status",
+    "environment",
+)
+_IDENTITY_BYTES = 1024 * 1024
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    source: str
+    size: int
+    format: str | None = None
+    kind: Kind | None = None
+    read: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    error: str | None = None
+    already_ingested: bool = False
+
+
+@dataclass
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.loaded for f in self.files)
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+    @property
+    def failed_files(self) -> list[FileReport]:
+        return [f for f in self.files if f.error]
+
+    @property
+    def anything_read(self) -> bool:
+        return any(f.loaded or f.duplicates or f.already_ingested for f in self.files)
+
+
+ProgressHook = Callable[[InputFile, FileReport], None]
+
+
+def ingest_paths(
+    store: Store,
+    paths: Sequence[str],
+    inventories: Sequence[str] = (),
+    config: Config | None = None,
+    format_hint: str | None = None,
+    on_file: ProgressHook | None = None,
+    on_start: Callable[[list[InputFile]], None] | None = None,
+) -> IngestReport:
+    """Ingest every file under `paths` (logs or inventories, by content) and `inventories`."""
+    config = config or Config()
+    if format_hint and adapter_named(format_hint) is None:
+        known = ", ".join(a.name for a in ADAPTERS)
+        raise AuditError(f"--format-hint: unknown format {format_hint!r}; known: {known}")
+    files = expand_inputs(list(paths), format_hint=format_hint)
+    files += expand_inputs(list(inventories), forced_kind="inventory")
+    if on_start:
+        on_start(files)
+    report = IngestReport()
+    for file in files:
+        file_report = ingest_file(store, file, config)
+        report.files.append(file_report)
+        if on_file:
+            on_file(file, file_report)
+    return report
+
+
+def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
+    """Ingest one file in one transaction; an unreadable file is reported, not raised."""
+    report = FileReport(source=file.display, size=file.size)
+    try:
+        sample = sniff(file)
+        adapter = choose_adapter(file, sample, config)
+        report.format, report.kind = adapter.name, adapter.kind
+        identity = content_identity(file)
+        if store.scalar("SELECT count(*) FROM ingested_files WHERE content_sha256 = ?", [identity]):
+            report.already_ingested = True
+            report.duplicates = int(store.scalar(
+                "SELECT records_read FROM ingested_files WHERE content_sha256 = ?", [identity]
+            ))
+            report.read = report.duplicates
+            return report
+        with store.transaction():
+            ctx = LoadContext(store.con, file, sample, config, adapter.name)
+            adapter.load(ctx)
+            _commit_mapped(store, ctx, adapter.kind, report)
+            _record_file(store, identity, report)
+    except InputError as exc:
+        report.error = exc.reason
+        _record_file_error(store, file, report)
+    except duckdb.Error as exc:
+        report.error = f"could not load: {str(exc).strip().splitlines()[0][:300]}"
+        _record_file_error(store, file, report)
+    finally:
+        _drop_staging(store)
+    return report
+
+
+def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:
+    if file.format_hint:
+        adapter = adapter_named(file.format_hint)
+        if adapter is not None and (file.forced_kind is None or adapter.kind == file.forced_kind):
+            return adapter
+    candidates = [a for a in ADAPTERS if file.forced_kind in (None, a.kind)]
+    for adapter in candidates:
+        if adapter.detect(sample, config):
+            return adapter
+    if file.forced_kind == "inventory":
+        inventory = adapter_named("generic-inventory")
+        if inventory is not None:
+            return inventory
+    raise InputError(file.display, f"unrecognised format ({_layout_words(sample)})")
+
+
+def _layout_words(sample: Sample) -> str:
+    keys = sorted(sample.keys())[:8]
+    shown = ", ".join(keys) if keys else "no fields"
+    return f"{sample.layout.replace('_', ' ')} with {shown}; see `m2maudit formats`"
+
+
+def content_identity(file: InputFile) -> str:
+    """A cheap identity of a file's bytes: size, head and tail (hashing 2 GB would cost seconds)."""
+    digest = hashlib.sha256(str(file.size).encode())
+    with file.path.open("rb") as handle:
+        digest.update(handle.read(_IDENTITY_BYTES))
+        if file.size > 2 * _IDENTITY_BYTES:
+            handle.seek(-_IDENTITY_BYTES, 2)
+        digest.update(handle.read(_IDENTITY_BYTES))
+    return digest.hexdigest()
+
+
+def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:
+    table, columns = ("events", EVENT_COLUMNS) if kind == "events" else (
+        "credentials", CREDENTIAL_COLUMNS)
+    con = store.con
+    accepted = int(store.scalar("SELECT count(*) FROM _mapped WHERE reject_reason IS NULL"))
+    fresh = "reject_reason IS NULL"
+    if store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"):
+        fresh += f" AND record_key NOT IN (SELECT record_key FROM {table})"
+    column_list = ", ".join(columns)
+    report.loaded = _count(con.execute(
+        f"""
+        INSERT INTO {table} ({column_list}, source_format, source_file, source_line, record_key)
+        SELECT {column_list}, ?, ?, source_line, record_key FROM _mapped WHERE {fresh}
+        """,
+        [ctx.format_name, ctx.file.display],
+    ))
+    report.rejected = _count(con.execute(
+        """
+        INSERT INTO ingest_errors
+        SELECT ?, source_line, ?, reason FROM (
+            SELECT source_line, reason FROM _staging_rejects
+            UNION ALL
+            SELECT source_line, reject_reason FROM _mapped WHERE reject_reason IS NOT NULL
+        )
+        """,
+        [ctx.file.display, ctx.format_name],
+    ))
+    report.duplicates = accepted - report.loaded
+    report.read = accepted + report.rejected
+    if kind == "events":
+        window = con.execute(
+            "SELECT min(ts), max(ts) FROM _mapped WHERE reject_reason IS NULL"
+        ).fetchone()
+        if window:
+            report.first_ts, report.last_ts = window
+    if report.read and not accepted:
+        report.error = f"no record could be loaded ({report.rejected} rejected)"
+
+
+def _count(cursor: duckdb.DuckDBPyConnection) -> int:
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _record_file(store: Store, identity: str, report: FileReport) -> None:
+    store.con.execute(
+        "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [identity, report.source, report.format, report.kind, report.read, report.loaded,
+         report.duplicates, report.rejected, report.first_ts, report.last_ts, utc_now()],
+    )
+
+
+def _record_file_error(store: Store, file: InputFile, report: FileReport) -> None:
+    store.con.execute(
+        "INSERT INTO ingest_errors VALUES (?, 0, ?, ?)",
+        [file.display, report.format, report.error],
+    )
+
+
+def _drop_staging(store: Store) -> None:
+    for table in ("_records", "_mapped", "_staging_rejects", "_lines", "_documents",
+                  "_classified", "_csv"):
+        store.con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -1,0 +1,45 @@
+"""Recognising secrets written in clear where they do not belong (a log line, a URL).
+
+m2maudit reports the kind of secret and a fingerprint of it, never the secret itself.
+"""
+
+from __future__ import annotations
+
+# (kind, RE2 pattern). Order matters: the first match names the kind.
+SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    ("aws_secret_key", r"(?i)(aws_secret_access_key|secretaccesskey)[\"' ]*[:=][\"' ]*[A-Za-z0-9/+]{40}"),
+    ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("openai_key", r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}"),
+    ("password_or_key", r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}"),
+)
+
+
+def _literal(pattern: str) -> str:
+    return "'" + pattern.replace("'", "''") + "'"
+
+
+def leaked_secret_kind_sql(text: str) -> str:
+    """SQL: the kind of the first secret pattern found in `text`, or NULL."""
+    any_pattern = "|".join(f"(?:{pattern.replace('(?i)', '')})" for _, pattern in SECRET_PATTERNS)
+    whens = " ".join(
+        f"WHEN regexp_matches({text}, {_literal(pattern)}) THEN '{kind}'"
+        for kind, pattern in SECRET_PATTERNS
+    )
+    # The cheap combined test first, so clean records (nearly all) pay for one regex only.
+    return (
+        f"CASE WHEN {text} IS NULL OR NOT regexp_matches({text}, {_literal(any_pattern)}, 'i') "
+        f"THEN NULL {whens} END"
+    )
+
+
+def leaked_secret_fp_sql(text: str) -> str:
+    """SQL: fingerprint of the first secret found in `text`, so repeats group together."""
+    whens = " ".join(
+        f"WHEN regexp_matches({text}, {_literal(pattern)}) "
+        f"THEN left(sha256(regexp_extract({text}, {_literal(pattern)})), 16)"
+        for _, pattern in SECRET_PATTERNS
+    )
+    return f"CASE WHEN {text} IS NULL THEN NULL {whens} END"

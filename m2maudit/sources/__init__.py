@@ -1,0 +1,20 @@
+"""Source adapters: the one registry of input formats.
+
+Detection asks each adapter in order and takes the first that says yes, so the specific vendor
+formats come before the generic ones. Adding a format is one module and one line here.
+"""
+
+from __future__ import annotations
+
+from m2maudit.sources.base import SourceAdapter
+from m2maudit.sources.generic_inventory import GenericInventoryAdapter
+from m2maudit.sources.generic_log import GenericLogAdapter
+
+ADAPTERS: tuple[SourceAdapter, ...] = (
+    GenericInventoryAdapter(),
+    GenericLogAdapter(),
+)
+
+
+def adapter_named(name: str) -> SourceAdapter | None:
+    return next((adapter for adapter in ADAPTERS if adapter.name == name), None)

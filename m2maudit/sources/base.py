@@ -1,0 +1,79 @@
+"""The source-adapter interface: how one input format becomes canonical rows.
+
+An adapter says whether it recognises a file from a small sample of its content, then loads
+the file into the canonical tables with SQL. Adapters never loop over records in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from m2maudit.config import Config
+
+Kind = Literal["events", "inventory"]
+Layout = Literal["jsonl", "json_array", "json_object", "csv", "yaml", "unknown"]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file to ingest, as found on disk (stdin is first copied to a temporary file)."""
+
+    path: Path
+    display: str
+    size: int
+    compressed: bool
+    forced_kind: Kind | None = None
+    format_hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What detection may look at: the head of the file and its first record, parsed."""
+
+    text: str
+    layout: Layout
+    first_record: dict[str, Any] | None = None
+    csv_header: tuple[str, ...] = ()
+    extension: str = ""
+
+    def keys(self) -> set[str]:
+        """Top-level field names of the first record or the CSV header."""
+        if self.first_record is not None:
+            return set(self.first_record)
+        return set(self.csv_header)
+
+
+@dataclass
+class LoadContext:
+    """Everything an adapter needs to load one file."""
+
+    con: duckdb.DuckDBPyConnection
+    file: InputFile
+    sample: Sample
+    config: Config
+    format_name: str
+    notes: list[str] = field(default_factory=list)
+
+
+class SourceAdapter(Protocol):
+    """One input format. Register new ones in `m2maudit.sources.ADAPTERS`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    description: ClassVar[str]
+
+    def detect(self, sample: Sample, config: Config) -> bool:
+        """True when the sample is this format. Must be cheap and never raise."""
+        ...
+
+    def load(self, ctx: LoadContext) -> None:
+        """Stage the file and fill `_accepted` (canonical columns) and `_rejected` temp tables.
+
+        `m2maudit.ingest` then de-duplicates and moves them into the store in one transaction.
+        """
+        ...

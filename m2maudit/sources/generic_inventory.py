@@ -1,0 +1,79 @@
+"""The generic token inventory (design §4): CSV, JSON, JSON lines or YAML.
+
+One row per credential the organisation knows about. Times may be dates or ISO 8601; scopes a
+list or a space/comma-separated string.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from m2maudit.config import Config
+from m2maudit.sources import sqlfrag as q
+from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.staging import map_records, stage
+
+INVENTORY_FIELDS = (
+    "token_id", "type", "principal", "principal_type", "owner", "scopes", "created_at",
+    "last_rotated_at", "expires_at", "last_used_at", "status", "revoked_at",
+    "principal_status", "environment",
+)
+TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
+TEXT_FIELDS = ("token_id", "type", "principal", "principal_type", "owner", "status",
+               "principal_status", "environment")
+ID_ALIASES = ("token_id", "credential_id")
+STATUSES = ("active", "revoked", "disabled")
+PRINCIPAL_STATUSES = ("active", "decommissioned")
+
+
+class GenericInventoryAdapter:
+    name: ClassVar[str] = "generic-inventory"
+    kind: ClassVar[Kind] = "inventory"
+    description: ClassVar[str] = (
+        "m2maudit's own token inventory (CSV, JSON, JSON lines or YAML): one credential a row"
+    )
+
+    def detect(self, sample: Sample, config: Config) -> bool:
+        keys = sample.keys()
+        if not any(alias in keys for alias in ID_ALIASES):
+            return False
+        return "timestamp" not in keys and "authorization" not in keys and bool(
+            keys & {"created_at", "last_rotated_at", "expires_at", "status", "scopes", "type",
+                    "owner", "principal"}
+        )
+
+    def load(self, ctx: LoadContext) -> None:
+        stage(ctx)
+        fields = [f for f in INVENTORY_FIELDS if f != "token_id"]
+        paths = ", ".join(q.path_literal(name) for name in fields)
+        slot = {name: f"v[{index + 1}]" for index, name in enumerate(fields)}
+        slot["token_id"] = "coalesce(rec -> '$.token_id', rec -> '$.credential_id')"
+        text = {name: q.json_text(slot[name]) for name in TEXT_FIELDS}
+        columns = {
+            "credential_id": text["token_id"],
+            "type": f"lower({text['type']})",
+            "principal": text["principal"],
+            "principal_type": f"lower({text['principal_type']})",
+            "owner": text["owner"],
+            "scopes": q.json_string_list(slot["scopes"]),
+            **{name: q.json_timestamp(slot[name]) for name in TIME_FIELDS},
+            "status": f"coalesce(lower({text['status']}), 'active')",
+            "principal_status": f"coalesce(lower({text['principal_status']}), 'active')",
+            "environment": text["environment"],
+        }
+        checks: list[tuple[str, str]] = [
+            (q.is_composite(slot[name]), f"'field \"{name}\" must be text'") for name in TEXT_FIELDS
+        ]
+        checks.append(("credential_id IS NULL", "'missing token_id'"))
+        checks += [
+            (q.bad_timestamp(slot[name]),
+             f"'unparseable {name}: ' || left({slot[name]}, 40)") for name in TIME_FIELDS
+        ]
+        checks += [
+            (q.bad_string_list(slot["scopes"]),
+             "'field \"scopes\" must be a list or a space-separated string'"),
+            (f"status NOT IN {STATUSES}", "'status must be active, revoked or disabled'"),
+            (f"principal_status NOT IN {PRINCIPAL_STATUSES}",
+             "'principal_status must be active or decommissioned'"),
+        ]
+        map_records(ctx, columns, checks, prelude={"v": f"json_extract(rec, [{paths}])"})

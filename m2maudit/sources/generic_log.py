@@ -1,0 +1,120 @@
+"""The generic access log (design §4): JSON lines, a JSON array or CSV, optionally gzipped.
+
+Field names are ours (`timestamp`, `principal`, ...) unless the config's `mapping:` renames
+them. The raw `authorization` value is read only to fingerprint it (and to keep it out of
+the leak check); it is never stored.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from m2maudit.config import GENERIC_LOG_FIELDS, Config
+from m2maudit.fingerprint import bare_token_sql, fingerprint_sql
+from m2maudit.secrets import leaked_secret_fp_sql
+from m2maudit.sources import sqlfrag as q
+from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.staging import map_records, stage
+
+IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
+TEXT_FIELDS = (
+    "principal", "principal_type", "client_id", "token_id", "authorization", "on_behalf_of",
+    "action", "resource", "status", "source_ip", "user_agent", "trace_id", "session_id",
+    "task_id",
+)
+PRINCIPAL_TYPES = ("agent", "service", "human", "unknown")
+
+
+def field_name(config: Config, canonical: str) -> str:
+    """The user's name for a canonical field (after `mapping:`)."""
+    return config.mapping.get(canonical, canonical)
+
+
+def _top_key(config: Config, canonical: str) -> str:
+    name = field_name(config, canonical)
+    return name.lstrip("$.").split(".")[0].strip('"')
+
+
+class GenericLogAdapter:
+    name: ClassVar[str] = "generic-log"
+    kind: ClassVar[Kind] = "events"
+    description: ClassVar[str] = (
+        "m2maudit's own access-log schema (JSON lines, JSON array or CSV; .gz too), "
+        "renamable with the config's mapping:"
+    )
+
+    def detect(self, sample: Sample, config: Config) -> bool:
+        keys = sample.keys()
+        has_time = _top_key(config, "timestamp") in keys
+        has_identity = any(_top_key(config, name) in keys for name in IDENTITY_FIELDS)
+        return has_time and has_identity
+
+    def load(self, ctx: LoadContext) -> None:
+        stage(ctx)
+        paths = ", ".join(q.path_literal(field_name(ctx.config, f)) for f in GENERIC_LOG_FIELDS)
+        slot = {name: f"v[{index + 1}]" for index, name in enumerate(GENERIC_LOG_FIELDS)}
+        text = {name: q.json_text(slot[name]) for name in TEXT_FIELDS}
+        auth = text["authorization"]
+        bare = bare_token_sql(auth)
+        leak_scope = f"CASE WHEN {auth} IS NULL THEN rec ELSE replace(rec, {auth}, '') END"
+        columns = {
+            "ts": q.json_timestamp(slot["timestamp"]),
+            "principal": f"coalesce({text['principal']}, {text['client_id']})",
+            "principal_type": f"lower({text['principal_type']})",
+            "client_id": text["client_id"],
+            "credential_id": f"coalesce({text['token_id']}, {fingerprint_sql(auth)})",
+            "credential_type": (
+                f"CASE WHEN {auth} IS NULL THEN NULL "
+                f"WHEN regexp_full_match({bare}, '[^.]+\\.[^.]*\\.[^.]*') THEN 'jwt' "
+                f"ELSE 'bearer' END"
+            ),
+            "token_fp": fingerprint_sql(auth),
+            "on_behalf_of": text["on_behalf_of"],
+            "act_chain": "NULL::VARCHAR[]",
+            "action": text["action"],
+            "resource": text["resource"],
+            "scopes_used": q.json_string_list(slot["scopes"]),
+            "status": text["status"],
+            "outcome": q.outcome(text["status"]),
+            "source_ip": text["source_ip"],
+            "user_agent": text["user_agent"],
+            "trace_id": text["trace_id"],
+            "session_id": text["session_id"],
+            "task_id": text["task_id"],
+            "credential_issued_at": "NULL::TIMESTAMPTZ",
+            "credential_expires_at": "NULL::TIMESTAMPTZ",
+            "leaked_secret": q.leak_check(leak_scope),
+            "leaked_secret_fp": (
+                f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(leak_scope)} END"
+            ),
+        }
+        checks: list[tuple[str, str]] = []
+        for name in TEXT_FIELDS:
+            checks.append(
+                (q.is_composite(slot[name]),
+                 f"'field {_label(ctx.config, name)} must be text, not an object or a list'")
+            )
+        ts_label = _label(ctx.config, "timestamp")
+        checks += [
+            (f"json_type({slot['timestamp']}) IS NULL OR json_type({slot['timestamp']}) = 'NULL'",
+             f"'missing {ts_label}'"),
+            ("ts IS NULL",
+             f"'unparseable {ts_label}: ' || left(coalesce({slot['timestamp']}, ''), 40)"),
+            (q.bad_string_list(slot["scopes"]),
+             f"'field {_label(ctx.config, 'scopes')} must be a list or a space-separated string'"),
+            ("principal IS NULL AND credential_id IS NULL",
+             "'no principal, client_id, token_id or authorization'"),
+            (f"principal_type IS NOT NULL AND principal_type NOT IN {PRINCIPAL_TYPES}",
+             "'principal_type must be one of agent, service, human, unknown'"),
+        ]
+        map_records(
+            ctx,
+            columns,
+            checks,
+            prelude={"v": f"json_extract(rec, [{paths}])"},
+        )
+
+
+def _label(config: Config, canonical: str) -> str:
+    name = field_name(config, canonical).replace("'", "''")
+    return f'"{name}"' if name == canonical else f'"{name}" ({canonical})'

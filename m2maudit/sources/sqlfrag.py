@@ -1,0 +1,124 @@
+"""SQL fragments shared by adapters: typed reads of JSON values, times, lists, outcomes.
+
+Each function takes a SQL expression and returns a SQL expression, so adapters compose them
+into one vectorized SELECT instead of looping over records.
+"""
+
+from __future__ import annotations
+
+import re
+
+from m2maudit.secrets import leaked_secret_kind_sql
+
+
+def json_path(field: str) -> str:
+    """A field name or dotted path (`user.name`) as a JSON path; `$...` is taken as given."""
+    if field.startswith("$"):
+        return field
+    return "$" + "".join('."' + part.replace('"', '\\"') + '"' for part in field.split("."))
+
+
+def path_literal(field: str) -> str:
+    return "'" + json_path(field).replace("'", "''") + "'"
+
+
+def is_composite(value: str) -> str:
+    """True when a JSON value is an object or array (where a scalar was expected)."""
+    return f"coalesce(json_type({value}) IN ('OBJECT', 'ARRAY'), false)"
+
+
+def json_text(value: str) -> str:
+    """A JSON scalar as text (numbers and booleans too); objects, arrays and null give NULL."""
+    return (
+        f"CASE WHEN json_type({value}) IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL "
+        f"ELSE nullif(trim({value} ->> '$'), '') END"
+    )
+
+
+def epoch_to_timestamp(number: str) -> str:
+    """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude."""
+    return (
+        f"CASE WHEN {number} IS NULL OR abs({number}) >= 1e20 THEN NULL "
+        f"WHEN abs({number}) >= 1e17 THEN to_timestamp({number} / 1e9) "
+        f"WHEN abs({number}) >= 1e14 THEN to_timestamp({number} / 1e6) "
+        f"WHEN abs({number}) >= 1e11 THEN to_timestamp({number} / 1e3) "
+        f"ELSE to_timestamp({number}) END"
+    )
+
+
+def text_timestamp(text: str) -> str:
+    """ISO 8601 (any offset; none means UTC) or an epoch number written as text."""
+    return (
+        f"CASE WHEN {text} IS NULL THEN NULL "
+        f"WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
+        f"THEN {epoch_to_timestamp(f'try_cast({text} AS DOUBLE)')} "
+        f"ELSE try_cast({text} AS TIMESTAMPTZ) END"
+    )
+
+
+def json_timestamp(value: str) -> str:
+    """A JSON value holding an ISO 8601 string or an epoch number."""
+    return (
+        f"CASE WHEN json_type({value}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+        f"THEN {epoch_to_timestamp(f'try_cast({value} AS DOUBLE)')} "
+        f"WHEN json_type({value}) = 'VARCHAR' THEN {text_timestamp(json_text(value))} END"
+    )
+
+
+def bad_timestamp(value: str) -> str:
+    """True when a JSON value is present but does not hold a time."""
+    return (
+        f"(json_type({value}) IS NOT NULL AND json_type({value}) <> 'NULL' "
+        f"AND {json_timestamp(value)} IS NULL)"
+    )
+
+
+def split_list(text: str) -> str:
+    """`"a b,c"` -> `['a', 'b', 'c']`: space- or comma-separated text as a list."""
+    return f"list_filter(string_split_regex(trim({text}), '[\\s,]+'), lambda s: s <> '')"
+
+
+def json_string_list(value: str) -> str:
+    """A JSON array of strings, or one space/comma-separated string, as VARCHAR[]."""
+    return (
+        f"CASE json_type({value}) "
+        f"WHEN 'ARRAY' THEN list_filter(from_json({value}, '[\"VARCHAR\"]'), "
+        f"lambda s: s IS NOT NULL AND trim(s) <> '') "
+        f"WHEN 'VARCHAR' THEN {split_list(json_text(value))} END"
+    )
+
+
+def bad_string_list(value: str) -> str:
+    return f"coalesce(json_type({value}) IN ('OBJECT', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'), false)"
+
+
+def outcome(status_text: str) -> str:
+    """Normalise an HTTP code or a status word to success | failure | unknown."""
+    return (
+        f"CASE WHEN {status_text} IS NULL THEN 'unknown' "
+        f"WHEN regexp_full_match({status_text}, '[23][0-9][0-9]') THEN 'success' "
+        f"WHEN regexp_full_match({status_text}, '[45][0-9][0-9]') THEN 'failure' "
+        f"WHEN regexp_matches(lower({status_text}), "
+        f"'^(success|succeeded|ok|allow|allowed|approved|granted|true)') THEN 'success' "
+        f"WHEN regexp_matches(lower({status_text}), "
+        f"'^(fail|failed|failure|error|denied|deny|forbidden|unauthori[sz]ed|rejected|false)') "
+        f"THEN 'failure' ELSE 'unknown' END"
+    )
+
+
+def leak_check(text: str) -> str:
+    """The kind of secret found in clear in `text`, or NULL."""
+    return leaked_secret_kind_sql(text)
+
+
+def regex_any(value: str, patterns: list[str]) -> str:
+    """True when `value` fully matches any of the given regular expressions."""
+    if not patterns:
+        return "false"
+    joined = "|".join(f"(?:{p})" for p in patterns)
+    return f"coalesce(regexp_full_match({value}, {sql_regex_literal(joined)}), false)"
+
+
+def sql_regex_literal(pattern: str) -> str:
+    re.compile(pattern)  # validated by config already; this keeps a bad one from reaching SQL
+    return "'" + pattern.replace("'", "''") + "'"

@@ -1,0 +1,120 @@
+"""The canonical DuckDB store: opening it, creating its schema, and guarding transactions.
+
+In memory for a one-shot scan; a file with `--db` for incremental ingest. Every connection is
+pinned to UTC so `TIMESTAMPTZ` values render and compare the same on every machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from m2maudit.errors import AuditError
+
+SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Knobs passed through to DuckDB."""
+
+    threads: int | None = None
+    memory_limit: str | None = None
+    temp_directory: str | None = None
+
+
+class Store:
+    """A DuckDB connection holding the canonical tables."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str | None) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, db_path: str | Path | None = None, options: StoreOptions | None = None) -> Store:
+        """Open (or create) a store; `None` is an in-memory store."""
+        options = options or StoreOptions()
+        path = str(db_path) if db_path else ":memory:"
+        if db_path:
+            parent = Path(db_path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise AuditError(f"{db_path}: directory {parent} does not exist")
+        try:
+            con = duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise AuditError(
+                    f"{db_path}: database is in use by another process; wait for it or use another --db"
+                ) from None
+            raise AuditError(f"{db_path}: cannot open database: {_first_line(exc)}") from None
+        except duckdb.Error as exc:
+            raise AuditError(f"{db_path}: not a DuckDB database: {_first_line(exc)}") from None
+        store = cls(con, None if path == ":memory:" else path)
+        store._configure(options)
+        store._create_schema()
+        return store
+
+    def _configure(self, options: StoreOptions) -> None:
+        self.con.execute("SET TimeZone = 'UTC'")
+        if options.threads:
+            self.con.execute(f"SET threads = {int(options.threads)}")
+        if options.memory_limit:
+            try:
+                self.con.execute(f"SET memory_limit = '{_quote_free(options.memory_limit)}'")
+            except duckdb.Error as exc:
+                raise AuditError(f"--memory-limit: {_first_line(exc)}") from None
+        if options.temp_directory:
+            self.con.execute(f"SET temp_directory = '{_quote_free(options.temp_directory)}'")
+
+    def _create_schema(self) -> None:
+        schema = resources.files("m2maudit").joinpath("schema.sql").read_text(encoding="utf-8")
+        try:
+            self.con.execute(schema)
+        except duckdb.Error as exc:
+            raise AuditError(f"{self.path}: cannot create the m2maudit schema: {_first_line(exc)}") from None
+        found = self.con.execute(
+            "SELECT value FROM m2maudit_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if found is None:
+            self.con.execute(
+                "INSERT INTO m2maudit_meta VALUES ('schema_version', ?)", [SCHEMA_VERSION]
+            )
+        elif found[0] != SCHEMA_VERSION:
+            raise AuditError(
+                f"{self.path}: written by another m2maudit schema ({found[0]}, expected {SCHEMA_VERSION})"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: a failure mid-file leaves the store as it was."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def scalar(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        row = self.con.execute(sql, params or []).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _quote_free(value: str) -> str:
+    """Settings are spliced into SET statements, which take no parameters: refuse quotes."""
+    if "'" in value or ";" in value:
+        raise AuditError(f"invalid setting value: {value!r}")
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

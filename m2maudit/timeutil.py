@@ -1,0 +1,47 @@
+"""Time handling: every instant m2maudit uses is a tz-aware UTC datetime."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from m2maudit.errors import AuditError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 date or datetime as UTC; a value without an offset is taken as UTC."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise AuditError(f"not an ISO 8601 date or time: {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """Parse `3600`, `90s`, `15m`, `1h`, `90d` or `2w` (a bare number is seconds)."""
+    if isinstance(value, bool):
+        raise AuditError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    match = _DURATION.match(value)
+    if not match:
+        raise AuditError(f"not a duration (use e.g. 90s, 15m, 1h, 90d): {value!r}")
+    number, unit = float(match.group(1)), (match.group(2) or "s").lower()
+    return timedelta(seconds=number * _UNIT_SECONDS[unit])
+
+
+def iso(instant: datetime | None) -> str | None:
+    """Render an instant as ISO 8601 UTC with a `Z`, the one form every report uses."""
+    if instant is None:
+        return None
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
