@@ -24,7 +24,8 @@ from m2maudit.timeutil import utc_now
 
 EVENT_COLUMNS = (
     "ts", "principal", "principal_type", "client_id", "credential_id", "credential_type",
-    "token_fp", "on_behalf_of", "act_chain", "action", "resource", "scopes_used", "outcome",
+    "token_fp", "on_behalf_of", "act_chain", "action", "resource", "scopes_used",
+    "scopes_granted", "outcome",
     "status", "source_ip", "user_agent", "trace_id", "session_id", "task_id",
     "credential_issued_at", "credential_expires_at", "leaked_secret", "leaked_secret_fp",
 )

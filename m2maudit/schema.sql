@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS events (
     act_chain VARCHAR[],                -- delegation chain stated by the log, outermost first
     action VARCHAR,
     resource VARCHAR,
-    scopes_used VARCHAR[],
+    scopes_used VARCHAR[],              -- scopes the call exercised
+    scopes_granted VARCHAR[],           -- scopes/policies the credential held, if the log says
     outcome VARCHAR,                    -- success | failure | unknown
     status VARCHAR,                     -- the source's own status code or text
     source_ip VARCHAR,

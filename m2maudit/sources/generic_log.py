@@ -69,11 +69,14 @@ class GenericLogAdapter:
                 f"ELSE 'bearer' END"
             ),
             "token_fp": fingerprint_sql(auth),
+            # The bare token stays in the staging table only, for decoding; never stored.
+            "raw_token": f"nullif({bare}, '')",
             "on_behalf_of": text["on_behalf_of"],
             "act_chain": "NULL::VARCHAR[]",
             "action": text["action"],
             "resource": text["resource"],
             "scopes_used": q.json_string_list(slot["scopes"]),
+            "scopes_granted": "NULL::VARCHAR[]",
             "status": text["status"],
             "outcome": q.outcome(text["status"]),
             "source_ip": text["source_ip"],
