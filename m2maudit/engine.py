@@ -1,0 +1,203 @@
+"""The rule engine: validate every rule against the real schema, then run them all.
+
+Rule SQL is untrusted: it is checked to be one SELECT, bound only through named parameters,
+and executed after DuckDB's external access is switched off and the configuration locked, so
+a rule can read the canonical tables and nothing else. Each rule aggregates in SQL to one row
+per finding; Python only turns those few rows into `Finding` objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from m2maudit.config import Config
+from m2maudit.errors import AuditError
+from m2maudit.findings import Finding, Location, SkippedRule, finding_id
+from m2maudit.rules import REQUIRED_COLUMNS, Rule, RuleErrors, message_fields, render_message
+from m2maudit.store import Store
+from m2maudit.views import create_views
+
+MAX_LOCATIONS = 5
+_CORE_COLUMNS = {*REQUIRED_COLUMNS, "discriminator"}
+_REQUIRE_REASONS = {
+    "events": "no access events were loaded",
+    "credentials": "no token inventory was given (use --inventory)",
+    "tokens": "no bearer tokens were seen in the logs",
+}
+
+
+@dataclass
+class RuleRun:
+    findings: list[Finding]
+    skipped: list[SkippedRule]
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """From here on SQL can read the store and nothing else: no files, no network, no SET."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def rule_params(rule: Rule, config: Config, as_of: datetime) -> dict[str, Any]:
+    """Defaults from the rule, then global thresholds of the same name, then per-rule config."""
+    thresholds = config.thresholds
+    values: dict[str, Any] = dict(rule.params)
+    for name in values:
+        if hasattr(thresholds, name):
+            value = getattr(thresholds, name)
+            values[name] = value.total_seconds() if isinstance(value, timedelta) else value
+    for key in (rule.id, rule.name):
+        for name, value in config.params.get(key, {}).items():
+            if name not in rule.params:
+                raise AuditError(f"{config.path}: params.{key}: rule has no parameter {name!r}")
+            values[name] = value
+    values["as_of"] = as_of
+    return values
+
+
+def used_params(rule: Rule, params: dict[str, Any]) -> dict[str, Any]:
+    """DuckDB refuses unused named parameters: pass only those the query mentions."""
+    return {k: v for k, v in params.items() if f"${k}" in rule.query}
+
+
+def check_rules_against_schema(rules: list[Rule], config: Config, as_of: datetime) -> None:
+    """Bind every query on an empty store (DESCRIBE, no data): columns, params, placeholders."""
+    scratch = Store.open()
+    try:
+        create_views(scratch.con, config)
+        lock_down(scratch.con)
+        errors = [e for rule in rules if (e := describe_error(scratch.con, rule, config, as_of))]
+    finally:
+        scratch.close()
+    if errors:
+        raise RuleErrors(errors)
+
+
+def describe_error(
+    con: duckdb.DuckDBPyConnection, rule: Rule, config: Config, as_of: datetime
+) -> str | None:
+    where = f"{rule.path}:{rule.query_line}"
+    try:
+        params = used_params(rule, rule_params(rule, config, as_of))
+        cursor = con.execute(f"SELECT * FROM ({rule.query}) AS rule_query LIMIT 0", params)
+    except AuditError as exc:
+        return str(exc)
+    except duckdb.Error as exc:
+        return f"{where}: query does not run: {_one_line(exc)}"
+    columns = [d[0] for d in cursor.description or []]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        return f"{where}: query output lacks required column(s): {', '.join(missing)}"
+    unknown = [f for f in message_fields(rule.message) if f not in columns]
+    if unknown:
+        return f"{rule.path}: message uses {', '.join(unknown)}, not columns of the query"
+    return None
+
+
+def run_rules(
+    store: Store,
+    rules: list[Rule],
+    config: Config,
+    as_of: datetime,
+    severity: dict[str, str] | None = None,
+) -> RuleRun:
+    """Run rules on a prepared, locked store; rules whose input is absent are skipped."""
+    present = {
+        table: bool(store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"))
+        for table in ("events", "credentials", "tokens")
+    }
+    findings: list[Finding] = []
+    skipped: list[SkippedRule] = []
+    for rule in rules:
+        absent = [t for t in rule.requires if not present[t]]
+        if absent:
+            skipped.append(SkippedRule(rule.id, _REQUIRE_REASONS[absent[0]]))
+            continue
+        level = (severity or {}).get(rule.id, rule.severity)
+        findings.extend(run_rule(store.con, rule, config, as_of, level))
+    findings.sort(key=Finding.sort_key)
+    return RuleRun(findings, skipped)
+
+
+def run_rule(
+    con: duckdb.DuckDBPyConnection, rule: Rule, config: Config, as_of: datetime, severity: str
+) -> list[Finding]:
+    params = used_params(rule, rule_params(rule, config, as_of))
+    try:
+        cursor = con.execute(rule.query, params)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall()
+    except duckdb.Error as exc:
+        raise AuditError(
+            f"{rule.path}:{rule.query_line}: rule {rule.id} failed: {_one_line(exc)}"
+        ) from None
+    return [to_finding(rule, dict(zip(columns, row, strict=True)), severity) for row in rows]
+
+
+def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
+    principal = _text(row.get("principal"))
+    token_id = _text(row.get("token_id"))
+    evidence = {k: _jsonable(v) for k, v in row.items() if k not in _CORE_COLUMNS}
+    return Finding(
+        id=finding_id(rule.id, principal, token_id, _text(row.get("discriminator"))),
+        rule_id=rule.id,
+        rule_name=rule.name,
+        problem=rule.problem,
+        severity=severity,
+        confidence=rule.confidence,
+        title=rule.title,
+        message=render_message(rule.message, row),
+        principal=principal,
+        token_id=token_id,
+        count=int(row.get("count") or 0),
+        first_seen=row.get("first_seen"),
+        last_seen=row.get("last_seen"),
+        evidence=evidence,
+        locations=_locations(row.get("locations")),
+        remediation=rule.remediation.strip(),
+        references=tuple(rule.references),
+        owasp_nhi=tuple(rule.owasp_nhi),
+    )
+
+
+def _locations(value: Any) -> list[Location]:
+    if not value:
+        return []
+    found = {
+        Location(str(item["file"]), int(item["line"]))
+        for item in value
+        if isinstance(item, dict) and item.get("file") is not None
+    }
+    return sorted(found, key=lambda loc: (loc.file, loc.line))[:MAX_LOCATIONS]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence goes to JSON reports: times as ISO strings, decimals as numbers."""
+    from decimal import Decimal
+
+    from m2maudit.timeutil import iso
+
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

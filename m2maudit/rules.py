@@ -1,0 +1,304 @@
+"""Rule files: loading and validating the YAML rule pack before anything runs.
+
+A rule is data (Sigma-style): metadata, parameters with defaults, one SQL SELECT over the
+canonical tables and views, a message template, and its own test cases. Every problem in every
+file is collected, with file and line, so a rule author sees them all at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from m2maudit.config import PROBLEMS, SEVERITIES
+from m2maudit.errors import AuditError
+from m2maudit.findings import RuleInfo
+
+REQUIRED_KEYS = (
+    "id",
+    "name",
+    "title",
+    "problem",
+    "severity",
+    "confidence",
+    "description",
+    "remediation",
+    "query",
+    "message",
+)
+OPTIONAL_KEYS = (
+    "status",
+    "references",
+    "owasp_nhi",
+    "params",
+    "requires",
+    "tests",
+    "falsepositives",
+)
+CONFIDENCES = ("low", "medium", "high")
+STATUSES = ("stable", "test", "experimental", "deprecated")
+REQUIRABLE = ("events", "credentials", "tokens")
+TEST_KEYS = ("name", "as_of", "params", "events", "credentials", "tokens", "expect", "expect_count")
+# Output columns every rule query must produce (design §6); any other column is evidence.
+REQUIRED_COLUMNS = ("principal", "token_id", "count", "first_seen", "last_seen", "locations")
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*[0-9]{3}$")
+_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_PARAM = re.compile(r"^[a-z_][a-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FILE_READERS = re.compile(
+    r"\b(read_\w+|glob|parquet_scan|parquet_metadata|sniff_csv|query_table|query|"
+    r"sqlite_scan|postgres_scan|iceberg_scan|delta_scan|getenv)\s*\(",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Rule:
+    id: str
+    name: str
+    title: str
+    problem: str
+    severity: str
+    confidence: str
+    description: str
+    remediation: str
+    query: str
+    message: str
+    path: Path
+    status: str = "stable"
+    references: list[str] = field(default_factory=list)
+    owasp_nhi: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    requires: list[str] = field(default_factory=list)
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    falsepositives: list[str] = field(default_factory=list)
+    query_line: int = 1
+
+    def info(self, severity: str | None = None) -> RuleInfo:
+        return RuleInfo(
+            id=self.id,
+            name=self.name,
+            title=self.title,
+            problem=self.problem,
+            severity=severity or self.severity,
+            confidence=self.confidence,
+            description=self.description.strip(),
+            remediation=self.remediation.strip(),
+            references=tuple(self.references),
+            owasp_nhi=tuple(self.owasp_nhi),
+        )
+
+
+class RuleErrors(AuditError):
+    """Every problem found in a set of rule files, one `file:line: message` per line."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(errors[0] + more if errors else "invalid rules")
+
+
+def default_pack_dir() -> Path:
+    """The bundled rule pack: `rules/` beside the package in a checkout, else installed data."""
+    checkout = Path(__file__).resolve().parent.parent / "rules"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(resources.files("m2maudit.rulepack")))
+
+
+def rule_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise AuditError(f"{directory}: rules directory not found")
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]:
+    """Load and statically validate every rule; raise `RuleErrors` listing all problems."""
+    dirs = ([default_pack_dir()] if include_pack else []) + list(directories)
+    errors: list[str] = []
+    rules: list[Rule] = []
+    for directory in dirs:
+        for path in rule_files(directory):
+            rule = load_rule_file(path, errors)
+            if rule is not None:
+                rules.append(rule)
+    seen: dict[str, Path] = {}
+    for rule in rules:
+        if rule.id in seen:
+            errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {seen[rule.id]})")
+        seen.setdefault(rule.id, rule.path)
+    if errors:
+        raise RuleErrors(errors)
+    return sorted(rules, key=lambda r: r.id)
+
+
+def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
+    """Parse one rule file, appending `file:line: problem` strings to `errors`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        errors.append(f"{path}:{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"{path}:1: cannot read rule file: {exc}")
+        return None
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        errors.append(f"{path}:1: a rule file holds one YAML mapping")
+        return None
+    lines = {key.value: key.start_mark.line + 1 for key, _ in node.value}
+    before = len(errors)
+    _check_keys(path, data, lines, errors)
+    if len(errors) > before:
+        return None
+    rule = Rule(
+        id=str(data["id"]),
+        name=str(data["name"]),
+        title=str(data["title"]),
+        problem=str(data["problem"]),
+        severity=str(data["severity"]),
+        confidence=str(data["confidence"]),
+        description=str(data["description"]),
+        remediation=str(data["remediation"]),
+        query=str(data["query"]),
+        message=str(data["message"]),
+        path=path,
+        status=str(data.get("status", "stable")),
+        references=list(data.get("references") or []),
+        owasp_nhi=list(data.get("owasp_nhi") or []),
+        params=dict(data.get("params") or {}),
+        requires=list(data.get("requires") or []),
+        tests=list(data.get("tests") or []),
+        falsepositives=list(data.get("falsepositives") or []),
+        query_line=lines.get("query", 1),
+    )
+    _check_values(rule, lines, errors)
+    return rule if len(errors) == before else None
+
+
+def _check_keys(path: Path, data: dict[str, Any], lines: dict[str, int], errors: list[str]) -> None:
+    for key in data:
+        if key not in REQUIRED_KEYS and key not in OPTIONAL_KEYS:
+            errors.append(f"{path}:{lines.get(str(key), 1)}: unknown key {key!r}")
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            errors.append(f"{path}:1: missing required key {key!r}")
+        elif not isinstance(data[key], str | int) or isinstance(data[key], bool):
+            errors.append(f"{path}:{lines.get(key, 1)}: {key} must be text")
+        elif not str(data[key]).strip():
+            errors.append(f"{path}:{lines.get(key, 1)}: {key} is empty")
+    for key in ("references", "owasp_nhi", "requires", "falsepositives", "tests"):
+        if key in data and data[key] is not None and not isinstance(data[key], list):
+            errors.append(f"{path}:{lines.get(key, 1)}: {key} must be a list")
+    if "params" in data and data["params"] is not None and not isinstance(data["params"], dict):
+        errors.append(f"{path}:{lines.get('params', 1)}: params must be a mapping")
+
+
+def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
+    where = str(rule.path)
+
+    def err(key: str, message: str) -> None:
+        errors.append(f"{where}:{lines.get(key, 1)}: {message}")
+
+    if not _ID.match(rule.id):
+        err("id", f"id {rule.id!r} must look like M2M101")
+    if not _NAME.match(rule.name):
+        err("name", f"name {rule.name!r} must be kebab-case")
+    expected_file = f"{rule.id}-{rule.name}"
+    if rule.path.stem != expected_file:
+        err("id", f"file must be named {expected_file}.yaml")
+    beyond_five = rule.id.startswith("M2M6") or not rule.id.startswith("M2M")
+    if rule.problem not in PROBLEMS and not (beyond_five and _NAME.match(rule.problem)):
+        err("problem", f"problem must be one of {', '.join(PROBLEMS)}")
+    if rule.severity not in SEVERITIES:
+        err("severity", f"severity must be one of {', '.join(SEVERITIES)}")
+    if rule.confidence not in CONFIDENCES:
+        err("confidence", f"confidence must be one of {', '.join(CONFIDENCES)}")
+    if rule.status not in STATUSES:
+        err("status", f"status must be one of {', '.join(STATUSES)}")
+    for name in rule.requires:
+        if name not in REQUIRABLE:
+            err("requires", f"requires: unknown table {name!r}; one of {', '.join(REQUIRABLE)}")
+    for name, value in rule.params.items():
+        if not isinstance(name, str) or not _PARAM.match(name):
+            err("params", f"param name {name!r} must be snake_case")
+        elif not _param_value_ok(value):
+            err("params", f"param {name} must be a number, text, boolean or list of text")
+    for index, case in enumerate(rule.tests):
+        if not isinstance(case, dict):
+            err("tests", f"tests[{index}] must be a mapping")
+            continue
+        unknown = sorted(set(case) - set(TEST_KEYS))
+        if unknown:
+            err("tests", f"tests[{index}]: unknown key(s) {', '.join(map(str, unknown))}")
+    _check_query(rule, errors)
+
+
+def _param_value_ok(value: Any) -> bool:
+    if isinstance(value, bool | int | float | str):
+        return True
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_query(rule: Rule, errors: list[str]) -> None:
+    where = f"{rule.path}:{rule.query_line}"
+    try:
+        statements = duckdb.extract_statements(rule.query)
+    except duckdb.Error as exc:
+        errors.append(f"{where}: query does not parse: {_one_line(exc)}")
+        return
+    if len(statements) != 1:
+        errors.append(
+            f"{where}: query must be exactly one SELECT (found {len(statements)} statements)"
+        )
+        return
+    if statements[0].type != duckdb.StatementType.SELECT:
+        errors.append(f"{where}: query must be a SELECT, not {statements[0].type.name}")
+        return
+    reader = _FILE_READERS.search(rule.query)
+    if reader:
+        errors.append(
+            f"{where}: query may not read files or the environment "
+            f"({reader.group(1)}); it reads only the canonical tables"
+        )
+
+
+def message_fields(message: str) -> list[str]:
+    return _PLACEHOLDER.findall(message)
+
+
+def render_message(message: str, values: dict[str, Any]) -> str:
+    """Fill `{column}` placeholders; no attribute access or format specs (rules are untrusted)."""
+
+    def fill(match: re.Match[str]) -> str:
+        return _display(values.get(match.group(1)))
+
+    return _PLACEHOLDER.sub(fill, message)
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(_display(v) for v in value) if value else "none"
+    if hasattr(value, "isoformat"):
+        from m2maudit.timeutil import iso
+
+        return str(iso(value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

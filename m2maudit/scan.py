@@ -1,0 +1,133 @@
+"""A scan, as a library call: prepared store + rules + config + clock -> `ScanResult`.
+
+The CLI's `scan` command is this function plus ingest, reporting and the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from m2maudit.config import Config
+from m2maudit.engine import check_rules_against_schema, lock_down, run_rules
+from m2maudit.findings import Finding, ScanResult
+from m2maudit.rules import Rule, load_rules
+from m2maudit.store import Store
+from m2maudit.views import create_views
+
+
+def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
+    """Apply the config's `select` and `ignore` (rule ids, names or problem keys)."""
+
+    def named(rule: Rule, names: list[str]) -> bool:
+        return bool({rule.id, rule.name, rule.problem} & set(names))
+
+    chosen = [r for r in rules if not config.select or named(r, config.select)]
+    return [r for r in chosen if not named(r, config.ignore)]
+
+
+def severity_overrides(rules: list[Rule], config: Config) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for rule in rules:
+        for key in (rule.problem, rule.name, rule.id):  # most specific wins
+            if key in config.severity:
+                overrides[rule.id] = config.severity[key]
+    return overrides
+
+
+def attribution(store: Store) -> dict[str, Any]:
+    """Share of agent actions tied to a human, an agent, a credential and a trace."""
+    row = store.con.execute(
+        """
+        SELECT count(*),
+               count(*) FILTER (WHERE human IS NOT NULL AND actor IS NOT NULL
+                                AND credential IS NOT NULL AND traced),
+               count(*) FILTER (WHERE human IS NOT NULL),
+               count(*) FILTER (WHERE credential IS NOT NULL),
+               count(*) FILTER (WHERE traced)
+        FROM ev WHERE actor_kind = 'agent'
+        """
+    ).fetchone()
+    total, full, human, credential, traced = row if row else (0, 0, 0, 0, 0)
+
+    def share(part: int) -> float | None:
+        return round(part / total, 4) if total else None
+
+    return {
+        "agent_actions": total,
+        "attributed": full,
+        "coverage": share(full),
+        "with_human": share(human),
+        "with_credential": share(credential),
+        "with_trace": share(traced),
+    }
+
+
+def run_scan(
+    store: Store,
+    config: Config,
+    as_of: datetime,
+    rule_dirs: list[Path] | None = None,
+    include_pack: bool = True,
+    inputs: list[dict[str, Any]] | None = None,
+) -> ScanResult:
+    """Validate the rules, build the shared views, lock the store down, run every rule."""
+    rules = select_rules(load_rules(rule_dirs or [], include_pack), config)
+    check_rules_against_schema(rules, config, as_of)
+    create_views(store.con, config)
+    coverage = attribution(store)
+    window = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchone() or (None, None)
+    lock_down(store.con)
+    overrides = severity_overrides(rules, config)
+    outcome = run_rules(store, rules, config, as_of, overrides)
+    return ScanResult(
+        as_of=as_of,
+        findings=outcome.findings,
+        rules=[r.info(overrides.get(r.id)) for r in rules],
+        skipped=outcome.skipped,
+        inputs=inputs or [],
+        window=(window[0], window[1]),
+        attribution=coverage,
+        stats={
+            "events": store.scalar("SELECT count(*) FROM events"),
+            "credentials": store.scalar("SELECT count(*) FROM credentials"),
+            "tokens": store.scalar("SELECT count(*) FROM tokens"),
+            "rejected": store.scalar("SELECT count(*) FROM ingest_errors"),
+        },
+    )
+
+
+def save_findings(store: Store, result: ScanResult) -> None:
+    """Keep the last scan's findings in the store, so a persisted --db answers for it."""
+    store.con.execute("DELETE FROM findings")
+    rows = [_finding_row(f, result.as_of) for f in result.findings]
+    if rows:
+        store.con.executemany(
+            "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def _finding_row(f: Finding, as_of: datetime) -> list[Any]:
+    return [
+        f.id,
+        f.rule_id,
+        f.rule_name,
+        f.problem,
+        f.severity,
+        f.confidence,
+        f.title,
+        f.message,
+        f.principal,
+        f.token_id,
+        f.count,
+        f.first_seen,
+        f.last_seen,
+        json.dumps(f.evidence, sort_keys=True, default=str),
+        json.dumps([loc.to_dict() for loc in f.locations]),
+        f.suppressed,
+        f.baselined,
+        as_of,
+    ]
