@@ -17,10 +17,12 @@ import duckdb
 import typer
 
 from m2maudit import __version__
-from m2maudit.config import load_config
+from m2maudit.cli_rules import rules_app
+from m2maudit.config import CONFIG_FILENAME, load_config, starter_config
 from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
 from m2maudit.errors import AuditError
 from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.scan import run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
 
@@ -160,21 +162,59 @@ def scan(
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="The clock every check uses (ISO 8601, UTC if no offset). Default: now.")
     ] = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", help="Extra rules directory (repeatable), added to the bundled pack.")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", "-f", help="Report format: table or json.")] = "table",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the report to this file instead of stdout.")] = None,
     format_hint: HintOpt = None,
     strict: StrictOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Ingest the inputs and audit them."""
+    """Ingest the inputs, run the rule pack, and report findings."""
+    from m2maudit.basic_report import render_basic
+
     clock: datetime = parse_instant(as_of) if as_of else utc_now()
+    if output_format not in ("table", "json"):
+        raise AuditError(f"--format: unknown format {output_format!r}; use table or json")
+    if output is not None and not output.expanduser().resolve().parent.is_dir():
+        raise AuditError(f"--output: directory {output.parent} does not exist")
+    settings = load_config(config)
     store = Store.open(db, StoreOptions(threads=threads, memory_limit=memory_limit))
     try:
         report = run_ingest(store, paths, inventory, config, format_hint, quiet)
         _check_strict(report, strict)
-        stderr_console().print(f"as of {clock.isoformat()}")
+        result = run_scan(store, settings, clock, list(rules or []),
+                          inputs=[{"file": f.source, "format": f.format, "records": f.loaded}
+                                  for f in report.files])
+        save_findings(store, result)
     finally:
         store.close()
+    text = render_basic(result, output_format)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+@handle_errors
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path(
+        CONFIG_FILENAME),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter `.m2maudit.yaml` with every threshold at its default."""
+    if path.exists() and not force:
+        raise AuditError(f"{path}: already exists (use --force to overwrite)")
+    path.write_text(starter_config(), encoding="utf-8")
+    typer.echo(f"wrote {path}")
+
+
+app.add_typer(rules_app, name="rules")
 
 
 def main() -> None:

@@ -295,3 +295,46 @@ def _expiry(value: Any, where: str) -> date | None:
         except ValueError:
             pass
     raise AuditError(f"{where}: expires: not a date (YYYY-MM-DD): {value!r}")
+
+
+def starter_config() -> str:
+    """The commented `.m2maudit.yaml` that `m2maudit init` writes: every default, explained."""
+    t = Thresholds()
+    return f"""# m2maudit configuration. Every key is optional; unknown keys are an error.
+thresholds:
+  rotation_days: {t.rotation_days}          # static secrets older than this need rotating
+  dormant_days: {t.dormant_days}            # active but unused this long = dormant
+  max_token_lifetime: 1h        # exp - iat above this is too long (90s, 15m, 1h, 2d)
+  max_credential_days: {t.max_credential_days}     # credential validity above this is too long
+  max_scopes: {t.max_scopes}               # more scopes than this on one credential
+  max_chain_depth: {t.max_chain_depth}           # deepest allowed RFC 8693 act chain
+  min_attribution: {t.min_attribution}        # share of agent actions tied to human+agent+credential+trace
+
+# Who is who: regular expressions (full match, case-insensitive) over principal names.
+# agent_patterns: ['agent-.*', '.*-bot']
+# service_patterns: ['svc-.*']
+# human_patterns: ['[^@]+@example\\\\.com']
+# wildcard_scopes: ['\\\\*', '.*:\\\\*']
+# admin_scopes: ['admin', 'root']
+
+# Your access-log field names, if they differ from m2maudit's (dotted paths allowed).
+# mapping:
+#   timestamp: "@timestamp"
+#   principal: client.name
+#   authorization: headers.authorization
+
+# Rule selection: ids, names or problem keys.
+# select: [missing-user-context, broad-scopes]
+# ignore: [M2M203]
+# severity: {{M2M501: high}}
+# params: {{M2M408: {{max_tasks_per_token: 5}}}}
+
+# Accepted risks: kept in reports as suppressed, never silently dropped.
+# suppressions:
+#   - rule: M2M101
+#     principal: agent-nightly-*
+#     reason: batch agent with no requesting user, reviewed
+#     owner: platform-team
+#     ticket: SEC-123
+#     expires: 2027-03-31
+"""

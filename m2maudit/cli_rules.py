@@ -1,0 +1,129 @@
+"""`m2maudit rules list|show|lint|test`: the rule pack, for people who read and write rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from m2maudit.config import load_config
+from m2maudit.engine import check_rules_against_schema
+from m2maudit.errors import AuditError
+from m2maudit.rules import Rule, load_rules
+from m2maudit.ruletest import run_rule_tests
+from m2maudit.timeutil import utc_now
+
+rules_app = typer.Typer(help="List, show, lint and test rules.", no_args_is_help=True)
+
+DirArg = Annotated[Path | None, typer.Argument(
+    help="A rules directory (default: the bundled pack).", show_default=False)]
+RulesOpt = Annotated[list[Path] | None, typer.Option(
+    "--rules", help="Extra rules directory (repeatable), added to the bundled pack.")]
+
+
+def _load(directory: Path | None, extra: list[Path] | None) -> list[Rule]:
+    if directory is not None:
+        return load_rules([directory], include_pack=False)
+    return load_rules(list(extra or []))
+
+
+@rules_app.command("list")
+def list_rules(
+    rules: RulesOpt = None,
+    output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Every rule with its problem, severity and OWASP NHI mapping."""
+    from m2maudit.cli import handle_errors
+
+    @handle_errors
+    def run() -> None:
+        loaded = _load(None, rules)
+        if output_format == "json":
+            rows = [
+                {"id": r.id, "name": r.name, "title": r.title, "problem": r.problem,
+                 "severity": r.severity, "confidence": r.confidence, "owasp_nhi": r.owasp_nhi,
+                 "requires": r.requires, "file": str(r.path)}
+                for r in loaded
+            ]
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        if output_format != "table":
+            raise AuditError(f"--format: unknown format {output_format!r}; use table or json")
+        table = Table(title=f"{len(loaded)} rules", title_justify="left")
+        for column in ("id", "name", "problem", "severity", "owasp"):
+            table.add_column(column, overflow="fold")
+        for r in loaded:
+            table.add_row(r.id, r.name, r.problem, r.severity, ", ".join(r.owasp_nhi))
+        Console().print(table)
+
+    run()
+
+
+@rules_app.command("show")
+def show_rule(
+    rule_id: Annotated[str, typer.Argument(help="Rule id or name, e.g. M2M101.")],
+    rules: RulesOpt = None,
+) -> None:
+    """One rule: its documentation, parameters and SQL."""
+    from m2maudit.cli import handle_errors
+
+    @handle_errors
+    def run() -> None:
+        loaded = _load(None, rules)
+        match = [r for r in loaded if rule_id in (r.id, r.name)]
+        if not match:
+            raise AuditError(f"no rule {rule_id!r}; see `m2maudit rules list`")
+        r = match[0]
+        console = Console()
+        console.print(f"[bold]{r.id} {r.name}[/]: {r.title}")
+        console.print(f"problem: {r.problem}   severity: {r.severity}   "
+                      f"confidence: {r.confidence}   OWASP: {', '.join(r.owasp_nhi) or '-'}")
+        console.print(f"\n{r.description.strip()}\n\n[bold]Remediation[/]: {r.remediation.strip()}")
+        if r.params:
+            console.print("\n[bold]Parameters[/]: " + ", ".join(
+                f"{k} = {v}" for k, v in r.params.items()))
+        for ref in r.references:
+            console.print(f"  {ref}")
+        console.print(Syntax(r.query.strip(), "sql", theme="ansi_dark", word_wrap=True))
+        console.print(f"file: {r.path}")
+
+    run()
+
+
+@rules_app.command("lint")
+def lint_rules(directory: DirArg = None) -> None:
+    """Check every rule file: keys, types, one SELECT, output columns (no data needed)."""
+    from m2maudit.cli import handle_errors
+
+    @handle_errors
+    def run() -> None:
+        loaded = _load(directory, None)
+        check_rules_against_schema(loaded, load_config(None), utc_now())
+        typer.echo(f"{len(loaded)} rules OK")
+
+    run()
+
+
+@rules_app.command("test")
+def test_rules(directory: DirArg = None) -> None:
+    """Run every rule's own test cases (a case that fires and one that must not)."""
+    from m2maudit.cli import EXIT_FINDINGS, handle_errors
+
+    @handle_errors
+    def run() -> None:
+        loaded = _load(directory, None)
+        check_rules_against_schema(loaded, load_config(None), utc_now())
+        results = run_rule_tests(loaded)
+        failed = [r for r in results if not r.passed]
+        for result in failed:
+            typer.echo(f"FAIL {result.rule_id} {result.name}: {result.detail}", err=True)
+        typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+        if failed:
+            raise typer.Exit(EXIT_FINDINGS)
+
+    run()
