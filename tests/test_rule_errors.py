@@ -1,0 +1,105 @@
+"""Bad rule files: each is a clear error naming the file, and no rule runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from m2maudit.cli import app
+from m2maudit.config import Config
+from m2maudit.engine import check_rules_against_schema
+from m2maudit.rules import RuleErrors, load_rules
+from m2maudit.timeutil import parse_instant
+
+GOOD = """\
+id: X100
+name: demo
+title: Demo
+problem: broad-scopes
+severity: low
+confidence: high
+description: d
+remediation: r
+query: |
+  SELECT principal, credential_id AS token_id, 1::BIGINT AS count,
+         NULL::TIMESTAMPTZ AS first_seen, NULL::TIMESTAMPTZ AS last_seen,
+         [{'file': source_file, 'line': source_line}] AS locations
+  FROM cred
+message: "{principal}"
+tests:
+  - name: fires
+    credentials: [{credential_id: k1, principal: p}]
+    expect: [{principal: p, token_id: k1}]
+  - name: quiet
+    expect: []
+"""
+
+
+def write_rule(tmp_path: Path, text: str, name: str = "X100-demo.yaml") -> Path:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def errors_for(directory: Path) -> str:
+    with pytest.raises(RuleErrors) as caught:
+        rules = load_rules([directory], include_pack=False)
+        check_rules_against_schema(rules, Config(), parse_instant("2026-11-28"))
+    return "\n".join(caught.value.errors)
+
+
+def test_good_rule_loads_and_tests_pass(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, GOOD))])
+    assert result.exit_code == 0, result.output
+    assert "2 passed, 0 failed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("id: [unclosed\n", "invalid YAML"),
+        (GOOD.replace("severity: low", "severity: 5"), "severity must be one of"),
+        (GOOD.replace("SELECT principal", "SELEC principal"), "does not parse"),
+        (GOOD.replace("FROM cred", "FROM cred; DROP TABLE events"), "exactly one SELECT"),
+        (GOOD.replace("FROM cred", "FROM read_csv('secrets.csv')"), "may not read files"),
+        (GOOD.replace("FROM cred", "FROM cred, nosuchtable"), "query does not run"),
+        (GOOD.replace("AS locations", "AS places"), "lacks required column(s): locations"),
+        (GOOD + "colour: red\n", "unknown key 'colour'"),
+        (GOOD.replace('message: "{principal}"', 'message: "{nope}"'), "message uses nope"),
+        (GOOD.replace("problem: broad-scopes", "problem: Bad Vibes"), "problem must be one of"),
+    ],
+)
+def test_bad_rule_is_a_clear_error_naming_the_file(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    message = errors_for(write_rule(tmp_path, text))
+    assert "X100-demo.yaml" in message
+    assert expected in message
+
+
+def test_duplicate_ids_and_file_names_are_caught(tmp_path: Path) -> None:
+    write_rule(tmp_path, GOOD)
+    write_rule(tmp_path, GOOD.replace("name: demo", "name: other"), name="X100-other.yaml")
+    write_rule(tmp_path, GOOD.replace("id: X100", "id: X200"), name="X200-misnamed.yaml")
+    message = errors_for(tmp_path)
+    assert "duplicate rule id X100" in message
+    assert "file must be named X200-demo.yaml" in message
+
+
+def test_cli_lint_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = write_rule(tmp_path, GOOD.replace("FROM cred", "FROM cred; DROP TABLE events"))
+    result = CliRunner().invoke(app, ["rules", "lint", str(bad)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "X100-demo.yaml" in result.output
+
+
+def test_scan_refuses_a_bad_custom_rule_before_running_any(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    rules = write_rule(tmp_path / "rules", GOOD.replace("FROM cred", "FROM read_text('/etc/x')"))
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
+    result = CliRunner().invoke(app, ["scan", str(log), "--rules", str(rules), "-q"])
+    assert result.exit_code == 2
+    assert "may not read files" in result.output
