@@ -1,0 +1,353 @@
+"""The gate between a `ScanResult` and its report: filters, suppressions, baseline, exit code.
+
+Everything here runs after the rules and before a reporter. The order the CLI follows:
+
+1. `check_fail_on(fail_on)`, `check_severity(min_severity)`, `check_problems(problems)` and
+   `check_output_path(output)` before the scan, so a bad flag or a missing output directory
+   fails (exit 2) before any work is done;
+2. `load_baseline(path)` (if `--baseline`), also before the scan;
+3. `apply_policy(result, suppressions=..., baseline_ids=..., min_severity=..., problems=...)`
+   after the scan: it filters, marks suppressed and baselined findings in place and returns
+   the warnings to print on stderr (expired suppressions);
+4. render with a reporter, then `write_output(output, text)` (atomic) or stdout;
+5. `write_baseline(path, result)` if `--write-baseline`;
+6. `exit_code(result, fail_on)`: 0 nothing failing, 1 something at or above `fail_on`.
+   Exit 2 is the CLI's answer to any `AuditError`; the format never changes the code.
+
+Suppressed and baselined findings are never dropped: they stay in the result, flagged, and
+every reporter counts them. A finding is either active, suppressed or baselined (suppression
+wins), so the three counts add up to the total. Only `--min-severity` and `--problem`, which
+the user asked for, remove findings from the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from m2maudit import __version__
+from m2maudit.config import PROBLEMS, SEVERITIES, Suppression
+from m2maudit.errors import AuditError
+from m2maudit.findings import SEVERITY_ORDER, Finding, ScanResult
+from m2maudit.timeutil import iso
+
+FAIL_ON_CHOICES = (*SEVERITIES, "never")
+DEFAULT_FAIL_ON = "high"
+EXIT_OK, EXIT_FINDINGS = 0, 1
+
+BASELINE_MARKER = "m2maudit_baseline"
+BASELINE_SCHEMA_VERSION = "1.0"
+
+
+# --- flags -------------------------------------------------------------------------------
+
+
+def check_fail_on(value: str) -> str:
+    """Validate `--fail-on`: a severity or `never`."""
+    if value not in FAIL_ON_CHOICES:
+        raise AuditError(
+            f"--fail-on: unknown value {value!r}; use one of {', '.join(FAIL_ON_CHOICES)}"
+        )
+    return value
+
+
+def check_severity(value: str | None) -> str | None:
+    """Validate `--min-severity` (None means no filter)."""
+    if value is not None and value not in SEVERITIES:
+        raise AuditError(
+            f"--min-severity: unknown severity {value!r}; use one of {', '.join(SEVERITIES)}"
+        )
+    return value
+
+
+def check_problems(values: Iterable[str]) -> list[str]:
+    """Validate the repeatable `--problem KEY`."""
+    problems = list(values)
+    unknown = [value for value in problems if value not in PROBLEMS]
+    if unknown:
+        raise AuditError(
+            f"--problem: unknown problem {unknown[0]!r}; use one of {', '.join(PROBLEMS)}"
+        )
+    return problems
+
+
+# --- filters -----------------------------------------------------------------------------
+
+
+def filter_findings(
+    findings: Sequence[Finding], min_severity: str | None = None, problems: Iterable[str] = ()
+) -> list[Finding]:
+    """Keep the findings at or above `min_severity` and, if given, in one of `problems`."""
+    floor = SEVERITY_ORDER[check_severity(min_severity) or "info"]
+    wanted = set(problems)
+    return [
+        finding
+        for finding in findings
+        if finding.severity_rank >= floor and (not wanted or finding.problem in wanted)
+    ]
+
+
+# --- suppressions --------------------------------------------------------------------------
+
+
+def suppression_label(index: int, entry: Suppression) -> str:
+    """How a warning names a config entry: its index and what it matches."""
+    parts = [
+        f"{key} {value}"
+        for key, value in (
+            ("rule", entry.rule),
+            ("problem", entry.problem),
+            ("principal", entry.principal),
+            ("credential", entry.credential),
+        )
+        if value
+    ]
+    return f"suppressions[{index}] ({', '.join(parts)})"
+
+
+def suppression_matches(entry: Suppression, finding: Finding) -> bool:
+    """Every field the entry names must match; principal and credential are globs.
+
+    `rule` is a glob over the rule id or the rule name (`M2M2*`, `wildcard-scope`); `problem`
+    is a problem key; `credential` matches the finding's `token_id`.
+    """
+    if entry.rule and not (
+        fnmatchcase(finding.rule_id, entry.rule) or fnmatchcase(finding.rule_name, entry.rule)
+    ):
+        return False
+    if entry.problem and finding.problem != entry.problem:
+        return False
+    if entry.principal and not _glob(finding.principal, entry.principal):
+        return False
+    return not (entry.credential and not _glob(finding.token_id, entry.credential))
+
+
+def _glob(value: str | None, pattern: str) -> bool:
+    return value is not None and fnmatchcase(value, pattern)
+
+
+def is_expired(entry: Suppression, as_of: datetime | date) -> bool:
+    """An entry is valid through its `expires` day and stops the day after."""
+    today = as_of.date() if isinstance(as_of, datetime) else as_of
+    return entry.expires is not None and entry.expires < today
+
+
+def suppression_record(entry: Suppression) -> dict[str, Any]:
+    """What a suppressed finding carries in `Finding.suppression` (and JSON, SARIF, CSV)."""
+    record: dict[str, Any] = {"reason": entry.reason}
+    for key in ("rule", "problem", "principal", "credential", "owner", "ticket"):
+        value = getattr(entry, key)
+        if value is not None:
+            record[key] = value
+    if entry.expires is not None:
+        record["expires"] = entry.expires.isoformat()
+    return record
+
+
+def apply_suppressions(
+    findings: Sequence[Finding], suppressions: Sequence[Suppression], as_of: datetime
+) -> list[str]:
+    """Mark matching findings suppressed (the first matching entry wins); return warnings.
+
+    An expired entry suppresses nothing and yields one warning naming it and the findings it
+    no longer hides, so an accepted risk cannot quietly outlive its review date.
+    """
+    warnings: list[str] = []
+    live: list[Suppression] = []
+    for index, entry in enumerate(suppressions):
+        if not is_expired(entry, as_of):
+            live.append(entry)
+            continue
+        matched = sum(1 for finding in findings if suppression_matches(entry, finding))
+        assert entry.expires is not None
+        warnings.append(
+            f"{suppression_label(index, entry)} expired on {entry.expires.isoformat()} and "
+            f"no longer suppresses anything ({matched} matching finding"
+            f"{'' if matched == 1 else 's'})"
+        )
+    for finding in findings:
+        match = next((item for item in live if suppression_matches(item, finding)), None)
+        finding.suppressed = match is not None
+        finding.suppression = suppression_record(match) if match is not None else None
+    return warnings
+
+
+# --- baseline --------------------------------------------------------------------------------
+
+
+def baseline_document(result: ScanResult) -> dict[str, Any]:
+    """The baseline file: our marker, a version, and the id of every unsuppressed finding.
+
+    Suppressed findings stay out, so a suppression that expires still fails the build instead
+    of hiding behind the baseline. The rule, principal and credential sit beside each id only
+    to make the file reviewable; matching uses the id alone.
+    """
+    entries = sorted(
+        (
+            {"id": f.id, "rule_id": f.rule_id, "principal": f.principal, "token_id": f.token_id}
+            for f in result.findings
+            if not f.suppressed
+        ),
+        key=lambda item: str(item["id"]),
+    )
+    unique = list({str(item["id"]): item for item in entries}.values())
+    return {
+        BASELINE_MARKER: True,
+        "schema_version": BASELINE_SCHEMA_VERSION,
+        "tool": {"name": "m2maudit", "version": __version__},
+        "as_of": iso(result.as_of),
+        "findings": unique,
+    }
+
+
+def write_baseline(path: str | Path, result: ScanResult) -> int:
+    """Write the baseline atomically; return how many ids it holds."""
+    document = baseline_document(result)
+    write_output(
+        path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", label="--write-baseline"
+    )
+    return len(document["findings"])
+
+
+def load_baseline(path: str | Path) -> set[str]:
+    """Read a baseline written by `write_baseline`; anything else is an `AuditError`."""
+    where = f"--baseline {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AuditError(f"{where}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(f"{where}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        raise AuditError(f"{where}: not an m2maudit baseline (not JSON)") from None
+    if not isinstance(document, dict) or document.get(BASELINE_MARKER) is not True:
+        raise AuditError(
+            f"{where}: not an m2maudit baseline (no '{BASELINE_MARKER}' marker; "
+            "create one with --write-baseline)"
+        )
+    version = str(document.get("schema_version", ""))
+    if version.split(".")[0] != BASELINE_SCHEMA_VERSION.split(".")[0]:
+        raise AuditError(f"{where}: unsupported baseline schema_version {version!r}")
+    entries = document.get("findings")
+    if not isinstance(entries, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("id"), str) for item in entries
+    ):
+        raise AuditError(f"{where}: not an m2maudit baseline (bad 'findings' list)")
+    return {item["id"] for item in entries}
+
+
+def apply_baseline(findings: Sequence[Finding], ids: set[str]) -> int:
+    """Mark unsuppressed findings whose id is in the baseline; return how many."""
+    marked = 0
+    for finding in findings:
+        finding.baselined = not finding.suppressed and finding.id in ids
+        marked += finding.baselined
+    return marked
+
+
+# --- the whole gate ------------------------------------------------------------------------
+
+
+def apply_policy(
+    result: ScanResult,
+    *,
+    suppressions: Sequence[Suppression] = (),
+    baseline_ids: set[str] | None = None,
+    min_severity: str | None = None,
+    problems: Iterable[str] = (),
+) -> list[str]:
+    """Filter, suppress and baseline `result` in place, in that order; return warnings.
+
+    The filters and the baseline are recorded in `result.stats["policy"]` so reports can say
+    what was applied.
+    """
+    wanted = check_problems(problems)
+    kept = filter_findings(result.findings, min_severity, wanted)
+    filtered_out = len(result.findings) - len(kept)
+    result.findings = sorted(kept, key=Finding.sort_key)
+    warnings = apply_suppressions(result.findings, suppressions, result.as_of)
+    if baseline_ids is not None:
+        apply_baseline(result.findings, baseline_ids)
+    result.stats["policy"] = {
+        "min_severity": min_severity,
+        "problems": sorted(wanted),
+        "filtered_out": filtered_out,
+        "baseline": baseline_ids is not None,
+    }
+    return warnings
+
+
+# --- exit code ---------------------------------------------------------------------------------
+
+
+def failing(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
+    """Active findings at or above `fail_on` (none when `fail_on` is `never`)."""
+    if check_fail_on(fail_on) == "never":
+        return []
+    floor = SEVERITY_ORDER[fail_on]
+    return [
+        finding
+        for finding in findings
+        if not finding.suppressed and not finding.baselined and finding.severity_rank >= floor
+    ]
+
+
+def exit_code(result: ScanResult, fail_on: str = DEFAULT_FAIL_ON) -> int:
+    """0 when nothing active is at or above `fail_on`, else 1."""
+    return EXIT_FINDINGS if failing(result.findings, fail_on) else EXIT_OK
+
+
+# --- output files ------------------------------------------------------------------------------
+
+
+def check_output_path(path: str | Path, label: str = "--output") -> Path:
+    """Fail early (before the scan) if a report or baseline could not be written there."""
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        raise AuditError(f"{label} {path}: is a directory")
+    if not parent.is_dir():
+        raise AuditError(f"{label} {path}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise AuditError(f"{label} {path}: directory {str(parent)!r} is not writable")
+    return target
+
+
+def write_output(path: str | Path, text: str, label: str = "--output") -> None:
+    """Write `text` as UTF-8 via a temporary file and a rename: all of it or nothing.
+
+    Bytes are written as given (no newline translation), so every platform produces the same
+    file. The file gets the usual permissions (0666 less the umask), not the temp file's 0600.
+    """
+    target = check_output_path(path, label)
+    try:
+        handle, temp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise AuditError(f"{label} {path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(text.encode("utf-8"))
+        os.chmod(temp_name, 0o666 & ~_umask())
+        os.replace(temp_name, target)
+    except OSError as exc:
+        Path(temp_name).unlink(missing_ok=True)
+        raise AuditError(f"{label} {path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

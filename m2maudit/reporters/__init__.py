@@ -1,0 +1,48 @@
+"""Output formats: the one registry `--format` chooses from.
+
+    from m2maudit.reporters import get_reporter, ReportOptions
+    reporter = get_reporter("sarif")              # AuditError for an unknown name
+    text = reporter.render(result, ReportOptions.for_stream(None, fail_on="high"))
+
+`ReportOptions.for_stream(sys.stdout, verbose=..., quiet=..., fail_on=...)` styles the table
+for a terminal; `for_stream(None, ...)` gives the plain, 80-column text used for `--output`.
+Every format is deterministic: the same result and options give the same bytes.
+"""
+
+from __future__ import annotations
+
+from m2maudit.errors import AuditError
+from m2maudit.reporters.base import Reporter, ReportOptions
+from m2maudit.reporters.csv_report import CsvReporter
+from m2maudit.reporters.json_report import JsonReporter
+from m2maudit.reporters.junit import JunitReporter
+from m2maudit.reporters.markdown import MarkdownReporter
+from m2maudit.reporters.sarif import SarifReporter
+from m2maudit.reporters.table import TableReporter
+
+DEFAULT_FORMAT = "table"
+
+REPORTERS: dict[str, Reporter] = {
+    reporter.name: reporter
+    for reporter in (
+        TableReporter(),
+        JsonReporter(),
+        CsvReporter(),
+        SarifReporter(),
+        JunitReporter(),
+        MarkdownReporter(),
+    )
+}
+
+
+def get_reporter(name: str) -> Reporter:
+    """The reporter registered as `name`; an unknown name is one clear error line."""
+    try:
+        return REPORTERS[name]
+    except KeyError:
+        raise AuditError(
+            f"--format: unknown format {name!r}; known formats: {', '.join(REPORTERS)}"
+        ) from None
+
+
+__all__ = ["DEFAULT_FORMAT", "REPORTERS", "ReportOptions", "Reporter", "get_reporter"]

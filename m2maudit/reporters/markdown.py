@@ -1,0 +1,178 @@
+"""`--format markdown`: a summary and a findings table fit for a pull-request comment.
+
+Text from logs is hostile in a comment: principals, credentials and rule-controlled values go
+into code spans (no `@mention`, no links, no HTML), and everything else is escaped so a `|`,
+`<`, `*` or newline cannot break the table or inject markup. The table lists active findings
+first (at most `MAX_ROWS`, so the comment stays under size limits), then suppressed and
+baselined ones in a collapsed section.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from m2maudit.findings import Finding, ScanResult
+from m2maudit.reporters.base import Reporter, ReportOptions
+from m2maudit.reporters.serialize import input_label
+from m2maudit.reporters.summary import (
+    Summary,
+    ordered_findings,
+    percent,
+    problem_title,
+    status,
+    summarize,
+    summary_line,
+)
+from m2maudit.timeutil import iso
+
+MAX_ROWS = 100
+MAX_CELL = 300
+_ESCAPE = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def text(value: object, limit: int = MAX_CELL) -> str:
+    """Escape text for a Markdown table cell: one line, no markup, no HTML."""
+    raw = " ".join(str(value).split())
+    if len(raw) > limit:
+        raw = raw[: limit - 1] + "…"
+    escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = _ESCAPE.sub(r"\\\1", escaped)
+    return escaped.replace("@", "&#64;")
+
+
+def code(value: object | None, limit: int = 80) -> str:
+    """A code span for identifiers (principal, credential, rule id); `-` when absent."""
+    if value is None or value == "":
+        return "-"
+    raw = " ".join(str(value).split())
+    if len(raw) > limit:
+        raw = raw[: limit - 1] + "…"
+    raw = raw.replace("|", "\\|")
+    fence = "``" if "`" in raw else "`"
+    return f"{fence} {raw} {fence}" if fence == "``" else f"`{raw}`"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _summary_tables(summary: Summary) -> list[str]:
+    severity_rows = [
+        [severity, str(c.active), str(c.suppressed), str(c.baselined)]
+        for severity, c in summary.by_severity.items()
+        if c.total
+    ]
+    problem_rows = [
+        [
+            text(problem_title(problem)),
+            code(problem),
+            str(c.active),
+            str(c.suppressed),
+            str(c.baselined),
+        ]
+        for problem, c in summary.by_problem.items()
+        if c.total
+    ]
+    lines: list[str] = []
+    if severity_rows:
+        lines += _table(("Severity", "Active", "Suppressed", "Baselined"), severity_rows)
+        lines.append("")
+    if problem_rows:
+        lines += _table(("Problem", "Key", "Active", "Suppressed", "Baselined"), problem_rows)
+        lines.append("")
+    if summary.attribution:
+        actions = "?" if summary.agent_actions is None else str(summary.agent_actions)
+        lines += [
+            f"Attribution of {actions} agent actions: "
+            + ", ".join(f"{part.label} {percent(part.share)}" for part in summary.attribution),
+            "",
+        ]
+    return lines
+
+
+def _finding_rows(findings: Sequence[Finding]) -> list[list[str]]:
+    return [
+        [
+            finding.severity,
+            code(finding.rule_id),
+            code(finding.principal),
+            code(finding.token_id),
+            text(finding.message or finding.title),
+            text(finding.remediation, 200),
+        ]
+        for finding in findings
+    ]
+
+
+def _quiet_rows(findings: Sequence[Finding]) -> list[list[str]]:
+    """Suppressed and baselined findings: the reason they do not fail instead of the fix."""
+    return [
+        [
+            status(finding),
+            finding.severity,
+            code(finding.rule_id),
+            code(finding.principal),
+            code(finding.token_id),
+            text(finding.message or finding.title),
+            text((finding.suppression or {}).get("reason", "in the baseline"), 200),
+        ]
+        for finding in findings
+    ]
+
+
+class MarkdownReporter(Reporter):
+    name = "markdown"
+    extension = "md"
+    media_type = "text/markdown"
+    description = "summary and findings table for a pull-request comment"
+
+    def render(self, result: ScanResult, options: ReportOptions) -> str:
+        summary = summarize(result, options.fail_on)
+        findings = ordered_findings(result)
+        active = [finding for finding in findings if status(finding) == "active"]
+        quiet = [finding for finding in findings if status(finding) != "active"]
+        verdict = "❌" if summary.failing else "✅"
+        start, end = result.window
+        lines = [
+            f"## {verdict} m2maudit: {text(summary_line(result, options.fail_on), 500)}",
+            "",
+            f"As of {code(iso(result.as_of))}; window {code(iso(start))} to {code(iso(end))}; "
+            f"{len(result.inputs)} input(s): "
+            + (", ".join(code(input_label(item)) for item in result.inputs[:10]) or "-")
+            + (" …" if len(result.inputs) > 10 else ""),
+            "",
+        ]
+        lines += _summary_tables(summary)
+        if result.skipped:
+            lines += [
+                "Skipped rules: "
+                + ", ".join(
+                    f"{code(item.rule_id)} ({text(item.reason, 120)})"
+                    for item in sorted(result.skipped, key=lambda item: item.rule_id)
+                ),
+                "",
+            ]
+        header = ("Severity", "Rule", "Principal", "Credential", "Finding", "Remediation")
+        if active:
+            lines += ["### Findings", ""]
+            lines += _table(header, _finding_rows(active[:MAX_ROWS]))
+            if len(active) > MAX_ROWS:
+                lines += [
+                    "",
+                    f"… and {len(active) - MAX_ROWS} more active findings "
+                    "(see the JSON or SARIF report).",
+                ]
+            lines.append("")
+        if quiet:
+            lines += [
+                f"<details><summary>Suppressed and baselined findings ({len(quiet)})</summary>",
+                "",
+            ]
+            lines += _table(("Status", *header[:-1], "Reason"), _quiet_rows(quiet[:MAX_ROWS]))
+            if len(quiet) > MAX_ROWS:
+                lines += ["", f"… and {len(quiet) - MAX_ROWS} more."]
+            lines += ["", "</details>", ""]
+        return "\n".join(lines).rstrip("\n") + "\n"

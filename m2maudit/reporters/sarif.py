@@ -1,0 +1,247 @@
+"""`--format sarif`: SARIF 2.1.0 for code-scanning dashboards (GitHub, GitLab, Azure DevOps).
+
+Mapping (also in docs/output.md):
+- one `reportingDescriptor` per rule of the run (sorted by id): `shortDescription` = title,
+  `fullDescription` = description, `help` = description + remediation (text and Markdown),
+  `helpUri` = first reference, `properties.security-severity` from the severity
+  (critical 9.5, high 8.0, medium 5.5, low 3.0, info 0.0), `properties.tags` with the problem
+  and the OWASP NHI ids;
+- one `result` per finding: `ruleId`/`ruleIndex`, `level` (critical/high → error,
+  medium → warning, low/info → note), `message`, `partialFingerprints["m2maudit/v1"]` = the
+  stable finding id, a location at the first input file and line of the evidence (the rest in
+  `relatedLocations`) and the principal and credential as `logicalLocations`;
+- suppressed findings carry `suppressions: [{"kind": "external", "status": "accepted",
+  "justification": reason}]`; when a baseline was applied, `baselineState` is `unchanged`
+  for baselined findings and `new` for the others;
+- skipped rules become `toolExecutionNotifications` of the invocation.
+
+A finding without file locations is still valid SARIF (only logical locations, or none).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+from urllib.parse import quote
+
+from m2maudit.findings import Finding, Location, RuleInfo, ScanResult
+from m2maudit.reporters.base import Reporter, ReportOptions
+from m2maudit.reporters.serialize import finding_dict, jsonable, window_dict
+from m2maudit.reporters.summary import ordered_findings, summarize
+from m2maudit.timeutil import iso
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+FINGERPRINT_KEY = "m2maudit/v1"
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "0.0"}
+LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+PRECISION = {"high": "high", "medium": "medium", "low": "low", "very-high": "very-high"}
+MAX_RELATED_LOCATIONS = 50
+_NO_FILE = {"", "-", "<stdin>"}
+
+
+def artifact_uri(path: str) -> str:
+    """A URI reference for a path as the user gave it: relative stays relative."""
+    if PureWindowsPath(path).drive:
+        return "file:///" + quote(PureWindowsPath(path).as_posix(), safe="/:")
+    posix = path.replace("\\", "/")
+    if PurePosixPath(posix).is_absolute():
+        return "file://" + quote(posix, safe="/")
+    return quote(posix, safe="/")
+
+
+def physical_location(location: Location) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(location.file)}}
+    if location.line >= 1:
+        physical["region"] = {"startLine": location.line}
+    return physical
+
+
+def logical_locations(finding: Finding) -> list[dict[str, Any]]:
+    items = []
+    if finding.principal:
+        items.append(
+            {
+                "name": finding.principal,
+                "fullyQualifiedName": f"principal/{finding.principal}",
+                "kind": "principal",
+            }
+        )
+    if finding.token_id:
+        items.append(
+            {
+                "name": finding.token_id,
+                "fullyQualifiedName": f"credential/{finding.token_id}",
+                "kind": "credential",
+            }
+        )
+    return items
+
+
+def _file_locations(finding: Finding) -> list[Location]:
+    return [location for location in finding.locations if location.file not in _NO_FILE]
+
+
+def result_locations(finding: Finding) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The primary location (file, line, principal) and the remaining evidence lines."""
+    files = _file_locations(finding)
+    logical = logical_locations(finding)
+    primary: dict[str, Any] = {}
+    if files:
+        primary["physicalLocation"] = physical_location(files[0])
+    if logical:
+        primary["logicalLocations"] = logical
+    related = [
+        {"id": index, "physicalLocation": physical_location(location)}
+        for index, location in enumerate(files[1 : MAX_RELATED_LOCATIONS + 1], start=1)
+    ]
+    return ([primary] if primary else []), related
+
+
+def rule_descriptor(rule: RuleInfo) -> dict[str, Any]:
+    help_text = f"{rule.description}\n\nRemediation: {rule.remediation}"
+    help_markdown = f"{rule.description}\n\n**Remediation:** {rule.remediation}"
+    if rule.references:
+        help_markdown += "\n\n**References:**\n" + "\n".join(f"- {ref}" for ref in rule.references)
+    properties: dict[str, Any] = {
+        "security-severity": SECURITY_SEVERITY.get(rule.severity, "0.0"),
+        "problem": rule.problem,
+        "severity": rule.severity,
+        "confidence": rule.confidence,
+        "tags": list(dict.fromkeys(["security", rule.problem, *rule.owasp_nhi])),
+    }
+    if rule.confidence in PRECISION:
+        properties["precision"] = PRECISION[rule.confidence]
+    descriptor: dict[str, Any] = {
+        "id": rule.id,
+        "name": rule.name,
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rule.description or rule.title},
+        "help": {"text": help_text, "markdown": help_markdown},
+        "defaultConfiguration": {"level": LEVEL.get(rule.severity, "warning")},
+        "properties": properties,
+    }
+    if rule.references:
+        descriptor["helpUri"] = rule.references[0]
+    return descriptor
+
+
+def rules_of(result: ScanResult) -> list[RuleInfo]:
+    """The run's rules, plus a stand-in for any rule a finding names but the run does not."""
+    rules = {rule.id: rule for rule in result.rules}
+    for finding in result.findings:
+        if finding.rule_id not in rules:
+            rules[finding.rule_id] = RuleInfo(
+                id=finding.rule_id,
+                name=finding.rule_name,
+                title=finding.title,
+                problem=finding.problem,
+                severity=finding.severity,
+                confidence=finding.confidence,
+                description=finding.title,
+                remediation=finding.remediation,
+                references=finding.references,
+                owasp_nhi=finding.owasp_nhi,
+            )
+    return [rules[key] for key in sorted(rules)]
+
+
+def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> dict[str, Any]:
+    locations, related = result_locations(finding)
+    data = finding_dict(finding)
+    item: dict[str, Any] = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": rule_index,
+        "level": LEVEL.get(finding.severity, "warning"),
+        "message": {"text": finding.message or finding.title},
+        "partialFingerprints": {FINGERPRINT_KEY: finding.id},
+    }
+    if locations:
+        item["locations"] = locations
+    if related:
+        item["relatedLocations"] = related
+    if finding.suppressed:
+        reason = (finding.suppression or {}).get("reason", "")
+        item["suppressions"] = [
+            {"kind": "external", "status": "accepted", "justification": str(reason)}
+        ]
+    if baseline_applied:
+        item["baselineState"] = "unchanged" if finding.baselined else "new"
+    if finding.count > 0:
+        item["occurrenceCount"] = finding.count
+    item["properties"] = {
+        key: data[key]
+        for key in (
+            "id",
+            "problem",
+            "severity",
+            "confidence",
+            "principal",
+            "token_id",
+            "count",
+            "first_seen",
+            "last_seen",
+            "evidence",
+            "remediation",
+            "owasp_nhi",
+            "baselined",
+        )
+    }
+    return item
+
+
+class SarifReporter(Reporter):
+    name = "sarif"
+    extension = "sarif"
+    media_type = "application/sarif+json"
+    description = "SARIF 2.1.0 for code-scanning dashboards"
+
+    def render(self, result: ScanResult, options: ReportOptions) -> str:
+        rules = rules_of(result)
+        index = {rule.id: position for position, rule in enumerate(rules)}
+        policy = result.stats.get("policy") or {}
+        baseline_applied = bool(policy.get("baseline")) or any(
+            finding.baselined for finding in result.findings
+        )
+        summary = summarize(result, options.fail_on)
+        run: dict[str, Any] = {
+            "tool": {
+                "driver": {
+                    "name": "m2maudit",
+                    "version": options.tool_version,
+                    "semanticVersion": options.tool_version,
+                    "rules": [rule_descriptor(rule) for rule in rules],
+                }
+            },
+            "invocations": [
+                {
+                    "executionSuccessful": True,
+                    "toolExecutionNotifications": [
+                        {
+                            "level": "note",
+                            "message": {"text": f"rule skipped: {item.reason}"},
+                            "associatedRule": {"id": item.rule_id},
+                        }
+                        for item in sorted(result.skipped, key=lambda item: item.rule_id)
+                    ],
+                }
+            ],
+            "columnKind": "unicodeCodePoints",
+            "results": [
+                sarif_result(finding, index[finding.rule_id], baseline_applied)
+                for finding in ordered_findings(result)
+            ],
+            "properties": {
+                "as_of": iso(result.as_of),
+                "window": window_dict(result),
+                "inputs": jsonable(result.inputs),
+                "summary": {
+                    **summary.counts.to_dict(),
+                    "failing": summary.failing,
+                    "fail_on": options.fail_on,
+                },
+            },
+        }
+        document = {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,93 @@
+"""Plain JSON values from findings and results, shared by the json, sarif, csv and junit formats.
+
+Conversions are total and deterministic: datetimes become ISO 8601 UTC with `Z`, sets become
+sorted lists, tuples lists, and anything unknown its `str`, so a rule's evidence can never make
+a report crash or change order between runs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from m2maudit.findings import Finding, ScanResult
+from m2maudit.timeutil import iso
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides that can
+# make text read differently from what it is ("Trojan Source").
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(value: object) -> str:
+    """Text safe for a terminal or a page: escape sequences and overrides become U+FFFD.
+
+    Log fields are attacker-controlled; an ESC in a principal name must not reach a terminal.
+    """
+    return _UNSAFE.sub("\ufffd", str(value))
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy of `value`."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted((jsonable(item) for item in value), key=_sort_text)
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return str(value)
+
+
+def _sort_text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """Every field of a finding (design §6) plus its suppression and baseline state."""
+    return {
+        "id": finding.id,
+        "rule_id": finding.rule_id,
+        "rule_name": finding.rule_name,
+        "problem": finding.problem,
+        "severity": finding.severity,
+        "confidence": finding.confidence,
+        "title": finding.title,
+        "message": finding.message,
+        "principal": finding.principal,
+        "token_id": finding.token_id,
+        "count": finding.count,
+        "first_seen": iso(finding.first_seen),
+        "last_seen": iso(finding.last_seen),
+        "evidence": jsonable(finding.evidence),
+        "locations": [location.to_dict() for location in finding.locations],
+        "remediation": finding.remediation,
+        "references": list(finding.references),
+        "owasp_nhi": list(finding.owasp_nhi),
+        "suppressed": finding.suppressed,
+        "suppression": jsonable(finding.suppression),
+        "baselined": finding.baselined,
+    }
+
+
+def window_dict(result: ScanResult) -> dict[str, str | None]:
+    start, end = result.window
+    return {"start": iso(start), "end": iso(end)}
+
+
+def input_label(item: dict[str, Any]) -> str:
+    """The name an input is shown under: its path as given."""
+    for key in ("source", "file", "path", "display"):
+        if item.get(key):
+            return str(item[key])
+    return "?"

@@ -1,0 +1,213 @@
+"""What every report counts, computed once so the formats never disagree.
+
+Counts come in four kinds: `total` (every finding in the report), `active` (neither suppressed
+nor baselined), `suppressed` and `baselined`; active + suppressed + baselined = total. `failing`
+is the active findings at or above `--fail-on`, the ones that make the exit code 1.
+
+`ScanResult.attribution` is read as counts over agent actions:
+`{"agent_actions": N, "human": n, "agent": n, "credential": n, "trace": n, "all": n}` where each
+`n` is the number of agent actions tied to that party (`all`: to all four). A float between 0
+and 1 is read as a share instead. Missing keys are shown as not measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from m2maudit.config import PROBLEMS, SEVERITIES
+from m2maudit.findings import SEVERITY_ORDER, Finding, ScanResult
+from m2maudit.policy import failing
+
+SEVERITIES_DESC = tuple(reversed(SEVERITIES))
+PROBLEM_TITLES = {
+    "missing-user-context": "Missing user context",
+    "broad-scopes": "Broad scopes",
+    "stale-rotation": "Stale rotation",
+    "long-lifetime": "Long lifetime",
+    "untraceable-action": "Untraceable actions",
+}
+ATTRIBUTION_PARTS = (
+    ("human", "human"),
+    ("agent", "agent"),
+    ("credential", "credential"),
+    ("trace", "trace"),
+    ("all", "all four"),
+)
+# How much one active finding adds to the risk of its principal or credential.
+SEVERITY_WEIGHT = {"critical": 10, "high": 6, "medium": 3, "low": 1, "info": 0}
+RISK_LIMIT = 5
+
+
+@dataclass
+class Counts:
+    total: int = 0
+    active: int = 0
+    suppressed: int = 0
+    baselined: int = 0
+
+    def add(self, finding: Finding) -> None:
+        self.total += 1
+        if finding.suppressed:
+            self.suppressed += 1
+        elif finding.baselined:
+            self.baselined += 1
+        else:
+            self.active += 1
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "active": self.active,
+            "suppressed": self.suppressed,
+            "baselined": self.baselined,
+        }
+
+
+@dataclass(frozen=True)
+class AttributionPart:
+    key: str
+    label: str
+    count: int | None
+    share: float | None
+
+
+@dataclass(frozen=True)
+class RiskRow:
+    """One principal or credential and the weight of its active findings."""
+
+    name: str
+    score: int
+    findings: int
+    worst: str
+    problems: tuple[str, ...]
+
+
+@dataclass
+class Summary:
+    fail_on: str
+    counts: Counts = field(default_factory=Counts)
+    failing: int = 0
+    by_severity: dict[str, Counts] = field(default_factory=dict)
+    by_problem: dict[str, Counts] = field(default_factory=dict)
+    agent_actions: int | None = None
+    attribution: list[AttributionPart] = field(default_factory=list)
+
+
+def problem_order(problem: str) -> tuple[int, str]:
+    """The five problems in design order, then any other key alphabetically."""
+    return (PROBLEMS.index(problem) if problem in PROBLEMS else len(PROBLEMS), problem)
+
+
+def problem_title(problem: str) -> str:
+    return PROBLEM_TITLES.get(problem, problem.replace("-", " ").capitalize())
+
+
+def ordered_findings(result: ScanResult) -> list[Finding]:
+    """The one finding order every format uses: `Finding.sort_key`."""
+    return sorted(result.findings, key=Finding.sort_key)
+
+
+def status(finding: Finding) -> str:
+    """`suppressed`, `baselined` or `active`."""
+    if finding.suppressed:
+        return "suppressed"
+    return "baselined" if finding.baselined else "active"
+
+
+def summarize(result: ScanResult, fail_on: str) -> Summary:
+    summary = Summary(fail_on=fail_on)
+    summary.by_severity = {severity: Counts() for severity in SEVERITIES_DESC}
+    summary.by_problem = {problem: Counts() for problem in PROBLEMS}
+    for finding in result.findings:
+        summary.counts.add(finding)
+        summary.by_severity.setdefault(finding.severity, Counts()).add(finding)
+        summary.by_problem.setdefault(finding.problem, Counts()).add(finding)
+    summary.by_problem = dict(
+        sorted(summary.by_problem.items(), key=lambda item: problem_order(item[0]))
+    )
+    summary.failing = len(failing(result.findings, fail_on))
+    summary.agent_actions, summary.attribution = _attribution(result.attribution)
+    return summary
+
+
+def _attribution(raw: dict[str, Any]) -> tuple[int | None, list[AttributionPart]]:
+    if not raw:
+        return None, []
+    total = raw.get("agent_actions")
+    actions = total if isinstance(total, int) and not isinstance(total, bool) else None
+    parts = []
+    for key, label in ATTRIBUTION_PARTS:
+        value = raw.get(key)
+        count: int | None = None
+        share: float | None = None
+        if isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            count = value
+            share = round(value / actions, 4) if actions else None
+        elif isinstance(value, float):
+            share = round(value, 4)
+        parts.append(AttributionPart(key, label, count, share))
+    return actions, parts
+
+
+def attribution_dict(summary: Summary, raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON form: agent actions, then `{count, share}` per party, then any other keys."""
+    if not raw:
+        return None
+    document: dict[str, Any] = {"agent_actions": summary.agent_actions}
+    for part in summary.attribution:
+        document[part.key] = {"count": part.count, "share": part.share}
+    known = {"agent_actions", *(key for key, _ in ATTRIBUTION_PARTS)}
+    for key in sorted(set(raw) - known):
+        document[key] = raw[key]
+    return document
+
+
+def percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.1f}%"
+
+
+def riskiest(
+    findings: Iterable[Finding], key: Callable[[Finding], str | None], limit: int = RISK_LIMIT
+) -> list[RiskRow]:
+    """Rank by the summed weight of active findings, then worst severity, count and name."""
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        name = key(finding)
+        if name and not finding.suppressed and not finding.baselined:
+            groups.setdefault(name, []).append(finding)
+    rows = [_risk_row(name, items) for name, items in groups.items()]
+    rows.sort(key=lambda row: (-row.score, -SEVERITY_ORDER[row.worst], -row.findings, row.name))
+    return rows[:limit]
+
+
+def _risk_row(name: str, items: Sequence[Finding]) -> RiskRow:
+    worst = max(items, key=lambda item: item.severity_rank).severity
+    problems = tuple(sorted({item.problem for item in items}, key=problem_order))
+    score = sum(SEVERITY_WEIGHT.get(item.severity, 0) for item in items)
+    return RiskRow(name, score, len(items), worst, problems)
+
+
+def summary_line(result: ScanResult, fail_on: str) -> str:
+    """One line for `--quiet` and for stderr, e.g.
+
+    `5 findings (3 active: 1 critical, 2 high; 1 suppressed, 1 baselined); 3 failing
+    (--fail-on high)`.
+    """
+    summary = summarize(result, fail_on)
+    counts = summary.counts
+    gate = f"{summary.failing} failing (--fail-on {fail_on})"
+    if counts.total == 0:
+        return f"no findings; {gate}"
+    severities = ", ".join(
+        f"{c.active} {severity}" for severity, c in summary.by_severity.items() if c.active
+    )
+    active = f"{counts.active} active" + (f": {severities}" if severities else "")
+    noun = "finding" if counts.total == 1 else "findings"
+    return (
+        f"{counts.total} {noun} ({active}; {counts.suppressed} suppressed, "
+        f"{counts.baselined} baselined); {gate}"
+    )

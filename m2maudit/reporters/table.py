@@ -1,0 +1,392 @@
+"""`--format table`: the terminal report, the default.
+
+Layout, top to bottom: a header (tool, as-of, window, inputs); a summary panel (findings by
+severity and by problem, attribution coverage, suppressed / baselined / failing counts, skipped
+rules); the riskiest principals and credentials; then the findings grouped by problem, each
+with its message, the evidence that matters and the remediation; the summary line last.
+
+- `verbose` adds rule ids, finding ids, locations, every evidence entry and the suppressed and
+  baselined findings one line each (otherwise only counted per problem);
+- `quiet` prints the summary line only, unwrapped (one line to grep);
+- `ansi` / `color` (see `ReportOptions.for_stream`) decide escape codes: a pipe or a file gets
+  plain text, `NO_COLOR` keeps bold but drops colours. Rendering goes to a string through a
+  rich `Console` of a fixed width, so lines never exceed `width` (80 by default) and the text
+  does not depend on the environment.
+
+Evidence: entries are shown as `label: value`; the keys in `EVIDENCE_LABELS` come first in that
+order (so `keep_scopes`, the minimal scope set for unused scopes, leads), then the rule's own
+keys in its order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from m2maudit.findings import Finding, ScanResult
+from m2maudit.reporters.base import Reporter, ReportOptions
+from m2maudit.reporters.serialize import clean_text, input_label, jsonable
+from m2maudit.reporters.summary import (
+    RiskRow,
+    Summary,
+    ordered_findings,
+    percent,
+    problem_order,
+    problem_title,
+    riskiest,
+    status,
+    summarize,
+    summary_line,
+)
+from m2maudit.timeutil import iso
+
+SEVERITY_STYLE = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+EVIDENCE_LABELS = {
+    "keep_scopes": "scopes to keep",
+    "minimal_scopes": "scopes to keep",
+    "unused_scopes": "unused scopes",
+    "used_scopes": "used scopes",
+    "granted_scopes": "granted scopes",
+}
+EVIDENCE_LIMIT, EVIDENCE_LIMIT_VERBOSE = 6, 100
+LIST_LIMIT, LIST_LIMIT_VERBOSE = 8, 50
+VALUE_CHARS = 240
+LOCATION_LIMIT = 10
+INPUT_LIMIT = 10
+NARROW = 70  # below this width the riskiest tables drop their problems column
+
+
+def make_console(options: ReportOptions) -> Console:
+    """A console writing to a string, styled only if `options` says so."""
+    return Console(
+        file=io.StringIO(),
+        width=options.width,
+        force_terminal=options.ansi,
+        color_system="standard" if options.ansi else None,
+        no_color=not options.color,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        legacy_windows=False,
+        force_jupyter=False,
+        force_interactive=False,
+        soft_wrap=False,
+        _environ={},
+    )
+
+
+def _severity(severity: str) -> Text:
+    return Text(f" {severity.upper()} ", style=SEVERITY_STYLE.get(severity, ""))
+
+
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold", ratio=1)
+    return grid
+
+
+def _clean(value: object, style: str = "") -> Text:
+    """User data (from logs, config or rules) as inert text: no markup, no escape codes."""
+    return Text(clean_text(value), style=style)
+
+
+def _header(result: ScanResult, options: ReportOptions) -> RenderableType:
+    grid = _grid()
+    start, end = result.window
+    grid.add_row("as of", iso(result.as_of) or "-")
+    window = f"{iso(start)} .. {iso(end)}" if start and end else "no events"
+    grid.add_row("window", window)
+    inputs = result.inputs if options.verbose else result.inputs[:INPUT_LIMIT]
+    for position, item in enumerate(inputs):
+        grid.add_row("inputs" if position == 0 else "", _clean(_input_text(item)))
+    if len(result.inputs) > len(inputs):
+        grid.add_row("", f"... and {len(result.inputs) - len(inputs)} more")
+    title = Text(f"m2maudit {options.tool_version}", style="bold")
+    title.append(" credential audit", style="")
+    return Group(title, grid)
+
+
+def _input_text(item: dict[str, Any]) -> str:
+    details = [str(item[key]) for key in ("kind", "format") if item.get(key)]
+    for key, noun in (("loaded", "loaded"), ("rejected", "rejected"), ("duplicates", "dup")):
+        if isinstance(item.get(key), int) and (key == "loaded" or item[key]):
+            details.append(f"{item[key]:,} {noun}")
+    return input_label(item) + (f" ({', '.join(details)})" if details else "")
+
+
+def _severity_table(summary: Summary) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False)
+    table.add_column("")
+    for severity in summary.by_severity:
+        table.add_column(severity, justify="right", header_style=SEVERITY_STYLE.get(severity))
+    table.add_column("total", justify="right")
+    for kind in ("active", "suppressed", "baselined"):
+        values = [getattr(counts, kind) for counts in summary.by_severity.values()]
+        table.add_row(kind, *(str(value) for value in values), str(sum(values)))
+    return table
+
+
+def _problem_table(summary: Summary) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False)
+    table.add_column("problem", overflow="fold")
+    for kind in ("active", "suppressed", "baselined"):
+        table.add_column(kind, justify="right")
+    for problem, counts in summary.by_problem.items():
+        table.add_row(
+            _clean(problem_title(problem)),
+            str(counts.active),
+            str(counts.suppressed),
+            str(counts.baselined),
+        )
+    return table
+
+
+def _attribution(summary: Summary, raw: dict[str, Any]) -> RenderableType:
+    if not summary.attribution:
+        return Text("attribution coverage: not measured")
+    actions = "?" if summary.agent_actions is None else f"{summary.agent_actions:,}"
+    threshold = raw.get("min_attribution")
+    line = Text(f"attribution of {actions} agent actions: ")
+    for position, part in enumerate(summary.attribution):
+        if position:
+            line.append(", ")
+        style = ""
+        if isinstance(threshold, float | int) and part.share is not None:
+            style = "red" if part.share < threshold else "green"
+        line.append(f"{part.label} ")
+        line.append(percent(part.share), style=style)
+    return line
+
+
+def _summary_panel(result: ScanResult, summary: Summary) -> RenderableType:
+    counts = summary.counts
+    parts: list[RenderableType] = []
+    if counts.total == 0:
+        parts.append(Text("No findings.", style="bold green"))
+    else:
+        parts += [_severity_table(summary), Text(""), _problem_table(summary), Text("")]
+    parts.append(_attribution(summary, result.attribution))
+    gate = Text(f"{counts.suppressed} suppressed, {counts.baselined} baselined, ")
+    gate.append(f"{summary.failing} failing", style="bold red" if summary.failing else "green")
+    gate.append(f" (--fail-on {summary.fail_on})")
+    parts.append(gate)
+    policy = result.stats.get("policy") or {}
+    if policy.get("filtered_out"):
+        parts.append(
+            Text(f"{policy['filtered_out']} findings left out by --min-severity or --problem")
+        )
+    for item in sorted(result.skipped, key=lambda item: item.rule_id):
+        parts.append(_clean(f"skipped {item.rule_id}: {item.reason}", style="dim"))
+    return Panel(Group(*parts), title="Summary", title_align="left", box=box.ROUNDED)
+
+
+def _risk_table(title: str, rows: Sequence[RiskRow], width: int) -> Table:
+    """Ranked by score (critical 10, high 6, medium 3, low 1 per active finding)."""
+    wide = width >= NARROW
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        expand=True,
+    )
+    table.add_column("#", justify="right")
+    table.add_column("name", overflow="fold", ratio=1, min_width=16)
+    table.add_column("score", justify="right")
+    table.add_column("findings", justify="right")
+    table.add_column("worst")
+    if wide:
+        table.add_column("problems", overflow="fold")
+    for position, row in enumerate(rows, start=1):
+        cells: list[RenderableType] = [
+            str(position),
+            _clean(row.name),
+            str(row.score),
+            str(row.findings),
+            Text(row.worst, style=SEVERITY_STYLE.get(row.worst, "")),
+        ]
+        if wide:
+            cells.append(_clean("\n".join(row.problems)))
+        table.add_row(*cells)
+    return table
+
+
+def _value(value: Any, list_limit: int) -> str:
+    plain = jsonable(value)
+    if isinstance(plain, list):
+        shown = ", ".join(_scalar(item) for item in plain[:list_limit])
+        more = len(plain) - list_limit
+        text = shown + (f" (+{more} more)" if more > 0 else "")
+    else:
+        text = _scalar(plain)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 3] + "..."
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "-"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def evidence_items(evidence: dict[str, Any], verbose: bool) -> list[tuple[str, str]]:
+    """The evidence lines to show: labelled keys first, capped unless verbose."""
+    first = [key for key in EVIDENCE_LABELS if key in evidence]
+    keys = first + [key for key in evidence if key not in EVIDENCE_LABELS]
+    limit = EVIDENCE_LIMIT_VERBOSE if verbose else EVIDENCE_LIMIT
+    list_limit = LIST_LIMIT_VERBOSE if verbose else LIST_LIMIT
+    items = [
+        (EVIDENCE_LABELS.get(key, key.replace("_", " ")), _value(evidence[key], list_limit))
+        for key in keys[:limit]
+    ]
+    if len(keys) > limit:
+        items.append(("", f"... {len(keys) - limit} more evidence entries (see --format json)"))
+    return items
+
+
+def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
+    title = _severity(finding.severity)
+    title.append(" ")
+    title.append(clean_text(finding.title), style="bold")
+    grid = _grid()
+    if finding.principal:
+        grid.add_row("principal", _clean(finding.principal))
+    if finding.token_id:
+        grid.add_row("credential", _clean(finding.token_id))
+    if finding.first_seen or finding.count:
+        seen = f"{finding.count:,} time{'' if finding.count == 1 else 's'}"
+        if finding.first_seen:
+            seen += f", {iso(finding.first_seen)} .. {iso(finding.last_seen)}"
+        grid.add_row("seen", seen)
+    grid.add_row("", _clean(finding.message))
+    for label, value in evidence_items(finding.evidence, options.verbose):
+        grid.add_row(_clean(label), _clean(value))
+    if finding.remediation:
+        grid.add_row("fix", _clean(finding.remediation, style="green"))
+    if options.verbose:
+        grid.add_row(
+            "rule",
+            _clean(f"{finding.rule_id} {finding.rule_name} (confidence {finding.confidence})"),
+        )
+        grid.add_row("id", finding.id)
+        if finding.owasp_nhi:
+            grid.add_row("owasp", _clean(", ".join(finding.owasp_nhi)))
+        grid.add_row("at", _clean(_locations(finding)))
+    return Group(title, Padding(grid, (0, 0, 0, 2)))
+
+
+def _locations(finding: Finding) -> str:
+    shown = [f"{loc.file}:{loc.line}" for loc in finding.locations[:LOCATION_LIMIT]]
+    more = len(finding.locations) - len(shown)
+    return (", ".join(shown) or "-") + (f" (+{more} more)" if more > 0 else "")
+
+
+def _quiet_line(finding: Finding) -> Text:
+    line = Text(f"{status(finding)} ", style="dim")
+    line.append(clean_text(f"[{finding.severity}] {finding.rule_id} {finding.title}"))
+    who = finding.principal or finding.token_id
+    if who:
+        line.append(clean_text(f" - {who}"))
+    if finding.suppression:
+        line.append(clean_text(f" - reason: {finding.suppression.get('reason', '')}"), style="dim")
+        extra = [
+            f"{key} {finding.suppression[key]}"
+            for key in ("owner", "ticket", "expires")
+            if finding.suppression.get(key)
+        ]
+        if extra:
+            line.append(clean_text(f" ({', '.join(extra)})"), style="dim")
+    return line
+
+
+def _problem_section(
+    console: Console, problem: str, findings: Sequence[Finding], options: ReportOptions
+) -> None:
+    active = [finding for finding in findings if status(finding) == "active"]
+    quiet = [finding for finding in findings if status(finding) != "active"]
+    console.rule(Text(f"{problem_title(problem)} ({problem}): {len(active)} active"), align="left")
+    for finding in active:
+        console.print(_finding_block(finding, options))
+        console.print()
+    if quiet and options.verbose:
+        for finding in quiet:
+            console.print(_quiet_line(finding))
+        console.print()
+    elif quiet:
+        suppressed = sum(1 for finding in quiet if finding.suppressed)
+        console.print(
+            Text(
+                f"+ {suppressed} suppressed, {len(quiet) - suppressed} baselined "
+                "(listed with --verbose)",
+                style="dim",
+            )
+        )
+        console.print()
+
+
+class TableReporter(Reporter):
+    name = "table"
+    extension = "txt"
+    media_type = "text/plain"
+    description = "terminal report (default): summary, riskiest principals, findings by problem"
+
+    def render(self, result: ScanResult, options: ReportOptions) -> str:
+        console = make_console(options)
+        line = summary_line(result, options.fail_on)
+        if options.quiet:
+            console.print(Text(f"m2maudit: {line}"), soft_wrap=True)
+            return _text(console, options)
+        findings = ordered_findings(result)
+        summary = summarize(result, options.fail_on)
+        console.print(_header(result, options))
+        console.print()
+        console.print(_summary_panel(result, summary))
+        for title, rows in (
+            ("Riskiest principals", riskiest(findings, _principal)),
+            ("Riskiest credentials", riskiest(findings, _credential)),
+        ):
+            if rows:
+                console.print(_risk_table(title, rows, options.width))
+        by_problem: dict[str, list[Finding]] = {}
+        for finding in findings:
+            by_problem.setdefault(finding.problem, []).append(finding)
+        for problem in sorted(by_problem, key=problem_order):
+            _problem_section(console, problem, by_problem[problem], options)
+        console.print(Text(f"m2maudit: {line}", style="bold"))
+        return _text(console, options)
+
+
+def _principal(finding: Finding) -> str | None:
+    return finding.principal
+
+
+def _credential(finding: Finding) -> str | None:
+    return finding.token_id
+
+
+def _text(console: Console, options: ReportOptions) -> str:
+    """The rendered text; plain text loses rich's padding spaces at line ends."""
+    file = console.file
+    assert isinstance(file, io.StringIO)
+    text = file.getvalue()
+    if options.ansi:
+        return text
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())

@@ -1,0 +1,517 @@
+"""Every registered output format, over an empty, a full and a suppressed result."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from m2maudit.errors import AuditError
+from m2maudit.findings import Finding, Location, ScanResult
+from m2maudit.reporters import DEFAULT_FORMAT, REPORTERS, ReportOptions, get_reporter
+from m2maudit.reporters.csv_report import COLUMNS, neutralize
+from m2maudit.reporters.sarif import artifact_uri
+from m2maudit.reporters.summary import summary_line
+from tests.reporting_fixtures import (
+    RULES,
+    empty_result,
+    finding,
+    full_result,
+    shared_dir,
+    suppressed_result,
+)
+
+RESULTS: dict[str, Callable[[], ScanResult]] = {
+    "empty": empty_result,
+    "full": full_result,
+    "suppressed": suppressed_result,
+}
+PLAIN = ReportOptions()
+ANSI_COLOR = re.compile(r"\x1b\[[0-9;]*(3[0-7]|4[0-7]|9[0-7]|10[0-7])(;[0-9]+)*m")
+
+
+@pytest.fixture(scope="module")
+def sarif_validator() -> jsonschema.Draft4Validator:
+    schema = json.loads((shared_dir() / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    return jsonschema.Draft4Validator(schema)
+
+
+def render(name: str, result: ScanResult, options: ReportOptions = PLAIN) -> str:
+    return get_reporter(name).render(result, options)
+
+
+# --- the registry ----------------------------------------------------------------------
+
+
+def test_registry_holds_every_documented_format() -> None:
+    assert list(REPORTERS) == ["table", "json", "csv", "sarif", "junit", "markdown"]
+    assert DEFAULT_FORMAT in REPORTERS
+    for name, reporter in REPORTERS.items():
+        assert reporter.name == name
+        assert reporter.extension and reporter.media_type and reporter.description
+
+
+def test_unknown_format_is_one_clear_line() -> None:
+    with pytest.raises(AuditError) as error:
+        get_reporter("yaml")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "'yaml'" in message
+    assert all(name in message for name in REPORTERS)
+
+
+@pytest.mark.parametrize("kind", RESULTS)
+@pytest.mark.parametrize("name", REPORTERS)
+def test_every_format_renders_every_result(name: str, kind: str) -> None:
+    text = render(name, RESULTS[kind]())
+    assert text.endswith("\n")
+    assert text == render(name, RESULTS[kind]()), "rendering twice must give the same bytes"
+    result = RESULTS[kind]()
+    if kind != "empty":
+        # The suppressed finding is counted (table, markdown) or carried (others): never lost.
+        suppressed = [f for f in result.findings if f.suppressed]
+        if kind == "suppressed":
+            assert suppressed
+            assert "1 suppressed" in render("table", result) or name != "table"
+            marker = {"table": "1 suppressed", "markdown": "| suppressed |"}.get(
+                name, suppressed[0].id
+            )
+            assert marker in text
+
+
+@pytest.mark.parametrize("name", [name for name in REPORTERS if name != "table"])
+def test_machine_formats_ignore_terminal_options(name: str) -> None:
+    result = suppressed_result()
+    styled = ReportOptions(ansi=True, color=True, width=200, verbose=True)
+    assert render(name, result, styled) == render(name, result)
+
+
+@pytest.mark.parametrize("name", REPORTERS)
+def test_output_does_not_depend_on_input_order(name: str) -> None:
+    ordered = full_result()
+    shuffled = full_result()
+    random.Random(7).shuffle(shuffled.findings)
+    random.Random(7).shuffle(shuffled.rules)
+    assert [f.id for f in shuffled.findings] != [f.id for f in ordered.findings]
+    assert render(name, shuffled) == render(name, ordered)
+
+
+# --- json ------------------------------------------------------------------------------------
+
+DESIGN_FIELDS = {
+    "id",
+    "rule_id",
+    "rule_name",
+    "problem",
+    "severity",
+    "confidence",
+    "title",
+    "message",
+    "principal",
+    "token_id",
+    "count",
+    "first_seen",
+    "last_seen",
+    "evidence",
+    "locations",
+    "remediation",
+    "references",
+    "owasp_nhi",
+}
+
+
+def test_json_has_the_documented_shape() -> None:
+    document = json.loads(render("json", suppressed_result()))
+    assert list(document) == [
+        "schema_version",
+        "tool",
+        "as_of",
+        "inputs",
+        "window",
+        "summary",
+        "skipped_rules",
+        "policy",
+        "findings",
+    ]
+    assert document["schema_version"] == "1.0"
+    assert document["tool"] == {"name": "m2maudit", "version": PLAIN.tool_version}
+    assert document["as_of"] == "2025-07-01T00:00:00Z"
+    assert document["window"] == {"start": "2025-06-01T00:00:00Z", "end": "2025-06-30T23:59:59Z"}
+    assert document["inputs"][0]["source"] == "logs/app.jsonl"
+    assert document["skipped_rules"] == [
+        {"rule_id": "M2M403", "reason": "no decoded tokens in the inputs"}
+    ]
+    summary = document["summary"]
+    assert (
+        summary["total"],
+        summary["active"],
+        summary["suppressed"],
+        summary["baselined"],
+        summary["failing"],
+    ) == (6, 4, 1, 1, 2)
+    assert list(summary["by_severity"]) == ["critical", "high", "medium", "low", "info"]
+    assert summary["by_severity"]["critical"] == {
+        "total": 1,
+        "active": 0,
+        "suppressed": 1,
+        "baselined": 0,
+    }
+    assert summary["by_problem"]["broad-scopes"]["total"] == 2
+    assert summary["attribution"]["human"] == {"count": 984, "share": 0.82}
+    assert summary["attribution"]["agent_actions"] == 1200
+    assert "elapsed_seconds" not in json.dumps(document), "timings would break determinism"
+
+
+def test_json_findings_carry_every_field_sorted() -> None:
+    result = suppressed_result()
+    findings = json.loads(render("json", result))["findings"]
+    assert [item["id"] for item in findings] == [
+        f.id for f in sorted(result.findings, key=Finding.sort_key)
+    ]
+    for item in findings:
+        assert DESIGN_FIELDS | {"suppressed", "suppression", "baselined"} == set(item)
+    first = findings[0]
+    assert first["severity"] == "critical" and first["suppressed"] is True
+    assert first["suppression"]["reason"] == "CI bootstrap, =accepted"
+    assert first["suppression"]["expires"] == "2025-12-31"
+    unused = next(item for item in findings if item["rule_id"] == "M2M202")
+    assert unused["evidence"]["unused_scopes"] == ["admin", "delete", "write:all"]
+    assert unused["first_seen"].endswith("Z")
+    assert next(item for item in findings if item["rule_id"] == "M2M501")["baselined"] is True
+
+
+def test_json_of_an_empty_result() -> None:
+    document = json.loads(render("json", empty_result()))
+    assert document["findings"] == []
+    assert document["summary"]["total"] == 0
+    assert document["summary"]["attribution"] is None
+    assert document["window"] == {"start": None, "end": None}
+
+
+# --- csv -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_neutralizes_formula_prefixes(prefix: str) -> None:
+    assert neutralize(f"{prefix}SUM(A1)") == f"'{prefix}SUM(A1)"
+
+
+@pytest.mark.parametrize("cell", ["svc-agent", "1+1", "a=b", "", " =x", "'quoted"])
+def test_csv_leaves_ordinary_cells_alone(cell: str) -> None:
+    assert neutralize(cell) == cell
+
+
+def test_csv_rows_are_fixed_columns_and_injection_safe() -> None:
+    result = suppressed_result()
+    text = render("csv", result)
+    assert "\r\n" not in text
+    rows = list(csv.reader(io.StringIO(text)))
+    assert tuple(rows[0]) == COLUMNS
+    assert len(rows) == len(result.findings) + 1
+    assert all(len(row) == len(COLUMNS) for row in rows)
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    by_rule = {
+        row[COLUMNS.index("rule_id")]: dict(zip(COLUMNS, row, strict=True)) for row in rows[1:]
+    }
+    wildcard = by_rule["M2M201"]
+    assert wildcard["principal"] == "'+svc-ci@corp.example"
+    assert wildcard["token_id"] == "'-tok-2"
+    assert wildcard["message"].startswith("'@admin")
+    assert wildcard["status"] == "suppressed"
+    assert wildcard["suppression_reason"] == "CI bootstrap, =accepted"
+    assert by_rule["M2M501"]["status"] == "baselined"
+    assert by_rule["M2M101"]["locations"] == "logs/app.jsonl:12; logs/app.jsonl:40"
+    assert json.loads(by_rule["M2M202"]["evidence"])["keep_scopes"] == [
+        "read:orders",
+        "write:orders",
+    ]
+
+
+def test_csv_of_an_empty_result_is_the_header() -> None:
+    assert render("csv", empty_result()) == ",".join(COLUMNS) + "\n"
+
+
+# --- sarif -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", RESULTS)
+def test_sarif_validates_against_the_schema(
+    kind: str, sarif_validator: jsonschema.Draft4Validator
+) -> None:
+    document = json.loads(render("sarif", RESULTS[kind]()))
+    errors = sorted(sarif_validator.iter_errors(document), key=str)
+    assert not errors, errors[0].message if errors else ""
+    assert document["version"] == "2.1.0"
+
+
+def test_sarif_schema_check_can_fail(sarif_validator: jsonschema.Draft4Validator) -> None:
+    document = json.loads(render("sarif", full_result()))
+    document["runs"][0]["results"][0]["level"] = "fatal"
+    assert list(sarif_validator.iter_errors(document))
+
+
+def test_sarif_rules_and_results_map_the_findings() -> None:
+    result = suppressed_result()
+    run = json.loads(render("sarif", result))["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [rule["id"] for rule in rules] == sorted(rule.id for rule in RULES)
+    wildcard = next(rule for rule in rules if rule["id"] == "M2M201")
+    assert wildcard["properties"]["security-severity"] == "9.5"
+    assert "Remediation: Replace the wildcard" in wildcard["help"]["text"]
+    assert wildcard["help"]["text"].startswith("A machine credential holds")
+    results = {item["ruleId"]: item for item in run["results"]}
+    assert len(run["results"]) == len(result.findings)
+    for item in run["results"]:
+        assert rules[item["ruleIndex"]]["id"] == item["ruleId"]
+    by_rule = {f.rule_id: f for f in result.findings}
+    assert results["M2M101"]["partialFingerprints"] == {"m2maudit/v1": by_rule["M2M101"].id}
+    assert results["M2M101"]["level"] == "error"
+    assert results["M2M202"]["level"] == "warning"
+    assert results["M2M301"]["level"] == "note"
+    location = results["M2M101"]["locations"][0]
+    assert location["physicalLocation"] == {
+        "artifactLocation": {"uri": "logs/app.jsonl"},
+        "region": {"startLine": 12},
+    }
+    assert location["logicalLocations"][0]["name"] == "deploy-agent"
+    assert results["M2M101"]["relatedLocations"][0]["physicalLocation"]["region"] == {
+        "startLine": 40
+    }
+    assert results["M2M201"]["suppressions"] == [
+        {"kind": "external", "status": "accepted", "justification": "CI bootstrap, =accepted"}
+    ]
+    assert "suppressions" not in results["M2M101"]
+    assert results["M2M501"]["baselineState"] == "unchanged"
+    assert results["M2M101"]["baselineState"] == "new"
+    notes = run["invocations"][0]["toolExecutionNotifications"]
+    assert notes[0]["associatedRule"] == {"id": "M2M403"}
+
+
+def test_sarif_finding_without_any_location_is_valid(
+    sarif_validator: jsonschema.Draft4Validator,
+) -> None:
+    bare = finding(RULES[0], None, None, "no principal, no credential, no file", count=0)
+    result = empty_result()
+    result.findings = [bare]
+    document = json.loads(render("sarif", result))
+    assert not list(sarif_validator.iter_errors(document))
+    assert "locations" not in document["runs"][0]["results"][0]
+
+
+@pytest.mark.parametrize(
+    ("path", "uri"),
+    [
+        ("logs/app.jsonl", "logs/app.jsonl"),
+        ("logs/a b#1.json", "logs/a%20b%231.json"),
+        ("/var/log/x.json", "file:///var/log/x.json"),
+        ("C:\\logs\\x.json", "file:///C:/logs/x.json"),
+    ],
+)
+def test_sarif_uris(path: str, uri: str) -> None:
+    assert artifact_uri(path) == uri
+
+
+# --- junit -----------------------------------------------------------------------------------
+
+
+def test_junit_one_case_per_rule_failed_when_it_has_active_findings() -> None:
+    root = ET.fromstring(render("junit", suppressed_result()))
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = {case.get("name", "").split()[0]: case for case in suite.iter("testcase")}
+    assert set(cases) == {rule.id for rule in RULES} | {"M2M403"}
+    failed = {name for name, case in cases.items() if case.find("failure") is not None}
+    assert failed == {"M2M101", "M2M202", "M2M301", "M2M402"}
+    assert cases["M2M201"].find("failure") is None  # only a suppressed finding
+    assert "suppressed" in (cases["M2M201"].findtext("system-out") or "")
+    assert cases["M2M403"].find("skipped") is not None
+    assert suite.get("failures") == "4" and suite.get("tests") == "7"
+    assert root.get("failures") == "4"
+    failure = cases["M2M101"].find("failure")
+    assert failure is not None and failure.get("type") == "high"
+    assert "Remediation: Use token exchange" in (failure.text or "")
+
+
+def test_junit_of_an_empty_result_passes_every_rule() -> None:
+    root = ET.fromstring(render("junit", empty_result()))
+    assert root.get("failures") == "0"
+    assert root.get("tests") == str(len(RULES))
+
+
+# --- markdown ------------------------------------------------------------------------------
+
+
+def _cells(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_markdown_table_survives_hostile_text() -> None:
+    text = render("markdown", suppressed_result())
+    assert text.startswith("## ❌ m2maudit: 6 findings")
+    assert "<b>" not in text and "&lt;b&gt;" in text
+    assert "@admin" not in text
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    header = next(line for line in rows if line.startswith("| Severity | Rule"))
+    finding_rows = [
+        line
+        for line in rows
+        if "`M2M" in line and "suppressed" not in line and "baselined" not in line
+    ]
+    assert len(finding_rows) == 4
+    assert all(_cells(line) == _cells(header) for line in finding_rows)
+    assert "`read:orders`" not in text  # evidence stays out of the table; keep it short
+    assert "| suppressed | critical | `M2M201`" in text
+
+
+def test_markdown_of_an_empty_result_says_so() -> None:
+    text = render("markdown", empty_result())
+    assert text.startswith("## ✅ m2maudit: no findings")
+    assert "### Findings" not in text
+
+
+# --- table -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+@pytest.mark.parametrize("kind", RESULTS)
+def test_table_fits_80_columns_without_escape_codes(kind: str, verbose: bool) -> None:
+    text = render("table", RESULTS[kind](), ReportOptions(verbose=verbose))
+    assert "\x1b" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert all(line == line.rstrip() for line in text.splitlines())
+
+
+def test_table_shows_what_matters() -> None:
+    text = render("table", suppressed_result())
+    for part in (
+        "as of  2025-07-01T00:00:00Z",
+        "logs/app.jsonl (events, generic-log",
+        "Riskiest principals",
+        "Riskiest credentials",
+        "human 82.0%",
+        "1 suppressed, 1 baselined, 2 failing (--fail-on high)",
+        "scopes to keep read:orders, write:orders",
+        "fix             Use token exchange",
+        "skipped M2M403",
+    ):
+        assert part in text, part
+    assert text.index("scopes to keep") < text.index("unused scopes")
+    assert text.index("Missing user context (missing-user-context)") < text.index(
+        "Broad scopes (broad-scopes)"
+    )
+    assert "M2M101" not in text and "logs/app.jsonl:12" not in text
+    assert "+ 1 suppressed, 0 baselined (listed with --verbose)" in text
+
+
+def test_table_verbose_adds_rule_ids_locations_and_quiet_findings() -> None:
+    text = render("table", suppressed_result(), ReportOptions(verbose=True))
+    assert "M2M101 agent-without-user" in text
+    assert "logs/app.jsonl:12, logs/app.jsonl:40" in text
+    assert "suppressed [critical] M2M201" in text
+    assert "reason: CI bootstrap" in text
+
+
+def test_table_quiet_prints_only_the_summary_line() -> None:
+    result = suppressed_result()
+    text = render("table", result, ReportOptions(quiet=True))
+    assert text == f"m2maudit: {summary_line(result, 'high')}\n"
+    assert text.startswith("m2maudit: 6 findings (4 active: 2 high, 1 medium, 1 low;")
+
+
+def test_table_riskiest_principal_comes_first() -> None:
+    text = render("table", full_result())
+    section = text[text.index("Riskiest principals") : text.index("Riskiest credentials")]
+    assert section.index("+svc-ci@corp.example") < section.index("deploy-agent")
+
+
+def test_table_colours_only_on_a_colour_terminal() -> None:
+    result = full_result()
+    coloured = render("table", result, ReportOptions(ansi=True, color=True))
+    assert ANSI_COLOR.search(coloured)
+    no_color = render("table", result, ReportOptions(ansi=True, color=False))
+    assert "\x1b[1m" in no_color  # still bold
+    assert not ANSI_COLOR.search(no_color)
+
+
+def test_table_never_passes_escape_sequences_from_the_data() -> None:
+    result = full_result()
+    result.findings[0].principal = "evil\x1b[2J\x1b]0;pwned\x07agent"
+    result.findings[0].message = "bidi \u202e txt"
+    for options in (PLAIN, ReportOptions(ansi=True, color=True)):
+        text = render("table", result, options)
+        assert "\x1b[2J" not in text and "\x1b]0" not in text and "\u202e" not in text
+        assert "evil\ufffd[2J" in text
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_options_for_a_pipe_a_file_and_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for stream in (None, io.StringIO()):
+        options = ReportOptions.for_stream(stream, verbose=True, fail_on="low")
+        assert (options.ansi, options.color, options.width) == (False, False, 80)
+        assert options.verbose and options.fail_on == "low"
+    terminal = ReportOptions.for_stream(FakeTty())
+    assert terminal.ansi and terminal.color
+    monkeypatch.setenv("NO_COLOR", "1")
+    no_color = ReportOptions.for_stream(FakeTty())
+    assert no_color.ansi and not no_color.color
+    assert not ANSI_COLOR.search(render("table", full_result(), no_color))
+
+
+def test_evidence_is_capped_unless_verbose() -> None:
+    result = empty_result()
+    many = {f"key_{index:02d}": list(range(20)) for index in range(10)}
+    result.findings = [
+        finding(
+            RULES[1],
+            "svc",
+            "tok",
+            "many",
+            evidence=many,
+            locations=[Location("a.log", n) for n in range(1, 30)],
+        )
+    ]
+    short = render("table", result)
+    assert "key 05" in short and "key 06" not in short
+    assert "(+12 more)" in short and "4 more evidence entries" in short
+    long = render("table", result, ReportOptions(verbose=True))
+    assert "key 09" in long and "(+19 more)" in long  # locations capped at 10
+
+
+def test_reporters_never_touch_the_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in REPORTERS:
+        render(name, suppressed_result())
+    assert list(tmp_path.iterdir()) == []
+
+
+def _ids(document: dict[str, Any]) -> list[str]:
+    return [item["id"] for item in document["findings"]]
+
+
+def test_policy_filters_show_in_reports() -> None:
+    from m2maudit.policy import apply_policy
+
+    result = full_result()
+    apply_policy(result, min_severity="high")
+    document = json.loads(render("json", result))
+    assert document["policy"]["filtered_out"] == 3
+    assert len(_ids(document)) == 3
+    assert "3 findings left out by --min-severity or --problem" in render("table", result)
