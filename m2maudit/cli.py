@@ -22,6 +22,8 @@ from m2maudit.config import CONFIG_FILENAME, load_config, starter_config
 from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
 from m2maudit.errors import AuditError
 from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit import policy
+from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.scan import run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
@@ -165,39 +167,74 @@ def scan(
     rules: Annotated[list[Path] | None, typer.Option(
         "--rules", help="Extra rules directory (repeatable), added to the bundled pack.")] = None,
     output_format: Annotated[str, typer.Option(
-        "--format", "-f", help="Report format: table or json.")] = "table",
+        "--format", "-f", help="table, json, csv, sarif, junit or markdown.")] = DEFAULT_FORMAT,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+        "--output", "-o", help="Write the report to this file (only once the scan succeeded).")
+    ] = None,
+    fail_on: Annotated[str, typer.Option(
+        "--fail-on", help="Exit 1 on findings at or above: info, low, medium, high, critical, "
+        "or never.")] = "high",
+    min_severity: Annotated[str | None, typer.Option(
+        "--min-severity", help="Report only findings at or above this severity.")] = None,
+    problem: Annotated[list[str] | None, typer.Option(
+        "--problem", help="Report only this problem key (repeatable).")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", help="Findings listed in this baseline file do not fail the run.")] = None,
+    write_baseline: Annotated[Path | None, typer.Option(
+        "--write-baseline", help="Record the current finding ids in this file.")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Add locations and rule ids to the terminal report.")] = False,
     format_hint: HintOpt = None,
     strict: StrictOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Ingest the inputs, run the rule pack, and report findings."""
-    from m2maudit.basic_report import render_basic
-
+    """Ingest the inputs, run the rule pack, report findings; the exit code gates CI."""
     clock: datetime = parse_instant(as_of) if as_of else utc_now()
-    if output_format not in ("table", "json"):
-        raise AuditError(f"--format: unknown format {output_format!r}; use table or json")
-    if output is not None and not output.expanduser().resolve().parent.is_dir():
-        raise AuditError(f"--output: directory {output.parent} does not exist")
+    reporter = get_reporter(output_format)
+    policy.check_fail_on(fail_on)
+    policy.check_severity(min_severity)
+    policy.check_problems(problem or [])
+    for path, label in ((output, "--output"), (write_baseline, "--write-baseline")):
+        if path is not None:
+            policy.check_output_path(path, label)
+    baseline_ids = policy.load_baseline(baseline) if baseline else None
     settings = load_config(config)
     store = Store.open(db, StoreOptions(threads=threads, memory_limit=memory_limit))
     try:
         report = run_ingest(store, paths, inventory, config, format_hint, quiet)
         _check_strict(report, strict)
         result = run_scan(store, settings, clock, list(rules or []),
-                          inputs=[{"file": f.source, "format": f.format, "records": f.loaded}
-                                  for f in report.files])
+                          inputs=[{"file": f.source, "format": f.format, "records": f.loaded,
+                                   "rejected": f.rejected} for f in report.files])
+        warnings = policy.apply_policy(
+            result, suppressions=settings.suppressions, baseline_ids=baseline_ids,
+            min_severity=min_severity, problems=problem or [],
+        )
         save_findings(store, result)
     finally:
         store.close()
-    text = render_basic(result, output_format)
+    console = stderr_console()
+    for warning in warnings:
+        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    stream = None if output is not None else sys.stdout
+    options = ReportOptions.for_stream(stream, verbose=verbose, quiet=quiet, fail_on=fail_on)
+    text = reporter.render(result, options)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        policy.write_output(output, text)
     else:
         sys.stdout.write(text)
+    if write_baseline is not None:
+        policy.write_baseline(write_baseline, result)
+    code = policy.exit_code(result, fail_on)
+    active = len(result.active)
+    console.print(
+        f"{len(result.findings)} findings ({active} active, "
+        f"{len(result.findings) - active} suppressed or baselined); exit {code}",
+        markup=False,
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

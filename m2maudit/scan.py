@@ -38,31 +38,24 @@ def severity_overrides(rules: list[Rule], config: Config) -> dict[str, str]:
 
 
 def attribution(store: Store) -> dict[str, Any]:
-    """Share of agent actions tied to a human, an agent, a credential and a trace."""
+    """How many agent actions are tied to a human, an agent, a credential, a trace, and all four.
+
+    Counts, not shares, so reports can show both (see `m2maudit.reporters.summary`).
+    """
     row = store.con.execute(
         """
         SELECT count(*),
-               count(*) FILTER (WHERE human IS NOT NULL AND actor IS NOT NULL
-                                AND credential IS NOT NULL AND traced),
                count(*) FILTER (WHERE human IS NOT NULL),
+               count(*) FILTER (WHERE actor IS NOT NULL),
                count(*) FILTER (WHERE credential IS NOT NULL),
-               count(*) FILTER (WHERE traced)
+               count(*) FILTER (WHERE traced),
+               count(*) FILTER (WHERE human IS NOT NULL AND actor IS NOT NULL
+                                AND credential IS NOT NULL AND traced)
         FROM ev WHERE actor_kind = 'agent'
         """
     ).fetchone()
-    total, full, human, credential, traced = row if row else (0, 0, 0, 0, 0)
-
-    def share(part: int) -> float | None:
-        return round(part / total, 4) if total else None
-
-    return {
-        "agent_actions": total,
-        "attributed": full,
-        "coverage": share(full),
-        "with_human": share(human),
-        "with_credential": share(credential),
-        "with_trace": share(traced),
-    }
+    keys = ("agent_actions", "human", "agent", "credential", "trace", "all")
+    return dict(zip(keys, (int(v) for v in row or (0,) * len(keys)), strict=True))
 
 
 def run_scan(
