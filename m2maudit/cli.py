@@ -17,6 +17,7 @@ import duckdb
 import typer
 
 from m2maudit import __version__
+from m2maudit.cli_formats import formats_command
 from m2maudit.config import load_config
 from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
 from m2maudit.errors import AuditError
@@ -175,6 +176,9 @@ def scan(
         stderr_console().print(f"as of {clock.isoformat()}")
     finally:
         store.close()
+
+
+app.command("formats")(handle_errors(formats_command))
 
 
 def main() -> None:
