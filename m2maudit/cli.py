@@ -17,6 +17,7 @@ import duckdb
 import typer
 
 from m2maudit import __version__
+from m2maudit.cli_formats import formats_command
 from m2maudit.cli_rules import rules_app
 from m2maudit.config import CONFIG_FILENAME, load_config, starter_config
 from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
@@ -252,6 +253,9 @@ def init(
 
 
 app.add_typer(rules_app, name="rules")
+
+
+app.command("formats")(handle_errors(formats_command))
 
 
 def main() -> None:

@@ -7,10 +7,20 @@ formats come before the generic ones. Adding a format is one module and one line
 from __future__ import annotations
 
 from m2maudit.sources.base import SourceAdapter
+from m2maudit.sources.entra_signin import EntraSignInAdapter
 from m2maudit.sources.generic_inventory import GenericInventoryAdapter
 from m2maudit.sources.generic_log import GenericLogAdapter
+from m2maudit.sources.github_audit import GitHubAuditAdapter
+from m2maudit.sources.ocsf import OcsfAdapter
+from m2maudit.sources.okta import OktaSystemLogAdapter
+from m2maudit.sources.vault_audit import VaultAuditAdapter
 
 ADAPTERS: tuple[SourceAdapter, ...] = (
+    OcsfAdapter(),
+    OktaSystemLogAdapter(),
+    GitHubAuditAdapter(),
+    VaultAuditAdapter(),
+    EntraSignInAdapter(),
     GenericInventoryAdapter(),
     GenericLogAdapter(),
 )

@@ -32,6 +32,16 @@ class GenericInventoryAdapter:
     description: ClassVar[str] = (
         "m2maudit's own token inventory (CSV, JSON, JSON lines or YAML): one credential a row"
     )
+    field_map: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("credential_id", "token_id, else credential_id"),
+        ("type / principal / principal_type / owner", "type / principal / principal_type / owner"),
+        ("scopes", "scopes (a list or a space/comma-separated string)"),
+        ("created_at / last_rotated_at / expires_at / last_used_at / revoked_at",
+         "the same names (dates or ISO 8601)"),
+        ("status", "status: active | revoked | disabled (default active)"),
+        ("principal_status", "principal_status: active | decommissioned (default active)"),
+        ("environment", "environment"),
+    )
 
     def detect(self, sample: Sample, config: Config) -> bool:
         keys = sample.keys()

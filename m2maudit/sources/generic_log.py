@@ -42,6 +42,21 @@ class GenericLogAdapter:
         "m2maudit's own access-log schema (JSON lines, JSON array or CSV; .gz too), "
         "renamable with the config's mapping:"
     )
+    field_map: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("ts", "timestamp (ISO 8601 or epoch s/ms)"),
+        ("principal", "principal, else client_id"),
+        ("principal_type", "principal_type (agent | service | human | unknown)"),
+        ("client_id", "client_id"),
+        ("credential_id", "token_id, else the fingerprint of authorization"),
+        ("credential_type", "jwt or bearer, from the shape of authorization"),
+        ("token_fp", "fingerprint of authorization (the raw token is never stored)"),
+        ("on_behalf_of", "on_behalf_of"),
+        ("action / resource", "action / resource"),
+        ("scopes_used", "scopes (a list or a space/comma-separated string)"),
+        ("outcome / status", "status (HTTP code or word)"),
+        ("source_ip / user_agent", "source_ip / user_agent"),
+        ("trace_id / session_id / task_id", "trace_id / session_id / task_id"),
+    )
 
     def detect(self, sample: Sample, config: Config) -> bool:
         keys = sample.keys()

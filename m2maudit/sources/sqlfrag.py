@@ -122,3 +122,93 @@ def regex_any(value: str, patterns: list[str]) -> str:
 def sql_regex_literal(pattern: str) -> str:
     re.compile(pattern)  # validated by config already; this keeps a bad one from reaching SQL
     return "'" + pattern.replace("'", "''") + "'"
+
+
+class JsonFields:
+    """Named fields of a record, all read with ONE `json_extract` call per record.
+
+    A field may be spelled several ways (a vendor's own camelCase and a pipeline's lower-cased
+    copy, a nested and a flat form): the first spelling present in a record wins. Adapters use
+    `prelude()` as `map_records(prelude=...)`, then `self[name]` for the JSON value and
+    `text(name)` for it as text.
+    """
+
+    def __init__(self, spec: dict[str, str | tuple[str, ...]], var: str = "v") -> None:
+        self.var = var
+        self._paths: list[str] = []
+        self._slots: dict[str, list[int]] = {}
+        for name, spellings in spec.items():
+            alternatives = (spellings,) if isinstance(spellings, str) else spellings
+            self._slots[name] = [self._slot(json_path(path)) for path in alternatives]
+
+    def _slot(self, path: str) -> int:
+        if path not in self._paths:
+            self._paths.append(path)
+        return self._paths.index(path) + 1
+
+    def prelude(self) -> dict[str, str]:
+        paths = ", ".join("'" + path.replace("'", "''") + "'" for path in self._paths)
+        return {self.var: f"json_extract(rec, [{paths}])"}
+
+    def __getitem__(self, name: str) -> str:
+        """The JSON value of the first spelling that is present and not JSON null."""
+        slots = [f"{self.var}[{index}]" for index in self._slots[name]]
+        if len(slots) == 1:
+            return slots[0]
+        present = [f"CASE WHEN json_type({slot}) <> 'NULL' THEN {slot} END" for slot in slots]
+        return "coalesce(" + ", ".join(present) + ")"
+
+    def text(self, name: str) -> str:
+        """The first spelling that holds non-blank text (a number or boolean counts as text)."""
+        slots = [f"{self.var}[{index}]" for index in self._slots[name]]
+        return "coalesce(" + ", ".join(json_text(slot) for slot in slots) + ")"
+
+    def timestamp(self, name: str) -> str:
+        """The first spelling that parses as a time (ISO 8601 or epoch s/ms/us/ns)."""
+        slots = [f"{self.var}[{index}]" for index in self._slots[name]]
+        return "coalesce(" + ", ".join(json_timestamp(slot) for slot in slots) + ")"
+
+    def present(self, name: str) -> str:
+        """True when any spelling holds a value other than JSON null."""
+        return f"(json_type({self[name]}) IS NOT NULL)"
+
+
+def json_number(value: str) -> str:
+    """A JSON number, or a string holding one, as DOUBLE; anything else is NULL."""
+    return (
+        f"CASE WHEN json_type({value}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+        f"THEN try_cast({value} AS DOUBLE) "
+        f"WHEN json_type({value}) = 'VARCHAR' THEN try_cast({json_text(value)} AS DOUBLE) END"
+    )
+
+
+def json_array_find(value: str, key: str, wanted: str) -> str:
+    """The first element of a JSON array whose `key` equals the SQL text `wanted`, as JSON."""
+    return (
+        f"CASE WHEN json_type({value}) = 'ARRAY' THEN list_filter("
+        f"json_extract({value}, '$[*]'), lambda e: e ->> '{key}' = {wanted})[1] END"
+    )
+
+
+def unknown_as_null(text: str) -> str:
+    """Vendors write 'unknown' or 'null' where they mean nothing: treat those as missing."""
+    placeholders = "('unknown', 'null', 'none', 'n/a', '-')"
+    return f"CASE WHEN lower({text}) IN {placeholders} THEN NULL ELSE {text} END"
+
+
+def add_seconds(instant: str, seconds: str) -> str:
+    """`instant + seconds` for a positive number of seconds; NULL when either is missing or <= 0."""
+    return (
+        f"CASE WHEN {instant} IS NOT NULL AND {seconds} > 0 AND {seconds} < 1e11 "
+        f"THEN {instant} + to_seconds(CAST({seconds} AS BIGINT)) END"
+    )
+
+
+def member(value: str, field: str) -> str:
+    """A member (or dotted path) of a JSON value, as JSON."""
+    return f"({value} -> {path_literal(field)})"
+
+
+def text_list(values: tuple[str, ...] | list[str]) -> str:
+    """`('a', 'b')` for `x IN ...`, from constants m2maudit controls."""
+    return "(" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + ")"

@@ -108,7 +108,7 @@ def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _documents AS
         SELECT ordinality AS doc_number, json::VARCHAR AS doc
-        FROM read_json({path}, format = '{fmt}', records = false,
+        FROM read_json({path}, format = '{fmt}', records = false, columns = {{'json': 'JSON'}},
                        maximum_object_size = {_READER_LINE_LIMIT},
                        compression = '{_compression(ctx.file)}') WITH ORDINALITY
         """,

@@ -1,0 +1,236 @@
+"""HashiCorp Vault audit device log (file, socket or syslog device: one JSON entry a line).
+
+Vault writes a `request` entry when a call arrives and a `response` entry when it returns,
+both with the same `request.id`. One call is one event here: a response is kept, and a
+request only when its response is absent (e.g. the log was cut). The token that made the
+call is described under `auth`: its accessor (our credential id, safe to keep), display name,
+policies (`root` is the broadest scope Vault has), type, TTL and issue time. Values Vault
+HMACs (`hmac-sha256:...`) are not secrets. See docs/formats/vault-audit.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from m2maudit.config import Config
+from m2maudit.fingerprint import fingerprint_sql
+from m2maudit.secrets import leaked_secret_fp_sql
+from m2maudit.sources import sqlfrag as q
+from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.staging import map_records, stage
+
+
+def _auth(field: str) -> tuple[str, ...]:
+    """`auth.X`, else `response.auth.X` (a login's response describes the token it issued)."""
+    return (f"auth.{field}", f"response.auth.{field}")
+
+
+FIELDS = q.JsonFields(
+    {
+        "time": "time",
+        "type": "type",
+        "accessor": (*_auth("accessor"), "request.client_token_accessor"),
+        "display_name": _auth("display_name"),
+        "entity_id": _auth("entity_id"),
+        "policies": _auth("policies"),
+        "token_policies": _auth("token_policies"),
+        "identity_policies": _auth("identity_policies"),
+        "token_type": _auth("token_type"),
+        "token_ttl": _auth("token_ttl"),
+        "token_issue_time": _auth("token_issue_time"),
+        "client_token": (*_auth("client_token"), "request.client_token"),
+        "role": (
+            "auth.metadata.role_name",
+            "auth.metadata.role",
+            "response.auth.metadata.role_name",
+            "response.auth.metadata.role",
+        ),
+        "request_id": "request.id",
+        "operation": "request.operation",
+        "path": "request.path",
+        "namespace": "request.namespace.path",
+        "remote_address": "request.remote_address",
+        "user_agent": '$.request.headers."user-agent"[0]',
+        "error": "error",
+    }
+)
+
+# auth.display_name is "<auth mount>-<name>" (or just the mount): the mount tells who logs in.
+SERVICE_MOUNTS = (
+    "approle",
+    "token",
+    "kubernetes",
+    "k8s",
+    "aws",
+    "gcp",
+    "azure",
+    "cert",
+    "jwt",
+    "cf",
+    "alicloud",
+    "oci",
+    "nomad",
+    "tls",
+    "spiffe",
+)
+HUMAN_MOUNTS = ("ldap", "oidc", "userpass", "okta", "github", "radius", "saml")
+RAW_VAULT_TOKEN = "^(hv[sbr]|[sbr])\\.[A-Za-z0-9_-]{20,}$"
+HMAC_VALUE = "hmac-sha256:[0-9a-f]+"
+
+
+class VaultAuditAdapter:
+    name: ClassVar[str] = "vault-audit"
+    kind: ClassVar[Kind] = "events"
+    description: ClassVar[str] = (
+        "HashiCorp Vault audit device log (JSON lines of request/response entries)"
+    )
+    field_map: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("ts", "time"),
+        ("(one event a call)", "the response entry; the request entry only without a response"),
+        ("principal", "auth.display_name, else auth.entity_id"),
+        (
+            "principal_type",
+            "display_name mount: approle/token/kubernetes/aws/jwt/cert... -> "
+            "service; ldap/oidc/userpass/okta/github... -> human",
+        ),
+        ("client_id", "auth.metadata.role_name, else auth.metadata.role"),
+        ("credential_id", "auth.accessor (HMAC'd or not), else request.client_token_accessor"),
+        ("credential_type", "auth.token_type: vault_token (service) | vault_batch_token"),
+        ("token_fp", "fingerprint of auth.client_token, only when logged in clear"),
+        ("scopes_granted", "auth.policies (e.g. root), else token_policies + identity_policies"),
+        ("credential_issued_at", "auth.token_issue_time"),
+        ("credential_expires_at", "auth.token_issue_time + auth.token_ttl seconds (TTL 0: none)"),
+        ("action", "request.operation"),
+        ("resource", "request.namespace.path + request.path"),
+        ("outcome / status", "error (non-empty: failure); a response without error: success"),
+        ("source_ip", "request.remote_address"),
+        ("user_agent", "request.headers.user-agent (unless HMAC'd)"),
+        ("trace_id", "request.id"),
+        ("leaked_secret", "a Vault token logged in clear (hvs./s. ...), or any secret pattern"),
+    )
+
+    def detect(self, sample: Sample, config: Config) -> bool:
+        return looks_like_vault_audit(sample.first_record)
+
+    def load(self, ctx: LoadContext) -> None:
+        stage(ctx)
+        folded = fold_requests_into_responses(ctx)
+        if folded:
+            ctx.notes.append(f"{folded} request entries folded into their response entries")
+        f = FIELDS
+        display = f"lower({f.text('display_name')})"
+        mount = f"regexp_extract({display}, '^([a-z0-9_]+)', 1)"
+        ttl_json, issued = f["token_ttl"], f["token_issue_time"]
+        ttl = q.json_number(ttl_json)
+        token = f.text("client_token")
+        raw_token = f"CASE WHEN regexp_matches({token}, '{RAW_VAULT_TOKEN}') THEN {token} END"
+        without_hmacs = f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')"
+        error = f.text("error")
+        namespace = f"nullif(rtrim({f.text('namespace')}, '/'), '')"
+        columns = {
+            "ts": f.timestamp("time"),
+            "principal": f"coalesce({f.text('display_name')}, {f.text('entity_id')})",
+            "principal_type": (
+                f"CASE WHEN {display} IS NULL THEN NULL "
+                f"WHEN {mount} IN {q.text_list(SERVICE_MOUNTS)} THEN 'service' "
+                f"WHEN {mount} IN {q.text_list(HUMAN_MOUNTS)} THEN 'human' ELSE 'unknown' END"
+            ),
+            "client_id": f.text("role"),
+            "credential_id": f.text("accessor"),
+            "credential_type": (
+                f"CASE WHEN lower({f.text('token_type')}) = 'batch' THEN 'vault_batch_token' "
+                f"WHEN {f.text('token_type')} IS NOT NULL OR credential_id IS NOT NULL "
+                f"THEN 'vault_token' END"
+            ),
+            "token_fp": fingerprint_sql(raw_token),
+            "raw_token": "NULL::VARCHAR",
+            "on_behalf_of": "NULL::VARCHAR",
+            "act_chain": "NULL::VARCHAR[]",
+            "action": f.text("operation"),
+            "resource": (
+                f"CASE WHEN {namespace} IS NULL THEN {f.text('path')} "
+                f"ELSE {namespace} || '/' || coalesce({f.text('path')}, '') END"
+            ),
+            "scopes_used": "NULL::VARCHAR[]",
+            "scopes_granted": (
+                f"coalesce({q.json_string_list(f['policies'])}, "
+                f"nullif(list_concat({q.json_string_list(f['token_policies'])}, "
+                f"{q.json_string_list(f['identity_policies'])}), []))"
+            ),
+            "status": error,
+            "outcome": (
+                f"CASE WHEN {error} IS NOT NULL THEN 'failure' "
+                f"WHEN {f.text('type')} = 'response' THEN 'success' ELSE 'unknown' END"
+            ),
+            "source_ip": f.text("remote_address"),
+            "user_agent": (
+                f"CASE WHEN starts_with({f.text('user_agent')}, 'hmac-') THEN NULL "
+                f"ELSE {f.text('user_agent')} END"
+            ),
+            "trace_id": f.text("request_id"),
+            "session_id": "NULL::VARCHAR",
+            "task_id": "NULL::VARCHAR",
+            "credential_issued_at": f.timestamp("token_issue_time"),
+            "credential_expires_at": q.add_seconds("credential_issued_at", ttl),
+            "leaked_secret": (
+                f"CASE WHEN {raw_token} IS NOT NULL THEN 'vault_token' "
+                f"ELSE {q.leak_check(without_hmacs)} END"
+            ),
+            "leaked_secret_fp": (
+                f"CASE WHEN {raw_token} IS NOT NULL THEN token_fp "
+                f"WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(without_hmacs)} END"
+            ),
+        }
+        checks = [
+            (f"NOT {f.present('time')}", "'missing time'"),
+            ("ts IS NULL", f"'unparseable time: ' || left({f['time']}::VARCHAR, 40)"),
+            (
+                f"{f.text('type')} NOT IN ('request', 'response')",
+                "'type must be request or response, not ' || left(" + f.text("type") + ", 40)",
+            ),
+            (q.bad_string_list(f["policies"]), "'auth.policies must be a list'"),
+            (
+                q.bad_timestamp(issued),
+                f"'unparseable auth.token_issue_time: ' || left({issued}::VARCHAR, 40)",
+            ),
+            (
+                f"coalesce(json_type({ttl_json}) <> 'NULL', false) AND {ttl} IS NULL",
+                "'auth.token_ttl must be a number of seconds'",
+            ),
+            (
+                "principal IS NULL AND credential_id IS NULL",
+                "'no auth: neither auth.display_name, auth.entity_id nor auth.accessor'",
+            ),
+        ]
+        map_records(ctx, columns, checks, prelude=f.prelude())
+
+
+def fold_requests_into_responses(ctx: LoadContext) -> int:
+    """Drop each request entry whose response (same request.id) is in the file; say how many.
+
+    The response repeats the request and adds the outcome, so keeping both would count every
+    call twice. Done in one set-based DELETE over the staged records.
+    """
+    kind = "json_extract_string(rec, '$.type')"
+    request_id = "json_extract_string(rec, '$.request.id')"
+    row = ctx.con.execute(
+        f"""
+        DELETE FROM _records
+        WHERE {kind} = 'request' AND {request_id} IN (
+            SELECT {request_id} FROM _records
+            WHERE {kind} = 'response' AND {request_id} IS NOT NULL
+        )
+        """
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def looks_like_vault_audit(record: dict[str, Any] | None) -> bool:
+    """A Vault audit entry: `type` request/response with a `request` object."""
+    if not isinstance(record, dict):
+        return False
+    return (
+        record.get("type") in ("request", "response")
+        and isinstance(record.get("request"), dict)
+        and bool({"time", "auth"} & set(record))
+    )
