@@ -21,6 +21,7 @@ from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAd
 from m2maudit.sources.discover import expand_inputs, sniff
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
+from m2maudit.tokens import decode_staged_tokens
 
 EVENT_COLUMNS = (
     "ts", "principal", "principal_type", "client_id", "credential_id", "credential_type",
@@ -186,6 +187,7 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
         """,
         [ctx.format_name, ctx.file.display],
     ))
+    decode_staged_tokens(con, ctx.config)  # the raw tokens are in _mapped only until it is dropped
     report.rejected = _count(con.execute(
         """
         INSERT INTO ingest_errors
