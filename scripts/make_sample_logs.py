@@ -197,6 +197,16 @@ def problem_estate(estate: Estate) -> list[dict[str, Any]]:
     estate.add(timestamp=stamp(old + timedelta(minutes=1)), principal="agent-mallory",
                principal_type="agent", authorization=unsigned, action="DELETE /users/42",
                status=403, trace_id=estate.trace(), on_behalf_of="erin@northwind.example")
+    # agent-ci-bot: a token that never expires.
+    forever = token({"iss": ISSUER, "sub": "agent-ci-bot", "client_id": "agent-ci-bot",
+                     "aud": API, "scope": "builds:read", "iat": epoch(old),
+                     "jti": "jti-forever-1"})
+    for day in range(0, DAYS, 3):
+        estate.add(timestamp=stamp(START + timedelta(days=day, hours=5)),
+                   principal="agent-ci-bot", principal_type="agent",
+                   authorization=f"Bearer {forever}", on_behalf_of="bob@northwind.example",
+                   action="GET /builds", scopes="builds:read", status=200,
+                   trace_id=estate.trace())
     # svc-etl: twelve scopes and three active keys.
     scopes12 = " ".join(f"warehouse:{s}" for s in "abcdefghijkl")
     for n in (1, 2, 3):

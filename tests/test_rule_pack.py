@@ -65,7 +65,8 @@ def test_clean_corpus_gives_no_findings() -> None:
     assert scan_of(ROOT / "sample_logs" / "clean") == []
 
 
-def test_sample_estate_triggers_every_problem() -> None:
+def test_sample_estate_triggers_every_rule() -> None:
     fired = set(scan_of(ROOT / "sample_logs"))
+    assert {rule.id for rule in RULES} - fired == set()
     problems = {rule.problem for rule in RULES if rule.id in fired}
     assert set(PROBLEMS) <= problems
