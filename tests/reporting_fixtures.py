@@ -270,13 +270,8 @@ def suppressed_result() -> ScanResult:
 
 
 def shared_dir() -> Path:
-    """`shared/` beside the repository root (CI), else /work/shared."""
-    root = Path(__file__).resolve().parents[1]
-    for candidate in (
-        root.parent / "shared",
-        Path(__file__).resolve().parents[2] / "shared",
-        Path("/work/shared"),
-    ):
+    """`shared/` beside the repository root (as in CI), else /work/shared."""
+    for candidate in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("shared/ directory not found")
