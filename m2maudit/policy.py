@@ -2,14 +2,15 @@
 
 Everything here runs after the rules and before a reporter. The order the CLI follows:
 
-1. `check_fail_on(fail_on)`, `check_severity(min_severity)`, `check_problems(problems)` and
-   `check_output_path(output)` before the scan, so a bad flag or a missing output directory
-   fails (exit 2) before any work is done;
+1. `check_fail_on(fail_on)`, `check_severity(min_severity)`, `check_problems(problems)`,
+   `check_output_path(output)` and `check_output_path(path, "--write-baseline")` before the
+   scan, so a bad flag or a missing output directory fails (exit 2) before any work is done;
 2. `load_baseline(path)` (if `--baseline`), also before the scan;
 3. `apply_policy(result, suppressions=..., baseline_ids=..., min_severity=..., problems=...)`
    after the scan: it filters, marks suppressed and baselined findings in place and returns
    the warnings to print on stderr (expired suppressions);
-4. render with a reporter, then `write_output(output, text)` (atomic) or stdout;
+4. print each warning on stderr; render with a reporter, then `write_output(output, text)`
+   (atomic) or `sys.stdout.write(text)`;
 5. `write_baseline(path, result)` if `--write-baseline`;
 6. `exit_code(result, fail_on)`: 0 nothing failing, 1 something at or above `fail_on`.
    Exit 2 is the CLI's answer to any `AuditError`; the format never changes the code.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from m2maudit.config import Suppression
 from m2maudit.findings import Finding, Location, RuleInfo, ScanResult, SkippedRule, finding_id
@@ -101,7 +102,7 @@ def finding(
     message: str,
     *,
     count: int = 1,
-    evidence: dict[str, object] | None = None,
+    evidence: dict[str, Any] | None = None,
     locations: list[Location] | None = None,
     discriminator: str | None = None,
 ) -> Finding:
@@ -269,13 +270,8 @@ def suppressed_result() -> ScanResult:
 
 
 def shared_dir() -> Path:
-    """`shared/` beside the repository root (CI), else /work/shared."""
-    root = Path(__file__).resolve().parents[1]
-    for candidate in (
-        root.parent / "shared",
-        Path(__file__).resolve().parents[2] / "shared",
-        Path("/work/shared"),
-    ):
+    """`shared/` beside the repository root (as in CI), else /work/shared."""
+    for candidate in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("shared/ directory not found")

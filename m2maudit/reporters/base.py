@@ -28,8 +28,9 @@ class ReportOptions:
 
     `ansi` turns on terminal escape codes at all (only when writing to a terminal); `color`
     adds colours on top (off under `NO_COLOR`). `fail_on` is the `--fail-on` threshold, shown
-    in summaries and used to mark failing findings and JUnit cases; it never changes what is
-    reported.
+    in summaries and used to count failing findings; it never changes which findings are
+    reported. `verbose`, `quiet`, `ansi`, `color` and `width` only shape the terminal report:
+    machine formats (json, csv, sarif, junit, markdown) are the same bytes whatever they are.
     """
 
     verbose: bool = False

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
-from m2maudit.reporters.sarif import rules_of
-from m2maudit.reporters.summary import ordered_findings, status
+from m2maudit.reporters.summary import ordered_findings, rules_of, status
 from m2maudit.timeutil import iso
 
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -28,7 +28,9 @@ from m2maudit.timeutil import iso
 
 MAX_ROWS = 100
 MAX_CELL = 300
-_ESCAPE = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+# Characters that are markup inside a table cell or heading (line-start markers like `-` or
+# `#` cannot occur there); `<`, `>` and `&` become entities first.
+_ESCAPE = re.compile(r"([\\`*_\[\]|~])")
 
 
 def text(value: object, limit: int = MAX_CELL) -> str:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from m2maudit.findings import Finding, Location, RuleInfo, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import finding_dict, jsonable, window_dict
-from m2maudit.reporters.summary import ordered_findings, summarize
+from m2maudit.reporters.summary import ordered_findings, rules_of, summarize
 from m2maudit.timeutil import iso
 
 SARIF_VERSION = "2.1.0"
@@ -125,26 +125,6 @@ def rule_descriptor(rule: RuleInfo) -> dict[str, Any]:
     if rule.references:
         descriptor["helpUri"] = rule.references[0]
     return descriptor
-
-
-def rules_of(result: ScanResult) -> list[RuleInfo]:
-    """The run's rules, plus a stand-in for any rule a finding names but the run does not."""
-    rules = {rule.id: rule for rule in result.rules}
-    for finding in result.findings:
-        if finding.rule_id not in rules:
-            rules[finding.rule_id] = RuleInfo(
-                id=finding.rule_id,
-                name=finding.rule_name,
-                title=finding.title,
-                problem=finding.problem,
-                severity=finding.severity,
-                confidence=finding.confidence,
-                description=finding.title,
-                remediation=finding.remediation,
-                references=finding.references,
-                owasp_nhi=finding.owasp_nhi,
-            )
-    return [rules[key] for key in sorted(rules)]
 
 
 def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> dict[str, Any]:

@@ -7,7 +7,9 @@ is the active findings at or above `--fail-on`, the ones that make the exit code
 `ScanResult.attribution` is read as counts over agent actions:
 `{"agent_actions": N, "human": n, "agent": n, "credential": n, "trace": n, "all": n}` where each
 `n` is the number of agent actions tied to that party (`all`: to all four). A float between 0
-and 1 is read as a share instead. Missing keys are shown as not measured.
+and 1 is read as a share instead. Missing keys are shown as not measured. An optional
+`min_attribution` (the threshold, 0..1) lets the terminal report colour shares below it red;
+other keys pass through to the JSON summary unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m2maudit.config import PROBLEMS, SEVERITIES
-from m2maudit.findings import SEVERITY_ORDER, Finding, ScanResult
+from m2maudit.findings import SEVERITY_ORDER, Finding, RuleInfo, ScanResult
 from m2maudit.policy import failing
 
 SEVERITIES_DESC = tuple(reversed(SEVERITIES))
@@ -107,6 +109,26 @@ def problem_title(problem: str) -> str:
 def ordered_findings(result: ScanResult) -> list[Finding]:
     """The one finding order every format uses: `Finding.sort_key`."""
     return sorted(result.findings, key=Finding.sort_key)
+
+
+def rules_of(result: ScanResult) -> list[RuleInfo]:
+    """The run's rules, plus a stand-in for any rule a finding names but the run does not."""
+    rules = {rule.id: rule for rule in result.rules}
+    for finding in result.findings:
+        if finding.rule_id not in rules:
+            rules[finding.rule_id] = RuleInfo(
+                id=finding.rule_id,
+                name=finding.rule_name,
+                title=finding.title,
+                problem=finding.problem,
+                severity=finding.severity,
+                confidence=finding.confidence,
+                description=finding.title,
+                remediation=finding.remediation,
+                references=finding.references,
+                owasp_nhi=finding.owasp_nhi,
+            )
+    return [rules[key] for key in sorted(rules)]
 
 
 def status(finding: Finding) -> str:

@@ -86,7 +86,7 @@ def make_console(options: ReportOptions) -> Console:
         force_jupyter=False,
         force_interactive=False,
         soft_wrap=False,
-        _environ={},
+        _environ={},  # COLUMNS, TERM, FORCE_COLOR... must not change the bytes
     )
 
 
