@@ -158,7 +158,7 @@ class OktaSystemLogAdapter:
                 f"{f['event_time']})::VARCHAR, 40)",
             ),
             (
-                f"json_type({f['actor']}) IS NOT NULL AND json_type({f['actor']}) <> 'OBJECT'",
+                f"json_type({f['actor']}) NOT IN ('OBJECT', 'NULL')",
                 "'field \"actor\" must be an object'",
             ),
             (
