@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_lists_every_registered_adapter_in_detection_order() -> None:
     result = runner.invoke(app, ["formats"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
-    positions = [result.stdout.index(f" {adapter.name} ") for adapter in ADAPTERS]
+    positions = [result.stdout.index(f"│ {adapter.name} ") for adapter in ADAPTERS]
     assert positions == sorted(positions)
 
 

@@ -138,3 +138,15 @@ def test_edge_cases_are_rejected(tmp_path: Path) -> None:
     assert rejects[5].startswith("unparseable auth.token_issue_time")
     assert rejects[6].startswith("no auth")
     assert rejects[7] == "type must be request or response, not audit-test"
+
+
+def test_evidence_the_broad_scope_and_lifetime_rules_query(sample: Loaded) -> None:
+    """The canonical columns alone show a root token living longer than the 1 h default."""
+    flagged = sample.store.con.execute(
+        """
+        SELECT source_line FROM events
+        WHERE list_contains(scopes_granted, 'root')
+          AND credential_expires_at - credential_issued_at > INTERVAL 1 HOUR
+        """
+    ).fetchall()
+    assert flagged == [(4,)]
