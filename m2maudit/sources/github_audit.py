@@ -91,79 +91,84 @@ class GitHubAuditAdapter:
 
     def load(self, ctx: LoadContext) -> None:
         stage(ctx)
-        f = FIELDS
-        access = f"lower({f.text('access_type')})"
-        hashed = f.text("hashed_token")
-        kind = (
-            "CASE WHEN "
-            + " WHEN ".join(
-                f"regexp_matches({access}, '{pattern}') THEN '{kind}'"
-                for pattern, kind in ACCESS_TYPES
-            )
-            + (
-                f" WHEN {access} IS NOT NULL THEN "
-                f"trim(regexp_replace({access}, '[^a-z0-9]+', '_', 'g'), '_') "
-                f"WHEN nullif({f.text('token_id')}, '0') IS NOT NULL OR {hashed} IS NOT NULL "
-                f"THEN 'github_token' END"
-            )
+        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
+
+
+def _columns() -> dict[str, str]:
+    """Canonical columns as SQL over the staged records."""
+    f = FIELDS
+    access = f"lower({f.text('access_type')})"
+    hashed = f.text("hashed_token")
+    credential_kind = (
+        "CASE WHEN "
+        + " WHEN ".join(
+            f"regexp_matches({access}, '{pattern}') THEN '{ours}'" for pattern, ours in ACCESS_TYPES
         )
-        actor = f.text("actor")
-        columns = {
-            "ts": f.timestamp("time"),
-            "principal": actor,
-            "credential_type": kind,
-            "principal_type": (
-                f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} THEN 'service' "
-                f"WHEN {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' THEN 'service' "
-                f"WHEN {actor} IS NOT NULL THEN 'human' END"
-            ),
-            "client_id": f.text("oauth_app"),
-            "token_fp": (
-                f"CASE WHEN credential_type IN ('github_ssh_key', 'github_deploy_key') THEN NULL "
-                f"{github_hash_to_fingerprint(hashed)} END"
-            ),
-            "credential_id": f"coalesce(nullif({f.text('token_id')}, '0'), token_fp, {hashed})",
-            "raw_token": "NULL::VARCHAR",
-            "on_behalf_of": (
-                f"CASE WHEN credential_type IN {q.text_list(DELEGATED)} THEN {actor} END"
-            ),
-            "act_chain": "NULL::VARCHAR[]",
-            "action": f.text("action"),
-            "resource": (
-                f"coalesce({f.text('repo')}, {f.text('route')}, {f.text('org')}, "
-                f"{f.text('business')})"
-            ),
-            "scopes_used": "NULL::VARCHAR[]",
-            "scopes_granted": q.json_string_list(f["token_scopes"]),
-            "status": f.text("status_code"),
-            "outcome": q.outcome(f.text("status_code")),
-            "source_ip": f.text("actor_ip"),
-            "user_agent": f.text("user_agent"),
-            "trace_id": f.text("request_id"),
-            "session_id": "NULL::VARCHAR",
-            "task_id": "NULL::VARCHAR",
-            "credential_issued_at": "NULL::TIMESTAMPTZ",
-            "credential_expires_at": "NULL::TIMESTAMPTZ",
-            "leaked_secret": q.leak_check("rec"),
-            "leaked_secret_fp": (
-                f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('rec')} END"
-            ),
-        }
-        checks = [
-            (f"NOT {f.present('time')}", "'missing @timestamp / created_at'"),
-            (
-                "ts IS NULL",
-                f"'unparseable @timestamp / created_at: ' || left({f['time']}::VARCHAR, 40)",
-            ),
-            (q.is_composite(f["actor"]), "'field \"actor\" must be text'"),
-            (q.is_composite(f["action"]), "'field \"action\" must be text'"),
-            (
-                q.bad_string_list(f["token_scopes"]),
-                "'field \"token_scopes\" must be a list or a comma-separated string'",
-            ),
-            ("principal IS NULL AND credential_id IS NULL", "'no actor, token_id or hashed_token'"),
-        ]
-        map_records(ctx, columns, checks, prelude=f.prelude())
+        + (
+            f" WHEN {access} IS NOT NULL THEN "
+            f"trim(regexp_replace({access}, '[^a-z0-9]+', '_', 'g'), '_') "
+            f"WHEN nullif({f.text('token_id')}, '0') IS NOT NULL OR {hashed} IS NOT NULL "
+            f"THEN 'github_token' END"
+        )
+    )
+    actor = f.text("actor")
+    return {
+        "ts": f.timestamp("time"),
+        "principal": actor,
+        "credential_type": credential_kind,
+        "principal_type": (
+            f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} THEN 'service' "
+            f"WHEN {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' THEN 'service' "
+            f"WHEN {actor} IS NOT NULL THEN 'human' END"
+        ),
+        "client_id": f.text("oauth_app"),
+        "token_fp": (
+            f"CASE WHEN credential_type IN ('github_ssh_key', 'github_deploy_key') THEN NULL "
+            f"{github_hash_to_fingerprint(hashed)} END"
+        ),
+        "credential_id": f"coalesce(nullif({f.text('token_id')}, '0'), token_fp, {hashed})",
+        "raw_token": "NULL::VARCHAR",
+        "on_behalf_of": f"CASE WHEN credential_type IN {q.text_list(DELEGATED)} THEN {actor} END",
+        "act_chain": "NULL::VARCHAR[]",
+        "action": f.text("action"),
+        "resource": (
+            f"coalesce({f.text('repo')}, {f.text('route')}, {f.text('org')}, {f.text('business')})"
+        ),
+        "scopes_used": "NULL::VARCHAR[]",
+        "scopes_granted": q.json_string_list(f["token_scopes"]),
+        "status": f.text("status_code"),
+        "outcome": q.outcome(f.text("status_code")),
+        "source_ip": f.text("actor_ip"),
+        "user_agent": f.text("user_agent"),
+        "trace_id": f.text("request_id"),
+        "session_id": "NULL::VARCHAR",
+        "task_id": "NULL::VARCHAR",
+        "credential_issued_at": "NULL::TIMESTAMPTZ",
+        "credential_expires_at": "NULL::TIMESTAMPTZ",
+        "leaked_secret": q.leak_check("rec"),
+        "leaked_secret_fp": (
+            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('rec')} END"
+        ),
+    }
+
+
+def _checks() -> list[tuple[str, str]]:
+    """(condition, reason) pairs: the first true one rejects the record."""
+    f = FIELDS
+    return [
+        (f"NOT {f.present('time')}", "'missing @timestamp / created_at'"),
+        (
+            "ts IS NULL",
+            f"'unparseable @timestamp / created_at: ' || left({f['time']}::VARCHAR, 40)",
+        ),
+        (q.is_composite(f["actor"]), "'field \"actor\" must be text'"),
+        (q.is_composite(f["action"]), "'field \"action\" must be text'"),
+        (
+            q.bad_string_list(f["token_scopes"]),
+            "'field \"token_scopes\" must be a list or a comma-separated string'",
+        ),
+        ("principal IS NULL AND credential_id IS NULL", "'no actor, token_id or hashed_token'"),
+    ]
 
 
 def github_hash_to_fingerprint(hashed: str) -> str:

@@ -78,100 +78,108 @@ class OktaSystemLogAdapter:
 
     def load(self, ctx: LoadContext) -> None:
         stage(ctx)
-        f = FIELDS
-        actor_type = f.text("actor_type")
-        grant = f"lower({f.text('grant_type')})"
-        api_token = f.text("api_token")
-        user_target = q.json_array_find(f["target"], "type", "'User'")
-        first_target = q.member(f["target"], "$[0]")
-        columns = {
-            "ts": f"coalesce({f.timestamp('published')}, {f.timestamp('event_time')})",
-            "principal": "coalesce("
-            + ", ".join(
-                q.unknown_as_null(f.text(name)) for name in ("actor_alt", "actor_name", "actor_id")
-            )
-            + ")",
-            "principal_type": (
-                f"CASE WHEN {actor_type} IS NULL THEN NULL "
-                f"WHEN regexp_matches(lower({actor_type}), 'user') THEN 'human' "
-                f"WHEN regexp_matches(lower({actor_type}), '{SERVICE_ACTOR}') THEN 'service' "
-                f"ELSE 'unknown' END"
-            ),
-            "client_id": (
-                f"coalesce(CASE WHEN {api_token} IS NULL THEN {f.text('client_id')} END, "
-                f"CASE WHEN principal_type = 'service' THEN {f.text('actor_id')} END)"
-            ),
-            "credential_id": (
-                f"coalesce({api_token}, "
-                f"CASE WHEN {grant} = 'client_credentials' THEN client_id END)"
-            ),
-            "credential_type": (
-                f"CASE WHEN {api_token} IS NOT NULL THEN 'okta_api_token' "
-                f"WHEN {grant} = 'client_credentials' AND client_id IS NOT NULL "
-                f"THEN 'okta_oauth_client' END"
-            ),
-            "token_fp": "NULL::VARCHAR",
-            "raw_token": "NULL::VARCHAR",
-            "on_behalf_of": (
-                f"CASE WHEN principal_type = 'service' "
-                f"AND {f.text('event_type')} LIKE 'app.oauth2.%' "
-                f"AND {grant} IS DISTINCT FROM 'client_credentials' THEN coalesce("
-                f"{q.unknown_as_null(q.json_text(q.member(user_target, 'alternateId')))}, "
-                f"{q.json_text(q.member(user_target, 'id'))}, "
-                f"{f.text('debug_user')}) END"
-            ),
-            "act_chain": "NULL::VARCHAR[]",
-            "action": f.text("event_type"),
-            "resource": (
-                f"coalesce({f.text('request_uri')}, "
-                f"{q.unknown_as_null(q.json_text(q.member(first_target, 'alternateId')))}, "
-                f"{q.json_text(q.member(first_target, 'displayName'))}, "
-                f"{q.json_text(q.member(first_target, 'id'))})"
-            ),
-            "scopes_used": "NULL::VARCHAR[]",
-            "scopes_granted": q.json_string_list(f["granted"]),
-            "status": (
-                f"CASE WHEN {f.text('reason')} IS NULL THEN {f.text('result')} "
-                f"ELSE concat_ws(': ', {f.text('result')}, {f.text('reason')}) END"
-            ),
-            "outcome": q.outcome(f.text("result")),
-            "source_ip": f.text("ip"),
-            "user_agent": f.text("user_agent"),
-            "trace_id": q.unknown_as_null(f.text("transaction")),
-            "session_id": q.unknown_as_null(f.text("session")),
-            "task_id": "NULL::VARCHAR",
-            "credential_issued_at": "NULL::TIMESTAMPTZ",
-            "credential_expires_at": "NULL::TIMESTAMPTZ",
-            "leaked_secret": q.leak_check("rec"),
-            "leaked_secret_fp": (
-                f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('rec')} END"
-            ),
-        }
-        checks = [
-            (
-                f"NOT ({f.present('published')} OR {f.present('event_time')})",
-                "'missing published (the event time)'",
-            ),
-            (
-                "ts IS NULL",
-                f"'unparseable published: ' || left(coalesce({f['published']}, "
-                f"{f['event_time']})::VARCHAR, 40)",
-            ),
-            (
-                f"json_type({f['actor']}) IS NOT NULL AND json_type({f['actor']}) <> 'OBJECT'",
-                "'field \"actor\" must be an object'",
-            ),
-            (
-                q.bad_string_list(f["granted"]),
-                "'debugData.grantedScopes must be a list or a space/comma-separated string'",
-            ),
-            (
-                "principal IS NULL AND credential_id IS NULL AND client_id IS NULL",
-                "'no actor: none of actor.alternateId, actor.displayName, actor.id, "
-                "requestApiTokenId or client.id'",
-            ),
-        ]
-        map_records(ctx, columns, checks, prelude=f.prelude())
+        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
+
+
+def _columns() -> dict[str, str]:
+    """Canonical columns as SQL over the staged records."""
+    f = FIELDS
+    actor_type = f.text("actor_type")
+    grant = f"lower({f.text('grant_type')})"
+    api_token = f.text("api_token")
+    user_target = q.json_array_find(f["target"], "type", "'User'")
+    first_target = q.member(f["target"], "$[0]")
+    return {
+        "ts": f"coalesce({f.timestamp('published')}, {f.timestamp('event_time')})",
+        "principal": "coalesce("
+        + ", ".join(
+            q.unknown_as_null(f.text(name)) for name in ("actor_alt", "actor_name", "actor_id")
+        )
+        + ")",
+        "principal_type": (
+            f"CASE WHEN {actor_type} IS NULL THEN NULL "
+            f"WHEN regexp_matches(lower({actor_type}), 'user') THEN 'human' "
+            f"WHEN regexp_matches(lower({actor_type}), '{SERVICE_ACTOR}') THEN 'service' "
+            f"ELSE 'unknown' END"
+        ),
+        "client_id": (
+            f"coalesce(CASE WHEN {api_token} IS NULL THEN {f.text('client_id')} END, "
+            f"CASE WHEN principal_type = 'service' THEN {f.text('actor_id')} END)"
+        ),
+        "credential_id": (
+            f"coalesce({api_token}, CASE WHEN {grant} = 'client_credentials' THEN client_id END)"
+        ),
+        "credential_type": (
+            f"CASE WHEN {api_token} IS NOT NULL THEN 'okta_api_token' "
+            f"WHEN {grant} = 'client_credentials' AND client_id IS NOT NULL "
+            f"THEN 'okta_oauth_client' END"
+        ),
+        "token_fp": "NULL::VARCHAR",
+        "raw_token": "NULL::VARCHAR",
+        "on_behalf_of": (
+            f"CASE WHEN principal_type = 'service' "
+            f"AND {f.text('event_type')} LIKE 'app.oauth2.%' "
+            f"AND {grant} IS DISTINCT FROM 'client_credentials' THEN coalesce("
+            f"{q.unknown_as_null(q.json_text(q.member(user_target, 'alternateId')))}, "
+            f"{q.json_text(q.member(user_target, 'id'))}, "
+            f"{f.text('debug_user')}) END"
+        ),
+        "act_chain": "NULL::VARCHAR[]",
+        "action": f.text("event_type"),
+        "resource": (
+            f"coalesce({f.text('request_uri')}, "
+            f"{q.unknown_as_null(q.json_text(q.member(first_target, 'alternateId')))}, "
+            f"{q.json_text(q.member(first_target, 'displayName'))}, "
+            f"{q.json_text(q.member(first_target, 'id'))})"
+        ),
+        "scopes_used": "NULL::VARCHAR[]",
+        "scopes_granted": q.json_string_list(f["granted"]),
+        "status": (
+            f"CASE WHEN {f.text('reason')} IS NULL THEN {f.text('result')} "
+            f"ELSE concat_ws(': ', {f.text('result')}, {f.text('reason')}) END"
+        ),
+        "outcome": q.outcome(f.text("result")),
+        "source_ip": f.text("ip"),
+        "user_agent": f.text("user_agent"),
+        "trace_id": q.unknown_as_null(f.text("transaction")),
+        "session_id": q.unknown_as_null(f.text("session")),
+        "task_id": "NULL::VARCHAR",
+        "credential_issued_at": "NULL::TIMESTAMPTZ",
+        "credential_expires_at": "NULL::TIMESTAMPTZ",
+        "leaked_secret": q.leak_check("rec"),
+        "leaked_secret_fp": (
+            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('rec')} END"
+        ),
+    }
+
+
+def _checks() -> list[tuple[str, str]]:
+    """(condition, reason) pairs: the first true one rejects the record."""
+    f = FIELDS
+    return [
+        (
+            f"NOT ({f.present('published')} OR {f.present('event_time')})",
+            "'missing published (the event time)'",
+        ),
+        (
+            "ts IS NULL",
+            f"'unparseable published: ' || left(coalesce({f['published']}, "
+            f"{f['event_time']})::VARCHAR, 40)",
+        ),
+        (
+            f"json_type({f['actor']}) NOT IN ('OBJECT', 'NULL')",
+            "'field \"actor\" must be an object'",
+        ),
+        (
+            q.bad_string_list(f["granted"]),
+            "'debugData.grantedScopes must be a list or a space/comma-separated string'",
+        ),
+        (
+            "principal IS NULL AND credential_id IS NULL AND client_id IS NULL",
+            "'no actor: none of actor.alternateId, actor.displayName, actor.id, "
+            "requestApiTokenId or client.id'",
+        ),
+    ]
 
 
 def looks_like_okta(record: dict[str, Any] | None) -> bool:

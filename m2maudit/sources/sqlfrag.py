@@ -170,7 +170,7 @@ class JsonFields:
 
     def present(self, name: str) -> str:
         """True when any spelling holds a value other than JSON null."""
-        return f"(json_type({self[name]}) IS NOT NULL)"
+        return f"coalesce(json_type({self[name]}) <> 'NULL', false)"
 
 
 def json_number(value: str) -> str:

@@ -117,92 +117,102 @@ class VaultAuditAdapter:
         folded = fold_requests_into_responses(ctx)
         if folded:
             ctx.notes.append(f"{folded} request entries folded into their response entries")
-        f = FIELDS
-        display = f"lower({f.text('display_name')})"
-        mount = f"regexp_extract({display}, '^([a-z0-9_]+)', 1)"
-        ttl_json, issued = f["token_ttl"], f["token_issue_time"]
-        ttl = q.json_number(ttl_json)
-        token = f.text("client_token")
-        raw_token = f"CASE WHEN regexp_matches({token}, '{RAW_VAULT_TOKEN}') THEN {token} END"
-        without_hmacs = f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')"
-        error = f.text("error")
-        namespace = f"nullif(rtrim({f.text('namespace')}, '/'), '')"
-        columns = {
-            "ts": f.timestamp("time"),
-            "principal": f"coalesce({f.text('display_name')}, {f.text('entity_id')})",
-            "principal_type": (
-                f"CASE WHEN {display} IS NULL THEN NULL "
-                f"WHEN {mount} IN {q.text_list(SERVICE_MOUNTS)} THEN 'service' "
-                f"WHEN {mount} IN {q.text_list(HUMAN_MOUNTS)} THEN 'human' ELSE 'unknown' END"
-            ),
-            "client_id": f.text("role"),
-            "credential_id": f.text("accessor"),
-            "credential_type": (
-                f"CASE WHEN lower({f.text('token_type')}) = 'batch' THEN 'vault_batch_token' "
-                f"WHEN {f.text('token_type')} IS NOT NULL OR credential_id IS NOT NULL "
-                f"THEN 'vault_token' END"
-            ),
-            "token_fp": fingerprint_sql(raw_token),
-            "raw_token": "NULL::VARCHAR",
-            "on_behalf_of": "NULL::VARCHAR",
-            "act_chain": "NULL::VARCHAR[]",
-            "action": f.text("operation"),
-            "resource": (
-                f"CASE WHEN {namespace} IS NULL THEN {f.text('path')} "
-                f"ELSE {namespace} || '/' || coalesce({f.text('path')}, '') END"
-            ),
-            "scopes_used": "NULL::VARCHAR[]",
-            "scopes_granted": (
-                f"coalesce({q.json_string_list(f['policies'])}, "
-                f"nullif(list_concat({q.json_string_list(f['token_policies'])}, "
-                f"{q.json_string_list(f['identity_policies'])}), []))"
-            ),
-            "status": error,
-            "outcome": (
-                f"CASE WHEN {error} IS NOT NULL THEN 'failure' "
-                f"WHEN {f.text('type')} = 'response' THEN 'success' ELSE 'unknown' END"
-            ),
-            "source_ip": f.text("remote_address"),
-            "user_agent": (
-                f"CASE WHEN starts_with({f.text('user_agent')}, 'hmac-') THEN NULL "
-                f"ELSE {f.text('user_agent')} END"
-            ),
-            "trace_id": f.text("request_id"),
-            "session_id": "NULL::VARCHAR",
-            "task_id": "NULL::VARCHAR",
-            "credential_issued_at": f.timestamp("token_issue_time"),
-            "credential_expires_at": q.add_seconds("credential_issued_at", ttl),
-            "leaked_secret": (
-                f"CASE WHEN {raw_token} IS NOT NULL THEN 'vault_token' "
-                f"ELSE {q.leak_check(without_hmacs)} END"
-            ),
-            "leaked_secret_fp": (
-                f"CASE WHEN {raw_token} IS NOT NULL THEN token_fp "
-                f"WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(without_hmacs)} END"
-            ),
-        }
-        checks = [
-            (f"NOT {f.present('time')}", "'missing time'"),
-            ("ts IS NULL", f"'unparseable time: ' || left({f['time']}::VARCHAR, 40)"),
-            (
-                f"{f.text('type')} NOT IN ('request', 'response')",
-                "'type must be request or response, not ' || left(" + f.text("type") + ", 40)",
-            ),
-            (q.bad_string_list(f["policies"]), "'auth.policies must be a list'"),
-            (
-                q.bad_timestamp(issued),
-                f"'unparseable auth.token_issue_time: ' || left({issued}::VARCHAR, 40)",
-            ),
-            (
-                f"coalesce(json_type({ttl_json}) <> 'NULL', false) AND {ttl} IS NULL",
-                "'auth.token_ttl must be a number of seconds'",
-            ),
-            (
-                "principal IS NULL AND credential_id IS NULL",
-                "'no auth: neither auth.display_name, auth.entity_id nor auth.accessor'",
-            ),
-        ]
-        map_records(ctx, columns, checks, prelude=f.prelude())
+        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
+
+
+def _columns() -> dict[str, str]:
+    """Canonical columns as SQL over the staged records."""
+    f = FIELDS
+    display = f"lower({f.text('display_name')})"
+    mount = f"regexp_extract({display}, '^([a-z0-9_]+)', 1)"
+    ttl = q.json_number(f["token_ttl"])
+    token = f.text("client_token")
+    raw_token = f"CASE WHEN regexp_matches({token}, '{RAW_VAULT_TOKEN}') THEN {token} END"
+    without_hmacs = f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')"
+    error = f.text("error")
+    namespace = f"nullif(rtrim({f.text('namespace')}, '/'), '')"
+    return {
+        "ts": f.timestamp("time"),
+        "principal": f"coalesce({f.text('display_name')}, {f.text('entity_id')})",
+        "principal_type": (
+            f"CASE WHEN {display} IS NULL THEN NULL "
+            f"WHEN {mount} IN {q.text_list(SERVICE_MOUNTS)} THEN 'service' "
+            f"WHEN {mount} IN {q.text_list(HUMAN_MOUNTS)} THEN 'human' ELSE 'unknown' END"
+        ),
+        "client_id": f.text("role"),
+        "credential_id": f.text("accessor"),
+        "credential_type": (
+            f"CASE WHEN lower({f.text('token_type')}) = 'batch' THEN 'vault_batch_token' "
+            f"WHEN {f.text('token_type')} IS NOT NULL OR credential_id IS NOT NULL "
+            f"THEN 'vault_token' END"
+        ),
+        "token_fp": fingerprint_sql(raw_token),
+        "raw_token": "NULL::VARCHAR",
+        "on_behalf_of": "NULL::VARCHAR",
+        "act_chain": "NULL::VARCHAR[]",
+        "action": f.text("operation"),
+        "resource": (
+            f"CASE WHEN {namespace} IS NULL THEN {f.text('path')} "
+            f"ELSE {namespace} || '/' || coalesce({f.text('path')}, '') END"
+        ),
+        "scopes_used": "NULL::VARCHAR[]",
+        "scopes_granted": (
+            f"coalesce({q.json_string_list(f['policies'])}, "
+            f"nullif(list_concat({q.json_string_list(f['token_policies'])}, "
+            f"{q.json_string_list(f['identity_policies'])}), []))"
+        ),
+        "status": error,
+        "outcome": (
+            f"CASE WHEN {error} IS NOT NULL THEN 'failure' "
+            f"WHEN {f.text('type')} = 'response' THEN 'success' ELSE 'unknown' END"
+        ),
+        "source_ip": f.text("remote_address"),
+        "user_agent": (
+            f"CASE WHEN starts_with({f.text('user_agent')}, 'hmac-') THEN NULL "
+            f"ELSE {f.text('user_agent')} END"
+        ),
+        "trace_id": f.text("request_id"),
+        "session_id": "NULL::VARCHAR",
+        "task_id": "NULL::VARCHAR",
+        "credential_issued_at": f.timestamp("token_issue_time"),
+        "credential_expires_at": q.add_seconds("credential_issued_at", ttl),
+        "leaked_secret": (
+            f"CASE WHEN {raw_token} IS NOT NULL THEN 'vault_token' "
+            f"ELSE {q.leak_check(without_hmacs)} END"
+        ),
+        "leaked_secret_fp": (
+            f"CASE WHEN {raw_token} IS NOT NULL THEN token_fp "
+            f"WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(without_hmacs)} END"
+        ),
+    }
+
+
+def _checks() -> list[tuple[str, str]]:
+    """(condition, reason) pairs: the first true one rejects the record."""
+    f = FIELDS
+    ttl_json, issued = f["token_ttl"], f["token_issue_time"]
+    ttl = q.json_number(ttl_json)
+    return [
+        (f"NOT {f.present('time')}", "'missing time'"),
+        ("ts IS NULL", f"'unparseable time: ' || left({f['time']}::VARCHAR, 40)"),
+        (
+            f"{f.text('type')} NOT IN ('request', 'response')",
+            "'type must be request or response, not ' || left(" + f.text("type") + ", 40)",
+        ),
+        (q.bad_string_list(f["policies"]), "'auth.policies must be a list'"),
+        (
+            q.bad_timestamp(issued),
+            f"'unparseable auth.token_issue_time: ' || left({issued}::VARCHAR, 40)",
+        ),
+        (
+            f"coalesce(json_type({ttl_json}) <> 'NULL', false) AND {ttl} IS NULL",
+            "'auth.token_ttl must be a number of seconds'",
+        ),
+        (
+            "principal IS NULL AND credential_id IS NULL",
+            "'no auth: neither auth.display_name, auth.entity_id nor auth.accessor'",
+        ),
+    ]
 
 
 def fold_requests_into_responses(ctx: LoadContext) -> int:

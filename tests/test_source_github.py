@@ -1,0 +1,154 @@
+"""The GitHub audit log adapter, on public samples and on hand-made edge cases."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from m2maudit.fingerprint import fingerprint
+from tests.source_support import Loaded, load, real_logs_dir, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def github_dir() -> Path:
+    return real_logs_dir() / "github_audit"
+
+
+@pytest.fixture(scope="module")
+def panther(github_dir: Path) -> Loaded:
+    return load(github_dir / "panther_github_audit_rule_tests.jsonl")
+
+
+def _event(**overrides: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "@timestamp": 1718000000123,
+        "_document_id": "doc-1",
+        "action": "repo.download_zip",
+        "actor": "octo-dev",
+        "actor_id": 42,
+        "org": "acme",
+        "repo": "acme/widgets",
+        "actor_ip": "198.51.100.4",
+        "user_agent": "curl/8.5",
+        "request_id": "C0DE:1234:5678",
+    }
+    event.update(overrides)
+    return event
+
+
+def test_every_github_sample_is_detected(github_dir: Path) -> None:
+    loaded = load(*sorted(github_dir.iterdir()))
+    assert {f.format for f in loaded.report.files} == {"github-audit"}
+    assert not loaded.report.failed_files
+
+
+def test_api_request_with_a_token(github_dir: Path) -> None:
+    loaded = load(github_dir / "elastic_github_audit_test-api-request-events.log")
+    assert (loaded.file.loaded, loaded.file.rejected) == (2, 0)
+    event = loaded.event(1)
+    assert (event["principal"], event["principal_type"]) == ("user_actor", "human")
+    assert event["credential_id"] == "555555"
+    assert event["credential_type"] == "github_token"  # token data but no access type logged
+    assert event["scopes_granted"] == ["repo", "read:org"]
+    assert (event["outcome"], event["status"]) == ("success", "200")
+    assert event["resource"] == "/repos/{owner}/{repo}/pulls"
+    assert event["ts"] == datetime(2025, 3, 10, 12, 57, 45, 102000, tzinfo=UTC)
+    # hashed_token is base64(SHA-256(token)): the same digest as m2maudit's own fingerprint.
+    assert (
+        event["token_fp"]
+        == base64.b64decode("E8Fzcgs3TQXqhrKKC/qNR+2XZnaK3ykQBSAt1kPMiJs=").hex()[:16]
+    )
+
+
+def test_panther_samples_load_or_are_rejected_with_reasons(panther: Loaded) -> None:
+    assert (panther.file.loaded, panther.file.rejected) == (63, 35)
+    rejects = panther.rejects()
+    assert rejects[1] == "no actor, token_id or hashed_token"
+    assert rejects[21] == "missing @timestamp / created_at"
+    assert rejects[84].startswith("unparseable @timestamp / created_at")
+
+
+def test_app_server_to_server_token_is_a_service(panther: Loaded) -> None:
+    event = panther.event(97)
+    assert (event["principal"], event["principal_type"]) == ("github-actions[bot]", "service")
+    assert event["credential_type"] == "github_app_token"
+    assert event["credential_id"] == "1111111111111"
+
+
+def test_oauth_token_acts_for_its_user(panther: Loaded) -> None:
+    event = panther.event(16)
+    assert (event["credential_type"], event["credential_id"]) == ("oauth_token", "0123456789")
+    assert event["on_behalf_of"] == "acme-inc-user"
+    assert (event["source_ip"], event["user_agent"]) == ("5.6.7.8", "git/2.30.2")
+    assert panther.event(4)["principal_type"] == "service"  # secret-scanning[bot]
+    assert panther.event(2)["principal_type"] == "human"
+
+
+def test_ssh_key_push_has_no_token_fingerprint(github_dir: Path) -> None:
+    event = load(github_dir / "ocsf_examples_github_api_activity.raw.json").event(1)
+    assert event["credential_type"] == "github_ssh_key"
+    assert event["credential_id"] == "tO8qpNGhmNe8OMdEXAMPLE"  # token_id 0 means none
+    assert event["token_fp"] is None
+
+
+@pytest.mark.parametrize(
+    ("access_type", "credential_type", "principal_type"),
+    [
+        ("Personal access token (classic)", "github_pat", "human"),
+        ("Fine-grained personal access token", "github_pat_fine_grained", "human"),
+        ("GitHub App server-to-server token", "github_app_token", "service"),
+        ("GitHub App user-to-server token", "github_app_user_token", "human"),
+        ("OAuth access token", "oauth_token", "human"),
+        ("Deploy key", "github_deploy_key", "service"),
+        ("Something New", "something_new", "human"),
+    ],
+)
+def test_access_types(
+    tmp_path: Path, access_type: str, credential_type: str, principal_type: str
+) -> None:
+    record = _event(programmatic_access_type=access_type, token_id=9)
+    event = load(write_jsonl(tmp_path / "gh.jsonl", [record])).event(1)
+    assert (event["credential_type"], event["principal_type"]) == (credential_type, principal_type)
+
+
+def test_hashed_token_matches_m2maudit_fingerprint(tmp_path: Path) -> None:
+    token = "example-token-not-a-real-secret"
+    hashed = base64.b64encode(hashlib.sha256(token.encode()).digest()).decode()
+    record = _event(
+        programmatic_access_type="OAuth access token",
+        hashed_token=hashed,
+        oauth_application_id=1234,
+        token_scopes="repo,workflow",
+    )
+    event = load(write_jsonl(tmp_path / "gh.jsonl", [record])).event(1)
+    assert event["token_fp"] == fingerprint(token)
+    assert event["credential_id"] == fingerprint(token)  # no token_id: the fingerprint names it
+    assert event["client_id"] == "1234"
+    assert event["scopes_granted"] == ["repo", "workflow"]
+    assert event["trace_id"] == "C0DE:1234:5678"
+
+
+def test_edge_cases_are_rejected_or_parsed(tmp_path: Path) -> None:
+    records = [
+        _event(),
+        _event(actor={"login": "octo-dev"}),
+        _event(actor="", token_id=0),
+        {k: v for k, v in _event(created_at="2024-06-10T06:00:00Z").items() if k != "@timestamp"},
+        _event(token_scopes=7),
+        _event(**{"@timestamp": "yesterday"}),
+    ]
+    loaded = load(write_jsonl(tmp_path / "gh.jsonl", records))
+    assert loaded.file.format == "github-audit"
+    assert loaded.lines() == [1, 4]
+    assert loaded.event(1)["ts"] == datetime(2024, 6, 10, 6, 13, 20, 123000, tzinfo=UTC)
+    assert loaded.event(4)["ts"] == datetime(2024, 6, 10, 6, 0, tzinfo=UTC)
+    assert loaded.event(1)["resource"] == "acme/widgets"
+    rejects = loaded.rejects()
+    assert rejects[2] == 'field "actor" must be text'
+    assert rejects[3] == "no actor, token_id or hashed_token"
+    assert rejects[5].startswith('field "token_scopes" must be')
+    assert rejects[6].startswith("unparseable @timestamp")
