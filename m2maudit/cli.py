@@ -25,7 +25,7 @@ from m2maudit.errors import AuditError
 from m2maudit.ingest import IngestReport, ingest_paths
 from m2maudit import policy
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
-from m2maudit.scan import run_scan, save_findings
+from m2maudit.scan import input_summaries, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
 
@@ -207,8 +207,7 @@ def scan(
         report = run_ingest(store, paths, inventory, config, format_hint, quiet)
         _check_strict(report, strict)
         result = run_scan(store, settings, clock, list(rules or []),
-                          inputs=[{"file": f.source, "format": f.format, "records": f.loaded,
-                                   "rejected": f.rejected} for f in report.files])
+                          inputs=input_summaries(report))
         warnings = policy.apply_policy(
             result, suppressions=settings.suppressions, baseline_ids=baseline_ids,
             min_severity=min_severity, problems=problem or [],

@@ -13,9 +13,19 @@ from typing import Any
 from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema, lock_down, run_rules
 from m2maudit.findings import Finding, ScanResult
+from m2maudit.ingest import IngestReport
 from m2maudit.rules import Rule, load_rules
 from m2maudit.store import Store
 from m2maudit.views import create_views
+
+
+def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
+    """What reports list as inputs: one entry per file, in the order they were read."""
+    return [
+        {"source": f.source, "kind": f.kind, "format": f.format, "loaded": f.loaded,
+         "duplicates": f.duplicates, "rejected": f.rejected, "error": f.error}
+        for f in report.files
+    ]
 
 
 def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
