@@ -61,7 +61,11 @@ VIEW_SQL = [
         coalesce(nullif(e.principal_type, 'unknown'),
                  m2m_kind(coalesce(e.principal, t.current_actor, t.client_id, t.sub)))
             AS actor_kind,
-        coalesce(e.credential_id, t.jti, e.token_fp) AS credential,
+        coalesce(nullif(e.credential_id, e.token_fp), t.jti, e.token_fp) AS credential,
+        -- What findings group by: per-request JWTs of one OAuth client are one credential.
+        coalesce(nullif(e.credential_id, e.token_fp), 'client:' || coalesce(t.client_id, t.azp),
+                 t.jti, e.token_fp)
+            AS credential_group,
         coalesce(e.on_behalf_of,
                  CASE WHEN t.subject_kind = 'human' THEN t.sub END,
                  CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END)
