@@ -20,10 +20,14 @@ from m2maudit.timeutil import utc_now
 
 rules_app = typer.Typer(help="List, show, lint and test rules.", no_args_is_help=True)
 
-DirArg = Annotated[Path | None, typer.Argument(
-    help="A rules directory (default: the bundled pack).", show_default=False)]
-RulesOpt = Annotated[list[Path] | None, typer.Option(
-    "--rules", help="Extra rules directory (repeatable), added to the bundled pack.")]
+DirArg = Annotated[
+    Path | None,
+    typer.Argument(help="A rules directory (default: the bundled pack).", show_default=False),
+]
+RulesOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--rules", help="Extra rules directory (repeatable), added to the bundled pack."),
+]
 
 
 def _load(directory: Path | None, extra: list[Path] | None) -> list[Rule]:
@@ -45,9 +49,17 @@ def list_rules(
         loaded = _load(None, rules)
         if output_format == "json":
             rows = [
-                {"id": r.id, "name": r.name, "title": r.title, "problem": r.problem,
-                 "severity": r.severity, "confidence": r.confidence, "owasp_nhi": r.owasp_nhi,
-                 "requires": r.requires, "file": str(r.path)}
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "title": r.title,
+                    "problem": r.problem,
+                    "severity": r.severity,
+                    "confidence": r.confidence,
+                    "owasp_nhi": r.owasp_nhi,
+                    "requires": r.requires,
+                    "file": str(r.path),
+                }
                 for r in loaded
             ]
             typer.echo(json.dumps(rows, indent=2))
@@ -81,12 +93,15 @@ def show_rule(
         r = match[0]
         console = Console()
         console.print(f"[bold]{r.id} {r.name}[/]: {r.title}")
-        console.print(f"problem: {r.problem}   severity: {r.severity}   "
-                      f"confidence: {r.confidence}   OWASP: {', '.join(r.owasp_nhi) or '-'}")
+        console.print(
+            f"problem: {r.problem}   severity: {r.severity}   "
+            f"confidence: {r.confidence}   OWASP: {', '.join(r.owasp_nhi) or '-'}"
+        )
         console.print(f"\n{r.description.strip()}\n\n[bold]Remediation[/]: {r.remediation.strip()}")
         if r.params:
-            console.print("\n[bold]Parameters[/]: " + ", ".join(
-                f"{k} = {v}" for k, v in r.params.items()))
+            console.print(
+                "\n[bold]Parameters[/]: " + ", ".join(f"{k} = {v}" for k, v in r.params.items())
+            )
         for ref in r.references:
             console.print(f"  {ref}")
         console.print(Syntax(r.query.strip(), "sql", theme="ansi_dark", word_wrap=True))

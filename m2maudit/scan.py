@@ -22,8 +22,15 @@ from m2maudit.views import create_views
 def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
     """What reports list as inputs: one entry per file, in the order they were read."""
     return [
-        {"source": f.source, "kind": f.kind, "format": f.format, "loaded": f.loaded,
-         "duplicates": f.duplicates, "rejected": f.rejected, "error": f.error}
+        {
+            "source": f.source,
+            "kind": f.kind,
+            "format": f.format,
+            "loaded": f.loaded,
+            "duplicates": f.duplicates,
+            "rejected": f.rejected,
+            "error": f.error,
+        }
         for f in report.files
     ]
 

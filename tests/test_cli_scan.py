@@ -58,8 +58,11 @@ def test_baseline_round_trip(tmp_path: Path) -> None:
     )
     code, out = scan(agents, str(extra), "--baseline", str(base), "-f", "json")
     assert code == 1
-    failing = {f["principal"] for f in json.loads(out)["findings"]
-               if not f["baselined"] and f["severity"] in ("high", "critical")}
+    failing = {
+        f["principal"]
+        for f in json.loads(out)["findings"]
+        if not f["baselined"] and f["severity"] in ("high", "critical")
+    }
     assert failing == {"agent-new"}
 
 

@@ -26,10 +26,21 @@ UPDATE = os.environ.get("M2MAUDIT_UPDATE_GOLDEN") == "1"
 def test_report_matches_golden(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     out = tmp_path / f"report.{name}"
-    result = CliRunner().invoke(app, [
-        "scan", "sample_logs", "--as-of", "2026-11-28T00:00:00Z", "-f", name, "-o", str(out),
-        "--fail-on", "never",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            "sample_logs",
+            "--as-of",
+            "2026-11-28T00:00:00Z",
+            "-f",
+            name,
+            "-o",
+            str(out),
+            "--fail-on",
+            "never",
+        ],
+    )
     assert result.exit_code == 0, result.output
     golden = GOLDEN / f"sample_logs.{name}"
     if UPDATE:

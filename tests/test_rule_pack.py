@@ -30,9 +30,7 @@ def scan_of(*paths: Path) -> list[str]:
     return [f.rule_id for f in result.findings]
 
 
-@pytest.mark.parametrize(
-    ("rule", "index", "case"), CASES, ids=[f"{r.id}-{i}" for r, i, _ in CASES]
-)
+@pytest.mark.parametrize(("rule", "index", "case"), CASES, ids=[f"{r.id}-{i}" for r, i, _ in CASES])
 def test_rule_case(rule, index, case) -> None:
     result = run_case(rule, index, case, Config())
     assert result.passed, f"{rule.id} {result.name}: {result.detail}"
