@@ -1,0 +1,69 @@
+"""The config's effect on a scan: selection, severity overrides, params and suppressions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from m2maudit.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENTS = str(ROOT / "sample_logs" / "agents")
+
+
+def scan_json(tmp_path: Path, config: str) -> dict:
+    path = tmp_path / "m2maudit.yaml"
+    path.write_text(config, encoding="utf-8")
+    result = CliRunner().invoke(app, [
+        "scan", AGENTS, "--config", str(path), "--as-of", "2026-11-28T00:00:00Z",
+        "-f", "json", "--fail-on", "never", "-q",
+    ])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def rule_ids(report: dict) -> set[str]:
+    return {f["rule_id"] for f in report["findings"]}
+
+
+def test_select_a_problem(tmp_path: Path) -> None:
+    report = scan_json(tmp_path, "select: [stale-rotation]\n")
+    assert rule_ids(report) and all(r.startswith("M2M3") for r in rule_ids(report))
+
+
+def test_ignore_a_rule_and_override_severity(tmp_path: Path) -> None:
+    report = scan_json(tmp_path, "ignore: [M2M203]\nseverity: {M2M501: critical}\n")
+    assert "M2M203" not in rule_ids(report)
+    assert {f["severity"] for f in report["findings"] if f["rule_id"] == "M2M501"} == {"critical"}
+
+
+def test_params_override_beats_threshold(tmp_path: Path) -> None:
+    default = scan_json(tmp_path, "{}\n")
+    relaxed = scan_json(tmp_path, "params: {M2M408: {max_tasks_per_token: 10}}\n")
+    assert "M2M408" in rule_ids(default)
+    assert "M2M408" not in rule_ids(relaxed)
+
+
+def test_threshold_changes_a_rule(tmp_path: Path) -> None:
+    report = scan_json(tmp_path, "thresholds: {max_token_lifetime: 60d}\n")
+    assert "M2M401" not in rule_ids(report)
+
+
+def test_suppression_keeps_the_finding_marked(tmp_path: Path) -> None:
+    report = scan_json(tmp_path, (
+        "suppressions:\n"
+        "  - rule: M2M303\n    principal: svc-*\n    reason: rotation in flight\n"
+        "    expires: 2027-01-31\n"
+    ))
+    etl = [f for f in report["findings"] if f["rule_id"] == "M2M303"]
+    assert etl and all(f["suppressed"] for f in etl)
+
+
+def test_unknown_param_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "m2maudit.yaml"
+    path.write_text("params: {M2M408: {nope: 1}}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["scan", AGENTS, "--config", str(path), "-q"])
+    assert result.exit_code == 2
+    assert "no parameter 'nope'" in result.output
