@@ -17,6 +17,7 @@ import duckdb
 import typer
 
 from m2maudit import __version__
+from m2maudit.cli_token import token_app
 from m2maudit.config import load_config
 from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
 from m2maudit.errors import AuditError
@@ -34,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+app.add_typer(token_app, name="token")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

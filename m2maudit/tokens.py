@@ -50,17 +50,54 @@ from m2maudit.token_claims import (
 )
 
 TOKEN_COLUMNS = (
-    "token_fp", "decode_error", "token_length", "alg", "kid", "typ", "iss", "sub", "aud",
-    "client_id", "azp", "scope", "iat", "nbf", "exp", "jti", "act_chain", "chain_depth",
-    "root_subject", "current_actor", "chain_has_cycle", "may_act", "chain_actor_not_allowed",
-    "has_cnf", "has_auth_time", "has_acr", "has_amr", "txn", "req_wl", "subject_kind",
+    "token_fp",
+    "decode_error",
+    "token_length",
+    "alg",
+    "kid",
+    "typ",
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "azp",
+    "scope",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "act_chain",
+    "chain_depth",
+    "root_subject",
+    "current_actor",
+    "chain_has_cycle",
+    "may_act",
+    "chain_actor_not_allowed",
+    "has_cnf",
+    "has_auth_time",
+    "has_acr",
+    "has_amr",
+    "txn",
+    "req_wl",
+    "subject_kind",
 )
 EVENT_TOKENS_VIEW = "event_tokens"
 
 # Payload claims read with one json_extract call; their 1-based slot in the list.
 _CLAIMS = (
-    "iss", "sub", "aud", *CLIENT_CLAIMS, "scope", "scp", *TIME_CLAIMS, "jti", "may_act",
-    "cnf", *HUMAN_EVIDENCE_CLAIMS, "txn", "req_wl",
+    "iss",
+    "sub",
+    "aud",
+    *CLIENT_CLAIMS,
+    "scope",
+    "scp",
+    *TIME_CLAIMS,
+    "jti",
+    "may_act",
+    "cnf",
+    *HUMAN_EVIDENCE_CLAIMS,
+    "txn",
+    "req_wl",
 )
 _SLOT = {name: f"cv[{index + 1}]" for index, name in enumerate(_CLAIMS)}
 
@@ -127,10 +164,7 @@ def _numeric_date(value: str) -> str:
 
 def _actor(sub: str, client_id: str) -> str:
     """Twin of `actor_name` for an `act`/`may_act` object given its `sub` and `client_id`."""
-    return (
-        f"coalesce({json_scalar_text(sub)}, {json_scalar_text(client_id)}, "
-        f"{lit(UNNAMED_ACTOR)})"
-    )
+    return f"coalesce({json_scalar_text(sub)}, {json_scalar_text(client_id)}, {lit(UNNAMED_ACTOR)})"
 
 
 def _may_act(value: str) -> str:
@@ -220,8 +254,10 @@ def _part_checks(part: str, prefix: str) -> list[tuple[str, str]]:
         (_too_deep(f"{prefix}_skel"), lit(reason_part(part, PART_TOO_DEEP))),
         (f"NOT {prefix}_strict", lit(reason_part(part, PART_NOT_JSON))),
         (f"json_type({valid}) <> 'OBJECT'", lit(reason_part(part, PART_NOT_OBJECT))),
-        (f"len(json_keys({valid})) <> len(list_distinct(json_keys({valid})))",
-         lit(reason_part(part, PART_DUPLICATES))),
+        (
+            f"len(json_keys({valid})) <> len(list_distinct(json_keys({valid})))",
+            lit(reason_part(part, PART_DUPLICATES)),
+        ),
     ]
 
 
@@ -238,12 +274,19 @@ def decode_select(source: str, config: Config) -> str:
     hard_checks = [
         (f"token_length > {MAX_TOKEN_BYTES}", sql_template(TOO_LONG, length="token_length")),
         ("segment_count = 5", lit(REASON_JWE)),
-        ("segment_count <> 3", sql_template(
-            SEGMENTS, count="segment_count",
-            plural="CASE WHEN segment_count = 1 THEN '' ELSE 's' END")),
+        (
+            "segment_count <> 3",
+            sql_template(
+                SEGMENTS,
+                count="segment_count",
+                plural="CASE WHEN segment_count = 1 THEN '' ELSE 's' END",
+            ),
+        ),
         *_part_checks("header", "h"),
-        ("json_type(h_json, '$.b64') = 'BOOLEAN' AND (h_json ->> '$.b64') = 'false'",
-         lit(REASON_DETACHED)),
+        (
+            "json_type(h_json, '$.b64') = 'BOOLEAN' AND (h_json ->> '$.b64') = 'false'",
+            lit(REASON_DETACHED),
+        ),
         *_part_checks("payload", "p"),
         ("NOT s_b64", lit(reason_part("signature", PART_NOT_BASE64))),
     ]
@@ -272,55 +315,55 @@ def decode_select(source: str, config: Config) -> str:
     ),
     txt AS (
         SELECT token_fp, token_length, len(parts) AS segment_count,
-               segment_count = 3 AND {_b64url_ok('parts[1]')} AS h_b64,
-               segment_count = 3 AND {_b64url_ok('parts[2]')} AS p_b64,
-               segment_count = 3 AND {_b64url_ok('parts[3]')} AS s_b64,
-               CASE WHEN h_b64 THEN {_b64url_text('parts[1]')} END AS h_txt,
-               CASE WHEN p_b64 THEN {_b64url_text('parts[2]')} END AS p_txt
+               segment_count = 3 AND {_b64url_ok("parts[1]")} AS h_b64,
+               segment_count = 3 AND {_b64url_ok("parts[2]")} AS p_b64,
+               segment_count = 3 AND {_b64url_ok("parts[3]")} AS s_b64,
+               CASE WHEN h_b64 THEN {_b64url_text("parts[1]")} END AS h_txt,
+               CASE WHEN p_b64 THEN {_b64url_text("parts[2]")} END AS p_txt
         FROM seg
     ),
     checked AS (
         SELECT token_fp, token_length, {hard} AS hard_error,
                CASE WHEN hard_error IS NULL THEN h_json END AS hj,
                CASE WHEN hard_error IS NULL THEN p_json END AS pj
-        FROM (SELECT *, {_parsed_columns('h')}, {_parsed_columns('p')} FROM txt)
+        FROM (SELECT *, {_parsed_columns("h")}, {_parsed_columns("p")} FROM txt)
     ),
     extracted AS (
         SELECT token_fp, token_length, hard_error,
                json_extract(hj, ['$.alg', '$.kid', '$.typ']) AS hv,
                json_extract(pj, [{claim_paths}]) AS cv,
-               json_type(pj, {_act_paths('', MAX_ACT_DEPTH + 1)}) AS act_types,
-               json_extract(pj, {_act_paths('.sub', MAX_ACT_DEPTH)}) AS act_subs,
-               json_extract(pj, {_act_paths('.client_id', MAX_ACT_DEPTH)}) AS act_cids
+               json_type(pj, {_act_paths("", MAX_ACT_DEPTH + 1)}) AS act_types,
+               json_extract(pj, {_act_paths(".sub", MAX_ACT_DEPTH)}) AS act_subs,
+               json_extract(pj, {_act_paths(".client_id", MAX_ACT_DEPTH)}) AS act_cids
         FROM checked
     ),
     claims AS (
         SELECT token_fp, token_length, hard_error,
-               {json_scalar_text('hv[1]')} AS alg,
-               {json_scalar_text('hv[2]')} AS kid,
-               {json_scalar_text('hv[3]')} AS typ,
-               {text['iss']} AS iss, {text['sub']} AS sub,
-               {_string_list(_SLOT['aud'])} AS aud,
-               coalesce({clients}) AS client_id, {text['azp']} AS azp,
+               {json_scalar_text("hv[1]")} AS alg,
+               {json_scalar_text("hv[2]")} AS kid,
+               {json_scalar_text("hv[3]")} AS typ,
+               {text["iss"]} AS iss, {text["sub"]} AS sub,
+               {_string_list(_SLOT["aud"])} AS aud,
+               coalesce({clients}) AS client_id, {text["azp"]} AS azp,
                list_contains([{clients}], sub) AS sub_is_client,
                {_scope_list(scope_value)} AS scope,
-               {_numeric_date(_SLOT['iat'])} AS iat,
-               {_numeric_date(_SLOT['nbf'])} AS nbf,
-               {_numeric_date(_SLOT['exp'])} AS exp,
+               {_numeric_date(_SLOT["iat"])} AS iat,
+               {_numeric_date(_SLOT["nbf"])} AS nbf,
+               {_numeric_date(_SLOT["exp"])} AS exp,
                concat_ws('; ', {time_errors}) AS time_errors,
-               {text['jti']} AS jti,
-               {_may_act(_SLOT['may_act'])} AS may_act,
-               {_present(_SLOT['cnf'])} AS has_cnf,
-               {_present(_SLOT['auth_time'])} AS has_auth_time,
-               {_present(_SLOT['acr'])} AS has_acr,
-               {_present(_SLOT['amr'])} AS has_amr,
-               {text['txn']} AS txn, {text['req_wl']} AS req_wl,
+               {text["jti"]} AS jti,
+               {_may_act(_SLOT["may_act"])} AS may_act,
+               {_present(_SLOT["cnf"])} AS has_cnf,
+               {_present(_SLOT["auth_time"])} AS has_auth_time,
+               {_present(_SLOT["acr"])} AS has_acr,
+               {_present(_SLOT["amr"])} AS has_amr,
+               {text["txn"]} AS txn, {text["req_wl"]} AS req_wl,
                list_position(list_transform(act_types,
                    lambda t: t IS NULL OR t <> 'OBJECT'), true) AS act_stop,
                act_types[act_stop] AS act_stop_type,
                least(coalesce(act_stop, {MAX_ACT_DEPTH + 2}) - 1, {MAX_ACT_DEPTH}) AS chain_depth,
                list_transform(range(1, chain_depth + 1),
-                   lambda i: {_actor('act_subs[i]', 'act_cids[i]')}) AS act_chain
+                   lambda i: {_actor("act_subs[i]", "act_cids[i]")}) AS act_chain
         FROM extracted
     ),
     chains AS (
@@ -359,8 +402,8 @@ def decode_select(source: str, config: Config) -> str:
                 WHEN sub IS NULL THEN 'unknown'
                 WHEN coalesce(sub_is_client, false) THEN 'client'
                 WHEN {human} THEN 'human'
-                WHEN {regex_any('sub', config.agent_patterns)} THEN 'agent'
-                WHEN {regex_any('sub', config.service_patterns)} THEN 'service'
+                WHEN {regex_any("sub", config.agent_patterns)} THEN 'agent'
+                WHEN {regex_any("sub", config.service_patterns)} THEN 'service'
                 ELSE 'unknown' END AS subject_kind
     FROM chains
     """
