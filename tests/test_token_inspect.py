@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import jwt
 import pytest
 from typer.testing import CliRunner, Result
 
-from m2maudit.cli import app
+from m2maudit.cli import app, main
 from m2maudit.fingerprint import fingerprint
 from m2maudit.token_inspect import humanize
 from tests.jwt_factory import (
@@ -257,3 +258,21 @@ def test_help_names_every_option() -> None:
 def test_humanize(seconds: int, text: str) -> None:
     assert humanize(timedelta(seconds=seconds)) == text
     assert humanize(timedelta(seconds=-seconds)) == text
+
+
+def test_a_crash_names_no_token_and_prints_no_locals(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = chained_token()
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError(f"a bug while reading {token}")
+
+    monkeypatch.setattr("m2maudit.cli_token.inspect_token", crash)
+    monkeypatch.setattr(sys, "argv", ["m2maudit", "token", "inspect", token])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err
+    assert captured.err.strip() == "m2maudit: internal error: RuntimeError"
