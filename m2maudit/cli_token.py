@@ -100,6 +100,6 @@ def inspect(
     text = read_token_file(sys.stdin) if token == "-" else token
     inspection = inspect_token(text, settings, clock, key_file=key, jwks_file=jwks)
     if output_format is InspectFormat.json:
-        typer.echo(json.dumps(to_json(inspection), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(to_json(inspection), indent=2))  # ASCII: no raw control bytes
     else:
         print_inspection(Console(highlight=False), inspection)

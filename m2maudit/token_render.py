@@ -1,12 +1,14 @@
 """The rich panel `m2maudit token inspect` prints: header, claims, chain, signature, problems.
 
 Presentation only; every fact comes from `token_inspect.Inspection`. All text from the token
-is printed with markup off, so a claim such as `[red]` or `[link=...]` is shown, not obeyed.
+is printed as plain `Text` with control characters escaped, so a claim such as `[red]` or an
+ANSI escape sequence is shown, not obeyed by rich or the terminal.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -19,6 +21,12 @@ from m2maudit.token_inspect import Inspection
 
 _STATUS_STYLE = {"valid": "green", "invalid": "bold red", "not checked": "yellow"}
 _MAX_VALUE_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain(text: str, style: str = "") -> Text:
+    """Token-derived text, safe to print: no markup, control characters as `\\xNN`."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text), style=style)
 
 
 def _value_text(value: Any) -> str:
@@ -39,7 +47,7 @@ def _members_table(title: str, members: dict[str, Any], notes: dict[str, str]) -
     table.add_column("value", overflow="fold")
     for name, value in members.items():
         shown = notes.get(name, _value_text(value))
-        table.add_row(Text(name), Text(shown))
+        table.add_row(plain(name), plain(shown))
     return table
 
 
@@ -55,12 +63,12 @@ def _claim_notes(inspection: Inspection) -> dict[str, str]:
 def chain_tree(inspection: Inspection) -> Tree:
     """Root subject, then the earliest actor, down to the current actor (human -> agent -> tool)."""
     row = inspection.row
-    root = Tree(Text(f"{row.root_subject or '(no sub)'}  [{row.subject_kind}]  subject"))
+    root = Tree(plain(f"{row.root_subject or '(no sub)'}  [{row.subject_kind}]  subject"))
     node = root
     chain = row.act_chain or []
     seen: set[str] = set()
     for position, actor in enumerate(reversed(chain)):
-        label = Text(actor)
+        label = plain(actor)
         if position == len(chain) - 1:
             label.append("  current actor", style="cyan")
         if actor in seen:
@@ -70,7 +78,7 @@ def chain_tree(inspection: Inspection) -> Tree:
         seen.add(actor)
         node = node.add(label)
     if row.may_act is not None:
-        root.add(Text(f"may_act: {', '.join(row.may_act) or '(nobody)'}", style="dim"))
+        root.add(plain(f"may_act: {', '.join(row.may_act) or '(nobody)'}", style="dim"))
     return root
 
 
@@ -81,7 +89,7 @@ def _problems(inspection: Inspection) -> RenderableType:
     table.add_column("problem", style="bold yellow", no_wrap=True)
     table.add_column("message", overflow="fold")
     for problem in inspection.problems:
-        table.add_row(Text(problem.problem), Text(problem.message))
+        table.add_row(plain(problem.problem), plain(problem.message))
     return table
 
 
@@ -91,7 +99,7 @@ def render_inspection(inspection: Inspection) -> Panel:
     signature.append(
         inspection.signature.status, style=_STATUS_STYLE.get(inspection.signature.status, "")
     )
-    signature.append(f" ({inspection.signature.detail})")
+    signature.append(plain(f" ({inspection.signature.detail})"))
     parts: list[RenderableType] = [
         _members_table("Header", inspection.decoded.header or {}, {}),
         Text(""),
@@ -103,7 +111,7 @@ def render_inspection(inspection: Inspection) -> Panel:
         signature,
     ]
     if row.decode_error:
-        parts.append(Text(f"decode_error: {row.decode_error}", style="red"))
+        parts.append(plain(f"decode_error: {row.decode_error}", style="red"))
     parts += [Text(""), _problems(inspection)]
     title = Text(
         f"token {row.token_fp}  ({row.token_length} bytes, as of "

@@ -276,3 +276,12 @@ def test_a_crash_names_no_token_and_prints_no_locals(
     captured = capsys.readouterr()
     assert token not in captured.out + captured.err
     assert captured.err.strip() == "m2maudit: internal error: RuntimeError"
+
+
+def test_claims_cannot_drive_the_terminal() -> None:
+    token = signed({"sub": "evil\x1b[2J\x9b", "note": "[bold red]x[/]", "act": {"sub": "\x07"}})
+    for output_format in ("table", "json"):
+        result = run(token, "--format", output_format)
+        assert result.exit_code == 0
+        assert not any(ch in result.stdout for ch in "\x1b\x07\x9b")
+    assert "[bold red]x[/]" in run(token).stdout
