@@ -17,7 +17,7 @@ import binascii
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -120,7 +120,6 @@ class DecodedToken:
     row: TokenRow
     header: dict[str, Any] | None = None
     claims: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def readable(self) -> bool:
@@ -135,24 +134,25 @@ class _Unreadable(Exception):
 # --- helpers shared in spirit with the SQL fragments -------------------------------------------
 
 
-def json_depth(text: str) -> int:
-    """Deepest nesting of objects and arrays, strings skipped: checked before parsing."""
+def _skeleton(text: str) -> str:
+    """The JSON text with every string emptied (twin of the SQL `_skeleton`)."""
+    return _JSON_STRING.sub('""', text)
+
+
+def _depth(skeleton: str) -> int:
+    """Deepest nesting of objects and arrays in a skeleton: checked before parsing."""
     depth = deepest = 0
-    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub('""', text)):
+    for char in _NOT_BRACKET.sub("", skeleton):
         depth += 1 if char in "[{" else -1
         deepest = max(deepest, depth)
     return deepest
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _strict_json(text: str) -> Any:
+def _strict_json(text: str, skeleton: str) -> Any:
     """Parse strict JSON, refusing what one parser takes and another does not."""
-    if _SUSPECT.search(_JSON_STRING.sub('""', text)):
+    if _SUSPECT.search(skeleton):
         raise ValueError("not strict JSON")
-    value = json.loads(text, parse_constant=_reject_constant)
+    value = json.loads(text)
     json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates: not text
     return value
 
@@ -181,10 +181,11 @@ def _json_object(data: bytes, part: str) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _Unreadable(reason_part(part, PART_NOT_UTF8)) from None
-    if json_depth(text) > MAX_JSON_DEPTH:
+    skeleton = _skeleton(text)
+    if _depth(skeleton) > MAX_JSON_DEPTH:
         raise _Unreadable(reason_part(part, PART_TOO_DEEP))
     try:
-        value = _strict_json(text)
+        value = _strict_json(text, skeleton)
     except (ValueError, UnicodeEncodeError, RecursionError):
         raise _Unreadable(reason_part(part, PART_NOT_JSON)) from None
     if not isinstance(value, dict):

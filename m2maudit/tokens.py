@@ -82,6 +82,8 @@ TOKEN_COLUMNS = (
     "subject_kind",
 )
 EVENT_TOKENS_VIEW = "event_tokens"
+ACT_FAST_LEVELS = 8
+"""Levels of `act` every token pays for; deeper ones are read only when level 8 is there."""
 
 # Payload claims read with one json_extract call; their 1-based slot in the list.
 _CLAIMS = (
@@ -217,7 +219,7 @@ def _openers(text: str) -> str:
 
 
 def _too_deep(text: str) -> str:
-    """Twin of `json_depth(...) > MAX_JSON_DEPTH`; only texts with many brackets are walked."""
+    """Twin of `_depth(...) > MAX_JSON_DEPTH`; only texts with many brackets are walked."""
     brackets = f"regexp_replace({_skeleton(text)}, '[^\\[\\]{{}}]', '', 'g')"
     steps = (
         f"list_transform(string_split({brackets}, ''), "
@@ -265,10 +267,6 @@ def _part_checks(part: str, prefix: str) -> list[tuple[str, str]]:
             lit(reason_part(part, PART_DUPLICATES)),
         ),
     ]
-
-
-ACT_FAST_LEVELS = 8
-"""Levels of `act` every token pays for; deeper ones are read only when level 8 is there."""
 
 
 def _act_paths(suffixes: tuple[str, ...], first: int, last: int) -> str:
@@ -404,7 +402,6 @@ def _claim_layers(config: Config) -> list[dict[str, str]]:
         },
         {
             "client_id": "list_filter(client_names, lambda c: c IS NOT NULL)[1]",
-            "sub_is_client": "coalesce(list_contains(client_names, sub), false)",
             "act_stop_type": "act_types[act_stop]",
             "chain_depth": f"least(coalesce(act_stop, {MAX_ACT_DEPTH + 2}) - 1, {MAX_ACT_DEPTH})",
             "alg_error": f"CASE WHEN alg IS NULL THEN {lit(REASON_NO_ALG)} "

@@ -69,6 +69,12 @@ def raw_jwt(
     return f"{part(header)}.{part(payload)}.{signature}"
 
 
+def jwe_like() -> str:
+    """Five segments with a JWE header: what an encrypted token looks like from outside."""
+    header = b64url(json.dumps({"alg": "RSA-OAEP", "enc": "A256GCM"}).encode())
+    return ".".join([header, b64url(b"key"), b64url(b"iv"), b64url(b"ciphertext"), b64url(b"tag")])
+
+
 def nested_act(actors: list[str]) -> dict[str, Any] | None:
     """`act` for actors listed outermost (current) first."""
     act: dict[str, Any] | None = None

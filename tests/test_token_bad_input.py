@@ -27,7 +27,15 @@ from m2maudit.token_claims import (
     REASON_NO_ALG,
     decode_token,
 )
-from tests.jwt_factory import b64url, decode_in_sql, raw_jwt, rows_by_fp, signed, write_log
+from tests.jwt_factory import (
+    b64url,
+    decode_in_sql,
+    jwe_like,
+    raw_jwt,
+    rows_by_fp,
+    signed,
+    write_log,
+)
 
 HS = {"alg": "HS256", "typ": "JWT"}
 SUB = {"sub": "agent-1"}
@@ -49,12 +57,12 @@ CASES: list[tuple[str, Callable[[], str], str, bool]] = [
     ),
     (
         "two segments",
-        lambda: "eyJhbGciOiJIUzI1NiJ9.e30",
+        lambda: raw_jwt(HS, SUB).rsplit(".", 1)[0],
         "not a JWT: 2 segments, expected 3",
         False,
     ),
     ("four segments", lambda: raw_jwt(HS, SUB) + ".x", "not a JWT: 4 segments, expected 3", False),
-    ("JWE, five segments", lambda: "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", REASON_JWE, False),
+    ("JWE, five segments", lambda: jwe_like(), REASON_JWE, False),
     (
         "header not base64url",
         lambda: "!!!." + raw_jwt(HS, SUB).split(".", 1)[1],

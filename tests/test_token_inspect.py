@@ -17,7 +17,9 @@ from m2maudit.fingerprint import fingerprint
 from m2maudit.token_inspect import humanize
 from tests.jwt_factory import (
     HMAC_KEY,
+    b64url,
     ec_key,
+    jwe_like,
     nested_act,
     public_pem,
     raw_jwt,
@@ -218,8 +220,8 @@ def test_signature_with_a_jwks_file(tmp_path: Path) -> None:
     ("text", "reason"),
     [
         ("not-a-token-at-all", "not a JWT: 1 segment, expected 3"),
-        ("eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", "encrypted token (JWE"),
-        ("Bearer eyJhbGciOiJIUzI1NiJ9.!!!.x", "payload is not base64url"),
+        (jwe_like(), "encrypted token (JWE"),
+        ("Bearer " + b64url(b'{"alg":"HS256"}') + ".!!!.x", "payload is not base64url"),
         (raw_jwt({"alg": "HS256"}, b'{"act":' * 1000 + b"{}" + b"}" * 1000), "nested deeper"),
         ("   ", "no token given"),
     ],
