@@ -119,6 +119,8 @@ def inspect_token(
 
     A token whose claims cannot be read at all raises `AuditError` with the reason only.
     """
+    if key_file is not None and jwks_file is not None:
+        raise AuditError("give --key or --jwks, not both")
     token = token_from_text(text)
     if not token:
         raise AuditError("no token given")

@@ -35,7 +35,7 @@ CHAIN = ["search-tool", "research-agent", "planner-agent"]  # outermost (current
 def run(*args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(
         app,
-        ["token", "inspect", *args, "--as-of", AS_OF.isoformat()],
+        ["token", "inspect", *args, *([] if "--as-of" in args else ["--as-of", AS_OF.isoformat()])],
         input=stdin,
         env={"COLUMNS": "140", "NO_COLOR": "1"},
     )
@@ -239,11 +239,23 @@ def test_garbage_exits_2_with_one_line(text: str, reason: str) -> None:
             assert text.strip() not in result.stderr
 
 
-def test_an_unreadable_key_file_exits_2(tmp_path: Path) -> None:
-    result = run(chained_token(), "--key", str(tmp_path / "missing.pem"))
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (("--key", "missing.pem"), "--key"),
+        (("--jwks", "missing.json"), "--jwks"),
+        (("--key", "a.pem", "--jwks", "b.json"), "not both"),
+        (("--as-of", "yesterday"), "not an ISO 8601"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(
+    tmp_path: Path, options: tuple[str, ...], reason: str
+) -> None:
+    paths = [str(tmp_path / o) if o.endswith((".pem", ".json")) else o for o in options]
+    result = run(chained_token(), *paths)
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1
-    assert "--key" in result.stderr
+    assert reason in result.stderr
 
 
 def test_help_names_every_option() -> None:
