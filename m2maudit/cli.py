@@ -19,6 +19,7 @@ import typer
 from m2maudit import __version__
 from m2maudit.cli_formats import formats_command
 from m2maudit.cli_rules import rules_app
+from m2maudit.cli_token import token_app
 from m2maudit.config import CONFIG_FILENAME, load_config, starter_config
 from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
 from m2maudit.errors import AuditError
@@ -39,6 +40,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+app.add_typer(token_app, name="token")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

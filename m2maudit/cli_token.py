@@ -1,0 +1,105 @@
+"""`m2maudit token ...`: commands about one bearer token. A thin shell over `token_inspect`.
+
+Pass the token as `-` and pipe it in: a token on the command line lands in shell history and
+in the process list. Errors are one line on stderr and exit 2 (cli.handle_errors); the token
+is never echoed back.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from m2maudit.config import load_config
+from m2maudit.timeutil import parse_instant, utc_now
+from m2maudit.token_inspect import inspect_token, read_token_file, to_json
+from m2maudit.token_render import print_inspection
+
+token_app = typer.Typer(
+    help="Inspect one bearer token (JWT): claims, delegation chain, problems, signature.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InspectFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _guarded(command: F) -> F:
+    """cli.handle_errors, looked up at call time: cli imports this module to register it."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from m2maudit.cli import handle_errors
+
+        return handle_errors(command)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@token_app.command("inspect")
+@_guarded
+def inspect(
+    token: Annotated[
+        str,
+        typer.Argument(
+            help="The token (a JWT, with or without 'Bearer '), or - to read it from stdin "
+            "(safer: keeps it out of shell history).",
+            show_default=False,
+        ),
+    ],
+    output_format: Annotated[
+        InspectFormat,
+        typer.Option("--format", "-f", help="table (a panel for people) or json (for scripts)."),
+    ] = InspectFormat.table,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="Check the signature with this PEM public key or certificate "
+            "(for HS* tokens: a file holding the shared secret).",
+        ),
+    ] = None,
+    jwks: Annotated[
+        Path | None,
+        typer.Option(
+            "--jwks",
+            help="Check the signature with the key of this JWK Set file that "
+            "matches the token's kid. Never fetched from the network.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (default: ./.m2maudit.yaml if present)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The clock for expiry and age (ISO 8601, UTC if no offset). Default: now.",
+        ),
+    ] = None,
+) -> None:
+    """Decode one token and show what it says and which problems it shows by itself."""
+    clock = parse_instant(as_of) if as_of else utc_now()
+    settings = load_config(config)
+    text = read_token_file(sys.stdin) if token == "-" else token
+    inspection = inspect_token(text, settings, clock, key_file=key, jwks_file=jwks)
+    if output_format is InspectFormat.json:
+        typer.echo(json.dumps(to_json(inspection), indent=2))  # ASCII: no raw control bytes
+    else:
+        print_inspection(Console(highlight=False), inspection)

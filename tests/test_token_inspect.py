@@ -1,0 +1,301 @@
+"""`m2maudit token inspect`: the panel, the JSON, the problems, signatures, and garbage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from typer.testing import CliRunner, Result
+
+from m2maudit.cli import app, main
+from m2maudit.fingerprint import fingerprint
+from m2maudit.token_inspect import humanize
+from tests.jwt_factory import (
+    HMAC_KEY,
+    b64url,
+    ec_key,
+    jwe_like,
+    nested_act,
+    public_pem,
+    raw_jwt,
+    rsa_key,
+    signed,
+)
+
+AS_OF = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+NOW = int(AS_OF.timestamp())
+CHAIN = ["search-tool", "research-agent", "planner-agent"]  # outermost (current) first
+
+
+def run(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(
+        app,
+        ["token", "inspect", *args, *([] if "--as-of" in args else ["--as-of", AS_OF.isoformat()])],
+        input=stdin,
+        env={"COLUMNS": "140", "NO_COLOR": "1"},
+    )
+
+
+def run_json(*args: str, stdin: str | None = None) -> dict[str, Any]:
+    result = run(*args, "--format", "json", stdin=stdin)
+    assert result.exit_code == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def chained_token(**extra: Any) -> str:
+    claims = {
+        "sub": "alice@example.com",
+        "iss": "https://idp.example",
+        "aud": "https://api.example",
+        "client_id": "planner-app",
+        "scope": "calendar.read mail.send",
+        "iat": NOW - 600,
+        "exp": NOW + 14 * 60,
+        "jti": "j-1",
+        "act": nested_act(CHAIN),
+    }
+    return signed({**claims, **extra}, headers={"kid": "key-1"})
+
+
+def test_a_three_level_chain_is_drawn_from_the_human_to_the_current_actor() -> None:
+    result = run(chained_token())
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    lines = out.splitlines()
+    order = [
+        next(i for i, line in enumerate(lines) if f"{name}" in line and "─" in line)
+        for name in reversed(CHAIN)
+    ]
+    assert order == sorted(order)
+    human = next(i for i, line in enumerate(lines) if "alice@example.com  [human]" in line)
+    assert human < order[0]
+    current = lines[order[-1]]
+    assert "search-tool" in current and "current actor" in current
+    assert "expires in 14 min" in out
+    assert "delegation chain of 3 actors" in out
+
+
+def test_the_token_and_its_signature_are_never_printed() -> None:
+    token = chained_token()
+    signature = token.split(".")[2]
+    for output_format in ("table", "json"):
+        result = run(token, "--format", output_format)
+        assert result.exit_code == 0
+        assert signature not in result.stdout + result.stderr
+        assert token.split(".")[1] not in result.stdout + result.stderr
+
+
+def test_json_document_for_scripts() -> None:
+    token = chained_token()
+    document = run_json(token)
+    assert document["schema_version"] == 1
+    assert document["token_fp"] == fingerprint(token)
+    assert document["delegation"]["chain"] == CHAIN
+    assert document["delegation"]["current_actor"] == "search-tool"
+    assert document["delegation"]["subject_kind"] == "human"
+    assert document["claims"]["sub"] == "alice@example.com"
+    assert document["header"]["kid"] == "key-1"
+    assert document["times"]["exp"] == {
+        "utc": "2024-05-01T12:14:00Z",
+        "relative": "expires in 14 min",
+    }
+    assert document["signature"]["status"] == "not checked"
+    assert document["columns"]["chain_depth"] == 3
+    assert document["problems"] == []
+
+
+def test_reads_a_pasted_authorization_header_from_stdin() -> None:
+    token = chained_token()
+    document = run_json("-", stdin=f"Authorization: Bearer {token}\n")
+    assert document["token_fp"] == fingerprint(token)
+
+
+def test_expired_three_days_ago() -> None:
+    token = signed({"sub": "svc-a", "iat": NOW - 3 * 86400 - 600, "exp": NOW - 3 * 86400})
+    assert run_json(token)["times"]["exp"]["relative"] == "expired 3 days ago"
+
+
+def test_problems_the_token_shows_by_itself() -> None:
+    token = signed(
+        {
+            "sub": "svc-reporting",
+            "client_id": "svc-reporting",
+            "scope": "reports:* admin",
+            "iat": NOW - 100 * 86400,
+            "act": nested_act(["a", "b", "a", "c", "d"]),
+            "may_act": {"sub": "a"},
+        }
+    )
+    problems = {p["message"]: p["problem"] for p in run_json(token)["problems"]}
+    kinds = set(problems.values())
+    assert kinds == {
+        "missing-user-context",
+        "broad-scopes",
+        "stale-rotation",
+        "long-lifetime",
+        "untraceable-action",
+        "other",
+    }
+    messages = " | ".join(problems)
+    for expected in (
+        "client-credentials",
+        "5 deep",
+        "cycle: 'a'",
+        "'b' is not allowed by may_act",
+        "wildcard scope: reports:*",
+        "admin scope: admin",
+        "never expires",
+        "no jti",
+        "no aud",
+    ):
+        assert expected in messages
+
+
+def test_lifetime_problem_follows_the_config(tmp_path: Path) -> None:
+    token = chained_token(exp=NOW + 8 * 3600)
+    assert any(p["problem"] == "long-lifetime" for p in run_json(token)["problems"])
+    config = tmp_path / "m2maudit.yaml"
+    config.write_text("thresholds:\n  max_token_lifetime: 12h\n", encoding="utf-8")
+    relaxed = run_json(token, "--config", str(config))["problems"]
+    assert not any(p["problem"] == "long-lifetime" for p in relaxed)
+
+
+def test_alg_none_is_reported_and_fails_a_signature_check(tmp_path: Path) -> None:
+    token = raw_jwt({"alg": "none"}, {"sub": "agent-1", "exp": NOW + 60}, signature="")
+    key = tmp_path / "rsa.pem"
+    key.write_bytes(public_pem(rsa_key()))
+    document = run_json(token, "--key", str(key))
+    assert document["signature"]["status"] == "invalid"
+    assert any("alg none" in p["message"] for p in document["problems"])
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_signature_with_a_pem_key(tmp_path: Path) -> None:
+    pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))
+    good = signed({"sub": "svc-a"}, alg="RS256")
+    header, payload, signature = good.split(".")
+    middle = len(signature) // 2
+    flipped = "A" if signature[middle] != "A" else "B"
+    forged = f"{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
+    other_family = signed({"sub": "svc-a"}, alg="ES256")
+    assert run_json(good, "--key", pem)["signature"]["status"] == "valid"
+    assert run_json(forged, "--key", pem)["signature"] == {
+        "status": "invalid",
+        "detail": "the signature does not match the key",
+    }
+    assert run_json(other_family, "--key", pem)["signature"]["status"] == "invalid"
+    ec_pem = _write(tmp_path / "ec.pem", public_pem(ec_key()))
+    assert run_json(other_family, "--key", ec_pem)["signature"]["status"] == "valid"
+
+
+def test_signature_with_a_shared_secret_and_algorithm_confusion(tmp_path: Path) -> None:
+    token = signed({"sub": "svc-a"}, alg="HS256")
+    secret = _write(tmp_path / "secret", HMAC_KEY.encode() + b"\n")
+    assert run_json(token, "--key", secret)["signature"]["status"] == "valid"
+    pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))
+    check = run_json(token, "--key", pem)["signature"]
+    assert check["status"] == "invalid" and "algorithm confusion" in check["detail"]
+
+
+def test_signature_with_a_jwks_file(tmp_path: Path) -> None:
+    member = jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key().public_key(), as_dict=True)
+    jwks = _write(tmp_path / "jwks.json", json.dumps({"keys": [{**member, "kid": "k1"}]}).encode())
+    matching = signed({"sub": "svc-a"}, alg="RS256", headers={"kid": "k1"})
+    unknown_kid = signed({"sub": "svc-a"}, alg="RS256", headers={"kid": "k9"})
+    assert run_json(matching, "--jwks", jwks)["signature"]["status"] == "valid"
+    assert run_json(unknown_kid, "--jwks", jwks)["signature"]["status"] == "not checked"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("not-a-token-at-all", "not a JWT: 1 segment, expected 3"),
+        (jwe_like(), "encrypted token (JWE"),
+        ("Bearer " + b64url(b'{"alg":"HS256"}') + ".!!!.x", "payload is not base64url"),
+        (raw_jwt({"alg": "HS256"}, b'{"act":' * 1000 + b"{}" + b"}" * 1000), "nested deeper"),
+        ("   ", "no token given"),
+    ],
+)
+def test_garbage_exits_2_with_one_line(text: str, reason: str) -> None:
+    for result in (run(text), run("-", stdin=text)):
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1
+        assert lines[0].startswith("m2maudit: error: ")
+        assert reason in lines[0]
+        assert "Traceback" not in result.stderr
+        if len(text) > 20:
+            assert text.strip() not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (("--key", "missing.pem"), "--key"),
+        (("--jwks", "missing.json"), "--jwks"),
+        (("--key", "a.pem", "--jwks", "b.json"), "not both"),
+        (("--as-of", "yesterday"), "not an ISO 8601"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(
+    tmp_path: Path, options: tuple[str, ...], reason: str
+) -> None:
+    paths = [str(tmp_path / o) if o.endswith((".pem", ".json")) else o for o in options]
+    result = run(chained_token(), *paths)
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert reason in result.stderr
+
+
+def test_help_names_every_option() -> None:
+    result = CliRunner().invoke(app, ["token", "inspect", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in ("--format", "--key", "--jwks", "--config", "--as-of"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(40, "40 s"), (14 * 60, "14 min"), (3600, "1 h"), (5400, "90 min"), (3 * 86400, "3 days")],
+)
+def test_humanize(seconds: int, text: str) -> None:
+    assert humanize(timedelta(seconds=seconds)) == text
+    assert humanize(timedelta(seconds=-seconds)) == text
+
+
+def test_a_crash_names_no_token_and_prints_no_locals(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = chained_token()
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError(f"a bug while reading {token}")
+
+    monkeypatch.setattr("m2maudit.cli_token.inspect_token", crash)
+    monkeypatch.setattr(sys, "argv", ["m2maudit", "token", "inspect", token])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err
+    assert captured.err.strip() == "m2maudit: internal error: RuntimeError"
+
+
+def test_claims_cannot_drive_the_terminal() -> None:
+    token = signed({"sub": "evil\x1b[2J\x9b", "note": "[bold red]x[/]", "act": {"sub": "\x07"}})
+    for output_format in ("table", "json"):
+        result = run(token, "--format", output_format)
+        assert result.exit_code == 0
+        assert not any(ch in result.stdout for ch in "\x1b\x07\x9b")
+    assert "[bold red]x[/]" in run(token).stdout

@@ -1,0 +1,303 @@
+"""The SQL token decoder reads every token exactly as pyjwt does, once per distinct token."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from m2maudit.config import Config
+from m2maudit.fingerprint import fingerprint
+from m2maudit.ingest import ingest_paths
+from m2maudit.store import Store
+from m2maudit.token_claims import UNNAMED_ACTOR, decode_token
+from m2maudit.tokens import create_token_views, decode_staged_tokens
+from tests.jwt_factory import (
+    decode_in_sql,
+    generated_set,
+    nested_act,
+    raw_jwt,
+    rows_by_fp,
+    signed,
+    write_log,
+)
+
+
+def _epoch(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _chain(claims: dict[str, Any]) -> list[str]:
+    chain, node = [], claims.get("act")
+    while node is not None:
+        chain.append(node["sub"])
+        node = node.get("act")
+    return chain
+
+
+def _may_act(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return [value["sub"]] if isinstance(value, dict) else [item["sub"] for item in value]
+
+
+def expected_from_pyjwt(token: str) -> dict[str, Any]:
+    """The tokens-table columns, written from pyjwt's own decode of the token."""
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    aud = claims.get("aud")
+    scope = claims.get("scope", claims.get("scp"))
+    chain = _chain(claims)
+    may_act = _may_act(claims.get("may_act"))
+    client = next((claims[n] for n in ("client_id", "azp", "cid") if n in claims), None)
+    return {
+        "decode_error": None,
+        "token_length": len(token),
+        "alg": header["alg"],
+        "kid": header.get("kid"),
+        "typ": header.get("typ"),
+        "iss": claims.get("iss"),
+        "sub": claims.get("sub"),
+        "aud": [aud] if isinstance(aud, str) else aud,
+        "client_id": client,
+        "azp": claims.get("azp"),
+        "scope": scope.split() if isinstance(scope, str) else scope,
+        "iat": _epoch(claims.get("iat")),
+        "nbf": _epoch(claims.get("nbf")),
+        "exp": _epoch(claims.get("exp")),
+        "jti": claims.get("jti"),
+        "act_chain": chain,
+        "chain_depth": len(chain),
+        "root_subject": claims.get("sub"),
+        "current_actor": chain[0] if chain else claims.get("sub"),
+        "chain_has_cycle": len(set(chain)) < len(chain),
+        "may_act": may_act,
+        "chain_actor_not_allowed": None
+        if may_act is None
+        else next((a for a in chain if a not in may_act), None),
+        "has_cnf": "cnf" in claims,
+        "has_auth_time": "auth_time" in claims,
+        "has_acr": "acr" in claims,
+        "has_amr": "amr" in claims,
+        "txn": claims.get("txn"),
+        "req_wl": claims.get("req_wl"),
+    }
+
+
+@pytest.fixture(scope="module")
+def generated() -> list[str]:
+    return generated_set()
+
+
+@pytest.fixture(scope="module")
+def sql_rows(generated: list[str]) -> dict[str, dict[str, Any]]:
+    return decode_in_sql(generated)
+
+
+def test_generated_set_covers_what_the_issue_names(generated: list[str]) -> None:
+    decoded = [jwt.decode(t, options={"verify_signature": False}) for t in generated]
+    assert any(len(_chain(c)) >= 3 for c in decoded)
+    assert any(isinstance(c.get("may_act"), list) for c in decoded)
+    assert any(isinstance(c.get("may_act"), dict) for c in decoded)
+    assert any(isinstance(c.get("aud"), list) and len(c["aud"]) > 1 for c in decoded)
+    assert any(isinstance(c.get("scp"), list) for c in decoded)
+    assert any(not c["sub"].isascii() for c in decoded)
+    assert {jwt.get_unverified_header(t)["alg"] for t in generated} >= {"HS256", "RS256", "ES256"}
+
+
+def test_sql_claims_equal_pyjwt_decode(generated: list[str], sql_rows: dict[str, Any]) -> None:
+    assert len(sql_rows) == len(set(generated))
+    for token in generated:
+        row = sql_rows[fingerprint(token)]
+        expected = expected_from_pyjwt(token)
+        assert {k: row[k] for k in expected} == expected
+
+
+def test_sql_rows_equal_the_python_twin(generated: list[str], sql_rows: dict[str, Any]) -> None:
+    for token in generated:
+        assert sql_rows[fingerprint(token)] == asdict(decode_token(token).row)
+
+
+def test_three_level_chain_is_flattened_outermost_first() -> None:
+    token = signed(
+        {
+            "sub": "alice@example.com",
+            "act": nested_act(["mail-tool", "assistant-agent", "orchestrator"]),
+        }
+    )
+    row = decode_in_sql([token])[fingerprint(token)]
+    assert row["act_chain"] == ["mail-tool", "assistant-agent", "orchestrator"]
+    assert row["chain_depth"] == 3
+    assert row["root_subject"] == "alice@example.com"
+    assert row["current_actor"] == "mail-tool"
+    assert row["chain_has_cycle"] is False
+    assert row["chain_actor_not_allowed"] is None
+
+
+def test_no_act_means_an_empty_chain_and_the_subject_acts() -> None:
+    token = signed({"sub": "svc-billing"})
+    row = decode_in_sql([token])[fingerprint(token)]
+    assert (row["act_chain"], row["chain_depth"], row["current_actor"]) == ([], 0, "svc-billing")
+
+
+def test_cycle_and_may_act_are_detected() -> None:
+    cycle = signed(
+        {"sub": "alice@example.com", "act": nested_act(["agent-a", "agent-b", "agent-a"])}
+    )
+    refused = signed(
+        {
+            "sub": "bob@example.com",
+            "may_act": {"sub": "agent-a"},
+            "act": nested_act(["agent-a", "rogue-tool"]),
+        }
+    )
+    allowed = signed(
+        {
+            "sub": "bob@example.com",
+            "may_act": [{"sub": "agent-a"}, {"sub": "rogue-tool"}],
+            "act": nested_act(["agent-a", "rogue-tool"]),
+        }
+    )
+    rows = decode_in_sql([cycle, refused, allowed])
+    assert rows[fingerprint(cycle)]["chain_has_cycle"] is True
+    assert rows[fingerprint(refused)]["chain_has_cycle"] is False
+    assert rows[fingerprint(refused)]["chain_actor_not_allowed"] == "rogue-tool"
+    assert rows[fingerprint(refused)]["may_act"] == ["agent-a"]
+    assert rows[fingerprint(allowed)]["chain_actor_not_allowed"] is None
+
+
+def test_actor_named_by_client_id_or_unnamed() -> None:
+    token = signed(
+        {"sub": "alice@example.com", "act": {"client_id": "app-1", "act": {"iss": "https://idp"}}}
+    )
+    row = decode_in_sql([token])[fingerprint(token)]
+    assert row["act_chain"] == ["app-1", UNNAMED_ACTOR]
+
+
+@pytest.mark.parametrize(
+    ("claims", "kind"),
+    [
+        ({"sub": "app-1", "client_id": "app-1"}, "client"),
+        ({"sub": "spa", "azp": "spa", "client_id": "other"}, "client"),
+        ({"sub": "okta-app", "cid": "okta-app"}, "client"),
+        ({"sub": "alice@example.com", "client_id": "app-1"}, "human"),
+        ({"sub": "00u1abc", "acr": "urn:mfa"}, "human"),
+        ({"sub": "00u1abc", "amr": ["pwd"]}, "human"),
+        ({"sub": "research-agent-7"}, "agent"),
+        ({"sub": "svc-billing"}, "service"),
+        ({"sub": "00u1abc"}, "unknown"),
+        ({"iss": "https://idp"}, "unknown"),
+    ],
+)
+def test_subject_kind_with_default_patterns(claims: dict[str, Any], kind: str) -> None:
+    token = signed(claims)
+    assert decode_in_sql([token])[fingerprint(token)]["subject_kind"] == kind
+    assert decode_token(token).row.subject_kind == kind
+
+
+def test_subject_kind_follows_configured_patterns() -> None:
+    config = Config(
+        human_patterns=[r"emp-\d+"], agent_patterns=[r"ai/.*"], service_patterns=[r"batch-.*"]
+    )
+    tokens = {
+        name: signed({"sub": name})
+        for name in ("emp-17", "ai/planner", "batch-nightly", "alice@example.com")
+    }
+    rows = decode_in_sql(list(tokens.values()), config)
+    kinds = {name: rows[fingerprint(t)]["subject_kind"] for name, t in tokens.items()}
+    assert kinds == {
+        "emp-17": "human",
+        "ai/planner": "agent",
+        "batch-nightly": "service",
+        "alice@example.com": "unknown",
+    }
+
+
+def test_scope_string_splits_on_spaces_and_scp_list_is_kept() -> None:
+    spaced = signed({"sub": "a", "scope": " read  write:all "})
+    listed = signed({"sub": "a", "scp": ["read write", "x"]})
+    both = signed({"sub": "a", "scope": "one", "scp": ["two"]})
+    rows = decode_in_sql([spaced, listed, both])
+    assert rows[fingerprint(spaced)]["scope"] == ["read", "write:all"]
+    assert rows[fingerprint(listed)]["scope"] == ["read write", "x"]
+    assert rows[fingerprint(both)]["scope"] == ["one"]
+
+
+def test_numeric_claims_as_text_match_the_twin() -> None:
+    token = raw_jwt(
+        {"alg": "HS256", "kid": 7},
+        {"sub": 12345, "jti": True, "aud": [1, "x"], "iat": 1.7e9, "exp": 1700003600},
+    )
+    row = decode_in_sql([token])[fingerprint(token)]
+    assert (row["kid"], row["sub"], row["jti"], row["aud"]) == ("7", "12345", "true", ["1", "x"])
+    assert row == asdict(decode_token(token).row)
+
+
+def test_staging_without_raw_token_adds_nothing() -> None:
+    store = Store.open()
+    store.con.execute("CREATE TEMP TABLE _m (token_fp VARCHAR)")
+    assert decode_staged_tokens(store.con, Config(), staging="_m") == 0
+    assert store.scalar("SELECT count(*) FROM tokens") == 0
+
+
+def _ingest(store: Store, path: Path) -> None:
+    report = ingest_paths(store, [str(path)])
+    assert not report.failed_files
+
+
+def test_ingest_decodes_each_distinct_token_once_and_events_link(tmp_path: Path) -> None:
+    tokens = generated_set(count=6, seed=1)
+    authorizations = [prefix + t for t in tokens for prefix in ("Bearer ", "bearer  ", "")]
+    store = Store.open()
+    _ingest(store, write_log(tmp_path / "calls.jsonl", authorizations))
+    assert store.scalar("SELECT count(*) FROM tokens") == len(tokens)
+    assert store.scalar("SELECT count(*) FROM events") == len(authorizations)
+    linked = store.scalar("SELECT count(*) FROM events e JOIN tokens t USING (token_fp)")
+    assert linked == len(authorizations)
+    create_token_views(store.con)
+    subs = store.con.execute("SELECT DISTINCT token_sub FROM event_tokens ORDER BY 1").fetchall()
+    expected = sorted({jwt.decode(t, options={"verify_signature": False})["sub"] for t in tokens})
+    assert [s for (s,) in subs] == expected
+    assert store.scalar("SELECT count(*) FROM event_tokens") == len(authorizations)
+
+
+def test_a_second_file_adds_only_new_tokens(tmp_path: Path) -> None:
+    first, second = generated_set(count=4, seed=2), generated_set(count=6, seed=3)
+    store = Store.open()
+    _ingest(store, write_log(tmp_path / "a.jsonl", first))
+    _ingest(store, write_log(tmp_path / "b.jsonl", first[:2] + second))
+    assert store.scalar("SELECT count(*) FROM tokens") == len(set(first + second))
+    decoded_twice = store.scalar(
+        "SELECT count(*) FROM (SELECT token_fp FROM tokens GROUP BY 1 HAVING count(*) > 1)"
+    )
+    assert decoded_twice == 0
+
+
+def test_tokens_of_rejected_records_are_not_decoded(tmp_path: Path) -> None:
+    good, rejected = signed({"sub": "good"}), signed({"sub": "rejected"})
+    path = tmp_path / "calls.jsonl"
+    path.write_text(
+        f'{{"timestamp": 1700000000, "authorization": "Bearer {good}"}}\n'
+        f'{{"timestamp": "not a time", "authorization": "Bearer {rejected}"}}\n',
+        encoding="utf-8",
+    )
+    store = Store.open()
+    _ingest(store, path)
+    assert set(rows_by_fp(store.con)) == {fingerprint(good)}
+
+
+def test_the_raw_token_reaches_no_table(tmp_path: Path) -> None:
+    tokens = generated_set(count=5, seed=4)
+    store = Store.open()
+    _ingest(store, write_log(tmp_path / "calls.jsonl", ["Bearer " + t for t in tokens]))
+    tables = [t for (t,) in store.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    dumped = " ".join(str(store.con.execute(f"SELECT * FROM {t}").fetchall()) for t in tables)
+    assert "tokens" in tables and fingerprint(tokens[0]) in dumped
+    for token in tokens:
+        _header, payload, signature = token.split(".")
+        assert signature not in dumped
+        assert payload not in dumped
