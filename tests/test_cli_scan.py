@@ -71,3 +71,73 @@ def test_failed_scan_leaves_no_output_file(tmp_path: Path) -> None:
     code, _ = scan(str(tmp_path / "missing.jsonl"), "-f", "json", "-o", str(out))
     assert code == 2
     assert not out.exists()
+
+
+def test_ci_gate_writes_valid_sarif_with_the_right_exit_code(tmp_path: Path) -> None:
+    import jsonschema
+
+    from tests.source_support import shared_dir
+
+    out = tmp_path / "m2maudit.sarif"
+    code, _ = scan(
+        str(ROOT / "sample_logs" / "agents" / "access.jsonl"),
+        "--inventory",
+        str(ROOT / "sample_logs" / "agents" / "inventory.csv"),
+        "--fail-on",
+        "high",
+        "--format",
+        "sarif",
+        "--output",
+        str(out),
+    )
+    assert code == 1
+    schema = json.loads((shared_dir() / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    document = json.loads(out.read_text())
+    jsonschema.Draft4Validator(schema).validate(document)
+    results = document["runs"][0]["results"]
+    assert all(r["partialFingerprints"] for r in results)
+    assert any(r.get("locations") for r in results)
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "code"),
+    [("info", 1), ("low", 1), ("medium", 1), ("high", 0), ("critical", 0), ("never", 0)],
+)
+def test_exit_code_table_on_a_medium_only_estate(tmp_path: Path, fail_on: str, code: int) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        '{"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a", "principal_type": "agent", '
+        '"token_id": "k1", "on_behalf_of": "alice@example.com"}\n'
+    )
+    assert scan(str(log), "--fail-on", fail_on, "-f", "json")[0] == code
+
+
+BAD_CONFIGS = {
+    "no-reason": "suppressions:\n  - rule: M2M101\n    principal: x\n",
+    "bad-expiry": "suppressions:\n  - rule: M2M101\n    principal: x\n    reason: r\n"
+    "    expires: next tuesday\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-f", "yaml"], "unknown format 'yaml'"),
+        (["-o", "/nonexistent-dir/report.json"], "does not exist"),
+        (["--baseline", "BASELINE"], "not an m2maudit baseline"),
+        (["--config", "no-reason"], "needs a 'reason'"),
+        (["--config", "bad-expiry"], "not a date"),
+        (["--fail-on", "severe"], "--fail-on"),
+    ],
+)
+def test_bad_gate_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"runs": []}')
+    for name, text in BAD_CONFIGS.items():
+        (tmp_path / name).write_text(text)
+    args = [str(foreign) if a == "BASELINE" else a for a in args]
+    args = [str(tmp_path / a) if a in BAD_CONFIGS else a for a in args]
+    result = CliRunner().invoke(app, ["scan", str(ROOT / "sample_logs" / "clean"), *args, "-q"])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
