@@ -191,7 +191,9 @@ def _patterns(raw: dict[str, Any], key: str, default: list[str], where: str) -> 
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise AuditError(f"{where}: {key}: invalid regular expression {pattern!r}: {exc}") from None
+            raise AuditError(
+                f"{where}: {key}: invalid regular expression {pattern!r}: {exc}"
+            ) from None
     return patterns
 
 
