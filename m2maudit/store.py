@@ -57,8 +57,12 @@ class Store:
         except duckdb.Error as exc:
             raise AuditError(f"{db_path}: not a DuckDB database: {_first_line(exc)}") from None
         store = cls(con, None if path == ":memory:" else path)
-        store._configure(options)
-        store._create_schema()
+        try:
+            store._configure(options)
+            store._create_schema()
+        except BaseException:
+            con.close()  # a refused store must not stay open (and locked)
+            raise
         return store
 
     def _configure(self, options: StoreOptions) -> None:
