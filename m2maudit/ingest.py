@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
@@ -99,6 +100,7 @@ def ingest_paths(
     try:
         files += expand_inputs(list(paths), format_hint=format_hint)
         files += expand_inputs(list(inventories), forced_kind="inventory")
+        files = _without_repeats(files, store)
         if on_start:
             on_start(files)
         report = IngestReport()
@@ -110,6 +112,20 @@ def ingest_paths(
     finally:
         remove_temporary(files)
     return report
+
+
+def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:
+    """Drop the store's own files (`ingest . --db ./audit.duckdb`) and, for a file given both
+    inside a log path and with `--inventory`, its log copy: `--inventory` says what it is."""
+    own = {Path(store.path).resolve()} if store.path else set()
+    own |= {p.with_name(p.name + suffix) for p in own for suffix in (".wal", ".tmp")}
+    forced = {f.path.resolve() for f in files if f.forced_kind and not f.temporary}
+    kept: list[InputFile] = []
+    for file in files:
+        where = file.path.resolve()
+        if file.temporary or not (where in own or (where in forced and not file.forced_kind)):
+            kept.append(file)
+    return kept
 
 
 def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:

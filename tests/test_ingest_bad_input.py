@@ -145,6 +145,22 @@ def test_csv_numbers_survive_cells_spanning_lines(store: Store, tmp_path: Path) 
     assert rejected(store) == [(7, "malformed CSV row: too many columns")]
 
 
+def test_csv_header_after_blank_lines_and_a_bom(store: Store, tmp_path: Path) -> None:
+    write_bytes(
+        tmp_path / "lead.csv",
+        b"\xef\xbb\xbf\n  \n\ntimestamp,principal\n" + f"{TS},a\n\n{TS},b\n".encode(),
+    )
+    ingest(store, tmp_path / "lead.csv")
+    assert loaded_lines(store) == [5, 7]
+    assert rejected(store) == []
+
+
+def test_json_lines_with_a_bom(store: Store, tmp_path: Path) -> None:
+    write_bytes(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + f"{ev('a')}\n{ev('b')}\n".encode())
+    ingest(store, tmp_path / "bom.jsonl")
+    assert loaded_lines(store) == [1, 2]
+
+
 @pytest.mark.parametrize("where", ["head", "beyond the sample"])
 def test_a_line_that_is_not_utf8_is_rejected_alone(
     store: Store, tmp_path: Path, where: str

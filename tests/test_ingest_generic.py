@@ -580,6 +580,34 @@ def test_inventory_option_forces_a_file_to_be_an_inventory(store: Store, tmp_pat
         other.close()
 
 
+def test_inventory_option_wins_over_the_same_file_in_a_log_directory(
+    store: Store, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "logs" / "a.jsonl", [event("a")])
+    tokens = write_csv(
+        tmp_path / "logs" / "tokens.csv",
+        ["timestamp", "principal", "token_id"],
+        [["2024-05-01T10:00:00Z", "bot", "t1"]],
+    )
+    report = ingest(store, tmp_path / "logs", inventories=[tokens])
+    assert [(Path(f.source).name, f.kind) for f in report.files] == [
+        ("a.jsonl", "events"),
+        ("tokens.csv", "inventory"),
+    ]
+    assert rows(store, "SELECT credential_id FROM credentials") == [("t1",)]
+    assert rows(store, "SELECT principal FROM events") == [("a",)]
+
+
+def test_the_store_file_itself_is_not_an_input(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [event("a")])
+    db = Store.open(tmp_path / "audit.duckdb")
+    try:
+        report = ingest(db, tmp_path)
+        assert [Path(f.source).name for f in report.files] == ["a.jsonl"]
+    finally:
+        db.close()
+
+
 def test_csv_with_tabs_or_semicolons_is_read(store: Store, tmp_path: Path) -> None:
     write_bytes(
         tmp_path / "t.tsv", b"timestamp\tprincipal\tscopes\n2024-05-01T10:00:00Z\ttab-bot\ta,b\n"

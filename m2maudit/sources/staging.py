@@ -275,6 +275,7 @@ def stage_csv(ctx: LoadContext) -> None:
     of quoted cells that span lines (found from the quote count of each physical line).
     """
     header = _csv_columns(ctx)
+    leading = _leading_blank_lines(ctx.sample.text)
     columns = "{" + ", ".join(f"{sql_str(name)}: 'VARCHAR'" for name in header) + "}"
     path = sql_str(str(ctx.file.path))
     delimiter = sql_str(ctx.sample.csv_delimiter)
@@ -284,6 +285,7 @@ def stage_csv(ctx: LoadContext) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _csv AS
         SELECT * FROM read_csv({path}, columns = {columns}, header = true, auto_detect = false,
+                               skip = {leading},
                                delim = {delimiter}, quote = '"', escape = '"', comment = '',
                                ignore_errors = true, store_rejects = true, null_padding = false,
                                max_line_size = {_READER_LINE_LIMIT},
@@ -305,9 +307,11 @@ def stage_csv(ctx: LoadContext) -> None:
     _drop_reader_rejects(ctx)
     _csv_line_map(ctx)
     # Good rows: ordinal among good rows -> record number -> physical line.
+    # Records before the header (blank lines DuckDB is told to skip) and the header itself.
     _renumber(
         ctx, "_csv", "ordinality",
-        "SELECT 1 AS pos UNION ALL SELECT record_number FROM _blank_records "
+        f"SELECT range AS pos FROM range(1, {leading + 2}) "
+        "UNION ALL SELECT record_number FROM _blank_records "
         "UNION ALL SELECT record_number FROM _csv_rejects",
         "_csv_numbered", "record_number",
     )
@@ -321,6 +325,16 @@ def stage_csv(ctx: LoadContext) -> None:
     for table in ("_csv", "_csv_numbered", "_csv_lines", "_csv_rejects", "_continuation",
                   "_blank_records"):
         _run(ctx, f"DROP TABLE IF EXISTS {table}")
+
+
+def _leading_blank_lines(text: str) -> int:
+    """Blank lines before a CSV header: DuckDB would take the first of them as the header."""
+    count = 0
+    for line in text.split("\n"):
+        if line.strip("\ufeff \t\r"):
+            break
+        count += 1
+    return count
 
 
 def _csv_columns(ctx: LoadContext) -> list[str]:
