@@ -320,6 +320,32 @@ def test_raw_token_appears_in_no_table_and_not_in_the_db_file(tmp_path: Path) ->
     assert fps == [(hashlib.sha256(JWT.encode()).hexdigest()[:16],)]
 
 
+@pytest.mark.parametrize("fail_at", [None, 2])
+def test_no_staging_table_outlives_its_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int | None
+) -> None:
+    """Staging holds raw lines, tokens included: none is left after a file, loaded or failed
+    mid-way (the file's transaction rolls its temp tables back)."""
+    from m2maudit.errors import InputError
+    from m2maudit.sources import staging
+
+    real, calls = staging._renumber, []
+
+    def renumber(*args: Any) -> None:
+        calls.append(args)
+        if len(calls) == fail_at:
+            raise InputError("x", "failed mid-way")
+        real(*args)
+
+    monkeypatch.setattr(staging, "_renumber", renumber)
+    report = ingest(store, _token_inputs(tmp_path)[1])  # the CSV: most staging steps
+    assert (report.files[0].error is None) == (fail_at is None)
+    temp = rows(
+        store, "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'temp'"
+    )
+    assert temp == []
+
+
 def test_secret_in_another_field_is_reported_not_stored(store: Store, tmp_path: Path) -> None:
     secret = "Zx9Qw8Er7Ty6Ui5Op4As3Df2"
     ingest(
