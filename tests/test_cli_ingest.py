@@ -295,7 +295,8 @@ def test_no_raw_token_on_stdout_or_stderr(run_cli: RunCli, tmp_path: Path) -> No
         ],
     )
     write_bytes(tmp_path / "nohead.csv", f"{TS.format(1)},agent,Bearer {TOKEN}\n".encode())
-    result = run_cli("scan", "a.jsonl", "nohead.csv", "--inventory", "a.jsonl")
+    write_jsonl(tmp_path / "inv.jsonl", [{"token_id": {"raw": TOKEN}, "status": "active"}])
+    result = run_cli("scan", "a.jsonl", "nohead.csv", "--inventory", "inv.jsonl")
     assert result.code == 0
     assert "rejected:" in result.stderr and "unreadable:" in result.stderr
     signature = TOKEN.rsplit(".", 1)[1]
