@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import typer
 
@@ -310,3 +311,39 @@ def test_file_names_with_markup_characters_are_printed_as_they_are(
     result = cli("ingest", "[red]x[/].jsonl", "--db", "s.duckdb")
     assert result.code == 0, result.stderr
     assert "rejected: [red]x[/].jsonl:2: not valid JSON" in result.stderr
+
+
+def test_persisted_db_holds_no_raw_token(run_cli: RunCli, tmp_path: Path) -> None:
+    marker = "principal-marker-5e8d1c0b9a7f4e3d2c1b0a99"
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            ev(10, marker, authorization=f"Bearer {TOKEN}"),
+            ev(11, "b", authorization=TOKEN, scopes={"bad": 1}),  # rejected
+        ],
+    )
+    write_csv(
+        tmp_path / "b.csv",
+        ["timestamp", "principal", "authorization"],
+        [[TS.format(12), "c", f"Bearer {TOKEN}"]],
+    )
+    result = run_cli("ingest", "a.jsonl", "b.csv", "--db", "s.duckdb")
+    assert result.code == 0, result.stderr
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("s.duckdb*"))
+    signature = TOKEN.rsplit(".", 1)[1]
+    assert marker.encode() in data  # stored text is visible to this scan
+    assert signature.encode() not in data
+    con = duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True)
+    try:
+        columns = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE data_type LIKE 'VARCHAR%'"
+        ).fetchall()
+        for table, column in columns:
+            hits = con.execute(
+                f'SELECT count(*) FROM "{table}" WHERE CAST("{column}" AS VARCHAR) LIKE ?',
+                [f"%{signature}%"],
+            ).fetchall()
+            assert hits == [(0,)], f"{table}.{column}"
+    finally:
+        con.close()
