@@ -516,3 +516,13 @@ def test_cli_fifty_megabyte_line_without_newline(run_cli: RunCli, tmp_path: Path
     [line] = result.error_lines()
     assert line.startswith("m2maudit: error: one.txt: unrecognised format")
     assert len(line) < 300
+
+
+def test_cli_fifty_megabyte_json_record_alone(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "huge.jsonl").write_text(ev("huge", pad="x" * (50 * 1024 * 1024)) + "\n")
+    result = run_cli("scan", "huge.jsonl")
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert result.error_lines() == [
+        "m2maudit: error: huge.jsonl: the first JSON record is not valid JSON or is over 8 MiB; "
+        "cannot tell the format"
+    ]

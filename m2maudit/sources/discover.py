@@ -201,6 +201,10 @@ def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
     if later is not None:  # a broken or over-long first line in a JSON lines file
         return Sample(stripped, "jsonl", later, extension=extension)
     first = _first_json_value(file, stripped)
+    if first is None and len(stripped) >= SAMPLE_BYTES // 2:
+        limit = _FIRST_RECORD_LIMIT // (1024 * 1024)
+        raise InputError(file.display, f"the first JSON record is not valid JSON or is over "
+                                       f"{limit} MiB; cannot tell the format")
     return Sample(stripped, "json_object", first if isinstance(first, dict) else None,
                   extension=extension)
 
