@@ -526,3 +526,13 @@ def test_cli_fifty_megabyte_json_record_alone(run_cli: RunCli, tmp_path: Path) -
         "m2maudit: error: huge.jsonl: the first JSON record is not valid JSON or is over 8 MiB; "
         "cannot tell the format"
     ]
+
+
+def test_over_long_first_line_in_a_gzip_file(store: Store, tmp_path: Path) -> None:
+    text = "\n".join([ev("wide", pad="x" * (20 * 1024 * 1024)), ev("second"), ev("third")])
+    path = write_bytes(tmp_path / "w.jsonl.gz", text.encode(), compress=True)
+    started = time.perf_counter()
+    ingest(store, path)
+    assert time.perf_counter() - started < 5
+    assert loaded_lines(store) == [2, 3]
+    assert [line for line, _ in rejected(store)] == [1]

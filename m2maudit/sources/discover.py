@@ -246,17 +246,27 @@ def _later_object_line(file: InputFile, stripped: str) -> dict[str, Any] | None:
 
 
 def _lines_after_first(file: InputFile) -> list[str]:
-    """The lines following an over-long first line, as `["", line2, line3, ...]`."""
-    offset, chunk = 0, 1024 * 1024
-    while offset < _SKIP_LIMIT:
-        data = read_head(file, chunk, offset)
-        if not data:
-            return []
-        newline = data.find(b"\n")
-        if newline >= 0:
-            rest = read_head(file, SAMPLE_BYTES, offset + newline + 1)
-            return ["", *rest.decode("utf-8", errors="replace").split("\n")]
-        offset += len(data)
+    """The lines following an over-long first line, as `["", line2, line3, ...]`.
+
+    One sequential pass (a gzip stream cannot seek cheaply), keeping only the current chunk.
+    """
+    try:
+        opener = gzip.open if file.compressed else open
+        with opener(file.path, "rb") as handle:
+            scanned = 0
+            while scanned < _SKIP_LIMIT:
+                chunk: bytes = handle.read(1024 * 1024)
+                if not chunk:
+                    return []
+                newline = chunk.find(b"\n")
+                if newline >= 0:
+                    rest = chunk[newline + 1:] + handle.read(SAMPLE_BYTES)
+                    return ["", *rest.decode("utf-8", errors="replace").split("\n")]
+                scanned += len(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        raise InputError(file.display, "truncated or corrupt gzip data") from None
+    except OSError as exc:
+        raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
     return []
 
 
