@@ -7,7 +7,8 @@ printed on a crash, because they can hold tokens.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
@@ -21,7 +22,12 @@ from m2maudit.cli_formats import formats_command
 from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
 from m2maudit.config import CONFIG_FILENAME, load_config, starter_config
-from m2maudit.console import ingest_progress, print_ingest_summary, stderr_console
+from m2maudit.console import (
+    ingest_progress,
+    print_ingest_summary,
+    print_problems,
+    stderr_console,
+)
 from m2maudit.errors import AuditError
 from m2maudit.ingest import IngestReport, ingest_paths
 from m2maudit import policy
@@ -111,8 +117,18 @@ def run_ingest(
     with ingest_progress(console, enabled=not quiet) as (on_file, on_start):
         report = ingest_paths(store, paths, inventory or [], config, format_hint,
                               on_file=on_file, on_start=on_start)  # type: ignore[arg-type]
+    errors = _first_rejections(store, report)
+    if not report.anything_read:
+        # One line says why; the table of zeros would only hide it.
+        print_problems(console, report, errors, show_files=len(report.files) > 1)
+        raise AuditError(_nothing_read(report, [*paths, *(inventory or [])]))
+    print_ingest_summary(console, report, errors, quiet=quiet)
+    return report
+
+
+def _first_rejections(store: Store, report: IngestReport) -> list[tuple[str, int, str]]:
     sources = [f.source for f in report.files]
-    errors = [
+    return [
         (str(source), int(line), str(reason))
         for source, line, reason in store.con.execute(
             "SELECT source_file, source_line, reason FROM ingest_errors "
@@ -121,10 +137,36 @@ def run_ingest(
             [sources],
         ).fetchall()
     ]
-    print_ingest_summary(console, report, errors, quiet=quiet)
-    if not report.anything_read:
-        raise AuditError("nothing could be read from the inputs")
-    return report
+
+
+def _nothing_read(report: IngestReport, names: list[str]) -> str:
+    """The fatal line when no record at all could be read, naming the file or the inputs."""
+    if len(report.files) == 1 and report.failed_files:
+        only = report.files[0]
+        return f"{only.source}: {only.error}"
+    failed = len(report.failed_files)
+    return (f"nothing could be read from {', '.join(names)}: "
+            f"{failed} of {len(report.files)} files unreadable, {report.rejected} records rejected")
+
+
+@contextmanager
+def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
+    """Open the store; a `--db` file this run created is removed again if the run fails.
+
+    So a failed first `ingest` never leaves an empty or half-made database behind.
+    """
+    created = db is not None and not db.exists()
+    store = Store.open(db, options)
+    try:
+        yield store
+    except AuditError:
+        store.close()
+        if created and db is not None:
+            for path in (db, db.with_name(db.name + ".wal")):
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        store.close()
 
 
 def _check_strict(report: IngestReport, strict: bool) -> None:
@@ -149,11 +191,8 @@ def ingest(
     quiet: QuietOpt = False,
 ) -> None:
     """Load logs and inventories into a persistent store; the same file twice adds nothing."""
-    store = Store.open(db, StoreOptions(threads=threads, memory_limit=memory_limit))
-    try:
+    with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
         report = run_ingest(store, paths, inventory, config, format_hint, quiet)
-    finally:
-        store.close()
     _check_strict(report, strict)
 
 
@@ -194,7 +233,10 @@ def scan(
     quiet: QuietOpt = False,
 ) -> None:
     """Ingest the inputs, run the rule pack, report findings; the exit code gates CI."""
-    clock: datetime = parse_instant(as_of) if as_of else utc_now()
+    try:
+        clock: datetime = parse_instant(as_of) if as_of else utc_now()
+    except AuditError as exc:
+        raise AuditError(f"--as-of: {exc}") from None
     reporter = get_reporter(output_format)
     policy.check_fail_on(fail_on)
     policy.check_severity(min_severity)
@@ -204,19 +246,20 @@ def scan(
             policy.check_output_path(path, label)
     baseline_ids = policy.load_baseline(baseline) if baseline else None
     settings = load_config(config)
-    store = Store.open(db, StoreOptions(threads=threads, memory_limit=memory_limit))
-    try:
+    with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
         report = run_ingest(store, paths, inventory, config, format_hint, quiet)
         _check_strict(report, strict)
-        result = run_scan(store, settings, clock, list(rules or []),
-                          inputs=input_summaries(report))
+        result = run_scan(
+            store, settings, clock, list(rules or []), inputs=input_summaries(report)
+        )
         warnings = policy.apply_policy(
-            result, suppressions=settings.suppressions, baseline_ids=baseline_ids,
-            min_severity=min_severity, problems=problem or [],
+            result,
+            suppressions=settings.suppressions,
+            baseline_ids=baseline_ids,
+            min_severity=min_severity,
+            problems=problem or [],
         )
         save_findings(store, result)
-    finally:
-        store.close()
     console = stderr_console()
     for warning in warnings:
         console.print(f"warning: {warning}", markup=False, soft_wrap=True)
@@ -243,7 +286,8 @@ def scan(
 @handle_errors
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path(
-        CONFIG_FILENAME),
+        CONFIG_FILENAME
+    ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter `.m2maudit.yaml` with every threshold at its default."""
@@ -254,8 +298,6 @@ def init(
 
 
 app.add_typer(rules_app, name="rules")
-
-
 app.command("formats")(handle_errors(formats_command))
 
 

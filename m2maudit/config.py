@@ -106,6 +106,8 @@ _TOP_KEYS = {
     "thresholds", "wildcard_scopes", "admin_scopes", "human_patterns", "agent_patterns",
     "service_patterns", "mapping", "select", "ignore", "severity", "params", "suppressions",
 }
+# One value, never a list: `$` then `.name`, `."quoted name"` or `[index]` steps.
+_JSON_PATH = re.compile(r'\$(?:\.(?:"(?:[^"\\]|\\.)+"|[^."\[\]\s*$]+)|\[[0-9]+\])+')
 _SUPPRESSION_KEYS = {"rule", "problem", "principal", "credential", "reason", "owner", "ticket",
                      "expires"}
 
@@ -141,7 +143,7 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
 def parse_config(raw: Any, path: Path | None = None) -> Config:
     where = str(path) if path else "config"
     mapping = _mapping(raw, where)
-    unknown = sorted(set(mapping) - _TOP_KEYS)
+    unknown = _names(set(mapping) - _TOP_KEYS)
     if unknown:
         raise AuditError(f"{where}: unknown key(s): {', '.join(unknown)}")
     return Config(
@@ -162,6 +164,11 @@ def parse_config(raw: Any, path: Path | None = None) -> Config:
             for index, item in enumerate(_list(mapping.get("suppressions") or [], where))
         ],
     )
+
+
+def _names(keys: Any) -> list[str]:
+    """Key names for a message. YAML keys may be numbers, booleans (`on:`) or null."""
+    return sorted(str(key) for key in keys)
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -191,14 +198,16 @@ def _patterns(raw: dict[str, Any], key: str, default: list[str], where: str) -> 
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise AuditError(f"{where}: {key}: invalid regular expression {pattern!r}: {exc}") from None
+            raise AuditError(
+                f"{where}: {key}: invalid regular expression {pattern!r}: {exc}"
+            ) from None
     return patterns
 
 
 def _thresholds(raw: Any, where: str) -> Thresholds:
     values = _mapping(raw, f"{where}: thresholds")
     known = Thresholds.__dataclass_fields__
-    unknown = sorted(set(values) - set(known))
+    unknown = _names(set(values) - set(known))
     if unknown:
         raise AuditError(f"{where}: thresholds: unknown key(s): {', '.join(unknown)}")
     parsed: dict[str, Any] = {}
@@ -209,6 +218,8 @@ def _thresholds(raw: Any, where: str) -> Thresholds:
                 parsed[key] = parse_duration(value)
             except AuditError as exc:
                 raise AuditError(f"{label}: {exc}") from None
+            if parsed[key] <= timedelta(0):
+                raise AuditError(f"{label}: expected a duration above zero, got {value!r}")
         elif key == "min_attribution":
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise AuditError(f"{label}: expected a number between 0 and 1, got {value!r}")
@@ -222,7 +233,7 @@ def _thresholds(raw: Any, where: str) -> Thresholds:
 
 def _field_mapping(raw: Any, where: str) -> dict[str, str]:
     values = _mapping(raw, f"{where}: mapping")
-    unknown = sorted(set(values) - set(GENERIC_LOG_FIELDS))
+    unknown = _names(set(values) - set(GENERIC_LOG_FIELDS))
     if unknown:
         raise AuditError(
             f"{where}: mapping: unknown field(s) {', '.join(unknown)}; "
@@ -231,6 +242,14 @@ def _field_mapping(raw: Any, where: str) -> dict[str, str]:
     for key, value in values.items():
         if not isinstance(value, str) or not value.strip():
             raise AuditError(f"{where}: mapping.{key}: expected a field name or dotted path")
+        if value.startswith("$"):
+            if not _JSON_PATH.fullmatch(value):
+                raise AuditError(
+                    f"{where}: mapping.{key}: {value!r} is not a JSON path like "
+                    '$.a.b, $."a.b" or $.a[0]'
+                )
+        elif not all(value.split(".")):
+            raise AuditError(f"{where}: mapping.{key}: {value!r} has an empty part between dots")
     return dict(values)
 
 
@@ -251,7 +270,7 @@ def _params(raw: Any, where: str) -> dict[str, dict[str, Any]]:
 
 def _suppression(raw: Any, where: str) -> Suppression:
     item = _mapping(raw, where)
-    unknown = sorted(set(item) - _SUPPRESSION_KEYS)
+    unknown = _names(set(item) - _SUPPRESSION_KEYS)
     if unknown:
         raise AuditError(f"{where}: unknown key(s): {', '.join(unknown)}")
     reason = item.get("reason")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -64,12 +65,13 @@ def ingest_progress(console: Console, enabled: bool = True) -> Iterator[
 
 def print_ingest_summary(console: Console, report: IngestReport, errors: list[tuple[str, int, str]],
                          quiet: bool = False) -> None:
-    """The per-file table, then the first rejection reasons with file and line."""
+    """The per-file table, then unreadable files, the first rejection reasons, and the totals."""
     if not quiet:
         table = Table(title="Ingest", title_justify="left", expand=False)
-        for column in ("file", "format", "loaded", "dup", "rejected", "window (UTC)"):
-            table.add_column(column, justify="right" if column in ("loaded", "dup", "rejected")
-                             else "left", overflow="fold")
+        for column in ("file", "format", "read", "loaded", "dup", "rejected", "window (UTC)"):
+            table.add_column(column, justify="right" if column in ("read", "loaded", "dup",
+                                                                   "rejected") else "left",
+                             overflow="fold")
         for file in report.files:
             window = ""
             if file.first_ts and file.last_ts:
@@ -77,18 +79,30 @@ def print_ingest_summary(console: Console, report: IngestReport, errors: list[tu
             fmt = file.format or "-"
             if file.already_ingested:
                 window = "already ingested"
-            table.add_row(file.source, fmt, str(file.loaded), str(file.duplicates),
-                          str(file.rejected), window)
+            table.add_row(escape(file.source), fmt, str(file.read), str(file.loaded),
+                          str(file.duplicates), str(file.rejected), window)
         console.print(table)
-    for file in report.failed_files:
-        console.print(f"[red]error[/]: {file.source}: {file.error}", soft_wrap=True)
+    print_problems(console, report, errors)
+    files = len(report.files)
+    console.print(
+        f"{files} file{'' if files == 1 else 's'}: {sum(f.read for f in report.files)} records "
+        f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
+        f"skipped, {report.rejected} rejected, {len(report.failed_files)} files unreadable",
+        soft_wrap=True,
+    )
+
+
+def print_problems(console: Console, report: IngestReport, errors: list[tuple[str, int, str]],
+                   show_files: bool = True) -> None:
+    """Unreadable files, then the first rejected records with file, line and reason."""
+    if show_files:
+        for file in report.failed_files:
+            console.print(f"[red]unreadable[/]: {escape(f'{file.source}: {file.error}')}",
+                          soft_wrap=True)
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
-        console.print(f"[yellow]rejected[/]: {source}:{line}: {reason}", soft_wrap=True)
+        console.print(f"[yellow]rejected[/]: {escape(f'{source}:{line}: {reason}')}",
+                      soft_wrap=True)
     hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)
     if hidden > 0:
-        console.print(f"... and {hidden} more rejected records (see the ingest_errors table)")
-    console.print(
-        f"{len(report.files)} files, {report.loaded} records loaded, "
-        f"{sum(f.duplicates for f in report.files)} duplicates skipped, "
-        f"{report.rejected} rejected, {len(report.failed_files)} files unreadable"
-    )
+        console.print(f"... and {hidden} more rejected records (see the ingest_errors table)",
+                      markup=False)

@@ -32,4 +32,7 @@ def bare_token_sql(expr: str) -> str:
 def fingerprint_sql(expr: str) -> str:
     """SQL twin of `fingerprint`: NULL stays NULL, an empty token has no fingerprint."""
     bare = bare_token_sql(expr)
-    return f"CASE WHEN nullif({bare}, '') IS NULL THEN NULL ELSE left(sha256({bare}), {FINGERPRINT_HEX}) END"
+    return (
+        f"CASE WHEN nullif({bare}, '') IS NULL THEN NULL "
+        f"ELSE left(sha256({bare}), {FINGERPRINT_HEX}) END"
+    )

@@ -8,17 +8,20 @@ bytes, from another file) is counted as a duplicate and skipped. Bad records are
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
 from m2maudit.config import Config
 from m2maudit.errors import AuditError, InputError
+from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAdapter
-from m2maudit.sources.discover import expand_inputs, sniff
+from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
 from m2maudit.tokens import decode_staged_tokens
@@ -35,7 +38,7 @@ CREDENTIAL_COLUMNS = (
     "last_rotated_at", "expires_at", "last_used_at", "status", "revoked_at", "principal_status",
     "environment",
 )
-_IDENTITY_BYTES = 1024 * 1024
+_FIELD_NAME = re.compile(r"[A-Za-z_@$][\w .@$:/-]{0,63}")
 
 
 @dataclass
@@ -94,17 +97,36 @@ def ingest_paths(
     if format_hint and adapter_named(format_hint) is None:
         known = ", ".join(a.name for a in ADAPTERS)
         raise AuditError(f"--format-hint: unknown format {format_hint!r}; known: {known}")
-    files = expand_inputs(list(paths), format_hint=format_hint)
-    files += expand_inputs(list(inventories), forced_kind="inventory")
-    if on_start:
-        on_start(files)
-    report = IngestReport()
-    for file in files:
-        file_report = ingest_file(store, file, config)
-        report.files.append(file_report)
-        if on_file:
-            on_file(file, file_report)
+    files: list[InputFile] = []
+    try:
+        files += expand_inputs(list(paths), format_hint=format_hint)
+        files += expand_inputs(list(inventories), forced_kind="inventory")
+        files = _without_repeats(files, store)
+        if on_start:
+            on_start(files)
+        report = IngestReport()
+        for file in files:
+            file_report = ingest_file(store, file, config)
+            report.files.append(file_report)
+            if on_file:
+                on_file(file, file_report)
+    finally:
+        remove_temporary(files)
     return report
+
+
+def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:
+    """Drop the store's own files (`ingest . --db ./audit.duckdb`) and, for a file given both
+    inside a log path and with `--inventory`, its log copy: `--inventory` says what it is."""
+    own = {Path(store.path).resolve()} if store.path else set()
+    own |= {p.with_name(p.name + suffix) for p in own for suffix in (".wal", ".tmp")}
+    forced = {f.path.resolve() for f in files if f.forced_kind and not f.temporary}
+    kept: list[InputFile] = []
+    for file in files:
+        where = file.path.resolve()
+        if file.temporary or not (where in own or (where in forced and not file.forced_kind)):
+            kept.append(file)
+    return kept
 
 
 def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
@@ -115,12 +137,7 @@ def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
         adapter = choose_adapter(file, sample, config)
         report.format, report.kind = adapter.name, adapter.kind
         identity = content_identity(file)
-        if store.scalar("SELECT count(*) FROM ingested_files WHERE content_sha256 = ?", [identity]):
-            report.already_ingested = True
-            report.duplicates = int(store.scalar(
-                "SELECT records_read FROM ingested_files WHERE content_sha256 = ?", [identity]
-            ))
-            report.read = report.duplicates
+        if _already_ingested(store, identity, report):
             return report
         with store.transaction():
             ctx = LoadContext(store.con, file, sample, config, adapter.name)
@@ -136,6 +153,23 @@ def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
     finally:
         _drop_staging(store)
     return report
+
+
+def _already_ingested(store: Store, identity: str, report: FileReport) -> bool:
+    """The same bytes were ingested before: report them as they were, every record a duplicate.
+
+    Records rejected then are counted as rejected again (they are still in `ingest_errors`),
+    so `--strict` judges a re-run as it judged the first run.
+    """
+    row = store.con.execute(
+        "SELECT records_read, rejected FROM ingested_files WHERE content_sha256 = ?", [identity]
+    ).fetchone()
+    if row is None:
+        return False
+    report.already_ingested = True
+    report.read, report.rejected = int(row[0]), int(row[1])
+    report.duplicates = report.read - report.rejected
+    return True
 
 
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:
@@ -155,20 +189,31 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
 
 
 def _layout_words(sample: Sample) -> str:
-    keys = sorted(sample.keys())[:8]
-    shown = ", ".join(keys) if keys else "no fields"
-    return f"{sample.layout.replace('_', ' ')} with {shown}; see `m2maudit formats`"
+    """Say what the file looked like, naming only keys that are names, never values or secrets.
+
+    A CSV without a header has values (a time, a token) in its first row: those are not shown.
+    """
+    keys = sorted(sample.keys())
+    names = [key for key in keys if _looks_like_name(key)]
+    if sample.layout == "csv" and len(names) < len(keys):
+        return "CSV whose first row is not a header of field names; see `m2maudit formats`"
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"{sample.layout.replace('_', ' ')} with {shown or 'no fields'}; see `m2maudit formats`"
+
+
+def _looks_like_name(key: str) -> bool:
+    if not _FIELD_NAME.fullmatch(key) or (any(c.isdigit() for c in key) and len(key) >= 20):
+        return False
+    return not any(re.search(pattern, key) for _, pattern in SECRET_PATTERNS)
 
 
 def content_identity(file: InputFile) -> str:
-    """A cheap identity of a file's bytes: size, head and tail (hashing 2 GB would cost seconds)."""
-    digest = hashlib.sha256(str(file.size).encode())
+    """SHA-256 of the file's bytes, so only the very same content counts as ingested before.
+
+    Hashing runs in C at disk speed, a fraction of what loading the file costs.
+    """
     with file.path.open("rb") as handle:
-        digest.update(handle.read(_IDENTITY_BYTES))
-        if file.size > 2 * _IDENTITY_BYTES:
-            handle.seek(-_IDENTITY_BYTES, 2)
-        digest.update(handle.read(_IDENTITY_BYTES))
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:
@@ -207,8 +252,12 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
         ).fetchone()
         if window:
             report.first_ts, report.last_ts = window
-    if report.read and not accepted:
+    if not report.read:
+        report.error = "no records in the file"
+    elif not accepted:
         report.error = f"no record could be loaded ({report.rejected} rejected)"
+    if report.error:
+        _record_file_error(store, ctx.file, report)
 
 
 def _count(cursor: duckdb.DuckDBPyConnection) -> int:

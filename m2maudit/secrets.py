@@ -9,11 +9,14 @@ from __future__ import annotations
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    ("aws_secret_key", r"(?i)(aws_secret_access_key|secretaccesskey)[\"' ]*[:=][\"' ]*[A-Za-z0-9/+]{40}"),
+    ("aws_secret_key",
+     r"(?i)(aws_secret_access_key|secretaccesskey)[\"' ]*[:=][\"' ]*[A-Za-z0-9/+]{40}"),
     ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
     ("openai_key", r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}"),
-    ("password_or_key", r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}"),
+    ("password_or_key",
+     r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
+     r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}"),
 )
 
 
@@ -43,3 +46,15 @@ def leaked_secret_fp_sql(text: str) -> str:
         for _, pattern in SECRET_PATTERNS
     )
     return f"CASE WHEN {text} IS NULL THEN NULL {whens} END"
+
+
+def redact_secrets_sql(text: str) -> str:
+    """SQL: `text` with every secret the patterns find replaced by `[redacted]`.
+
+    For values that are stored (a URL with `?access_token=...`): the secret is reported by
+    kind and fingerprint, never kept.
+    """
+    redacted = text
+    for _, pattern in SECRET_PATTERNS:
+        redacted = f"regexp_replace({redacted}, {_literal(pattern)}, '[redacted]', 'g')"
+    return redacted

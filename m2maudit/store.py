@@ -50,14 +50,19 @@ class Store:
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise AuditError(
-                    f"{db_path}: database is in use by another process; wait for it or use another --db"
+                    f"{db_path}: database is in use by another process; "
+                    "wait for it or use another --db"
                 ) from None
             raise AuditError(f"{db_path}: cannot open database: {_first_line(exc)}") from None
         except duckdb.Error as exc:
             raise AuditError(f"{db_path}: not a DuckDB database: {_first_line(exc)}") from None
         store = cls(con, None if path == ":memory:" else path)
-        store._configure(options)
-        store._create_schema()
+        try:
+            store._configure(options)
+            store._create_schema()
+        except BaseException:
+            con.close()  # a refused store must not stay open (and locked)
+            raise
         return store
 
     def _configure(self, options: StoreOptions) -> None:
@@ -77,7 +82,9 @@ class Store:
         try:
             self.con.execute(schema)
         except duckdb.Error as exc:
-            raise AuditError(f"{self.path}: cannot create the m2maudit schema: {_first_line(exc)}") from None
+            raise AuditError(
+                f"{self.path}: cannot create the m2maudit schema: {_first_line(exc)}"
+            ) from None
         found = self.con.execute(
             "SELECT value FROM m2maudit_meta WHERE key = 'schema_version'"
         ).fetchone()
@@ -87,7 +94,8 @@ class Store:
             )
         elif found[0] != SCHEMA_VERSION:
             raise AuditError(
-                f"{self.path}: written by another m2maudit schema ({found[0]}, expected {SCHEMA_VERSION})"
+                f"{self.path}: written by another m2maudit schema "
+                f"({found[0]}, expected {SCHEMA_VERSION})"
             )
 
     @contextmanager

@@ -73,7 +73,7 @@ def test_format_hint_on_scan(tmp_path: Path) -> None:
     assert "unrecognised format" in detected.stderr
     hinted = runner.invoke(app, ["scan", str(path), "--quiet", "--format-hint", "okta", "--fail-on", "never"])
     assert hinted.exit_code == 0, hinted.stderr
-    assert "1 records loaded" in hinted.stderr
+    assert "1 loaded" in hinted.stderr
     unknown = runner.invoke(app, ["scan", str(path), "--format-hint", "oktaa"])
     assert unknown.exit_code == 2
     assert "--format-hint: unknown format 'oktaa'" in unknown.stderr

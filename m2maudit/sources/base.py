@@ -29,6 +29,7 @@ class InputFile:
     compressed: bool
     forced_kind: Kind | None = None
     format_hint: str | None = None
+    temporary: bool = False  # a spool of standard input, removed once ingested
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Sample:
     first_record: dict[str, Any] | None = None
     csv_header: tuple[str, ...] = ()
     extension: str = ""
+    csv_delimiter: str = ","
 
     def keys(self) -> set[str]:
         """Top-level field names of the first record or the CSV header."""

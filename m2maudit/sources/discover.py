@@ -5,6 +5,7 @@ A path may be a file, a directory (walked recursively), a glob, or `-` for stand
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
 import json
@@ -16,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from m2maudit.errors import InputError
-from m2maudit.sources.base import InputFile, Kind, Layout, Sample
+from m2maudit.sources.base import InputFile, Kind, Sample
 
 SAMPLE_BYTES = 256 * 1024
 _FIRST_RECORD_LIMIT = 8 * 1024 * 1024
+_SKIP_LIMIT = 256 * 1024 * 1024  # how far to look past an over-long first line for the next
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
+_CSV_DELIMITERS = (",", "\t", ";", "|")
+_WHITESPACE = "\ufeff \t\r\n"
 
 
 def expand_inputs(
@@ -42,8 +47,11 @@ def expand_inputs(
                 if p.is_file() and not any(part in _SKIP_DIRS or part.startswith(".")
                                            for part in p.relative_to(path).parts)
             )
+            if not candidates:
+                raise InputError(raw, "directory holds no files")
         elif glob.has_magic(raw):
-            candidates = sorted(Path(p) for p in glob.glob(raw, recursive=True) if Path(p).is_file())
+            matches = glob.glob(raw, recursive=True)
+            candidates = sorted(Path(p) for p in matches if Path(p).is_file())
             if not candidates:
                 raise InputError(raw, "no file matches this pattern")
         else:
@@ -70,22 +78,39 @@ def _input_file(path: Path, forced_kind: Kind | None, format_hint: str | None) -
 
 
 def _stdin_file(forced_kind: Kind | None, format_hint: str | None) -> InputFile:
-    """DuckDB reads files, so standard input is spooled to a temporary file first."""
-    spool = tempfile.NamedTemporaryFile(prefix="m2maudit-stdin-", delete=False)
-    with spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool)
-    path = Path(spool.name)
-    stdin = _input_file(path, forced_kind, format_hint)
-    return InputFile(path, "<stdin>", stdin.size, stdin.compressed, forced_kind, format_hint)
+    """DuckDB reads files, so standard input is spooled to a temporary file first.
 
-
-def read_head(file: InputFile, limit: int = SAMPLE_BYTES) -> bytes:
+    The spool may hold raw tokens: it is marked `temporary` so ingest removes it when done.
+    """
+    spool = tempfile.NamedTemporaryFile(prefix="m2maudit-stdin-", delete=False)  # noqa: SIM115
     try:
-        if file.compressed:
-            with gzip.open(file.path, "rb") as handle:
-                return handle.read(limit)
-        with file.path.open("rb") as handle:
-            return handle.read(limit)
+        with spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+        path = Path(spool.name)
+        stdin = _input_file(path, forced_kind, format_hint)
+    except BaseException:
+        Path(spool.name).unlink(missing_ok=True)
+        raise
+    return InputFile(path, "<stdin>", stdin.size, stdin.compressed, forced_kind, format_hint,
+                     temporary=True)
+
+
+def remove_temporary(files: list[InputFile]) -> None:
+    """Delete the stdin spools among `files` (they may hold raw tokens)."""
+    for file in files:
+        if file.temporary:
+            file.path.unlink(missing_ok=True)
+
+
+def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> bytes:
+    """Up to `limit` bytes of the (decompressed) content, from `offset`."""
+    try:
+        opener = gzip.open if file.compressed else open
+        with opener(file.path, "rb") as handle:
+            if offset:
+                handle.seek(offset)
+            data: bytes = handle.read(limit)
+            return data
     except (EOFError, gzip.BadGzipFile, zlib.error):
         raise InputError(file.display, "truncated or corrupt gzip data") from None
     except OSError as exc:
@@ -99,11 +124,20 @@ def sniff(file: InputFile) -> Sample:
     head = read_head(file)
     if not head.strip():
         raise InputError(file.display, "file is empty")
+    if head.startswith(_UTF16_BOMS):
+        raise InputError(file.display, "UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16)")
     if b"\x00" in head:
         raise InputError(file.display, "not a text file (binary content)")
     text = _decode(head, file)
     extension = "".join(file.path.suffixes[-2:]).lower().removesuffix(".gz")
-    stripped = text.lstrip("\ufeff \t\r\n")
+    stripped = text.lstrip(_WHITESPACE)
+    try:
+        return _sniff_text(file, text, stripped, extension)
+    except RecursionError:  # a JSON value nested thousands deep
+        raise InputError(file.display, "JSON nested too deeply to read") from None
+
+
+def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sample:
     if stripped.startswith("{"):
         return _sniff_object(file, stripped, extension)
     if stripped.startswith("["):
@@ -113,52 +147,138 @@ def sniff(file: InputFile) -> Sample:
     if extension in (".yaml", ".yml") or stripped.startswith(("---", "- ")):
         return _sniff_yaml(text, extension)
     first_line = stripped.splitlines()[0] if stripped else ""
-    if "," in first_line or "\t" in first_line:
-        header = tuple(cell.strip().strip('"').strip() for cell in first_line.split(","))
-        return Sample(text, "csv", csv_header=header, extension=extension)
+    delimiter = max(_CSV_DELIMITERS, key=first_line.count)
+    if first_line.count(delimiter):
+        return Sample(text, "csv", csv_header=_csv_header(first_line, delimiter),
+                      extension=extension, csv_delimiter=delimiter)
     if ":" in first_line:
         return _sniff_yaml(text, extension)
     return Sample(text, "unknown", extension=extension)
 
 
+def _csv_header(line: str, delimiter: str) -> tuple[str, ...]:
+    cells = next(csv.reader([line], delimiter=delimiter), [])
+    return tuple(cell.strip() for cell in cells)
+
+
 def _decode(head: bytes, file: InputFile) -> str:
+    """The head as text. A few bad bytes are the reader's business (those lines are rejected);
+    a head that is mostly not UTF-8 means the file is in another encoding."""
     try:
         return head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start >= len(head) - 4:  # the sample cut a multi-byte character in half
-            return head[: exc.start].decode("utf-8")
-        raise InputError(file.display, "not UTF-8 text") from None
+            try:
+                return head[: exc.start].decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+    lines = head.splitlines()
+    bad = sum(1 for line in lines if not _is_utf8(line))
+    if bad * 2 > len(lines):
+        raise InputError(file.display, "not UTF-8 text (convert it, e.g. iconv -t UTF-8)")
+    return head.decode("utf-8", errors="replace")
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
+    """JSON lines, or one JSON document (pretty-printed, or one CloudTrail file, say)?"""
     first_line = stripped.split("\n", 1)[0]
-    try:
-        value = json.loads(first_line)
-        if isinstance(value, dict):
-            return Sample(stripped, "jsonl", value, extension=extension)
-    except json.JSONDecodeError:
-        pass
+    value = _loads(first_line)
+    if isinstance(value, dict):
+        return Sample(stripped, "jsonl", value, extension=extension)
+    document, end = _raw_decode_end(stripped)
+    if document is not None and end > len(first_line):  # one value over several lines
+        return Sample(stripped, "json_object", document if isinstance(document, dict) else None,
+                      extension=extension)
+    later = _later_object_line(file, stripped)
+    if later is not None:  # a broken or over-long first line in a JSON lines file
+        return Sample(stripped, "jsonl", later, extension=extension)
     first = _first_json_value(file, stripped)
+    if first is None and len(stripped) >= SAMPLE_BYTES // 2:
+        limit = _FIRST_RECORD_LIMIT // (1024 * 1024)
+        raise InputError(file.display, f"the first JSON record is not valid JSON or is over "
+                                       f"{limit} MiB; cannot tell the format")
     return Sample(stripped, "json_object", first if isinstance(first, dict) else None,
                   extension=extension)
 
 
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def _raw_decode(text: str) -> Any:
+    return _raw_decode_end(text)[0]
+
+
+def _raw_decode_end(text: str) -> tuple[Any, int]:
+    """The first JSON value in `text` and where it ends; `(None, 0)` if there is none."""
+    try:
+        return json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        return None, 0
+
+
+def _later_object_line(file: InputFile, stripped: str) -> dict[str, Any] | None:
+    """The first later line that is a whole JSON object starting in column one.
+
+    Indented objects are left alone: they are parts of a pretty-printed document. When the
+    first line fills the sample, the file is scanned (not kept) to the line after it.
+    """
+    lines = stripped.split("\n")
+    if len(lines) == 1:
+        lines = _lines_after_first(file)
+    for line in lines[1:]:
+        if line.startswith("{"):
+            value = _loads(line)
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def _lines_after_first(file: InputFile) -> list[str]:
+    """The lines following an over-long first line, as `["", line2, line3, ...]`.
+
+    One sequential pass (a gzip stream cannot seek cheaply), keeping only the current chunk.
+    """
+    try:
+        opener = gzip.open if file.compressed else open
+        with opener(file.path, "rb") as handle:
+            scanned = 0
+            while scanned < _SKIP_LIMIT:
+                chunk: bytes = handle.read(1024 * 1024)
+                if not chunk:
+                    return []
+                newline = chunk.find(b"\n")
+                if newline >= 0:
+                    rest = chunk[newline + 1:] + handle.read(SAMPLE_BYTES)
+                    return ["", *rest.decode("utf-8", errors="replace").split("\n")]
+                scanned += len(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        raise InputError(file.display, "truncated or corrupt gzip data") from None
+    except OSError as exc:
+        raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
+    return []
+
+
 def _first_json_value(file: InputFile, text: str) -> Any:
     """The first JSON value in `text`, reading further into the file if it is cut off."""
-    decoder = json.JSONDecoder()
-    try:
-        return decoder.raw_decode(text)[0]
-    except json.JSONDecodeError:
-        pass
-    if len(text) < SAMPLE_BYTES // 2:
-        return None
-    bigger = _decode(read_head(file, _FIRST_RECORD_LIMIT), file).lstrip("\ufeff \t\r\n")
+    value = _raw_decode(text)
+    if value is not None or len(text) < SAMPLE_BYTES // 2:
+        return value
+    bigger = _decode(read_head(file, _FIRST_RECORD_LIMIT), file).lstrip(_WHITESPACE)
     if bigger.startswith("["):
         bigger = bigger[1:].lstrip()
-    try:
-        return decoder.raw_decode(bigger)[0]
-    except json.JSONDecodeError:
-        return None
+    return _raw_decode(bigger)
 
 
 def _sniff_yaml(text: str, extension: str) -> Sample:

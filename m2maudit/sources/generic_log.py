@@ -7,11 +7,12 @@ the leak check); it is never stored.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.fingerprint import bare_token_sql, fingerprint_sql
-from m2maudit.secrets import leaked_secret_fp_sql
+from m2maudit.secrets import leaked_secret_fp_sql, redact_secrets_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -30,9 +31,27 @@ def field_name(config: Config, canonical: str) -> str:
     return config.mapping.get(canonical, canonical)
 
 
-def _top_key(config: Config, canonical: str) -> str:
+def _top_keys(config: Config, canonical: str) -> set[str]:
+    """Top-level keys that hold a field: `a.b` may be the key `a.b` (a CSV header) or `a`."""
     name = field_name(config, canonical)
-    return name.lstrip("$.").split(".")[0].strip('"')
+    if name.startswith("$"):
+        rest = name[1:].lstrip(".")
+        if rest.startswith('"'):
+            return {rest[1:].split('"', 1)[0]}
+        return {re.split(r"[.\[]", rest, maxsplit=1)[0]}
+    return {name, name.split(".")[0]}
+
+
+def field_paths(config: Config, canonical: str) -> list[str]:
+    """JSON paths to read a field from, first found wins.
+
+    A `$...` path is taken as given; a dotted name `a.b` is tried as the key "a.b" (a flat CSV
+    header) and then as the nested path a -> b.
+    """
+    name = field_name(config, canonical)
+    if name.startswith("$") or "." not in name:
+        return [q.json_path(name)]
+    return ['$."' + name.replace('"', '\\"') + '"', q.json_path(name)]
 
 
 class GenericLogAdapter:
@@ -60,24 +79,37 @@ class GenericLogAdapter:
 
     def detect(self, sample: Sample, config: Config) -> bool:
         keys = sample.keys()
-        has_time = _top_key(config, "timestamp") in keys
-        has_identity = any(_top_key(config, name) in keys for name in IDENTITY_FIELDS)
+        has_time = bool(_top_keys(config, "timestamp") & keys)
+        has_identity = any(_top_keys(config, name) & keys for name in IDENTITY_FIELDS)
         return has_time and has_identity
 
     def load(self, ctx: LoadContext) -> None:
         stage(ctx)
-        paths = ", ".join(q.path_literal(field_name(ctx.config, f)) for f in GENERIC_LOG_FIELDS)
-        slot = {name: f"v[{index + 1}]" for index, name in enumerate(GENERIC_LOG_FIELDS)}
+        paths: list[str] = []
+        slot: dict[str, str] = {}
+        for name in GENERIC_LOG_FIELDS:
+            slots = []
+            for path in field_paths(ctx.config, name):
+                paths.append(path)
+                slots.append(f"v[{len(paths)}]")
+            slot[name] = slots[0] if len(slots) == 1 else f"coalesce({', '.join(slots)})"
+        path_list = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
         text = {name: q.json_text(slot[name]) for name in TEXT_FIELDS}
         auth = text["authorization"]
         bare = bare_token_sql(auth)
         leak_scope = f"CASE WHEN {auth} IS NULL THEN rec ELSE replace(rec, {auth}, '') END"
+        # A secret written in clear elsewhere in the record (a URL's access_token=...) is
+        # reported by kind and fingerprint; the stored text columns get it blanked out.
+        clean = {
+            name: f"CASE WHEN leak IS NULL THEN {value} ELSE {redact_secrets_sql(value)} END"
+            for name, value in text.items()
+        }
         columns = {
             "ts": q.json_timestamp(slot["timestamp"]),
-            "principal": f"coalesce({text['principal']}, {text['client_id']})",
+            "principal": f"coalesce({clean['principal']}, {clean['client_id']})",
             "principal_type": f"lower({text['principal_type']})",
-            "client_id": text["client_id"],
-            "credential_id": f"coalesce({text['token_id']}, {fingerprint_sql(auth)})",
+            "client_id": clean["client_id"],
+            "credential_id": f"coalesce({clean['token_id']}, {fingerprint_sql(auth)})",
             "credential_type": (
                 f"CASE WHEN {auth} IS NULL THEN NULL "
                 f"WHEN regexp_full_match({bare}, '[^.]+\\.[^.]*\\.[^.]*') THEN 'jwt' "
@@ -86,22 +118,22 @@ class GenericLogAdapter:
             "token_fp": fingerprint_sql(auth),
             # The bare token stays in the staging table only, for decoding; never stored.
             "raw_token": f"nullif({bare}, '')",
-            "on_behalf_of": text["on_behalf_of"],
+            "on_behalf_of": clean["on_behalf_of"],
             "act_chain": "NULL::VARCHAR[]",
-            "action": text["action"],
-            "resource": text["resource"],
+            "action": clean["action"],
+            "resource": clean["resource"],
             "scopes_used": q.json_string_list(slot["scopes"]),
             "scopes_granted": "NULL::VARCHAR[]",
-            "status": text["status"],
+            "status": clean["status"],
             "outcome": q.outcome(text["status"]),
-            "source_ip": text["source_ip"],
-            "user_agent": text["user_agent"],
-            "trace_id": text["trace_id"],
-            "session_id": text["session_id"],
-            "task_id": text["task_id"],
+            "source_ip": clean["source_ip"],
+            "user_agent": clean["user_agent"],
+            "trace_id": clean["trace_id"],
+            "session_id": clean["session_id"],
+            "task_id": clean["task_id"],
             "credential_issued_at": "NULL::TIMESTAMPTZ",
             "credential_expires_at": "NULL::TIMESTAMPTZ",
-            "leaked_secret": q.leak_check(leak_scope),
+            "leaked_secret": "leak",
             "leaked_secret_fp": (
                 f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(leak_scope)} END"
             ),
@@ -129,7 +161,7 @@ class GenericLogAdapter:
             ctx,
             columns,
             checks,
-            prelude={"v": f"json_extract(rec, [{paths}])"},
+            prelude={"v": f"json_extract(rec, [{path_list}])", "leak": q.leak_check(leak_scope)},
         )
 
 

@@ -47,12 +47,16 @@ def epoch_to_timestamp(number: str) -> str:
 
 
 def text_timestamp(text: str) -> str:
-    """ISO 8601 (any offset; none means UTC) or an epoch number written as text."""
+    """ISO 8601 (any offset; none means UTC) or an epoch number written as text.
+
+    DuckDB reads `T` and `Z` in capitals only; RFC 3339 allows `t` and `z` too.
+    """
     return (
         f"CASE WHEN {text} IS NULL THEN NULL "
         f"WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
         f"THEN {epoch_to_timestamp(f'try_cast({text} AS DOUBLE)')} "
-        f"ELSE try_cast({text} AS TIMESTAMPTZ) END"
+        f"ELSE coalesce(try_cast({text} AS TIMESTAMPTZ), try_cast(upper({text}) AS TIMESTAMPTZ)) "
+        f"END"
     )
 
 
@@ -89,7 +93,10 @@ def json_string_list(value: str) -> str:
 
 
 def bad_string_list(value: str) -> str:
-    return f"coalesce(json_type({value}) IN ('OBJECT', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'), false)"
+    return (
+        f"coalesce(json_type({value}) IN ('OBJECT', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'), "
+        f"false)"
+    )
 
 
 def outcome(status_text: str) -> str:

@@ -20,6 +20,7 @@ from m2maudit.errors import InputError
 from m2maudit.sources.base import InputFile, LoadContext
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+_YAML_NODE_LIMIT = 100_000
 _READER_LINE_LIMIT = 256 * 1024 * 1024
 
 
@@ -52,25 +53,101 @@ def describe_read_error(exc: BaseException) -> str:
     return first[:300]
 
 
-def stage_json_lines(ctx: LoadContext) -> None:
-    """One JSON object per line (JSON lines / NDJSON), blank lines ignored."""
+def _line_reader(ctx: LoadContext) -> str:
+    """DuckDB's CSV reader as a line splitter: one VARCHAR column, no quoting, every line kept.
+
+    `\\r\\n` as the newline also splits plain `\\n` lines, so LF, CRLF and mixed files number
+    alike. Lines the reader cannot take (not UTF-8, over-long) are left out and recorded in
+    `reject_errors`, instead of failing the whole file.
+    """
     path = sql_str(str(ctx.file.path))
+    return (
+        f"read_csv({path}, columns = {{'line': 'VARCHAR'}}, delim = '\x01', quote = '', "
+        f"escape = '', header = false, auto_detect = false, strict_mode = false, "
+        f"new_line = '\\r\\n', null_padding = false, ignore_errors = true, "
+        f"store_rejects = true, max_line_size = {_READER_LINE_LIMIT}, "
+        f"buffer_size = {2 * _READER_LINE_LIMIT}, compression = '{_compression(ctx.file)}')"
+    )
+
+
+def _drop_reader_rejects(ctx: LoadContext) -> None:
+    """DuckDB keeps a reader's rejected lines (raw text) in these temp tables: drop them."""
+    ctx.con.execute("DROP TABLE IF EXISTS reject_errors")
+    ctx.con.execute("DROP TABLE IF EXISTS reject_scans")
+
+
+def _renumber(
+    ctx: LoadContext, table: str, ordinal: str, skipped: str, result: str, position: str
+) -> None:
+    """`result` is `table` with `ordinal` (1-based among kept items) turned into `position`.
+
+    A reader that leaves items out (rejected lines, a header, blank lines) numbers the rest
+    1, 2, 3, ...; `skipped` (a query of one column `pos`) lists the positions left out, so
+    the k-th kept item sits at k plus the number of skipped positions before it. An ASOF join
+    on `pos - rank` finds that number without a sort of every row when nothing was skipped.
+    """
+    count = ctx.con.execute(f"SELECT count(*) FROM ({skipped})").fetchone()
+    if not count or not count[0]:
+        _run(ctx, f"CREATE OR REPLACE TEMP TABLE {result} AS "
+                  f"SELECT * EXCLUDE ({ordinal}), {ordinal} AS {position} FROM {table}")
+        return
     _run(
         ctx,
         f"""
-        CREATE OR REPLACE TEMP TABLE _lines AS
-        SELECT ordinality AS source_line, line
-        FROM read_csv({path}, columns = {{'line': 'VARCHAR'}}, delim = '\x01', quote = '',
-                      escape = '', header = false, auto_detect = false, strict_mode = false,
-                      max_line_size = {_READER_LINE_LIMIT},
-                      buffer_size = {2 * _READER_LINE_LIMIT},
-                      compression = '{_compression(ctx.file)}') WITH ORDINALITY
+        CREATE OR REPLACE TEMP TABLE {result} AS
+        WITH skipped AS (
+            SELECT pos, row_number() OVER (ORDER BY pos) AS rank
+            FROM (SELECT DISTINCT pos FROM ({skipped}) WHERE pos IS NOT NULL)
+        ),
+        gaps AS (SELECT pos - rank AS kept_before, max(rank) AS rank FROM skipped GROUP BY ALL)
+        SELECT t.* EXCLUDE ({ordinal}), t.{ordinal} + coalesce(g.rank, 0) AS {position}
+        FROM {table} t ASOF LEFT JOIN gaps g ON t.{ordinal} > g.kept_before
         """,
     )
-    _split_lines(ctx)
 
 
-def _split_lines(ctx: LoadContext) -> None:
+def read_lines(ctx: LoadContext) -> None:
+    """`_lines(source_line, line)`: every physical line, blank ones NULL, numbered exactly.
+
+    Lines the reader could not take go to `_line_rejects(source_line, reason)` with their own
+    number, and the lines after them keep theirs.
+    """
+    _drop_reader_rejects(ctx)
+    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _kept_lines AS "
+              f"SELECT ordinality AS kept, line FROM {_line_reader(ctx)} WITH ORDINALITY")
+    _run(
+        ctx,
+        f"""
+        CREATE OR REPLACE TEMP TABLE _line_rejects AS
+        SELECT line::BIGINT AS source_line,
+               CASE min(error_type::VARCHAR)
+                   WHEN 'INVALID ENCODING' THEN 'not UTF-8 text'
+                   WHEN 'LINE SIZE OVER MAXIMUM'
+                       THEN 'line is over the limit of {_READER_LINE_LIMIT} bytes'
+                   ELSE 'unreadable line: ' || lower(min(error_type::VARCHAR))
+               END AS reason
+        FROM reject_errors GROUP BY line
+        """,
+    )
+    _drop_reader_rejects(ctx)
+    _renumber(ctx, "_kept_lines", "kept", "SELECT source_line AS pos FROM _line_rejects",
+              "_lines", "source_line")
+    _run(ctx, "DROP TABLE _kept_lines")
+
+
+def stage_json_lines(ctx: LoadContext, unwrap: str | None = None) -> None:
+    """One JSON object per line (JSON lines / NDJSON), blank lines ignored.
+
+    With `unwrap`, a line holding an object whose `unwrap` key is an array (one CloudTrail
+    file per line, say) gives one record per element, all with that line's number.
+    """
+    read_lines(ctx)
+    _split_lines(ctx, extra_rejects="_line_rejects")
+    if unwrap:
+        _unwrap_records(ctx, unwrap)
+
+
+def _split_lines(ctx: LoadContext, extra_rejects: str | None = None) -> None:
     """Sort `_lines` into JSON-object records and rejected lines with a reason."""
     _run(
         ctx,
@@ -78,28 +155,64 @@ def _split_lines(ctx: LoadContext) -> None:
         CREATE OR REPLACE TEMP TABLE _classified AS
         SELECT source_line, line,
             CASE
-                WHEN strlen(line) > {MAX_RECORD_BYTES}
-                    THEN 'record is ' || strlen(line) || ' bytes, over the limit of {MAX_RECORD_BYTES}'
+                WHEN strlen(line) > {MAX_RECORD_BYTES} THEN 'record is ' || strlen(line)
+                    || ' bytes, over the limit of {MAX_RECORD_BYTES}'
                 WHEN NOT json_valid(line) THEN 'not valid JSON'
-                WHEN left(ltrim(line), 1) <> '{{' THEN 'not a JSON object'
+                WHEN left(ltrim(line, ' ' || chr(9) || chr(13) || chr(10) || chr(65279)), 1) <> '{{'
+                    THEN 'not a JSON object'
             END AS reason
         FROM _lines
-        WHERE line IS NOT NULL AND trim(line) <> ''
+        WHERE line IS NOT NULL AND trim(line, ' ' || chr(9) || chr(13) || chr(10)) <> ''
         """,
     )
     _run(ctx, "CREATE OR REPLACE TEMP TABLE _records AS "
               "SELECT source_line, line AS rec FROM _classified WHERE reason IS NULL")
+    extra = f" UNION ALL SELECT source_line, reason FROM {extra_rejects}" if extra_rejects else ""
     _run(ctx, "CREATE OR REPLACE TEMP TABLE _staging_rejects AS "
-              "SELECT source_line, reason FROM _classified WHERE reason IS NOT NULL")
+              f"SELECT source_line, reason FROM _classified WHERE reason IS NOT NULL{extra}")
     _run(ctx, "DROP TABLE _classified")
     _run(ctx, "DROP TABLE _lines")
+    if extra_rejects:
+        _run(ctx, f"DROP TABLE {extra_rejects}")
+
+
+def _unwrap_records(ctx: LoadContext, unwrap: str) -> None:
+    """Replace each record whose `unwrap` key is an array by that array's elements.
+
+    A record without the key stays a record (the adapter's checks judge it), so a file mixing
+    wrapped and plain records loses nothing; an element that is not an object is rejected.
+    """
+    key = "'$." + unwrap.replace("'", "''") + "'"
+    _run(
+        ctx,
+        f"""
+        CREATE OR REPLACE TEMP TABLE _unwrapped AS
+        SELECT source_line, item::VARCHAR AS rec, json_type(item) = 'OBJECT' AS is_object
+        FROM (
+            SELECT source_line,
+                   unnest(CASE WHEN json_type(rec, {key}) = 'ARRAY'
+                               THEN json_extract(rec, {key[:-1]}[*]')
+                               ELSE [rec::JSON] END) AS item
+            FROM _records
+        )
+        """,
+    )
+    _run(ctx, "INSERT INTO _staging_rejects SELECT source_line, "
+              f"'element of \"{unwrap}\" is not a JSON object' FROM _unwrapped WHERE NOT is_object")
+    _run(ctx, "CREATE OR REPLACE TEMP TABLE _records AS "
+              "SELECT source_line, rec FROM _unwrapped WHERE is_object")
+    _run(ctx, "DROP TABLE _unwrapped")
 
 
 def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
     """A JSON array of records, or whole JSON documents (pretty-printed, concatenated).
 
-    `unwrap` names a key whose array holds the records (CloudTrail's `Records`). Without line
-    positions from the reader, `source_line` is the 1-based record number within the file.
+    `read_json_objects` hands over each record's own text: `read_json` would guess a STRUCT
+    type, turn times into timestamps and render the record back as something that is not JSON.
+
+    `unwrap` names a key whose array holds the records (CloudTrail's `Records`); a document
+    without it is a record itself. Without line positions from the reader, `source_line` is
+    the 1-based record number within the file.
     """
     path = sql_str(str(ctx.file.path))
     fmt = "array" if ctx.sample.layout == "json_array" else "unstructured"
@@ -108,13 +221,13 @@ def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _documents AS
         SELECT ordinality AS doc_number, json::VARCHAR AS doc
-        FROM read_json({path}, format = '{fmt}', records = false, columns = {{'json': 'JSON'}},
-                       maximum_object_size = {_READER_LINE_LIMIT},
-                       compression = '{_compression(ctx.file)}') WITH ORDINALITY
+        FROM read_json_objects({path}, format = '{fmt}',
+                               maximum_object_size = {_READER_LINE_LIMIT},
+                               compression = '{_compression(ctx.file)}') WITH ORDINALITY
         """,
     )
     if unwrap:
-        element = f"$.{unwrap}"
+        key = "'$." + unwrap.replace("'", "''")
         _run(
             ctx,
             f"""
@@ -125,7 +238,9 @@ def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
                 SELECT doc_number, unnest(items) AS item,
                        unnest(generate_series(1, len(items))) AS item_number
                 FROM (SELECT doc_number,
-                             coalesce(json_extract(doc, '{element}[*]'), []::JSON[]) AS items
+                             CASE WHEN json_type(doc, {key}') = 'ARRAY'
+                                  THEN json_extract(doc, {key}[*]')::VARCHAR[]
+                                  ELSE [doc] END AS items
                       FROM _documents)
             )
             """,
@@ -140,66 +255,149 @@ def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
     _split_lines(ctx)
 
 
+_CSV_LINE = "_m2maudit_line"  # a name no CSV header will use, dropped from the records
+_CSV_REASONS = {
+    "TOO MANY COLUMNS": "too many columns",
+    "MISSING COLUMNS": "too few columns",
+    "UNQUOTED VALUE": "bad quoting",
+    "LINE SIZE OVER MAXIMUM": "line too long",
+    "INVALID ENCODING": "not UTF-8",
+    "INVALID UNICODE": "not UTF-8",
+}
+
+
 def stage_csv(ctx: LoadContext) -> None:
     """A CSV file with a header row; all cells are read as text and become JSON records.
 
-    Rows DuckDB rejects (wrong column count, bad quoting) are kept as rejects with their line.
-    Lines are counted as physical lines, so a quoted cell spanning lines shifts later numbers.
+    Rows DuckDB rejects (wrong column count, bad quoting, not UTF-8) are kept as rejects. Every
+    record keeps the physical line it starts on: DuckDB numbers good rows only among good
+    rows, so the numbers step over the header, blank lines, rejected rows and the extra lines
+    of quoted cells that span lines (found from the quote count of each physical line).
     """
+    header = _csv_columns(ctx)
+    leading = _leading_blank_lines(ctx.sample.text)
+    columns = "{" + ", ".join(f"{sql_str(name)}: 'VARCHAR'" for name in header) + "}"
     path = sql_str(str(ctx.file.path))
-    ctx.con.execute("DROP TABLE IF EXISTS reject_errors")
-    ctx.con.execute("DROP TABLE IF EXISTS reject_scans")
+    delimiter = sql_str(ctx.sample.csv_delimiter)
+    _drop_reader_rejects(ctx)
     _run(
         ctx,
         f"""
         CREATE OR REPLACE TEMP TABLE _csv AS
-        SELECT * FROM read_csv({path}, header = true, all_varchar = true, auto_detect = true,
+        SELECT * FROM read_csv({path}, columns = {columns}, header = true, auto_detect = false,
+                               skip = {leading},
+                               delim = {delimiter}, quote = '"', escape = '"', comment = '',
                                ignore_errors = true, store_rejects = true, null_padding = false,
                                max_line_size = {_READER_LINE_LIMIT},
                                buffer_size = {2 * _READER_LINE_LIMIT},
                                compression = '{_compression(ctx.file)}') WITH ORDINALITY
         """,
     )
-    rejected_lines = [
-        (int(line), f"malformed CSV row: {_csv_reason(error_type)}")
-        for line, error_type in ctx.con.execute(
-            "SELECT line, error_type FROM reject_errors ORDER BY line"
-        ).fetchall()
-    ]
-    reject_values = ", ".join(f"({line})" for line, _ in rejected_lines) or "(NULL)"
-    # A good row's ordinal counts only good rows: step over the header and every rejected line.
+    reasons = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in _CSV_REASONS.items())
     _run(
         ctx,
         f"""
-        CREATE OR REPLACE TEMP TABLE _records AS
-        WITH rejected(line) AS (VALUES {reject_values}),
-        physical AS (
-            SELECT line, row_number() OVER (ORDER BY line) AS good_ordinal
-            FROM range(2, (SELECT count(*) FROM _csv) + {len(rejected_lines)} + 2) t(line)
-            WHERE line NOT IN (SELECT line FROM rejected WHERE line IS NOT NULL)
-        )
-        SELECT p.line AS source_line, to_json(c)::VARCHAR AS rec
-        FROM (SELECT * EXCLUDE (ordinality), ordinality FROM _csv) c
-        JOIN physical p ON p.good_ordinal = c.ordinality
+        CREATE OR REPLACE TEMP TABLE _csv_rejects AS
+        SELECT line::BIGINT AS record_number,
+               'malformed CSV row: ' || CASE min(error_type::VARCHAR) {reasons}
+                   ELSE lower(min(error_type::VARCHAR)) END AS reason
+        FROM reject_errors GROUP BY line
         """,
     )
-    ctx.con.execute(
-        "CREATE OR REPLACE TEMP TABLE _staging_rejects (source_line BIGINT, reason VARCHAR)"
+    _drop_reader_rejects(ctx)
+    _csv_line_map(ctx)
+    # Good rows: ordinal among good rows -> record number -> physical line.
+    # Records before the header (blank lines DuckDB is told to skip) and the header itself.
+    _renumber(
+        ctx, "_csv", "ordinality",
+        f"SELECT range AS pos FROM range(1, {leading + 2}) "
+        "UNION ALL SELECT record_number FROM _blank_records "
+        "UNION ALL SELECT record_number FROM _csv_rejects",
+        "_csv_numbered", "record_number",
     )
-    if rejected_lines:
-        ctx.con.executemany("INSERT INTO _staging_rejects VALUES (?, ?)", rejected_lines)
-    _run(ctx, "UPDATE _records SET rec = json_remove(rec, '$.ordinality')")
-    ctx.con.execute("DROP TABLE _csv")
+    _renumber(ctx, "_csv_numbered", "record_number", "SELECT pos FROM _continuation",
+              "_csv_lines", _CSV_LINE)
+    _run(ctx, "CREATE OR REPLACE TEMP TABLE _records AS "
+              f"SELECT {_CSV_LINE} AS source_line, "
+              f"json_remove(to_json(c), '$.{_CSV_LINE}')::VARCHAR AS rec FROM _csv_lines c")
+    _renumber(ctx, "_csv_rejects", "record_number", "SELECT pos FROM _continuation",
+              "_staging_rejects", "source_line")
+    for table in ("_csv", "_csv_numbered", "_csv_lines", "_csv_rejects", "_continuation",
+                  "_blank_records"):
+        _run(ctx, f"DROP TABLE IF EXISTS {table}")
 
 
-def _csv_reason(error_type: str) -> str:
-    return {
-        "TOO MANY COLUMNS": "too many columns",
-        "MISSING COLUMNS": "too few columns",
-        "UNQUOTED VALUE": "bad quoting",
-        "LINE SIZE OVER MAXIMUM": "line too long",
-        "INVALID UNICODE": "not UTF-8",
-    }.get(str(error_type).upper(), str(error_type).lower())
+def _leading_blank_lines(text: str) -> int:
+    """Blank lines before a CSV header: DuckDB would take the first of them as the header."""
+    count = 0
+    for line in text.split("\n"):
+        if line.strip("\ufeff \t\r"):
+            break
+        count += 1
+    return count
+
+
+def _csv_columns(ctx: LoadContext) -> list[str]:
+    """The header's column names, made unique and non-empty as DuckDB would name them."""
+    names: list[str] = []
+    for index, raw in enumerate(ctx.sample.csv_header):
+        name = raw.strip() or f"column{index}"
+        base, suffix = name, 1
+        while name in names:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        names.append(name)
+    if not names:
+        raise InputError(ctx.file.display, "CSV without a header row")
+    return names
+
+
+def _csv_line_map(ctx: LoadContext) -> None:
+    """`_continuation(pos)`: physical lines inside a quoted cell that began on an earlier line;
+    `_blank_records(record_number)`: empty lines, which DuckDB skips but still counts.
+
+    A line with an odd number of `"` opens or closes a quoted cell (a doubled `""` counts two),
+    so only those few lines are looked at; most files have none.
+    """
+    read_lines(ctx)
+    _run(
+        ctx,
+        """
+        CREATE OR REPLACE TEMP TABLE _continuation AS
+        WITH odd AS (
+            SELECT source_line AS p, row_number() OVER (ORDER BY source_line) AS i
+            FROM _lines WHERE (strlen(line) - strlen(replace(line, '"', ''))) % 2 = 1
+        ),
+        last AS (SELECT greatest((SELECT max(source_line) FROM _lines),
+                                 (SELECT max(source_line) FROM _line_rejects)) AS n),
+        pairs AS (
+            SELECT o.p AS open, coalesce(c.p, (SELECT n FROM last)) AS close
+            FROM odd o LEFT JOIN odd c ON c.i = o.i + 1
+            WHERE o.i % 2 = 1
+        )
+        SELECT unnest(range(open + 1, close + 1)) AS pos FROM pairs
+        """,
+    )
+    _run(
+        ctx,
+        """
+        CREATE OR REPLACE TEMP TABLE _blank_physical AS
+        SELECT source_line AS kept FROM _lines
+        WHERE line IS NULL AND source_line NOT IN (SELECT pos FROM _continuation)
+        """,
+    )
+    # A blank line's record number: its physical line less the continuation lines before it.
+    _run(
+        ctx,
+        """
+        CREATE OR REPLACE TEMP TABLE _blank_records AS
+        SELECT b.kept - coalesce(c.before, 0) AS record_number
+        FROM _blank_physical b ASOF LEFT JOIN (
+            SELECT pos, row_number() OVER (ORDER BY pos) AS before FROM _continuation
+        ) c ON b.kept > c.pos
+        """,
+    )
+    for table in ("_blank_physical", "_lines", "_line_rejects"):
+        _run(ctx, f"DROP TABLE {table}")
 
 
 @dataclass(frozen=True)
@@ -238,6 +436,10 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credenti
     rejects: list[tuple[int, str]] = []
     for node in items:
         line = node.start_mark.line + 1
+        if _yaml_size(node, _YAML_NODE_LIMIT) > _YAML_NODE_LIMIT:
+            rejects.append((line, f"record is too large (over {_YAML_NODE_LIMIT} values, "
+                                  "counting what YAML aliases repeat)"))
+            continue
         value = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.Node) else None
         if isinstance(value, dict):
             records.append((line, json.dumps(value, default=str)))
@@ -251,6 +453,24 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credenti
         ctx.con.executemany("INSERT INTO _records VALUES (?, ?)", records)
     if rejects:
         ctx.con.executemany("INSERT INTO _staging_rejects VALUES (?, ?)", rejects)
+
+
+def _yaml_size(root: yaml.Node, limit: int) -> int:
+    """How many values a node expands to, counting aliased nodes each time they are used.
+
+    Stops counting past `limit`: a few lines of nested aliases ("billion laughs") would
+    otherwise expand to gigabytes when the record is turned into JSON.
+    """
+    count, stack = 0, [root]
+    while stack and count <= limit:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    return count
 
 
 def _yaml_items(root: yaml.Node | None, list_keys: Sequence[str]) -> list[yaml.Node] | None:
@@ -267,7 +487,7 @@ def stage(ctx: LoadContext, unwrap: str | None = None) -> None:
     """Stage a file by its sniffed layout."""
     layout = ctx.sample.layout
     if layout == "jsonl":
-        stage_json_lines(ctx)
+        stage_json_lines(ctx, unwrap)
     elif layout in ("json_array", "json_object"):
         stage_json_document(ctx, unwrap)
     elif layout == "csv":

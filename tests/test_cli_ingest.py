@@ -1,0 +1,349 @@
+"""The `ingest` and `scan` commands end to end: exit codes, stderr summary, incremental store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import typer
+
+from m2maudit import __version__
+from m2maudit.cli import app
+from tests.conftest import RunCli, query, write_bytes, write_csv, write_jsonl
+
+TS = "2024-05-01T{:02d}:00:00Z"
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjbGktdGVzdCJ9.Q2xpVGVzdFNpZ25hdHVyZVZhbHVlOTk5"
+
+
+def ev(hour: int, name: str = "agent-a", **extra: Any) -> dict[str, Any]:
+    return {"timestamp": TS.format(hour), "principal": name, **extra}
+
+
+def count(db: Path, table: str = "events") -> int:
+    return int(query(db, f"SELECT count(*) FROM {table}")[0][0])
+
+
+def summary(stderr: str) -> str:
+    [line] = [line for line in stderr.splitlines() if "records read" in line]
+    return line
+
+
+# --- version and help -------------------------------------------------------------------
+
+
+def test_version(run_cli: RunCli) -> None:
+    result = run_cli("--version")
+    assert (result.code, result.stdout, result.stderr) == (0, f"m2maudit {__version__}\n", "")
+
+
+def test_python_dash_m_help(run_cli: RunCli) -> None:
+    result = run_cli("--help")
+    assert result.code == 0
+    assert "Usage:" in result.stdout
+    assert "ingest" in result.stdout and "scan" in result.stdout
+
+
+def _command_names() -> list[str]:
+    group = typer.main.get_command(app)
+    return sorted(group.commands)  # type: ignore[attr-defined]
+
+
+def test_there_are_commands() -> None:
+    assert {"ingest", "scan"} <= set(_command_names())
+
+
+@pytest.mark.parametrize("name", _command_names())
+def test_every_command_has_help(cli: RunCli, name: str) -> None:
+    result = cli(name, "--help")
+    assert result.code == 0, result.stderr
+    assert "Usage: " in result.stdout and name in result.stdout
+    docstring = typer.main.get_command(app).commands[name].help  # type: ignore[attr-defined]
+    assert docstring and docstring.split()[0] in result.stdout
+
+
+# --- ingest: summary and incremental loads ----------------------------------------------
+
+
+def test_ingest_prints_a_per_file_summary_on_stderr(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "logs" / "a.jsonl", [ev(10), ev(12), "{broken"])
+    write_csv(
+        tmp_path / "logs" / "inv.csv",
+        ["token_id", "principal", "status"],
+        [["t1", "agent-a", "active"]],
+    )
+    result = cli("ingest", "logs", "--db", "s.duckdb")
+    assert result.code == 0
+    assert result.stdout == ""
+    err = result.stderr
+    for column in ("file", "format", "read", "loaded", "dup", "rejected", "window (UTC)"):
+        assert column in err
+    row = next(line for line in err.splitlines() if "a.jsonl" in line and "generic-log" in line)
+    assert [cell.strip() for cell in row.split("│")[2:7]] == ["generic-log", "3", "2", "0", "1"]
+    assert "2024-05-01T10:00:00Z .. 2024-05-01T12:00:00Z" in err
+    assert any("inv.csv" in line and "generic-inventory" in line for line in err.splitlines())
+    assert "rejected: logs/a.jsonl:3: not valid JSON" in err
+    assert summary(err) == (
+        "2 files: 4 records read, 3 loaded, 0 duplicates skipped, 1 rejected, 0 files unreadable"
+    )
+    assert result.error_lines() == []
+
+
+def test_ingest_twice_adds_nothing(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), ev(11), ev(12, scopes=5)])
+    first = cli("ingest", "a.jsonl", "--db", "s.duckdb")
+    assert first.code == 0
+    assert summary(first.stderr).startswith(
+        "1 file: 3 records read, 2 loaded, 0 duplicates skipped, 1 rejected"
+    )
+    second = cli("ingest", "a.jsonl", "--db", "s.duckdb")
+    assert second.code == 0
+    assert "already ingested" in second.stderr
+    assert summary(second.stderr).startswith(
+        "1 file: 3 records read, 0 loaded, 2 duplicates skipped, 1 rejected"
+    )
+    db = tmp_path / "s.duckdb"
+    assert (count(db), count(db, "ingest_errors"), count(db, "ingested_files")) == (2, 1, 1)
+
+
+def test_overlapping_file_counts_the_overlap_as_duplicates(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "day1.jsonl", [ev(9), ev(10), ev(11)])
+    write_jsonl(tmp_path / "day1-again.jsonl", [ev(10), ev(11), ev(12), ev(13)])
+    assert cli("ingest", "day1.jsonl", "--db", "s.duckdb").code == 0
+    result = cli("ingest", "day1-again.jsonl", "--db", "s.duckdb")
+    assert result.code == 0
+    assert summary(result.stderr).startswith(
+        "1 file: 4 records read, 2 loaded, 2 duplicates skipped, 0 rejected"
+    )
+    assert count(tmp_path / "s.duckdb") == 5
+
+
+def test_same_size_file_changed_in_the_middle_is_ingested(cli: RunCli, tmp_path: Path) -> None:
+    """A file is only 'already ingested' when every byte is the same."""
+    records = [ev(h % 24, f"agent-{h:05d}", pad="p" * 2000) for h in range(2000)]  # ~4 MB
+    path = write_jsonl(tmp_path / "big.jsonl", records)
+    assert cli("ingest", "big.jsonl", "--db", "s.duckdb").code == 0
+    data = bytearray(path.read_bytes())
+    middle = data.index(b"agent-01000")
+    data[middle : middle + 11] = b"agent-X1000"
+    path.write_bytes(bytes(data))
+    result = cli("ingest", "big.jsonl", "--db", "s.duckdb")
+    assert summary(result.stderr).startswith(
+        "1 file: 2000 records read, 1 loaded, 1999 duplicates skipped"
+    )
+    assert count(tmp_path / "s.duckdb") == 2001
+
+
+def test_inventory_option_on_the_command_line(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    write_csv(
+        tmp_path / "looks-like-a-log.csv",
+        ["timestamp", "principal", "token_id"],
+        [[TS.format(1), "agent-a", "tok-9"]],
+    )
+    result = cli("ingest", "a.jsonl", "--inventory", "looks-like-a-log.csv", "--db", "s.duckdb")
+    assert result.code == 0, result.stderr
+    db = tmp_path / "s.duckdb"
+    assert query(db, "SELECT credential_id FROM credentials") == [("tok-9",)]
+    assert count(db) == 1
+
+
+def test_stdin(run_cli: RunCli, tmp_path: Path) -> None:
+    data = "\n".join(json.dumps(ev(h, authorization=f"Bearer {TOKEN}")) for h in (1, 2)) + "\n"
+    result = run_cli("ingest", "-", "--db", "s.duckdb", input=data)
+    assert result.code == 0, result.stderr
+    assert query(tmp_path / "s.duckdb", "SELECT DISTINCT source_file FROM events") == [("<stdin>",)]
+    assert count(tmp_path / "s.duckdb") == 2
+
+
+def test_quiet_prints_only_the_summary(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    result = cli("ingest", "a.jsonl", "--db", "s.duckdb", "-q")
+    assert result.code == 0
+    assert result.stderr.splitlines() == [
+        "1 file: 1 records read, 1 loaded, 0 duplicates skipped, 0 rejected, 0 files unreadable"
+    ]
+
+
+def test_ingest_requires_db(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    result = cli("ingest", "a.jsonl")
+    assert result.code == 2
+    assert "--db" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- strictness, partial failure, exit codes --------------------------------------------
+
+
+def test_rejections_exit_0_unless_strict(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), ev(11, principal_type="robot")])
+    assert cli("scan", "--fail-on", "never", "a.jsonl").code == 0
+    result = cli("scan", "a.jsonl", "--strict")
+    assert result.code == 2
+    assert result.error_lines() == [
+        "m2maudit: error: --strict: 1 records rejected, 0 files unreadable"
+    ]
+
+
+def test_unreadable_file_among_good_ones(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", [ev(10)])
+    write_bytes(tmp_path / "in" / "b.jsonl", b"")
+    result = cli("ingest", "in", "--db", "s.duckdb")
+    assert result.code == 0
+    assert "unreadable: in/b.jsonl: file is empty" in result.stderr
+    assert result.error_lines() == []
+    assert summary(result.stderr).endswith("1 files unreadable")
+    strict = cli("ingest", "in", "--db", "s.duckdb", "--strict")
+    assert strict.code == 2
+    assert strict.error_lines() == [
+        "m2maudit: error: --strict: 0 records rejected, 1 files unreadable"
+    ]
+
+
+def test_file_whose_every_record_is_rejected(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10, scopes=1), ev(11, scopes=2)])
+    result = cli("scan", "--fail-on", "never", "a.jsonl")
+    assert result.code == 2
+    assert result.error_lines() == [
+        "m2maudit: error: a.jsonl: no record could be loaded (2 rejected)"
+    ]
+    assert 'rejected: a.jsonl:1: field "scopes"' in result.stderr  # the reasons are shown
+
+
+def test_failed_first_ingest_leaves_no_database(cli: RunCli, tmp_path: Path) -> None:
+    write_bytes(tmp_path / "empty.jsonl", b"")
+    result = cli("ingest", "empty.jsonl", "--db", "new.duckdb")
+    assert result.code == 2
+    assert not list(tmp_path.glob("new.duckdb*"))
+    result = cli("ingest", "missing.jsonl", "--db", "new.duckdb")
+    assert result.code == 2
+    assert not list(tmp_path.glob("new.duckdb*"))
+
+
+def test_failed_ingest_leaves_an_existing_database_as_it_was(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), ev(11)])
+    assert cli("ingest", "a.jsonl", "--db", "s.duckdb").code == 0
+    write_bytes(tmp_path / "bad.jsonl", b"\x00\x01")
+    result = cli("ingest", "bad.jsonl", "--db", "s.duckdb")
+    assert result.code == 2
+    assert count(tmp_path / "s.duckdb") == 2
+
+
+def test_bad_flags_exit_2_without_traceback(run_cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    for args in (
+        ["scan", "a.jsonl", "--threads", "0"],
+        ["scan", "a.jsonl", "--bogus"],
+        ["scan", "a.jsonl", "--format-hint", "nope"],
+        ["scan"],
+    ):
+        result = run_cli(*args)
+        assert result.code == 2, args
+        assert "Traceback" not in result.stderr
+
+
+def test_unknown_format_hint_is_named(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    result = cli("scan", "a.jsonl", "--format-hint", "nope")
+    assert result.code == 2
+    [line] = result.error_lines()
+    assert line.startswith("m2maudit: error: --format-hint: unknown format 'nope'; known: ")
+
+
+# --- scan -------------------------------------------------------------------------------
+
+
+def test_scan_in_memory_writes_no_files(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = cli("scan", "--fail-on", "never", "a.jsonl", "--as-of", "2024-06-01T00:00:00+02:00")
+    assert result.code == 0, result.stderr
+    assert "2024-05-31T22:00:00Z" in result.stdout  # the report header shows the clock
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_scan_with_db_and_inventory(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    write_jsonl(tmp_path / "inv.jsonl", [{"token_id": "t1", "status": "active"}])
+    result = cli(
+        "scan", "--fail-on", "never", "a.jsonl", "--inventory", "inv.jsonl", "--db", "s.duckdb", "--as-of", "2024-06-01"
+    )
+    assert result.code == 0, result.stderr
+    assert (count(tmp_path / "s.duckdb"), count(tmp_path / "s.duckdb", "credentials")) == (1, 1)
+
+
+def test_scan_bad_as_of(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    result = cli("scan", "a.jsonl", "--as-of", "last week")
+    assert result.code == 2
+    assert result.error_lines() == [
+        "m2maudit: error: --as-of: not an ISO 8601 date or time: 'last week'"
+    ]
+
+
+# --- secrets stay out of what the CLI prints --------------------------------------------
+
+
+def test_no_raw_token_on_stdout_or_stderr(run_cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            ev(10, authorization=f"Bearer {TOKEN}"),
+            ev(11, authorization=f"Bearer {TOKEN}", scopes={"bad": 1}),
+            '{"timestamp": "x", "authorization": "Bearer ' + TOKEN + '"',
+        ],
+    )
+    write_bytes(tmp_path / "nohead.csv", f"{TS.format(1)},agent,Bearer {TOKEN}\n".encode())
+    write_jsonl(tmp_path / "inv.jsonl", [{"token_id": {"raw": TOKEN}, "status": "active"}])
+    result = run_cli("scan", "--fail-on", "never", "a.jsonl", "nohead.csv", "--inventory", "inv.jsonl")
+    assert result.code == 0
+    assert "rejected:" in result.stderr and "unreadable:" in result.stderr
+    signature = TOKEN.rsplit(".", 1)[1]
+    assert signature not in result.stderr and signature not in result.stdout
+
+
+def test_file_names_with_markup_characters_are_printed_as_they_are(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "[red]x[/].jsonl", [ev(10), "{broken"])
+    result = cli("ingest", "[red]x[/].jsonl", "--db", "s.duckdb")
+    assert result.code == 0, result.stderr
+    assert "rejected: [red]x[/].jsonl:2: not valid JSON" in result.stderr
+
+
+def test_persisted_db_holds_no_raw_token(run_cli: RunCli, tmp_path: Path) -> None:
+    marker = "principal-marker-5e8d1c0b9a7f4e3d2c1b0a99"
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            ev(10, marker, authorization=f"Bearer {TOKEN}"),
+            ev(11, "b", authorization=TOKEN, scopes={"bad": 1}),  # rejected
+        ],
+    )
+    write_csv(
+        tmp_path / "b.csv",
+        ["timestamp", "principal", "authorization"],
+        [[TS.format(12), "c", f"Bearer {TOKEN}"]],
+    )
+    result = run_cli("ingest", "a.jsonl", "b.csv", "--db", "s.duckdb")
+    assert result.code == 0, result.stderr
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("s.duckdb*"))
+    signature = TOKEN.rsplit(".", 1)[1]
+    assert marker.encode() in data  # stored text is visible to this scan
+    assert signature.encode() not in data
+    con = duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True)
+    try:
+        columns = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE data_type LIKE 'VARCHAR%'"
+        ).fetchall()
+        for table, column in columns:
+            hits = con.execute(
+                f'SELECT count(*) FROM "{table}" WHERE CAST("{column}" AS VARCHAR) LIKE ?',
+                [f"%{signature}%"],
+            ).fetchall()
+            assert hits == [(0,)], f"{table}.{column}"
+    finally:
+        con.close()

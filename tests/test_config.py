@@ -1,0 +1,264 @@
+"""The config file: every mistake is an AuditError that names the file, never a silent default."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from m2maudit.config import (
+    CONFIG_FILENAME,
+    DEFAULT_ADMIN_SCOPES,
+    Config,
+    find_config,
+    load_config,
+    parse_config,
+)
+from m2maudit.errors import AuditError
+from tests.conftest import RunCli, write_jsonl
+
+
+def write_config(tmp_path: Path, content: Any, name: str = "m2m.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(
+        content if isinstance(content, str) else yaml.safe_dump(content), encoding="utf-8"
+    )
+    return path
+
+
+def config_error(tmp_path: Path, content: Any) -> str:
+    path = write_config(tmp_path, content)
+    with pytest.raises(AuditError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)), message
+    assert "\n" not in message
+    return message[len(str(path)) :]
+
+
+def test_no_file_means_defaults(tmp_path: Path) -> None:
+    config = load_config(None, cwd=tmp_path)
+    assert config == Config()
+    assert config.thresholds.rotation_days == 90
+    assert config.thresholds.max_token_lifetime == timedelta(hours=1)
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, ""))
+    assert config.thresholds == Config().thresholds and config.path is not None
+
+
+def test_config_in_the_working_directory_is_found(tmp_path: Path) -> None:
+    write_config(tmp_path, {"thresholds": {"rotation_days": 30}}, name=CONFIG_FILENAME)
+    assert find_config(None, cwd=tmp_path) == tmp_path / CONFIG_FILENAME
+    assert load_config(None, cwd=tmp_path).thresholds.rotation_days == 30
+
+
+def test_explicit_config_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match=r"nope\.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_full_config_parses(tmp_path: Path) -> None:
+    config = load_config(
+        write_config(
+            tmp_path,
+            {
+                "thresholds": {
+                    "rotation_days": 30,
+                    "max_token_lifetime": "15m",
+                    "min_attribution": 0.5,
+                    "max_scopes": 0,
+                },
+                "admin_scopes": ["superadmin", ".*:root"],
+                "mapping": {
+                    "timestamp": "@timestamp",
+                    "principal": "actor.id",
+                    "scopes": '$."auth.info".scp[0]',
+                },
+                "select": ["M2M1"],
+                "ignore": ["M2M601"],
+                "severity": {"M2M101": "critical"},
+                "params": {"M2M301": {"rotation_days": 10}},
+                "suppressions": [
+                    {
+                        "rule": "M2M101",
+                        "principal": "ci-*",
+                        "reason": "accepted",
+                        "expires": "2030-01-31",
+                        "ticket": 1234,
+                    }
+                ],
+            },
+        )
+    )
+    assert config.thresholds.rotation_days == 30
+    assert config.thresholds.max_token_lifetime == timedelta(minutes=15)
+    assert config.thresholds.min_attribution == 0.5
+    assert config.admin_scopes == ["superadmin", ".*:root"]
+    assert config.wildcard_scopes != []  # untouched lists keep their defaults
+    assert config.mapping["scopes"] == '$."auth.info".scp[0]'
+    assert config.severity == {"M2M101": "critical"}
+    [suppression] = config.suppressions
+    assert (suppression.rule, suppression.ticket, suppression.expires) == (
+        "M2M101",
+        "1234",
+        date(2030, 1, 31),
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"treshold": {}}, ": unknown key(s): treshold"),
+        ("thresholds: {}\n1: x\n~: y\n", ": unknown key(s): 1, None"),  # keys YAML made not text
+        (["a", "list"], ": expected a mapping, got list"),
+        ("just text", ": expected a mapping, got str"),
+        ({"thresholds": {"rotation": 5}}, ": thresholds: unknown key(s): rotation"),
+        ({"thresholds": [1]}, ": thresholds: expected a mapping, got list"),
+        (
+            {"thresholds": {"rotation_days": -1}},
+            ": thresholds.rotation_days: expected a whole number",
+        ),
+        ({"thresholds": {"rotation_days": "90"}}, ": thresholds.rotation_days: expected a whole"),
+        ({"thresholds": {"rotation_days": 9.5}}, ": thresholds.rotation_days: expected a whole"),
+        ({"thresholds": {"dormant_days": True}}, ": thresholds.dormant_days: expected a whole"),
+        (
+            {"thresholds": {"min_attribution": 1.5}},
+            ": thresholds.min_attribution: expected a number",
+        ),
+        ({"thresholds": {"min_attribution": "95%"}}, ": thresholds.min_attribution: expected a"),
+        ({"thresholds": {"max_token_lifetime": "forever"}}, ": thresholds.max_token_lifetime: not"),
+        (
+            {"thresholds": {"max_token_lifetime": -60}},
+            ": thresholds.max_token_lifetime: expected a",
+        ),
+        ({"thresholds": {"max_token_lifetime": "0s"}}, ": thresholds.max_token_lifetime: expected"),
+        ({"admin_scopes": ["(unclosed"]}, ": admin_scopes: invalid regular expression '(unclosed'"),
+        ({"human_patterns": "x@y"}, ": human_patterns: expected a list, got str"),
+        ({"agent_patterns": [1, 2]}, ": agent_patterns: expected a list of strings"),
+        ({"select": "M2M101"}, ": select: expected a list, got str"),
+        ({"severity": {"M2M101": "urgent"}}, ": severity.M2M101: expected one of info, low,"),
+        ({"params": {"M2M101": 5}}, ": params.M2M101: expected a mapping, got int"),
+    ],
+)
+def test_invalid_settings(tmp_path: Path, content: Any, message: str) -> None:
+    assert config_error(tmp_path, content).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        (
+            {"princpal": "actor"},
+            ": mapping: unknown field(s) princpal; known: timestamp, principal",
+        ),
+        ({1: "x"}, ": mapping: unknown field(s) 1;"),
+        ({"principal": ""}, ": mapping.principal: expected a field name or dotted path"),
+        ({"principal": ["a", "b"]}, ": mapping.principal: expected a field name or dotted path"),
+        ({"principal": "actor..id"}, ": mapping.principal: 'actor..id' has an empty part"),
+        ({"principal": ".actor"}, ": mapping.principal: '.actor' has an empty part"),
+        ({"principal": "$.actor[*]"}, ": mapping.principal: '$.actor[*]' is not a JSON path"),
+        ({"principal": "$..id"}, ": mapping.principal: '$..id' is not a JSON path"),
+        ({"principal": "$"}, ": mapping.principal: '$' is not a JSON path"),
+        ({"principal": "$actor"}, ": mapping.principal: '$actor' is not a JSON path"),
+        ("timestamp", ": mapping: expected a mapping, got str"),
+    ],
+)
+def test_invalid_mapping(tmp_path: Path, mapping: Any, message: str) -> None:
+    assert config_error(tmp_path, {"mapping": mapping}).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("suppression", "message"),
+    [
+        ({"rule": "M2M101", "principal": "x"}, ": suppressions[0]: a suppression needs a 'reason'"),
+        ({"rule": "M2M101", "principal": "x", "reason": "  "}, ": suppressions[0]: a suppression"),
+        ({"principal": "x", "reason": "r"}, ": suppressions[0]: a suppression names a 'rule' or"),
+        ({"rule": "M2M101", "reason": "r"}, ": suppressions[0]: a suppression names a 'principal'"),
+        (
+            {"problem": "bad-vibes", "principal": "x", "reason": "r"},
+            ": suppressions[0]: unknown problem 'bad-vibes'",
+        ),
+        (
+            {"rule": "M2M101", "principal": ["x"], "reason": "r"},
+            ": suppressions[0]: principal: expected text",
+        ),
+        (
+            {"rule": "M2M101", "principal": "x", "reason": "r", "expires": "next year"},
+            ": suppressions[0]: expires: not a date (YYYY-MM-DD): 'next year'",
+        ),
+        (
+            {"rule": "M2M101", "principal": "x", "reason": "r", "until": "2030-01-01"},
+            ": suppressions[0]: unknown key(s): until",
+        ),
+        ("M2M101", ": suppressions[0]: expected a mapping, got str"),
+    ],
+)
+def test_invalid_suppression(tmp_path: Path, suppression: Any, message: str) -> None:
+    assert config_error(tmp_path, {"suppressions": [suppression]}).startswith(message)
+
+
+def test_suppressions_must_be_a_list(tmp_path: Path) -> None:
+    assert config_error(tmp_path, {"suppressions": {"rule": "x"}}).startswith(
+        ": expected a list, got dict"
+    )
+
+
+def test_second_suppression_is_named_by_index(tmp_path: Path) -> None:
+    good = {"rule": "M2M101", "principal": "x", "reason": "r"}
+    assert config_error(tmp_path, {"suppressions": [good, {"rule": "M2M1"}]}).startswith(
+        ": suppressions[1]:"
+    )
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
+    message = config_error(tmp_path, "thresholds:\n  rotation_days: [1\n  dormant_days: 2\n")
+    assert message.startswith(":") and "invalid YAML" in message
+    assert message.split(":")[1].strip().isdigit()  # path:LINE: invalid YAML
+
+
+def test_config_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("admin_scopes: ['caf\xe9']\n".encode("latin-1"))
+    with pytest.raises(AuditError, match=r"latin\.yaml: cannot read config"):
+        load_config(path)
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path: Path) -> None:
+    message = config_error(tmp_path, "thresholds: !!python/object/apply:os.system ['true']\n")
+    assert "invalid YAML" in message
+
+
+def test_parse_config_without_a_file_says_config() -> None:
+    with pytest.raises(AuditError, match=r"^config: unknown key\(s\): nope$"):
+        parse_config({"nope": 1})
+
+
+def test_default_patterns_compile() -> None:
+    import re
+
+    for pattern in DEFAULT_ADMIN_SCOPES:
+        re.compile(pattern)
+
+
+def test_cli_reports_config_errors_in_one_line(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [{"timestamp": "2024-05-01T10:00:00Z", "principal": "p"}])
+    write_config(tmp_path, {"mapping": {"princpal": "x"}}, name="bad.yaml")
+    result = cli("scan", "a.jsonl", "--config", "bad.yaml")
+    assert result.code == 2
+    [line] = result.error_lines()
+    assert line.startswith("m2maudit: error: bad.yaml: mapping: unknown field(s) princpal")
+
+
+def test_cli_uses_the_mapping(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "v.jsonl", [{"when": "2024-05-01T10:00:00Z", "who": {"id": "bot"}}])
+    write_config(
+        tmp_path, {"mapping": {"timestamp": "when", "principal": "who.id"}}, name=CONFIG_FILENAME
+    )
+    result = cli("ingest", "v.jsonl", "--db", "s.duckdb")
+    assert result.code == 0, result.stderr
+    assert "1 records read, 1 loaded" in result.stderr

@@ -1,0 +1,538 @@
+"""Bad input: a clear error, nothing lost.
+
+A bad record is a row in `ingest_errors` with its exact 1-based line and the rest of the file
+loads; a file that cannot be read at all is one clear line naming it, never a traceback, and
+never rows of a half-loaded file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from m2maudit import ingest as ingest_module
+from m2maudit.config import Config
+from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.store import Store
+from tests.conftest import RunCli, write_bytes, write_csv, write_jsonl
+
+TS = "2024-05-01T10:00:00Z"
+TOKEN = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJsZWFrLXRlc3QifQ.U2VjcmV0U2lnbmF0dXJlWFlaMTIz"
+
+
+def ingest(store: Store, *paths: Path | str) -> IngestReport:
+    return ingest_paths(store, [str(p) for p in paths], [], Config())
+
+
+def loaded_lines(store: Store) -> list[int]:
+    return [r[0] for r in store.con.execute("SELECT source_line FROM events ORDER BY 1").fetchall()]
+
+
+def rejected(store: Store) -> list[tuple[int, str]]:
+    return [
+        (int(line), str(reason))
+        for line, reason in store.con.execute(
+            "SELECT source_line, reason FROM ingest_errors ORDER BY 1"
+        ).fetchall()
+    ]
+
+
+def ev(name: str, ts: Any = TS, **extra: Any) -> str:
+    return json.dumps({"timestamp": ts, "principal": name, **extra})
+
+
+# --- exact line numbers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_json_lines_numbers_survive_blank_and_broken_lines(
+    store: Store, tmp_path: Path, newline: str
+) -> None:
+    path = write_jsonl(
+        tmp_path / "l.jsonl",
+        [
+            ev("l1"),  # 1
+            "",  # 2 blank
+            "   ",  # 3 blank
+            '{"timestamp": "2024-05-01',  # 4 broken JSON
+            ev("l5"),  # 5
+            ev("l6", ts="next tuesday"),  # 6 bad timestamp
+            '["not", "an", "object"]',  # 7
+            ev("l8", scopes=5),  # 8 number scopes
+            ev("l9", action={"x": 1}),  # 9 object where text expected
+            "",  # 10
+            ev("l11"),  # 11
+        ],
+        newline=newline,
+    )
+    report = ingest(store, path)
+    assert loaded_lines(store) == [1, 5, 11]
+    assert rejected(store) == [
+        (4, "not valid JSON"),
+        (6, 'unparseable "timestamp": "next tuesday"'),
+        (7, "not a JSON object"),
+        (8, 'field "scopes" must be a list or a space-separated string'),
+        (9, 'field "action" must be text, not an object or a list'),
+    ]
+    assert (report.files[0].read, report.loaded, report.rejected) == (8, 3, 5)
+
+
+def test_json_lines_without_final_newline(store: Store, tmp_path: Path) -> None:
+    write_bytes(tmp_path / "n.jsonl", f"{ev('a')}\n{ev('b')}".encode())
+    ingest(store, tmp_path / "n.jsonl")
+    assert loaded_lines(store) == [1, 2]
+
+
+def test_json_lines_with_mixed_line_endings(store: Store, tmp_path: Path) -> None:
+    write_bytes(
+        tmp_path / "m.jsonl", f"{ev('a')}\r\n{ev('b')}\n\n{ev('c')}\r\n{ev('d')}\n".encode()
+    )
+    ingest(store, tmp_path / "m.jsonl")
+    assert loaded_lines(store) == [1, 2, 4, 5]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_csv_numbers_survive_blank_lines_and_rejected_rows(
+    store: Store, tmp_path: Path, newline: str
+) -> None:
+    path = write_csv(
+        tmp_path / "c.csv",
+        ["timestamp", "principal", "action"],
+        [
+            f"{TS},c2,read",  # 2
+            "",  # 3 blank
+            f"{TS},c4,read,EXTRA",  # 4 too many columns
+            f"{TS},c5",  # 5 too few columns
+            f"{TS},c6,read",  # 6
+            "",  # 7
+            "",  # 8
+            "not-a-time,c9,read",  # 9 bad timestamp
+            f"{TS},c10,write",  # 10
+        ],
+        newline=newline,
+    )
+    ingest(store, path)
+    assert loaded_lines(store) == [2, 6, 10]
+    assert rejected(store) == [
+        (4, "malformed CSV row: too many columns"),
+        (5, "malformed CSV row: too few columns"),
+        (9, 'unparseable "timestamp": "not-a-time"'),
+    ]
+
+
+def test_csv_numbers_survive_cells_spanning_lines(store: Store, tmp_path: Path) -> None:
+    write_bytes(
+        tmp_path / "q.csv",
+        (
+            "timestamp,principal,user_agent\n"
+            f'{TS},q2,"two\nlines"\n'  # 2-3
+            f'{TS},q4,"say ""hi""\n\nthere"\n'  # 4-6, a blank line inside the cell
+            f"{TS},q7,too,many\n"  # 7 rejected
+            "\n"  # 8
+            f"{TS},q9,plain\n"  # 9
+        ).encode(),
+    )
+    ingest(store, tmp_path / "q.csv")
+    assert store.con.execute(
+        "SELECT principal, source_line, user_agent FROM events ORDER BY 2"
+    ).fetchall() == [("q2", 2, "two\nlines"), ("q4", 4, 'say "hi"\n\nthere'), ("q9", 9, "plain")]
+    assert rejected(store) == [(7, "malformed CSV row: too many columns")]
+
+
+def test_csv_header_after_blank_lines_and_a_bom(store: Store, tmp_path: Path) -> None:
+    write_bytes(
+        tmp_path / "lead.csv",
+        b"\xef\xbb\xbf\n  \n\ntimestamp,principal\n" + f"{TS},a\n\n{TS},b\n".encode(),
+    )
+    ingest(store, tmp_path / "lead.csv")
+    assert loaded_lines(store) == [5, 7]
+    assert rejected(store) == []
+
+
+def test_json_lines_with_a_bom(store: Store, tmp_path: Path) -> None:
+    write_bytes(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + f"{ev('a')}\n{ev('b')}\n".encode())
+    ingest(store, tmp_path / "bom.jsonl")
+    assert loaded_lines(store) == [1, 2]
+
+
+@pytest.mark.parametrize("where", ["head", "beyond the sample"])
+def test_a_line_that_is_not_utf8_is_rejected_alone(
+    store: Store, tmp_path: Path, where: str
+) -> None:
+    filler = 1 if where == "head" else 6000  # 6000 lines are well past the 256 KiB sample
+    lines = [ev(f"p{i}").encode() for i in range(filler)]
+    bad = b'{"timestamp": "2024-05-01T10:00:00Z", "principal": "caf\xe9"}'
+    write_bytes(tmp_path / "u.jsonl", b"\n".join([*lines, bad, ev("last").encode()]) + b"\n")
+    report = ingest(store, tmp_path / "u.jsonl")
+    assert report.files[0].error is None
+    assert report.loaded == filler + 1
+    assert rejected(store) == [(filler + 1, "not UTF-8 text")]
+    assert loaded_lines(store)[-1] == filler + 2
+
+
+def test_a_csv_row_that_is_not_utf8_is_rejected_alone(store: Store, tmp_path: Path) -> None:
+    write_bytes(
+        tmp_path / "u.csv", f"timestamp,principal\n{TS},a\n{TS},caf\xe9\n{TS},c\n".encode("latin-1")
+    )
+    ingest(store, tmp_path / "u.csv")
+    assert loaded_lines(store) == [2, 4]
+    assert rejected(store) == [(3, "malformed CSV row: not UTF-8")]
+
+
+def test_over_long_first_line_does_not_hide_the_file(store: Store, tmp_path: Path) -> None:
+    """The sample is cut inside line 1; detection looks at the lines after it."""
+    write_bytes(
+        tmp_path / "w.jsonl",
+        "\n".join([ev("wide", pad="x" * 600_000), ev("second"), ev("third")]).encode(),
+    )
+    ingest(store, tmp_path / "w.jsonl")
+    assert loaded_lines(store) == [1, 2, 3]
+
+
+def test_broken_first_line_does_not_hide_the_file(store: Store, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "b.jsonl", ['{"timestamp": "2024-05-01T10:0', ev("a"), ev("b")])
+    report = ingest(store, tmp_path / "b.jsonl")
+    assert report.files[0].format == "generic-log"
+    assert loaded_lines(store) == [2, 3]
+    assert rejected(store) == [(1, "not valid JSON")]
+
+
+# --- wrong types, huge fields, unicode --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"principal": ["a", "b"]}, 'field "principal" must be text, not an object or a list'),
+        ({"authorization": {"scheme": "Bearer"}}, 'field "authorization" must be text'),
+        ({"scopes": {"read": True}}, 'field "scopes" must be a list or a space-separated string'),
+        ({"scopes": True}, 'field "scopes" must be a list or a space-separated string'),
+        ({"timestamp": True}, 'unparseable "timestamp": true'),
+        ({"timestamp": {"sec": 1}}, 'unparseable "timestamp"'),
+        ({"timestamp": None}, 'missing "timestamp"'),
+        ({"timestamp": "2024-02-30T00:00:00Z"}, 'unparseable "timestamp"'),
+        ({"principal": None}, "no principal, client_id, token_id or authorization"),
+        (
+            {"principal_type": "robot"},
+            "principal_type must be one of agent, service, human, unknown",
+        ),
+    ],
+)
+def test_wrong_types_are_rejected_with_a_reason(
+    store: Store, tmp_path: Path, fields: dict[str, Any], reason: str
+) -> None:
+    record = {"timestamp": TS, "principal": "p", **fields}
+    write_jsonl(tmp_path / "t.jsonl", [ev("ok"), json.dumps(record)])
+    ingest(store, tmp_path / "t.jsonl")
+    assert loaded_lines(store) == [1]
+    [(line, got)] = rejected(store)
+    assert line == 2 and got.startswith(reason)
+
+
+def test_numbers_where_text_is_expected_are_read_as_text(store: Store, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "n.jsonl", [ev("x", client_id=42, status=200, trace_id=7.5)])
+    ingest(store, tmp_path / "n.jsonl")
+    assert store.con.execute("SELECT client_id, status, trace_id FROM events").fetchall() == [
+        ("42", "200", "7.5")
+    ]
+
+
+def test_huge_field_loads_and_over_limit_record_is_rejected(store: Store, tmp_path: Path) -> None:
+    big = "u" * 1_000_000
+    write_jsonl(
+        tmp_path / "h.jsonl", [ev("a", user_agent=big), ev("b", pad="z" * 17_000_000), ev("c")]
+    )
+    ingest(store, tmp_path / "h.jsonl")
+    assert store.con.execute(
+        "SELECT principal, strlen(user_agent) FROM events ORDER BY 1"
+    ).fetchall() == [("a", 1_000_000), ("c", None)]
+    [(line, reason)] = rejected(store)
+    assert line == 2 and "over the limit" in reason
+
+
+def test_fifty_megabyte_single_line(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "fifty.jsonl"
+    with path.open("w") as handle:
+        handle.write(ev("before") + "\n")
+        handle.write(ev("huge", pad="x" * (50 * 1024 * 1024)) + "\n")
+        handle.write(ev("after") + "\n")
+    started = time.perf_counter()
+    report = ingest(store, path)
+    elapsed = time.perf_counter() - started
+    assert loaded_lines(store) == [1, 3]
+    assert [line for line, _ in rejected(store)] == [2]
+    assert report.files[0].error is None
+    assert elapsed < 5, f"ingesting a 50 MB line took {elapsed:.1f} s"
+
+
+def test_deeply_nested_json_is_a_clear_error(store: Store, tmp_path: Path) -> None:
+    nested = "[" * 50_000 + "]" * 50_000
+    write_bytes(
+        tmp_path / "deep.jsonl", ('{"timestamp": "' + TS + '", "x": ' + nested + "}\n").encode()
+    )
+    report = ingest(store, tmp_path / "deep.jsonl")
+    assert report.files[0].error is not None
+    assert store.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
+
+
+# --- files that cannot be read ----------------------------------------------------------
+
+
+def _file_error(store: Store, path: Path) -> str:
+    report = ingest(store, path)
+    [file] = report.files
+    assert file.error is not None
+    assert report.loaded == 0
+    assert store.con.execute(
+        "SELECT source_file, source_line, reason FROM ingest_errors WHERE source_line = 0"
+    ).fetchall() == [(str(path), 0, file.error)]
+    return file.error
+
+
+def test_empty_file(store: Store, tmp_path: Path) -> None:
+    assert _file_error(store, write_bytes(tmp_path / "e.jsonl", b"")) == "file is empty"
+
+
+def test_whitespace_only_file(store: Store, tmp_path: Path) -> None:
+    assert _file_error(store, write_bytes(tmp_path / "w.jsonl", b"\n \r\n\t\n")) == "file is empty"
+
+
+def test_truncated_gzip(store: Store, tmp_path: Path) -> None:
+    data = gzip.compress(("\n".join(ev(f"p{i}") for i in range(2000)) + "\n").encode())
+    path = write_bytes(tmp_path / "t.jsonl.gz", data[: len(data) // 2])
+    assert _file_error(store, path) == "truncated or corrupt gzip data"
+
+
+def test_gzip_cut_after_the_sample(store: Store, tmp_path: Path) -> None:
+    """The head decompresses fine; the reader meets the cut later and nothing is kept."""
+    import random
+
+    rng = random.Random(7)
+    lines = [
+        ev(f"p{i}", pad="".join(rng.choices("abcdef0123456789", k=400))) for i in range(20_000)
+    ]
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    path = write_bytes(tmp_path / "late.jsonl.gz", data[: len(data) - 5000])
+    assert "gzip" in _file_error(store, path)
+    assert store.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
+
+
+def test_binary_file(store: Store, tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "b.jsonl", bytes(range(256)) * 10)
+    assert _file_error(store, path) == "not a text file (binary content)"
+
+
+def test_utf16_file(store: Store, tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "w.jsonl", (ev("a") + "\n").encode("utf-16"))
+    assert "UTF-16" in _file_error(store, path)
+
+
+def test_file_in_another_encoding(store: Store, tmp_path: Path) -> None:
+    lines = "".join(f"{TS},café-{i},é\n" for i in range(20))
+    path = write_bytes(tmp_path / "l.csv", ("timestamp,principal,x\n" + lines).encode("latin-1"))
+    assert _file_error(store, path).startswith("not UTF-8 text")
+
+
+def test_csv_without_header_names_no_values(store: Store, tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "h.csv", f"{TS},agent-a,Bearer {TOKEN}\n{TS},b,x\n".encode())
+    error = _file_error(store, path)
+    assert "first row is not a header" in error
+    assert TOKEN not in error and "agent-a" not in error
+
+
+def test_header_only_csv(store: Store, tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "h.csv", b"timestamp,principal\n")
+    assert _file_error(store, path) == "no records in the file"
+
+
+def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "other.jsonl", [{"when": TS, "who": "x"}])
+    error = _file_error(store, path)
+    assert error.startswith("unrecognised format (jsonl with when, who;")
+
+
+def test_plain_text_is_unrecognised(store: Store, tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "app.log", b"2024-05-01 INFO started\n2024-05-01 INFO ok\n")
+    assert _file_error(store, path).startswith("unrecognised format")
+
+
+def test_broken_json_array_is_one_file_error(store: Store, tmp_path: Path) -> None:
+    path = write_bytes(tmp_path / "a.json", f'[{ev("a")}, {{"timestamp": "x", '.encode())
+    error = _file_error(store, path)
+    assert error and "\n" not in error
+
+
+def test_missing_file_and_empty_directory_raise(store: Store, tmp_path: Path) -> None:
+    from m2maudit.errors import InputError
+
+    with pytest.raises(InputError, match="no such file or directory"):
+        ingest(store, tmp_path / "nope.jsonl")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: directory holds no files"):
+        ingest(store, tmp_path / "empty")
+    with pytest.raises(InputError, match="no file matches"):
+        ingest(store, f"{tmp_path}/*.nothing")
+
+
+# --- one transaction a file -------------------------------------------------------------
+
+
+def test_failure_mid_file_leaves_no_rows_of_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "s.duckdb"
+    first = write_jsonl(tmp_path / "1.jsonl", [ev("one")])
+    second = write_jsonl(tmp_path / "2.jsonl", [ev("two-a"), ev("two-b"), "broken"])
+    third = write_jsonl(tmp_path / "3.jsonl", [ev("three")])
+    real = ingest_module._record_file
+
+    def fail_on_second(store: Store, identity: str, report: Any) -> None:
+        if report.source == str(second):  # events and errors are inserted by now
+            raise duckdb.IOException("IO Error: No space left on device")
+        real(store, identity, report)
+
+    monkeypatch.setattr(ingest_module, "_record_file", fail_on_second)
+    store = Store.open(db)
+    report = ingest(store, first, second, third)
+    store.close()
+
+    assert [f.error for f in report.files] == [
+        None,
+        "could not load: IO Error: No space left on device",
+        None,
+    ]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT principal FROM events ORDER BY 1").fetchall() == [
+            ("one",),
+            ("three",),
+        ]
+        assert con.execute("SELECT source_file, source_line FROM ingest_errors").fetchall() == [
+            (str(second), 0)
+        ]
+        assert con.execute("SELECT source_file FROM ingested_files ORDER BY 1").fetchall() == [
+            (str(first),),
+            (str(third),),
+        ]
+    finally:
+        con.close()
+
+
+def test_interrupt_mid_file_rolls_back_and_propagates(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_module, "_record_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(store, write_jsonl(tmp_path / "i.jsonl", [ev("a")]))
+    assert store.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
+
+
+def test_yaml_alias_bomb_is_rejected_quickly(store: Store, tmp_path: Path) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for depth in range(1, 9):
+        prev = chr(ord("a") + depth - 1)
+        name = chr(ord("a") + depth)
+        levels.append(
+            f"{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, "
+            f"*{prev}, *{prev}, *{prev}, *{prev}]"
+        )
+    body = (
+        "tokens:\n  - token_id: bomb\n    status: active\n    extra:\n"
+        + "".join(f"      {line}\n" for line in levels)
+        + "  - token_id: fine\n    status: active\n"
+    )
+    started = time.perf_counter()
+    ingest(store, write_bytes(tmp_path / "bomb.yaml", body.encode()))
+    assert time.perf_counter() - started < 5
+    assert store.con.execute("SELECT credential_id FROM credentials").fetchall() == [("fine",)]
+    [(line, reason)] = rejected(store)
+    assert line == 2 and "too large" in reason
+
+
+# --- end to end: one clear line on stderr -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.jsonl", b"", "file is empty"),
+        ("bin.jsonl", b"\x00\x01\x02" * 100, "not a text file (binary content)"),
+        (
+            "trunc.jsonl.gz",
+            gzip.compress(b'{"timestamp": 1}\n' * 500)[:40],
+            "truncated or corrupt gzip data",
+        ),
+        ("nohead.csv", f"{TS},agent-a,Bearer {TOKEN}\n".encode(), "first row is not a header"),
+        ("other.json", b'{"hello": "world"}\n', "unrecognised format"),
+    ],
+)
+def test_cli_unreadable_file_is_one_line_and_exit_2(
+    run_cli: RunCli, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    write_bytes(tmp_path / name, content)
+    result = run_cli("ingest", name, "--db", "s.duckdb")
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    [line] = result.error_lines()
+    assert line.startswith(f"m2maudit: error: {name}: ")
+    assert message in line
+    assert TOKEN not in result.stderr
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_cli_directory_with_nothing_recognisable(run_cli: RunCli, tmp_path: Path) -> None:
+    write_bytes(tmp_path / "junk" / "notes.txt", b"hello\n")
+    write_bytes(tmp_path / "junk" / "data.bin", b"\x00\x00")
+    result = run_cli("scan", "junk")
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    [line] = result.error_lines()
+    assert (
+        line == "m2maudit: error: nothing could be read from junk: 2 of 2 files unreadable, "
+        "0 records rejected"
+    )
+    assert "unreadable: junk/data.bin: not a text file (binary content)" in result.stderr
+
+
+def test_cli_missing_path(cli: RunCli) -> None:
+    result = cli("scan", "missing.jsonl")
+    assert result.code == 2
+    assert result.error_lines() == ["m2maudit: error: missing.jsonl: no such file or directory"]
+
+
+def test_cli_fifty_megabyte_line_without_newline(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "one.txt").write_text("y" * (50 * 1024 * 1024))
+    result = run_cli("scan", "one.txt")
+    assert result.code == 2 and "Traceback" not in result.stderr
+    [line] = result.error_lines()
+    assert line.startswith("m2maudit: error: one.txt: unrecognised format")
+    assert len(line) < 300
+
+
+def test_cli_fifty_megabyte_json_record_alone(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "huge.jsonl").write_text(ev("huge", pad="x" * (50 * 1024 * 1024)) + "\n")
+    result = run_cli("scan", "huge.jsonl")
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert result.error_lines() == [
+        "m2maudit: error: huge.jsonl: the first JSON record is not valid JSON or is over 8 MiB; "
+        "cannot tell the format"
+    ]
+
+
+def test_over_long_first_line_in_a_gzip_file(store: Store, tmp_path: Path) -> None:
+    text = "\n".join([ev("wide", pad="x" * (20 * 1024 * 1024)), ev("second"), ev("third")])
+    path = write_bytes(tmp_path / "w.jsonl.gz", text.encode(), compress=True)
+    started = time.perf_counter()
+    ingest(store, path)
+    assert time.perf_counter() - started < 5
+    assert loaded_lines(store) == [2, 3]
+    assert [line for line, _ in rejected(store)] == [1]

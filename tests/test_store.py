@@ -1,0 +1,218 @@
+"""The DuckDB store: schema, UTC, transactions, and the errors a user can act on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from m2maudit.errors import AuditError
+from m2maudit.store import SCHEMA_VERSION, Store, StoreOptions
+from tests.conftest import RunCli, query, write_jsonl
+
+TABLES = {
+    "m2maudit_meta",
+    "ingested_files",
+    "events",
+    "tokens",
+    "credentials",
+    "ingest_errors",
+    "findings",
+}
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[Path]:
+    """Another process holding `held.duckdb` open until the test ends."""
+    db = tmp_path / "held.duckdb"
+    Store.open(db).close()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+            "sys.stdin.read()",
+            str(db),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        yield db
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def tables(store: Store) -> set[str]:
+    return {
+        r[0]
+        for r in store.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+
+
+def test_in_memory_store_has_the_schema() -> None:
+    store = Store.open(None)
+    try:
+        assert store.path is None
+        assert tables(store) >= TABLES
+        assert (
+            store.scalar("SELECT value FROM m2maudit_meta WHERE key = 'schema_version'")
+            == SCHEMA_VERSION
+        )
+    finally:
+        store.close()
+
+
+def test_every_connection_is_utc(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.duckdb")
+    try:
+        assert store.scalar("SELECT current_setting('TimeZone')") == "UTC"
+        assert (
+            str(store.scalar("SELECT TIMESTAMPTZ '2024-05-01 12:00:00+02'"))
+            == "2024-05-01 10:00:00+00:00"
+        )
+    finally:
+        store.close()
+
+
+def test_persisted_store_reopens_with_its_rows(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store.open(db)
+    store.con.execute("INSERT INTO ingest_errors VALUES ('f', 1, 'x', 'kept')")
+    store.close()
+    again = Store.open(db)  # the schema script runs again and must not clear anything
+    try:
+        assert again.path == str(db)
+        assert again.scalar("SELECT reason FROM ingest_errors") == "kept"
+        assert again.scalar("SELECT count(*) FROM m2maudit_meta") == 1
+    finally:
+        again.close()
+
+
+def test_store_from_another_schema_version_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    store = Store.open(db)
+    store.con.execute("UPDATE m2maudit_meta SET value = '0' WHERE key = 'schema_version'")
+    store.close()
+    with pytest.raises(
+        AuditError,
+        match=r"old\.duckdb: written by another m2maudit schema "
+        r"\(0, expected 1\)",
+    ) as caught:
+        Store.open(db)
+    # The refused store was closed: another process can open the file while we still hold
+    # the exception (and with it the frame that opened the connection).
+    opened = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1])", str(db)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert caught.value is not None
+    assert opened.returncode == 0, opened.stderr
+
+
+def test_file_that_is_not_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "notes.duckdb"
+    db.write_text("these are my notes, not a database\n" * 200)
+    with pytest.raises(AuditError) as caught:
+        Store.open(db)
+    assert str(caught.value).startswith(f"{db}: ")
+    assert "\n" not in str(caught.value)
+    assert db.read_text().startswith("these are my notes")  # left as it was
+
+
+def test_directory_as_database(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match=f"^{tmp_path}: "):
+        Store.open(tmp_path)
+
+
+def test_missing_parent_directory(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match=r"nowhere/s\.duckdb: directory .*nowhere does not exist"):
+        Store.open(tmp_path / "nowhere" / "s.duckdb")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_database_in_use_by_another_process(holder: Path) -> None:
+    with pytest.raises(AuditError, match=r"held\.duckdb: database is in use by another process"):
+        Store.open(holder)
+
+
+def test_cli_database_in_use(holder: Path, run_cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [{"timestamp": "2024-05-01T10:00:00Z", "principal": "p"}])
+    result = run_cli("ingest", "a.jsonl", "--db", holder)
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert result.error_lines() == [
+        f"m2maudit: error: {holder}: database is in use by another process; "
+        "wait for it or use another --db"
+    ]
+
+
+def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    store = Store.open(db)
+    with store.transaction():
+        store.con.execute("INSERT INTO ingest_errors VALUES ('a', 1, NULL, 'kept')")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.con.execute("INSERT INTO ingest_errors VALUES ('b', 1, NULL, 'dropped')")
+        raise RuntimeError("mid-file failure")
+    store.close()
+    assert query(db, "SELECT source_file FROM ingest_errors") == [("a",)]
+
+
+def test_transaction_rolls_back_after_a_database_error() -> None:
+    store = Store.open(None)
+    try:
+        with pytest.raises(duckdb.Error), store.transaction():
+            store.con.execute("INSERT INTO ingest_errors VALUES ('a', 1, NULL, 'x')")
+            store.con.execute("INSERT INTO ingest_errors VALUES (NULL, 1, NULL, 'x')")
+        assert store.scalar("SELECT count(*) FROM ingest_errors") == 0
+        with store.transaction():  # the connection is usable again
+            store.con.execute("INSERT INTO ingest_errors VALUES ('b', 1, NULL, 'x')")
+        assert store.scalar("SELECT count(*) FROM ingest_errors") == 1
+    finally:
+        store.close()
+
+
+def test_options_reach_duckdb() -> None:
+    store = Store.open(None, StoreOptions(threads=1, memory_limit="512MB"))
+    try:
+        assert store.scalar("SELECT current_setting('threads')") == 1
+        assert store.scalar("SELECT current_setting('memory_limit')") == "488.2 MiB"  # 512 MB
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("lots", "^--memory-limit: .*Memory must have a number"),
+        ("1GB'; DROP TABLE events; --", "^invalid setting value"),
+    ],
+)
+def test_bad_memory_limit_is_an_audit_error(limit: str, message: str) -> None:
+    with pytest.raises(AuditError, match=message):
+        Store.open(None, StoreOptions(memory_limit=limit))
+
+
+def test_temp_directory_with_a_quote_is_refused() -> None:
+    with pytest.raises(AuditError, match="invalid setting value"):
+        Store.open(None, StoreOptions(temp_directory="/tmp/x'y"))
+
+
+def test_scalar_returns_none_for_no_row() -> None:
+    store = Store.open(None)
+    try:
+        assert store.scalar("SELECT 1 WHERE false") is None
+        assert store.scalar("SELECT ? + 1", [41]) == 42
+    finally:
+        store.close()
