@@ -20,6 +20,8 @@ from m2maudit.errors import InputError
 from m2maudit.sources.base import InputFile, LoadContext
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+# A key (or keys, first match wins) whose array holds the records of an envelope document.
+Unwrap = str | Sequence[str] | None
 _READER_LINE_LIMIT = 256 * 1024 * 1024
 
 
@@ -52,8 +54,12 @@ def describe_read_error(exc: BaseException) -> str:
     return first[:300]
 
 
-def stage_json_lines(ctx: LoadContext) -> None:
-    """One JSON object per line (JSON lines / NDJSON), blank lines ignored."""
+def stage_json_lines(ctx: LoadContext, unwrap: Unwrap = None) -> None:
+    """One JSON object per line (JSON lines / NDJSON), blank lines ignored.
+
+    With `unwrap`, a line holding an envelope (e.g. `{"Records": [...]}`) becomes its records,
+    each keeping the line number of the envelope.
+    """
     path = sql_str(str(ctx.file.path))
     _run(
         ctx,
@@ -68,6 +74,48 @@ def stage_json_lines(ctx: LoadContext) -> None:
         """,
     )
     _split_lines(ctx)
+    keys = unwrap_keys(unwrap)
+    if keys:
+        _unwrap_records(ctx, keys)
+
+
+def unwrap_keys(unwrap: Unwrap) -> tuple[str, ...]:
+    if not unwrap:
+        return ()
+    return (unwrap,) if isinstance(unwrap, str) else tuple(unwrap)
+
+
+def _items_sql(doc: str, keys: Sequence[str]) -> str:
+    """The records of one JSON document: the array under the first of `keys` it holds, else
+    the document itself (so one pretty-printed event in a `Records`-style format still loads)."""
+    whens = []
+    for key in keys:
+        name = key.replace("'", "''").replace('"', '\\"')
+        whens.append(
+            f"WHEN contains({doc}, '\"{name}\"') AND json_type({doc}, '$.\"{name}\"') = 'ARRAY' "
+            f"THEN json_extract({doc}, '$.\"{name}\"[*]')"
+        )
+    return f"CASE {' '.join(whens)} ELSE [{doc}::JSON] END"
+
+
+def _unwrap_records(ctx: LoadContext, keys: Sequence[str]) -> None:
+    """Replace each envelope in `_records` by the records it holds; rejects are added to."""
+    mentions = " OR ".join(f"contains(rec, {sql_str(chr(34) + key + chr(34))})" for key in keys)
+    found = ctx.con.execute(f"SELECT count(*) FROM _records WHERE {mentions}").fetchone()
+    if not found or not found[0]:
+        return  # no envelope anywhere: spare the second pass over every record
+    _run(
+        ctx,
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lines AS
+        SELECT source_line, unnest(items)::VARCHAR AS line
+        FROM (SELECT source_line, {_items_sql('rec', keys)} AS items FROM _records)
+        """,
+    )
+    _run(ctx, "CREATE OR REPLACE TEMP TABLE _outer_rejects AS SELECT * FROM _staging_rejects")
+    _split_lines(ctx)
+    _run(ctx, "INSERT INTO _staging_rejects SELECT * FROM _outer_rejects")
+    _run(ctx, "DROP TABLE _outer_rejects")
 
 
 def _split_lines(ctx: LoadContext) -> None:
@@ -95,11 +143,12 @@ def _split_lines(ctx: LoadContext) -> None:
     _run(ctx, "DROP TABLE _lines")
 
 
-def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
+def stage_json_document(ctx: LoadContext, unwrap: Unwrap = None) -> None:
     """A JSON array of records, or whole JSON documents (pretty-printed, concatenated).
 
-    `unwrap` names a key whose array holds the records (CloudTrail's `Records`). Without line
-    positions from the reader, `source_line` is the 1-based record number within the file.
+    `unwrap` names a key (or keys, first match wins) whose array holds the records
+    (CloudTrail's `Records`); a document without it is one record. Without line positions
+    from the reader, `source_line` is the 1-based record number within the file.
     """
     path = sql_str(str(ctx.file.path))
     fmt = "array" if ctx.sample.layout == "json_array" else "unstructured"
@@ -108,24 +157,23 @@ def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _documents AS
         SELECT ordinality AS doc_number, json::VARCHAR AS doc
-        FROM read_json({path}, format = '{fmt}', records = false,
+        FROM read_json({path}, format = '{fmt}', records = false, columns = {{'json': 'JSON'}},
                        maximum_object_size = {_READER_LINE_LIMIT},
                        compression = '{_compression(ctx.file)}') WITH ORDINALITY
         """,
     )
-    if unwrap:
-        element = f"$.{unwrap}"
+    keys = unwrap_keys(unwrap)
+    if keys:
         _run(
             ctx,
             f"""
             CREATE OR REPLACE TEMP TABLE _lines AS
             SELECT row_number() OVER (ORDER BY doc_number, item_number) AS source_line,
-                   item AS line
+                   item::VARCHAR AS line
             FROM (
                 SELECT doc_number, unnest(items) AS item,
                        unnest(generate_series(1, len(items))) AS item_number
-                FROM (SELECT doc_number,
-                             coalesce(json_extract(doc, '{element}[*]'), []::JSON[]) AS items
+                FROM (SELECT doc_number, coalesce({_items_sql('doc', keys)}, []::JSON[]) AS items
                       FROM _documents)
             )
             """,
@@ -263,11 +311,11 @@ def _yaml_items(root: yaml.Node | None, list_keys: Sequence[str]) -> list[yaml.N
     return None
 
 
-def stage(ctx: LoadContext, unwrap: str | None = None) -> None:
-    """Stage a file by its sniffed layout."""
+def stage(ctx: LoadContext, unwrap: Unwrap = None) -> None:
+    """Stage a file by its sniffed layout; `unwrap` applies to the JSON layouts."""
     layout = ctx.sample.layout
     if layout == "jsonl":
-        stage_json_lines(ctx)
+        stage_json_lines(ctx, unwrap)
     elif layout in ("json_array", "json_object"):
         stage_json_document(ctx, unwrap)
     elif layout == "csv":
@@ -282,15 +330,22 @@ def map_records(
     ctx: LoadContext,
     columns: dict[str, str],
     checks: Sequence[tuple[str, str]],
-    prelude: dict[str, str] | None = None,
+    prelude: dict[str, str] | Sequence[dict[str, str]] | None = None,
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
 
     `prelude` columns are computed first from `rec` (e.g. one `json_extract` of many paths, so
     each record is parsed once); `columns` may use them and each other (DuckDB resolves
     earlier aliases); `checks` are `(condition, reason)` SQL pairs, the first true one wins.
+    A sequence of preludes is computed layer by layer, each in its own subquery: DuckDB
+    expands an alias into its expression at every use, so names built from names built from
+    one parsed record need layers to stay computed once.
     """
-    pre = "".join(f", {expr} AS {name}" for name, expr in (prelude or {}).items())
+    layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
+    source = "(SELECT source_line, md5_number_lower(rec) AS record_key, rec FROM _records)"
+    for layer in layers:
+        pre = "".join(f", {expr} AS {name}" for name, expr in layer.items())
+        source = f"(SELECT *{pre} FROM {source})"
     cols = ",\n".join(f"{expr} AS {name}" for name, expr in columns.items())
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
     if not checks:
@@ -300,7 +355,7 @@ def map_records(
         f"""
         CREATE OR REPLACE TEMP TABLE _mapped AS
         SELECT source_line, record_key, {cols}, {reason} AS reject_reason
-        FROM (SELECT source_line, md5_number_lower(rec) AS record_key, rec{pre} FROM _records)
+        FROM {source}
         """,
     )
     ctx.con.execute("DROP TABLE _records")
