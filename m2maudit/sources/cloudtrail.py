@@ -15,9 +15,14 @@ from m2maudit.config import Config
 from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.envelopes import ENVELOPE_FIELDS, candidate_events, unwrap_prelude
+from m2maudit.sources.envelopes import (
+    ENVELOPE_FIELDS,
+    candidate_events,
+    stage_events,
+    unwrap_prelude,
+)
 from m2maudit.sources.lifetimes import propagate_issued_lifetimes
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import map_records
 
 BATCH_KEYS = ("Records", "logEvents")
 
@@ -187,7 +192,7 @@ class CloudTrailAdapter:
         )
 
     def load(self, ctx: LoadContext) -> None:
-        stage(ctx, unwrap=BATCH_KEYS)
+        stage_events(ctx, BATCH_KEYS)
         layers = unwrap_prelude(SLOTS, ("time", "identity", "event_name"))
         layers.append(
             {f"t_{name}": q.json_text(SLOTS.get(name)) for name in TEXT_SLOTS}

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from m2maudit.sources import sqlfrag as q
+from m2maudit.sources.base import LoadContext
+from m2maudit.sources.staging import stage, stage_json_document
 
 # Keys whose array holds a batch of records, in the order staging tries them.
 BATCH_KEYS = ("Records", "records", "logEvents", "events", "items")
@@ -26,6 +28,20 @@ ENVELOPE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 _MAX_DEPTH = 3
+
+
+def stage_events(ctx: LoadContext, batch_keys: Sequence[str]) -> None:
+    """Stage a file whose records may come in batches under `batch_keys`.
+
+    A file that starts with a batch (an S3 `Records` file is one line of JSON) is read as
+    documents, so `source_line` is the event's 1-based position in the file rather than 1 for
+    every event; otherwise by layout, with physical line numbers.
+    """
+    first = ctx.sample.first_record or {}
+    if any(isinstance(first.get(key), list) for key in batch_keys):
+        stage_json_document(ctx, unwrap=batch_keys)
+    else:
+        stage(ctx, unwrap=batch_keys)
 
 
 def candidate_events(record: dict[str, Any] | None) -> Iterator[dict[str, Any]]:

@@ -16,9 +16,14 @@ from m2maudit.config import Config
 from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.envelopes import ENVELOPE_FIELDS, candidate_events, unwrap_prelude
+from m2maudit.sources.envelopes import (
+    ENVELOPE_FIELDS,
+    candidate_events,
+    stage_events,
+    unwrap_prelude,
+)
 from m2maudit.sources.lifetimes import propagate_issued_lifetimes
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import map_records
 
 BATCH_KEYS = ("items", "records", "logEvents", "events")
 SERVICE_ACCOUNT = "system:serviceaccount:"
@@ -157,7 +162,7 @@ class K8sAuditAdapter:
         return any(looks_like_k8s_audit(event) for event in candidate_events(sample.first_record))
 
     def load(self, ctx: LoadContext) -> None:
-        stage(ctx, unwrap=BATCH_KEYS)
+        stage_events(ctx, BATCH_KEYS)
         layers = unwrap_prelude(SLOTS, ("kind", "verb", "username"))
         layers.append(
             {f"t_{name}": q.json_text(SLOTS.get(name)) for name in TEXT_SLOTS}
