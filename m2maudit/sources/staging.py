@@ -211,7 +211,8 @@ def stage_csv(ctx: LoadContext) -> None:
     rejected_lines = [
         (int(line), f"malformed CSV row: {_csv_reason(error_type)}")
         for line, error_type in ctx.con.execute(
-            "SELECT line, error_type FROM reject_errors ORDER BY line"
+            # One reason per line: DuckDB writes a row per missing or extra column.
+            "SELECT line, min(error_type) FROM reject_errors GROUP BY line ORDER BY line"
         ).fetchall()
     ]
     reject_values = ", ".join(f"({line})" for line, _ in rejected_lines) or "(NULL)"
