@@ -9,6 +9,7 @@ session's source identity and the Identity Center user say who the session serve
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
@@ -25,6 +26,10 @@ from m2maudit.sources.lifetimes import propagate_issued_lifetimes
 from m2maudit.sources.staging import map_records
 
 BATCH_KEYS = ("Records", "logEvents")
+# The head of a `{"Records": [...]}` file of CloudTrail events (not S3 `aws:s3` notifications).
+_BIG_RECORDS_HEAD = re.compile(
+    r'\s*\{\s*"Records"\s*:\s*\[\s*\{[^\]]*"eventSource"\s*:\s*"[a-z0-9.-]+\.amazonaws\.com"'
+)
 
 # STS calls that issue temporary credentials, with the lifetime AWS gives when none is asked.
 ISSUING_CALLS: dict[str, int] = {
@@ -181,15 +186,10 @@ class CloudTrailAdapter:
     )
 
     def detect(self, sample: Sample, config: Config) -> bool:
-        if any(looks_like_cloudtrail(event) for event in candidate_events(sample.first_record)):
-            return True
+        if sample.first_record is not None:
+            return any(looks_like_cloudtrail(e) for e in candidate_events(sample.first_record))
         # A Records file too big for its first record to be parsed from the sample.
-        head = sample.text[:512]
-        return (
-            '"Records"' in head
-            and '"eventSource"' in sample.text
-            and ('"eventVersion"' in sample.text or '"userIdentity"' in sample.text)
-        )
+        return bool(_BIG_RECORDS_HEAD.match(sample.text)) and '"userIdentity"' in sample.text
 
     def load(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)
