@@ -222,6 +222,24 @@ def test_gzip_records_file_keeps_each_event_position(tmp_path: Path) -> None:
     assert event_at(store, "trail.json.gz", 4)["session_id"] == "d"
 
 
+def test_json_lines_mixing_events_and_records_batches(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    batch = {"Records": [role_event(session="b1"), role_event(session="b2"), "not an object"]}
+    path.write_text(
+        "\n".join([json.dumps(role_event(session="a")), json.dumps(batch), "{broken"]) + "\n"
+    )
+    store, report = load(path)
+    [file] = report.files
+    assert (file.loaded, file.rejected) == (3, 2)
+    sessions = rows(store, "SELECT source_line, session_id FROM events ORDER BY session_id")
+    assert sessions == [
+        {"source_line": 1, "session_id": "a"},
+        {"source_line": 2, "session_id": "b1"},
+        {"source_line": 2, "session_id": "b2"},
+    ]
+    assert rejects(store) == {2: "not a JSON object", 3: "not valid JSON"}
+
+
 def test_truncated_gzip_is_a_file_error_not_a_crash(tmp_path: Path) -> None:
     whole = write_gzip(tmp_path / "whole.json.gz", json.dumps({"Records": [role_event()] * 50}))
     cut = tmp_path / "cut.json.gz"
