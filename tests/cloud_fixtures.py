@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ from m2maudit.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_LOGS = REPO / "sample_logs"
+
+
+def utc(text: str) -> datetime:
+    """An ISO 8601 time without offset, as the aware UTC datetime DuckDB returns."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def shared_dir() -> Path:

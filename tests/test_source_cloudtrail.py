@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,12 @@ from tests.cloud_fixtures import (
     rejects,
     rows,
     shared_dir,
+    utc,
     write_gzip,
     write_jsonl,
 )
 
 PANTHER = "cloudtrail/panther_cloudtrail_rule_tests.jsonl"
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def role_event(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +12,10 @@ from m2maudit.config import Config
 from m2maudit.sources.base import Sample
 from m2maudit.sources.gcp_audit import GcpAuditAdapter
 from m2maudit.store import Store
-from tests.cloud_fixtures import event_at, load, real_log, rejects, write_jsonl
+from tests.cloud_fixtures import event_at, load, real_log, rejects, utc, write_jsonl
 
 PANTHER = "gcp_audit/panther_gcp_auditlog_rule_tests.jsonl"
 SA = "{}@agents-prod.iam.gserviceaccount.com"
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def entry(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from m2maudit.config import Config
 from m2maudit.sources.base import Sample
 from m2maudit.sources.iam_credential_report import IamCredentialReportAdapter
-from tests.cloud_fixtures import SAMPLE_LOGS, load, rejects, rows
+from tests.cloud_fixtures import SAMPLE_LOGS, load, rejects, rows, utc
 
 REPORT = SAMPLE_LOGS / "aws" / "credential_report.csv"
 HEADER = (
@@ -20,10 +19,6 @@ HEADER = (
     "cert_1_last_rotated,cert_2_active,cert_2_last_rotated"
 )
 NO_KEY = "false,N/A,N/A,N/A,N/A"
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def report_row(

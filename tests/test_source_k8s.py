@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,12 @@ from tests.cloud_fixtures import (
     real_log,
     rejects,
     rows,
+    utc,
     write_jsonl,
 )
 
 ELASTIC = "k8s_audit/elastic_kubernetes_audit_logs_test-audit.log"
 PANTHER = "k8s_audit/panther_eks_audit_rule_tests.jsonl"
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def audit_event(

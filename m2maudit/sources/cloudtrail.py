@@ -13,7 +13,6 @@ import re
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
-from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.envelopes import (
@@ -110,7 +109,6 @@ def _slots() -> q.Slots:
 SLOTS = _slots()
 # Slots kept as JSON (objects, or times read by the time parser); the rest are read as text.
 JSON_SLOTS = ("time", "identity", "session_created", "issued_expiration")
-TEXT_SLOTS = tuple(name for name in _PATHS if name not in JSON_SLOTS)
 
 
 def looks_like_cloudtrail(event: dict[str, Any]) -> bool:
@@ -194,10 +192,7 @@ class CloudTrailAdapter:
     def load(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)
         layers = unwrap_prelude(SLOTS, ("time", "identity", "event_name"))
-        layers.append(
-            {f"t_{name}": q.json_text(SLOTS.get(name)) for name in TEXT_SLOTS}
-            | {f"j_{name}": SLOTS.get(name) for name in JSON_SLOTS}
-        )
+        layers.append(SLOTS.named_columns(JSON_SLOTS))
         layers += _derived(ctx.config)
         map_records(ctx, _columns(), _checks(), layers)
         propagate_issued_lifetimes(ctx)
@@ -303,10 +298,7 @@ def _columns() -> dict[str, str]:
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": q.json_timestamp_any("j_session_created", AWS_TIME_FORMATS),
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        "leaked_secret": q.leak_check(leak_scope),
-        "leaked_secret_fp": (
-            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(leak_scope)} END"
-        ),
+        **q.leak_columns(leak_scope),
         # Staging only (not stored): the credential an issuing call handed out, for lifetimes.
         "issued_credential_id": (
             f"CASE WHEN t_event_name IN ({issuing}) AND t_error_code IS NULL THEN t_issued_key END"

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
-from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -55,7 +54,6 @@ def _slots() -> q.Slots:
 
 SLOTS = _slots()
 JSON_SLOTS = ("time", "payload", "delegation", "authorization", "status")
-TEXT_SLOTS = tuple(name for name in _PATHS if name not in JSON_SLOTS)
 SUBJECT_PREFIX = r"^(user|serviceAccount|group|domain):"
 
 
@@ -127,8 +125,7 @@ class GcpAuditAdapter:
         stage(ctx)
         layers = [
             {"v": SLOTS.extract("rec")},
-            {f"t_{name}": q.json_text(SLOTS.get(name)) for name in TEXT_SLOTS}
-            | {f"j_{name}": SLOTS.get(name) for name in JSON_SLOTS},
+            SLOTS.named_columns(JSON_SLOTS),
             _delegation(),
             {
                 "kind": _kind_of("principal", ctx.config),
@@ -209,10 +206,7 @@ def _columns() -> dict[str, str]:
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        "leaked_secret": q.leak_check("rec"),
-        "leaked_secret_fp": (
-            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('rec')} END"
-        ),
+        **q.leak_columns("rec"),
     }
 
 

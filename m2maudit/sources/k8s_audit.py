@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
-from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.envelopes import (
@@ -66,9 +65,6 @@ _FIELDS: dict[str, str | tuple[str, ...]] = {
 }
 SLOTS = q.json_slots(_FIELDS)
 JSON_SLOTS = ("time", "token_expiry", "gke_payload")
-TEXT_SLOTS = tuple(
-    name for name in _FIELDS if name not in JSON_SLOTS and not name.startswith("_env")
-)
 
 
 def looks_like_k8s_audit(event: dict[str, Any]) -> bool:
@@ -164,10 +160,7 @@ class K8sAuditAdapter:
     def load(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)
         layers = unwrap_prelude(SLOTS, ("kind", "verb", "username"))
-        layers.append(
-            {f"t_{name}": q.json_text(SLOTS.get(name)) for name in TEXT_SLOTS}
-            | {f"j_{name}": SLOTS.get(name) for name in JSON_SLOTS}
-        )
+        layers.append(SLOTS.named_columns(JSON_SLOTS))
         layers.append(_names())
         layers.append(_kinds(ctx.config))
         map_records(ctx, _columns(), _checks(), layers)
@@ -257,10 +250,7 @@ def _columns() -> dict[str, str]:
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        "leaked_secret": q.leak_check(leak_scope),
-        "leaked_secret_fp": (
-            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(leak_scope)} END"
-        ),
+        **q.leak_columns(leak_scope),
         # Staging only (not stored): a TokenRequest's issued token, for lifetimes.
         "issued_credential_id": f"CASE WHEN outcome <> 'failure' THEN {issued} END",
         "issued_at": "CASE WHEN issued_credential_id IS NOT NULL THEN ts END",

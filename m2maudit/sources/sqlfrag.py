@@ -7,10 +7,10 @@ into one vectorized SELECT instead of looping over records.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from m2maudit.secrets import leaked_secret_kind_sql
+from m2maudit.secrets import leaked_secret_fp_sql, leaked_secret_kind_sql
 
 
 def json_path(field: str) -> str:
@@ -148,6 +148,18 @@ class Slots:
         """SQL: the JSON value of slot `name` in the list `var` made by `extract`."""
         return first_present([f"{var}[{index}]" for index in self.positions[name]])
 
+    def named_columns(self, json_names: Collection[str], var: str = "v") -> dict[str, str]:
+        """A prelude layer naming every slot: `j_NAME` keeps the JSON value for `json_names`
+        (objects, times), `t_NAME` is the text of every other slot. Names starting with `_`
+        (envelope probes) are left out."""
+        return {
+            (f"j_{name}" if name in json_names else f"t_{name}"): (
+                self.get(name, var) if name in json_names else json_text(self.get(name, var))
+            )
+            for name in self.positions
+            if not name.startswith("_")
+        }
+
 
 def json_slots(fields: Mapping[str, str | Sequence[str]]) -> Slots:
     """Number the paths of `fields` (name -> path or alternative paths; `$...` JSON paths)."""
@@ -208,3 +220,13 @@ def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
         f"coalesce({json_timestamp(value)}, "
         f"timezone('UTC', try_strptime({text}, [{listed}])))"
     )
+
+
+def leak_columns(scope: str) -> dict[str, str]:
+    """The `leaked_secret` and `leaked_secret_fp` columns for a record's text `scope`."""
+    return {
+        "leaked_secret": leak_check(scope),
+        "leaked_secret_fp": (
+            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(scope)} END"
+        ),
+    }

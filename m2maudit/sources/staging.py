@@ -100,7 +100,8 @@ def _items_sql(doc: str, keys: Sequence[str]) -> str:
 
 def _unwrap_records(ctx: LoadContext, keys: Sequence[str]) -> None:
     """Replace each envelope in `_records` by the records it holds; rejects are added to."""
-    mentions = " OR ".join(f"contains(rec, {sql_str(chr(34) + key + chr(34))})" for key in keys)
+    quoted_keys = [sql_str('"' + key + '"') for key in keys]
+    mentions = " OR ".join(f"contains(rec, {key})" for key in quoted_keys)
     found = ctx.con.execute(f"SELECT count(*) FROM _records WHERE {mentions}").fetchone()
     if not found or not found[0]:
         return  # no envelope anywhere: spare the second pass over every record
