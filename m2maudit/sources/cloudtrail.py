@@ -203,6 +203,7 @@ def _derived(config: Config) -> list[dict[str, str]]:
     assumed = r"^arn:(aws[a-z-]*):sts::(\d+):assumed-role/([^/]+)/(.+)$"
     names = ["principal", "t_user_name", "session_name"]
     first = {
+        "ts": q.json_timestamp("j_time"),  # a column of its own: checks and lifetimes reuse it
         "role_name": (
             f"coalesce(t_issuer_name, nullif(regexp_extract(t_arn, '{assumed}', 3), ''))"
         ),
@@ -244,13 +245,12 @@ def _derived(config: Config) -> list[dict[str, str]]:
 
 
 def _columns() -> dict[str, str]:
-    ts = q.json_timestamp("j_time")
     issuing = ", ".join(f"'{name}'" for name in ISSUING_CALLS)
     defaults = " ".join(f"WHEN '{name}' THEN {seconds}" for name, seconds in ISSUING_CALLS.items())
     duration = "try_cast(t_duration AS BIGINT)"
     leak_scope = "coalesce(ev::VARCHAR, rec)"
     return {
-        "ts": ts,
+        "ts": "ts",
         "principal": "principal",
         "principal_type": "kind",
         "client_id": "NULL::VARCHAR",

@@ -145,6 +145,7 @@ def _delegation() -> dict[str, str]:
     subject = _subject("(d ->> '$.principalSubject')")
     entry = f"coalesce({subject}, nullif(trim(d ->> '$.firstPartyPrincipal.principalEmail'), ''))"
     return {
+        "ts": q.json_timestamp("j_time"),  # a column of its own: the checks reuse it
         "principal": f"coalesce(t_principal_email, {_subject('t_principal_subject')})",
         "delegators": (
             f"CASE WHEN json_type(j_delegation) = 'ARRAY' THEN list_filter(list_transform("
@@ -172,7 +173,7 @@ def _kind_of(principal: str, config: Config) -> str:
 def _columns() -> dict[str, str]:
     human_root = "coalesce(root_kind = 'human', false)"
     return {
-        "ts": q.json_timestamp("j_time"),
+        "ts": "ts",
         "principal": "principal",
         "principal_type": "kind",
         "client_id": "t_oauth_client",

@@ -171,6 +171,7 @@ def _names() -> dict[str, str]:
     """Values several columns share: extra values (lists of one string), the resource."""
     resource = "t_resource || CASE WHEN t_api_group IS NOT NULL THEN '.' || t_api_group ELSE '' END"
     return {
+        "ts": q.json_timestamp("j_time"),  # a column of its own: checks and lifetimes reuse it
         "cred_id": q.json_first_text(SLOTS.get("credential_id")),
         "pod": q.json_first_text(SLOTS.get("pod_name")),
         "aws_key": q.json_first_text(SLOTS.get("aws_access_key")),
@@ -215,7 +216,7 @@ def _columns() -> dict[str, str]:
     code = "t_code"
     issued = q.json_first_text(SLOTS.get("issued_credential"))
     return {
-        "ts": q.json_timestamp("j_time"),
+        "ts": "ts",
         "principal": "t_username",
         "principal_type": "kind",
         "client_id": "NULL::VARCHAR",
