@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from m2maudit.cli import app
 from m2maudit.config import Config
-from m2maudit.ingest import ingest_paths
+from m2maudit.ingest import EVENT_COLUMNS, ingest_paths
 from m2maudit.sources.base import Sample
 from m2maudit.sources.cloudtrail import CloudTrailAdapter
 from m2maudit.store import Store
@@ -322,6 +322,15 @@ def test_cloudwatch_and_eventbridge_envelopes(tmp_path: Path) -> None:
     ]
     assert event_at(store, "cw.json", 1)["session_id"] == "cw"
     assert event_at(store, "bridge.jsonl", 1)["session_id"] == "eb"
+
+
+def test_field_map_documents_canonical_columns() -> None:
+    documented = [column for column, _ in CloudTrailAdapter.field_map]
+    assert len(documented) == len(set(documented))
+    assert set(documented) <= set(EVENT_COLUMNS)
+    assert {"ts", "principal", "credential_id", "on_behalf_of", "act_chain", "trace_id"} <= set(
+        documented
+    )
 
 
 def test_detection_reads_content_not_names() -> None:

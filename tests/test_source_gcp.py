@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from m2maudit.config import Config
+from m2maudit.ingest import EVENT_COLUMNS
 from m2maudit.sources.base import Sample
 from m2maudit.sources.gcp_audit import GcpAuditAdapter
 from m2maudit.store import Store
@@ -165,6 +166,15 @@ def test_gcloud_json_array_and_failures(tmp_path: Path) -> None:
     assert rejects(store) == {
         3: "no principal in protoPayload.authenticationInfo (principalEmail, principalSubject)"
     }
+
+
+def test_field_map_documents_canonical_columns() -> None:
+    documented = [column for column, _ in GcpAuditAdapter.field_map]
+    assert len(documented) == len(set(documented))
+    assert set(documented) <= set(EVENT_COLUMNS)
+    assert {"ts", "principal", "credential_id", "on_behalf_of", "act_chain", "trace_id"} <= set(
+        documented
+    )
 
 
 def test_detection() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from m2maudit.config import Config
+from m2maudit.ingest import CREDENTIAL_COLUMNS
 from m2maudit.sources.base import Sample
 from m2maudit.sources.iam_credential_report import IamCredentialReportAdapter
 from tests.cloud_fixtures import SAMPLE_LOGS, load, rejects, rows, utc
@@ -104,6 +105,13 @@ def test_bad_rows_are_counted_rejects(tmp_path: Path) -> None:
         6: "unparseable access_key_1_last_used_date: soon",
         7: "malformed CSV row: too few columns",
     }
+
+
+def test_field_map_documents_canonical_columns() -> None:
+    documented = [column for column, _ in IamCredentialReportAdapter.field_map]
+    assert len(documented) == len(set(documented))
+    assert set(documented) <= set(CREDENTIAL_COLUMNS)
+    assert {"credential_id", "principal", "last_rotated_at", "last_used_at"} <= set(documented)
 
 
 def test_certificates_and_people(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from m2maudit.config import Config
+from m2maudit.ingest import EVENT_COLUMNS
 from m2maudit.sources.base import Sample
 from m2maudit.sources.k8s_audit import K8sAuditAdapter
 from m2maudit.store import Store
@@ -199,6 +200,15 @@ def test_eks_cloudwatch_export(tmp_path: Path) -> None:
     assert [(f.format, f.loaded, f.rejected) for f in report.files] == [("k8s-audit", 1, 1)]
     assert event_at(store, "firehose.jsonl", 1)["action"] == "get pods"
     assert rejects(store) == {2: "missing requestReceivedTimestamp"}
+
+
+def test_field_map_documents_canonical_columns() -> None:
+    documented = [column for column, _ in K8sAuditAdapter.field_map]
+    assert len(documented) == len(set(documented))
+    assert set(documented) <= set(EVENT_COLUMNS)
+    assert {"ts", "principal", "credential_id", "on_behalf_of", "act_chain", "trace_id"} <= set(
+        documented
+    )
 
 
 def test_detection() -> None:
