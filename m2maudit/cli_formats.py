@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from m2maudit.errors import AuditError
@@ -68,7 +69,7 @@ def _print_list(console: Console, described: list[dict[str, Any]]) -> None:
     for column in ("name", "kind", "description"):
         table.add_column(column, overflow="fold", no_wrap=column == "name")
     for entry in described:
-        table.add_row(entry["name"], entry["kind"], entry["description"])
+        table.add_row(escape(entry["name"]), entry["kind"], escape(entry["description"]))
     console.print(table)
     console.print(
         "`m2maudit formats NAME` shows how NAME maps to the canonical columns; "
@@ -83,7 +84,7 @@ def _print_mapping(console: Console, entry: dict[str, Any]) -> None:
     table.add_column("canonical column", overflow="fold")
     table.add_column("read from", overflow="fold")
     for field in entry["fields"]:
-        table.add_row(field["column"], field["source"])
+        table.add_row(escape(field["column"]), escape(field["source"]))
     if not entry["fields"]:
         table.add_row("(not documented)", "")
     console.print(table)

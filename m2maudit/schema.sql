@@ -139,3 +139,15 @@ CREATE TABLE IF NOT EXISTS findings (
     baselined BOOLEAN,
     as_of TIMESTAMPTZ NOT NULL
 );
+
+-- Short-lived credentials seen being issued (CloudTrail AssumeRole*/GetSessionToken, a
+-- Kubernetes TokenRequest). Adapters copy each one's lifetime onto the events that used it,
+-- whichever file came first (see sources/lifetimes.py).
+CREATE TABLE IF NOT EXISTS issued_credentials (
+    credential_id VARCHAR NOT NULL,
+    source_format VARCHAR NOT NULL,
+    issued_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ,
+    source_file VARCHAR NOT NULL,
+    source_line BIGINT NOT NULL
+);

@@ -7,8 +7,10 @@ into one vectorized SELECT instead of looping over records.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
-from m2maudit.secrets import leaked_secret_kind_sql
+from m2maudit.secrets import leaked_secret_fp_sql, leaked_secret_kind_sql
 
 
 def json_path(field: str) -> str:
@@ -219,3 +221,107 @@ def member(value: str, field: str) -> str:
 def text_list(values: tuple[str, ...] | list[str]) -> str:
     """`('a', 'b')` for `x IN ...`, from constants m2maudit controls."""
     return "(" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + ")"
+# --- Shared by the vendor adapters (CloudTrail, Kubernetes, GCP, ...) -------------------------
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Named JSON paths read with one `json_extract`, so each record is parsed once.
+
+    A name may list alternative paths (a renamed or lower-cased field, a fallback field); its
+    slot is the first alternative holding a non-null value.
+    """
+
+    paths: tuple[str, ...]
+    positions: Mapping[str, tuple[int, ...]]
+
+    def extract(self, source: str) -> str:
+        """SQL: the list of every path's value in `source` (a JSON[]; index it with `get`)."""
+        return f"json_extract({source}, [{', '.join(path_literal(p) for p in self.paths)}])"
+
+    def get(self, name: str, var: str = "v") -> str:
+        """SQL: the JSON value of slot `name` in the list `var` made by `extract`."""
+        return first_present([f"{var}[{index}]" for index in self.positions[name]])
+
+    def named_columns(self, json_names: Collection[str], var: str = "v") -> dict[str, str]:
+        """A prelude layer naming every slot: `j_NAME` keeps the JSON value for `json_names`
+        (objects, times), `t_NAME` is the text of every other slot. Names starting with `_`
+        (envelope probes) are left out."""
+        return {
+            (f"j_{name}" if name in json_names else f"t_{name}"): (
+                self.get(name, var) if name in json_names else json_text(self.get(name, var))
+            )
+            for name in self.positions
+            if not name.startswith("_")
+        }
+
+
+def json_slots(fields: Mapping[str, str | Sequence[str]]) -> Slots:
+    """Number the paths of `fields` (name -> path or alternative paths; `$...` JSON paths)."""
+    paths: list[str] = []
+    positions: dict[str, tuple[int, ...]] = {}
+    for name, alternatives in fields.items():
+        options = (alternatives,) if isinstance(alternatives, str) else tuple(alternatives)
+        indexes = []
+        for path in dict.fromkeys(options):
+            if path not in paths:
+                paths.append(path)
+            indexes.append(paths.index(path) + 1)
+        positions[name] = tuple(indexes)
+    return Slots(tuple(paths), positions)
+
+
+def lowercase_variants(path: str, first_key_only: bool = False) -> tuple[str, ...]:
+    """`path` and its lower-cased twin, for exports that lower-case field names (Athena,
+    CloudTrail Lake, some SIEM data lakes); `first_key_only` lowers the top-level key only."""
+    if first_key_only:
+        match = re.match(r"^(\$\.)([A-Za-z_]+)(.*)$", path)
+        lowered = match.group(1) + match.group(2).lower() + match.group(3) if match else path
+    else:
+        lowered = path.lower()
+    return (path,) if lowered == path else (path, lowered)
+
+
+def first_present(values: Sequence[str]) -> str:
+    """SQL: the first JSON value that is neither missing nor JSON `null`."""
+    if len(values) == 1:
+        return values[0]
+    return "coalesce(" + ", ".join(f"nullif({v}, 'null'::JSON)" for v in values) + ")"
+
+
+def json_first_text(value: str) -> str:
+    """A JSON array's first element as text, or a scalar as text (Kubernetes `user.extra`
+    values are lists of strings)."""
+    first = json_text(f"({value} -> '$[0]')")
+    return f"CASE WHEN json_type({value}) = 'ARRAY' THEN {first} ELSE {json_text(value)} END"
+
+
+def matches_any(values: Sequence[str], patterns: Sequence[str]) -> str:
+    """True when any of the text `values` fully matches any pattern, ignoring case (so the
+    default `.*agent.*` also names a `ResearchAgent` role)."""
+    if not patterns or not values:
+        return "false"
+    joined = sql_regex_literal("|".join(f"(?:{p})" for p in patterns))
+    tests = [f"coalesce(regexp_full_match({v}, {joined}, 'i'), false)" for v in values]
+    return "(" + " OR ".join(tests) + ")"
+
+
+def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
+    """`json_timestamp`, then the given `strptime` formats (read as UTC) for vendor oddities
+    such as CloudTrail's `Oct 2, 2019, 11:12:29 PM`."""
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in formats)
+    text = json_text(value)
+    return (
+        f"coalesce({json_timestamp(value)}, "
+        f"timezone('UTC', try_strptime({text}, [{listed}])))"
+    )
+
+
+def leak_columns(scope: str) -> dict[str, str]:
+    """The `leaked_secret` and `leaked_secret_fp` columns for a record's text `scope`."""
+    return {
+        "leaked_secret": leak_check(scope),
+        "leaked_secret_fp": (
+            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(scope)} END"
+        ),
+    }

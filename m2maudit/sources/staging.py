@@ -22,6 +22,8 @@ from m2maudit.sources.base import InputFile, LoadContext
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 _YAML_NODE_LIMIT = 100_000
 _READER_LINE_LIMIT = 256 * 1024 * 1024
+# A key (or keys, first match wins) whose array holds the records of an envelope document.
+Unwrap = str | Sequence[str] | None
 
 
 def sql_str(value: str) -> str:
@@ -135,7 +137,7 @@ def read_lines(ctx: LoadContext) -> None:
     _run(ctx, "DROP TABLE _kept_lines")
 
 
-def stage_json_lines(ctx: LoadContext, unwrap: str | None = None) -> None:
+def stage_json_lines(ctx: LoadContext, unwrap: Unwrap = None) -> None:
     """One JSON object per line (JSON lines / NDJSON), blank lines ignored.
 
     With `unwrap`, a line holding an object whose `unwrap` key is an array (one CloudTrail
@@ -143,8 +145,27 @@ def stage_json_lines(ctx: LoadContext, unwrap: str | None = None) -> None:
     """
     read_lines(ctx)
     _split_lines(ctx, extra_rejects="_line_rejects")
-    if unwrap:
-        _unwrap_records(ctx, unwrap)
+    if unwrap_keys(unwrap):
+        _unwrap_records(ctx, unwrap_keys(unwrap))
+
+
+def unwrap_keys(unwrap: Unwrap) -> tuple[str, ...]:
+    if not unwrap:
+        return ()
+    return (unwrap,) if isinstance(unwrap, str) else tuple(unwrap)
+
+
+def _items_sql(doc: str, keys: Sequence[str]) -> str:
+    """The records of one JSON document as JSON[]: the array under the first of `keys` it
+    holds, else the document itself."""
+    whens = []
+    for key in keys:
+        path = "'$.\"" + key.replace("'", "''").replace('"', '\\"') + "\"'"
+        whens.append(
+            f"WHEN json_type({doc}, {path}) = 'ARRAY' "
+            f"THEN json_extract({doc}, {path[:-1]}[*]')"
+        )
+    return f"CASE {' '.join(whens)} ELSE [{doc}::JSON] END"
 
 
 def _split_lines(ctx: LoadContext, extra_rejects: str | None = None) -> None:
@@ -176,35 +197,28 @@ def _split_lines(ctx: LoadContext, extra_rejects: str | None = None) -> None:
         _run(ctx, f"DROP TABLE {extra_rejects}")
 
 
-def _unwrap_records(ctx: LoadContext, unwrap: str) -> None:
-    """Replace each record whose `unwrap` key is an array by that array's elements.
+def _unwrap_records(ctx: LoadContext, keys: Sequence[str]) -> None:
+    """Replace each record whose envelope key holds an array by that array's elements.
 
     A record without the key stays a record (the adapter's checks judge it), so a file mixing
     wrapped and plain records loses nothing; an element that is not an object is rejected.
     """
-    key = "'$." + unwrap.replace("'", "''") + "'"
     _run(
         ctx,
         f"""
         CREATE OR REPLACE TEMP TABLE _unwrapped AS
         SELECT source_line, item::VARCHAR AS rec, json_type(item) = 'OBJECT' AS is_object
-        FROM (
-            SELECT source_line,
-                   unnest(CASE WHEN json_type(rec, {key}) = 'ARRAY'
-                               THEN json_extract(rec, {key[:-1]}[*]')
-                               ELSE [rec::JSON] END) AS item
-            FROM _records
-        )
+        FROM (SELECT source_line, unnest({_items_sql('rec', keys)}) AS item FROM _records)
         """,
     )
     _run(ctx, "INSERT INTO _staging_rejects SELECT source_line, "
-              f"'element of \"{unwrap}\" is not a JSON object' FROM _unwrapped WHERE NOT is_object")
+              "'not a JSON object' FROM _unwrapped WHERE NOT is_object")
     _run(ctx, "CREATE OR REPLACE TEMP TABLE _records AS "
               "SELECT source_line, rec FROM _unwrapped WHERE is_object")
     _run(ctx, "DROP TABLE _unwrapped")
 
 
-def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
+def stage_json_document(ctx: LoadContext, unwrap: Unwrap = None) -> None:
     """A JSON array of records, or whole JSON documents (pretty-printed, concatenated).
 
     `read_json_objects` hands over each record's own text: `read_json` would guess a STRUCT
@@ -226,8 +240,8 @@ def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
                                compression = '{_compression(ctx.file)}') WITH ORDINALITY
         """,
     )
-    if unwrap:
-        key = "'$." + unwrap.replace("'", "''")
+    keys = unwrap_keys(unwrap)
+    if keys:
         _run(
             ctx,
             f"""
@@ -237,10 +251,7 @@ def stage_json_document(ctx: LoadContext, unwrap: str | None = None) -> None:
             FROM (
                 SELECT doc_number, unnest(items) AS item,
                        unnest(generate_series(1, len(items))) AS item_number
-                FROM (SELECT doc_number,
-                             CASE WHEN json_type(doc, {key}') = 'ARRAY'
-                                  THEN json_extract(doc, {key}[*]')::VARCHAR[]
-                                  ELSE [doc] END AS items
+                FROM (SELECT doc_number, {_items_sql('doc', keys)}::VARCHAR[] AS items
                       FROM _documents)
             )
             """,
@@ -483,7 +494,7 @@ def _yaml_items(root: yaml.Node | None, list_keys: Sequence[str]) -> list[yaml.N
     return None
 
 
-def stage(ctx: LoadContext, unwrap: str | None = None) -> None:
+def stage(ctx: LoadContext, unwrap: Unwrap = None) -> None:
     """Stage a file by its sniffed layout."""
     layout = ctx.sample.layout
     if layout == "jsonl":
@@ -502,15 +513,22 @@ def map_records(
     ctx: LoadContext,
     columns: dict[str, str],
     checks: Sequence[tuple[str, str]],
-    prelude: dict[str, str] | None = None,
+    prelude: dict[str, str] | Sequence[dict[str, str]] | None = None,
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
 
     `prelude` columns are computed first from `rec` (e.g. one `json_extract` of many paths, so
     each record is parsed once); `columns` may use them and each other (DuckDB resolves
     earlier aliases); `checks` are `(condition, reason)` SQL pairs, the first true one wins.
+    A sequence of preludes is computed layer by layer, each in its own subquery: DuckDB
+    expands an alias into its expression at every use, so names built from names built from
+    one parsed record need layers to stay computed once.
     """
-    pre = "".join(f", {expr} AS {name}" for name, expr in (prelude or {}).items())
+    layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
+    source = "(SELECT source_line, md5_number_lower(rec) AS record_key, rec FROM _records)"
+    for layer in layers:
+        pre = "".join(f", {expr} AS {name}" for name, expr in layer.items())
+        source = f"(SELECT *{pre} FROM {source})"
     cols = ",\n".join(f"{expr} AS {name}" for name, expr in columns.items())
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
     if not checks:
@@ -520,7 +538,7 @@ def map_records(
         f"""
         CREATE OR REPLACE TEMP TABLE _mapped AS
         SELECT source_line, record_key, {cols}, {reason} AS reject_reason
-        FROM (SELECT source_line, md5_number_lower(rec) AS record_key, rec{pre} FROM _records)
+        FROM {source}
         """,
     )
     ctx.con.execute("DROP TABLE _records")

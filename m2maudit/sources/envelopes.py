@@ -1,0 +1,108 @@
+"""Cloud envelopes around vendor events: seeing through them, for detection and for loading.
+
+The same CloudTrail or Kubernetes audit event reaches a file bare, or wrapped by the pipe that
+carried it: an S3 `Records` batch, a CloudWatch Logs export (`logEvents[].message` holding the
+event as a JSON string), an EventBridge event (`detail`), an Azure diagnostic record
+(`properties.log`, an object or a JSON string), a Kubernetes `EventList` (`items`). Batches are
+split by staging (`stage(ctx, unwrap=...)`); single-event envelopes are opened here, in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from m2maudit.sources import sqlfrag as q
+from m2maudit.sources.base import LoadContext
+from m2maudit.sources.staging import stage, stage_json_document
+
+# Keys whose array holds a batch of records, in the order staging tries them.
+BATCH_KEYS = ("Records", "records", "logEvents", "events", "items")
+
+# Slots a load needs to open one-event envelopes; add them to the adapter's `json_slots`.
+ENVELOPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "_env_detail": ("$.detail",),
+    "_env_log": ("$.properties.log",),
+    "_env_message": ("$.message",),
+}
+
+_MAX_DEPTH = 3
+
+
+def stage_events(ctx: LoadContext, batch_keys: Sequence[str]) -> None:
+    """Stage a file whose records may come in batches under `batch_keys`.
+
+    A file that starts with a batch (an S3 `Records` file is one line of JSON) is read as
+    documents, so `source_line` is the event's 1-based position in the file rather than 1 for
+    every event; otherwise by layout, with physical line numbers.
+    """
+    first = ctx.sample.first_record or {}
+    if any(isinstance(first.get(key), list) for key in batch_keys):
+        stage_json_document(ctx, unwrap=batch_keys)
+    else:
+        stage(ctx, unwrap=batch_keys)
+
+
+def candidate_events(record: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """The record itself, then every event found by opening known envelopes (first item of a
+    batch, `detail`, `properties.log`, `message`), for cheap detection."""
+    yield from _candidates(record, 0)
+
+
+def _candidates(value: Any, depth: int) -> Iterator[dict[str, Any]]:
+    if not isinstance(value, dict) or depth > _MAX_DEPTH:
+        return
+    yield value
+    for key in BATCH_KEYS:
+        items = value.get(key)
+        if isinstance(items, list) and items:
+            yield from _candidates(_parsed(items[0]), depth + 1)
+    properties = value.get("properties")
+    inner = [value.get("detail"), value.get("message")]
+    if isinstance(properties, dict):
+        inner.append(properties.get("log"))
+    for item in inner:
+        yield from _candidates(_parsed(item), depth + 1)
+
+
+def _parsed(value: Any) -> Any:
+    """A JSON object written as a string is read; anything else is returned as it is."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def unwrap_prelude(slots: q.Slots, bare_markers: Sequence[str]) -> list[dict[str, str]]:
+    """`map_records` prelude layers: `v` holds the slots of the event, opened from its envelope.
+
+    A record holding any of `bare_markers` (slot names such as the event time) is taken as a
+    bare event and parsed once. Otherwise the envelope's event (`detail`, `properties.log`,
+    or `message` as an object or a JSON string) is parsed a second time in its place; `ev` is
+    that inner event, or NULL for a bare record.
+    """
+    bare = " OR ".join(f"{slots.get(name, 'v0')} IS NOT NULL" for name in bare_markers)
+    detail, log, message = (slots.get(name, "v0") for name in ENVELOPE_FIELDS)
+    inner = (
+        f"CASE WHEN {bare} THEN NULL "
+        f"WHEN json_type({detail}) = 'OBJECT' THEN {detail} "
+        f"{_opened(log)} {_opened(message)} END"
+    )
+    return [
+        {"v0": slots.extract("rec")},
+        {"ev": inner},
+        {"v": f"CASE WHEN ev IS NULL THEN v0 ELSE {slots.extract('ev')} END"},
+    ]
+
+
+def _opened(value: str) -> str:
+    """CASE arms: an object as it is; a string holding a JSON object, parsed."""
+    text = f"({value} ->> '$')"
+    return (
+        f"WHEN json_type({value}) = 'OBJECT' THEN {value} "
+        f"WHEN json_type({value}) = 'VARCHAR' AND left(ltrim({text}), 1) = '{{' "
+        f"AND json_valid({text}) THEN json({text})"
+    )

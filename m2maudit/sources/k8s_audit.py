@@ -1,0 +1,278 @@
+"""Kubernetes API server audit log (`audit.k8s.io/v1` `Event`), self-hosted or managed.
+
+Read as JSON lines (the log backend), a JSON array, an `EventList` (the webhook backend), and
+inside cloud envelopes: AKS diagnostic records (`properties.log`, an object or a JSON string,
+batched under `records`), EKS audit logs exported from CloudWatch Logs (`logEvents[].message`
+or a bare `message` string). Panther's renamed `user.extra` keys are read too.
+
+The caller is `user`; with impersonation, `impersonatedUser` is whose authority the call used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from m2maudit.config import Config
+from m2maudit.sources import sqlfrag as q
+from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.envelopes import (
+    ENVELOPE_FIELDS,
+    candidate_events,
+    stage_events,
+    unwrap_prelude,
+)
+from m2maudit.sources.lifetimes import propagate_issued_lifetimes
+from m2maudit.sources.staging import map_records
+
+BATCH_KEYS = ("items", "records", "logEvents", "events")
+SERVICE_ACCOUNT = "system:serviceaccount:"
+
+
+def _extra(key: str) -> tuple[str, str]:
+    """A `user.extra` key, as Kubernetes writes it and as Panther renames it."""
+    panther = key.replace(".", "_").replace("/", "_slash_")
+    return (f'$.user.extra."{key}"', f'$.user.extra."{panther}"')
+
+
+_FIELDS: dict[str, str | tuple[str, ...]] = {
+    "kind": "$.kind",
+    "api_version": "$.apiVersion",
+    "audit_id": "$.auditID",
+    "stage": "$.stage",
+    "time": ("$.requestReceivedTimestamp", "$.stageTimestamp", "$.p_event_time"),
+    "verb": "$.verb",
+    "request_uri": "$.requestURI",
+    "username": "$.user.username",
+    "credential_id": _extra("authentication.kubernetes.io/credential-id"),
+    "pod_name": _extra("authentication.kubernetes.io/pod-name"),
+    "aws_access_key": "$.user.extra.accessKeyId",
+    "aws_session": "$.user.extra.sessionName",
+    "impersonated": "$.impersonatedUser.username",
+    "source_ip": "$.sourceIPs[0]",
+    "user_agent": "$.userAgent",
+    "resource": "$.objectRef.resource",
+    "subresource": "$.objectRef.subresource",
+    "namespace": "$.objectRef.namespace",
+    "name": "$.objectRef.name",
+    "api_group": "$.objectRef.apiGroup",
+    "code": "$.responseStatus.code",
+    "decision": '$.annotations."authorization.k8s.io/decision"',
+    "issued_credential": '$.annotations."authentication.kubernetes.io/issued-credential-id"',
+    "token_expiry": "$.responseObject.status.expirationTimestamp",
+    "token_seconds": "$.requestObject.spec.expirationSeconds",
+    "gke_payload": "$.protoPayload",
+    **ENVELOPE_FIELDS,
+}
+SLOTS = q.json_slots(_FIELDS)
+JSON_SLOTS = ("time", "token_expiry", "gke_payload")
+
+
+def looks_like_k8s_audit(event: dict[str, Any]) -> bool:
+    """An audit `Event`: its kind and API version, or a verb with a user and an object."""
+    api_version = str(event.get("apiVersion", ""))
+    if event.get("kind") == "Event" and api_version.startswith("audit.k8s.io"):
+        return True
+    if event.get("kind") == "EventList" and api_version.startswith("audit.k8s.io"):
+        return True
+    keys = set(event)
+    return {"verb", "user"} <= keys and bool(keys & {"objectRef", "requestURI", "auditID"})
+
+
+class K8sAuditAdapter:
+    name: ClassVar[str] = "k8s-audit"
+    kind: ClassVar[Kind] = "events"
+    description: ClassVar[str] = (
+        "Kubernetes audit log (audit.k8s.io/v1 Event): JSON lines, EventList, and the AKS "
+        "(properties.log) and EKS (CloudWatch Logs) envelopes"
+    )
+    field_map: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("ts", "requestReceivedTimestamp, else stageTimestamp"),
+        ("principal", "user.username (the authenticated caller)"),
+        (
+            "principal_type",
+            "agent_patterns: agent; system:serviceaccount:*: service; "
+            "system:anonymous / system:unauthenticated: unknown; other system:*, "
+            "eks:*, aksService: service; human_patterns: human; service_patterns: "
+            "service; other users (Kubernetes 'normal users'): human",
+        ),
+        (
+            "credential_id",
+            "user.extra[authentication.kubernetes.io/credential-id] (JTI=... for "
+            "bound service-account tokens, X509SHA256=... for certificates); "
+            "EKS: user.extra.accessKeyId",
+        ),
+        (
+            "credential_type",
+            "k8s_service_account_token, k8s_client_certificate, k8s_token, or "
+            "aws_access_key / aws_session for EKS IAM callers",
+        ),
+        (
+            "on_behalf_of",
+            "impersonatedUser.username when it is a human (the caller acted with "
+            "that person's authority)",
+        ),
+        (
+            "act_chain",
+            "[user.username] when impersonating a human; [user.username, "
+            "impersonatedUser.username] when impersonating a machine",
+        ),
+        (
+            "action",
+            "verb + ' ' + objectRef.resource[/subresource] (e.g. 'get secrets', "
+            "'create serviceaccounts/token'); non-resource calls: verb + ' ' + path",
+        ),
+        ("resource", "namespaces/NS/RESOURCE[.GROUP]/NAME[/SUBRESOURCE], else the URI path"),
+        ("scopes_used", "[action]: the RBAC verb on the resource the call needed"),
+        (
+            "outcome",
+            "responseStatus.code 2xx/3xx: success, 4xx/5xx: failure; without a code, "
+            "the authorization decision forbid: failure",
+        ),
+        ("status", "responseStatus.code, else the authorization decision"),
+        ("source_ip", "sourceIPs[0] (the client; later entries are proxies)"),
+        ("user_agent", "userAgent"),
+        ("trace_id", "auditID (a client may set it with the Audit-ID header to tie calls)"),
+        (
+            "session_id",
+            "user.extra[authentication.kubernetes.io/pod-name] (the pod whose token "
+            "was used); EKS: user.extra.sessionName",
+        ),
+        (
+            "credential_issued_at",
+            "from the TokenRequest that issued the token "
+            "(annotations[authentication.kubernetes.io/"
+            "issued-credential-id])",
+        ),
+        (
+            "credential_expires_at",
+            "that TokenRequest's responseObject.status.expirationTimestamp, "
+            "else its requestObject.spec.expirationSeconds",
+        ),
+        (
+            "leaked_secret",
+            "secret patterns anywhere in the event (e.g. a token in a RequestResponse-level body)",
+        ),
+    )
+
+    def detect(self, sample: Sample, config: Config) -> bool:
+        return any(looks_like_k8s_audit(event) for event in candidate_events(sample.first_record))
+
+    def load(self, ctx: LoadContext) -> None:
+        stage_events(ctx, BATCH_KEYS)
+        layers = unwrap_prelude(SLOTS, ("kind", "verb", "username"))
+        layers.append(SLOTS.named_columns(JSON_SLOTS))
+        layers.append(_names())
+        layers.append(_kinds(ctx.config))
+        map_records(ctx, _columns(), _checks(), layers)
+        propagate_issued_lifetimes(ctx)
+
+
+def _names() -> dict[str, str]:
+    """Values several columns share: extra values (lists of one string), the resource."""
+    resource = "t_resource || CASE WHEN t_api_group IS NOT NULL THEN '.' || t_api_group ELSE '' END"
+    return {
+        "ts": q.json_timestamp("j_time"),  # a column of its own: checks and lifetimes reuse it
+        "cred_id": q.json_first_text(SLOTS.get("credential_id")),
+        "pod": q.json_first_text(SLOTS.get("pod_name")),
+        "aws_key": q.json_first_text(SLOTS.get("aws_access_key")),
+        "aws_session_name": q.json_first_text(SLOTS.get("aws_session")),
+        "rbac": (
+            "CASE WHEN t_resource IS NOT NULL "
+            "THEN t_resource || coalesce('/' || t_subresource, '') "
+            "ELSE nullif(split_part(t_request_uri, '?', 1), '') END"
+        ),
+        "object_path": (
+            f"CASE WHEN t_resource IS NOT NULL THEN concat_ws('/', "
+            f"'namespaces/' || t_namespace, {resource}, t_name, t_subresource) "
+            f"ELSE nullif(split_part(t_request_uri, '?', 1), '') END"
+        ),
+    }
+
+
+def _kind_of(user: str, config: Config) -> str:
+    """agent | service | human | unknown for one Kubernetes user name."""
+    return (
+        f"CASE WHEN {user} IS NULL THEN NULL "
+        f"WHEN {q.matches_any([user], config.agent_patterns)} THEN 'agent' "
+        f"WHEN starts_with({user}, '{SERVICE_ACCOUNT}') THEN 'service' "
+        f"WHEN {user} IN ('system:anonymous', 'system:unauthenticated') THEN 'unknown' "
+        f"WHEN starts_with({user}, 'system:') OR starts_with({user}, 'eks:') "
+        f"OR {user} = 'aksService' THEN 'service' "
+        f"WHEN {q.matches_any([user], config.human_patterns)} THEN 'human' "
+        f"WHEN {q.matches_any([user], config.service_patterns)} THEN 'service' "
+        f"ELSE 'human' END"
+    )
+
+
+def _kinds(config: Config) -> dict[str, str]:
+    return {
+        "kind": _kind_of("t_username", config),
+        "impersonated_kind": _kind_of("t_impersonated", config),
+    }
+
+
+def _columns() -> dict[str, str]:
+    leak_scope = "coalesce(ev::VARCHAR, rec)"
+    code = "t_code"
+    issued = q.json_first_text(SLOTS.get("issued_credential"))
+    return {
+        "ts": "ts",
+        "principal": "t_username",
+        "principal_type": "kind",
+        "client_id": "NULL::VARCHAR",
+        "credential_id": "coalesce(cred_id, aws_key)",
+        "credential_type": (
+            f"CASE WHEN starts_with(cred_id, 'X509SHA256=') THEN 'k8s_client_certificate' "
+            f"WHEN starts_with(t_username, '{SERVICE_ACCOUNT}') THEN 'k8s_service_account_token' "
+            f"WHEN cred_id IS NOT NULL THEN 'k8s_token' "
+            f"WHEN starts_with(aws_key, 'AKIA') THEN 'aws_access_key' "
+            f"WHEN aws_key IS NOT NULL THEN 'aws_session' END"
+        ),
+        "token_fp": "NULL::VARCHAR",
+        "on_behalf_of": "CASE WHEN impersonated_kind = 'human' THEN t_impersonated END",
+        "act_chain": (
+            "CASE WHEN t_impersonated IS NULL THEN NULL "
+            "WHEN impersonated_kind = 'human' THEN [t_username] "
+            "ELSE list_filter([t_username, t_impersonated], lambda u: u IS NOT NULL) END"
+        ),
+        "action": "CASE WHEN t_verb IS NOT NULL THEN concat_ws(' ', t_verb, rbac) END",
+        "resource": "object_path",
+        "scopes_used": "CASE WHEN action IS NOT NULL THEN [action] END",
+        "scopes_granted": "NULL::VARCHAR[]",
+        "outcome": (
+            f"CASE WHEN {code} IS NOT NULL THEN {q.outcome(code)} "
+            f"WHEN lower(t_decision) = 'forbid' THEN 'failure' ELSE 'unknown' END"
+        ),
+        "status": f"coalesce({code}, t_decision)",
+        "source_ip": "t_source_ip",
+        "user_agent": "t_user_agent",
+        "trace_id": "t_audit_id",
+        "session_id": "coalesce(pod, aws_session_name)",
+        "task_id": "NULL::VARCHAR",
+        "credential_issued_at": "NULL::TIMESTAMPTZ",
+        "credential_expires_at": "NULL::TIMESTAMPTZ",
+        **q.leak_columns(leak_scope),
+        # Staging only (not stored): a TokenRequest's issued token, for lifetimes.
+        "issued_credential_id": f"CASE WHEN outcome <> 'failure' THEN {issued} END",
+        "issued_at": "CASE WHEN issued_credential_id IS NOT NULL THEN ts END",
+        "issued_expires_at": (
+            "CASE WHEN issued_credential_id IS NOT NULL THEN coalesce("
+            f"{q.json_timestamp('j_token_expiry')}, "
+            "ts + to_seconds(try_cast(t_token_seconds AS BIGINT))) END"
+        ),
+    }
+
+
+def _checks() -> list[tuple[str, str]]:
+    return [
+        (
+            "j_gke_payload IS NOT NULL",
+            "'a GKE Cloud Audit Log entry (protoPayload): load it as its own gcp-audit file'",
+        ),
+        (
+            "json_type(j_time) IS NULL OR json_type(j_time) = 'NULL'",
+            "'missing requestReceivedTimestamp'",
+        ),
+        ("ts IS NULL", "'unparseable requestReceivedTimestamp: ' || left(j_time::VARCHAR, 40)"),
+        ("principal IS NULL", "'missing user.username'"),
+    ]

@@ -1,0 +1,38 @@
+"""The whole pack over the shared real vendor samples: each platform's evidence gives findings."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from typer.testing import CliRunner
+
+from m2maudit.cli import app
+from tests.source_support import shared_dir
+
+
+def test_real_logs_produce_findings_where_the_evidence_is() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(shared_dir() / "real-logs"),
+            "--as-of",
+            "2026-11-28T00:00:00Z",
+            "-f",
+            "json",
+            "--fail-on",
+            "never",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    platforms: dict[str, set[str]] = defaultdict(set)
+    for finding in json.loads(result.stdout)["findings"]:
+        for location in finding["locations"]:
+            platforms[finding["rule_id"]].add(location["file"].split("real-logs/")[1].split("/")[0])
+    assert "vault_audit" in platforms["M2M201"]  # a Vault token with the root policy
+    assert "vault_audit" in platforms["M2M401"]  # a Vault token TTL far above an hour
+    assert "cloudtrail" in platforms["M2M304"]  # a long-term AKIA key in use for months
+    assert "cloudtrail" in platforms["M2M105"]  # role sessions with no human at the root
+    assert "k8s_audit" in platforms["M2M101"]  # agent service accounts acting for no one

@@ -1,0 +1,419 @@
+"""The AWS CloudTrail adapter: real vendor samples, the sample estate, hand-made edge cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from m2maudit.cli import app
+from m2maudit.config import Config
+from m2maudit.ingest import EVENT_COLUMNS, ingest_paths
+from m2maudit.sources.base import Sample
+from m2maudit.sources.cloudtrail import CloudTrailAdapter
+from m2maudit.store import Store
+from tests.cloud_fixtures import (
+    SAMPLE_LOGS,
+    event_at,
+    load,
+    real_log,
+    rejects,
+    rows,
+    shared_dir,
+    utc,
+    write_gzip,
+    write_jsonl,
+)
+
+PANTHER = "cloudtrail/panther_cloudtrail_rule_tests.jsonl"
+
+
+def role_event(
+    when: str = "2026-11-01T10:00:00Z",
+    *,
+    role: str = "research-agent",
+    session: str = "task-1",
+    key: str = "ASIAEXAMPLE0000000001",
+    source_identity: str | None = None,
+    name: str = "GetObject",
+    source: str = "s3.amazonaws.com",
+    **extra: Any,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "sessionIssuer": {
+            "type": "Role",
+            "arn": f"arn:aws:iam::123456789012:role/{role}",
+            "userName": role,
+        },
+        "attributes": {"creationDate": "2026-11-01T09:59:00Z", "mfaAuthenticated": "false"},
+    }
+    if source_identity:
+        context["sourceIdentity"] = source_identity
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": f"AROAEXAMPLE:{session}",
+            "arn": f"arn:aws:sts::123456789012:assumed-role/{role}/{session}",
+            "accountId": "123456789012",
+            "accessKeyId": key,
+            "sessionContext": context,
+        },
+        "eventTime": when,
+        "eventSource": source,
+        "eventName": name,
+        "sourceIPAddress": "10.0.0.1",
+        "userAgent": "Boto3/1.35",
+        "requestID": "req-" + when,
+        "eventID": "evt-" + when,
+        **extra,
+    }
+
+
+def assume_role_event(when: str, issued_key: str, seconds: int = 43200) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "IAMUser",
+            "arn": "arn:aws:iam::123456789012:user/ci",
+            "accessKeyId": "AKIAEXAMPLE000000001",
+            "userName": "ci",
+        },
+        "eventTime": when,
+        "eventSource": "sts.amazonaws.com",
+        "eventName": "AssumeRole",
+        "requestParameters": {
+            "roleArn": "arn:aws:iam::123456789012:role/deploy",
+            "roleSessionName": "ci-1",
+            "durationSeconds": seconds,
+        },
+        "responseElements": {"credentials": {"accessKeyId": issued_key}},
+        "requestID": "req-assume",
+    }
+
+
+@pytest.fixture(scope="module")
+def panther() -> Store:
+    store, report = load(real_log(PANTHER))
+    [file] = report.files
+    assert (file.format, file.read, file.loaded, file.rejected) == ("cloudtrail", 450, 413, 37)
+    return store
+
+
+def test_panther_rule_tests_load_with_counted_rejects(panther: Store) -> None:
+    reasons = rejects(panther)
+    assert reasons[242] == "missing eventTime"
+    assert reasons[51] == "missing userIdentity"
+    assert reasons[43].startswith("userIdentity names no principal")
+    assert reasons[63] == 'unparseable eventTime: "redacted"'
+    assert len(reasons) == 37
+
+
+def test_panther_failed_role_call_is_mapped(panther: Store) -> None:
+    event = event_at(panther, PANTHER, 1)
+    assert event["principal"] == "arn:aws:iam::123456789012:role/tester"
+    assert event["principal_type"] == "service"
+    assert event["action"] == "s3:PutBucketAcl"
+    assert event["scopes_used"] == ["s3:PutBucketAcl"]
+    assert (event["outcome"], event["status"]) == ("failure", "AccessDenied")
+    assert event["resource"] == "arn:aws:s3:::bucket"
+    assert event["source_ip"] == "111.111.111.111"
+    assert event["ts"] == utc("2019-01-01T00:00:00")
+
+
+def test_panther_lower_cased_export_is_read(panther: Store) -> None:
+    event = event_at(panther, PANTHER, 57)  # Athena-style lower-case keys
+    assert event["principal"] == "arn:aws:test_arn"
+    assert event["principal_type"] == "unknown"
+    assert event["action"] == "dynamodb:GetRecords"
+    assert event["ts"] == utc("2023-01-10T21:04:02")
+
+
+def test_panther_sso_console_session_names_the_person(panther: Store) -> None:
+    event = event_at(panther, PANTHER, 46)
+    assert event["principal"].endswith("/AWSReservedSSO_DevAdmin_635426549a280cc6")
+    assert event["principal_type"] == "human"
+    assert event["on_behalf_of"] == "nicholas.hakmiller"
+    assert event["credential_id"] == "ASIASXP6SDP2HUZY3TOB"
+    assert event["credential_type"] == "aws_session"
+
+
+def test_panther_invoked_by_a_service_is_a_delegation(panther: Store) -> None:
+    event = event_at(panther, PANTHER, 62)
+    assert event["principal"] == "arn:aws:iam::112233445566:role/ServiceRole"
+    assert event["act_chain"] == [
+        "cloudformation.amazonaws.com",
+        "arn:aws:sts::112233445566:assumed-role/ServiceRole/AWSCloudFormation",
+    ]
+    assert event["session_id"] == "AWSCloudFormation"
+
+
+def test_elastic_sso_assume_role_and_the_session_it_issued() -> None:
+    path = real_log("cloudtrail/elastic_test-assume-role-email-session-json.log")
+    store, report = load(path)
+    assert [(f.format, f.loaded) for f in report.files] == [("cloudtrail", 1)]
+    event = event_at(store, path.name, 1)
+    assert event["principal"] == (
+        "arn:aws:iam::111111111111:role/AWSReservedSSO_SecurityAudit_8df5ccd37b"
+    )
+    assert event["principal_type"] == "human"
+    assert event["on_behalf_of"] == "firstname.lastname@example.com"
+    assert (event["credential_id"], event["credential_type"]) == (
+        "AKIAI44QH8DHBEXAMPLE",
+        "aws_access_key",
+    )
+    assert event["action"] == "sts:AssumeRole"
+    assert event["resource"] == "arn:aws:iam::111111111111:role/JohnRole2"
+    assert event["trace_id"] == "b96b0e4e-e561-11e9-8b3f-7b396EXAMPLE"
+    assert event["credential_issued_at"] == utc("2019-10-02T21:50:54")
+    issued = rows(store, "SELECT credential_id, issued_at, expires_at FROM issued_credentials")
+    assert issued == [
+        {
+            "credential_id": "ASIAWHOJDLGPOEXAMPLE",
+            "issued_at": utc("2019-10-02T22:12:29"),
+            "expires_at": utc("2019-10-02T23:12:29"),
+        }
+    ]
+
+
+def test_elastic_aws_service_call_has_no_credential() -> None:
+    path = real_log("cloudtrail/elastic_test-assume-role-aws-service-json.log")
+    store, _ = load(path)
+    event = event_at(store, path.name, 1)
+    assert (event["principal"], event["principal_type"]) == ("ec2.amazonaws.com", "service")
+    assert event["credential_id"] is None
+    assert event["act_chain"] is None
+    [issued] = rows(store, "SELECT expires_at FROM issued_credentials")
+    assert issued["expires_at"] == utc("2024-10-08T16:15:32")  # "Oct 8, 2024, 4:15:32 PM"
+
+
+def test_ocsf_pretty_printed_single_event() -> None:
+    path = real_log("cloudtrail/ocsf_examples_cloudtrail_generic_api_activity.raw.json")
+    store, report = load(path)
+    assert [(f.format, f.loaded, f.rejected) for f in report.files] == [("cloudtrail", 1, 0)]
+    event = event_at(store, path.name, 1)
+    assert event["principal"] == "arn:aws:iam::1111111111111:user/Level6"
+    assert (event["credential_id"], event["credential_type"]) == (
+        "AKIA3Z2XBVEXAMPLE",
+        "aws_access_key",
+    )
+    assert event["principal_type"] == "service"
+    assert event["action"] == "directconnect:DescribeDirectConnectGateways"
+
+
+def test_gzip_records_file_keeps_each_event_position(tmp_path: Path) -> None:
+    broken_time = role_event(session="b")
+    broken_time["eventTime"] = "yesterday"
+    no_identity = role_event(session="c")
+    del no_identity["userIdentity"]
+    records = [role_event(session="a"), broken_time, no_identity, role_event(session="d")]
+    path = write_gzip(tmp_path / "trail.json.gz", json.dumps({"Records": records}))
+    store, report = load(path)
+    [file] = report.files
+    assert (file.format, file.loaded, file.rejected) == ("cloudtrail", 2, 2)
+    assert rejects(store) == {2: 'unparseable eventTime: "yesterday"', 3: "missing userIdentity"}
+    assert event_at(store, "trail.json.gz", 4)["session_id"] == "d"
+
+
+def test_json_lines_mixing_events_and_records_batches(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    batch = {"Records": [role_event(session="b1"), role_event(session="b2"), "not an object"]}
+    path.write_text(
+        "\n".join([json.dumps(role_event(session="a")), json.dumps(batch), "{broken"]) + "\n"
+    )
+    store, report = load(path)
+    [file] = report.files
+    assert (file.loaded, file.rejected) == (3, 2)
+    sessions = rows(store, "SELECT source_line, session_id FROM events ORDER BY session_id")
+    assert sessions == [
+        {"source_line": 1, "session_id": "a"},
+        {"source_line": 2, "session_id": "b1"},
+        {"source_line": 2, "session_id": "b2"},
+    ]
+    assert rejects(store) == {2: "not a JSON object", 3: "not valid JSON"}
+
+
+def test_truncated_gzip_is_a_file_error_not_a_crash(tmp_path: Path) -> None:
+    whole = write_gzip(tmp_path / "whole.json.gz", json.dumps({"Records": [role_event()] * 50}))
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(whole.read_bytes()[:200])
+    store, report = load(cut)
+    [file] = report.files
+    assert file.error == "truncated or corrupt gzip data"
+    assert file.loaded == 0
+    assert rejects(store) == {0: "truncated or corrupt gzip data"}
+
+
+def test_source_identity_is_the_human_behind_an_agent_session(tmp_path: Path) -> None:
+    path = write_jsonl(
+        tmp_path / "events.jsonl",
+        [
+            role_event(source_identity="alice@example.com", session="ticket-7"),
+            role_event("2026-11-01T10:01:00Z", session="nightly"),
+        ],
+    )
+    store, _ = load(path)
+    with_human, without = event_at(store, "events.jsonl", 1), event_at(store, "events.jsonl", 2)
+    assert with_human["principal"] == "arn:aws:iam::123456789012:role/research-agent"
+    assert with_human["principal_type"] == "agent"
+    assert with_human["on_behalf_of"] == "alice@example.com"
+    assert with_human["act_chain"] == [
+        "arn:aws:sts::123456789012:assumed-role/research-agent/ticket-7"
+    ]
+    assert with_human["session_id"] == "ticket-7"
+    assert (without["on_behalf_of"], without["act_chain"]) == (None, None)
+
+
+@pytest.mark.parametrize("issuing_first", [True, False])
+def test_session_lifetime_comes_from_its_assume_role_in_any_file_order(
+    tmp_path: Path, issuing_first: bool
+) -> None:
+    issuing = write_jsonl(
+        tmp_path / "a.jsonl", [assume_role_event("2026-11-01T02:00:00Z", "ASIAISSUED0000000001")]
+    )
+    using = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            role_event("2026-11-01T13:00:00Z", role="deploy", key="ASIAISSUED0000000001"),
+            role_event("2026-11-01T01:00:00Z", role="deploy", key="ASIAISSUED0000000001"),
+        ],
+    )
+    store = Store.open()
+    for path in [issuing, using] if issuing_first else [using, issuing]:
+        ingest_paths(store, [str(path)])
+    later = event_at(store, "b.jsonl", 1)
+    assert later["credential_issued_at"] == utc("2026-11-01T09:59:00")  # creationDate
+    assert later["credential_expires_at"] == utc("2026-11-01T14:00:00")  # +43200 s
+    before_issue = event_at(store, "b.jsonl", 2)
+    assert before_issue["credential_expires_at"] is None
+
+
+def test_cloudwatch_and_eventbridge_envelopes(tmp_path: Path) -> None:
+    inner = role_event(session="cw")
+    cloudwatch = tmp_path / "cw.json"
+    cloudwatch.write_text(
+        json.dumps(
+            {
+                "messageType": "DATA_MESSAGE",
+                "logGroup": "aws-cloudtrail-logs",
+                "logEvents": [{"id": "1", "timestamp": 1, "message": json.dumps(inner)}],
+            }
+        )
+    )
+    bridge = write_jsonl(
+        tmp_path / "bridge.jsonl",
+        [
+            {
+                "version": "0",
+                "detail-type": "AWS API Call via CloudTrail",
+                "source": "aws.s3",
+                "time": "2026-11-01T10:00:00Z",
+                "detail": role_event(session="eb"),
+            }
+        ],
+    )
+    store, report = load(cloudwatch, bridge)
+    assert [(f.format, f.loaded, f.rejected) for f in report.files] == [
+        ("cloudtrail", 1, 0),
+        ("cloudtrail", 1, 0),
+    ]
+    assert event_at(store, "cw.json", 1)["session_id"] == "cw"
+    assert event_at(store, "bridge.jsonl", 1)["session_id"] == "eb"
+
+
+def test_field_map_documents_canonical_columns() -> None:
+    documented = [column for column, _ in CloudTrailAdapter.field_map]
+    assert len(documented) == len(set(documented))
+    assert set(documented) <= set(EVENT_COLUMNS)
+    assert {"ts", "principal", "credential_id", "on_behalf_of", "act_chain", "trace_id"} <= set(
+        documented
+    )
+
+
+def test_detection_reads_content_not_names() -> None:
+    adapter, config = CloudTrailAdapter(), Config()
+    event = role_event()
+    assert adapter.detect(Sample(json.dumps(event), "jsonl", event), config)
+    s3_notification = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-11-01T00:00:00Z",
+            }
+        ]
+    }
+    assert not adapter.detect(
+        Sample(json.dumps(s3_notification), "json_object", s3_notification), config
+    )
+    generic = {"timestamp": "2026-11-01T00:00:00Z", "principal": "bot", "action": "read"}
+    assert not adapter.detect(Sample(json.dumps(generic), "jsonl", generic), config)
+    big_head = (
+        '{"Records":[{"eventVersion":"1.09","userIdentity":{},"eventSource":"s3.amazonaws.com"'
+    )
+    assert adapter.detect(Sample(big_head, "json_object", None), config)
+    big_s3 = '{"Records":[{"eventVersion":"2.1","userIdentity":{},"eventSource":"aws:s3"'
+    assert not adapter.detect(Sample(big_s3, "json_object", None), config)
+
+
+def test_sample_estate() -> None:
+    store, report = load(SAMPLE_LOGS / "cloudtrail")
+    assert [(f.format, f.loaded, f.rejected) for f in report.files] == [
+        ("cloudtrail", 21, 0),
+        ("cloudtrail", 22, 0),
+    ]
+    by_principal = {
+        row["principal"].rsplit("/", 1)[-1]: row
+        for row in rows(
+            store,
+            """
+            SELECT principal, any_value(principal_type) AS kind,
+                   count(*) FILTER (WHERE on_behalf_of IS NULL) AS no_human,
+                   list_distinct(list(credential_type)) AS types,
+                   max(credential_expires_at - credential_issued_at) AS lifetime
+            FROM events GROUP BY principal""",
+        )
+    }
+    assert by_principal["research-agent"]["kind"] == "agent"
+    assert by_principal["research-agent"]["no_human"] == 16
+    assert by_principal["support-agent"]["no_human"] == 0
+    assert by_principal["ci-deployer"]["types"] == ["aws_access_key"]
+    assert str(by_principal["deploy-role"]["lifetime"]) == "12:00:00"
+    assert by_principal["AWSReservedSSO_AdministratorAccess_5f1c2a9e"]["kind"] == "human"
+
+
+def test_scan_of_all_real_logs_runs_to_completion(tmp_path: Path) -> None:
+    real_logs = shared_dir() / "real-logs"
+    db = tmp_path / "scan.duckdb"
+    result = CliRunner().invoke(
+        app, ["scan", str(real_logs), "--quiet", "--db", str(db), "--fail-on", "never"]
+    )
+    assert result.exit_code == 0, result.output
+    store = Store.open(db)
+    formats = {
+        Path(row["source_file"]).name: row["source_format"]
+        for row in rows(store, "SELECT source_file, source_format FROM ingested_files")
+    }
+    assert formats["panther_scenario_compromised_root_creds__attacker_cloudtrail.jsonl"] == (
+        "cloudtrail"
+    )
+    assert formats["panther_eks_audit_rule_tests.jsonl"] == "k8s-audit"
+    assert formats["panther_gcp_auditlog_rule_tests.jsonl"] == "gcp-audit"
+    long_term = rows(
+        store,
+        "SELECT count(*) AS n FROM events WHERE credential_type = "
+        "'aws_access_key' AND starts_with(credential_id, 'AKIA')",
+    )
+    assert long_term[0]["n"] > 0
+    no_source_identity = rows(
+        store,
+        """
+        SELECT count(*) AS n FROM events WHERE source_format = 'cloudtrail'
+        AND credential_type = 'aws_session' AND principal_type <> 'human'
+        AND on_behalf_of IS NULL""",
+    )
+    assert no_source_identity[0]["n"] > 0

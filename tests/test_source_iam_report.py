@@ -1,0 +1,164 @@
+"""The AWS IAM credential report adapter: the sample report, hand-made rows, CloudTrail link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from m2maudit.config import Config
+from m2maudit.ingest import CREDENTIAL_COLUMNS
+from m2maudit.sources.base import Sample
+from m2maudit.sources.iam_credential_report import IamCredentialReportAdapter
+from tests.cloud_fixtures import SAMPLE_LOGS, load, rejects, rows, utc
+
+REPORT = SAMPLE_LOGS / "aws" / "credential_report.csv"
+HEADER = (
+    "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"
+    "password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,"
+    "access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,"
+    "access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,"
+    "access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,"
+    "cert_1_last_rotated,cert_2_active,cert_2_last_rotated"
+)
+NO_KEY = "false,N/A,N/A,N/A,N/A"
+
+
+def report_row(
+    user: str,
+    key1: str,
+    key2: str = NO_KEY,
+    certs: str = "false,N/A,false,N/A",
+    password: str = "false",
+) -> str:
+    arn = f"arn:aws:iam::123456789012:user/{user}" if user else ""
+    return (
+        f"{user},{arn},2025-01-01T00:00:00+00:00,{password},N/A,N/A,N/A,false,{key1},{key2},{certs}"
+    )
+
+
+def test_sample_report_has_one_credential_per_key_in_use() -> None:
+    store, report = load(inventories=[REPORT])
+    [file] = report.files
+    assert (file.format, file.kind, file.loaded, file.rejected) == (
+        "iam-credential-report",
+        "inventory",
+        4,
+        0,
+    )
+    by_id = {row["credential_id"]: row for row in rows(store, "SELECT * FROM credentials")}
+    assert sorted(by_id) == [
+        "arn:aws:iam::111122223333:user/ci-deployer#access_key_1",
+        "arn:aws:iam::111122223333:user/legacy-batch#access_key_1",
+        "arn:aws:iam::111122223333:user/legacy-batch#access_key_2",
+        "arn:aws:iam::111122223333:user/reporting-export#access_key_1",
+    ]  # the root account and the console-only person hold no key
+    stale = by_id["arn:aws:iam::111122223333:user/legacy-batch#access_key_1"]
+    assert stale["last_rotated_at"] == utc("2026-03-02T14:05:33")
+    assert stale["created_at"] == stale["last_rotated_at"]
+    assert stale["last_used_at"] == utc("2026-11-18T00:31:04")
+    assert (stale["type"], stale["status"], stale["principal_type"]) == (
+        "aws_access_key",
+        "active",
+        "service",
+    )
+    assert stale["principal"] == "arn:aws:iam::111122223333:user/legacy-batch"
+    assert stale["environment"] == "111122223333"
+    assert stale["expires_at"] is None
+    old = by_id["arn:aws:iam::111122223333:user/legacy-batch#access_key_2"]
+    assert old["status"] == "disabled"
+    unused = by_id["arn:aws:iam::111122223333:user/reporting-export#access_key_1"]
+    assert unused["last_used_at"] is None
+
+
+def test_report_is_detected_by_content_even_as_a_log_path() -> None:
+    _, report = load(REPORT)
+    assert [(f.format, f.kind) for f in report.files] == [("iam-credential-report", "inventory")]
+    adapter = IamCredentialReportAdapter()
+    header = tuple(HEADER.split(","))
+    assert adapter.detect(Sample(HEADER, "csv", csv_header=header), Config())
+    generic = ("token_id", "principal", "created_at")
+    assert not adapter.detect(Sample("token_id,principal", "csv", csv_header=generic), Config())
+
+
+def test_bad_rows_are_counted_rejects(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text(
+        "\n".join(
+            [
+                HEADER,
+                report_row("good-bot", "true,2026-10-01T00:00:00+00:00,N/A,N/A,N/A"),
+                report_row("maybe-bot", "maybe,2026-10-01T00:00:00+00:00,N/A,N/A,N/A"),
+                report_row("dated-bot", "true,last tuesday,N/A,N/A,N/A"),
+                report_row("", "true,2026-10-01T00:00:00+00:00,N/A,N/A,N/A"),
+                report_row("used-bot", "true,2026-10-01T00:00:00+00:00,soon,us-east-1,s3"),
+                "short,row",
+            ]
+        )
+        + "\n"
+    )
+    store, report = load(inventories=[path])
+    [file] = report.files
+    assert (file.loaded, file.rejected) == (1, 5)
+    assert rejects(store) == {
+        3: "access_key_1_active must be true or false, not maybe",
+        4: "unparseable access_key_1_last_rotated: last tuesday",
+        5: "missing arn",
+        6: "unparseable access_key_1_last_used_date: soon",
+        7: "malformed CSV row: too few columns",
+    }
+
+
+def test_field_map_documents_canonical_columns() -> None:
+    documented = [column for column, _ in IamCredentialReportAdapter.field_map]
+    assert len(documented) == len(set(documented))
+    assert set(documented) <= set(CREDENTIAL_COLUMNS)
+    assert {"credential_id", "principal", "last_rotated_at", "last_used_at"} <= set(documented)
+
+
+def test_certificates_and_people(tmp_path: Path) -> None:
+    path = tmp_path / "report.csv"
+    path.write_text(
+        "\n".join(
+            [
+                HEADER,
+                report_row(
+                    "jane.doe@example.com",
+                    "true,2026-10-01T00:00:00+00:00,N/A,N/A,N/A",
+                    password="true",
+                ),
+                report_row("build-agent", NO_KEY, certs="true,2026-01-05T00:00:00+00:00,false,N/A"),
+            ]
+        )
+        + "\n"
+    )
+    store, _ = load(inventories=[path])
+    found = {
+        row["credential_id"].split("/")[-1]: row
+        for row in rows(
+            store, "SELECT credential_id, type, principal_type, last_used_at FROM credentials"
+        )
+    }
+    assert found["jane.doe@example.com#access_key_1"]["principal_type"] == "human"
+    cert = found["build-agent#cert_1"]
+    assert (cert["type"], cert["principal_type"], cert["last_used_at"]) == (
+        "aws_signing_certificate",
+        "agent",
+        None,
+    )
+
+
+def test_report_links_to_cloudtrail_by_user_arn() -> None:
+    store, _ = load(SAMPLE_LOGS / "cloudtrail", inventories=[REPORT])
+    linked = rows(
+        store,
+        """
+        SELECT c.credential_id, count(e.ts) AS calls, max(e.credential_id) AS key_in_logs
+        FROM credentials c LEFT JOIN events e ON e.principal = c.principal
+        WHERE c.status = 'active' GROUP BY c.credential_id ORDER BY c.credential_id""",
+    )
+    calls = {row["credential_id"].split("/")[-1]: row["calls"] for row in linked}
+    assert calls == {
+        "ci-deployer#access_key_1": 4,
+        "legacy-batch#access_key_1": 4,
+        "reporting-export#access_key_1": 0,
+    }
+    assert all(row["key_in_logs"].startswith("AKIA") for row in linked if row["calls"])

@@ -1,0 +1,252 @@
+"""The Kubernetes audit adapter: real vendor samples, the sample estate, hand-made edge cases."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m2maudit.config import Config
+from m2maudit.ingest import EVENT_COLUMNS
+from m2maudit.sources.base import Sample
+from m2maudit.sources.k8s_audit import K8sAuditAdapter
+from m2maudit.store import Store
+from tests.cloud_fixtures import (
+    SAMPLE_LOGS,
+    event_at,
+    load,
+    real_log,
+    rejects,
+    rows,
+    utc,
+    write_jsonl,
+)
+
+ELASTIC = "k8s_audit/elastic_kubernetes_audit_logs_test-audit.log"
+PANTHER = "k8s_audit/panther_eks_audit_rule_tests.jsonl"
+
+
+def audit_event(
+    username: str = "system:serviceaccount:agents:research-agent",
+    *,
+    verb: str = "get",
+    resource: str = "pods",
+    code: int = 200,
+    when: str = "2026-11-20T08:00:00.000000Z",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": f"audit-{username}-{when}",
+        "stage": "ResponseComplete",
+        "requestURI": f"/api/v1/namespaces/agents/{resource}",
+        "verb": verb,
+        "user": {"username": username, "groups": ["system:authenticated"]},
+        "sourceIPs": ["10.0.3.54", "10.0.0.1"],
+        "userAgent": "client-go/v0.31",
+        "objectRef": {"resource": resource, "namespace": "agents", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": code},
+        "requestReceivedTimestamp": when,
+        "stageTimestamp": when,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def elastic() -> Store:
+    store, report = load(real_log(ELASTIC))
+    [file] = report.files
+    assert (file.format, file.read, file.loaded, file.rejected) == ("k8s-audit", 5, 4, 1)
+    return store
+
+
+def test_elastic_plain_events(elastic: Store) -> None:
+    event = event_at(elastic, ELASTIC, 2)
+    assert event["principal"] == "system:serviceaccount:kube-system:elastic-agent"
+    assert event["principal_type"] == "agent"  # the default agent pattern: *agent*
+    assert event["credential_type"] == "k8s_service_account_token"
+    assert event["action"] == "get leases"
+    assert event["resource"] == (
+        "namespaces/kube-system/leases.coordination.k8s.io/elastic-agent-cluster-test"
+    )
+    assert (event["outcome"], event["status"]) == ("success", "200")
+    assert event["trace_id"] == "abcde12345"
+    assert event["ts"] == utc("2025-07-16T10:12:56.525137")
+
+
+def test_elastic_aks_wrapper_and_gke_entry(elastic: Store) -> None:
+    aks = event_at(elastic, ELASTIC, 5)  # properties.log holding the event as an object
+    assert (aks["principal"], aks["principal_type"]) == ("aksService", "service")
+    assert aks["action"] == "update leases"
+    assert rejects(elastic) == {
+        4: "a GKE Cloud Audit Log entry (protoPayload): load it as its own gcp-audit file"
+    }
+
+
+def test_ocsf_eks_event_with_iam_identity() -> None:
+    path = real_log("k8s_audit/ocsf_examples_eks_audit.raw.json")
+    store, report = load(path)
+    assert [(f.format, f.loaded) for f in report.files] == [("k8s-audit", 1)]
+    event = event_at(store, path.name, 1)
+    assert event["principal"] == "system:node:ip-192-001-02-03.ec2.internal"
+    assert event["principal_type"] == "service"
+    assert (event["credential_id"], event["credential_type"]) == ("EXAMPLEUIDTEST", "aws_session")
+    assert event["session_id"] == "i-12345678901"
+    assert (event["action"], event["status"]) == ("create nodes", "201")
+
+
+def test_panther_partial_events_are_rejects_and_renamed_keys_read() -> None:
+    path = real_log(PANTHER)
+    store, report = load(path)
+    [file] = report.files
+    assert (file.read, file.loaded, file.rejected) == (186, 18, 168)
+    assert set(rejects(store).values()) == {"missing requestReceivedTimestamp"}
+    eks_admin = event_at(store, path.name, 2)
+    assert (eks_admin["credential_id"], eks_admin["credential_type"]) == (
+        "ASIARLIVEKVNN6Y6J5UW",
+        "aws_session",
+    )
+    assert eks_admin["session_id"] == "1669660343296132000"
+    assert eks_admin["action"] == "get pods/log"
+    coredns = event_at(store, path.name, 6)  # Panther's authentication_kubernetes_io_slash_*
+    assert coredns["session_id"] == "coredns-57ff979f67-bl27n"
+    assert (coredns["outcome"], coredns["status"]) == ("failure", "403")
+    anonymous = event_at(store, path.name, 11)
+    assert (anonymous["principal_type"], anonymous["action"]) == ("unknown", "get /version")
+
+
+def test_bound_token_credential_id_and_pod(tmp_path: Path) -> None:
+    extra = {
+        "authentication.kubernetes.io/credential-id": ["JTI=1f2e3d"],
+        "authentication.kubernetes.io/pod-name": ["research-agent-7c9d5"],
+    }
+    event = audit_event()
+    event["user"]["extra"] = extra
+    cert = audit_event("ops-robot", when="2026-11-20T08:01:00.000000Z")
+    cert["user"]["extra"] = {"authentication.kubernetes.io/credential-id": ["X509SHA256=ab12"]}
+    store, _ = load(write_jsonl(tmp_path / "audit.log", [event, cert]))
+    first = event_at(store, "audit.log", 1)
+    assert (first["credential_id"], first["credential_type"]) == (
+        "JTI=1f2e3d",
+        "k8s_service_account_token",
+    )
+    assert first["session_id"] == "research-agent-7c9d5"
+    assert first["source_ip"] == "10.0.3.54"
+    second = event_at(store, "audit.log", 2)
+    assert second["credential_type"] == "k8s_client_certificate"
+    assert second["principal_type"] == "human"  # a Kubernetes "normal user"
+
+
+def test_impersonation_of_a_person_and_of_a_service_account(tmp_path: Path) -> None:
+    caller = "system:serviceaccount:agents:support-agent"
+    as_person = audit_event(caller, impersonatedUser={"username": "alice@example.com"})
+    as_machine = audit_event(
+        caller,
+        when="2026-11-20T08:02:00.000000Z",
+        impersonatedUser={"username": "system:serviceaccount:ci:deployer"},
+    )
+    store, _ = load(write_jsonl(tmp_path / "audit.log", [as_person, as_machine]))
+    person = event_at(store, "audit.log", 1)
+    assert person["principal"] == caller
+    assert person["on_behalf_of"] == "alice@example.com"
+    assert person["act_chain"] == [caller]
+    machine = event_at(store, "audit.log", 2)
+    assert machine["on_behalf_of"] is None
+    assert machine["act_chain"] == [caller, "system:serviceaccount:ci:deployer"]
+
+
+def test_aks_records_with_the_event_as_a_string(tmp_path: Path) -> None:
+    events = [audit_event(when=f"2026-11-20T08:0{i}:00.000000Z") for i in range(3)]
+    del events[1]["user"]
+    batch = {
+        "records": [
+            {
+                "category": "kube-audit",
+                "time": "2026-11-20T08:00:01Z",
+                "properties": {
+                    "log": json.dumps(event),
+                    "stream": "stdout",
+                    "pod": "kube-apiserver",
+                },
+            }
+            for event in events
+        ]
+    }
+    path = tmp_path / "PT1H.json"
+    path.write_text(json.dumps(batch))
+    store, report = load(path)
+    assert [(f.format, f.loaded, f.rejected) for f in report.files] == [("k8s-audit", 2, 1)]
+    assert rejects(store) == {2: "missing user.username"}
+    assert event_at(store, "PT1H.json", 3)["ts"] == utc("2026-11-20T08:02:00")
+
+
+def test_eks_cloudwatch_export(tmp_path: Path) -> None:
+    export = {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/eks/prod/cluster",
+        "logStream": "kube-apiserver-audit-1",
+        "logEvents": [
+            {"id": "1", "timestamp": 1, "message": json.dumps(audit_event())},
+            {"id": "2", "timestamp": 2, "message": "not json at all"},
+        ],
+    }
+    path = write_jsonl(tmp_path / "firehose.jsonl", [export])
+    store, report = load(path)
+    assert [(f.format, f.loaded, f.rejected) for f in report.files] == [("k8s-audit", 1, 1)]
+    assert event_at(store, "firehose.jsonl", 1)["action"] == "get pods"
+    assert rejects(store) == {2: "missing requestReceivedTimestamp"}
+
+
+def test_field_map_documents_canonical_columns() -> None:
+    documented = [column for column, _ in K8sAuditAdapter.field_map]
+    assert len(documented) == len(set(documented))
+    assert set(documented) <= set(EVENT_COLUMNS)
+    assert {"ts", "principal", "credential_id", "on_behalf_of", "act_chain", "trace_id"} <= set(
+        documented
+    )
+
+
+def test_detection() -> None:
+    adapter, config = K8sAuditAdapter(), Config()
+    event = audit_event()
+    assert adapter.detect(Sample(json.dumps(event), "jsonl", event), config)
+    aks = {"category": "kube-audit", "properties": {"log": json.dumps(event)}}
+    assert adapter.detect(Sample(json.dumps(aks), "jsonl", aks), config)
+    gcp = {"protoPayload": {"methodName": "io.k8s.core.v1.pods.get"}, "timestamp": "x"}
+    assert not adapter.detect(Sample(json.dumps(gcp), "jsonl", gcp), config)
+    cloudtrail = {"eventName": "GetObject", "eventSource": "s3.amazonaws.com"}
+    assert not adapter.detect(Sample(json.dumps(cloudtrail), "jsonl", cloudtrail), config)
+
+
+def test_sample_estate() -> None:
+    store, report = load(SAMPLE_LOGS / "k8s")
+    assert [(f.format, f.loaded, f.rejected) for f in report.files] == [("k8s-audit", 27, 0)]
+    research = rows(
+        store,
+        """
+        SELECT min(credential_issued_at) AS issued, max(credential_expires_at) AS expires,
+               count(*) FILTER (WHERE outcome = 'failure') AS denied
+        FROM events WHERE principal = 'system:serviceaccount:agents:research-agent'""",
+    )[0]
+    assert research["expires"] - research["issued"] == timedelta(hours=24)  # TokenRequest
+    assert research["denied"] == 2
+    impersonated = rows(
+        store, "SELECT DISTINCT on_behalf_of, act_chain FROM events WHERE on_behalf_of IS NOT NULL"
+    )
+    assert impersonated == [
+        {
+            "on_behalf_of": "alice@example.com",
+            "act_chain": ["system:serviceaccount:agents:support-agent"],
+        }
+    ]
+    legacy = rows(
+        store,
+        "SELECT DISTINCT credential_id, credential_type FROM events "
+        "WHERE principal = 'system:serviceaccount:ci:deployer'",
+    )
+    assert legacy == [{"credential_id": None, "credential_type": "k8s_service_account_token"}]
