@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import duckdb
 import typer
 
-from m2maudit import __version__
+from m2maudit import __version__, policy
 from m2maudit.cli_formats import formats_command
 from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
@@ -30,7 +30,6 @@ from m2maudit.console import (
 )
 from m2maudit.errors import AuditError
 from m2maudit.ingest import IngestReport, ingest_paths
-from m2maudit import policy
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.scan import input_summaries, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
@@ -83,40 +82,68 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """m2maudit: audit machine-to-machine and AI-agent credentials."""
 
 
-PathsArg = Annotated[list[str], typer.Argument(
-    help="Log files, directories (recursive), globs, or - for stdin.", show_default=False)]
-InventoryOpt = Annotated[list[str] | None, typer.Option(
-    "--inventory", "-i", help="Read this file as a token inventory (repeatable).")]
-DbOpt = Annotated[Path | None, typer.Option(
-    "--db", help="Persist the store in this DuckDB file (default: in memory).")]
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Config file (default: ./.m2maudit.yaml if present).")]
-StrictOpt = Annotated[bool, typer.Option(
-    "--strict", help="Exit 2 if any record or file was rejected.")]
-HintOpt = Annotated[str | None, typer.Option(
-    "--format-hint", help="Read the log paths as this format instead of detecting it.")]
+PathsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Log files, directories (recursive), globs, or - for stdin.", show_default=False
+    ),
+]
+InventoryOpt = Annotated[
+    list[str] | None,
+    typer.Option("--inventory", "-i", help="Read this file as a token inventory (repeatable)."),
+]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="Persist the store in this DuckDB file (default: in memory)."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: ./.m2maudit.yaml if present)."),
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Exit 2 if any record or file was rejected.")
+]
+HintOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format-hint", help="Read the log paths as this format instead of detecting it."
+    ),
+]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="DuckDB threads.")]
-MemoryOpt = Annotated[str | None, typer.Option(
-    "--memory-limit", help="DuckDB memory limit, e.g. 4GB; it spills to disk beyond it.")]
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--memory-limit", help="DuckDB memory limit, e.g. 4GB; it spills to disk beyond it."
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")]
 
 
 def run_ingest(
-    store: Store, paths: list[str], inventory: list[str] | None, config_path: Path | None,
-    format_hint: str | None, quiet: bool,
+    store: Store,
+    paths: list[str],
+    inventory: list[str] | None,
+    config_path: Path | None,
+    format_hint: str | None,
+    quiet: bool,
 ) -> IngestReport:
     """Shared by `ingest` and `scan`: load files, show progress and the summary."""
     config = load_config(config_path)
     console = stderr_console()
     with ingest_progress(console, enabled=not quiet) as (on_file, on_start):
-        report = ingest_paths(store, paths, inventory or [], config, format_hint,
-                              on_file=on_file, on_start=on_start)  # type: ignore[arg-type]
+        report = ingest_paths(
+            store, paths, inventory or [], config, format_hint, on_file=on_file, on_start=on_start
+        )
     errors = _first_rejections(store, report)
     if not report.anything_read:
         # One line says why; the table of zeros would only hide it.
@@ -145,8 +172,10 @@ def _nothing_read(report: IngestReport, names: list[str]) -> str:
         only = report.files[0]
         return f"{only.source}: {only.error}"
     failed = len(report.failed_files)
-    return (f"nothing could be read from {', '.join(names)}: "
-            f"{failed} of {len(report.files)} files unreadable, {report.rejected} records rejected")
+    return (
+        f"nothing could be read from {', '.join(names)}: "
+        f"{failed} of {len(report.files)} files unreadable, {report.rejected} records rejected"
+    )
 
 
 @contextmanager
@@ -203,29 +232,56 @@ def scan(
     inventory: InventoryOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
-    as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="The clock every check uses (ISO 8601, UTC if no offset). Default: now.")
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="The clock every check uses (ISO 8601, UTC if no offset). Default: now."
+        ),
     ] = None,
-    rules: Annotated[list[Path] | None, typer.Option(
-        "--rules", help="Extra rules directory (repeatable), added to the bundled pack.")] = None,
-    output_format: Annotated[str, typer.Option(
-        "--format", "-f", help="table, json, csv, sarif, junit or markdown.")] = DEFAULT_FORMAT,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the report to this file (only once the scan succeeded).")
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--rules", help="Extra rules directory (repeatable), added to the bundled pack."
+        ),
     ] = None,
-    fail_on: Annotated[str, typer.Option(
-        "--fail-on", help="Exit 1 on findings at or above: info, low, medium, high, critical, "
-        "or never.")] = "high",
-    min_severity: Annotated[str | None, typer.Option(
-        "--min-severity", help="Report only findings at or above this severity.")] = None,
-    problem: Annotated[list[str] | None, typer.Option(
-        "--problem", help="Report only this problem key (repeatable).")] = None,
-    baseline: Annotated[Path | None, typer.Option(
-        "--baseline", help="Findings listed in this baseline file do not fail the run.")] = None,
-    write_baseline: Annotated[Path | None, typer.Option(
-        "--write-baseline", help="Record the current finding ids in this file.")] = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Add locations and rule ids to the terminal report.")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, json, csv, sarif, junit or markdown.")
+    ] = DEFAULT_FORMAT,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the report to this file (only once the scan succeeded)."
+        ),
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 on findings at or above: info, low, medium, high, critical, or never.",
+        ),
+    ] = "high",
+    min_severity: Annotated[
+        str | None,
+        typer.Option("--min-severity", help="Report only findings at or above this severity."),
+    ] = None,
+    problem: Annotated[
+        list[str] | None,
+        typer.Option("--problem", help="Report only this problem key (repeatable)."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline", help="Findings listed in this baseline file do not fail the run."
+        ),
+    ] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option("--write-baseline", help="Record the current finding ids in this file."),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Add locations and rule ids to the terminal report."),
+    ] = False,
     format_hint: HintOpt = None,
     strict: StrictOpt = False,
     threads: ThreadsOpt = None,
@@ -249,9 +305,7 @@ def scan(
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
         report = run_ingest(store, paths, inventory, config, format_hint, quiet)
         _check_strict(report, strict)
-        result = run_scan(
-            store, settings, clock, list(rules or []), inputs=input_summaries(report)
-        )
+        result = run_scan(store, settings, clock, list(rules or []), inputs=input_summaries(report))
         warnings = policy.apply_policy(
             result,
             suppressions=settings.suppressions,

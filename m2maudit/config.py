@@ -50,14 +50,40 @@ GENERIC_LOG_FIELDS = (
 )
 
 DEFAULT_WILDCARD_SCOPES = [r"\*", r"\*:\*", r".*:\*", r"\*:.*", r".*\.\*", r".*\.all", r"all"]
-DEFAULT_ADMIN_SCOPES = [r"admin", r".*:admin", r"admin:.*", r".*\.admin", r"root", r"owner",
-                        r".*:write_all", r"sudo", r"superuser", r"full_access"]
+DEFAULT_ADMIN_SCOPES = [
+    r"admin",
+    r".*:admin",
+    r"admin:.*",
+    r".*\.admin",
+    r"root",
+    r"owner",
+    r".*:write_all",
+    r"sudo",
+    r"superuser",
+    r"full_access",
+]
 DEFAULT_HUMAN_PATTERNS = [r"[^@\s]+@[^@\s]+\.[^@\s]+", r"user:.*", r"users/.*"]
-DEFAULT_AGENT_PATTERNS = [r".*agent.*", r".*\bbot\b.*", r".*-bot", r"bot-.*", r".*assistant.*",
-                          r".*copilot.*", r".*llm.*", r".*gpt.*", r".*claude.*"]
-DEFAULT_SERVICE_PATTERNS = [r"svc-.*", r".*-svc", r".*-service", r"service-.*",
-                            r"system:serviceaccount:.*", r".*\.iam\.gserviceaccount\.com",
-                            r"arn:aws:iam::\d+:role/.*", r"arn:aws:sts::.*"]
+DEFAULT_AGENT_PATTERNS = [
+    r".*agent.*",
+    r".*\bbot\b.*",
+    r".*-bot",
+    r"bot-.*",
+    r".*assistant.*",
+    r".*copilot.*",
+    r".*llm.*",
+    r".*gpt.*",
+    r".*claude.*",
+]
+DEFAULT_SERVICE_PATTERNS = [
+    r"svc-.*",
+    r".*-svc",
+    r".*-service",
+    r"service-.*",
+    r"system:serviceaccount:.*",
+    r".*\.iam\.gserviceaccount\.com",
+    r"arn:aws:iam::\d+:role/.*",
+    r"arn:aws:sts::.*",
+]
 
 
 @dataclass(frozen=True)
@@ -103,13 +129,31 @@ class Config:
 
 
 _TOP_KEYS = {
-    "thresholds", "wildcard_scopes", "admin_scopes", "human_patterns", "agent_patterns",
-    "service_patterns", "mapping", "select", "ignore", "severity", "params", "suppressions",
+    "thresholds",
+    "wildcard_scopes",
+    "admin_scopes",
+    "human_patterns",
+    "agent_patterns",
+    "service_patterns",
+    "mapping",
+    "select",
+    "ignore",
+    "severity",
+    "params",
+    "suppressions",
 }
 # One value, never a list: `$` then `.name`, `."quoted name"` or `[index]` steps.
 _JSON_PATH = re.compile(r'\$(?:\.(?:"(?:[^"\\]|\\.)+"|[^."\[\]\s*$]+)|\[[0-9]+\])+')
-_SUPPRESSION_KEYS = {"rule", "problem", "principal", "credential", "reason", "owner", "ticket",
-                     "expires"}
+_SUPPRESSION_KEYS = {
+    "rule",
+    "problem",
+    "principal",
+    "credential",
+    "reason",
+    "owner",
+    "ticket",
+    "expires",
+}
 
 
 def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | None:
@@ -327,7 +371,7 @@ thresholds:
   max_credential_days: {t.max_credential_days}     # credential validity above this is too long
   max_scopes: {t.max_scopes}               # more scopes than this on one credential
   max_chain_depth: {t.max_chain_depth}           # deepest allowed RFC 8693 act chain
-  min_attribution: {t.min_attribution}        # share of agent actions tied to human+agent+credential+trace
+  min_attribution: {t.min_attribution}        # agent actions tied to human+agent+credential+trace
 
 # Who is who: regular expressions (full match, case-insensitive) over principal names.
 # agent_patterns: ['agent-.*', '.*-bot']

@@ -6,7 +6,7 @@ Reports (stdout) are the reporters' job; this module only talks about the run it
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -32,9 +32,9 @@ def stderr_console() -> Console:
 
 
 @contextmanager
-def ingest_progress(console: Console, enabled: bool = True) -> Iterator[
-    tuple[ProgressHook, object]
-]:
+def ingest_progress(
+    console: Console, enabled: bool = True
+) -> Iterator[tuple[ProgressHook, Callable[[list[InputFile]], None]]]:
     """A progress bar over files and bytes; silent when stderr is not a terminal."""
     show = enabled and console.is_terminal
     progress = Progress(
@@ -56,22 +56,26 @@ def ingest_progress(console: Console, enabled: bool = True) -> Iterator[
 
     def on_file(file: InputFile, _report: FileReport) -> None:
         counter["done"] += 1
-        progress.update(task, advance=file.size,
-                        files=f"{counter['done']}/{counter['total']} files")
+        progress.update(
+            task, advance=file.size, files=f"{counter['done']}/{counter['total']} files"
+        )
 
     with progress:
         yield on_file, on_start
 
 
-def print_ingest_summary(console: Console, report: IngestReport, errors: list[tuple[str, int, str]],
-                         quiet: bool = False) -> None:
+def print_ingest_summary(
+    console: Console, report: IngestReport, errors: list[tuple[str, int, str]], quiet: bool = False
+) -> None:
     """The per-file table, then unreadable files, the first rejection reasons, and the totals."""
     if not quiet:
         table = Table(title="Ingest", title_justify="left", expand=False)
         for column in ("file", "format", "read", "loaded", "dup", "rejected", "window (UTC)"):
-            table.add_column(column, justify="right" if column in ("read", "loaded", "dup",
-                                                                   "rejected") else "left",
-                             overflow="fold")
+            table.add_column(
+                column,
+                justify="right" if column in ("read", "loaded", "dup", "rejected") else "left",
+                overflow="fold",
+            )
         for file in report.files:
             window = ""
             if file.first_ts and file.last_ts:
@@ -79,8 +83,15 @@ def print_ingest_summary(console: Console, report: IngestReport, errors: list[tu
             fmt = file.format or "-"
             if file.already_ingested:
                 window = "already ingested"
-            table.add_row(escape(file.source), fmt, str(file.read), str(file.loaded),
-                          str(file.duplicates), str(file.rejected), window)
+            table.add_row(
+                escape(file.source),
+                fmt,
+                str(file.read),
+                str(file.loaded),
+                str(file.duplicates),
+                str(file.rejected),
+                window,
+            )
         console.print(table)
     print_problems(console, report, errors)
     files = len(report.files)
@@ -92,17 +103,24 @@ def print_ingest_summary(console: Console, report: IngestReport, errors: list[tu
     )
 
 
-def print_problems(console: Console, report: IngestReport, errors: list[tuple[str, int, str]],
-                   show_files: bool = True) -> None:
+def print_problems(
+    console: Console,
+    report: IngestReport,
+    errors: list[tuple[str, int, str]],
+    show_files: bool = True,
+) -> None:
     """Unreadable files, then the first rejected records with file, line and reason."""
     if show_files:
         for file in report.failed_files:
-            console.print(f"[red]unreadable[/]: {escape(f'{file.source}: {file.error}')}",
-                          soft_wrap=True)
+            console.print(
+                f"[red]unreadable[/]: {escape(f'{file.source}: {file.error}')}", soft_wrap=True
+            )
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
-        console.print(f"[yellow]rejected[/]: {escape(f'{source}:{line}: {reason}')}",
-                      soft_wrap=True)
+        console.print(
+            f"[yellow]rejected[/]: {escape(f'{source}:{line}: {reason}')}", soft_wrap=True
+        )
     hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)
     if hidden > 0:
-        console.print(f"... and {hidden} more rejected records (see the ingest_errors table)",
-                      markup=False)
+        console.print(
+            f"... and {hidden} more rejected records (see the ingest_errors table)", markup=False
+        )

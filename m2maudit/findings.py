@@ -72,12 +72,18 @@ class Finding:
 
     def sort_key(self) -> tuple[int, str, str, str, str]:
         """Most severe first, then by rule, principal and credential: a deterministic order."""
-        return (-self.severity_rank, self.rule_id, self.principal or "", self.token_id or "",
-                self.id)
+        return (
+            -self.severity_rank,
+            self.rule_id,
+            self.principal or "",
+            self.token_id or "",
+            self.id,
+        )
 
 
-def finding_id(rule_id: str, principal: str | None, token_id: str | None,
-               discriminator: str | None = None) -> str:
+def finding_id(
+    rule_id: str, principal: str | None, token_id: str | None, discriminator: str | None = None
+) -> str:
     """Stable id: SHA-256 prefix over the rule, principal, credential and discriminator."""
     material = "\x1f".join([rule_id, principal or "", token_id or "", discriminator or ""])
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]

@@ -27,15 +27,45 @@ from m2maudit.timeutil import utc_now
 from m2maudit.tokens import decode_staged_tokens
 
 EVENT_COLUMNS = (
-    "ts", "principal", "principal_type", "client_id", "credential_id", "credential_type",
-    "token_fp", "on_behalf_of", "act_chain", "action", "resource", "scopes_used",
-    "scopes_granted", "outcome",
-    "status", "source_ip", "user_agent", "trace_id", "session_id", "task_id",
-    "credential_issued_at", "credential_expires_at", "leaked_secret", "leaked_secret_fp",
+    "ts",
+    "principal",
+    "principal_type",
+    "client_id",
+    "credential_id",
+    "credential_type",
+    "token_fp",
+    "on_behalf_of",
+    "act_chain",
+    "action",
+    "resource",
+    "scopes_used",
+    "scopes_granted",
+    "outcome",
+    "status",
+    "source_ip",
+    "user_agent",
+    "trace_id",
+    "session_id",
+    "task_id",
+    "credential_issued_at",
+    "credential_expires_at",
+    "leaked_secret",
+    "leaked_secret_fp",
 )
 CREDENTIAL_COLUMNS = (
-    "credential_id", "type", "principal", "principal_type", "owner", "scopes", "created_at",
-    "last_rotated_at", "expires_at", "last_used_at", "status", "revoked_at", "principal_status",
+    "credential_id",
+    "type",
+    "principal",
+    "principal_type",
+    "owner",
+    "scopes",
+    "created_at",
+    "last_rotated_at",
+    "expires_at",
+    "last_used_at",
+    "status",
+    "revoked_at",
+    "principal_status",
     "environment",
 )
 _FIELD_NAME = re.compile(r"[A-Za-z_@$][\w .@$:/-]{0,63}")
@@ -217,24 +247,28 @@ def content_identity(file: InputFile) -> str:
 
 
 def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:
-    table, columns = ("events", EVENT_COLUMNS) if kind == "events" else (
-        "credentials", CREDENTIAL_COLUMNS)
+    table, columns = (
+        ("events", EVENT_COLUMNS) if kind == "events" else ("credentials", CREDENTIAL_COLUMNS)
+    )
     con = store.con
     accepted = int(store.scalar("SELECT count(*) FROM _mapped WHERE reject_reason IS NULL"))
     fresh = "reject_reason IS NULL"
     if store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"):
         fresh += f" AND record_key NOT IN (SELECT record_key FROM {table})"
     column_list = ", ".join(columns)
-    report.loaded = _count(con.execute(
-        f"""
+    report.loaded = _count(
+        con.execute(
+            f"""
         INSERT INTO {table} ({column_list}, source_format, source_file, source_line, record_key)
         SELECT {column_list}, ?, ?, source_line, record_key FROM _mapped WHERE {fresh}
         """,
-        [ctx.format_name, ctx.file.display],
-    ))
+            [ctx.format_name, ctx.file.display],
+        )
+    )
     decode_staged_tokens(con, ctx.config)  # the raw tokens are in _mapped only until it is dropped
-    report.rejected = _count(con.execute(
-        """
+    report.rejected = _count(
+        con.execute(
+            """
         INSERT INTO ingest_errors
         SELECT ?, source_line, ?, reason FROM (
             SELECT source_line, reason FROM _staging_rejects
@@ -242,8 +276,9 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
             SELECT source_line, reject_reason FROM _mapped WHERE reject_reason IS NOT NULL
         )
         """,
-        [ctx.file.display, ctx.format_name],
-    ))
+            [ctx.file.display, ctx.format_name],
+        )
+    )
     report.duplicates = accepted - report.loaded
     report.read = accepted + report.rejected
     if kind == "events":
@@ -268,8 +303,19 @@ def _count(cursor: duckdb.DuckDBPyConnection) -> int:
 def _record_file(store: Store, identity: str, report: FileReport) -> None:
     store.con.execute(
         "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [identity, report.source, report.format, report.kind, report.read, report.loaded,
-         report.duplicates, report.rejected, report.first_ts, report.last_ts, utc_now()],
+        [
+            identity,
+            report.source,
+            report.format,
+            report.kind,
+            report.read,
+            report.loaded,
+            report.duplicates,
+            report.rejected,
+            report.first_ts,
+            report.last_ts,
+            utc_now(),
+        ],
     )
 
 
@@ -281,6 +327,13 @@ def _record_file_error(store: Store, file: InputFile, report: FileReport) -> Non
 
 
 def _drop_staging(store: Store) -> None:
-    for table in ("_records", "_mapped", "_staging_rejects", "_lines", "_documents",
-                  "_classified", "_csv"):
+    for table in (
+        "_records",
+        "_mapped",
+        "_staging_rejects",
+        "_lines",
+        "_documents",
+        "_classified",
+        "_csv",
+    ):
         store.con.execute(f"DROP TABLE IF EXISTS {table}")

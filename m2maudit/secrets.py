@@ -9,14 +9,18 @@ from __future__ import annotations
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    ("aws_secret_key",
-     r"(?i)(aws_secret_access_key|secretaccesskey)[\"' ]*[:=][\"' ]*[A-Za-z0-9/+]{40}"),
+    (
+        "aws_secret_key",
+        r"(?i)(aws_secret_access_key|secretaccesskey)[\"' ]*[:=][\"' ]*[A-Za-z0-9/+]{40}",
+    ),
     ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
     ("openai_key", r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}"),
-    ("password_or_key",
-     r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
-     r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}"),
+    (
+        "password_or_key",
+        r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
+        r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}",
+    ),
 )
 
 

@@ -71,7 +71,9 @@ def test_format_hint_on_scan(tmp_path: Path) -> None:
     detected = runner.invoke(app, ["scan", str(path), "--quiet"])
     assert detected.exit_code == 2
     assert "unrecognised format" in detected.stderr
-    hinted = runner.invoke(app, ["scan", str(path), "--quiet", "--format-hint", "okta", "--fail-on", "never"])
+    hinted = runner.invoke(
+        app, ["scan", str(path), "--quiet", "--format-hint", "okta", "--fail-on", "never"]
+    )
     assert hinted.exit_code == 0, hinted.stderr
     assert "1 loaded" in hinted.stderr
     unknown = runner.invoke(app, ["scan", str(path), "--format-hint", "oktaa"])
@@ -83,6 +85,8 @@ def test_scan_of_my_sample_folders_detects_each_file() -> None:
     folders = [
         real_logs_dir() / name for name in ("okta", "github_audit", "vault_audit", "entra_signin")
     ]
-    result = runner.invoke(app, ["scan", *map(str, folders), "--quiet", "--fail-on", "never"], env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, ["scan", *map(str, folders), "--quiet", "--fail-on", "never"], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.stderr
     assert "0 files unreadable" in result.stderr

@@ -268,7 +268,16 @@ def test_scan_with_db_and_inventory(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", [ev(10)])
     write_jsonl(tmp_path / "inv.jsonl", [{"token_id": "t1", "status": "active"}])
     result = cli(
-        "scan", "--fail-on", "never", "a.jsonl", "--inventory", "inv.jsonl", "--db", "s.duckdb", "--as-of", "2024-06-01"
+        "scan",
+        "--fail-on",
+        "never",
+        "a.jsonl",
+        "--inventory",
+        "inv.jsonl",
+        "--db",
+        "s.duckdb",
+        "--as-of",
+        "2024-06-01",
     )
     assert result.code == 0, result.stderr
     assert (count(tmp_path / "s.duckdb"), count(tmp_path / "s.duckdb", "credentials")) == (1, 1)
@@ -297,7 +306,9 @@ def test_no_raw_token_on_stdout_or_stderr(run_cli: RunCli, tmp_path: Path) -> No
     )
     write_bytes(tmp_path / "nohead.csv", f"{TS.format(1)},agent,Bearer {TOKEN}\n".encode())
     write_jsonl(tmp_path / "inv.jsonl", [{"token_id": {"raw": TOKEN}, "status": "active"}])
-    result = run_cli("scan", "--fail-on", "never", "a.jsonl", "nohead.csv", "--inventory", "inv.jsonl")
+    result = run_cli(
+        "scan", "--fail-on", "never", "a.jsonl", "nohead.csv", "--inventory", "inv.jsonl"
+    )
     assert result.code == 0
     assert "rejected:" in result.stderr and "unreadable:" in result.stderr
     signature = TOKEN.rsplit(".", 1)[1]

@@ -16,10 +16,22 @@ AGENTS = str(ROOT / "sample_logs" / "agents")
 def scan_json(tmp_path: Path, config: str) -> dict:
     path = tmp_path / "m2maudit.yaml"
     path.write_text(config, encoding="utf-8")
-    result = CliRunner().invoke(app, [
-        "scan", AGENTS, "--config", str(path), "--as-of", "2026-11-28T00:00:00Z",
-        "-f", "json", "--fail-on", "never", "-q",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            AGENTS,
+            "--config",
+            str(path),
+            "--as-of",
+            "2026-11-28T00:00:00Z",
+            "-f",
+            "json",
+            "--fail-on",
+            "never",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -52,11 +64,14 @@ def test_threshold_changes_a_rule(tmp_path: Path) -> None:
 
 
 def test_suppression_keeps_the_finding_marked(tmp_path: Path) -> None:
-    report = scan_json(tmp_path, (
-        "suppressions:\n"
-        "  - rule: M2M303\n    principal: svc-*\n    reason: rotation in flight\n"
-        "    expires: 2027-01-31\n"
-    ))
+    report = scan_json(
+        tmp_path,
+        (
+            "suppressions:\n"
+            "  - rule: M2M303\n    principal: svc-*\n    reason: rotation in flight\n"
+            "    expires: 2027-01-31\n"
+        ),
+    )
     etl = [f for f in report["findings"] if f["rule_id"] == "M2M303"]
     assert etl and all(f["suppressed"] for f in etl)
 

@@ -43,9 +43,12 @@ def expand_inputs(
             candidates = [path]
         elif path.is_dir():
             candidates = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not any(part in _SKIP_DIRS or part.startswith(".")
-                                           for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(
+                    part in _SKIP_DIRS or part.startswith(".") for part in p.relative_to(path).parts
+                )
             )
             if not candidates:
                 raise InputError(raw, "directory holds no files")
@@ -91,8 +94,9 @@ def _stdin_file(forced_kind: Kind | None, format_hint: str | None) -> InputFile:
     except BaseException:
         Path(spool.name).unlink(missing_ok=True)
         raise
-    return InputFile(path, "<stdin>", stdin.size, stdin.compressed, forced_kind, format_hint,
-                     temporary=True)
+    return InputFile(
+        path, "<stdin>", stdin.size, stdin.compressed, forced_kind, format_hint, temporary=True
+    )
 
 
 def remove_temporary(files: list[InputFile]) -> None:
@@ -142,15 +146,21 @@ def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sa
         return _sniff_object(file, stripped, extension)
     if stripped.startswith("["):
         first = _first_json_value(file, stripped[1:].lstrip())
-        return Sample(text, "json_array", first if isinstance(first, dict) else None,
-                      extension=extension)
+        return Sample(
+            text, "json_array", first if isinstance(first, dict) else None, extension=extension
+        )
     if extension in (".yaml", ".yml") or stripped.startswith(("---", "- ")):
         return _sniff_yaml(text, extension)
     first_line = stripped.splitlines()[0] if stripped else ""
     delimiter = max(_CSV_DELIMITERS, key=first_line.count)
     if first_line.count(delimiter):
-        return Sample(text, "csv", csv_header=_csv_header(first_line, delimiter),
-                      extension=extension, csv_delimiter=delimiter)
+        return Sample(
+            text,
+            "csv",
+            csv_header=_csv_header(first_line, delimiter),
+            extension=extension,
+            csv_delimiter=delimiter,
+        )
     if ":" in first_line:
         return _sniff_yaml(text, extension)
     return Sample(text, "unknown", extension=extension)
@@ -195,18 +205,26 @@ def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
         return Sample(stripped, "jsonl", value, extension=extension)
     document, end = _raw_decode_end(stripped)
     if document is not None and end > len(first_line):  # one value over several lines
-        return Sample(stripped, "json_object", document if isinstance(document, dict) else None,
-                      extension=extension)
+        return Sample(
+            stripped,
+            "json_object",
+            document if isinstance(document, dict) else None,
+            extension=extension,
+        )
     later = _later_object_line(file, stripped)
     if later is not None:  # a broken or over-long first line in a JSON lines file
         return Sample(stripped, "jsonl", later, extension=extension)
     first = _first_json_value(file, stripped)
     if first is None and len(stripped) >= SAMPLE_BYTES // 2:
         limit = _FIRST_RECORD_LIMIT // (1024 * 1024)
-        raise InputError(file.display, f"the first JSON record is not valid JSON or is over "
-                                       f"{limit} MiB; cannot tell the format")
-    return Sample(stripped, "json_object", first if isinstance(first, dict) else None,
-                  extension=extension)
+        raise InputError(
+            file.display,
+            f"the first JSON record is not valid JSON or is over "
+            f"{limit} MiB; cannot tell the format",
+        )
+    return Sample(
+        stripped, "json_object", first if isinstance(first, dict) else None, extension=extension
+    )
 
 
 def _loads(text: str) -> Any:
@@ -260,7 +278,7 @@ def _lines_after_first(file: InputFile) -> list[str]:
                     return []
                 newline = chunk.find(b"\n")
                 if newline >= 0:
-                    rest = chunk[newline + 1:] + handle.read(SAMPLE_BYTES)
+                    rest = chunk[newline + 1 :] + handle.read(SAMPLE_BYTES)
                     return ["", *rest.decode("utf-8", errors="replace").split("\n")]
                 scanned += len(chunk)
     except (EOFError, gzip.BadGzipFile, zlib.error):
@@ -289,8 +307,9 @@ def _sniff_yaml(text: str, extension: str) -> Sample:
         cut = text[: text.rfind("\n")] if "\n" in text else text
         value = yaml.safe_load(cut)
     except yaml.YAMLError:
-        return Sample(text, "yaml" if extension in (".yaml", ".yml") else "unknown",
-                      extension=extension)
+        return Sample(
+            text, "yaml" if extension in (".yaml", ".yml") else "unknown", extension=extension
+        )
     if isinstance(value, dict):
         for key in ("tokens", "credentials"):
             if isinstance(value.get(key), list):

@@ -14,13 +14,32 @@ from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
 
 INVENTORY_FIELDS = (
-    "token_id", "type", "principal", "principal_type", "owner", "scopes", "created_at",
-    "last_rotated_at", "expires_at", "last_used_at", "status", "revoked_at",
-    "principal_status", "environment",
+    "token_id",
+    "type",
+    "principal",
+    "principal_type",
+    "owner",
+    "scopes",
+    "created_at",
+    "last_rotated_at",
+    "expires_at",
+    "last_used_at",
+    "status",
+    "revoked_at",
+    "principal_status",
+    "environment",
 )
 TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
-TEXT_FIELDS = ("token_id", "type", "principal", "principal_type", "owner", "status",
-               "principal_status", "environment")
+TEXT_FIELDS = (
+    "token_id",
+    "type",
+    "principal",
+    "principal_type",
+    "owner",
+    "status",
+    "principal_status",
+    "environment",
+)
 ID_ALIASES = ("token_id", "credential_id")
 STATUSES = ("active", "revoked", "disabled")
 PRINCIPAL_STATUSES = ("active", "decommissioned")
@@ -36,8 +55,10 @@ class GenericInventoryAdapter:
         ("credential_id", "token_id, else credential_id"),
         ("type / principal / principal_type / owner", "type / principal / principal_type / owner"),
         ("scopes", "scopes (a list or a space/comma-separated string)"),
-        ("created_at / last_rotated_at / expires_at / last_used_at / revoked_at",
-         "the same names (dates or ISO 8601)"),
+        (
+            "created_at / last_rotated_at / expires_at / last_used_at / revoked_at",
+            "the same names (dates or ISO 8601)",
+        ),
         ("status", "status: active | revoked | disabled (default active)"),
         ("principal_status", "principal_status: active | decommissioned (default active)"),
         ("environment", "environment"),
@@ -47,9 +68,22 @@ class GenericInventoryAdapter:
         keys = sample.keys()
         if not any(alias in keys for alias in ID_ALIASES):
             return False
-        return "timestamp" not in keys and "authorization" not in keys and bool(
-            keys & {"created_at", "last_rotated_at", "expires_at", "status", "scopes", "type",
-                    "owner", "principal"}
+        return (
+            "timestamp" not in keys
+            and "authorization" not in keys
+            and bool(
+                keys
+                & {
+                    "created_at",
+                    "last_rotated_at",
+                    "expires_at",
+                    "status",
+                    "scopes",
+                    "type",
+                    "owner",
+                    "principal",
+                }
+            )
         )
 
     def load(self, ctx: LoadContext) -> None:
@@ -76,14 +110,18 @@ class GenericInventoryAdapter:
         ]
         checks.append(("credential_id IS NULL", "'missing token_id'"))
         checks += [
-            (q.bad_timestamp(slot[name]),
-             f"'unparseable {name}: ' || left({slot[name]}, 40)") for name in TIME_FIELDS
+            (q.bad_timestamp(slot[name]), f"'unparseable {name}: ' || left({slot[name]}, 40)")
+            for name in TIME_FIELDS
         ]
         checks += [
-            (q.bad_string_list(slot["scopes"]),
-             "'field \"scopes\" must be a list or a space-separated string'"),
+            (
+                q.bad_string_list(slot["scopes"]),
+                "'field \"scopes\" must be a list or a space-separated string'",
+            ),
             (f"status NOT IN {STATUSES}", "'status must be active, revoked or disabled'"),
-            (f"principal_status NOT IN {PRINCIPAL_STATUSES}",
-             "'principal_status must be active or decommissioned'"),
+            (
+                f"principal_status NOT IN {PRINCIPAL_STATUSES}",
+                "'principal_status must be active or decommissioned'",
+            ),
         ]
         map_records(ctx, columns, checks, prelude={"v": f"json_extract(rec, [{paths}])"})

@@ -19,8 +19,19 @@ from m2maudit.sources.staging import map_records, stage
 
 IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
 TEXT_FIELDS = (
-    "principal", "principal_type", "client_id", "token_id", "authorization", "on_behalf_of",
-    "action", "resource", "status", "source_ip", "user_agent", "trace_id", "session_id",
+    "principal",
+    "principal_type",
+    "client_id",
+    "token_id",
+    "authorization",
+    "on_behalf_of",
+    "action",
+    "resource",
+    "status",
+    "source_ip",
+    "user_agent",
+    "trace_id",
+    "session_id",
     "task_id",
 )
 PRINCIPAL_TYPES = ("agent", "service", "human", "unknown")
@@ -141,21 +152,34 @@ class GenericLogAdapter:
         checks: list[tuple[str, str]] = []
         for name in TEXT_FIELDS:
             checks.append(
-                (q.is_composite(slot[name]),
-                 f"'field {_label(ctx.config, name)} must be text, not an object or a list'")
+                (
+                    q.is_composite(slot[name]),
+                    f"'field {_label(ctx.config, name)} must be text, not an object or a list'",
+                )
             )
         ts_label = _label(ctx.config, "timestamp")
         checks += [
-            (f"json_type({slot['timestamp']}) IS NULL OR json_type({slot['timestamp']}) = 'NULL'",
-             f"'missing {ts_label}'"),
-            ("ts IS NULL",
-             f"'unparseable {ts_label}: ' || left(coalesce({slot['timestamp']}, ''), 40)"),
-            (q.bad_string_list(slot["scopes"]),
-             f"'field {_label(ctx.config, 'scopes')} must be a list or a space-separated string'"),
-            ("principal IS NULL AND credential_id IS NULL",
-             "'no principal, client_id, token_id or authorization'"),
-            (f"principal_type IS NOT NULL AND principal_type NOT IN {PRINCIPAL_TYPES}",
-             "'principal_type must be one of agent, service, human, unknown'"),
+            (
+                f"coalesce(json_type({slot['timestamp']}), 'NULL') = 'NULL'",
+                f"'missing {ts_label}'",
+            ),
+            (
+                "ts IS NULL",
+                f"'unparseable {ts_label}: ' || left(coalesce({slot['timestamp']}, ''), 40)",
+            ),
+            (
+                q.bad_string_list(slot["scopes"]),
+                f"'field {_label(ctx.config, 'scopes')} must be a list or a space-separated "
+                "string'",
+            ),
+            (
+                "principal IS NULL AND credential_id IS NULL",
+                "'no principal, client_id, token_id or authorization'",
+            ),
+            (
+                f"principal_type IS NOT NULL AND principal_type NOT IN {PRINCIPAL_TYPES}",
+                "'principal_type must be one of agent, service, human, unknown'",
+            ),
         ]
         map_records(
             ctx,

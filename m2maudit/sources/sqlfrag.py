@@ -221,6 +221,8 @@ def member(value: str, field: str) -> str:
 def text_list(values: tuple[str, ...] | list[str]) -> str:
     """`('a', 'b')` for `x IN ...`, from constants m2maudit controls."""
     return "(" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + ")"
+
+
 # --- Shared by the vendor adapters (CloudTrail, Kubernetes, GCP, ...) -------------------------
 
 
@@ -311,10 +313,7 @@ def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
     such as CloudTrail's `Oct 2, 2019, 11:12:29 PM`."""
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in formats)
     text = json_text(value)
-    return (
-        f"coalesce({json_timestamp(value)}, "
-        f"timezone('UTC', try_strptime({text}, [{listed}])))"
-    )
+    return f"coalesce({json_timestamp(value)}, timezone('UTC', try_strptime({text}, [{listed}])))"
 
 
 def leak_columns(scope: str) -> dict[str, str]:

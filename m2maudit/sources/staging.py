@@ -90,8 +90,11 @@ def _renumber(
     """
     count = ctx.con.execute(f"SELECT count(*) FROM ({skipped})").fetchone()
     if not count or not count[0]:
-        _run(ctx, f"CREATE OR REPLACE TEMP TABLE {result} AS "
-                  f"SELECT * EXCLUDE ({ordinal}), {ordinal} AS {position} FROM {table}")
+        _run(
+            ctx,
+            f"CREATE OR REPLACE TEMP TABLE {result} AS "
+            f"SELECT * EXCLUDE ({ordinal}), {ordinal} AS {position} FROM {table}",
+        )
         return
     _run(
         ctx,
@@ -115,8 +118,11 @@ def read_lines(ctx: LoadContext) -> None:
     number, and the lines after them keep theirs.
     """
     _drop_reader_rejects(ctx)
-    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _kept_lines AS "
-              f"SELECT ordinality AS kept, line FROM {_line_reader(ctx)} WITH ORDINALITY")
+    _run(
+        ctx,
+        f"CREATE OR REPLACE TEMP TABLE _kept_lines AS "
+        f"SELECT ordinality AS kept, line FROM {_line_reader(ctx)} WITH ORDINALITY",
+    )
     _run(
         ctx,
         f"""
@@ -132,8 +138,14 @@ def read_lines(ctx: LoadContext) -> None:
         """,
     )
     _drop_reader_rejects(ctx)
-    _renumber(ctx, "_kept_lines", "kept", "SELECT source_line AS pos FROM _line_rejects",
-              "_lines", "source_line")
+    _renumber(
+        ctx,
+        "_kept_lines",
+        "kept",
+        "SELECT source_line AS pos FROM _line_rejects",
+        "_lines",
+        "source_line",
+    )
     _run(ctx, "DROP TABLE _kept_lines")
 
 
@@ -162,8 +174,7 @@ def _items_sql(doc: str, keys: Sequence[str]) -> str:
     for key in keys:
         path = "'$.\"" + key.replace("'", "''").replace('"', '\\"') + "\"'"
         whens.append(
-            f"WHEN json_type({doc}, {path}) = 'ARRAY' "
-            f"THEN json_extract({doc}, {path[:-1]}[*]')"
+            f"WHEN json_type({doc}, {path}) = 'ARRAY' THEN json_extract({doc}, {path[:-1]}[*]')"
         )
     return f"CASE {' '.join(whens)} ELSE [{doc}::JSON] END"
 
@@ -186,11 +197,17 @@ def _split_lines(ctx: LoadContext, extra_rejects: str | None = None) -> None:
         WHERE line IS NOT NULL AND trim(line, ' ' || chr(9) || chr(13) || chr(10)) <> ''
         """,
     )
-    _run(ctx, "CREATE OR REPLACE TEMP TABLE _records AS "
-              "SELECT source_line, line AS rec FROM _classified WHERE reason IS NULL")
+    _run(
+        ctx,
+        "CREATE OR REPLACE TEMP TABLE _records AS "
+        "SELECT source_line, line AS rec FROM _classified WHERE reason IS NULL",
+    )
     extra = f" UNION ALL SELECT source_line, reason FROM {extra_rejects}" if extra_rejects else ""
-    _run(ctx, "CREATE OR REPLACE TEMP TABLE _staging_rejects AS "
-              f"SELECT source_line, reason FROM _classified WHERE reason IS NOT NULL{extra}")
+    _run(
+        ctx,
+        "CREATE OR REPLACE TEMP TABLE _staging_rejects AS "
+        f"SELECT source_line, reason FROM _classified WHERE reason IS NOT NULL{extra}",
+    )
     _run(ctx, "DROP TABLE _classified")
     _run(ctx, "DROP TABLE _lines")
     if extra_rejects:
@@ -208,13 +225,19 @@ def _unwrap_records(ctx: LoadContext, keys: Sequence[str]) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _unwrapped AS
         SELECT source_line, item::VARCHAR AS rec, json_type(item) = 'OBJECT' AS is_object
-        FROM (SELECT source_line, unnest({_items_sql('rec', keys)}) AS item FROM _records)
+        FROM (SELECT source_line, unnest({_items_sql("rec", keys)}) AS item FROM _records)
         """,
     )
-    _run(ctx, "INSERT INTO _staging_rejects SELECT source_line, "
-              "'not a JSON object' FROM _unwrapped WHERE NOT is_object")
-    _run(ctx, "CREATE OR REPLACE TEMP TABLE _records AS "
-              "SELECT source_line, rec FROM _unwrapped WHERE is_object")
+    _run(
+        ctx,
+        "INSERT INTO _staging_rejects SELECT source_line, "
+        "'not a JSON object' FROM _unwrapped WHERE NOT is_object",
+    )
+    _run(
+        ctx,
+        "CREATE OR REPLACE TEMP TABLE _records AS "
+        "SELECT source_line, rec FROM _unwrapped WHERE is_object",
+    )
     _run(ctx, "DROP TABLE _unwrapped")
 
 
@@ -251,7 +274,7 @@ def stage_json_document(ctx: LoadContext, unwrap: Unwrap = None) -> None:
             FROM (
                 SELECT doc_number, unnest(items) AS item,
                        unnest(generate_series(1, len(items))) AS item_number
-                FROM (SELECT doc_number, {_items_sql('doc', keys)}::VARCHAR[] AS items
+                FROM (SELECT doc_number, {_items_sql("doc", keys)}::VARCHAR[] AS items
                       FROM _documents)
             )
             """,
@@ -320,21 +343,45 @@ def stage_csv(ctx: LoadContext) -> None:
     # Good rows: ordinal among good rows -> record number -> physical line.
     # Records before the header (blank lines DuckDB is told to skip) and the header itself.
     _renumber(
-        ctx, "_csv", "ordinality",
+        ctx,
+        "_csv",
+        "ordinality",
         f"SELECT range AS pos FROM range(1, {leading + 2}) "
         "UNION ALL SELECT record_number FROM _blank_records "
         "UNION ALL SELECT record_number FROM _csv_rejects",
-        "_csv_numbered", "record_number",
+        "_csv_numbered",
+        "record_number",
     )
-    _renumber(ctx, "_csv_numbered", "record_number", "SELECT pos FROM _continuation",
-              "_csv_lines", _CSV_LINE)
-    _run(ctx, "CREATE OR REPLACE TEMP TABLE _records AS "
-              f"SELECT {_CSV_LINE} AS source_line, "
-              f"json_remove(to_json(c), '$.{_CSV_LINE}')::VARCHAR AS rec FROM _csv_lines c")
-    _renumber(ctx, "_csv_rejects", "record_number", "SELECT pos FROM _continuation",
-              "_staging_rejects", "source_line")
-    for table in ("_csv", "_csv_numbered", "_csv_lines", "_csv_rejects", "_continuation",
-                  "_blank_records"):
+    _renumber(
+        ctx,
+        "_csv_numbered",
+        "record_number",
+        "SELECT pos FROM _continuation",
+        "_csv_lines",
+        _CSV_LINE,
+    )
+    _run(
+        ctx,
+        "CREATE OR REPLACE TEMP TABLE _records AS "
+        f"SELECT {_CSV_LINE} AS source_line, "
+        f"json_remove(to_json(c), '$.{_CSV_LINE}')::VARCHAR AS rec FROM _csv_lines c",
+    )
+    _renumber(
+        ctx,
+        "_csv_rejects",
+        "record_number",
+        "SELECT pos FROM _continuation",
+        "_staging_rejects",
+        "source_line",
+    )
+    for table in (
+        "_csv",
+        "_csv_numbered",
+        "_csv_lines",
+        "_csv_rejects",
+        "_continuation",
+        "_blank_records",
+    ):
         _run(ctx, f"DROP TABLE IF EXISTS {table}")
 
 
@@ -448,8 +495,13 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credenti
     for node in items:
         line = node.start_mark.line + 1
         if _yaml_size(node, _YAML_NODE_LIMIT) > _YAML_NODE_LIMIT:
-            rejects.append((line, f"record is too large (over {_YAML_NODE_LIMIT} values, "
-                                  "counting what YAML aliases repeat)"))
+            rejects.append(
+                (
+                    line,
+                    f"record is too large (over {_YAML_NODE_LIMIT} values, "
+                    "counting what YAML aliases repeat)",
+                )
+            )
             continue
         value = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.Node) else None
         if isinstance(value, dict):
