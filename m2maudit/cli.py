@@ -327,12 +327,14 @@ def scan(
     if write_baseline is not None:
         policy.write_baseline(write_baseline, result)
     code = policy.exit_code(result, fail_on)
-    active = len(result.active)
-    console.print(
-        f"{len(result.findings)} findings ({active} active, "
-        f"{len(result.findings) - active} suppressed or baselined); exit {code}",
-        markup=False,
-    )
+    if output is not None or output_format != DEFAULT_FORMAT:
+        # The table carries its own summary; a machine format on stdout or a file does not.
+        active = len(result.active)
+        console.print(
+            f"{len(result.findings)} findings ({active} active, "
+            f"{len(result.findings) - active} suppressed or baselined); exit {code}",
+            markup=False,
+        )
     raise typer.Exit(code)
 
 
