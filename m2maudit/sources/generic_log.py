@@ -11,7 +11,7 @@ import re
 from typing import ClassVar
 
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
-from m2maudit.fingerprint import bare_token_sql, fingerprint_sql
+from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import leaked_secret_fp_sql, redact_secrets_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
@@ -96,97 +96,131 @@ class GenericLogAdapter:
 
     def load(self, ctx: LoadContext) -> None:
         stage(ctx)
-        paths: list[str] = []
-        slot: dict[str, str] = {}
-        for name in GENERIC_LOG_FIELDS:
-            slots = []
-            for path in field_paths(ctx.config, name):
-                paths.append(path)
-                slots.append(f"v[{len(paths)}]")
-            slot[name] = slots[0] if len(slots) == 1 else f"coalesce({', '.join(slots)})"
-        path_list = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
-        text = {name: q.json_text(slot[name]) for name in TEXT_FIELDS}
-        auth = text["authorization"]
-        bare = bare_token_sql(auth)
-        leak_scope = f"CASE WHEN {auth} IS NULL THEN rec ELSE replace(rec, {auth}, '') END"
-        # A secret written in clear elsewhere in the record (a URL's access_token=...) is
-        # reported by kind and fingerprint; the stored text columns get it blanked out.
-        clean = {
-            name: f"CASE WHEN leak IS NULL THEN {value} ELSE {redact_secrets_sql(value)} END"
-            for name, value in text.items()
-        }
-        columns = {
-            "ts": q.json_timestamp(slot["timestamp"]),
-            "principal": f"coalesce({clean['principal']}, {clean['client_id']})",
-            "principal_type": f"lower({text['principal_type']})",
-            "client_id": clean["client_id"],
-            "credential_id": f"coalesce({clean['token_id']}, {fingerprint_sql(auth)})",
-            "credential_type": (
-                f"CASE WHEN {auth} IS NULL THEN NULL "
-                f"WHEN regexp_full_match({bare}, '[^.]+\\.[^.]*\\.[^.]*') THEN 'jwt' "
-                f"ELSE 'bearer' END"
-            ),
-            "token_fp": fingerprint_sql(auth),
-            # The bare token stays in the staging table only, for decoding; never stored.
-            "raw_token": f"nullif({bare}, '')",
-            "on_behalf_of": clean["on_behalf_of"],
-            "act_chain": "NULL::VARCHAR[]",
-            "action": clean["action"],
-            "resource": clean["resource"],
-            "scopes_used": q.json_string_list(slot["scopes"]),
-            "scopes_granted": "NULL::VARCHAR[]",
-            "status": clean["status"],
-            "outcome": q.outcome(text["status"]),
-            "source_ip": clean["source_ip"],
-            "user_agent": clean["user_agent"],
-            "trace_id": clean["trace_id"],
-            "session_id": clean["session_id"],
-            "task_id": clean["task_id"],
-            "credential_issued_at": "NULL::TIMESTAMPTZ",
-            "credential_expires_at": "NULL::TIMESTAMPTZ",
-            "leaked_secret": "leak",
-            "leaked_secret_fp": (
-                f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(leak_scope)} END"
-            ),
-        }
-        checks: list[tuple[str, str]] = []
-        for name in TEXT_FIELDS:
-            checks.append(
-                (
-                    q.is_composite(slot[name]),
-                    f"'field {_label(ctx.config, name)} must be text, not an object or a list'",
-                )
-            )
-        ts_label = _label(ctx.config, "timestamp")
-        checks += [
-            (
-                f"coalesce(json_type({slot['timestamp']}), 'NULL') = 'NULL'",
-                f"'missing {ts_label}'",
-            ),
-            (
-                "ts IS NULL",
-                f"'unparseable {ts_label}: ' || left(coalesce({slot['timestamp']}, ''), 40)",
-            ),
-            (
-                q.bad_string_list(slot["scopes"]),
-                f"'field {_label(ctx.config, 'scopes')} must be a list or a space-separated "
-                "string'",
-            ),
-            (
-                "principal IS NULL AND credential_id IS NULL",
-                "'no principal, client_id, token_id or authorization'",
-            ),
-            (
-                f"principal_type IS NOT NULL AND principal_type NOT IN {PRINCIPAL_TYPES}",
-                "'principal_type must be one of agent, service, human, unknown'",
-            ),
-        ]
-        map_records(
-            ctx,
-            columns,
-            checks,
-            prelude={"v": f"json_extract(rec, [{path_list}])", "leak": q.leak_check(leak_scope)},
+        map_records(ctx, _columns(), _checks(ctx.config), _layers(ctx.config))
+
+
+# The mapping is computed in layers (see `map_records`), each value once per record: DuckDB
+# would otherwise expand every reuse of a name into its whole expression again (a JSON parse,
+# a regex, a SHA-256 per use).
+
+
+def _layers(config: Config) -> list[dict[str, str]]:
+    paths: list[str] = []
+    slot: dict[str, str] = {}
+    for name in GENERIC_LOG_FIELDS:
+        slots = []
+        for path in field_paths(config, name):
+            paths.append(path)
+            slots.append(f"v[{len(paths)}]")
+        slot[name] = slots[0] if len(slots) == 1 else f"coalesce({', '.join(slots)})"
+    path_list = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+    fields = {f"j_{name}": slot[name] for name in GENERIC_LOG_FIELDS}
+    kinds = {f"k_{name}": f"json_type(j_{name})" for name in GENERIC_LOG_FIELDS}
+    texts = {
+        f"t_{name}": (
+            f"CASE WHEN k_{name} IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL "
+            f"ELSE nullif(trim(j_{name} ->> '$'), '') END"
         )
+        for name in (*TEXT_FIELDS, "timestamp")
+    }
+    leak_scope = (
+        "CASE WHEN t_authorization IS NULL THEN rec ELSE replace(rec, t_authorization, '') END"
+    )
+    return [
+        {"v": f"json_extract(rec, [{path_list}])"},
+        fields,
+        kinds,
+        texts,
+        {
+            "raw_token": f"nullif({bare_token_sql('t_authorization')}, '')",
+            "leak": q.leak_check(leak_scope),
+            "ts": (
+                "CASE WHEN k_timestamp IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                f"THEN {q.epoch_to_timestamp('try_cast(j_timestamp AS DOUBLE)')} "
+                f"WHEN k_timestamp = 'VARCHAR' THEN {q.text_timestamp('t_timestamp')} END"
+            ),
+        },
+        {
+            "fp": "left(sha256(raw_token), 16)",
+            "leak_fp": f"CASE WHEN leak IS NOT NULL THEN {leaked_secret_fp_sql(leak_scope)} END",
+            **{
+                f"c_{name}": (
+                    f"CASE WHEN leak IS NULL THEN t_{name} "
+                    f"ELSE {redact_secrets_sql(f't_{name}')} END"
+                )
+                for name in TEXT_FIELDS
+                if name not in ("authorization", "principal_type")
+            },
+        },
+        {
+            "principal": "coalesce(c_principal, c_client_id)",
+            "principal_type": "lower(t_principal_type)",
+            "credential_id": "coalesce(c_token_id, fp)",
+        },
+    ]
+
+
+def _columns() -> dict[str, str]:
+    return {
+        "ts": "ts",
+        "principal": "principal",
+        "principal_type": "principal_type",
+        "client_id": "c_client_id",
+        "credential_id": "credential_id",
+        "credential_type": (
+            "CASE WHEN raw_token IS NULL THEN NULL "
+            "WHEN regexp_full_match(raw_token, '[^.]+\\.[^.]*\\.[^.]*') THEN 'jwt' "
+            "ELSE 'bearer' END"
+        ),
+        "token_fp": "fp",
+        # The bare token stays in the staging table only, for decoding; never stored.
+        "raw_token": "raw_token",
+        "on_behalf_of": "c_on_behalf_of",
+        "act_chain": "NULL::VARCHAR[]",
+        "action": "c_action",
+        "resource": "c_resource",
+        "scopes_used": q.json_string_list("j_scopes"),
+        "scopes_granted": "NULL::VARCHAR[]",
+        "status": "c_status",
+        "outcome": q.outcome("t_status"),
+        "source_ip": "c_source_ip",
+        "user_agent": "c_user_agent",
+        "trace_id": "c_trace_id",
+        "session_id": "c_session_id",
+        "task_id": "c_task_id",
+        "credential_issued_at": "NULL::TIMESTAMPTZ",
+        "credential_expires_at": "NULL::TIMESTAMPTZ",
+        "leaked_secret": "leak",
+        "leaked_secret_fp": "leak_fp",
+    }
+
+
+def _checks(config: Config) -> list[tuple[str, str]]:
+    checks = [
+        (
+            f"coalesce(k_{name} IN ('OBJECT', 'ARRAY'), false)",
+            f"'field {_label(config, name)} must be text, not an object or a list'",
+        )
+        for name in TEXT_FIELDS
+    ]
+    ts_label = _label(config, "timestamp")
+    return [
+        *checks,
+        ("coalesce(k_timestamp, 'NULL') = 'NULL'", f"'missing {ts_label}'"),
+        ("ts IS NULL", f"'unparseable {ts_label}: ' || left(coalesce(j_timestamp, ''), 40)"),
+        (
+            "coalesce(k_scopes IN ('OBJECT', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'), false)",
+            f"'field {_label(config, 'scopes')} must be a list or a space-separated string'",
+        ),
+        (
+            "principal IS NULL AND credential_id IS NULL",
+            "'no principal, client_id, token_id or authorization'",
+        ),
+        (
+            f"principal_type IS NOT NULL AND principal_type NOT IN {PRINCIPAL_TYPES}",
+            "'principal_type must be one of agent, service, human, unknown'",
+        ),
+    ]
 
 
 def _label(config: Config, canonical: str) -> str:
