@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema, lock_down, run_rules
 from m2maudit.findings import Finding, ScanResult
@@ -110,14 +112,20 @@ def run_scan(
 
 
 def save_findings(store: Store, result: ScanResult) -> None:
-    """Keep the last scan's findings in the store, so a persisted --db answers for it."""
+    """Keep the last scan's findings in the store, so a persisted --db answers for it.
+
+    One bulk insert from a DataFrame: row-by-row inserts take seconds per ten thousand findings.
+    """
     store.con.execute("DELETE FROM findings")
-    rows = [_finding_row(f, result.as_of) for f in result.findings]
-    if rows:
-        store.con.executemany(
-            "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+    if not result.findings:
+        return
+    columns = [row[0] for row in store.con.execute("DESCRIBE findings").fetchall()]
+    frame = pd.DataFrame([_finding_row(f, result.as_of) for f in result.findings], columns=columns)
+    store.con.register("_new_findings", frame)
+    try:
+        store.con.execute(f"INSERT INTO findings SELECT {', '.join(columns)} FROM _new_findings")
+    finally:
+        store.con.unregister("_new_findings")
 
 
 def _finding_row(f: Finding, as_of: datetime) -> list[Any]:
