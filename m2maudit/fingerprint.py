@@ -23,10 +23,22 @@ def fingerprint(secret: str) -> str:
     return digest[:FINGERPRINT_HEX]
 
 
+_WHITESPACE_SQL = "(' ' || chr(9) || chr(13) || chr(10))"
+
+
 def bare_token_sql(expr: str) -> str:
-    """SQL twin of `bare_token` for a VARCHAR expression."""
-    stripped = f"regexp_replace({expr}, '^[ \\t\\r\\n]*[Bb][Ee][Aa][Rr][Ee][Rr][ \\t\\r\\n]+', '')"
-    return f"trim({stripped}, ' ' || chr(9) || chr(13) || chr(10))"
+    """SQL twin of `bare_token` for a VARCHAR expression.
+
+    String functions, not a regex: this runs once per event, and a regex per row cost about
+    a second per million events.
+    """
+    head = f"ltrim({expr}, {_WHITESPACE_SQL})"
+    scheme = (
+        f"lower(left({head}, 6)) = 'bearer' "
+        f"AND substr({head}, 7, 1) IN (' ', chr(9), chr(13), chr(10))"
+    )
+    rest = f"CASE WHEN {scheme} THEN ltrim(substr({head}, 7), {_WHITESPACE_SQL}) ELSE {head} END"
+    return f"rtrim({rest}, {_WHITESPACE_SQL})"
 
 
 def fingerprint_sql(expr: str) -> str:

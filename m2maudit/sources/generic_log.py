@@ -115,12 +115,9 @@ def _layers(config: Config) -> list[dict[str, str]]:
         slot[name] = slots[0] if len(slots) == 1 else f"coalesce({', '.join(slots)})"
     path_list = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
     fields = {f"j_{name}": slot[name] for name in GENERIC_LOG_FIELDS}
-    kinds = {f"k_{name}": f"json_type(j_{name})" for name in GENERIC_LOG_FIELDS}
+    kinds = {f"k_{name}": q.json_kind_fast(f"j_{name}") for name in GENERIC_LOG_FIELDS}
     texts = {
-        f"t_{name}": (
-            f"CASE WHEN k_{name} IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL "
-            f"ELSE nullif(trim(j_{name} ->> '$'), '') END"
-        )
+        f"t_{name}": q.json_text_fast(f"j_{name}", f"k_{name}")
         for name in (*TEXT_FIELDS, "timestamp")
     }
     leak_scope = (
@@ -168,9 +165,10 @@ def _columns() -> dict[str, str]:
         "client_id": "c_client_id",
         "credential_id": "credential_id",
         "credential_type": (
+            # Three dot-separated segments, the first not empty: a JWT (no regex per event).
             "CASE WHEN raw_token IS NULL THEN NULL "
-            "WHEN regexp_full_match(raw_token, '[^.]+\\.[^.]*\\.[^.]*') THEN 'jwt' "
-            "ELSE 'bearer' END"
+            "WHEN length(raw_token) - length(replace(raw_token, '.', '')) = 2 "
+            "AND NOT starts_with(raw_token, '.') THEN 'jwt' ELSE 'bearer' END"
         ),
         "token_fp": "fp",
         # The bare token stays in the staging table only, for decoding; never stored.

@@ -324,3 +324,28 @@ def leak_columns(scope: str) -> dict[str, str]:
             f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(scope)} END"
         ),
     }
+
+
+def json_kind_fast(value: str) -> str:
+    """`json_type` of a value `json_extract` returned, read from its first character.
+
+    `json_extract` writes compact JSON, so the first character tells the type; this avoids a
+    JSON parse per field per event on the hot path (numbers: BIGINT or DOUBLE only).
+    """
+    return (
+        f"CASE WHEN {value} IS NULL THEN NULL ELSE CASE left({value}, 1) "
+        f"WHEN '{{' THEN 'OBJECT' WHEN '[' THEN 'ARRAY' "
+        f"WHEN '\"' THEN 'VARCHAR' WHEN 'n' THEN 'NULL' WHEN 't' THEN 'BOOLEAN' "
+        f"WHEN 'f' THEN 'BOOLEAN' WHEN '' THEN NULL "
+        f"ELSE CASE WHEN regexp_matches({value}, '[.eE]') THEN 'DOUBLE' ELSE 'BIGINT' END END END"
+    )
+
+
+def json_text_fast(value: str, kind: str) -> str:
+    """A JSON scalar as text, given its kind; a string without escapes is just unquoted."""
+    return (
+        f"nullif(trim(CASE WHEN {kind} IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL "
+        f"WHEN {kind} = 'VARCHAR' THEN CASE WHEN contains({value}, '\\') "
+        f"THEN {value} ->> '$' ELSE (({value})::VARCHAR)[2:-2] END "
+        f"ELSE ({value})::VARCHAR END), '')"
+    )

@@ -1,0 +1,63 @@
+"""The cheap literal prefilter must never hide a secret the patterns would find."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pytest
+
+from m2maudit.fingerprint import bare_token, bare_token_sql
+from m2maudit.secrets import SECRET_NEEDLES, SECRET_PATTERNS, leaked_secret_kind_sql
+
+EXAMPLES = [
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2ln",
+    "AWS_SECRET_ACCESS_KEY=" + "A" * 40,
+    '"SecretAccessKey": "' + "b" * 40 + '"',
+    "ghp_" + "a" * 36,
+    "github_pat_" + "a" * 60,
+    "xoxb-1234567890-abc",
+    "sk-" + "a" * 40,
+    "client_secret=abcdefghijklmnop1234",
+    "?api_key=abcdefghijklmnop1234",
+    "ApiKey: abcdefghijklmnop1234",
+    "API-KEY=abcdefghijklmnop1234",
+    "Password=abcdefghijklmnop1234",
+    "passwd: abcdefghijklmnop1234",
+    "access_token=abcdefghijklmnop1234",
+    "Refresh_Token=abcdefghijklmnop1234",
+]
+
+
+def test_every_pattern_has_needles() -> None:
+    assert {kind for kind, _ in SECRET_PATTERNS} == set(SECRET_NEEDLES)
+
+
+@pytest.mark.parametrize("text", EXAMPLES)
+def test_prefilter_keeps_every_example(text: str) -> None:
+    assert any(re.search(p, text) for _, p in SECRET_PATTERNS), "example must be a secret"
+    con = duckdb.connect()
+    kind = con.execute(f"SELECT {leaked_secret_kind_sql('$t::VARCHAR')}", {"t": text}).fetchone()
+    assert kind is not None and kind[0] is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Bearer abc",
+        "  bearer \t abc  ",
+        "BEARER\tabc",
+        "bearer",
+        "bearerabc",
+        "abc",
+        "  ",
+        "Bearer ",
+        "Bearer  Bearer x",
+        "\r\nbearer\r\nx.y.z\n",
+    ],
+)
+def test_bare_token_sql_matches_python(raw: str) -> None:
+    con = duckdb.connect()
+    row = con.execute(f"SELECT {bare_token_sql('$t::VARCHAR')}", {"t": raw}).fetchone()
+    assert row is not None and row[0] == bare_token(raw)
