@@ -46,6 +46,13 @@ def test_prefilter_keeps_every_example(text: str) -> None:
     "raw",
     [
         "Bearer abc",
+        "Bearer\tx",
+        "bearer x ",
+        "Bearer éé",
+        "BeArEr x.y.z",
+        "x y",
+        " Bearer x",
+        "",
         "  bearer \t abc  ",
         "BEARER\tabc",
         "bearer",

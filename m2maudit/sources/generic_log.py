@@ -95,7 +95,7 @@ class GenericLogAdapter:
         return has_time and has_identity
 
     def load(self, ctx: LoadContext) -> None:
-        stage(ctx)
+        stage(ctx, validate=False)  # the mapping's own parse finds broken JSON (see _checks)
         map_records(ctx, _columns(), _checks(ctx.config), _layers(ctx.config))
 
 
@@ -124,7 +124,7 @@ def _layers(config: Config) -> list[dict[str, str]]:
         "CASE WHEN t_authorization IS NULL THEN rec ELSE replace(rec, t_authorization, '') END"
     )
     return [
-        {"v": f"json_extract(rec, [{path_list}])"},
+        {"v": f"try(json_extract(rec, [{path_list}]))"},
         fields,
         kinds,
         texts,
@@ -203,6 +203,7 @@ def _checks(config: Config) -> list[tuple[str, str]]:
     ]
     ts_label = _label(config, "timestamp")
     return [
+        ("v IS NULL", "'not valid JSON'"),
         *checks,
         ("coalesce(k_timestamp, 'NULL') = 'NULL'", f"'missing {ts_label}'"),
         ("ts IS NULL", f"'unparseable {ts_label}: ' || left(coalesce(j_timestamp, ''), 40)"),
