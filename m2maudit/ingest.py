@@ -22,6 +22,7 @@ from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAdapter
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
+from m2maudit.sources.staging import drop_relation
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
 from m2maudit.tokens import decode_staged_tokens
@@ -336,4 +337,4 @@ def _drop_staging(store: Store) -> None:
         "_classified",
         "_csv",
     ):
-        store.con.execute(f"DROP TABLE IF EXISTS {table}")
+        drop_relation(store.con, table)

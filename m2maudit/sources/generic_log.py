@@ -116,10 +116,11 @@ def _layers(config: Config) -> list[dict[str, str]]:
     path_list = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
     fields = {f"j_{name}": slot[name] for name in GENERIC_LOG_FIELDS}
     kinds = {f"k_{name}": q.json_kind_fast(f"j_{name}") for name in GENERIC_LOG_FIELDS}
-    texts = {
-        f"t_{name}": q.json_text_fast(f"j_{name}", f"k_{name}")
+    untrimmed = {
+        f"u_{name}": q.json_text_fast(f"j_{name}", f"k_{name}")
         for name in (*TEXT_FIELDS, "timestamp")
     }
+    texts = {f"t_{name}": q.trim_padded(f"u_{name}") for name in (*TEXT_FIELDS, "timestamp")}
     leak_scope = (
         "CASE WHEN t_authorization IS NULL THEN rec ELSE replace(rec, t_authorization, '') END"
     )
@@ -127,6 +128,7 @@ def _layers(config: Config) -> list[dict[str, str]]:
         {"v": f"try(json_extract(rec, [{path_list}]))"},
         fields,
         kinds,
+        untrimmed,
         texts,
         {
             "raw_token": f"nullif({bare_token_sql('t_authorization')}, '')",

@@ -342,10 +342,25 @@ def json_kind_fast(value: str) -> str:
 
 
 def json_text_fast(value: str, kind: str) -> str:
-    """A JSON scalar as text, given its kind; a string without escapes is just unquoted."""
+    """A JSON scalar as text, given its kind; a string without escapes is just unquoted.
+
+    Not trimmed: pass the result through `trim_padded` in a later layer.
+    """
     return (
-        f"nullif(trim(CASE WHEN {kind} IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL "
+        f"CASE WHEN {kind} IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL "
         f"WHEN {kind} = 'VARCHAR' THEN CASE WHEN contains({value}, '\\') "
         f"THEN {value} ->> '$' ELSE (({value})::VARCHAR)[2:-2] END "
-        f"ELSE ({value})::VARCHAR END), '')"
+        f"ELSE ({value})::VARCHAR END"
+    )
+
+
+def trim_padded(text: str) -> str:
+    """`nullif(trim(text), '')`, but trimming only text that starts or ends with a space.
+
+    `trim` copies every value it sees, and costs about two seconds per million events over
+    fifteen fields; almost no value is padded.
+    """
+    return (
+        f"nullif(CASE WHEN starts_with({text}, ' ') OR ends_with({text}, ' ') "
+        f"THEN trim({text}) ELSE {text} END, '')"
     )

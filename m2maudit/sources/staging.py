@@ -35,6 +35,17 @@ def _compression(file: InputFile) -> str:
     return "gzip" if file.compressed else "none"
 
 
+def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a staging table or view, whichever `name` is (DuckDB's DROP names the kind)."""
+    kinds = con.execute(
+        "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = $1 AND temporary "
+        "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = $1 AND temporary",
+        [name],
+    ).fetchall()
+    for (kind,) in kinds:
+        con.execute(f"DROP {kind} IF EXISTS {name}")
+
+
 def _run(ctx: LoadContext, sql: str, params: Sequence[Any] | None = None) -> None:
     try:
         ctx.con.execute(sql, list(params or []))
@@ -203,9 +214,12 @@ def _split_lines(ctx: LoadContext, extra_rejects: str | None = None, validate: b
         source = "_classified"
     else:
         source = f"(SELECT source_line, line, {reason} AS reason FROM _lines WHERE {present})"
+    # Without validation the checks are cheap, so `_records` is a view over `_lines`: no second
+    # copy of every line (gigabytes at millions of events, and the cause of spilling to disk).
+    drop_relation(ctx.con, "_records")
     _run(
         ctx,
-        "CREATE OR REPLACE TEMP TABLE _records AS "
+        f"CREATE TEMP {'TABLE' if validate else 'VIEW'} _records AS "
         f"SELECT source_line, line AS rec FROM {source} WHERE reason IS NULL",
     )
     extra = f" UNION ALL SELECT source_line, reason FROM {extra_rejects}" if extra_rejects else ""
@@ -215,7 +229,8 @@ def _split_lines(ctx: LoadContext, extra_rejects: str | None = None, validate: b
         f"SELECT source_line, reason FROM {source} WHERE reason IS NOT NULL{extra}",
     )
     _run(ctx, "DROP TABLE IF EXISTS _classified")
-    _run(ctx, "DROP TABLE _lines")
+    if validate:
+        _run(ctx, "DROP TABLE _lines")
     if extra_rejects:
         _run(ctx, f"DROP TABLE {extra_rejects}")
 
@@ -239,6 +254,7 @@ def _unwrap_records(ctx: LoadContext, keys: Sequence[str]) -> None:
         "INSERT INTO _staging_rejects SELECT source_line, "
         "'not a JSON object' FROM _unwrapped WHERE NOT is_object",
     )
+    drop_relation(ctx.con, "_records")
     _run(
         ctx,
         "CREATE OR REPLACE TEMP TABLE _records AS "
@@ -601,4 +617,5 @@ def map_records(
         FROM {source}
         """,
     )
-    ctx.con.execute("DROP TABLE _records")
+    drop_relation(ctx.con, "_records")
+    drop_relation(ctx.con, "_lines")
