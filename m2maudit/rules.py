@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +105,11 @@ class RuleErrors(AuditError):
 
 def default_pack_dir() -> Path:
     """The bundled rule pack: `rules/` beside the package in a checkout, else installed data."""
-    checkout = Path(__file__).resolve().parent.parent / "rules"
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "rules"
     if checkout.is_dir():
         return checkout
-    return Path(str(resources.files("m2maudit.rulepack")))
+    return package / "rulepack"  # where a wheel puts `rules/` (see pyproject.toml)
 
 
 def rule_files(directory: Path) -> list[Path]:
