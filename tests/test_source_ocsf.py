@@ -43,7 +43,7 @@ def test_api_activity_with_a_long_term_key(mixed: Loaded) -> None:
 def test_session_credential_gives_issue_and_expiry(mixed: Loaded) -> None:
     event = mixed.event(2)
     assert event["credential_id"] == "ASIAEXAMPLE000000002"
-    assert event["credential_type"] == "aws_temporary_key"
+    assert event["credential_type"] == "aws_session"
     assert event["credential_issued_at"] == datetime(2024, 6, 10, 3, 26, 40, tzinfo=UTC)
     assert event["credential_expires_at"] == datetime(2024, 6, 10, 15, 26, 40, tzinfo=UTC)  # 12 h
     assert (event["session_id"], event["trace_id"]) == ("sess-9", "corr-42")

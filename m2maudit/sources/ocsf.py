@@ -97,7 +97,7 @@ class OcsfAdapter:
         ),
         ("client_id", "actor.app_uid"),
         ("credential_id", "user.credential_uid, else session.credential_uid"),
-        ("credential_type", "aws_access_key (AKIA...) | aws_temporary_key (ASIA...)"),
+        ("credential_type", "aws_access_key (AKIA...) | aws_session (ASIA...)"),
         (
             "credential_issued_at / _expires_at",
             "session.created_time / expiration_time, when the session carries a credential_uid",
@@ -153,7 +153,7 @@ def _columns() -> dict[str, str]:
             "CASE WHEN regexp_full_match(credential_id, 'AKIA[A-Z0-9]{12,}') "
             "THEN 'aws_access_key' "
             "WHEN regexp_full_match(credential_id, 'ASIA[A-Z0-9]{12,}') "
-            "THEN 'aws_temporary_key' END"
+            "THEN 'aws_session' END"
         ),
         "token_fp": "NULL::VARCHAR",
         "raw_token": "NULL::VARCHAR",
