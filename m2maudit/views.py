@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from m2maudit.config import Config
 
+# Long-lived secrets that do not expire by themselves (the `credential_type` vocabulary of
+# docs/formats/README.md); rotation rules judge these.
 STATIC_CREDENTIAL_TYPES = (
     "api_key",
     "aws_access_key",
     "gcp_service_account_key",
     "github_pat",
+    "github_pat_fine_grained",
+    "github_ssh_key",
+    "github_deploy_key",
+    "okta_api_token",
     "client_secret",
+    "client_certificate",
     "static_token",
     "service_account_key",
     "bearer",
