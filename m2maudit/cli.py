@@ -21,7 +21,7 @@ from m2maudit import __version__, policy
 from m2maudit.cli_formats import formats_command
 from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
-from m2maudit.config import CONFIG_FILENAME, load_config, starter_config
+from m2maudit.config import CONFIG_FILENAME, PROBLEMS, load_config, starter_config
 from m2maudit.console import (
     ingest_progress,
     print_ingest_summary,
@@ -31,7 +31,7 @@ from m2maudit.console import (
 from m2maudit.errors import AuditError
 from m2maudit.ingest import IngestReport, ingest_paths
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
-from m2maudit.scan import input_summaries, run_scan, save_findings
+from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
 
@@ -296,16 +296,19 @@ def scan(
     reporter = get_reporter(output_format)
     policy.check_fail_on(fail_on)
     policy.check_severity(min_severity)
-    policy.check_problems(problem or [])
     for path, label in ((output, "--output"), (write_baseline, "--write-baseline")):
         if path is not None:
             policy.check_output_path(path, label)
     baseline_ids = policy.load_baseline(baseline) if baseline else None
     settings = load_config(config)
+    # Everything that can be wrong with the flags, config and rules fails before any input
+    # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.
+    pack = prepare_rules(settings, clock, list(rules or []))
+    policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
         report = run_ingest(store, paths, inventory, config, format_hint, quiet)
         _check_strict(report, strict)
-        result = run_scan(store, settings, clock, list(rules or []), inputs=input_summaries(report))
+        result = run_scan(store, settings, clock, inputs=input_summaries(report), rules=pack)
         warnings = policy.apply_policy(
             result,
             suppressions=settings.suppressions,
@@ -358,10 +361,36 @@ app.command("formats")(handle_errors(formats_command))
 
 
 def main() -> None:
+    """The console script: like `app()`, but a usage error is one line too, not a box."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        print("m2maudit: error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
     except SystemExit:
         raise
+    except Exception as exc:
+        if _is_usage_error(exc):
+            print(f"m2maudit: error: {_usage_message(exc)}", file=sys.stderr)
+            sys.exit(EXIT_ERROR)
+        print(f"m2maudit: internal error: {type(exc).__name__}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
     except BaseException as exc:  # a bug: say so in one line, without locals or tokens
         print(f"m2maudit: internal error: {type(exc).__name__}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's (or Typer's vendored Click's) UsageError, without importing either by name."""
+    return hasattr(exc, "format_message") and getattr(exc, "exit_code", None) == EXIT_ERROR
+
+
+def _usage_message(exc: Exception) -> str:
+    context = getattr(exc, "ctx", None)
+    name = getattr(context, "info_name", None)
+    where = f"{name}: " if name and context is not None and context.parent is not None else ""
+    message = str(exc.format_message()).replace("\n", " ")  # type: ignore[attr-defined]
+    return f"{where}{message} (see --help)"

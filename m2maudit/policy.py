@@ -67,14 +67,13 @@ def check_severity(value: str | None) -> str | None:
     return value
 
 
-def check_problems(values: Iterable[str]) -> list[str]:
-    """Validate the repeatable `--problem KEY`."""
+def check_problems(values: Iterable[str], known: Iterable[str] = PROBLEMS) -> list[str]:
+    """Validate the repeatable `--problem KEY` against the problem keys the rules use."""
     problems = list(values)
-    unknown = [value for value in problems if value not in PROBLEMS]
+    keys = list(dict.fromkeys(known))
+    unknown = [value for value in problems if value not in keys]
     if unknown:
-        raise AuditError(
-            f"--problem: unknown problem {unknown[0]!r}; use one of {', '.join(PROBLEMS)}"
-        )
+        raise AuditError(f"--problem: unknown problem {unknown[0]!r}; use one of {', '.join(keys)}")
     return problems
 
 
@@ -270,7 +269,7 @@ def apply_policy(
     The filters and the baseline are recorded in `result.stats["policy"]` so reports can say
     what was applied.
     """
-    wanted = check_problems(problems)
+    wanted = check_problems(problems, [*PROBLEMS, *(rule.problem for rule in result.rules)])
     kept = filter_findings(result.findings, min_severity, wanted)
     filtered_out = len(result.findings) - len(kept)
     result.findings = sorted(kept, key=Finding.sort_key)

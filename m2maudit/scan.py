@@ -14,6 +14,7 @@ import pandas as pd
 
 from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema, lock_down, run_rules
+from m2maudit.errors import AuditError
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.ingest import IngestReport
 from m2maudit.rules import Rule, load_rules
@@ -38,13 +39,35 @@ def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
 
 
 def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
-    """Apply the config's `select` and `ignore` (rule ids, names or problem keys)."""
+    """Apply the config's `select` and `ignore` (rule ids, names or problem keys).
+
+    A name that matches no rule is an error: a typo in `select` would otherwise switch every
+    check off and let a CI gate pass on nothing.
+    """
+    known = {key for rule in rules for key in (rule.id, rule.name, rule.problem)}
+    for option in ("select", "ignore"):
+        unknown = [name for name in getattr(config, option) if name not in known]
+        if unknown:
+            where = f"{config.path}: " if config.path else ""
+            raise AuditError(
+                f"{where}{option}: no rule or problem named {unknown[0]!r} "
+                "(see `m2maudit rules list`)"
+            )
 
     def named(rule: Rule, names: list[str]) -> bool:
         return bool({rule.id, rule.name, rule.problem} & set(names))
 
     chosen = [r for r in rules if not config.select or named(r, config.select)]
     return [r for r in chosen if not named(r, config.ignore)]
+
+
+def prepare_rules(
+    config: Config, as_of: datetime, rule_dirs: list[Path] | None = None, include_pack: bool = True
+) -> list[Rule]:
+    """Load, select and check every rule against the schema: all before any input is read."""
+    rules = select_rules(load_rules(rule_dirs or [], include_pack), config)
+    check_rules_against_schema(rules, config, as_of)
+    return rules
 
 
 def severity_overrides(rules: list[Rule], config: Config) -> dict[str, str]:
@@ -84,10 +107,11 @@ def run_scan(
     rule_dirs: list[Path] | None = None,
     include_pack: bool = True,
     inputs: list[dict[str, Any]] | None = None,
+    rules: list[Rule] | None = None,
 ) -> ScanResult:
     """Validate the rules, build the shared views, lock the store down, run every rule."""
-    rules = select_rules(load_rules(rule_dirs or [], include_pack), config)
-    check_rules_against_schema(rules, config, as_of)
+    if rules is None:
+        rules = prepare_rules(config, as_of, rule_dirs, include_pack)
     create_views(store.con, config)
     coverage = attribution(store)
     window = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchone() or (None, None)

@@ -1,0 +1,82 @@
+"""The console script's errors: one line on stderr, exit 2, before any input is read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from m2maudit.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "m2maudit", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["scan", "--bogus"], "No such option: --bogus"),
+        (["scan", "sample_logs", "--threads", "0"], "--threads"),
+        (["scan"], "Missing argument"),
+        (["ingest", "sample_logs"], "Missing option '--db'"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], expected: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("m2maudit: error:"), result.stderr
+    assert expected in lines[0]
+
+
+def test_a_select_typo_is_an_error_not_a_silent_pass(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("select: [M2M10]\n")
+    result = CliRunner().invoke(app, ["scan", str(ROOT / "sample_logs"), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "select: no rule or problem named 'M2M10'" in result.output
+
+
+def test_problem_keys_beyond_the_five_are_accepted() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(ROOT / "sample_logs" / "agents"),
+            "--problem",
+            "exposure",
+            "-f",
+            "json",
+            "--as-of",
+            "2026-11-28T00:00:00Z",
+            "--fail-on",
+            "never",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert '"problem": "exposure"' in result.stdout
+
+
+def test_rules_are_checked_before_inputs_are_read(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "X100-bad.yaml").write_text("id: X100\n")
+    result = CliRunner().invoke(
+        app, ["scan", str(tmp_path / "missing.jsonl"), "--rules", str(rules)]
+    )
+    assert result.exit_code == 2
+    assert "X100-bad.yaml" in result.output
+    assert "missing.jsonl" not in result.output
