@@ -105,3 +105,17 @@ def redact_secrets_sql(text: str) -> str:
     for _, pattern in SECRET_PATTERNS:
         redacted = f"regexp_replace({redacted}, {_literal(pattern)}, '[redacted]', 'g')"
     return redacted
+
+
+def secret_safe_id_sql(text: str) -> str:
+    """SQL: an identifier that is itself a secret (a token pasted as an id) becomes
+    `secret:<fingerprint>`, so it still groups and joins but is never stored in clear."""
+    return (
+        f"CASE WHEN {leaked_secret_kind_sql(text)} IS NOT NULL "
+        f"THEN 'secret:' || left(sha256({text}), 16) ELSE {text} END"
+    )
+
+
+def redact_list_sql(values: str) -> str:
+    """SQL: `redact_secrets_sql` over every element of a VARCHAR[]."""
+    return f"list_transform({values}, lambda secret_item: {redact_secrets_sql('secret_item')})"

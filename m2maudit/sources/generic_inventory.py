@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from m2maudit.config import Config
+from m2maudit.secrets import redact_list_sql, redact_secrets_sql, secret_safe_id_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -92,14 +93,24 @@ class GenericInventoryAdapter:
         paths = ", ".join(q.path_literal(name) for name in fields)
         slot = {name: f"v[{index + 1}]" for index, name in enumerate(fields)}
         slot["token_id"] = "coalesce(rec -> '$.token_id', rec -> '$.credential_id')"
-        text = {name: q.json_text(slot[name]) for name in TEXT_FIELDS}
+        raw = {name: q.json_text(slot[name]) for name in TEXT_FIELDS}
+        # A secret pasted into an inventory (a token as its id, a key in a note) is never
+        # stored: ids become `secret:<fingerprint>`, other text and scopes are redacted.
+        text = {
+            name: f"CASE WHEN leak IS NULL THEN {value} ELSE {redact_secrets_sql(value)} END"
+            for name, value in raw.items()
+        }
+        scopes = q.json_string_list(slot["scopes"])
         columns = {
-            "credential_id": text["token_id"],
+            "credential_id": (
+                f"CASE WHEN leak IS NULL THEN {raw['token_id']} "
+                f"ELSE {secret_safe_id_sql(raw['token_id'])} END"
+            ),
             "type": f"lower({text['type']})",
             "principal": text["principal"],
             "principal_type": f"lower({text['principal_type']})",
             "owner": text["owner"],
-            "scopes": q.json_string_list(slot["scopes"]),
+            "scopes": f"CASE WHEN leak IS NULL THEN {scopes} ELSE {redact_list_sql(scopes)} END",
             **{name: q.json_timestamp(slot[name]) for name in TIME_FIELDS},
             "status": f"coalesce(lower({text['status']}), 'active')",
             "principal_status": f"coalesce(lower({text['principal_status']}), 'active')",
@@ -124,4 +135,5 @@ class GenericInventoryAdapter:
                 "'principal_status must be active or decommissioned'",
             ),
         ]
-        map_records(ctx, columns, checks, prelude={"v": f"json_extract(rec, [{paths}])"})
+        prelude = {"v": f"json_extract(rec, [{paths}])", "leak": q.leak_check("rec")}
+        map_records(ctx, columns, checks, [prelude])

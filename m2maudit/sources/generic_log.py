@@ -12,7 +12,12 @@ from typing import ClassVar
 
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.fingerprint import bare_token_sql
-from m2maudit.secrets import leaked_secret_fp_sql, redact_secrets_sql
+from m2maudit.secrets import (
+    leaked_secret_fp_sql,
+    redact_list_sql,
+    redact_secrets_sql,
+    secret_safe_id_sql,
+)
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -154,7 +159,10 @@ def _layers(config: Config) -> list[dict[str, str]]:
         {
             "principal": "coalesce(c_principal, c_client_id)",
             "principal_type": "lower(t_principal_type)",
-            "credential_id": "coalesce(c_token_id, fp)",
+            "credential_id": (
+                "coalesce(CASE WHEN leak IS NULL THEN t_token_id "
+                f"ELSE {secret_safe_id_sql('t_token_id')} END, fp)"
+            ),
         },
     ]
 
@@ -179,7 +187,10 @@ def _columns() -> dict[str, str]:
         "act_chain": "NULL::VARCHAR[]",
         "action": "c_action",
         "resource": "c_resource",
-        "scopes_used": q.json_string_list("j_scopes"),
+        "scopes_used": (
+            f"CASE WHEN leak IS NULL THEN {q.json_string_list('j_scopes')} "
+            f"ELSE {redact_list_sql(q.json_string_list('j_scopes'))} END"
+        ),
         "scopes_granted": "NULL::VARCHAR[]",
         "status": "c_status",
         "outcome": q.outcome("t_status"),
