@@ -122,5 +122,7 @@ def print_problems(
     hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)
     if hidden > 0:
         console.print(
-            f"... and {hidden} more rejected records (see the ingest_errors table)", markup=False
+            f"... and {hidden} more rejected records (all of them are kept in the "
+            "ingest_errors table of a --db store)",
+            markup=False,
         )

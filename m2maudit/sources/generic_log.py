@@ -75,7 +75,7 @@ class GenericLogAdapter:
     kind: ClassVar[Kind] = "events"
     description: ClassVar[str] = (
         "m2maudit's own access-log schema (JSON lines, JSON array or CSV; .gz too), "
-        "renamable with the config's mapping:"
+        "with field names renamable in the config's mapping section"
     )
     field_map: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ts", "timestamp (ISO 8601 or epoch s/ms)"),
