@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
 from m2maudit.config import Config
 from m2maudit.errors import AuditError, InputError
 from m2maudit.secrets import SECRET_PATTERNS
@@ -27,48 +28,6 @@ from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
 from m2maudit.tokens import decode_staged_tokens
 
-EVENT_COLUMNS = (
-    "ts",
-    "principal",
-    "principal_type",
-    "client_id",
-    "credential_id",
-    "credential_type",
-    "token_fp",
-    "on_behalf_of",
-    "act_chain",
-    "action",
-    "resource",
-    "scopes_used",
-    "scopes_granted",
-    "outcome",
-    "status",
-    "source_ip",
-    "user_agent",
-    "trace_id",
-    "session_id",
-    "task_id",
-    "credential_issued_at",
-    "credential_expires_at",
-    "leaked_secret",
-    "leaked_secret_fp",
-)
-CREDENTIAL_COLUMNS = (
-    "credential_id",
-    "type",
-    "principal",
-    "principal_type",
-    "owner",
-    "scopes",
-    "created_at",
-    "last_rotated_at",
-    "expires_at",
-    "last_used_at",
-    "status",
-    "revoked_at",
-    "principal_status",
-    "environment",
-)
 _FIELD_NAME = re.compile(r"[A-Za-z_@$][\w .@$:/-]{0,63}")
 
 

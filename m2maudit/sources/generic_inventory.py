@@ -8,28 +8,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from m2maudit.canonical import CREDENTIAL_COLUMNS
 from m2maudit.config import Config
 from m2maudit.secrets import redact_list_sql, redact_secrets_sql, secret_safe_id_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
 
-INVENTORY_FIELDS = (
-    "token_id",
-    "type",
-    "principal",
-    "principal_type",
-    "owner",
-    "scopes",
-    "created_at",
-    "last_rotated_at",
-    "expires_at",
-    "last_used_at",
-    "status",
-    "revoked_at",
-    "principal_status",
-    "environment",
-)
 TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
 TEXT_FIELDS = (
     "token_id",
@@ -89,7 +74,7 @@ class GenericInventoryAdapter:
 
     def load(self, ctx: LoadContext) -> None:
         stage(ctx)
-        fields = [f for f in INVENTORY_FIELDS if f != "token_id"]
+        fields = [f for f in CREDENTIAL_COLUMNS if f != "credential_id"]  # token_id: below
         paths = ", ".join(q.path_literal(name) for name in fields)
         slot = {name: f"v[{index + 1}]" for index, name in enumerate(fields)}
         slot["token_id"] = "coalesce(rec -> '$.token_id', rec -> '$.credential_id')"
