@@ -95,7 +95,9 @@ def root(
 PathsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Log files, directories (recursive), globs, or - for stdin.", show_default=False
+        help="Log files, directories (recursive), globs, or - for stdin.",
+        show_default=False,
+        metavar="PATH",
     ),
 ]
 InventoryOpt = Annotated[

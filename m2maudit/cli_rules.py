@@ -104,7 +104,8 @@ def show_rule(
             )
         for ref in r.references:
             console.print(f"  {ref}")
-        console.print(Syntax(r.query.strip(), "sql", theme="ansi_dark", word_wrap=True))
+        # The SQL as written: wrapping would split identifiers mid-word.
+        console.print(Syntax(r.query.strip(), "sql", theme="ansi_dark"), soft_wrap=True)
         console.print(f"file: {r.path}")
 
     run()
