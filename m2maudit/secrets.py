@@ -5,6 +5,8 @@ m2maudit reports the kind of secret and a fingerprint of it, never the secret it
 
 from __future__ import annotations
 
+import re
+
 # (kind, RE2 pattern). Order matters: the first match names the kind.
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
@@ -61,9 +63,14 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
 
 
 def secret_prefilter_sql(text: str) -> str:
-    """SQL: true when `text` holds one of the needles (so it may hold a secret)."""
+    """SQL: true when `text` holds one of the needles (so it may hold a secret).
+
+    One alternation of literals: RE2 scans the text once for all of them, where a `contains`
+    per needle would scan it twenty times.
+    """
     needles = sorted({needle for group in SECRET_NEEDLES.values() for needle in group})
-    return "(" + " OR ".join(f"contains({text}, {_literal(n)})" for n in needles) + ")"
+    alternation = "|".join(re.escape(needle) for needle in needles)
+    return f"regexp_matches({text}, {_literal(alternation)})"
 
 
 def _literal(pattern: str) -> str:
