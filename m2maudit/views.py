@@ -10,6 +10,7 @@ they must be fixed before the configuration is locked.
 from __future__ import annotations
 
 from m2maudit.config import Config
+from m2maudit.sources.sqlfrag import regex_any
 
 # Long-lived secrets that do not expire by themselves (the `credential_type` vocabulary of
 # docs/formats/README.md); rotation rules judge these.
@@ -30,28 +31,17 @@ STATIC_CREDENTIAL_TYPES = (
 )
 
 
-def _regex(patterns: list[str]) -> str:
-    joined = "|".join(f"(?:{p})" for p in patterns) or "(?!)"
-    return "'(?i)(?:" + joined.replace("'", "''") + ")'"
-
-
-def _full_match(value: str, patterns: list[str]) -> str:
-    if not patterns:
-        return "false"
-    return f"coalesce(regexp_full_match({value}, {_regex(patterns)}), false)"
-
-
 def macro_sql(config: Config) -> list[str]:
     static = ", ".join(f"'{t}'" for t in STATIC_CREDENTIAL_TYPES)
     return [
         f"""CREATE OR REPLACE TEMP MACRO m2m_kind(name) AS CASE
             WHEN name IS NULL THEN 'unknown'
-            WHEN {_full_match("name", config.service_patterns)} THEN 'service'
-            WHEN {_full_match("name", config.agent_patterns)} THEN 'agent'
-            WHEN {_full_match("name", config.human_patterns)} THEN 'human'
+            WHEN {regex_any("name", config.service_patterns)} THEN 'service'
+            WHEN {regex_any("name", config.agent_patterns)} THEN 'agent'
+            WHEN {regex_any("name", config.human_patterns)} THEN 'human'
             ELSE 'unknown' END""",
         f"""CREATE OR REPLACE TEMP MACRO m2m_broad_scope(s) AS
-            {_full_match("s", config.wildcard_scopes + config.admin_scopes)}""",
+            {regex_any("s", config.wildcard_scopes + config.admin_scopes)}""",
         f"""CREATE OR REPLACE TEMP MACRO m2m_static_type(t) AS
             coalesce(t IN ({static}), false)""",
         # The first few evidence locations, in a stable order, for any aggregate.

@@ -120,12 +120,16 @@ def leak_check(text: str) -> str:
     return leaked_secret_kind_sql(text)
 
 
-def regex_any(value: str, patterns: list[str]) -> str:
-    """True when `value` fully matches any of the given regular expressions."""
+def regex_any(value: str, patterns: Sequence[str]) -> str:
+    """True when `value` fully matches any of the given regular expressions, ignoring case.
+
+    The one reading of the config's name patterns (README: "full match, case-insensitive"),
+    shared by the adapters, the token classifier and the rule views.
+    """
     if not patterns:
         return "false"
     joined = "|".join(f"(?:{p})" for p in patterns)
-    return f"coalesce(regexp_full_match({value}, {sql_regex_literal(joined)}), false)"
+    return f"coalesce(regexp_full_match({value}, {sql_regex_literal(joined)}, 'i'), false)"
 
 
 def sql_regex_literal(pattern: str) -> str:
@@ -303,9 +307,7 @@ def matches_any(values: Sequence[str], patterns: Sequence[str]) -> str:
     default `.*agent.*` also names a `ResearchAgent` role)."""
     if not patterns or not values:
         return "false"
-    joined = sql_regex_literal("|".join(f"(?:{p})" for p in patterns))
-    tests = [f"coalesce(regexp_full_match({v}, {joined}, 'i'), false)" for v in values]
-    return "(" + " OR ".join(tests) + ")"
+    return "(" + " OR ".join(regex_any(value, patterns) for value in values) + ")"
 
 
 def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
