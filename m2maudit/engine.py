@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from m2maudit.config import Config
-from m2maudit.errors import AuditError
+from m2maudit.errors import AuditError, first_line
 from m2maudit.findings import Finding, Location, SkippedRule, finding_id
 from m2maudit.rules import REQUIRED_COLUMNS, Rule, RuleErrors, message_fields, render_message
 from m2maudit.store import Store
@@ -87,7 +87,7 @@ def describe_error(
     except AuditError as exc:
         return str(exc)
     except duckdb.Error as exc:
-        return f"{where}: query does not run: {_one_line(exc)}"
+        return f"{where}: query does not run: {first_line(exc)}"
     columns = [d[0] for d in cursor.description or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -133,7 +133,7 @@ def run_rule(
         rows = cursor.fetchall()
     except duckdb.Error as exc:
         raise AuditError(
-            f"{rule.path}:{rule.query_line}: rule {rule.id} failed: {_one_line(exc)}"
+            f"{rule.path}:{rule.query_line}: rule {rule.id} failed: {first_line(exc)}"
         ) from None
     return [to_finding(rule, dict(zip(columns, row, strict=True)), severity) for row in rows]
 
@@ -196,8 +196,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return value
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,3 +18,9 @@ class InputError(AuditError):
         self.source = source
         self.reason = reason
         self.line = line
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (DuckDB's run on with context), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -16,7 +16,7 @@ import duckdb
 import yaml
 
 from m2maudit.config import PROBLEMS, SEVERITIES
-from m2maudit.errors import AuditError
+from m2maudit.errors import AuditError, first_line
 from m2maudit.findings import RuleInfo
 
 REQUIRED_KEYS = (
@@ -254,7 +254,7 @@ def _check_query(rule: Rule, errors: list[str]) -> None:
     try:
         statements = duckdb.extract_statements(rule.query)
     except duckdb.Error as exc:
-        errors.append(f"{where}: query does not parse: {_one_line(exc)}")
+        errors.append(f"{where}: query does not parse: {first_line(exc)}")
         return
     if len(statements) != 1:
         errors.append(
@@ -297,8 +297,3 @@ def _display(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

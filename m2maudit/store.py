@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from m2maudit.errors import AuditError
+from m2maudit.errors import AuditError, first_line
 
 SCHEMA_VERSION = "1"
 
@@ -53,9 +53,9 @@ class Store:
                     f"{db_path}: database is in use by another process; "
                     "wait for it or use another --db"
                 ) from None
-            raise AuditError(f"{db_path}: cannot open database: {_first_line(exc)}") from None
+            raise AuditError(f"{db_path}: cannot open database: {first_line(exc)}") from None
         except duckdb.Error as exc:
-            raise AuditError(f"{db_path}: not a DuckDB database: {_first_line(exc)}") from None
+            raise AuditError(f"{db_path}: not a DuckDB database: {first_line(exc)}") from None
         store = cls(con, None if path == ":memory:" else path)
         try:
             store._configure(options)
@@ -73,7 +73,7 @@ class Store:
             try:
                 self.con.execute(f"SET memory_limit = '{_quote_free(options.memory_limit)}'")
             except duckdb.Error as exc:
-                raise AuditError(f"--memory-limit: {_first_line(exc)}") from None
+                raise AuditError(f"--memory-limit: {first_line(exc)}") from None
         if options.temp_directory:
             self.con.execute(f"SET temp_directory = '{_quote_free(options.temp_directory)}'")
 
@@ -83,7 +83,7 @@ class Store:
             self.con.execute(schema)
         except duckdb.Error as exc:
             raise AuditError(
-                f"{self.path}: cannot create the m2maudit schema: {_first_line(exc)}"
+                f"{self.path}: cannot create the m2maudit schema: {first_line(exc)}"
             ) from None
         found = self.con.execute(
             "SELECT value FROM m2maudit_meta WHERE key = 'schema_version'"
@@ -122,7 +122,3 @@ def _quote_free(value: str) -> str:
     if "'" in value or ";" in value:
         raise AuditError(f"invalid setting value: {value!r}")
     return value
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
