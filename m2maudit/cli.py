@@ -21,7 +21,7 @@ from m2maudit import __version__, policy
 from m2maudit.cli_formats import formats_command
 from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
-from m2maudit.config import CONFIG_FILENAME, PROBLEMS, load_config, starter_config
+from m2maudit.config import CONFIG_FILENAME, PROBLEMS, Config, load_config, starter_config
 from m2maudit.console import (
     ingest_progress,
     print_ingest_summary,
@@ -135,12 +135,11 @@ def run_ingest(
     store: Store,
     paths: list[str],
     inventory: list[str] | None,
-    config_path: Path | None,
+    config: Config,
     format_hint: str | None,
     quiet: bool,
 ) -> IngestReport:
     """Shared by `ingest` and `scan`: load files, show progress and the summary."""
-    config = load_config(config_path)
     console = stderr_console()
     with ingest_progress(console, enabled=not quiet) as (on_file, on_start):
         report = ingest_paths(
@@ -222,8 +221,9 @@ def ingest(
     quiet: QuietOpt = False,
 ) -> None:
     """Load logs and inventories into a persistent store; the same file twice adds nothing."""
+    settings = load_config(config)
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
-        report = run_ingest(store, paths, inventory, config, format_hint, quiet)
+        report = run_ingest(store, paths, inventory, settings, format_hint, quiet)
     _check_strict(report, strict)
 
 
@@ -308,7 +308,7 @@ def scan(
     pack = prepare_rules(settings, clock, list(rules or []))
     policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
-        report = run_ingest(store, paths, inventory, config, format_hint, quiet)
+        report = run_ingest(store, paths, inventory, settings, format_hint, quiet)
         _check_strict(report, strict)
         result = run_scan(store, settings, clock, inputs=input_summaries(report), rules=pack)
         warnings = policy.apply_policy(
