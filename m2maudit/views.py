@@ -9,6 +9,8 @@ they must be fixed before the configuration is locked.
 
 from __future__ import annotations
 
+import duckdb
+
 from m2maudit.config import Config
 from m2maudit.sources.sqlfrag import regex_any
 
@@ -97,7 +99,7 @@ VIEW_SQL = [
 ]
 
 
-def create_views(con: object, config: Config) -> None:
+def create_views(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     """Build the macros and shared tables every rule reads."""
     for sql in [*macro_sql(config), *VIEW_SQL]:
-        con.execute(sql)  # type: ignore[attr-defined]
+        con.execute(sql)
