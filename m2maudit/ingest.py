@@ -23,6 +23,8 @@ from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAdapter
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
+from m2maudit.sources.fast_jsonl import STAGED_TOKENS
+from m2maudit.sources.lineindex import LineIndex, digest_and_index
 from m2maudit.sources.staging import drop_relation
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
@@ -126,11 +128,11 @@ def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
         sample = sniff(file)
         adapter = choose_adapter(file, sample, config)
         report.format, report.kind = adapter.name, adapter.kind
-        identity = content_identity(file)
+        identity, line_index = content_identity(file)
         if _already_ingested(store, identity, report):
             return report
         with store.transaction():
-            ctx = LoadContext(store.con, file, sample, config, adapter.name)
+            ctx = LoadContext(store.con, file, sample, config, adapter.name, [], line_index)
             adapter.load(ctx)
             _commit_mapped(store, ctx, adapter.kind, report)
             _record_file(store, identity, report)
@@ -197,13 +199,16 @@ def _looks_like_name(key: str) -> bool:
     return not any(re.search(pattern, key) for _, pattern in SECRET_PATTERNS)
 
 
-def content_identity(file: InputFile) -> str:
-    """SHA-256 of the file's bytes, so only the very same content counts as ingested before.
+def content_identity(file: InputFile) -> tuple[str, LineIndex | None]:
+    """SHA-256 of the file's bytes, so only the very same content counts as ingested before,
+    and for an uncompressed file the index of its lines (read in the same pass).
 
     Hashing runs in C at disk speed, a fraction of what loading the file costs.
     """
+    if not file.compressed:
+        return digest_and_index(file.path)
     with file.path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest(), None
 
 
 def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:
@@ -225,7 +230,10 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
             [ctx.format_name, ctx.file.display],
         )
     )
-    decode_staged_tokens(con, ctx.config)  # the raw tokens are in _mapped only until it is dropped
+    # The raw tokens are in _mapped (or _staged_tokens) only until it is dropped.
+    decode_staged_tokens(
+        con, ctx.config, STAGED_TOKENS if _exists(con, STAGED_TOKENS) else "_mapped"
+    )
     report.rejected = _count(
         con.execute(
             """
@@ -253,6 +261,13 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
         report.error = f"no record could be loaded ({report.rejected} rejected)"
     if report.error:
         _record_file_error(store, ctx.file, report)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [table]
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def _count(cursor: duckdb.DuckDBPyConnection) -> int:
@@ -295,5 +310,6 @@ def _drop_staging(store: Store) -> None:
         "_documents",
         "_classified",
         "_csv",
+        STAGED_TOKENS,
     ):
         drop_relation(store.con, table)

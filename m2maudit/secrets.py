@@ -62,15 +62,19 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
 }
 
 
+def secret_needles() -> list[str]:
+    """The needles as escaped regex alternatives, sorted."""
+    needles = sorted({needle for group in SECRET_NEEDLES.values() for needle in group})
+    return [re.escape(needle) for needle in needles]
+
+
 def secret_prefilter_sql(text: str) -> str:
     """SQL: true when `text` holds one of the needles (so it may hold a secret).
 
     One alternation of literals: RE2 scans the text once for all of them, where a `contains`
     per needle would scan it twenty times.
     """
-    needles = sorted({needle for group in SECRET_NEEDLES.values() for needle in group})
-    alternation = "|".join(re.escape(needle) for needle in needles)
-    return f"regexp_matches({text}, {_literal(alternation)})"
+    return f"regexp_matches({text}, {_literal('|'.join(secret_needles()))})"
 
 
 def _literal(pattern: str) -> str:

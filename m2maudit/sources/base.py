@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from m2maudit.config import Config
+    from m2maudit.sources.lineindex import LineIndex
 
 Kind = Literal["events", "inventory"]
 Layout = Literal["jsonl", "json_array", "json_object", "csv", "yaml", "unknown"]
@@ -60,6 +61,8 @@ class LoadContext:
     config: Config
     format_name: str
     notes: list[str] = field(default_factory=list)
+    # Where the lines of an uncompressed file are, for the fast JSON-lines read.
+    line_index: LineIndex | None = None
 
 
 class SourceAdapter(Protocol):

@@ -16,10 +16,19 @@ from m2maudit.secrets import (
     leaked_secret_fp_sql,
     redact_list_sql,
     redact_secrets_sql,
+    secret_needles,
     secret_safe_id_sql,
 )
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.fast_jsonl import (
+    RAW_TABLE,
+    STAGED_TOKENS,
+    can_read_fast,
+    drop_fast_staging,
+    raw_source,
+    stage_json_columns,
+)
 from m2maudit.sources.staging import map_records, stage
 
 IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
@@ -100,16 +109,44 @@ class GenericLogAdapter:
         return has_time and has_identity
 
     def load(self, ctx: LoadContext) -> None:
+        keys = _plain_keys(ctx.config)
+        if keys and can_read_fast(ctx) and stage_json_columns(ctx, _read_types(keys)):
+            try:
+                _stage_tokens(ctx)
+                map_records(
+                    ctx,
+                    # The tokens go to decoding from `_auth`, not copied onto every row.
+                    {**_columns(), "raw_token": "NULL::VARCHAR"},
+                    _checks(ctx.config, broken=("line_verdict IS NOT NULL", "line_verdict")),
+                    [*_fast_value_layers(), *_derived_layers("joined", "suspect")],
+                    source=_fast_source(keys),
+                    key_columns=_KEY_COLUMNS,
+                )
+                _keep_tokens_to_decode(ctx)
+            finally:
+                drop_fast_staging(ctx)
+            return
         stage(ctx, validate=False)  # the mapping's own parse finds broken JSON (see _checks)
-        map_records(ctx, _columns(), _checks(ctx.config), _layers(ctx.config))
+        map_records(
+            ctx,
+            _columns(),
+            _checks(ctx.config),
+            [*_careful_value_layers(ctx.config), *_derived_layers(_CAREFUL_LEAK_SCOPE)],
+            key_columns=_KEY_COLUMNS,
+        )
 
 
 # The mapping is computed in layers (see `map_records`), each value once per record: DuckDB
 # would otherwise expand every reuse of a name into its whole expression again (a JSON parse,
-# a regex, a SHA-256 per use).
+# a regex, a SHA-256 per use). Two readings fill the same names: `j_<field>` (the JSON value,
+# or for the fast read the text of a text field), `k_<field>` (its JSON kind) and `t_<field>`
+# (its text, trimmed); the layers after that are shared.
+
+_TEXT_AND_TIME = (*TEXT_FIELDS, "timestamp")
 
 
-def _layers(config: Config) -> list[dict[str, str]]:
+def _careful_value_layers(config: Config) -> list[dict[str, str]]:
+    """From each record's text: one `json_extract` of every field's paths."""
     paths: list[str] = []
     slot: dict[str, str] = {}
     for name in GENERIC_LOG_FIELDS:
@@ -119,34 +156,165 @@ def _layers(config: Config) -> list[dict[str, str]]:
             slots.append(f"v[{len(paths)}]")
         slot[name] = slots[0] if len(slots) == 1 else f"coalesce({', '.join(slots)})"
     path_list = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
-    fields = {f"j_{name}": slot[name] for name in GENERIC_LOG_FIELDS}
-    kinds = {f"k_{name}": q.json_kind_fast(f"j_{name}") for name in GENERIC_LOG_FIELDS}
-    untrimmed = {
-        f"u_{name}": q.json_text_fast(f"j_{name}", f"k_{name}")
-        for name in (*TEXT_FIELDS, "timestamp")
-    }
-    texts = {f"t_{name}": q.trim_padded(f"u_{name}") for name in (*TEXT_FIELDS, "timestamp")}
-    leak_scope = (
-        "CASE WHEN t_authorization IS NULL THEN rec ELSE replace(rec, t_authorization, '') END"
-    )
     return [
         {"v": f"try(json_extract(rec, [{path_list}]))"},
-        fields,
+        {f"j_{name}": slot[name] for name in GENERIC_LOG_FIELDS},
+        {f"k_{name}": q.json_kind_fast(f"j_{name}") for name in GENERIC_LOG_FIELDS},
+        {
+            f"u_{name}": q.json_text_fast(f"j_{name}", f"k_{name}")
+            for name in (*_TEXT_AND_TIME, "scopes")
+        },
+        {f"t_{name}": q.trim_padded(f"u_{name}") for name in _TEXT_AND_TIME},
+        {"raw_token": f"nullif({bare_token_sql('t_authorization')}, '')"},
+        {"fp": "left(sha256(raw_token), 16)"},
+    ]
+
+
+# What the leak check reads: the whole record but its bearer token (which is fingerprinted,
+# not leaked) when each record's text is at hand; else every field the mapping reads.
+_CAREFUL_LEAK_SCOPE = (
+    "CASE WHEN t_authorization IS NULL THEN rec ELSE replace(rec, t_authorization, '') END"
+)
+
+_JSON_VALUED = ("timestamp", "scopes")  # a time may be a number, scopes a list
+
+
+def _plain_keys(config: Config) -> dict[str, str] | None:
+    """Field -> top-level key for the fast read; None when a field is a nested path."""
+    keys = {name: field_name(config, name) for name in GENERIC_LOG_FIELDS}
+    plain = all(not key.startswith("$") and "." not in key for key in keys.values())
+    return keys if plain and len(set(keys.values())) == len(keys) else None
+
+
+def _read_types(keys: dict[str, str]) -> dict[str, str]:
+    return {key: "JSON" if name in _JSON_VALUED else "VARCHAR" for name, key in keys.items()}
+
+
+def _stage_tokens(ctx: LoadContext) -> None:
+    """`_auth`: each distinct `authorization` value once, with its bare token and fingerprint.
+
+    A log holds millions of calls but thousands of tokens: stripping `Bearer` and hashing per
+    distinct value, then joining, is what the floor's own decode costs.
+    """
+    key = f'r."{field_name(ctx.config, "authorization")}"'
+    bare = f"nullif({bare_token_sql(q.trim_padded('a'))}, '')"
+    ctx.con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _auth AS
+        SELECT a, raw_token, left(sha256(raw_token), 16) AS fp
+        FROM (SELECT a, {bare} AS raw_token
+              FROM (SELECT DISTINCT {key} AS a FROM {RAW_TABLE} r WHERE {key} IS NOT NULL))
+        """
+    )
+
+
+def _keep_tokens_to_decode(ctx: LoadContext) -> None:
+    """`_staged_tokens`: the bare tokens of accepted records, for `decode_staged_tokens`."""
+    ctx.con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {STAGED_TOKENS} AS
+        SELECT fp AS token_fp, raw_token FROM _auth
+        WHERE fp IN (SELECT token_fp FROM _mapped WHERE reject_reason IS NULL)
+        """
+    )
+
+
+def _fast_source(keys: dict[str, str]) -> str:
+    return (
+        f"SELECT s.*, t.raw_token, t.fp FROM ({raw_source(keys)}) s "
+        "LEFT JOIN _auth t ON t.a = s.f_authorization"
+    )
+
+
+def _fast_value_layers() -> list[dict[str, str]]:
+    """From `read_json`'s columns: text fields arrive as text (an object as its JSON), the
+    time and the scopes as JSON.
+
+    Nearly every value is already clean text, and checking fifteen of them one by one (an
+    object? padded? empty?) cost more than reading the file. So one regex over all of a
+    record's text values, joined by newlines, finds the rare record with any value that
+    starts with a space, `[` or `{`, ends with a space or is empty; only such a record has
+    its values checked one by one. The joined text is also what the leak check reads, and
+    the same regex pass looks for the secret patterns' literal needles (`suspect`).
+    """
+    texts = [f"f_{name}" for name in TEXT_FIELDS if name != "authorization"]
+    joined = (
+        f"concat_ws(chr(10), {', '.join(texts)}) || chr(1) "
+        "|| coalesce(f_timestamp::VARCHAR, '') || chr(1) || coalesce(f_scopes::VARCHAR, '')"
+    )
+    values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS}
+    odd_value = r"(^|\n)[ \[{\n\x01]| [\n\x01]"
+    suspect = "|".join((odd_value, *secret_needles()))
+    kinds = {
+        "k_timestamp": q.json_kind_fast("j_timestamp"),
+        "k_scopes": q.json_kind_fast("j_scopes"),
+        "k_authorization": _text_kind("j_authorization"),
+        **{
+            f"k_{name}": f"CASE WHEN odd THEN {_text_kind(f'j_{name}')} END"
+            for name in TEXT_FIELDS
+            if name != "authorization"
+        },
+    }
+    untrimmed = {
+        "u_timestamp": q.json_text_fast("j_timestamp", "k_timestamp"),
+        "u_scopes": q.json_text_fast("j_scopes", "k_scopes"),
+        "u_authorization": "CASE WHEN k_authorization = 'VARCHAR' THEN j_authorization END",
+    }
+    texts_trimmed = {
+        "t_timestamp": q.trim_padded("u_timestamp"),
+        "t_authorization": q.trim_padded("u_authorization"),
+        **{
+            f"t_{name}": f"CASE WHEN odd THEN {_checked_text(name)} ELSE j_{name} END"
+            for name in TEXT_FIELDS
+            if name != "authorization"
+        },
+    }
+    return [
+        {**values, "joined": joined},
+        {"suspect": f"regexp_matches(joined, {q.sql_regex_literal(suspect)})"},
+        # CASE, not AND: DuckDB would run the second regex on every row.
+        {
+            "odd": (
+                f"CASE WHEN suspect THEN regexp_matches(joined, {q.sql_regex_literal(odd_value)}) "
+                "ELSE false END"
+            )
+        },
         kinds,
         untrimmed,
-        texts,
+        texts_trimmed,
+    ]
+
+
+def _checked_text(name: str) -> str:
+    """A text field's value, trimmed, NULL when empty or an object or list."""
+    return q.trim_padded(f"CASE WHEN k_{name} = 'VARCHAR' THEN j_{name} END")
+
+
+def _text_kind(text: str) -> str:
+    """The JSON kind behind a value `read_json` gave as text: an object or list arrives as its
+    JSON text (so a string holding such JSON text counts as one)."""
+    return (
+        f"CASE WHEN {text} IS NULL THEN NULL "
+        f"WHEN starts_with({text}, '{{') AND json_valid({text}) THEN 'OBJECT' "
+        f"WHEN starts_with({text}, '[') AND json_valid({text}) THEN 'ARRAY' "
+        "ELSE 'VARCHAR' END"
+    )
+
+
+def _derived_layers(leak_scope: str, suspect: str = "true") -> list[dict[str, str]]:
+    """From the texts and the token: time, leak check, redaction, identity."""
+    return [
         {
-            "raw_token": f"nullif({bare_token_sql('t_authorization')}, '')",
-            "leak": q.leak_check(leak_scope),
+            "scope": leak_scope,
             "ts": (
                 "CASE WHEN k_timestamp IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
                 f"THEN {q.epoch_to_timestamp('try_cast(j_timestamp AS DOUBLE)')} "
                 f"WHEN k_timestamp = 'VARCHAR' THEN {q.text_timestamp('t_timestamp')} END"
             ),
         },
+        {"leak": f"CASE WHEN {suspect} THEN {q.leak_check('scope')} END"},
         {
-            "fp": "left(sha256(raw_token), 16)",
-            "leak_fp": f"CASE WHEN leak IS NOT NULL THEN {leaked_secret_fp_sql(leak_scope)} END",
+            "leak_fp": f"CASE WHEN leak IS NOT NULL THEN {leaked_secret_fp_sql('scope')} END",
             **{
                 f"c_{name}": (
                     f"CASE WHEN leak IS NULL THEN t_{name} "
@@ -188,8 +356,7 @@ def _columns() -> dict[str, str]:
         "action": "c_action",
         "resource": "c_resource",
         "scopes_used": (
-            f"CASE WHEN leak IS NULL THEN {q.json_string_list('j_scopes')} "
-            f"ELSE {redact_list_sql(q.json_string_list('j_scopes'))} END"
+            f"CASE WHEN leak IS NULL THEN {_scope_list()} ELSE {redact_list_sql(_scope_list())} END"
         ),
         "scopes_granted": "NULL::VARCHAR[]",
         "status": "c_status",
@@ -206,7 +373,33 @@ def _columns() -> dict[str, str]:
     }
 
 
-def _checks(config: Config) -> list[tuple[str, str]]:
+def _scope_list() -> str:
+    """`scopes` as VARCHAR[]: a JSON list, or a string split on white space and commas.
+
+    A string without separators (one scope, the usual case) skips the regex split.
+    """
+    separators = " OR ".join(
+        f"contains(u_scopes, {sep})" for sep in ("' '", "','", "chr(9)", "chr(10)", "chr(13)")
+    )
+    return (
+        "CASE k_scopes "
+        "WHEN 'ARRAY' THEN list_filter(from_json(j_scopes, '[\"VARCHAR\"]'), "
+        "lambda s: s IS NOT NULL AND trim(s) <> '') "
+        "WHEN 'VARCHAR' THEN CASE WHEN u_scopes = '' THEN []::VARCHAR[] "
+        f"WHEN NOT ({separators}) THEN [u_scopes] "
+        f"ELSE {q.split_list('u_scopes')} END END"
+    )
+
+
+# Every column the generic log fills but the bare token: the same record gets the same key
+# whichever way it was read (a .jsonl and its .jsonl.gz de-duplicate against each other).
+_KEY_COLUMNS = tuple(name for name in _columns() if name != "raw_token")
+
+
+def _checks(
+    config: Config, broken: tuple[str, str] = ("v IS NULL", "'not valid JSON'")
+) -> list[tuple[str, str]]:
+    """Reject reasons, first true wins; `broken` finds a record that is not a JSON object."""
     checks = [
         (
             f"coalesce(k_{name} IN ('OBJECT', 'ARRAY'), false)",
@@ -216,10 +409,13 @@ def _checks(config: Config) -> list[tuple[str, str]]:
     ]
     ts_label = _label(config, "timestamp")
     return [
-        ("v IS NULL", "'not valid JSON'"),
+        broken,
         *checks,
         ("coalesce(k_timestamp, 'NULL') = 'NULL'", f"'missing {ts_label}'"),
-        ("ts IS NULL", f"'unparseable {ts_label}: ' || left(coalesce(j_timestamp, ''), 40)"),
+        (
+            "ts IS NULL",
+            f"'unparseable {ts_label}: ' || left(coalesce(j_timestamp::VARCHAR, ''), 40)",
+        ),
         (
             "coalesce(k_scopes IN ('OBJECT', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'), false)",
             f"'field {_label(config, 'scopes')} must be a list or a space-separated string'",

@@ -588,6 +588,8 @@ def map_records(
     columns: dict[str, str],
     checks: Sequence[tuple[str, str]],
     prelude: dict[str, str] | Sequence[dict[str, str]] | None = None,
+    source: str | None = None,
+    key_columns: Sequence[str] = (),
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
 
@@ -597,25 +599,29 @@ def map_records(
     A sequence of preludes is computed layer by layer, each in its own subquery: DuckDB
     expands an alias into its expression at every use, so names built from names built from
     one parsed record need layers to stay computed once.
+
+    `source` replaces `_records` by a query with a `source_line` column (the fast JSON-lines
+    read); `key_columns` make the de-duplication key a hash of those mapped columns instead
+    of the record's text, so the same record read either way gets the same key.
     """
     layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
     # md5 here. It is only compared within one store, written by one DuckDB version.
-    source = "(SELECT source_line, hash(rec) AS record_key, rec FROM _records)"
+    record_key = ", hash(rec) AS record_key" if not key_columns else ""
+    inner = f"(SELECT *{record_key} FROM ({source or 'SELECT source_line, rec FROM _records'}))"
     for layer in layers:
         pre = "".join(f", {expr} AS {name}" for name, expr in layer.items())
-        source = f"(SELECT *{pre} FROM {source})"
+        inner = f"(SELECT *{pre} FROM {inner})"
     cols = ",\n".join(f"{expr} AS {name}" for name, expr in columns.items())
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
     if not checks:
         reason = "NULL::VARCHAR"
-    _run(
-        ctx,
-        f"""
-        CREATE OR REPLACE TEMP TABLE _mapped AS
-        SELECT source_line, record_key, {cols}, {reason} AS reject_reason
-        FROM {source}
-        """,
-    )
+    mapped = f"SELECT source_line, {cols}, {reason} AS reject_reason"
+    if key_columns:
+        key = f"hash({', '.join(key_columns)})"
+        query = f"SELECT *, {key} AS record_key FROM ({mapped} FROM {inner})"
+    else:
+        query = f"{mapped}, record_key FROM {inner}"
+    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _mapped AS {query}")
     drop_relation(ctx.con, "_records")
     drop_relation(ctx.con, "_lines")

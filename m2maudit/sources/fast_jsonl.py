@@ -1,0 +1,155 @@
+"""The fast read of a big JSON-lines file: DuckDB's `read_json`, numbered by a line index.
+
+The careful path (`staging.read_lines`) reads every line as text and parses it with
+`json_extract`: exact, but about twice what DuckDB needs to read the same file as JSON. Here
+`read_json` parses each line straight into the typed columns an adapter names, and the
+file's `LineIndex` makes the result as exact as the careful path:
+
+- `read_json` gives one row per non-blank line, in file order, and a row of NULLs for a line
+  it cannot parse. When the row count equals the file's line count nothing was skipped, so
+  the n-th row (its `rowid` + 1) is line n. Otherwise (blank lines) the caller falls back.
+- A row of NULLs is a broken line or an object without any of the named keys. Those lines,
+  few in any real log, are read again through the index and judged in Python, so the reject
+  reason says which: not UTF-8, too big, not valid JSON, not an object.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from m2maudit.sources.base import LoadContext
+from m2maudit.sources.lineindex import LineIndex
+from m2maudit.sources.staging import MAX_RECORD_BYTES, drop_relation, sql_str
+
+RAW_TABLE = "_raw"
+VERDICT_TABLE = "_line_verdicts"
+LINE_OF = "_line_of"  # a macro: a `_raw` rowid to its line number
+# Distinct bearer tokens of the accepted records, decoded by ingest (never stored raw).
+STAGED_TOKENS = "_staged_tokens"
+# Beyond this many all-NULL rows the lines are not fetched one by one; they are reported
+# with a reason that covers both cases.
+_MAX_LINES_JUDGED = 10_000
+_UNJUDGED = "not valid JSON, or an object without any field this format reads"
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def can_read_fast(ctx: LoadContext) -> bool:
+    """Plain (uncompressed) JSON lines with a line index, not starting with a BOM, and no
+    line near the record size limit (`read_json` would fail on it, and a failed statement
+    would abort the file's transaction)."""
+    index = ctx.line_index
+    if index is None or ctx.file.compressed or ctx.sample.layout != "jsonl":
+        return False
+    if index.may_have_line_over(MAX_RECORD_BYTES):
+        return False
+    with ctx.file.path.open("rb") as handle:
+        return not handle.read(3).startswith(_UTF8_BOM)
+
+
+def stage_json_columns(ctx: LoadContext, columns: dict[str, str]) -> bool:
+    """Fill `_raw(source_line, <key>...)` with one typed column per top-level key.
+
+    `columns` maps key names to DuckDB types (VARCHAR turns a number or object into its
+    text; JSON keeps it as JSON). Also fills `_line_verdicts(source_line, reason)` for the
+    lines that gave a row of NULLs. Returns False, leaving nothing behind, when the file
+    cannot be numbered exactly (blank lines) or `read_json` fails: the caller reads it the
+    careful way.
+    """
+    index = ctx.line_index
+    if index is None:
+        return False
+    spec = "{" + ", ".join(f"{sql_str(k)}: {sql_str(t)}" for k, t in columns.items()) + "}"
+    try:
+        ctx.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {RAW_TABLE} AS SELECT * FROM read_json("
+            f"{sql_str(str(ctx.file.path))}, format = 'newline_delimited', records = true, "
+            f"ignore_errors = true, columns = {spec}, "
+            f"maximum_object_size = {2 * MAX_RECORD_BYTES})"
+        )
+        # Row ids count from an offset inside a transaction: line n is rowid - first + 1.
+        rows = ctx.con.execute(
+            f"SELECT count(*), coalesce(min(rowid), 0), max(rowid) FROM {RAW_TABLE}"
+        ).fetchone()
+    except duckdb.Error:
+        drop_relation(ctx.con, RAW_TABLE)
+        return False
+    count, first, last = rows if rows else (-1, 0, 0)
+    if count != index.lines or (count and last - first + 1 != count):
+        drop_relation(ctx.con, RAW_TABLE)
+        return False
+    ctx.con.execute(f"CREATE OR REPLACE TEMP MACRO {LINE_OF}(row_id) AS row_id - {int(first)} + 1")
+    _judge_empty_rows(ctx, index, list(columns))
+    # Staging's contract: every line is a row here, so no line was rejected while reading.
+    ctx.con.execute(
+        "CREATE OR REPLACE TEMP TABLE _staging_rejects (source_line BIGINT, reason VARCHAR)"
+    )
+    return True
+
+
+def raw_source(columns: dict[str, str]) -> str:
+    """`_raw` with its line number and its columns renamed to `f_<alias>` (see the caller).
+
+    `columns` maps aliases to key names, so a user's key can never collide with a name the
+    mapping uses.
+    """
+    renamed = ", ".join(f'r."{key}" AS f_{alias}' for alias, key in columns.items())
+    return (
+        f"SELECT _line_of(r.rowid) AS source_line, {renamed}, x.reason AS line_verdict "
+        f"FROM {RAW_TABLE} r LEFT JOIN {VERDICT_TABLE} x ON x.source_line = _line_of(r.rowid)"
+    )
+
+
+def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> None:
+    all_null = " AND ".join(f'"{key}" IS NULL' for key in keys)
+    numbers = [
+        int(row[0])
+        for row in ctx.con.execute(
+            f"SELECT _line_of(rowid) FROM {RAW_TABLE} WHERE {all_null} ORDER BY 1 LIMIT ?",
+            [_MAX_LINES_JUDGED + 1],
+        ).fetchall()
+    ]
+    ctx.con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {VERDICT_TABLE} (source_line BIGINT, reason VARCHAR)"
+    )
+    if len(numbers) > _MAX_LINES_JUDGED:
+        ctx.con.execute(
+            f"INSERT INTO {VERDICT_TABLE} "
+            f"SELECT _line_of(rowid), ? FROM {RAW_TABLE} WHERE {all_null}",
+            [_UNJUDGED],
+        )
+        return
+    lines = index.read_lines(numbers)
+    verdicts = [(n, judge_line(lines.get(n, b""))) for n in numbers]
+    rejected = [(n, reason) for n, reason in verdicts if reason is not None]
+    if rejected:
+        ctx.con.executemany(f"INSERT INTO {VERDICT_TABLE} VALUES (?, ?)", rejected)
+
+
+def judge_line(line: bytes) -> str | None:
+    """Why a line that read_json could not use is rejected; None for a valid JSON object
+    (it just has none of the fields read, and the adapter's own checks say so)."""
+    if len(line) > MAX_RECORD_BYTES:
+        return f"record is {len(line)} bytes, over the limit of {MAX_RECORD_BYTES}"
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        return "not valid JSON"
+    return None if isinstance(value, dict) else "not a JSON object"
+
+
+def _refuse_constant(name: str) -> None:
+    """NaN and Infinity are not JSON, though Python's parser takes them."""
+    raise ValueError(name)
+
+
+def drop_fast_staging(ctx: LoadContext) -> None:
+    """Drop what the fast read staged, but `_staged_tokens` (ingest decodes and drops it)."""
+    for table in (RAW_TABLE, VERDICT_TABLE, "_auth"):
+        drop_relation(ctx.con, table)
+    ctx.con.execute(f"DROP MACRO IF EXISTS {LINE_OF}")

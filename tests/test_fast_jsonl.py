@@ -1,0 +1,203 @@
+"""The fast JSON-lines read (`read_json` + a line index) against the careful one.
+
+A plain `.jsonl` generic log takes the fast path; the same bytes gzipped take the careful
+path (lines as text, `json_extract`). Both must store the same events, reject the same lines
+with the same reasons, and give every record the same de-duplication key.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m2maudit.config import Config
+from m2maudit.ingest import ingest_paths
+from m2maudit.sources import fast_jsonl, lineindex
+from m2maudit.sources.lineindex import digest_and_index
+from m2maudit.store import Store
+
+TS = "2024-05-01T10:00:00Z"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC1hIiwiY2xpZW50X2lkIjoiYWdlbnQtYSJ9.c2lnbmF0dXJl"
+
+# One line per case the mapping treats specially; the comment says what it checks.
+LINES: list[str] = [
+    json.dumps({"timestamp": TS, "principal": "agent-a", "authorization": f"Bearer {JWT}"}),
+    json.dumps({"timestamp": TS, "principal": "  padded  ", "action": " GET /x"}),  # trimmed
+    json.dumps({"timestamp": TS, "principal": "agent-b", "action": ""}),  # empty -> NULL
+    json.dumps({"timestamp": TS, "principal": {"name": "x"}}),  # object where text belongs
+    json.dumps({"timestamp": TS, "principal": "agent-c", "resource": ["a", "b"]}),  # a list
+    json.dumps({"timestamp": 1714557600, "principal": "agent-d", "status": 403}),  # epoch, int
+    json.dumps({"timestamp": 1714557600123, "client_id": "svc-e", "scopes": ["a:read", " "]}),
+    json.dumps({"timestamp": TS, "token_id": "k1", "scopes": "a:read b:write,c:admin"}),
+    json.dumps({"timestamp": TS, "token_id": "k2", "scopes": "single:scope"}),
+    json.dumps({"timestamp": TS, "token_id": "k3", "scopes": 7}),  # scopes not a list
+    json.dumps({"timestamp": "yesterday", "principal": "agent-f"}),  # unparseable time
+    json.dumps({"principal": "agent-g"}),  # no time
+    json.dumps({"timestamp": TS}),  # no identity
+    json.dumps({"timestamp": TS, "principal": "agent-h", "principal_type": "robot"}),
+    json.dumps(
+        {
+            "timestamp": TS,
+            "principal": "agent-i",
+            "resource": "https://api.example/x?api_key=abcdef0123456789abcdef",  # a leak
+        }
+    ),
+    json.dumps({"timestamp": TS, "token_id": JWT}),  # a token pasted as an id
+    json.dumps({"timestamp": TS, "principal": "agent-j", "user_agent": "a\nb [c] {d}"}),
+    "{}",  # an object without any field read
+    "[1, 2]",  # not an object
+    '{"timestamp": "' + TS + '", "principal": "truncated',  # broken JSON
+    '{"timestamp": "' + TS + '", "principal": "agent-k", "x": NaN}',  # DuckDB reads NaN
+    json.dumps({"timestamp": TS, "principal": "agent-l", "principal_type": "Agent"}),
+]
+
+EVENT_COLUMNS = (
+    "ts, principal, principal_type, client_id, credential_id, credential_type, token_fp, "
+    "action, resource, scopes_used, outcome, status, user_agent, leaked_secret, "
+    "leaked_secret_fp, source_line, record_key"
+)
+
+
+def ingest(store: Store, path: Path) -> None:
+    ingest_paths(store, [str(path)], [], Config())
+
+
+def events(store: Store) -> list[tuple[Any, ...]]:
+    return store.con.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY source_line").fetchall()
+
+
+def rejects(store: Store) -> list[tuple[Any, ...]]:
+    return store.con.execute(
+        "SELECT source_line, reason FROM ingest_errors ORDER BY source_line"
+    ).fetchall()
+
+
+@pytest.fixture
+def fast_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records whether each generic-log load took the fast read."""
+    taken: list[bool] = []
+    real = fast_jsonl.stage_json_columns
+
+    def spy(*args: Any, **kwargs: Any) -> bool:
+        taken.append(real(*args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr("m2maudit.sources.generic_log.stage_json_columns", spy)
+    return taken
+
+
+def write(path: Path, lines: list[str], compress: bool = False) -> Path:
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def test_the_fast_read_stores_what_the_careful_read_stores(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    fast, careful = Store.open(), Store.open()
+    ingest(fast, write(tmp_path / "log.jsonl", LINES))
+    ingest(careful, write(tmp_path / "log.jsonl.gz", LINES, compress=True))
+    assert fast_reads == [True]  # the .gz never asks for the fast read
+    assert events(fast) == events(careful)
+    assert rejects(fast) == rejects(careful)
+    reasons = dict(rejects(fast))
+    assert reasons[4] == 'field "principal" must be text, not an object or a list'
+    assert reasons[18] == 'missing "timestamp"'
+    assert reasons[19] == "not a JSON object"
+    assert reasons[20] == "not valid JSON"
+    by_line = {row[-2]: row for row in events(fast)}
+    assert by_line[2][1] == "padded" and by_line[2][7] == "GET /x"
+    assert by_line[3][7] is None
+    assert by_line[8][9] == ["a:read", "b:write", "c:admin"]
+    assert by_line[15][13] == "password_or_key" and "[redacted]" in by_line[15][8]
+    assert str(by_line[16][4]).startswith("secret:")
+
+
+def test_the_same_records_read_either_way_are_duplicates(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    store = Store.open()
+    ingest(store, write(tmp_path / "log.jsonl", LINES))
+    before = store.scalar("SELECT count(*) FROM events")
+    report = ingest_paths(store, [str(write(tmp_path / "copy.jsonl.gz", LINES, True))])
+    assert fast_reads == [True]
+    assert report.files[0].loaded == 0 and report.files[0].duplicates == before
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [json.dumps({"timestamp": TS, "principal": "a"}), "", json.dumps({"timestamp": TS})],
+        [json.dumps({"timestamp": TS, "principal": "a"}), "   ", "{broken"],
+    ],
+    ids=["empty line", "white space line"],
+)
+def test_blank_lines_fall_back_to_the_careful_read_and_keep_line_numbers(
+    tmp_path: Path, fast_reads: list[bool], lines: list[str]
+) -> None:
+    store = Store.open()
+    ingest(store, write(tmp_path / "log.jsonl", lines))
+    assert fast_reads == [False]
+    assert store.scalar("SELECT source_line FROM events") == 1
+    assert [line for line, _ in rejects(store)] == [3]
+    assert store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_raw'") == 0
+
+
+def test_many_broken_lines_are_each_rejected_with_their_line(
+    tmp_path: Path, fast_reads: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fast_jsonl, "_MAX_LINES_JUDGED", 2)
+    good = json.dumps({"timestamp": TS, "principal": "a"})
+    store = Store.open()
+    ingest(store, write(tmp_path / "log.jsonl", [good, "{x", good, "{y", "{z", good]))
+    assert fast_reads == [True]
+    assert [line for line, _ in rejects(store)] == [2, 4, 5]
+    assert {reason for _, reason in rejects(store)} == {fast_jsonl._UNJUDGED}
+    assert [row[-2] for row in events(store)] == [1, 3, 6]
+
+
+# --- the line index ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_the_line_index_finds_every_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str, final_newline: bool
+) -> None:
+    monkeypatch.setattr(lineindex, "BLOCK_BYTES", 8)  # many blocks, lines across them
+    monkeypatch.setattr(lineindex, "_CHUNK_BYTES", 32)
+    lines = ["x" * (i * 7 % 23) + str(i) for i in range(40)]
+    text = ending.join(lines) + (ending if final_newline else "")
+    path = tmp_path / "f.txt"
+    path.write_bytes(text.encode())
+    digest, index = digest_and_index(path)
+    assert index.lines == 40
+    assert index.read_lines([1, 17, 40, 41]) == {n: lines[n - 1].encode() for n in (1, 17, 40)}
+    assert digest == __import__("hashlib").sha256(text.encode()).hexdigest()
+
+
+def test_the_line_index_bounds_the_longest_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lineindex, "BLOCK_BYTES", 10)
+    monkeypatch.setattr(lineindex, "_CHUNK_BYTES", 40)
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"short\n" + b"y" * 95 + b"\nshort\n")
+    _, index = digest_and_index(path)
+    assert index.may_have_line_over(80)  # the 95-byte line
+    assert not index.may_have_line_over(200)
+    path.write_bytes(b"short\n" * 30)
+    _, index = digest_and_index(path)
+    assert not index.may_have_line_over(80)
+
+
+def test_an_empty_file_has_no_lines(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    _, index = digest_and_index(path)
+    assert index.lines == 0 and index.read_lines([1]) == {}
