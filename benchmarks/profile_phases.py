@@ -108,7 +108,6 @@ def instrument(profile: Profile) -> None:
 
     for fn in (
         "sniff",
-        "content_identity",
         "choose_adapter",
         "_commit_mapped",
         "decode_staged_tokens",
@@ -120,6 +119,8 @@ def instrument(profile: Profile) -> None:
     for module, label in ((generic_log, "generic_log"), (generic_inventory, "generic_inventory")):
         profile.wrap(module, "stage", f"stage ({label})")
         profile.wrap(module, "map_records", f"map_records ({label})")
+    profile.wrap(generic_log, "stage_json_columns", "read_json (generic_log, fast)")
+    profile.wrap(generic_log, "_stage_tokens", "distinct tokens (generic_log, fast)")
     for fn in (
         "load_rules",
         "check_rules_against_schema",

@@ -7,7 +7,6 @@ bytes, from another file) is counted as a duplicate and skipped. Bad records are
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +22,8 @@ from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAdapter
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
-from m2maudit.sources.fast_jsonl import STAGED_TOKENS
-from m2maudit.sources.lineindex import LineIndex, digest_and_index
+from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed
+from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
@@ -121,21 +120,37 @@ def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:
     return kept
 
 
+class _SeenBefore(Exception):
+    """The file's content turned out to be in the store already: roll its load back."""
+
+
 def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
-    """Ingest one file in one transaction; an unreadable file is reported, not raised."""
+    """Ingest one file in one transaction; an unreadable file is reported, not raised.
+
+    A big file is hashed while it loads (see `FileDigest`), so whether it was ingested before
+    is known only once it is loaded; then the load is rolled back.
+    """
     report = FileReport(source=file.display, size=file.size)
+    digest: FileDigest | None = None
     try:
         sample = sniff(file)
         adapter = choose_adapter(file, sample, config)
         report.format, report.kind = adapter.name, adapter.kind
-        identity, line_index = content_identity(file)
-        if _already_ingested(store, identity, report):
+        digest = FileDigest(file.path, file.compressed, file.size)
+        if not digest.in_background and _already_ingested(store, digest.identity(), report):
             return report
-        with store.transaction():
-            ctx = LoadContext(store.con, file, sample, config, adapter.name, [], line_index)
-            adapter.load(ctx)
-            _commit_mapped(store, ctx, adapter.kind, report)
-            _record_file(store, identity, report)
+        try:
+            ctx = LoadContext(store.con, file, sample, config, adapter.name)
+            _load(store, adapter, ctx, digest, report)
+        except FastReadFailed:  # read_json failed and so aborted the transaction: read carefully
+            _drop_staging(store)
+            ctx = LoadContext(store.con, file, sample, config, adapter.name, fast_read=False)
+            _load(store, adapter, ctx, digest, report)
+    except _SeenBefore:
+        pass
+    except OSError as exc:
+        report.error = f"could not read: {exc.strerror or exc}"
+        _record_file_error(store, file, report)
     except InputError as exc:
         report.error = exc.reason
         _record_file_error(store, file, report)
@@ -143,8 +158,22 @@ def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
         report.error = f"could not load: {str(exc).strip().splitlines()[0][:300]}"
         _record_file_error(store, file, report)
     finally:
+        if digest is not None:
+            digest.wait()
         _drop_staging(store)
     return report
+
+
+def _load(
+    store: Store, adapter: SourceAdapter, ctx: LoadContext, digest: FileDigest, report: FileReport
+) -> None:
+    with store.transaction():
+        ctx.line_index = digest.line_index
+        adapter.load(ctx)
+        if digest.in_background and _already_ingested(store, digest.identity(), report):
+            raise _SeenBefore
+        _commit_mapped(store, ctx, adapter.kind, report)
+        _record_file(store, digest.identity(), report)
 
 
 def _already_ingested(store: Store, identity: str, report: FileReport) -> bool:
@@ -197,18 +226,6 @@ def _looks_like_name(key: str) -> bool:
     if not _FIELD_NAME.fullmatch(key) or (any(c.isdigit() for c in key) and len(key) >= 20):
         return False
     return not any(re.search(pattern, key) for _, pattern in SECRET_PATTERNS)
-
-
-def content_identity(file: InputFile) -> tuple[str, LineIndex | None]:
-    """SHA-256 of the file's bytes, so only the very same content counts as ingested before,
-    and for an uncompressed file the index of its lines (read in the same pass).
-
-    Hashing runs in C at disk speed, a fraction of what loading the file costs.
-    """
-    if not file.compressed:
-        return digest_and_index(file.path)
-    with file.path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest(), None
 
 
 def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:

@@ -201,3 +201,58 @@ def test_an_empty_file_has_no_lines(tmp_path: Path) -> None:
     path.write_bytes(b"")
     _, index = digest_and_index(path)
     assert index.lines == 0 and index.read_lines([1]) == {}
+
+
+# --- big files: hashed while they load; lines over the limit ------------------------------
+
+
+def test_a_big_file_is_hashed_while_it_loads_and_a_repeat_is_rolled_back(
+    tmp_path: Path, fast_reads: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 0)  # every file counts as big
+    store = Store.open()
+    first = ingest_paths(store, [str(write(tmp_path / "a.jsonl", LINES))]).files[0]
+    again = ingest_paths(store, [str(write(tmp_path / "b.jsonl", LINES))]).files[0]
+    assert fast_reads == [True, True]
+    assert first.loaded == len(events(store)) and not first.already_ingested
+    assert again.already_ingested and again.loaded == 0
+    assert store.scalar("SELECT count(*) FROM ingested_files") == 1
+    assert store.scalar("SELECT count(DISTINCT source_file) FROM events") == 1
+
+
+def test_a_line_over_the_record_limit_is_read_then_refused(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    good = json.dumps({"timestamp": TS, "principal": "a"})
+    huge = json.dumps({"timestamp": TS, "principal": "b", "pad": "x" * (20 << 20)})
+    store = Store.open()
+    ingest(store, write(tmp_path / "log.jsonl", [good, huge, good]))
+    assert fast_reads == [False]  # read_json took it; the index says a line may be too long
+    assert [row[-2] for row in events(store)] == [1, 3]
+    [(line, reason)] = rejects(store)
+    assert line == 2 and "over the limit" in reason
+
+
+def test_when_read_json_fails_the_file_is_rolled_back_and_read_carefully(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An object size read_json refuses: the statement fails inside the file's transaction.
+    monkeypatch.setattr(fast_jsonl, "MAX_RECORD_BYTES", -1)
+    failures: list[str] = []
+    real = fast_jsonl.stage_json_columns
+
+    def spy(*args: Any, **kwargs: Any) -> bool:
+        try:
+            return real(*args, **kwargs)
+        except fast_jsonl.FastReadFailed as exc:
+            failures.append(str(exc))
+            raise
+
+    monkeypatch.setattr("m2maudit.sources.generic_log.stage_json_columns", spy)
+    store = Store.open()
+    report = ingest_paths(store, [str(write(tmp_path / "log.jsonl", LINES))])
+    assert len(failures) == 1
+    assert report.files[0].error is None
+    careful = Store.open()
+    ingest(careful, write(tmp_path / "log.jsonl.gz", LINES, compress=True))
+    assert events(store) == events(careful) and rejects(store) == rejects(careful)

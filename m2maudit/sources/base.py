@@ -6,6 +6,7 @@ the file into the canonical tables with SQL. Adapters never loop over records in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -61,8 +62,10 @@ class LoadContext:
     config: Config
     format_name: str
     notes: list[str] = field(default_factory=list)
-    # Where the lines of an uncompressed file are, for the fast JSON-lines read.
-    line_index: LineIndex | None = None
+    # Where the lines of an uncompressed file are, for the fast JSON-lines read; a call, as
+    # the index of a big file is still being built (on a thread) while the file loads.
+    line_index: Callable[[], LineIndex | None] | None = None
+    fast_read: bool = True  # False after a fast read failed: read the careful way
 
 
 class SourceAdapter(Protocol):

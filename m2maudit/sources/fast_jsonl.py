@@ -35,14 +35,17 @@ _UNJUDGED = "not valid JSON, or an object without any field this format reads"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
+class FastReadFailed(Exception):
+    """`read_json` failed (a line over its object size limit, say). The failed statement
+    aborted the file's transaction, so ingest rolls back and loads the file again with
+    `fast_read` off."""
+
+
 def can_read_fast(ctx: LoadContext) -> bool:
-    """Plain (uncompressed) JSON lines with a line index, not starting with a BOM, and no
-    line near the record size limit (`read_json` would fail on it, and a failed statement
-    would abort the file's transaction)."""
-    index = ctx.line_index
-    if index is None or ctx.file.compressed or ctx.sample.layout != "jsonl":
+    """Plain (uncompressed) JSON lines, with a line index coming, not starting with a BOM."""
+    if not ctx.fast_read or ctx.line_index is None:
         return False
-    if index.may_have_line_over(MAX_RECORD_BYTES):
+    if ctx.file.compressed or ctx.sample.layout != "jsonl":
         return False
     with ctx.file.path.open("rb") as handle:
         return not handle.read(3).startswith(_UTF8_BOM)
@@ -55,11 +58,8 @@ def stage_json_columns(ctx: LoadContext, columns: dict[str, str]) -> bool:
     text; JSON keeps it as JSON). Also fills `_line_verdicts(source_line, reason)` for the
     lines that gave a row of NULLs. Returns False, leaving nothing behind, when the file
     cannot be numbered exactly (blank lines) or `read_json` fails: the caller reads it the
-    careful way.
+    careful way. Raises `FastReadFailed` when a failed `read_json` aborted the transaction.
     """
-    index = ctx.line_index
-    if index is None:
-        return False
     spec = "{" + ", ".join(f"{sql_str(k)}: {sql_str(t)}" for k, t in columns.items()) + "}"
     try:
         ctx.con.execute(
@@ -72,11 +72,18 @@ def stage_json_columns(ctx: LoadContext, columns: dict[str, str]) -> bool:
         rows = ctx.con.execute(
             f"SELECT count(*), coalesce(min(rowid), 0), max(rowid) FROM {RAW_TABLE}"
         ).fetchone()
-    except duckdb.Error:
-        drop_relation(ctx.con, RAW_TABLE)
-        return False
+    except duckdb.Error as exc:
+        raise FastReadFailed(str(exc)) from None
+    index = ctx.line_index() if ctx.line_index else None
     count, first, last = rows if rows else (-1, 0, 0)
-    if count != index.lines or (count and last - first + 1 != count):
+    # Blank lines (skipped), a line over the record limit (the careful path rejects it), or
+    # row ids not in one run: the row number is not the line number.
+    if (
+        index is None
+        or count != index.lines
+        or index.may_have_line_over(MAX_RECORD_BYTES)
+        or (count and last - first + 1 != count)
+    ):
         drop_relation(ctx.con, RAW_TABLE)
         return False
     ctx.con.execute(f"CREATE OR REPLACE TEMP MACRO {LINE_OF}(row_id) AS row_id - {int(first)} + 1")

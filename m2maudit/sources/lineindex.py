@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -102,3 +103,43 @@ def digest_and_index(path: Path) -> tuple[str, LineIndex]:
             last = chunk[-1:]
     index = LineIndex(path, size, tuple(before), newlines, last == b"\n", longest_run)
     return digest.hexdigest(), index
+
+
+# A file at least this big is hashed and indexed on a thread while DuckDB reads it: hashing,
+# reading and numpy's counting release the GIL, so the two overlap on separate cores.
+BACKGROUND_BYTES = 64 * BLOCK_BYTES
+
+
+class FileDigest:
+    """A file's SHA-256 and, when it is not compressed, its line index: computed at once for
+    a small file, on a thread for a big one (`result` waits for it)."""
+
+    def __init__(self, path: Path, compressed: bool, size: int) -> None:
+        self.in_background = size >= BACKGROUND_BYTES
+        work = (lambda: (_sha256(path), None)) if compressed else (lambda: digest_and_index(path))
+        self._future: Future[tuple[str, LineIndex | None]]
+        if self.in_background:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2maudit-digest")
+            self._future = executor.submit(work)
+            executor.shutdown(wait=False)
+        else:
+            self._future = Future()
+            try:
+                self._future.set_result(work())
+            except OSError as exc:
+                self._future.set_exception(exc)
+
+    def identity(self) -> str:
+        return self._future.result()[0]
+
+    def line_index(self) -> LineIndex | None:
+        return self._future.result()[1]
+
+    def wait(self) -> None:
+        """Let a background digest finish (its error, if any, was or will be seen)."""
+        self._future.exception()
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
