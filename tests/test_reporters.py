@@ -529,3 +529,15 @@ def test_policy_filters_show_in_reports() -> None:
     assert document["policy"]["filtered_out"] == 3
     assert len(_ids(document)) == 3
     assert "3 findings left out by --min-severity or --problem" in render("table", result)
+
+
+def test_json_report_writes_one_finding_per_line() -> None:
+    text = render("json", full_result())
+    document = json.loads(text)
+    finding_lines = [line for line in text.splitlines() if line.startswith('    {"id": ')]
+    assert len(finding_lines) == len(document["findings"]) > 1
+    assert [json.loads(line.rstrip(",")) for line in finding_lines] == document["findings"]
+
+
+def test_json_report_without_findings_is_an_empty_list() -> None:
+    assert json.loads(render("json", empty_result()))["findings"] == []
