@@ -22,7 +22,7 @@ from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAdapter
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
-from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed
+from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation
 from m2maudit.store import Store
@@ -228,13 +228,38 @@ def _looks_like_name(key: str) -> bool:
     return not any(re.search(pattern, key) for _, pattern in SECRET_PATTERNS)
 
 
+_ACCEPTED_FPS = "list(DISTINCT token_fp) FILTER ({accepted} AND token_fp IS NOT NULL)"
+
+
 def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:
+    """Move the accepted rows of `_mapped` into the store, the rejected ones into
+    `ingest_errors`, and decode the accepted records' tokens.
+
+    `_mapped` may be a view (the fast JSON-lines read), so each pass over it maps every
+    record again: there are two, one for what is not inserted (`_outcome`: counts, the
+    time window, the rejects and the accepted tokens) and the insert itself.
+    """
     table, columns = (
         ("events", EVENT_COLUMNS) if kind == "events" else ("credentials", CREDENTIAL_COLUMNS)
     )
     con = store.con
-    accepted = int(store.scalar("SELECT count(*) FROM _mapped WHERE reject_reason IS NULL"))
-    fresh = "reject_reason IS NULL"
+    staged_tokens = _exists(con, STAGED_TOKENS)
+    accepted = "reject_reason IS NULL"
+    window = f"min(ts) FILTER ({accepted}), max(ts) FILTER ({accepted})"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _outcome AS SELECT
+            count(*) FILTER ({accepted}) AS accepted,
+            {window if kind == "events" else "NULL, NULL"},
+            list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
+                FILTER (reject_reason IS NOT NULL) AS rejects,
+            {_ACCEPTED_FPS.format(accepted=accepted) if staged_tokens else "NULL"} AS fps
+        FROM _mapped
+        """
+    )
+    row = con.execute("SELECT * FROM _outcome").fetchone()
+    accepted_count, first_ts, last_ts = (int(row[0]), row[1], row[2]) if row else (0, None, None)
+    fresh = accepted
     if store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"):
         fresh += f" AND record_key NOT IN (SELECT record_key FROM {table})"
     column_list = ", ".join(columns)
@@ -247,10 +272,13 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
             [ctx.format_name, ctx.file.display],
         )
     )
+    if staged_tokens:  # only the accepted records' tokens
+        con.execute(
+            f"DELETE FROM {STAGED_TOKENS} "
+            "WHERE token_fp NOT IN (SELECT unnest(fps) FROM _outcome WHERE fps IS NOT NULL)"
+        )
     # The raw tokens are in _mapped (or _staged_tokens) only until it is dropped.
-    decode_staged_tokens(
-        con, ctx.config, STAGED_TOKENS if _exists(con, STAGED_TOKENS) else "_mapped"
-    )
+    decode_staged_tokens(con, ctx.config, STAGED_TOKENS if staged_tokens else "_mapped")
     report.rejected = _count(
         con.execute(
             """
@@ -258,23 +286,19 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
         SELECT ?, source_line, ?, reason FROM (
             SELECT source_line, reason FROM _staging_rejects
             UNION ALL
-            SELECT source_line, reject_reason FROM _mapped WHERE reject_reason IS NOT NULL
+            SELECT r.line, r.reason FROM (SELECT unnest(rejects) AS r FROM _outcome)
         )
         """,
             [ctx.file.display, ctx.format_name],
         )
     )
-    report.duplicates = accepted - report.loaded
-    report.read = accepted + report.rejected
+    report.duplicates = accepted_count - report.loaded
+    report.read = accepted_count + report.rejected
     if kind == "events":
-        window = con.execute(
-            "SELECT min(ts), max(ts) FROM _mapped WHERE reject_reason IS NULL"
-        ).fetchone()
-        if window:
-            report.first_ts, report.last_ts = window
+        report.first_ts, report.last_ts = first_ts, last_ts
     if not report.read:
         report.error = "no records in the file"
-    elif not accepted:
+    elif not accepted_count:
         report.error = f"no record could be loaded ({report.rejected} rejected)"
     if report.error:
         _record_file_error(store, ctx.file, report)
@@ -327,6 +351,8 @@ def _drop_staging(store: Store) -> None:
         "_documents",
         "_classified",
         "_csv",
+        "_outcome",
         STAGED_TOKENS,
     ):
         drop_relation(store.con, table)
+    drop_fast_staging(store.con)

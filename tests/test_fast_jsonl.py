@@ -256,3 +256,21 @@ def test_when_read_json_fails_the_file_is_rolled_back_and_read_carefully(
     careful = Store.open()
     ingest(careful, write(tmp_path / "log.jsonl.gz", LINES, compress=True))
     assert events(store) == events(careful) and rejects(store) == rejects(careful)
+
+
+def test_only_the_tokens_of_accepted_records_are_decoded(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    from m2maudit.fingerprint import fingerprint
+
+    other = JWT.replace("c2lnbmF0dXJl", "b3RoZXJzaWc")
+    lines = [
+        json.dumps({"timestamp": TS, "principal": "a", "token_id": "k"}),  # no token
+        json.dumps({"timestamp": TS, "authorization": f"Bearer {JWT}"}),
+        json.dumps({"authorization": f"Bearer {other}"}),  # rejected: no time
+    ]
+    store = Store.open()
+    ingest(store, write(tmp_path / "log.jsonl", lines))
+    assert fast_reads == [True]
+    decoded = {row[0] for row in store.con.execute("SELECT token_fp FROM tokens").fetchall()}
+    assert decoded == {fingerprint(JWT)}

@@ -16,6 +16,7 @@ file's `LineIndex` makes the result as exact as the careful path:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import duckdb
 
@@ -51,7 +52,9 @@ def can_read_fast(ctx: LoadContext) -> bool:
         return not handle.read(3).startswith(_UTF8_BOM)
 
 
-def stage_json_columns(ctx: LoadContext, columns: dict[str, str]) -> bool:
+def stage_json_columns(
+    ctx: LoadContext, columns: dict[str, str], derived: dict[str, str] | None = None
+) -> bool:
     """Fill `_raw(source_line, <key>...)` with one typed column per top-level key.
 
     `columns` maps key names to DuckDB types (VARCHAR turns a number or object into its
@@ -59,11 +62,14 @@ def stage_json_columns(ctx: LoadContext, columns: dict[str, str]) -> bool:
     lines that gave a row of NULLs. Returns False, leaving nothing behind, when the file
     cannot be numbered exactly (blank lines) or `read_json` fails: the caller reads it the
     careful way. Raises `FastReadFailed` when a failed `read_json` aborted the transaction.
+    `derived` adds columns computed from the keys while reading (name -> SQL), such as a
+    hash to join on instead of a long value.
     """
+    extra = "".join(f", {expr} AS {name}" for name, expr in (derived or {}).items())
     spec = "{" + ", ".join(f"{sql_str(k)}: {sql_str(t)}" for k, t in columns.items()) + "}"
     try:
         ctx.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {RAW_TABLE} AS SELECT * FROM read_json("
+            f"CREATE OR REPLACE TEMP TABLE {RAW_TABLE} AS SELECT *{extra} FROM read_json("
             f"{sql_str(str(ctx.file.path))}, format = 'newline_delimited', records = true, "
             f"ignore_errors = true, columns = {spec}, "
             f"maximum_object_size = {2 * MAX_RECORD_BYTES})"
@@ -95,13 +101,13 @@ def stage_json_columns(ctx: LoadContext, columns: dict[str, str]) -> bool:
     return True
 
 
-def raw_source(columns: dict[str, str]) -> str:
+def raw_source(columns: dict[str, str], derived: Sequence[str] = ()) -> str:
     """`_raw` with its line number and its columns renamed to `f_<alias>` (see the caller).
 
     `columns` maps aliases to key names, so a user's key can never collide with a name the
-    mapping uses.
+    mapping uses; `derived` columns keep their names.
     """
-    renamed = ", ".join(f'r."{key}" AS f_{alias}' for alias, key in columns.items())
+    renamed = ", ".join([*(f'r."{key}" AS f_{alias}' for alias, key in columns.items()), *derived])
     return (
         f"SELECT _line_of(r.rowid) AS source_line, {renamed}, x.reason AS line_verdict "
         f"FROM {RAW_TABLE} r LEFT JOIN {VERDICT_TABLE} x ON x.source_line = _line_of(r.rowid)"
@@ -155,8 +161,9 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(name)
 
 
-def drop_fast_staging(ctx: LoadContext) -> None:
-    """Drop what the fast read staged, but `_staged_tokens` (ingest decodes and drops it)."""
+def drop_fast_staging(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what the fast read staged; ingest calls it once the file is committed, as the
+    `_mapped` view reads these tables."""
     for table in (RAW_TABLE, VERDICT_TABLE, "_auth"):
-        drop_relation(ctx.con, table)
-    ctx.con.execute(f"DROP MACRO IF EXISTS {LINE_OF}")
+        drop_relation(con, table)
+    con.execute(f"DROP MACRO IF EXISTS {LINE_OF}")

@@ -53,12 +53,15 @@ def text_timestamp(text: str) -> str:
 
     DuckDB reads `T` and `Z` in capitals only; RFC 3339 allows `t` and `z` too.
     """
+    # ISO 8601 first: the usual case, and no number parses as one. COALESCE evaluates each
+    # argument only for the rows still NULL, so the regex runs on the rest alone.
+    epoch = (
+        f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
+        f"THEN {epoch_to_timestamp(f'try_cast({text} AS DOUBLE)')} END"
+    )
     return (
-        f"CASE WHEN {text} IS NULL THEN NULL "
-        f"WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
-        f"THEN {epoch_to_timestamp(f'try_cast({text} AS DOUBLE)')} "
-        f"ELSE coalesce(try_cast({text} AS TIMESTAMPTZ), try_cast(upper({text}) AS TIMESTAMPTZ)) "
-        f"END"
+        f"CASE WHEN {text} IS NULL THEN NULL ELSE coalesce(try_cast({text} AS TIMESTAMPTZ), "
+        f"{epoch}, try_cast(upper({text}) AS TIMESTAMPTZ)) END"
     )
 
 

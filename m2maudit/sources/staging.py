@@ -590,6 +590,7 @@ def map_records(
     prelude: dict[str, str] | Sequence[dict[str, str]] | None = None,
     source: str | None = None,
     key_columns: Sequence[str] = (),
+    materialize: bool = True,
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
 
@@ -602,7 +603,9 @@ def map_records(
 
     `source` replaces `_records` by a query with a `source_line` column (the fast JSON-lines
     read); `key_columns` make the de-duplication key a hash of those mapped columns instead
-    of the record's text, so the same record read either way gets the same key.
+    of the record's text, so the same record read either way gets the same key. With
+    `materialize=False`, `_mapped` is a view: cheaper when the source is already a table
+    and the mapping is read only a couple of times (ingest reads it twice).
     """
     layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
@@ -622,6 +625,7 @@ def map_records(
         query = f"SELECT *, {key} AS record_key FROM ({mapped} FROM {inner})"
     else:
         query = f"{mapped}, record_key FROM {inner}"
-    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _mapped AS {query}")
+    drop_relation(ctx.con, "_mapped")
+    _run(ctx, f"CREATE TEMP {'TABLE' if materialize else 'VIEW'} _mapped AS {query}")
     drop_relation(ctx.con, "_records")
     drop_relation(ctx.con, "_lines")
