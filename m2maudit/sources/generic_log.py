@@ -182,7 +182,9 @@ _JSON_VALUED = ("timestamp", "scopes")  # a time may be a number, scopes a list
 def _plain_keys(config: Config) -> dict[str, str] | None:
     """Field -> top-level key for the fast read; None when a field is a nested path."""
     keys = {name: field_name(config, name) for name in GENERIC_LOG_FIELDS}
-    plain = all(not key.startswith("$") and "." not in key for key in keys.values())
+    plain = all(
+        not key.startswith("$") and "." not in key and '"' not in key for key in keys.values()
+    )
     return keys if plain and len(set(keys.values())) == len(keys) else None
 
 
@@ -201,12 +203,14 @@ def _stage_tokens(ctx: LoadContext) -> None:
     ctx.con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _auth AS
-        SELECT auth_hash, raw_token, left(sha256(raw_token), 16) AS fp
-        FROM (SELECT auth_hash, {bare} AS raw_token
+        SELECT auth_hash, raw_token, left(sha256(raw_token), 16) AS fp, auth_kind
+        FROM (SELECT auth_hash, {bare} AS raw_token, {_text_kind("a")} AS auth_kind
               FROM (SELECT auth_hash, any_value({key}) AS a FROM {RAW_TABLE} r
-                    WHERE {key} IS NOT NULL GROUP BY auth_hash))
+                    WHERE auth_hash IS NOT NULL GROUP BY auth_hash))
         """
     )
+    # The values are in _auth now: free the gigabytes of tokens, one per call, at once.
+    ctx.con.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN {key.removeprefix('r.')}")
     # Ingest keeps those of accepted records and decodes them.
     ctx.con.execute(
         f"CREATE OR REPLACE TEMP TABLE {STAGED_TOKENS} AS "
@@ -217,14 +221,18 @@ def _stage_tokens(ctx: LoadContext) -> None:
 def _auth_hash(keys: dict[str, str]) -> str:
     """Tokens are joined back to their calls by a 64-bit hash computed while reading, not by
     the 500-byte value: two distinct tokens of one log sharing a hash is a 1 in 10^10 chance
-    at 100 000 tokens."""
-    return f'hash("{keys["authorization"]}")'
+    at 100 000 tokens. The values themselves are dropped from `_raw` once `_auth` holds
+    each of them once."""
+    key = keys["authorization"]  # a plain key: no quote in it (see _plain_keys)
+    return f'CASE WHEN "{key}" IS NOT NULL THEN hash("{key}") END'
 
 
 def _fast_source(keys: dict[str, str]) -> str:
+    kept = {name: key for name, key in keys.items() if name != "authorization"}
     return (
-        f"SELECT s.*, t.raw_token, t.fp FROM ({raw_source(keys, ['auth_hash'])}) s "
-        "LEFT JOIN _auth t ON t.auth_hash = s.auth_hash AND s.f_authorization IS NOT NULL"
+        "SELECT s.*, t.raw_token, t.fp, t.auth_kind "
+        f"FROM ({raw_source(kept, ['auth_hash'])}) s "
+        "LEFT JOIN _auth t ON t.auth_hash = s.auth_hash"
     )
 
 
@@ -241,12 +249,12 @@ def _fast_value_layers() -> list[dict[str, str]]:
     """
     texts = [f"f_{name}" for name in TEXT_FIELDS if name != "authorization"]
     joined = f"concat_ws(chr(10), {', '.join(texts)}, f_timestamp::VARCHAR, f_scopes::VARCHAR)"
-    values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS}
+    values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"}
     suspect = "|".join(secret_needles())
     kinds = {
         "k_timestamp": q.json_kind_fast("j_timestamp"),
         "k_scopes": q.json_kind_fast("j_scopes"),
-        "k_authorization": _text_kind("j_authorization"),
+        "k_authorization": "auth_kind",  # judged once per distinct value, in _auth
         **{
             f"k_{name}": f"CASE WHEN odd THEN {_text_kind(f'j_{name}')} END"
             for name in TEXT_FIELDS
@@ -256,11 +264,9 @@ def _fast_value_layers() -> list[dict[str, str]]:
     untrimmed = {
         "u_timestamp": q.json_text_fast("j_timestamp", "k_timestamp"),
         "u_scopes": q.json_text_fast("j_scopes", "k_scopes"),
-        "u_authorization": "CASE WHEN k_authorization = 'VARCHAR' THEN j_authorization END",
     }
     texts_trimmed = {
         "t_timestamp": q.trim_padded("u_timestamp"),
-        "t_authorization": q.trim_padded("u_authorization"),
         **{
             f"t_{name}": f"CASE WHEN odd THEN {_checked_text(name)} ELSE j_{name} END"
             for name in TEXT_FIELDS
