@@ -138,12 +138,17 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
     return sorted(rules, key=lambda r: r.id)
 
 
+# libyaml's build of the same safe loader when PyYAML has it: a tenth of the time to read the
+# rule pack, which every scan does. Either constructs plain data only, like yaml.safe_load.
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
     """Parse one rule file, appending `file:line: problem` strings to `errors`."""
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
