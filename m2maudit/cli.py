@@ -141,7 +141,7 @@ def run_ingest(
 ) -> IngestReport:
     """Shared by `ingest` and `scan`: load files, show progress and the summary."""
     console = stderr_console()
-    with ingest_progress(console, enabled=not quiet) as (on_file, on_start):
+    with ingest_progress(console, enabled=not quiet, con=store.con) as (on_file, on_start):
         report = ingest_paths(
             store, paths, inventory or [], config, format_hint, on_file=on_file, on_start=on_start
         )

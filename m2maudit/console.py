@@ -6,9 +6,12 @@ Reports (stdout) are the reporters' job; this module only talks about the run it
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
+import duckdb
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -33,9 +36,13 @@ def stderr_console() -> Console:
 
 @contextmanager
 def ingest_progress(
-    console: Console, enabled: bool = True
+    console: Console, enabled: bool = True, con: duckdb.DuckDBPyConnection | None = None
 ) -> Iterator[tuple[ProgressHook, Callable[[list[InputFile]], None]]]:
-    """A progress bar over files and bytes; silent when stderr is not a terminal."""
+    """A progress bar over files and bytes; silent when stderr is not a terminal.
+
+    With the store's connection, the bar also moves inside a file: a thread reads DuckDB's
+    progress of the running statement (reading a big log is most of its load).
+    """
     show = enabled and console.is_terminal
     progress = Progress(
         TextColumn("[bold]ingest[/]"),
@@ -48,20 +55,81 @@ def ingest_progress(
         disable=not show,
     )
     task = progress.add_task("ingest", total=None, files="")
-    counter = {"done": 0, "total": 0}
+    state = _ProgressState()
 
     def on_start(files: list[InputFile]) -> None:
-        counter["total"] = len(files)
+        state.files = files
         progress.update(task, total=sum(f.size for f in files), files=f"0/{len(files)} files")
 
     def on_file(file: InputFile, _report: FileReport) -> None:
-        counter["done"] += 1
+        state.file_done(file.size)
         progress.update(
-            task, advance=file.size, files=f"{counter['done']}/{counter['total']} files"
+            task, completed=state.bytes_done, files=f"{state.done}/{len(state.files)} files"
         )
 
+    poller = (
+        _StatementPoller(
+            con, lambda fraction: progress.update(task, completed=state.within_file(fraction))
+        )
+        if show and con is not None
+        else None
+    )
     with progress:
-        yield on_file, on_start
+        if poller:
+            poller.start()
+        try:
+            yield on_file, on_start
+        finally:
+            if poller:
+                poller.stop()
+
+
+@dataclass
+class _ProgressState:
+    files: list[InputFile] = field(default_factory=list)
+    done: int = 0
+    bytes_done: int = 0
+    best_fraction: float = 0.0  # of the current file: the bar never moves back
+
+    def file_done(self, size: int) -> None:
+        self.done += 1
+        self.bytes_done += size
+        self.best_fraction = 0.0
+
+    def within_file(self, fraction: float) -> int:
+        if self.done >= len(self.files):
+            return self.bytes_done
+        self.best_fraction = max(self.best_fraction, min(fraction, 0.99))
+        return self.bytes_done + int(self.files[self.done].size * self.best_fraction)
+
+
+class _StatementPoller:
+    """Calls `report(fraction)` four times a second with DuckDB's progress of the statement
+    running on `con` (another thread may ask; DuckDB answers without waiting for it)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, report: Callable[[float], None]) -> None:
+        self._con = con
+        self._report = report
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="m2maudit-progress", daemon=True)
+
+    def start(self) -> None:
+        self._con.execute("SET enable_progress_bar = true")
+        self._con.execute("SET enable_progress_bar_print = false")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(0.25):
+            try:
+                percent = self._con.query_progress()
+            except duckdb.Error:
+                continue
+            if percent >= 0:
+                self._report(percent / 100)
 
 
 def print_ingest_summary(

@@ -1,0 +1,76 @@
+"""The ingest progress bar moves with bytes: by whole files, and inside a big file by DuckDB's
+progress of the statement reading it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from m2maudit.console import _ProgressState, _StatementPoller
+from m2maudit.sources.base import InputFile
+
+
+def input_file(size: int) -> InputFile:
+    return InputFile(Path(f"f{size}"), f"f{size}", size, compressed=False)
+
+
+def test_the_bar_counts_finished_files_and_the_share_read_of_the_current_one() -> None:
+    state = _ProgressState(files=[input_file(1000), input_file(500)])
+    assert state.within_file(0.5) == 500
+    assert state.within_file(0.2) == 500  # DuckDB moved on to the next statement: no going back
+    assert state.within_file(1.0) == 990  # a file is done only when ingest says so
+    state.file_done(1000)
+    assert state.within_file(0.4) == 1000 + 200
+    state.file_done(500)
+    assert state.within_file(0.7) == 1500
+
+
+class ScriptedConnection:
+    """Answers `query_progress` from a script, as DuckDB does from another thread."""
+
+    def __init__(self, answers: list[float]) -> None:
+        self.answers = answers
+        self.settings: list[str] = []
+        self.drained = threading.Event()
+
+    def execute(self, sql: str) -> None:
+        self.settings.append(sql)
+
+    def query_progress(self) -> float:
+        if not self.answers:
+            self.drained.set()
+            raise duckdb.InvalidInputException("no statement running")
+        return self.answers.pop(0)
+
+
+def test_the_poller_reports_duckdb_progress_as_a_fraction() -> None:
+    con = ScriptedConnection([-1.0, 25.0, 80.0])
+    reported: list[float] = []
+    poller = _StatementPoller(con, reported.append)  # type: ignore[arg-type]
+    poller.start()
+    assert con.drained.wait(5)
+    poller.stop()
+    assert reported == [0.25, 0.8]  # -1 (nothing running) and errors are not progress
+    assert any("enable_progress_bar = true" in sql for sql in con.settings)
+
+
+def test_duckdb_answers_progress_while_a_statement_runs() -> None:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    answers: list[Any] = []
+    finished = threading.Event()
+
+    def ask() -> None:
+        while not finished.wait(0.01):
+            answers.append(con.query_progress())
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    con.execute("SELECT count(*) FROM range(300000000) t(i) WHERE i % 7 = 3").fetchall()
+    finished.set()
+    asker.join()
+    assert answers and all(isinstance(a, float) and -1 <= a <= 100 for a in answers)
