@@ -8,7 +8,7 @@ bytes, from another file) is counted as a duplicate and skipped. Bad records are
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,14 @@ from m2maudit.config import Config
 from m2maudit.errors import AuditError, InputError
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
-from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample, SourceAdapter
+from m2maudit.sources.base import (
+    BatchableAdapter,
+    InputFile,
+    Kind,
+    LoadContext,
+    Sample,
+    SourceAdapter,
+)
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
 from m2maudit.sources.lineindex import FileDigest
@@ -96,14 +103,136 @@ def ingest_paths(
         if on_start:
             on_start(files)
         report = IngestReport()
-        for file in files:
-            file_report = ingest_file(store, file, config)
-            report.files.append(file_report)
-            if on_file:
-                on_file(file, file_report)
+        for group in _groups(store, files, config):
+            for file, file_report in zip(group, ingest_group(store, group, config), strict=True):
+                report.files.append(file_report)
+                if on_file:
+                    on_file(file, file_report)
     finally:
         remove_temporary(files)
     return report
+
+
+# Small files of a batchable format are ingested together, up to these limits a batch.
+SMALL_FILE_BYTES = 8 << 20
+BATCH_FILES = 2000
+BATCH_BYTES = 256 << 20
+
+
+def _groups(store: Store, files: list[InputFile], config: Config) -> Iterator[list[InputFile]]:
+    """Consecutive small files of one batchable format, or single files.
+
+    Sniffing a file to know its format is cheap; a file that fails it is a group of its own
+    (and `ingest_file` reports why).
+    """
+    batch: list[InputFile] = []
+    batch_adapter: SourceAdapter | None = None
+    for file in files:
+        adapter = _batchable_adapter(file, config) if file.size <= SMALL_FILE_BYTES else None
+        full = len(batch) >= BATCH_FILES or sum(f.size for f in batch) >= BATCH_BYTES
+        if batch and (adapter is not batch_adapter or full):
+            yield batch
+            batch, batch_adapter = [], None
+        if adapter is None:
+            yield [file]
+            continue
+        batch.append(file)
+        batch_adapter = adapter
+    if batch:
+        yield batch
+
+
+def _batchable_adapter(file: InputFile, config: Config) -> SourceAdapter | None:
+    try:
+        adapter = choose_adapter(file, sniff(file), config)
+    except (InputError, OSError):
+        return None
+    return adapter if isinstance(adapter, BatchableAdapter) else None
+
+
+def ingest_group(store: Store, files: list[InputFile], config: Config) -> list[FileReport]:
+    """Ingest a group from `_groups`: one file alone, or small files in one transaction.
+
+    If a batch fails as a whole (a broken file aborts DuckDB's transaction), it is rolled
+    back and its files are ingested one by one, so each gets its own report.
+    """
+    if len(files) == 1:
+        return [ingest_file(store, files[0], config)]
+    try:
+        return _ingest_batch(store, files, config)
+    except (InputError, duckdb.Error, _BatchSplit):
+        return [ingest_file(store, file, config) for file in files]
+    finally:
+        _drop_staging(store)
+        drop_relation(store.con, "_batch_records")
+        drop_relation(store.con, "_batch_rejects")
+        drop_relation(store.con, "_batch_files")
+
+
+class _BatchSplit(Exception):
+    """The batch holds the same content twice: load its files one by one instead."""
+
+
+def _ingest_batch(store: Store, files: list[InputFile], config: Config) -> list[FileReport]:
+    con = store.con
+    samples = [sniff(file) for file in files]
+    adapter = choose_adapter(files[0], samples[0], config)
+    assert isinstance(adapter, BatchableAdapter)
+    reports = [FileReport(source=f.display, size=f.size) for f in files]
+    if len({f.display for f in files}) < len(files):
+        raise _BatchSplit
+    identities: dict[str, str] = {}  # display -> content hash, of the files to load
+    for file, report in zip(files, reports, strict=True):
+        report.format, report.kind = adapter.name, adapter.kind
+        identity = FileDigest(file.path, file.compressed, 0).identity()
+        if identity in identities.values():
+            raise _BatchSplit
+        if not _already_ingested(store, identity, report):
+            identities[file.display] = identity
+    with store.transaction():
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _batch_records "
+            "(source_file VARCHAR, source_line BIGINT, rec VARCHAR)"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _batch_rejects "
+            "(source_file VARCHAR, source_line BIGINT, reason VARCHAR)"
+        )
+        for file, sample in zip(files, samples, strict=True):
+            if file.display in identities:
+                _stage_into_batch(
+                    store, adapter, LoadContext(con, file, sample, config, adapter.name)
+                )
+        if identities:
+            con.execute("ALTER TABLE _batch_records RENAME TO _records")
+            con.execute("ALTER TABLE _batch_rejects RENAME TO _staging_rejects")
+            first = next(i for i, f in enumerate(files) if f.display in identities)
+            ctx = LoadContext(
+                con,
+                files[first],
+                samples[first],
+                config,
+                adapter.name,
+                batch_files=list(identities),
+            )
+            adapter.map_staged(ctx)
+            loading = {r.source: r for r in reports if r.source in identities}
+            _commit_batch(store, ctx, adapter.kind, loading)
+            for source, report in loading.items():
+                _record_file(store, identities[source], report)
+    return reports
+
+
+def _stage_into_batch(store: Store, adapter: BatchableAdapter, ctx: LoadContext) -> None:
+    adapter.stage_file(ctx)
+    store.con.execute(
+        "INSERT INTO _batch_records SELECT ?, source_line, rec FROM _records", [ctx.file.display]
+    )
+    store.con.execute(
+        "INSERT INTO _batch_rejects SELECT ?, source_line, reason FROM _staging_rejects",
+        [ctx.file.display],
+    )
+    _drop_staging(store)
 
 
 def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:
@@ -292,16 +421,105 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
             [ctx.file.display, ctx.format_name],
         )
     )
-    report.duplicates = accepted_count - report.loaded
-    report.read = accepted_count + report.rejected
-    if kind == "events":
-        report.first_ts, report.last_ts = first_ts, last_ts
+    _settle(store, ctx.file.display, report, accepted_count, (first_ts, last_ts))
+
+
+def _settle(
+    store: Store,
+    source: str,
+    report: FileReport,
+    accepted: int,
+    window: tuple[datetime | None, datetime | None],
+) -> None:
+    """The counts that follow from loaded and rejected, and the error of a file without any
+    record loaded (recorded in `ingest_errors` as line 0)."""
+    report.duplicates = accepted - report.loaded
+    report.read = accepted + report.rejected
+    if report.kind == "events":
+        report.first_ts, report.last_ts = window
     if not report.read:
         report.error = "no records in the file"
-    elif not accepted_count:
+    elif not accepted:
         report.error = f"no record could be loaded ({report.rejected} rejected)"
     if report.error:
-        _record_file_error(store, ctx.file, report)
+        store.con.execute(
+            "INSERT INTO ingest_errors VALUES (?, 0, ?, ?)", [source, report.format, report.error]
+        )
+
+
+def _commit_batch(
+    store: Store, ctx: LoadContext, kind: Kind, reports: dict[str, FileReport]
+) -> None:
+    """`_commit_mapped` for a batch of small files, whose `_mapped` says each row's file.
+
+    The outcome is what loading the files one by one would give: a record already in an
+    earlier file of the batch is a duplicate, a record repeated within one file is not.
+    """
+    table, columns = (
+        ("events", EVENT_COLUMNS) if kind == "events" else ("credentials", CREDENTIAL_COLUMNS)
+    )
+    con = store.con
+    con.execute("CREATE OR REPLACE TEMP TABLE _batch_files (source_file VARCHAR, file_no INT)")
+    con.executemany(
+        "INSERT INTO _batch_files VALUES (?, ?)", [(name, i) for i, name in enumerate(reports)]
+    )
+    known = ""
+    if store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"):
+        known = f" AND m.record_key NOT IN (SELECT record_key FROM {table})"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _fresh AS
+        SELECT m.*, b.file_no FROM _mapped m JOIN _batch_files b USING (source_file)
+        WHERE m.reject_reason IS NULL{known}
+        QUALIFY min(b.file_no) OVER (PARTITION BY m.record_key) = b.file_no
+        """
+    )
+    column_list = ", ".join(columns)
+    con.execute(
+        f"""
+        INSERT INTO {table} ({column_list}, source_format, source_file, source_line, record_key)
+        SELECT {column_list}, ?, source_file, source_line, record_key FROM _fresh
+        """,
+        [ctx.format_name],
+    )
+    decode_staged_tokens(con, ctx.config, "_mapped")
+    con.execute(
+        """
+        INSERT INTO ingest_errors
+        SELECT source_file, source_line, ?, reason FROM (
+            SELECT source_file, source_line, reason FROM _staging_rejects
+            UNION ALL
+            SELECT source_file, source_line, reject_reason FROM _mapped
+            WHERE reject_reason IS NOT NULL
+        )
+        """,
+        [ctx.format_name],
+    )
+    accepted = "reject_reason IS NULL"
+    first, last = (
+        (f"min(ts) FILTER ({accepted})", f"max(ts) FILTER ({accepted})")
+        if kind == "events"
+        else ("NULL", "NULL")
+    )
+    rows = con.execute(
+        f"""
+        SELECT b.source_file, coalesce(m.accepted, 0), coalesce(f.loaded, 0),
+               coalesce(m.rejected, 0) + coalesce(r.rejected, 0), m.first_ts, m.last_ts
+        FROM _batch_files b
+        LEFT JOIN (SELECT source_file, count(*) FILTER ({accepted}) AS accepted,
+                          count(*) FILTER (NOT {accepted}) AS rejected,
+                          {first} AS first_ts, {last} AS last_ts
+                   FROM _mapped GROUP BY source_file) m USING (source_file)
+        LEFT JOIN (SELECT source_file, count(*) AS loaded FROM _fresh GROUP BY source_file) f
+            USING (source_file)
+        LEFT JOIN (SELECT source_file, count(*) AS rejected FROM _staging_rejects
+                   GROUP BY source_file) r USING (source_file)
+        """
+    ).fetchall()
+    for source, accepted_count, loaded, rejected, first_ts, last_ts in rows:
+        report = reports[source]
+        report.loaded, report.rejected = int(loaded), int(rejected)
+        _settle(store, source, report, int(accepted_count), (first_ts, last_ts))
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -352,6 +570,7 @@ def _drop_staging(store: Store) -> None:
         "_classified",
         "_csv",
         "_outcome",
+        "_fresh",
         STAGED_TOKENS,
     ):
         drop_relation(store.con, table)

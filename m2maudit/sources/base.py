@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import duckdb
@@ -66,6 +66,8 @@ class LoadContext:
     # the index of a big file is still being built (on a thread) while the file loads.
     line_index: Callable[[], LineIndex | None] | None = None
     fast_read: bool = True  # False after a fast read failed: read the careful way
+    # Set when `_records` holds many small files at once (a `source_file` column says whose).
+    batch_files: list[str] = field(default_factory=list)
 
 
 class SourceAdapter(Protocol):
@@ -84,4 +86,20 @@ class SourceAdapter(Protocol):
 
         `m2maudit.ingest` then de-duplicates and moves them into the store in one transaction.
         """
+        ...
+
+
+@runtime_checkable
+class BatchableAdapter(SourceAdapter, Protocol):
+    """An adapter whose `load` is `stage_file` then `map_staged`: ingest stages many small
+    files one by one into one `_records` (with a `source_file` column), then maps them all
+    with one statement. Planning a mapping statement costs more than running it on a small
+    file, so a directory of thousands of five-minute CloudTrail objects loads in one pass."""
+
+    def stage_file(self, ctx: LoadContext) -> None:
+        """Fill `_records` and `_staging_rejects` from `ctx.file`."""
+        ...
+
+    def map_staged(self, ctx: LoadContext) -> None:
+        """Map `_records` into `_mapped` (and whatever the format needs after that)."""
         ...

@@ -190,7 +190,13 @@ class CloudTrailAdapter:
         return bool(_BIG_RECORDS_HEAD.match(sample.text)) and '"userIdentity"' in sample.text
 
     def load(self, ctx: LoadContext) -> None:
+        self.stage_file(ctx)
+        self.map_staged(ctx)
+
+    def stage_file(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)
+
+    def map_staged(self, ctx: LoadContext) -> None:
         layers = unwrap_prelude(SLOTS, ("time", "identity", "event_name"))
         layers.append(SLOTS.named_columns(JSON_SLOTS))
         layers += _derived(ctx.config)

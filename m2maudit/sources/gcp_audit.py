@@ -122,7 +122,13 @@ class GcpAuditAdapter:
         return record is not None and looks_like_gcp_audit(record)
 
     def load(self, ctx: LoadContext) -> None:
+        self.stage_file(ctx)
+        self.map_staged(ctx)
+
+    def stage_file(self, ctx: LoadContext) -> None:
         stage(ctx)
+
+    def map_staged(self, ctx: LoadContext) -> None:
         layers = [
             {"v": SLOTS.extract("rec")},
             SLOTS.named_columns(JSON_SLOTS),

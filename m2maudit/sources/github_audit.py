@@ -90,7 +90,13 @@ class GitHubAuditAdapter:
         return looks_like_github_audit(sample.first_record)
 
     def load(self, ctx: LoadContext) -> None:
+        self.stage_file(ctx)
+        self.map_staged(ctx)
+
+    def stage_file(self, ctx: LoadContext) -> None:
         stage(ctx)
+
+    def map_staged(self, ctx: LoadContext) -> None:
         map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
 
 

@@ -158,7 +158,13 @@ class K8sAuditAdapter:
         return any(looks_like_k8s_audit(event) for event in candidate_events(sample.first_record))
 
     def load(self, ctx: LoadContext) -> None:
+        self.stage_file(ctx)
+        self.map_staged(ctx)
+
+    def stage_file(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)
+
+    def map_staged(self, ctx: LoadContext) -> None:
         layers = unwrap_prelude(SLOTS, ("kind", "verb", "username"))
         layers.append(SLOTS.named_columns(JSON_SLOTS))
         layers.append(_names())

@@ -24,11 +24,15 @@ _KNOWN_LIFETIMES = """
 
 def propagate_issued_lifetimes(ctx: LoadContext) -> None:
     """Record this file's issued credentials and join lifetimes to the calls that used them."""
-    params = {"format": ctx.format_name, "file": ctx.file.display}
+    # A batch of small files has each row's file in `_mapped.source_file`.
+    params = {"format": ctx.format_name}
+    if not ctx.batch_files:
+        params["file"] = ctx.file.display
+    file = "source_file" if ctx.batch_files else "$file"
     ctx.con.execute(
-        """
+        f"""
         INSERT INTO issued_credentials
-        SELECT issued_credential_id, $format, issued_at, issued_expires_at, $file, source_line
+        SELECT issued_credential_id, $format, issued_at, issued_expires_at, {file}, source_line
         FROM _mapped
         WHERE reject_reason IS NULL AND issued_credential_id IS NOT NULL
         """,
@@ -48,7 +52,11 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
         """,
         {"format": ctx.format_name},
     )
-    issued_here = _KNOWN_LIFETIMES.format(scope="source_file = $file")
+    issued_here = _KNOWN_LIFETIMES.format(
+        scope="source_file IN (SELECT DISTINCT source_file FROM _mapped)"
+        if ctx.batch_files
+        else "source_file = $file"
+    )
     ctx.con.execute(
         f"""
         UPDATE events AS e

@@ -77,7 +77,13 @@ class OktaSystemLogAdapter:
         return looks_like_okta(sample.first_record)
 
     def load(self, ctx: LoadContext) -> None:
+        self.stage_file(ctx)
+        self.map_staged(ctx)
+
+    def stage_file(self, ctx: LoadContext) -> None:
         stage(ctx)
+
+    def map_staged(self, ctx: LoadContext) -> None:
         map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
 
 

@@ -611,7 +611,10 @@ def map_records(
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
     # md5 here. It is only compared within one store, written by one DuckDB version.
     record_key = ", hash(rec) AS record_key" if not key_columns else ""
-    inner = f"(SELECT *{record_key} FROM ({source or 'SELECT source_line, rec FROM _records'}))"
+    batch = ", source_file" if ctx.batch_files else ""
+    inner = (
+        f"(SELECT *{record_key} FROM ({source or f'SELECT source_line{batch}, rec FROM _records'}))"
+    )
     for layer in layers:
         pre = "".join(f", {expr} AS {name}" for name, expr in layer.items())
         inner = f"(SELECT *{pre} FROM {inner})"
@@ -619,7 +622,7 @@ def map_records(
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
     if not checks:
         reason = "NULL::VARCHAR"
-    mapped = f"SELECT source_line, {cols}, {reason} AS reject_reason"
+    mapped = f"SELECT source_line{batch}, {cols}, {reason} AS reject_reason"
     if key_columns:
         key = f"hash({', '.join(key_columns)})"
         query = f"SELECT *, {key} AS record_key FROM ({mapped} FROM {inner})"

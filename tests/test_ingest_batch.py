@@ -1,0 +1,162 @@
+"""Small files of one format are ingested in one pass, with the outcome of one at a time.
+
+The sample CloudTrail object is copied into many five-minute objects, each with its own
+event ids and times; a batch must store exactly what ingesting them one by one stores.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m2maudit import ingest as ingest_module
+from m2maudit.config import Config
+from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.sources.base import LoadContext
+from m2maudit.sources.cloudtrail import CloudTrailAdapter
+from m2maudit.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = next((ROOT / "sample_logs" / "cloudtrail").glob("*20261118T0000Z*.json.gz"))
+
+
+def five_minute_objects(directory: Path, count: int, repeat_records_of: int | None = None) -> Path:
+    """`count` CloudTrail objects; with `repeat_records_of`, the last one repeats that one's."""
+    source = json.loads(gzip.decompress(SAMPLE.read_bytes()))
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        same_as = repeat_records_of if repeat_records_of is not None and i == count - 1 else i
+        document = copy.deepcopy(source)
+        for j, record in enumerate(document["Records"]):
+            record["eventID"] = f"{same_as}-{j}"
+            record["eventTime"] = f"2026-11-18T{same_as // 12:02d}:{same_as % 12 * 5:02d}:00Z"
+        name = f"111122223333_CloudTrail_us-east-1_20261118T{i:04d}Z_{i:05d}.json.gz"
+        # A different extra key per file: the same records, never the same bytes.
+        document["m2maudit_test_file"] = i
+        (directory / name).write_bytes(gzip.compress(json.dumps(document).encode()))
+    return directory
+
+
+def ingest(store: Store, *paths: Path) -> IngestReport:
+    return ingest_paths(store, [str(p) for p in paths], [], Config())
+
+
+def everything(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    queries = {
+        "events": "SELECT * FROM events ORDER BY source_file, source_line",
+        "errors": "SELECT * FROM ingest_errors ORDER BY ALL",
+        "files": "SELECT * EXCLUDE (ingested_at) FROM ingested_files ORDER BY source_file",
+        "issued": "SELECT * FROM issued_credentials ORDER BY ALL",
+        "tokens": "SELECT * FROM tokens ORDER BY token_fp",
+    }
+    return {name: store.con.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the batches ingest loads together."""
+    seen: list[int] = []
+    real = ingest_module._ingest_batch
+
+    def spy(store: Store, files: list[Any], config: Config) -> Any:
+        seen.append(len(files))
+        return real(store, files, config)
+
+    monkeypatch.setattr(ingest_module, "_ingest_batch", spy)
+    return seen
+
+
+def one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_module, "SMALL_FILE_BYTES", -1)
+
+
+def test_a_batch_stores_what_one_file_at_a_time_stores(
+    tmp_path: Path, batches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 30, repeat_records_of=3)
+    together = Store.open()
+    report = ingest(together, logs)
+    assert batches == [30]
+    one_at_a_time(monkeypatch)
+    alone = Store.open()
+    assert [f.__dict__ for f in ingest(alone, logs).files] == [f.__dict__ for f in report.files]
+    assert batches == [30]  # no second batch
+    assert everything(together) == everything(alone)
+    last = report.files[-1]
+    assert last.loaded == 0 and last.duplicates == last.read > 0  # records of file 3 again
+
+
+def test_ingesting_a_batch_again_finds_every_file_ingested_before(
+    tmp_path: Path, batches: list[int]
+) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 12)
+    store = Store.open()
+    first = ingest(store, logs)
+    again = ingest(store, logs)
+    assert all(f.loaded > 0 for f in first.files)
+    assert all(f.already_ingested and f.loaded == 0 for f in again.files)
+    assert store.scalar("SELECT count(*) FROM ingested_files") == 12
+
+
+def test_an_unreadable_file_is_left_out_of_the_batch(tmp_path: Path, batches: list[int]) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 6)
+    broken = sorted(logs.iterdir())[2]
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated gzip
+    store = Store.open()
+    report = ingest(store, logs)
+    assert batches == [2, 3]
+    errors = {f.source: f.error for f in report.files}
+    assert errors.pop(str(broken)) == "truncated or corrupt gzip data"
+    assert not any(errors.values())
+    assert store.scalar("SELECT count(DISTINCT source_file) FROM events") == 5
+
+
+def test_a_batch_that_fails_is_rolled_back_and_loaded_one_file_at_a_time(
+    tmp_path: Path, batches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 6)
+    bad = sorted(logs.iterdir())[4]
+    real = CloudTrailAdapter.stage_file
+
+    def failing(self: CloudTrailAdapter, ctx: LoadContext) -> None:
+        real(self, ctx)
+        if ctx.file.path == bad:  # a statement fails: DuckDB aborts the transaction
+            ctx.con.execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(CloudTrailAdapter, "stage_file", failing)
+    store = Store.open()
+    report = ingest(store, logs)
+    assert batches == [6]
+    errors = {f.source: f.error for f in report.files}
+    assert "no_such_table" in str(errors.pop(str(bad)))
+    assert not any(errors.values())
+    assert store.scalar("SELECT count(DISTINCT source_file) FROM events") == 5
+    assert store.scalar("SELECT count(*) FROM ingested_files") == 5
+
+
+def test_the_same_content_twice_in_a_batch_is_ingested_once(
+    tmp_path: Path, batches: list[int]
+) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 4)
+    first = sorted(logs.iterdir())[0]
+    (logs / ("zz_copy_" + first.name)).write_bytes(first.read_bytes())
+    store = Store.open()
+    report = ingest(store, logs)
+    assert [f.already_ingested for f in report.files] == [False] * 4 + [True]
+    assert store.scalar("SELECT count(*) FROM ingested_files") == 4
+
+
+def test_big_files_and_other_formats_are_not_batched(tmp_path: Path, batches: list[int]) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 3)
+    (logs / "m.jsonl").write_text(
+        json.dumps({"timestamp": "2026-11-18T00:00:00Z", "principal": "agent-a"}) + "\n"
+    )
+    store = Store.open()
+    report = ingest(store, logs)
+    assert batches == [3]
+    assert len(report.files) == 4 and not any(f.error for f in report.files)
