@@ -1,8 +1,9 @@
 """The fast JSON-lines read (`read_json` + a line index) against the careful one.
 
-A plain `.jsonl` generic log takes the fast path; the same bytes gzipped take the careful
-path (lines as text, `json_extract`). Both must store the same events, reject the same lines
-with the same reasons, and give every record the same de-duplication key.
+A `.jsonl` generic log (gzipped or not) takes the fast path; with the fast read switched off
+the same bytes take the careful path (lines as text, `json_extract`). Both must store the
+same events, reject the same lines with the same reasons, and give every record the same
+de-duplication key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from m2maudit.config import Config
-from m2maudit.ingest import ingest_paths
+from m2maudit.ingest import IngestReport, ingest_paths
 from m2maudit.sources import fast_jsonl, lineindex
 from m2maudit.sources.lineindex import digest_and_index
 from m2maudit.store import Store
@@ -90,6 +91,13 @@ def fast_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return taken
 
 
+def ingest_carefully(store: Store, path: Path) -> IngestReport:
+    """Ingest with the fast read refused, as for a file it cannot number."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("m2maudit.sources.generic_log.can_read_fast", lambda ctx: False)
+        return ingest_paths(store, [str(path)], [], Config())
+
+
 def write(path: Path, lines: list[str], compress: bool = False) -> Path:
     data = ("\n".join(lines) + "\n").encode()
     path.write_bytes(gzip.compress(data) if compress else data)
@@ -99,12 +107,13 @@ def write(path: Path, lines: list[str], compress: bool = False) -> Path:
 def test_the_fast_read_stores_what_the_careful_read_stores(
     tmp_path: Path, fast_reads: list[bool]
 ) -> None:
-    fast, careful = Store.open(), Store.open()
+    fast, fast_gz, careful = Store.open(), Store.open(), Store.open()
     ingest(fast, write(tmp_path / "log.jsonl", LINES))
-    ingest(careful, write(tmp_path / "log.jsonl.gz", LINES, compress=True))
-    assert fast_reads == [True]  # the .gz never asks for the fast read
-    assert events(fast) == events(careful)
-    assert rejects(fast) == rejects(careful)
+    ingest(fast_gz, write(tmp_path / "log.jsonl.gz", LINES, compress=True))
+    ingest_carefully(careful, tmp_path / "log.jsonl")
+    assert fast_reads == [True, True]
+    assert events(fast) == events(careful) == events(fast_gz)
+    assert rejects(fast) == rejects(careful) == rejects(fast_gz)
     reasons = dict(rejects(fast))
     assert reasons[4] == 'field "principal" must be text, not an object or a list'
     assert reasons[18] == 'missing "timestamp"'
@@ -124,7 +133,7 @@ def test_the_same_records_read_either_way_are_duplicates(
     store = Store.open()
     ingest(store, write(tmp_path / "log.jsonl", LINES))
     before = store.scalar("SELECT count(*) FROM events")
-    report = ingest_paths(store, [str(write(tmp_path / "copy.jsonl.gz", LINES, True))])
+    report = ingest_carefully(store, write(tmp_path / "copy.jsonl.gz", LINES, True))
     assert fast_reads == [True]
     assert report.files[0].loaded == 0 and report.files[0].duplicates == before
 
@@ -164,21 +173,33 @@ def test_many_broken_lines_are_each_rejected_with_their_line(
 # --- the line index ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("ending", ["\n", "\r\n"])
 @pytest.mark.parametrize("final_newline", [True, False])
 def test_the_line_index_finds_every_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str, final_newline: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    ending: str,
+    final_newline: bool,
+    compressed: bool,
 ) -> None:
     monkeypatch.setattr(lineindex, "BLOCK_BYTES", 8)  # many blocks, lines across them
     monkeypatch.setattr(lineindex, "_CHUNK_BYTES", 32)
+    monkeypatch.setattr(lineindex, "_GZIP_CHUNK_BYTES", 16)  # pieces and checkpoints: many
+    monkeypatch.setattr(lineindex, "_CHECKPOINT_TEXT_BYTES", 24)
     lines = ["x" * (i * 7 % 23) + str(i) for i in range(40)]
-    text = ending.join(lines) + (ending if final_newline else "")
+    text = (ending.join(lines) + (ending if final_newline else "")).encode()
     path = tmp_path / "f.txt"
-    path.write_bytes(text.encode())
-    digest, index = digest_and_index(path)
-    assert index.lines == 40
+    path.write_bytes(gzip.compress(text) if compressed else text)
+    digest, index = digest_and_index(path, compressed)
+    assert index is not None and index.lines == 40
+    assert len(index.checkpoints) > (5 if compressed else -1)
     assert index.read_lines([1, 17, 40, 41]) == {n: lines[n - 1].encode() for n in (1, 17, 40)}
-    assert digest == __import__("hashlib").sha256(text.encode()).hexdigest()
+    every = index.read_lines(range(1, 41))  # each line alone would do as well
+    assert every == {n: lines[n - 1].encode() for n in range(1, 41)}
+    for n in range(1, 41):
+        assert index.read_lines([n]) == {n: lines[n - 1].encode()}
+    assert digest == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
 
 
 def test_the_line_index_bounds_the_longest_line(
@@ -189,18 +210,19 @@ def test_the_line_index_bounds_the_longest_line(
     path = tmp_path / "f.txt"
     path.write_bytes(b"short\n" + b"y" * 95 + b"\nshort\n")
     _, index = digest_and_index(path)
+    assert index is not None
     assert index.may_have_line_over(80)  # the 95-byte line
     assert not index.may_have_line_over(200)
     path.write_bytes(b"short\n" * 30)
     _, index = digest_and_index(path)
-    assert not index.may_have_line_over(80)
+    assert index is not None and not index.may_have_line_over(80)
 
 
 def test_an_empty_file_has_no_lines(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")
     _, index = digest_and_index(path)
-    assert index.lines == 0 and index.read_lines([1]) == {}
+    assert index is not None and index.lines == 0 and index.read_lines([1]) == {}
 
 
 # --- big files: hashed while they load; lines over the limit ------------------------------
@@ -254,7 +276,7 @@ def test_when_read_json_fails_the_file_is_rolled_back_and_read_carefully(
     assert len(failures) == 1
     assert report.files[0].error is None
     careful = Store.open()
-    ingest(careful, write(tmp_path / "log.jsonl.gz", LINES, compress=True))
+    ingest_carefully(careful, tmp_path / "log.jsonl")
     assert events(store) == events(careful) and rejects(store) == rejects(careful)
 
 
@@ -274,3 +296,29 @@ def test_only_the_tokens_of_accepted_records_are_decoded(
     assert fast_reads == [True]
     decoded = {row[0] for row in store.con.execute("SELECT token_fp FROM tokens").fetchall()}
     assert decoded == {fingerprint(JWT)}
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_a_gzipped_log_is_indexed_as_its_text(tmp_path: Path, members: int) -> None:
+    lines = [f'{{"n": {i}, "pad": "{"x" * (i % 50)}"}}' for i in range(300)]
+    text = ("\n".join(lines) + "\n").encode()
+    third = len(text) // members
+    parts = [text[i * third : (i + 1) * third if i < members - 1 else None] for i in range(members)]
+    path = tmp_path / "log.jsonl.gz"
+    path.write_bytes(b"".join(gzip.compress(part) for part in parts))  # concatenated members
+    digest, index = digest_and_index(path, compressed=True)
+    assert index is not None and index.lines == 300 and index.compressed
+    assert index.read_lines([1, 150, 300]) == {n: lines[n - 1].encode() for n in (1, 150, 300)}
+    assert digest == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_truncated_gzip_has_no_index_and_is_read_carefully(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    path = write(tmp_path / "log.jsonl.gz", LINES * 50, compress=True)
+    path.write_bytes(path.read_bytes()[:-30])
+    _, index = digest_and_index(path, compressed=True)
+    assert index is None
+    report = ingest_paths(Store.open(), [str(path)])
+    assert fast_reads in ([], [False])
+    assert report.files[0].error == "truncated or corrupt gzip data"

@@ -15,7 +15,9 @@ file's `LineIndex` makes the result as exact as the careful path:
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Sequence
 
 import duckdb
@@ -43,13 +45,15 @@ class FastReadFailed(Exception):
 
 
 def can_read_fast(ctx: LoadContext) -> bool:
-    """Plain (uncompressed) JSON lines, with a line index coming, not starting with a BOM."""
-    if not ctx.fast_read or ctx.line_index is None:
+    """JSON lines (gzipped or not), with a line index coming, not starting with a BOM."""
+    if not ctx.fast_read or ctx.line_index is None or ctx.sample.layout != "jsonl":
         return False
-    if ctx.file.compressed or ctx.sample.layout != "jsonl":
+    try:
+        opener = gzip.open if ctx.file.compressed else open
+        with opener(ctx.file.path, "rb") as handle:
+            return not handle.read(3).startswith(_UTF8_BOM)
+    except (OSError, EOFError, zlib.error):
         return False
-    with ctx.file.path.open("rb") as handle:
-        return not handle.read(3).startswith(_UTF8_BOM)
 
 
 def stage_json_columns(
@@ -71,7 +75,8 @@ def stage_json_columns(
         ctx.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {RAW_TABLE} AS SELECT *{extra} FROM read_json("
             f"{sql_str(str(ctx.file.path))}, format = 'newline_delimited', records = true, "
-            f"ignore_errors = true, columns = {spec}, "
+            f"ignore_errors = true, columns = {spec}, compression = "
+            f"'{'gzip' if ctx.file.compressed else 'none'}', "
             f"maximum_object_size = {2 * MAX_RECORD_BYTES})"
         )
         # Row ids count from an offset inside a transaction: line n is rowid - first + 1.

@@ -6,17 +6,21 @@ lets the fast path number rows exactly (the n-th row is line n when nothing was 
 the index lets it fetch the few broken lines again to say what is wrong with each.
 
 The count is per 1 MiB block, so the index of a multi-gigabyte log is a few thousand
-integers; fetching a line reads the block it starts in and what follows until its end.
+integers; fetching a line reads the block it starts in and what follows until its end. A
+gzipped file is indexed as its decompressed text (DuckDB reads it single-threaded, so
+decompressing it a second time in Python runs on the otherwise idle core); its lines are
+fetched in one forward pass.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -30,13 +34,16 @@ class LineIndex:
     """How many lines a file has and, per 1 MiB block, how many newlines before it."""
 
     path: Path
-    size: int
+    size: int  # of the text: decompressed, for a gzipped file
     newlines_before_block: tuple[int, ...]
     newlines: int
     ends_with_newline: bool
     # The most consecutive whole blocks without a newline: a line of L bytes spans at least
     # L // BLOCK_BYTES - 1 of them, so this bounds the longest line from below and above.
     longest_blank_run: int = 0
+    compressed: bool = False
+    # For a gzipped file: where decompression can resume, every few MiB of text.
+    checkpoints: tuple[_Checkpoint, ...] = ()
 
     def may_have_line_over(self, limit: int) -> bool:
         """False when no line can be longer than `limit` bytes."""
@@ -49,11 +56,30 @@ class LineIndex:
 
     def read_lines(self, numbers: Iterable[int]) -> dict[int, bytes]:
         """The bytes of the given 1-based lines, without their line ending."""
+        wanted = sorted({n for n in numbers if 1 <= n <= self.lines})
+        if self.compressed:
+            return self._read_compressed_lines(wanted)
         found: dict[int, bytes] = {}
         with self.path.open("rb") as handle:
-            for number in sorted(set(numbers)):
-                if 1 <= number <= self.lines:
-                    found[number] = self._read_line(handle, number)
+            for number in wanted:
+                found[number] = self._read_line(handle, number)
+        return found
+
+    def _read_compressed_lines(self, wanted: list[int]) -> dict[int, bytes]:
+        """Each run of wanted lines is read from the last checkpoint before it, so a few
+        broken lines cost a few MiB of decompression each, not the whole file."""
+        found: dict[int, bytes] = {}
+        runs: dict[int, list[int]] = {}
+        starts = [point.newlines for point in self.checkpoints]
+        for number in wanted:
+            # The last checkpoint inside an earlier line: the stream from it starts in the
+            # middle of line `newlines + 1`, which must come before the wanted one.
+            at = int(np.searchsorted(starts, number - 1, side="left")) - 1
+            runs.setdefault(at, []).append(number)
+        for at, numbers in runs.items():
+            point = self.checkpoints[at] if at >= 0 else _Checkpoint(0, 0, None)
+            pieces = _gzip_text(self.path, point)
+            found.update(_lines_in_stream(pieces, numbers, first_line=point.newlines + 1))
         return found
 
     def _read_line(self, handle: BinaryIO, number: int) -> bytes:
@@ -83,26 +109,160 @@ class LineIndex:
         )
 
 
-def digest_and_index(path: Path) -> tuple[str, LineIndex]:
-    """SHA-256 of the file and its line index, reading it once in 16 MiB chunks."""
+def digest_and_index(path: Path, compressed: bool = False) -> tuple[str, LineIndex | None]:
+    """SHA-256 of the file's bytes and the index of its (decompressed) lines, in one read.
+
+    The index is None for a gzip stream that ends early or is corrupt: the careful path
+    reports that.
+    """
     digest = hashlib.sha256()
-    before: list[int] = []
-    newlines = size = run = longest_run = 0
-    last = b""
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-            is_newline = np.frombuffer(chunk, dtype=np.uint8) == _NEWLINE
-            for offset in range(0, len(chunk), BLOCK_BYTES):
-                before.append(newlines)
-                in_block = int(np.count_nonzero(is_newline[offset : offset + BLOCK_BYTES]))
-                newlines += in_block
-                run = 0 if in_block else run + 1
-                longest_run = max(longest_run, run)
-            size += len(chunk)
-            last = chunk[-1:]
-    index = LineIndex(path, size, tuple(before), newlines, last == b"\n", longest_run)
+    counter = _Counter()
+    checkpoints: list[_Checkpoint] = []
+    try:
+        if compressed:
+            for raw, text in _gzip_pieces(path, _Checkpoint(0, 0, None), checkpoints, counter):
+                digest.update(raw)
+                counter.add(text)
+        else:
+            with path.open("rb") as handle:
+                while chunk := handle.read(_CHUNK_BYTES):
+                    digest.update(chunk)
+                    counter.add(chunk)
+    except (zlib.error, EOFError):
+        return _finish_digest(path).hexdigest(), None
+    counter.finish()
+    index = LineIndex(
+        path,
+        counter.size,
+        tuple(counter.before),
+        counter.newlines,
+        counter.last == b"\n",
+        counter.longest_run,
+        compressed,
+        tuple(checkpoints),
+    )
     return digest.hexdigest(), index
+
+
+def _finish_digest(path: Path) -> hashlib._Hash:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256")
+
+
+_GZIP_CHUNK_BYTES = 2 * BLOCK_BYTES  # ~10 MiB of text a piece
+_CHECKPOINT_TEXT_BYTES = 8 * BLOCK_BYTES
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    raw_offset: int  # in the gzip file
+    newlines: int  # in the text before this point
+    inflate: Any  # a copy of the decompressor there (None: the start of the file)
+
+
+def _gzip_pieces(
+    path: Path,
+    start: _Checkpoint,
+    checkpoints: list[_Checkpoint] | None = None,
+    counter: _Counter | None = None,
+) -> Iterator[tuple[bytes, bytes]]:
+    """(compressed chunk, its text) from `start` on; a gzip file may hold several members.
+
+    With `checkpoints` and the `counter` the caller feeds, a checkpoint is kept every
+    `_CHECKPOINT_TEXT_BYTES` of text (a decompressor copy is about 50 KB).
+    """
+    inflate = start.inflate.copy() if start.inflate else zlib.decompressobj(wbits=31)
+    offset, next_checkpoint = start.raw_offset, _CHECKPOINT_TEXT_BYTES
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while chunk := handle.read(_GZIP_CHUNK_BYTES):
+            offset += len(chunk)
+            text = inflate.decompress(chunk)
+            while inflate.eof and inflate.unused_data:
+                rest = inflate.unused_data
+                inflate = zlib.decompressobj(wbits=31)
+                text += inflate.decompress(rest)
+            yield chunk, text
+            if checkpoints is None or counter is None or inflate.eof:
+                continue
+            if counter.size >= next_checkpoint:
+                checkpoints.append(_Checkpoint(offset, counter.newlines, inflate.copy()))
+                next_checkpoint = counter.size + _CHECKPOINT_TEXT_BYTES
+    if not inflate.eof:
+        raise EOFError("gzip stream ends early")
+
+
+def _gzip_text(path: Path, start: _Checkpoint) -> Iterator[bytes]:
+    for _raw, text in _gzip_pieces(path, start):
+        yield text
+
+
+class _Counter:
+    """Newlines per 1 MiB block of a stream that arrives in pieces of any size."""
+
+    def __init__(self) -> None:
+        self.before: list[int] = []
+        self.newlines = self.size = self.in_block = self.run = self.longest_run = 0
+        self.last = b""
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        is_newline = np.frombuffer(data, dtype=np.uint8) == _NEWLINE
+        offset = 0
+        while offset < len(data):
+            if self.size % BLOCK_BYTES == 0:
+                self.before.append(self.newlines)
+            take = min(BLOCK_BYTES - self.size % BLOCK_BYTES, len(data) - offset)
+            count = int(np.count_nonzero(is_newline[offset : offset + take]))
+            self.newlines += count
+            self.in_block += count
+            self.size += take
+            offset += take
+            if self.size % BLOCK_BYTES == 0:
+                self._close_block()
+        self.last = data[-1:]
+
+    def finish(self) -> None:
+        if self.size % BLOCK_BYTES:
+            self._close_block()
+
+    def _close_block(self) -> None:
+        self.run = 0 if self.in_block else self.run + 1
+        self.longest_run = max(self.longest_run, self.run)
+        self.in_block = 0
+
+
+def _lines_in_stream(
+    pieces: Iterable[bytes], wanted: list[int], first_line: int = 1
+) -> dict[int, bytes]:
+    """The wanted lines (sorted), found in one forward pass over text that starts inside
+    (or at the beginning of) line `first_line`; every wanted line must start later, unless
+    it is line 1 at the start of the file."""
+    found: dict[int, bytes] = {}
+    targets = iter(wanted)
+    target = next(targets, None)
+    line = first_line  # the line the current piece starts in
+    partial: list[bytes] = []  # the start of `target`, when it began in an earlier piece
+    for piece in pieces:
+        if target is None:
+            break
+        ends = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == _NEWLINE)
+        last_line = line + len(ends)  # the line the piece ends in (maybe unfinished)
+        while target is not None and target <= last_line:
+            k = target - line
+            start = 0 if k == 0 else int(ends[k - 1]) + 1
+            if k == len(ends):  # runs on into the next piece
+                partial.append(piece[start:])
+                break
+            partial.append(piece[start : int(ends[k])])
+            found[target] = b"".join(partial).removesuffix(b"\r")
+            partial = []
+            target = next(targets, None)
+        line = last_line
+    if target is not None and partial:
+        found[target] = b"".join(partial).removesuffix(b"\r")
+    return found
 
 
 # A file at least this big is hashed and indexed on a thread while DuckDB reads it: hashing,
@@ -116,7 +276,10 @@ class FileDigest:
 
     def __init__(self, path: Path, compressed: bool, size: int) -> None:
         self.in_background = size >= BACKGROUND_BYTES
-        work = (lambda: (_sha256(path), None)) if compressed else (lambda: digest_and_index(path))
+
+        def work() -> tuple[str, LineIndex | None]:
+            return digest_and_index(path, compressed)
+
         self._future: Future[tuple[str, LineIndex | None]]
         if self.in_background:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2maudit-digest")
@@ -138,8 +301,3 @@ class FileDigest:
     def wait(self) -> None:
         """Let a background digest finish (its error, if any, was or will be seen)."""
         self._future.exception()
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
