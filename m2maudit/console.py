@@ -97,10 +97,12 @@ class _ProgressState:
         self.best_fraction = 0.0
 
     def within_file(self, fraction: float) -> int:
-        if self.done >= len(self.files):
-            return self.bytes_done
+        """Called from the poller thread while ingest moves on: read each field once."""
+        done, files, bytes_done = self.done, self.files, self.bytes_done
+        if done >= len(files):
+            return bytes_done
         self.best_fraction = max(self.best_fraction, min(fraction, 0.99))
-        return self.bytes_done + int(self.files[self.done].size * self.best_fraction)
+        return bytes_done + int(files[done].size * self.best_fraction)
 
 
 class _StatementPoller:
@@ -126,10 +128,10 @@ class _StatementPoller:
         while not self._stopped.wait(0.25):
             try:
                 percent = self._con.query_progress()
-            except duckdb.Error:
+                if percent >= 0:
+                    self._report(percent / 100)
+            except Exception:  # a progress bar must never fail the ingest
                 continue
-            if percent >= 0:
-                self._report(percent / 100)
 
 
 def print_ingest_summary(

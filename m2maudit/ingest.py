@@ -1,8 +1,10 @@
-"""Ingest: files -> detected format -> adapter -> canonical tables, one transaction a file.
+"""Ingest: files -> detected format -> adapter -> canonical tables, one transaction a file
+(or a batch of small files, with the same outcome).
 
 A file whose content was ingested before adds nothing; a record already in the store (the same
-bytes, from another file) is counted as a duplicate and skipped. Bad records are counted in
-`ingest_errors` with file, line and reason, and the rest of the file still loads.
+record from another file: the same bytes, or for the fast JSON-lines read the same values of
+every key) is counted as a duplicate and skipped. Bad records are counted in `ingest_errors`
+with file, line and reason, and the rest of the file still loads.
 """
 
 from __future__ import annotations

@@ -119,6 +119,39 @@ def raw_source(columns: dict[str, str], derived: Sequence[str] = ()) -> str:
     )
 
 
+def quoted(name: str) -> str:
+    """A column name as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def other_keys(ctx: LoadContext, known: set[str], limit: int = 500) -> list[str] | None:
+    """Top-level keys of the file's records beyond `known`, as DuckDB finds them in its first
+    20 000 lines; None when they cannot be told apart from the known ones (names equal but
+    for case, which DuckDB's columns do not distinguish) or there are over `limit`.
+
+    Asked on a connection of its own: a failed detection must not abort the file's
+    transaction on the store's connection.
+    """
+    compression = "gzip" if ctx.file.compressed else "none"
+    try:
+        with duckdb.connect() as con:
+            rows = con.execute(
+                "SELECT DISTINCT unnest(json_keys(json)) FROM ("
+                f"SELECT json FROM read_json_objects({sql_str(str(ctx.file.path))}, "
+                "format = 'newline_delimited', ignore_errors = true, "
+                f"compression = '{compression}') LIMIT 20000"
+                ") WHERE json_type(json) = 'OBJECT' ORDER BY 1"
+            ).fetchall()
+    except duckdb.Error:
+        return None
+    found = [str(row[0]) for row in rows]
+    lowered = [name.lower() for name in [*known, *found]]
+    if len(set(lowered)) < len(set(known)) + len(set(found) - known):
+        return None
+    extra = [name for name in found if name not in known]
+    return extra if len(extra) <= limit else None
+
+
 def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> None:
     all_null = " AND ".join(f'"{key}" IS NULL' for key in keys)
     numbers = [
@@ -146,17 +179,21 @@ def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> No
 
 
 def judge_line(line: bytes) -> str | None:
-    """Why a line that read_json could not use is rejected; None for a valid JSON object
-    (it just has none of the fields read, and the adapter's own checks say so)."""
+    """Why a line that read_json could not use is rejected, in the careful path's words and
+    order; None for a valid JSON object (it just has none of the fields read, and the
+    adapter's own checks say so)."""
     if len(line) > MAX_RECORD_BYTES:
         return f"record is {len(line)} bytes, over the limit of {MAX_RECORD_BYTES}"
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         return "not UTF-8 text"
+    if not text.lstrip(" \t\r\n\ufeff").startswith("{"):
+        return "not a JSON object"
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate: not text
+    except (ValueError, UnicodeEncodeError):
         return "not valid JSON"
     return None if isinstance(value, dict) else "not a JSON object"
 

@@ -25,10 +25,11 @@ from m2maudit.sources.fast_jsonl import (
     RAW_TABLE,
     STAGED_TOKENS,
     can_read_fast,
+    other_keys,
     raw_source,
     stage_json_columns,
 )
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import map_records, sql_str, stage
 
 IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
 TEXT_FIELDS = (
@@ -108,32 +109,43 @@ class GenericLogAdapter:
         return has_time and has_identity
 
     def load(self, ctx: LoadContext) -> None:
-        keys = _plain_keys(ctx.config)
-        if (
-            keys
-            and can_read_fast(ctx)
-            and stage_json_columns(ctx, _read_types(keys), {"auth_hash": _auth_hash(keys)})
-        ):
-            _stage_tokens(ctx)
+        if not self._load_fast(ctx):
+            stage(ctx, validate=False)  # the mapping's own parse finds broken JSON (_checks)
             map_records(
                 ctx,
-                # The tokens go to decoding from `_staged_tokens`, not copied onto every row.
-                {**_columns(), "raw_token": "NULL::VARCHAR"},
-                _checks(ctx.config, broken=("line_verdict IS NOT NULL", "line_verdict")),
-                [*_fast_value_layers(), *_derived_layers("joined", "suspect")],
-                source=_fast_source(keys),
-                key_columns=_KEY_COLUMNS,
-                materialize=False,
+                _columns(),
+                _checks(ctx.config),
+                [*_careful_value_layers(ctx.config), *_derived_layers(_CAREFUL_LEAK_SCOPE)],
             )
-            return
-        stage(ctx, validate=False)  # the mapping's own parse finds broken JSON (see _checks)
+
+    def _load_fast(self, ctx: LoadContext) -> bool:
+        """The fast read (see `fast_jsonl`), when the file and the mapping allow it.
+
+        Keys the mapping does not read are read too, as JSON: the leak check looks at them,
+        and the de-duplication key covers them, so two calls that differ only in, say, the
+        host that logged them stay two calls.
+        """
+        keys = _plain_keys(ctx.config)
+        if not keys or AUTH_HASH in keys.values() or not can_read_fast(ctx):
+            return False
+        extras = other_keys(ctx, {*keys.values(), AUTH_HASH})
+        if extras is None:
+            return False
+        types = {**_read_types(keys), **{key: "JSON" for key in extras}}
+        if not stage_json_columns(ctx, types, {AUTH_HASH: _auth_hash(keys)}):
+            return False
+        _stage_tokens(ctx)
         map_records(
             ctx,
-            _columns(),
-            _checks(ctx.config),
-            [*_careful_value_layers(ctx.config), *_derived_layers(_CAREFUL_LEAK_SCOPE)],
-            key_columns=_KEY_COLUMNS,
+            # The tokens go to decoding from `_staged_tokens`, not copied onto every row.
+            {**_columns(), "raw_token": "NULL::VARCHAR"},
+            _checks(ctx.config, broken=("line_verdict IS NOT NULL", "line_verdict")),
+            [*_fast_value_layers(len(extras)), *_derived_layers("joined", "suspect")],
+            source=_fast_source(keys, extras),
+            record_key=_fast_record_key(extras),
+            materialize=False,
         )
+        return True
 
 
 # The mapping is computed in layers (see `map_records`), each value once per record: DuckDB
@@ -203,10 +215,10 @@ def _stage_tokens(ctx: LoadContext) -> None:
     ctx.con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _auth AS
-        SELECT auth_hash, raw_token, left(sha256(raw_token), 16) AS fp, auth_kind
-        FROM (SELECT auth_hash, {bare} AS raw_token, {_text_kind("a")} AS auth_kind
-              FROM (SELECT auth_hash, any_value({key}) AS a FROM {RAW_TABLE} r
-                    WHERE auth_hash IS NOT NULL GROUP BY auth_hash))
+        SELECT {AUTH_HASH}, raw_token, left(sha256(raw_token), 16) AS fp, auth_kind
+        FROM (SELECT {AUTH_HASH}, {bare} AS raw_token, {_text_kind("a")} AS auth_kind
+              FROM (SELECT {AUTH_HASH}, any_value({key}) AS a FROM {RAW_TABLE} r
+                    WHERE {AUTH_HASH} IS NOT NULL GROUP BY {AUTH_HASH}))
         """
     )
     # The values are in _auth now: free the gigabytes of tokens, one per call, at once.
@@ -218,6 +230,10 @@ def _stage_tokens(ctx: LoadContext) -> None:
     )
 
 
+# The column of that hash in `_raw`; a file with a key of this name is read carefully.
+AUTH_HASH = "_m2m_auth_hash"
+
+
 def _auth_hash(keys: dict[str, str]) -> str:
     """Tokens are joined back to their calls by a 64-bit hash computed while reading, not by
     the 500-byte value: two distinct tokens of one log sharing a hash is a 1 in 10^10 chance
@@ -227,16 +243,33 @@ def _auth_hash(keys: dict[str, str]) -> str:
     return f'CASE WHEN "{key}" IS NOT NULL THEN hash("{key}") END'
 
 
-def _fast_source(keys: dict[str, str]) -> str:
+def _fast_source(keys: dict[str, str], extras: list[str]) -> str:
     kept = {name: key for name, key in keys.items() if name != "authorization"}
+    kept |= {f"extra_{i}": key for i, key in enumerate(extras)}
     return (
         "SELECT s.*, t.raw_token, t.fp, t.auth_kind "
-        f"FROM ({raw_source(kept, ['auth_hash'])}) s "
-        "LEFT JOIN _auth t ON t.auth_hash = s.auth_hash"
+        f"FROM ({raw_source(kept, [AUTH_HASH])}) s "
+        f"LEFT JOIN _auth t ON t.{AUTH_HASH} = s.{AUTH_HASH}"
     )
 
 
-def _fast_value_layers() -> list[dict[str, str]]:
+def _fast_record_key(extras: list[str]) -> str:
+    """A hash of every value read, the token by its hash. The other keys count by name and
+    value, in name order and only when present, so that files whose first lines show
+    different sets of keys still give a record the same key."""
+    values = [f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"]
+    pairs = ", ".join(
+        "{'k': " + sql_str(key) + f", 'v': f_extra_{i}::VARCHAR}}" for i, key in enumerate(extras)
+    )
+    present = (
+        f"list_sort(list_filter([{pairs}], lambda e: e.v IS NOT NULL))"
+        if extras
+        else "[]::STRUCT(k VARCHAR, v VARCHAR)[]"
+    )
+    return f"hash({', '.join(values)}, {AUTH_HASH}, {present})"
+
+
+def _fast_value_layers(extras: int) -> list[dict[str, str]]:
     """From `read_json`'s columns: text fields arrive as text (an object as its JSON), the
     time and the scopes as JSON.
 
@@ -248,7 +281,9 @@ def _fast_value_layers() -> list[dict[str, str]]:
     when one regex pass finds a literal needle of the secret patterns in them (`suspect`).
     """
     texts = [f"f_{name}" for name in TEXT_FIELDS if name != "authorization"]
-    joined = f"concat_ws(chr(10), {', '.join(texts)}, f_timestamp::VARCHAR, f_scopes::VARCHAR)"
+    others = [f"f_{name}::VARCHAR" for name in _JSON_VALUED]
+    others += [f"f_extra_{i}::VARCHAR" for i in range(extras)]
+    joined = f"concat_ws(chr(10), {', '.join([*texts, *others])})"
     values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"}
     suspect = "|".join(secret_needles())
     kinds = {
@@ -395,11 +430,6 @@ def _scope_list() -> str:
         f"WHEN NOT ({separators}) THEN [u_scopes] "
         f"ELSE {q.split_list('u_scopes')} END END"
     )
-
-
-# Every column the generic log fills but the bare token: the same record gets the same key
-# whichever way it was read (a .jsonl and its .jsonl.gz de-duplicate against each other).
-_KEY_COLUMNS = tuple(name for name in _columns() if name != "raw_token")
 
 
 def _checks(

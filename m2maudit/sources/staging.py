@@ -589,7 +589,7 @@ def map_records(
     checks: Sequence[tuple[str, str]],
     prelude: dict[str, str] | Sequence[dict[str, str]] | None = None,
     source: str | None = None,
-    key_columns: Sequence[str] = (),
+    record_key: str = "hash(rec)",
     materialize: bool = True,
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
@@ -602,19 +602,16 @@ def map_records(
     one parsed record need layers to stay computed once.
 
     `source` replaces `_records` by a query with a `source_line` column (the fast JSON-lines
-    read); `key_columns` make the de-duplication key a hash of those mapped columns instead
-    of the record's text, so the same record read either way gets the same key. With
+    read), and `record_key` is then the de-duplication key over its columns. With
     `materialize=False`, `_mapped` is a view: cheaper when the source is already a table
     and the mapping is read only a couple of times (ingest reads it twice).
     """
     layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
     # md5 here. It is only compared within one store, written by one DuckDB version.
-    record_key = ", hash(rec) AS record_key" if not key_columns else ""
     batch = ", source_file" if ctx.batch_files else ""
-    inner = (
-        f"(SELECT *{record_key} FROM ({source or f'SELECT source_line{batch}, rec FROM _records'}))"
-    )
+    source = source or f"SELECT source_line{batch}, rec FROM _records"
+    inner = f"(SELECT *, {record_key} AS record_key FROM ({source}))"
     for layer in layers:
         pre = "".join(f", {expr} AS {name}" for name, expr in layer.items())
         inner = f"(SELECT *{pre} FROM {inner})"
@@ -622,12 +619,7 @@ def map_records(
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
     if not checks:
         reason = "NULL::VARCHAR"
-    mapped = f"SELECT source_line{batch}, {cols}, {reason} AS reject_reason"
-    if key_columns:
-        key = f"hash({', '.join(key_columns)})"
-        query = f"SELECT *, {key} AS record_key FROM ({mapped} FROM {inner})"
-    else:
-        query = f"{mapped}, record_key FROM {inner}"
+    query = f"SELECT source_line{batch}, {cols}, {reason} AS reject_reason, record_key FROM {inner}"
     drop_relation(ctx.con, "_mapped")
     _run(ctx, f"CREATE TEMP {'TABLE' if materialize else 'VIEW'} _mapped AS {query}")
     drop_relation(ctx.con, "_records")
