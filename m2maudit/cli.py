@@ -318,7 +318,8 @@ def scan(
             min_severity=min_severity,
             problems=problem or [],
         )
-        save_findings(store, result)
+        if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
+            save_findings(store, result)
     console = stderr_console()
     for warning in warnings:
         console.print(f"warning: {warning}", markup=False, soft_wrap=True)

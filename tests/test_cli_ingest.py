@@ -358,3 +358,23 @@ def test_persisted_db_holds_no_raw_token(run_cli: RunCli, tmp_path: Path) -> Non
             assert hits == [(0,)], f"{table}.{column}"
     finally:
         con.close()
+
+
+def test_a_scan_with_a_db_keeps_its_findings_there(cli: RunCli, tmp_path: Path) -> None:
+    logs = Path(__file__).resolve().parent.parent / "sample_logs" / "agents"
+    result = cli(
+        "scan",
+        str(logs),
+        "--db",
+        "s.duckdb",
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+        "--as-of",
+        "2026-11-28T00:00:00Z",
+    )
+    assert result.code == 0, result.stderr
+    reported = sorted(f["id"] for f in json.loads(result.stdout)["findings"])
+    kept = sorted(row[0] for row in query(tmp_path / "s.duckdb", "SELECT id FROM findings"))
+    assert kept == reported and len(kept) > 10
