@@ -7,10 +7,13 @@ file's `LineIndex` makes the result as exact as the careful path:
 
 - `read_json` gives one row per non-blank line, in file order, and a row of NULLs for a line
   it cannot parse. When the row count equals the file's line count nothing was skipped, so
-  the n-th row (its `rowid` + 1) is line n. Otherwise (blank lines) the caller falls back.
+  the n-th row (by `rowid`, counted from the table's first) is line n. Otherwise (blank
+  lines) the caller falls back.
 - A row of NULLs is a broken line or an object without any of the named keys. Those lines,
   few in any real log, are read again through the index and judged in Python, so the reject
   reason says which: not UTF-8, too big, not valid JSON, not an object.
+- Keys beyond the adapter's (`other_keys`) are found in the first lines on a connection of
+  their own, so that they can be read too.
 """
 
 from __future__ import annotations
