@@ -146,22 +146,11 @@ def print_ingest_summary(
                 justify="right" if column in ("read", "loaded", "dup", "rejected") else "left",
                 overflow="fold",
             )
-        for file in report.files:
-            window = ""
-            if file.first_ts and file.last_ts:
-                window = f"{iso(file.first_ts)} .. {iso(file.last_ts)}"
-            fmt = file.format or "-"
-            if file.already_ingested:
-                window = "already ingested"
-            table.add_row(
-                escape(file.source),
-                fmt,
-                str(file.read),
-                str(file.loaded),
-                str(file.duplicates),
-                str(file.rejected),
-                window,
-            )
+        shown, rest = files_to_show(report.files)
+        for file in shown:
+            table.add_row(*_file_row(file))
+        if rest:
+            table.add_row(*_rest_row(rest))
         console.print(table)
     print_problems(console, report, errors)
     files = len(report.files)
@@ -170,6 +159,56 @@ def print_ingest_summary(
         f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
         f"skipped, {report.rejected} rejected, {len(report.failed_files)} files unreadable",
         soft_wrap=True,
+    )
+
+
+MAX_FILES_SHOWN = 25
+
+
+def files_to_show(files: list[FileReport]) -> tuple[list[FileReport], list[FileReport]]:
+    """At most MAX_FILES_SHOWN rows: files with a problem first, in their order, then the
+    others; the rest are summed in one row (a directory may hold thousands of files)."""
+    if len(files) <= MAX_FILES_SHOWN:
+        return files, []
+    troubled = [f for f in files if f.error or f.rejected]
+    keep = {id(f) for f in troubled[:MAX_FILES_SHOWN]}
+    for file in files:
+        if len(keep) >= MAX_FILES_SHOWN:
+            break
+        keep.add(id(file))
+    return [f for f in files if id(f) in keep], [f for f in files if id(f) not in keep]
+
+
+def _file_row(file: FileReport) -> tuple[str, ...]:
+    window = ""
+    if file.first_ts and file.last_ts:
+        window = f"{iso(file.first_ts)} .. {iso(file.last_ts)}"
+    if file.already_ingested:
+        window = "already ingested"
+    return (
+        escape(file.source),
+        file.format or "-",
+        str(file.read),
+        str(file.loaded),
+        str(file.duplicates),
+        str(file.rejected),
+        window,
+    )
+
+
+def _rest_row(rest: list[FileReport]) -> tuple[str, ...]:
+    starts = [f.first_ts for f in rest if f.first_ts]
+    ends = [f.last_ts for f in rest if f.last_ts]
+    window = f"{iso(min(starts))} .. {iso(max(ends))}" if starts and ends else ""
+    formats = sorted({f.format or "-" for f in rest})
+    return (
+        f"... {len(rest)} more files",
+        ", ".join(formats),
+        str(sum(f.read for f in rest)),
+        str(sum(f.loaded for f in rest)),
+        str(sum(f.duplicates for f in rest)),
+        str(sum(f.rejected for f in rest)),
+        window,
     )
 
 

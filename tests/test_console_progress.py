@@ -1,5 +1,6 @@
-"""The ingest progress bar moves with bytes: by whole files, and inside a big file by DuckDB's
-progress of the statement reading it."""
+"""What ingest shows on stderr: a progress bar that moves with bytes (by whole files, and
+inside a big file by DuckDB's progress of the statement reading it), and a per-file table
+that stays short for a directory of thousands of files."""
 
 from __future__ import annotations
 
@@ -74,3 +75,19 @@ def test_duckdb_answers_progress_while_a_statement_runs() -> None:
     finished.set()
     asker.join()
     assert answers and all(isinstance(a, float) and -1 <= a <= 100 for a in answers)
+
+
+def test_a_big_directory_shows_its_troubled_files_and_sums_the_rest() -> None:
+    from m2maudit.console import MAX_FILES_SHOWN, _rest_row, files_to_show
+    from m2maudit.ingest import FileReport
+
+    files = [FileReport(f"f{i}", 10, format="cloudtrail", read=3, loaded=3) for i in range(100)]
+    files[70].rejected = 1
+    files[90].error = "truncated or corrupt gzip data"
+    shown, rest = files_to_show(files)
+    assert len(shown) == MAX_FILES_SHOWN and len(shown) + len(rest) == 100
+    assert files[70] in shown and files[90] in shown  # problems are never summed away
+    assert [f.source for f in shown] == sorted((f.source for f in shown), key=lambda s: int(s[1:]))
+    row = _rest_row(rest)
+    assert row[0] == f"... {len(rest)} more files" and row[2] == str(3 * len(rest))
+    assert files_to_show(files[:5]) == (files[:5], [])
