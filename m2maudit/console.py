@@ -220,9 +220,16 @@ def print_problems(
 ) -> None:
     """Unreadable files, then the first rejected records with file, line and reason."""
     if show_files:
-        for file in report.failed_files:
+        failed = report.failed_files
+        for file in failed[:MAX_FILES_SHOWN]:
             console.print(
                 f"[red]unreadable[/]: {escape(f'{file.source}: {file.error}')}", soft_wrap=True
+            )
+        if len(failed) > MAX_FILES_SHOWN:
+            console.print(
+                f"... and {len(failed) - MAX_FILES_SHOWN} more unreadable files (all of them "
+                "are in the ingest_errors table of a --db store, as line 0)",
+                markup=False,
             )
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
         console.print(

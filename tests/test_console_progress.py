@@ -91,3 +91,19 @@ def test_a_big_directory_shows_its_troubled_files_and_sums_the_rest() -> None:
     row = _rest_row(rest)
     assert row[0] == f"... {len(rest)} more files" and row[2] == str(3 * len(rest))
     assert files_to_show(files[:5]) == (files[:5], [])
+
+
+def test_unreadable_files_beyond_the_first_are_counted_not_listed() -> None:
+    import io
+
+    from rich.console import Console
+
+    from m2maudit.console import MAX_FILES_SHOWN, print_problems
+    from m2maudit.ingest import FileReport, IngestReport
+
+    report = IngestReport([FileReport(f"bad{i}.gz", 1, error="truncated") for i in range(40)])
+    out = io.StringIO()
+    print_problems(Console(file=out, width=200), report, [])
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("unreadable: ") for line in lines) == MAX_FILES_SHOWN
+    assert lines[-1].startswith(f"... and {40 - MAX_FILES_SHOWN} more unreadable files")
