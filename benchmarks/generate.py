@@ -549,7 +549,9 @@ def main(argv: list[str] | None = None) -> int:
         "--events", default="100000", help="comma-separated event counts, e.g. 100000,1000000"
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser.add_argument(
+        "--out", type=Path, default=DATA_DIR, help="directory for the data (benchmarks/data)"
+    )
     parser.add_argument("--force", action="store_true", help="regenerate even if present")
     args = parser.parse_args(argv)
     for n in (int(x.replace("_", "")) for x in args.events.split(",")):

@@ -157,7 +157,7 @@ def print_ingest_summary(
     console.print(
         f"{files} file{'' if files == 1 else 's'}: {sum(f.read for f in report.files)} records "
         f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
-        f"skipped, {report.rejected} rejected, {len(report.failed_files)} files unreadable",
+        f"skipped, {report.rejected} rejected, {_files(len(report.failed_files))} unreadable",
         soft_wrap=True,
     )
 
@@ -166,17 +166,13 @@ MAX_FILES_SHOWN = 25
 
 
 def files_to_show(files: list[FileReport]) -> tuple[list[FileReport], list[FileReport]]:
-    """At most MAX_FILES_SHOWN rows: files with a problem first, in their order, then the
-    others; the rest are summed in one row (a directory may hold thousands of files)."""
+    """Every file, up to MAX_FILES_SHOWN; beyond that only files with a problem (up to as
+    many), the rest summed in one row: a directory may hold thousands of files."""
     if len(files) <= MAX_FILES_SHOWN:
         return files, []
-    troubled = [f for f in files if f.error or f.rejected]
-    keep = {id(f) for f in troubled[:MAX_FILES_SHOWN]}
-    for file in files:
-        if len(keep) >= MAX_FILES_SHOWN:
-            break
-        keep.add(id(file))
-    return [f for f in files if id(f) in keep], [f for f in files if id(f) not in keep]
+    troubled = [f for f in files if f.error or f.rejected][:MAX_FILES_SHOWN]
+    shown = {id(f) for f in troubled}
+    return troubled, [f for f in files if id(f) not in shown]
 
 
 def _file_row(file: FileReport) -> tuple[str, ...]:
@@ -210,6 +206,10 @@ def _rest_row(rest: list[FileReport]) -> tuple[str, ...]:
         str(sum(f.rejected for f in rest)),
         window,
     )
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'' if count == 1 else 's'}"
 
 
 def print_problems(

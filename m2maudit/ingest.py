@@ -156,23 +156,30 @@ def ingest_group(store: Store, files: list[InputFile], config: Config) -> list[F
     """Ingest a group from `_groups`: one file alone, or small files in one transaction.
 
     If a batch fails as a whole (a broken file aborts DuckDB's transaction), it is rolled
-    back and its files are ingested one by one, so each gets its own report.
+    back and ingested again in two halves, and so on down to single files: each file gets
+    its own report, and one broken file costs a few extra batches.
     """
     if len(files) == 1:
         return [ingest_file(store, files[0], config)]
     try:
         return _ingest_batch(store, files, config)
     except (InputError, duckdb.Error, _BatchSplit):
-        return [ingest_file(store, file, config) for file in files]
+        pass  # rolled back: split it below
     finally:
         _drop_staging(store)
         drop_relation(store.con, "_batch_records")
         drop_relation(store.con, "_batch_rejects")
         drop_relation(store.con, "_batch_files")
+    # Halves, each a batch again: one broken file among thousands costs a few more batches.
+    middle = len(files) // 2
+    return [
+        *ingest_group(store, files[:middle], config),
+        *ingest_group(store, files[middle:], config),
+    ]
 
 
 class _BatchSplit(Exception):
-    """The batch holds the same content twice: load its files one by one instead."""
+    """The batch holds the same content twice: split it until the copies are apart."""
 
 
 def _ingest_batch(store: Store, files: list[InputFile], config: Config) -> list[FileReport]:

@@ -194,7 +194,7 @@ def test_unreadable_file_among_good_ones(cli: RunCli, tmp_path: Path) -> None:
     assert result.code == 0
     assert "unreadable: in/b.jsonl: file is empty" in result.stderr
     assert result.error_lines() == []
-    assert summary(result.stderr).endswith("1 files unreadable")
+    assert summary(result.stderr).endswith("1 file unreadable")
     strict = cli("ingest", "in", "--db", "s.duckdb", "--strict")
     assert strict.code == 2
     assert strict.error_lines() == [

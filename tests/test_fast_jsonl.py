@@ -375,3 +375,39 @@ def test_a_truncated_gzip_has_no_index_and_is_read_carefully(
     report = ingest_paths(Store.open(), [str(path)])
     assert fast_reads in ([], [False])
     assert report.files[0].error == "truncated or corrupt gzip data"
+
+
+@pytest.mark.parametrize("ending", ["\n\n", "\n\n\n", "\r\n\r\n", "\n  ", "\n \t\n"], ids=repr)
+def test_blank_lines_only_at_the_end_keep_the_fast_read(
+    tmp_path: Path, fast_reads: list[bool], ending: str
+) -> None:
+    lines = [json.dumps({"timestamp": TS, "principal": f"a{i}"}) for i in range(3)] + ["{x"]
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(lines) + ending)
+    store = Store.open()
+    ingest(store, path)
+    assert fast_reads == [True]
+    assert [row[-2] for row in events(store)] == [1, 2, 3]
+    assert [line for line, _ in rejects(store)] == [4]
+
+
+@pytest.mark.parametrize(
+    ("text", "trailing"),
+    [
+        (b"", 0),
+        (b"a", 0),
+        (b"a\n", 0),
+        (b"a\n\n", 1),
+        (b"a\n \n\n", 2),
+        (b"a\n  ", 1),
+        (b"\n\n", 2),
+        (b"a\r\n\r\n", 1),
+    ],
+)
+def test_the_line_index_counts_trailing_blank_lines(
+    tmp_path: Path, text: bytes, trailing: int
+) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(text)
+    _, index = digest_and_index(path)
+    assert index is not None and index.trailing_blank_lines == trailing

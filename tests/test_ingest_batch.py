@@ -116,7 +116,7 @@ def test_an_unreadable_file_is_left_out_of_the_batch(tmp_path: Path, batches: li
     assert store.scalar("SELECT count(DISTINCT source_file) FROM events") == 5
 
 
-def test_a_batch_that_fails_is_rolled_back_and_loaded_one_file_at_a_time(
+def test_a_batch_that_fails_is_rolled_back_and_loaded_again_in_halves(
     tmp_path: Path, batches: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     logs = five_minute_objects(tmp_path / "logs", 6)
@@ -131,7 +131,8 @@ def test_a_batch_that_fails_is_rolled_back_and_loaded_one_file_at_a_time(
     monkeypatch.setattr(CloudTrailAdapter, "stage_file", failing)
     store = Store.open()
     report = ingest(store, logs)
-    assert batches == [6]
+    # 6 fail; files 0-2 load; 3-5 fail; 3 alone loads; 4-5 fail; 4 and 5 alone.
+    assert batches == [6, 3, 3, 2]
     errors = {f.source: f.error for f in report.files}
     assert "no_such_table" in str(errors.pop(str(bad)))
     assert not any(errors.values())

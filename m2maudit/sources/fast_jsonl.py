@@ -90,11 +90,11 @@ def stage_json_columns(
         raise FastReadFailed(str(exc)) from None
     index = ctx.line_index() if ctx.line_index else None
     count, first, last = rows if rows else (-1, 0, 0)
-    # Blank lines (skipped), a line over the record limit (the careful path rejects it), or
-    # row ids not in one run: the row number is not the line number.
+    # Blank lines but at the end (skipped), a line over the record limit (the careful path
+    # rejects it), or row ids not in one run: the row number is not the line number.
     if (
         index is None
-        or count != index.lines
+        or count != index.lines - index.trailing_blank_lines
         or index.may_have_line_over(MAX_RECORD_BYTES)
         or (count and last - first + 1 != count)
     ):

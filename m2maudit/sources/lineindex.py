@@ -27,6 +27,7 @@ import numpy as np
 BLOCK_BYTES = 1 << 20
 _CHUNK_BYTES = 16 * BLOCK_BYTES
 _NEWLINE = 10
+_TAIL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class LineIndex:
     compressed: bool = False
     # For a gzipped file: where decompression can resume, every few MiB of text.
     checkpoints: tuple[_Checkpoint, ...] = ()
+    # Empty or white-space lines after the last line with content (a log ending in "\n\n").
+    trailing_blank_lines: int = 0
 
     def may_have_line_over(self, limit: int) -> bool:
         """False when no line can be longer than `limit` bytes."""
@@ -140,6 +143,7 @@ def digest_and_index(path: Path, compressed: bool = False) -> tuple[str, LineInd
         counter.longest_run,
         compressed,
         tuple(checkpoints),
+        counter.trailing_blank_lines(),
     )
     return digest.hexdigest(), index
 
@@ -204,6 +208,7 @@ class _Counter:
         self.before: list[int] = []
         self.newlines = self.size = self.in_block = self.run = self.longest_run = 0
         self.last = b""
+        self.tail = b""  # the last bytes of the text, to find its trailing blank lines
 
     def add(self, data: bytes) -> None:
         if not data:
@@ -222,6 +227,20 @@ class _Counter:
             if self.size % BLOCK_BYTES == 0:
                 self._close_block()
         self.last = data[-1:]
+        self.tail = (
+            data[-_TAIL_BYTES:] if len(data) >= _TAIL_BYTES else (self.tail + data)[-_TAIL_BYTES:]
+        )
+
+    def trailing_blank_lines(self) -> int:
+        """Lines after the last one with content (0 when the tail is too blank to tell)."""
+        content = self.tail.rstrip(b" \t\r\n")
+        if not content and self.size > len(self.tail):
+            return 0
+        lines = self.newlines + (0 if self.last == b"\n" or self.size == 0 else 1)
+        if not content:
+            return lines  # nothing but white space
+        after = self.tail[len(content) :].count(b"\n")
+        return lines - (self.newlines - after + 1)
 
     def finish(self) -> None:
         if self.size % BLOCK_BYTES:
