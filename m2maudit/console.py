@@ -152,7 +152,8 @@ def print_ingest_summary(
         if rest:
             table.add_row(*_rest_row(rest))
         console.print(table)
-    print_problems(console, report, errors)
+    # Quiet: the summary line and unreadable files only; the rejects are counted there.
+    print_problems(console, report, [] if quiet else errors, hide_count=quiet)
     files = len(report.files)
     console.print(
         f"{files} file{'' if files == 1 else 's'}: {sum(f.read for f in report.files)} records "
@@ -217,6 +218,7 @@ def print_problems(
     report: IngestReport,
     errors: list[tuple[str, int, str]],
     show_files: bool = True,
+    hide_count: bool = False,
 ) -> None:
     """Unreadable files, then the first rejected records with file, line and reason."""
     if show_files:
@@ -236,7 +238,7 @@ def print_problems(
             f"[yellow]rejected[/]: {escape(f'{source}:{line}: {reason}')}", soft_wrap=True
         )
     hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)
-    if hidden > 0:
+    if hidden > 0 and not hide_count:
         console.print(
             f"... and {hidden} more rejected records (all of them are kept in the "
             "ingest_errors table of a --db store)",

@@ -159,11 +159,11 @@ def test_stdin(run_cli: RunCli, tmp_path: Path) -> None:
 
 
 def test_quiet_prints_only_the_summary(cli: RunCli, tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), "{broken"])
     result = cli("ingest", "a.jsonl", "--db", "s.duckdb", "-q")
     assert result.code == 0
     assert result.stderr.splitlines() == [
-        "1 file: 1 records read, 1 loaded, 0 duplicates skipped, 0 rejected, 0 files unreadable"
+        "1 file: 2 records read, 1 loaded, 0 duplicates skipped, 1 rejected, 0 files unreadable"
     ]
 
 
