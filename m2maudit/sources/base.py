@@ -91,10 +91,11 @@ class SourceAdapter(Protocol):
 
 @runtime_checkable
 class BatchableAdapter(SourceAdapter, Protocol):
-    """An adapter whose `load` is `stage_file` then `map_staged`: ingest stages many small
-    files one by one into one `_records` (with a `source_file` column), then maps them all
-    with one statement. Planning a mapping statement costs more than running it on a small
-    file, so a directory of thousands of five-minute CloudTrail objects loads in one pass."""
+    """An adapter whose `load` is `stage_file` then `map_staged` (`staging.StagedLoad` gives
+    that `load`): ingest stages many small files one by one into one `_records` (with a
+    `source_file` column), then maps them all with one statement. Planning a mapping
+    statement costs more than running it on a small file, so a directory of thousands of
+    five-minute CloudTrail objects loads in one pass."""
 
     def stage_file(self, ctx: LoadContext) -> None:
         """Fill `_records` and `_staging_rejects` from `ctx.file`."""

@@ -22,7 +22,7 @@ from m2maudit.sources.envelopes import (
     unwrap_prelude,
 )
 from m2maudit.sources.lifetimes import propagate_issued_lifetimes
-from m2maudit.sources.staging import map_records
+from m2maudit.sources.staging import StagedLoad, map_records
 
 BATCH_KEYS = ("Records", "logEvents")
 # The head of a `{"Records": [...]}` file of CloudTrail events (not S3 `aws:s3` notifications).
@@ -123,7 +123,7 @@ def looks_like_cloudtrail(event: dict[str, Any]) -> bool:
     )
 
 
-class CloudTrailAdapter:
+class CloudTrailAdapter(StagedLoad):
     name: ClassVar[str] = "cloudtrail"
     kind: ClassVar[Kind] = "events"
     description: ClassVar[str] = (
@@ -188,10 +188,6 @@ class CloudTrailAdapter:
             return any(looks_like_cloudtrail(e) for e in candidate_events(sample.first_record))
         # A Records file too big for its first record to be parsed from the sample.
         return bool(_BIG_RECORDS_HEAD.match(sample.text)) and '"userIdentity"' in sample.text
-
-    def load(self, ctx: LoadContext) -> None:
-        self.stage_file(ctx)
-        self.map_staged(ctx)
 
     def stage_file(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from m2maudit.config import Config
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import StagedLoad, map_records
 
 _AUTH = "$.protoPayload.authenticationInfo"
 _PATHS: dict[str, str | tuple[str, ...]] = {
@@ -63,7 +63,7 @@ def looks_like_gcp_audit(event: dict[str, Any]) -> bool:
     return isinstance(payload, dict)
 
 
-class GcpAuditAdapter:
+class GcpAuditAdapter(StagedLoad):
     name: ClassVar[str] = "gcp-audit"
     kind: ClassVar[Kind] = "events"
     description: ClassVar[str] = (
@@ -120,13 +120,6 @@ class GcpAuditAdapter:
     def detect(self, sample: Sample, config: Config) -> bool:
         record = sample.first_record
         return record is not None and looks_like_gcp_audit(record)
-
-    def load(self, ctx: LoadContext) -> None:
-        self.stage_file(ctx)
-        self.map_staged(ctx)
-
-    def stage_file(self, ctx: LoadContext) -> None:
-        stage(ctx)
 
     def map_staged(self, ctx: LoadContext) -> None:
         layers = [

@@ -14,7 +14,7 @@ from m2maudit.config import Config
 from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import StagedLoad, map_records
 
 FIELDS = q.JsonFields(
     {
@@ -53,7 +53,7 @@ APP_ACTING_ALONE = ("github_app_token", "github_deploy_key")
 DELEGATED = ("github_app_user_token", "oauth_token")
 
 
-class GitHubAuditAdapter:
+class GitHubAuditAdapter(StagedLoad):
     name: ClassVar[str] = "github-audit"
     kind: ClassVar[Kind] = "events"
     description: ClassVar[str] = (
@@ -88,13 +88,6 @@ class GitHubAuditAdapter:
 
     def detect(self, sample: Sample, config: Config) -> bool:
         return looks_like_github_audit(sample.first_record)
-
-    def load(self, ctx: LoadContext) -> None:
-        self.stage_file(ctx)
-        self.map_staged(ctx)
-
-    def stage_file(self, ctx: LoadContext) -> None:
-        stage(ctx)
 
     def map_staged(self, ctx: LoadContext) -> None:
         map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())

@@ -22,7 +22,7 @@ from m2maudit.sources.envelopes import (
     unwrap_prelude,
 )
 from m2maudit.sources.lifetimes import propagate_issued_lifetimes
-from m2maudit.sources.staging import map_records
+from m2maudit.sources.staging import StagedLoad, map_records
 
 BATCH_KEYS = ("items", "records", "logEvents", "events")
 SERVICE_ACCOUNT = "system:serviceaccount:"
@@ -78,7 +78,7 @@ def looks_like_k8s_audit(event: dict[str, Any]) -> bool:
     return {"verb", "user"} <= keys and bool(keys & {"objectRef", "requestURI", "auditID"})
 
 
-class K8sAuditAdapter:
+class K8sAuditAdapter(StagedLoad):
     name: ClassVar[str] = "k8s-audit"
     kind: ClassVar[Kind] = "events"
     description: ClassVar[str] = (
@@ -156,10 +156,6 @@ class K8sAuditAdapter:
 
     def detect(self, sample: Sample, config: Config) -> bool:
         return any(looks_like_k8s_audit(event) for event in candidate_events(sample.first_record))
-
-    def load(self, ctx: LoadContext) -> None:
-        self.stage_file(ctx)
-        self.map_staged(ctx)
 
     def stage_file(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)

@@ -16,7 +16,7 @@ from m2maudit.config import Config
 from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import StagedLoad, map_records
 
 API_ACTIVITY, AUTHENTICATION = 6003, 3002
 SUPPORTED_CLASSES = (API_ACTIVITY, AUTHENTICATION)
@@ -76,7 +76,7 @@ SERVICE_TYPES = "system|service|app|machine|bot|workload|managed"
 HUMAN_TYPES = ("user", "admin", "identitycenteruser")
 
 
-class OcsfAdapter:
+class OcsfAdapter(StagedLoad):
     name: ClassVar[str] = "ocsf"
     kind: ClassVar[Kind] = "events"
     description: ClassVar[str] = (
@@ -113,13 +113,6 @@ class OcsfAdapter:
 
     def detect(self, sample: Sample, config: Config) -> bool:
         return looks_like_ocsf(sample.first_record)
-
-    def load(self, ctx: LoadContext) -> None:
-        self.stage_file(ctx)
-        self.map_staged(ctx)
-
-    def stage_file(self, ctx: LoadContext) -> None:
-        stage(ctx)
 
     def map_staged(self, ctx: LoadContext) -> None:
         map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())

@@ -15,7 +15,7 @@ from m2maudit.config import Config
 from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import StagedLoad, map_records
 
 _DEBUG = ("debugContext.debugData", "debugcontext.debugData")
 _AUTH = ("authenticationContext", "authenticationcontext")
@@ -49,7 +49,7 @@ FIELDS = q.JsonFields(
 SERVICE_ACTOR = "(app|client|system|service|principal)"
 
 
-class OktaSystemLogAdapter:
+class OktaSystemLogAdapter(StagedLoad):
     name: ClassVar[str] = "okta"
     kind: ClassVar[Kind] = "events"
     description: ClassVar[str] = (
@@ -75,13 +75,6 @@ class OktaSystemLogAdapter:
 
     def detect(self, sample: Sample, config: Config) -> bool:
         return looks_like_okta(sample.first_record)
-
-    def load(self, ctx: LoadContext) -> None:
-        self.stage_file(ctx)
-        self.map_staged(ctx)
-
-    def stage_file(self, ctx: LoadContext) -> None:
-        stage(ctx)
 
     def map_staged(self, ctx: LoadContext) -> None:
         map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())

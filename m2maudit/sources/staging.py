@@ -9,6 +9,7 @@ rejected row, not a failed file.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -581,6 +582,23 @@ def stage(ctx: LoadContext, unwrap: Unwrap = None, validate: bool = True) -> Non
         stage_yaml(ctx)
     else:
         raise InputError(ctx.file.display, "cannot tell how records are laid out in this file")
+
+
+class StagedLoad(ABC):
+    """An adapter's `load` as `stage_file` then `map_staged`: the split that lets ingest stage
+    many small files and map them together (see `BatchableAdapter`). `stage_file` stages by
+    the sniffed layout unless the format needs more (an envelope to unwrap)."""
+
+    def load(self, ctx: LoadContext) -> None:
+        self.stage_file(ctx)
+        self.map_staged(ctx)
+
+    def stage_file(self, ctx: LoadContext) -> None:
+        stage(ctx)
+
+    @abstractmethod
+    def map_staged(self, ctx: LoadContext) -> None:
+        """Map `_records` into `_mapped` (and whatever the format needs after that)."""
 
 
 def map_records(
