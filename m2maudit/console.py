@@ -154,9 +154,8 @@ def print_ingest_summary(
         console.print(table)
     # Quiet: the summary line and unreadable files only; the rejects are counted there.
     print_problems(console, report, [] if quiet else errors, hide_count=quiet)
-    files = len(report.files)
     console.print(
-        f"{files} file{'' if files == 1 else 's'}: {sum(f.read for f in report.files)} records "
+        f"{_files(len(report.files))}: {sum(f.read for f in report.files)} records "
         f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
         f"skipped, {report.rejected} rejected, {_files(len(report.failed_files))} unreadable",
         soft_wrap=True,

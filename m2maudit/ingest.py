@@ -33,7 +33,7 @@ from m2maudit.sources.base import (
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
 from m2maudit.sources.lineindex import FileDigest
-from m2maudit.sources.staging import drop_relation
+from m2maudit.sources.staging import drop_relation, temp_relation_kinds
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
 from m2maudit.tokens import decode_staged_tokens
@@ -381,7 +381,7 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
         ("events", EVENT_COLUMNS) if kind == "events" else ("credentials", CREDENTIAL_COLUMNS)
     )
     con = store.con
-    staged_tokens = _exists(con, STAGED_TOKENS)
+    staged_tokens = bool(temp_relation_kinds(con, STAGED_TOKENS))
     accepted = "reject_reason IS NULL"
     window = f"min(ts) FILTER ({accepted}), max(ts) FILTER ({accepted})"
     con.execute(
@@ -529,13 +529,6 @@ def _commit_batch(
         report = reports[source]
         report.loaded, report.rejected = int(loaded), int(rejected)
         _settle(store, source, report, int(accepted_count), (first_ts, last_ts))
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [table]
-    ).fetchone()
-    return bool(found and found[0])
 
 
 def _count(cursor: duckdb.DuckDBPyConnection) -> int:

@@ -36,14 +36,19 @@ def _compression(file: InputFile) -> str:
     return "gzip" if file.compressed else "none"
 
 
-def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Drop a staging table or view, whichever `name` is (DuckDB's DROP names the kind)."""
-    kinds = con.execute(
+def temp_relation_kinds(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    """What the temporary relation `name` is: [], ['TABLE'] or ['VIEW']."""
+    rows = con.execute(
         "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = $1 AND temporary "
         "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = $1 AND temporary",
         [name],
     ).fetchall()
-    for (kind,) in kinds:
+    return [str(row[0]) for row in rows]
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a staging table or view, whichever `name` is (DuckDB's DROP names the kind)."""
+    for kind in temp_relation_kinds(con, name):
         con.execute(f"DROP {kind} IF EXISTS {name}")
 
 
