@@ -106,10 +106,7 @@ def run_rules(
     severity: dict[str, str] | None = None,
 ) -> RuleRun:
     """Run rules on a prepared, locked store; rules whose input is absent are skipped."""
-    present = {
-        table: bool(store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"))
-        for table in ("events", "credentials", "tokens")
-    }
+    present = {table: store.has_rows(table) for table in ("events", "credentials", "tokens")}
     findings: list[Finding] = []
     skipped: list[SkippedRule] = []
     for rule in rules:

@@ -366,6 +366,20 @@ def _looks_like_name(key: str) -> bool:
     return not any(re.search(pattern, key) for _, pattern in SECRET_PATTERNS)
 
 
+def _target(kind: Kind) -> tuple[str, tuple[str, ...]]:
+    """The store table a kind of record goes to, and its mapped columns."""
+    if kind == "events":
+        return "events", tuple(EVENT_COLUMNS)
+    return "credentials", tuple(CREDENTIAL_COLUMNS)
+
+
+def _not_stored(store: Store, table: str, key: str) -> str:
+    """SQL to AND onto a filter: the record is not in `table` yet (nothing, while it is empty)."""
+    if not store.has_rows(table):
+        return ""
+    return f" AND {key} NOT IN (SELECT record_key FROM {table})"
+
+
 _ACCEPTED_FPS = "list(DISTINCT token_fp) FILTER ({accepted} AND token_fp IS NOT NULL)"
 
 
@@ -377,9 +391,7 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
     record again: there are two, one for what is not inserted (`_outcome`: counts, the
     time window, the rejects and the accepted tokens) and the insert itself.
     """
-    table, columns = (
-        ("events", EVENT_COLUMNS) if kind == "events" else ("credentials", CREDENTIAL_COLUMNS)
-    )
+    table, columns = _target(kind)
     con = store.con
     staged_tokens = bool(temp_relation_kinds(con, STAGED_TOKENS))
     accepted = "reject_reason IS NULL"
@@ -397,9 +409,7 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
     )
     row = con.execute("SELECT * FROM _outcome").fetchone()
     accepted_count, first_ts, last_ts = (int(row[0]), row[1], row[2]) if row else (0, None, None)
-    fresh = accepted
-    if store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"):
-        fresh += f" AND record_key NOT IN (SELECT record_key FROM {table})"
+    fresh = accepted + _not_stored(store, table, "record_key")
     column_list = ", ".join(columns)
     report.loaded = _count(
         con.execute(
@@ -464,17 +474,13 @@ def _commit_batch(
     The outcome is what loading the files one by one would give: a record already in an
     earlier file of the batch is a duplicate, a record repeated within one file is not.
     """
-    table, columns = (
-        ("events", EVENT_COLUMNS) if kind == "events" else ("credentials", CREDENTIAL_COLUMNS)
-    )
+    table, columns = _target(kind)
     con = store.con
     con.execute("CREATE OR REPLACE TEMP TABLE _batch_files (source_file VARCHAR, file_no INT)")
     con.executemany(
         "INSERT INTO _batch_files VALUES (?, ?)", [(name, i) for i, name in enumerate(reports)]
     )
-    known = ""
-    if store.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"):
-        known = f" AND m.record_key NOT IN (SELECT record_key FROM {table})"
+    known = _not_stored(store, table, "m.record_key")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _fresh AS

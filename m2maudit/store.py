@@ -113,6 +113,10 @@ class Store:
         row = self.con.execute(sql, params or []).fetchone()
         return None if row is None else row[0]
 
+    def has_rows(self, table: str) -> bool:
+        """Whether a canonical table holds anything (without counting it)."""
+        return bool(self.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)"))
+
     def close(self) -> None:
         self.con.close()
 
