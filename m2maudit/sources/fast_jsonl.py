@@ -156,7 +156,7 @@ def other_keys(ctx: LoadContext, known: set[str], limit: int = 500) -> list[str]
 
 
 def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> None:
-    all_null = " AND ".join(f'"{key}" IS NULL' for key in keys)
+    all_null = " AND ".join(f"{quoted(key)} IS NULL" for key in keys)
     numbers = [
         int(row[0])
         for row in ctx.con.execute(

@@ -26,6 +26,7 @@ from m2maudit.sources.fast_jsonl import (
     STAGED_TOKENS,
     can_read_fast,
     other_keys,
+    quoted,
     raw_source,
     stage_json_columns,
 )
@@ -210,19 +211,19 @@ def _stage_tokens(ctx: LoadContext) -> None:
     A log holds millions of calls but thousands of tokens: stripping `Bearer` and hashing per
     distinct value, then joining, is what the floor's own decode costs.
     """
-    key = f'r."{field_name(ctx.config, "authorization")}"'
+    column = quoted(field_name(ctx.config, "authorization"))
     bare = f"nullif({bare_token_sql(q.trim_padded('a'))}, '')"
     ctx.con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _auth AS
         SELECT {AUTH_HASH}, raw_token, left(sha256(raw_token), 16) AS fp, auth_kind
         FROM (SELECT {AUTH_HASH}, {bare} AS raw_token, {_text_kind("a")} AS auth_kind
-              FROM (SELECT {AUTH_HASH}, any_value({key}) AS a FROM {RAW_TABLE} r
+              FROM (SELECT {AUTH_HASH}, any_value({column}) AS a FROM {RAW_TABLE}
                     WHERE {AUTH_HASH} IS NOT NULL GROUP BY {AUTH_HASH}))
         """
     )
     # The values are in _auth now: free the gigabytes of tokens, one per call, at once.
-    ctx.con.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN {key.removeprefix('r.')}")
+    ctx.con.execute(f"ALTER TABLE {RAW_TABLE} DROP COLUMN {column}")
     # Ingest keeps those of accepted records and decodes them.
     ctx.con.execute(
         f"CREATE OR REPLACE TEMP TABLE {STAGED_TOKENS} AS "
@@ -239,8 +240,8 @@ def _auth_hash(keys: dict[str, str]) -> str:
     the 500-byte value: two distinct tokens of one log sharing a hash is a 1 in 10^10 chance
     at 100 000 tokens. The values themselves are dropped from `_raw` once `_auth` holds
     each of them once."""
-    key = keys["authorization"]  # a plain key: no quote in it (see _plain_keys)
-    return f'CASE WHEN "{key}" IS NOT NULL THEN hash("{key}") END'
+    column = quoted(keys["authorization"])
+    return f"CASE WHEN {column} IS NOT NULL THEN hash({column}) END"
 
 
 def _fast_source(keys: dict[str, str], extras: list[str]) -> str:
