@@ -32,7 +32,7 @@ from m2maudit.sources.base import (
 )
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
-from m2maudit.sources.lineindex import FileDigest
+from m2maudit.sources.lineindex import FileDigest, file_sha256
 from m2maudit.sources.staging import drop_relation, temp_relation_kinds
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
@@ -193,7 +193,7 @@ def _ingest_batch(store: Store, files: list[InputFile], config: Config) -> list[
     identities: dict[str, str] = {}  # display -> content hash, of the files to load
     for file, report in zip(files, reports, strict=True):
         report.format, report.kind = adapter.name, adapter.kind
-        identity = FileDigest(file.path, file.compressed, 0).identity()
+        identity = file_sha256(file.path)
         if identity in identities.values():
             raise _BatchSplit
         if not _already_ingested(store, identity, report):
@@ -274,7 +274,9 @@ def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
         sample = sniff(file)
         adapter = choose_adapter(file, sample, config)
         report.format, report.kind = adapter.name, adapter.kind
-        digest = FileDigest(file.path, file.compressed, file.size)
+        # Only the fast JSON-lines read uses the line index; other files are just hashed.
+        wants_index = sample.layout == "jsonl" and getattr(adapter, "reads_line_index", False)
+        digest = FileDigest(file.path, file.compressed, file.size, index=wants_index)
         if not digest.in_background and _already_ingested(store, digest.identity(), report):
             return report
         try:

@@ -71,7 +71,11 @@ class LoadContext:
 
 
 class SourceAdapter(Protocol):
-    """One input format. Register new ones in `m2maudit.sources.ADAPTERS`."""
+    """One input format. Register new ones in `m2maudit.sources.ADAPTERS`.
+
+    An adapter that reads JSON lines through `fast_jsonl` also sets the class attribute
+    `reads_line_index = True`, so that ingest builds the file's `LineIndex` for it.
+    """
 
     name: ClassVar[str]
     kind: ClassVar[Kind]

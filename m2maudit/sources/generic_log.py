@@ -83,6 +83,7 @@ def field_paths(config: Config, canonical: str) -> list[str]:
 class GenericLogAdapter:
     name: ClassVar[str] = "generic-log"
     kind: ClassVar[Kind] = "events"
+    reads_line_index: ClassVar[bool] = True  # ingest builds one for its fast read
     description: ClassVar[str] = (
         "m2maudit's own access-log schema (JSON lines, JSON array or CSV; .gz too), "
         "with field names renamable in the config's mapping section"

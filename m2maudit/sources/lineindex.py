@@ -132,7 +132,7 @@ def digest_and_index(path: Path, compressed: bool = False) -> tuple[str, LineInd
                     digest.update(chunk)
                     counter.add(chunk)
     except (zlib.error, EOFError):
-        return _finish_digest(path).hexdigest(), None
+        return file_sha256(path), None
     counter.finish()
     index = LineIndex(
         path,
@@ -148,9 +148,10 @@ def digest_and_index(path: Path, compressed: bool = False) -> tuple[str, LineInd
     return digest.hexdigest(), index
 
 
-def _finish_digest(path: Path) -> hashlib._Hash:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, hashed in C at disk speed."""
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256")
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 _GZIP_CHUNK_BYTES = 2 * BLOCK_BYTES  # ~10 MiB of text a piece
@@ -290,14 +291,14 @@ BACKGROUND_BYTES = 64 * BLOCK_BYTES
 
 
 class FileDigest:
-    """A file's SHA-256 and, when it is not compressed, its line index: computed at once for
-    a small file, on a thread for a big one (`result` waits for it)."""
+    """A file's SHA-256 and, with `index`, its line index: computed at once for a small file,
+    on a thread for a big one (`identity` and `line_index` wait for it)."""
 
-    def __init__(self, path: Path, compressed: bool, size: int) -> None:
+    def __init__(self, path: Path, compressed: bool, size: int, index: bool = True) -> None:
         self.in_background = size >= BACKGROUND_BYTES
 
         def work() -> tuple[str, LineIndex | None]:
-            return digest_and_index(path, compressed)
+            return digest_and_index(path, compressed) if index else (file_sha256(path), None)
 
         self._future: Future[tuple[str, LineIndex | None]]
         if self.in_background:
