@@ -105,8 +105,9 @@ def ingest_paths(
         if on_start:
             on_start(files)
         report = IngestReport()
-        for group in _groups(store, files, config):
-            for file, file_report in zip(group, ingest_group(store, group, config), strict=True):
+        for group in _groups(files, config):
+            reports = ingest_group(store, group, config)
+            for file, file_report in zip((c.file for c in group), reports, strict=True):
                 report.files.append(file_report)
                 if on_file:
                     on_file(file, file_report)
@@ -121,48 +122,58 @@ BATCH_FILES = 2000
 BATCH_BYTES = 256 << 20
 
 
-def _groups(store: Store, files: list[InputFile], config: Config) -> Iterator[list[InputFile]]:
+@dataclass(frozen=True)
+class _Sniffed:
+    """A file with its sample and adapter, when sniffing it worked (else ingest_file says why)."""
+
+    file: InputFile
+    sample: Sample | None = None
+    adapter: SourceAdapter | None = None
+
+
+def _groups(files: list[InputFile], config: Config) -> Iterator[list[_Sniffed]]:
     """Consecutive small files of one batchable format, or single files.
 
     Sniffing a file to know its format is cheap; a file that fails it is a group of its own
     (and `ingest_file` reports why).
     """
-    batch: list[InputFile] = []
-    batch_adapter: SourceAdapter | None = None
+    batch: list[_Sniffed] = []
+    batch_bytes = 0
     for file in files:
-        adapter = _batchable_adapter(file, config) if file.size <= SMALL_FILE_BYTES else None
-        full = len(batch) >= BATCH_FILES or sum(f.size for f in batch) >= BATCH_BYTES
-        if batch and (adapter is not batch_adapter or full):
+        sniffed = _sniff(file, config) if file.size <= SMALL_FILE_BYTES else _Sniffed(file)
+        batchable = isinstance(sniffed.adapter, BatchableAdapter)
+        same = batch and batchable and sniffed.adapter is batch[0].adapter
+        if batch and (not same or len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES):
             yield batch
-            batch, batch_adapter = [], None
-        if adapter is None:
-            yield [file]
+            batch, batch_bytes = [], 0
+        if not batchable:
+            yield [sniffed]
             continue
-        batch.append(file)
-        batch_adapter = adapter
+        batch.append(sniffed)
+        batch_bytes += file.size
     if batch:
         yield batch
 
 
-def _batchable_adapter(file: InputFile, config: Config) -> SourceAdapter | None:
+def _sniff(file: InputFile, config: Config) -> _Sniffed:
     try:
-        adapter = choose_adapter(file, sniff(file), config)
+        sample = sniff(file)
+        return _Sniffed(file, sample, choose_adapter(file, sample, config))
     except (InputError, OSError):
-        return None
-    return adapter if isinstance(adapter, BatchableAdapter) else None
+        return _Sniffed(file)
 
 
-def ingest_group(store: Store, files: list[InputFile], config: Config) -> list[FileReport]:
+def ingest_group(store: Store, group: list[_Sniffed], config: Config) -> list[FileReport]:
     """Ingest a group from `_groups`: one file alone, or small files in one transaction.
 
     If a batch fails as a whole (a broken file aborts DuckDB's transaction), it is rolled
     back and ingested again in two halves, and so on down to single files: each file gets
     its own report, and one broken file costs a few extra batches.
     """
-    if len(files) == 1:
-        return [ingest_file(store, files[0], config)]
+    if len(group) == 1:
+        return [ingest_file(store, group[0].file, config, group[0])]
     try:
-        return _ingest_batch(store, files, config)
+        return _ingest_batch(store, group, config)
     except (InputError, duckdb.Error, _BatchSplit):
         pass  # rolled back: split it below
     finally:
@@ -171,10 +182,10 @@ def ingest_group(store: Store, files: list[InputFile], config: Config) -> list[F
         drop_relation(store.con, "_batch_rejects")
         drop_relation(store.con, "_batch_files")
     # Halves, each a batch again: one broken file among thousands costs a few more batches.
-    middle = len(files) // 2
+    middle = len(group) // 2
     return [
-        *ingest_group(store, files[:middle], config),
-        *ingest_group(store, files[middle:], config),
+        *ingest_group(store, group[:middle], config),
+        *ingest_group(store, group[middle:], config),
     ]
 
 
@@ -182,10 +193,12 @@ class _BatchSplit(Exception):
     """The batch holds the same content twice: split it until the copies are apart."""
 
 
-def _ingest_batch(store: Store, files: list[InputFile], config: Config) -> list[FileReport]:
+def _ingest_batch(store: Store, group: list[_Sniffed], config: Config) -> list[FileReport]:
     con = store.con
-    samples = [sniff(file) for file in files]
-    adapter = choose_adapter(files[0], samples[0], config)
+    files = [member.file for member in group]
+    samples = [member.sample for member in group if member.sample is not None]
+    adapter = group[0].adapter
+    assert len(samples) == len(files)  # a batch holds only files that sniffed
     assert isinstance(adapter, BatchableAdapter)
     reports = [FileReport(source=f.display, size=f.size) for f in files]
     if len({f.display for f in files}) < len(files):
@@ -262,17 +275,23 @@ class _SeenBefore(Exception):
     """The file's content turned out to be in the store already: roll its load back."""
 
 
-def ingest_file(store: Store, file: InputFile, config: Config) -> FileReport:
+def ingest_file(
+    store: Store, file: InputFile, config: Config, sniffed: _Sniffed | None = None
+) -> FileReport:
     """Ingest one file in one transaction; an unreadable file is reported, not raised.
 
     A big file is hashed while it loads (see `FileDigest`), so whether it was ingested before
-    is known only once it is loaded; then the load is rolled back.
+    is known only once it is loaded; then the load is rolled back. `sniffed` saves sniffing
+    the file again when `_groups` already did.
     """
     report = FileReport(source=file.display, size=file.size)
     digest: FileDigest | None = None
     try:
-        sample = sniff(file)
-        adapter = choose_adapter(file, sample, config)
+        if sniffed is not None and sniffed.sample is not None and sniffed.adapter is not None:
+            sample, adapter = sniffed.sample, sniffed.adapter
+        else:
+            sample = sniff(file)
+            adapter = choose_adapter(file, sample, config)
         report.format, report.kind = adapter.name, adapter.kind
         # Only the fast JSON-lines read uses the line index; other files are just hashed.
         wants_index = sample.layout == "jsonl" and getattr(adapter, "reads_line_index", False)
