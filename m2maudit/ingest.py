@@ -402,35 +402,28 @@ def _not_stored(store: Store, table: str, key: str) -> str:
 
 
 _ACCEPTED_FPS = "list(DISTINCT token_fp) FILTER ({accepted} AND token_fp IS NOT NULL)"
+# Beyond this many lines not inserted, the fast read's outcome is taken by one more full pass.
+_MAX_LINES_LEFT_OUT = 10_000
 
 
 def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:
     """Move the accepted rows of `_mapped` into the store, the rejected ones into
     `ingest_errors`, and decode the accepted records' tokens.
 
-    `_mapped` may be a view (the fast JSON-lines read), so each pass over it maps every
-    record again: there are two, one for what is not inserted (`_outcome`: counts, the
-    time window, the rejects and the accepted tokens) and the insert itself.
+    What is not inserted (counts, the time window, the rejects and the accepted tokens)
+    goes to `_outcome`. When `_mapped` is a view (the fast JSON-lines read) each pass over it
+    maps every record again, so the outcome is taken after the insert: from the rows just
+    inserted, and from the few lines left out (rejected, or already stored), mapped again
+    alone. See `_outcome_after_insert`.
     """
     table, columns = _target(kind)
     con = store.con
     staged_tokens = bool(temp_relation_kinds(con, STAGED_TOKENS))
-    accepted = "reject_reason IS NULL"
-    window = f"min(ts) FILTER ({accepted}), max(ts) FILTER ({accepted})"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _outcome AS SELECT
-            count(*) FILTER ({accepted}) AS accepted,
-            {window if kind == "events" else "NULL, NULL"},
-            list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
-                FILTER (reject_reason IS NOT NULL) AS rejects,
-            {_ACCEPTED_FPS.format(accepted=accepted) if staged_tokens else "NULL"} AS fps
-        FROM _mapped
-        """
-    )
-    row = con.execute("SELECT * FROM _outcome").fetchone()
-    accepted_count, first_ts, last_ts = (int(row[0]), row[1], row[2]) if row else (0, None, None)
-    fresh = accepted + _not_stored(store, table, "record_key")
+    after_insert = kind == "events" and temp_relation_kinds(con, "_mapped") == ["VIEW"]
+    last_rowid = _last_rowid(con, table) if after_insert else None
+    if not after_insert:
+        _outcome_pass(con, kind, staged_tokens)
+    fresh = "reject_reason IS NULL" + _not_stored(store, table, "record_key")
     column_list = ", ".join(columns)
     report.loaded = _count(
         con.execute(
@@ -441,6 +434,10 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
             [ctx.format_name, ctx.file.display],
         )
     )
+    if last_rowid is not None and not _outcome_after_insert(con, last_rowid, report.loaded):
+        _outcome_pass(con, kind, staged_tokens)
+    row = con.execute("SELECT accepted, first_ts, last_ts FROM _outcome").fetchone()
+    accepted_count, first_ts, last_ts = (int(row[0]), row[1], row[2]) if row else (0, None, None)
     if staged_tokens:  # only the accepted records' tokens
         con.execute(
             f"DELETE FROM {STAGED_TOKENS} "
@@ -462,6 +459,75 @@ def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileRepor
         )
     )
     _settle(store, ctx.file.display, report, accepted_count, (first_ts, last_ts))
+
+
+def _outcome_pass(con: duckdb.DuckDBPyConnection, kind: Kind, staged_tokens: bool) -> None:
+    """`_outcome(accepted, first_ts, last_ts, rejects, fps)` from one pass over `_mapped`."""
+    accepted = "reject_reason IS NULL"
+    first, last = (f"min(ts) FILTER ({accepted})", f"max(ts) FILTER ({accepted})")
+    if kind != "events":
+        first = last = "NULL::TIMESTAMPTZ"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _outcome AS SELECT
+            count(*) FILTER ({accepted}) AS accepted, {first} AS first_ts, {last} AS last_ts,
+            list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
+                FILTER (reject_reason IS NOT NULL) AS rejects,
+            {_ACCEPTED_FPS.format(accepted=accepted) if staged_tokens else "NULL"} AS fps
+        FROM _mapped
+        """
+    )
+
+
+def _last_rowid(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}").fetchone()
+    return int(row[0]) if row else -1
+
+
+def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inserted: int) -> bool:
+    """`_outcome` for a file of events just inserted from the `_mapped` view, without a
+    second full pass over the view; False when too many lines were left out for that.
+
+    Rows added by this transaction come after every row before it, so the inserted rows are
+    those past `last_rowid`. The lines of `_mapped` not among them are rejected or already
+    stored: only those are mapped again, found by their line number, which DuckDB reads
+    from the staging table's row id without mapping the other lines.
+    """
+    inserted_rows = f"SELECT ts, token_fp, source_line FROM events WHERE rowid > {last_rowid}"
+    left_out = [
+        int(row[0])
+        for row in con.execute(
+            f"SELECT source_line FROM (SELECT source_line FROM _mapped) ANTI JOIN "
+            f"({inserted_rows}) USING (source_line) ORDER BY source_line LIMIT ?",
+            [_MAX_LINES_LEFT_OUT + 1],
+        ).fetchall()
+    ]
+    if len(left_out) > _MAX_LINES_LEFT_OUT:
+        return False
+    lines = ", ".join(str(line) for line in left_out) or "NULL"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _left_out AS SELECT source_line, reject_reason, ts, "
+        f"token_fp FROM _mapped WHERE source_line IN ({lines})"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _outcome AS
+        WITH accepted AS (
+            SELECT ts, token_fp FROM ({inserted_rows})
+            UNION ALL SELECT ts, token_fp FROM _left_out WHERE reject_reason IS NULL
+        )
+        SELECT a.*, r.rejects FROM (
+            SELECT count(*) AS accepted, min(ts) AS first_ts, max(ts) AS last_ts,
+                   list(DISTINCT token_fp) FILTER (token_fp IS NOT NULL) AS fps
+            FROM accepted
+        ) a, (
+            SELECT list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
+                FILTER (reject_reason IS NOT NULL) AS rejects
+            FROM _left_out
+        ) r
+        """
+    )
+    return True
 
 
 def _settle(
@@ -599,6 +665,7 @@ def _drop_staging(store: Store) -> None:
         "_classified",
         "_csv",
         "_outcome",
+        "_left_out",
         "_fresh",
         STAGED_TOKENS,
     ):

@@ -411,3 +411,37 @@ def test_the_line_index_counts_trailing_blank_lines(
     path.write_bytes(text)
     _, index = digest_and_index(path)
     assert index is not None and index.trailing_blank_lines == trailing
+
+
+def _outcome_of_two_ingests(tmp_path: Path, name: str) -> tuple[Any, ...]:
+    """Reports, rejects and tokens of a log ingested, then a copy of it with one more line."""
+    store = Store.open()
+    first = ingest_paths(store, [str(write(tmp_path / f"{name}.jsonl", LINES))])
+    extra = json.dumps({"timestamp": "2024-05-02T10:00:00Z", "principal": "agent-new"})
+    second = ingest_paths(store, [str(write(tmp_path / f"{name}-2.jsonl", [*LINES, extra]))])
+    reports = [
+        (f.read, f.loaded, f.duplicates, f.rejected, f.first_ts, f.last_ts, f.error)
+        for report in (first, second)
+        for f in report.files
+    ]
+    errors = store.con.execute(
+        "SELECT regexp_replace(source_file, '.*/', ''), source_line, reason FROM ingest_errors "
+        "ORDER BY ALL"
+    ).fetchall()
+    tokens = store.con.execute("SELECT token_fp FROM tokens ORDER BY 1").fetchall()
+    return reports, [(f.replace(name, "log"), n, r) for f, n, r in errors], tokens, events(store)
+
+
+def test_the_outcome_taken_after_the_insert_is_the_full_pass_outcome(
+    tmp_path: Path, fast_reads: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast read judges only the lines left out of the insert; with that turned off
+    (every file then takes the full pass) nothing a user sees changes."""
+    after_insert = _outcome_of_two_ingests(tmp_path, "a")
+    monkeypatch.setattr("m2maudit.ingest._MAX_LINES_LEFT_OUT", 0)
+    full_pass = _outcome_of_two_ingests(tmp_path, "b")
+    assert fast_reads == [True] * 4
+    assert after_insert == full_pass
+    reports = after_insert[0]
+    assert reports[1][1:4] == (1, reports[0][1], reports[0][3])  # one new, the rest duplicates
+    assert reports[1][5] is not None and reports[1][5] > reports[0][5]  # window takes the new line

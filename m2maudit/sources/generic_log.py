@@ -140,7 +140,8 @@ class GenericLogAdapter:
         map_records(
             ctx,
             # The tokens go to decoding from `_staged_tokens`, not copied onto every row.
-            {**_columns(), "raw_token": "NULL::VARCHAR"},
+            # Per distinct token, in _auth: the kind of credential too.
+            {**_columns(), "raw_token": "NULL::VARCHAR", "credential_type": "auth_credential_type"},
             _checks(ctx.config, broken=("line_verdict IS NOT NULL", "line_verdict")),
             [*_fast_value_layers(len(extras)), *_derived_layers("joined", "suspect")],
             source=_fast_source(keys, extras),
@@ -217,7 +218,8 @@ def _stage_tokens(ctx: LoadContext) -> None:
     ctx.con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _auth AS
-        SELECT {AUTH_HASH}, raw_token, left(sha256(raw_token), 16) AS fp, auth_kind
+        SELECT {AUTH_HASH}, raw_token, left(sha256(raw_token), 16) AS fp, auth_kind,
+               {_CREDENTIAL_TYPE} AS auth_credential_type
         FROM (SELECT {AUTH_HASH}, {bare} AS raw_token, {_text_kind("a")} AS auth_kind
               FROM (SELECT {AUTH_HASH}, any_value({column}) AS a FROM {RAW_TABLE}
                     WHERE {AUTH_HASH} IS NOT NULL GROUP BY {AUTH_HASH}))
@@ -249,7 +251,7 @@ def _fast_source(keys: dict[str, str], extras: list[str]) -> str:
     kept = {name: key for name, key in keys.items() if name != "authorization"}
     kept |= {f"extra_{i}": key for i, key in enumerate(extras)}
     return (
-        "SELECT s.*, t.raw_token, t.fp, t.auth_kind "
+        "SELECT s.*, t.raw_token, t.fp, t.auth_kind, t.auth_credential_type "
         f"FROM ({raw_source(kept, [AUTH_HASH])}) s "
         f"LEFT JOIN _auth t ON t.{AUTH_HASH} = s.{AUTH_HASH}"
     )
@@ -378,6 +380,14 @@ def _derived_layers(leak_scope: str, suspect: str = "true") -> list[dict[str, st
     ]
 
 
+# Three dot-separated segments, the first not empty: a JWT (no regex per event).
+_CREDENTIAL_TYPE = (
+    "CASE WHEN raw_token IS NULL THEN NULL "
+    "WHEN length(raw_token) - length(replace(raw_token, '.', '')) = 2 "
+    "AND NOT starts_with(raw_token, '.') THEN 'jwt' ELSE 'bearer' END"
+)
+
+
 def _columns() -> dict[str, str]:
     return {
         "ts": "ts",
@@ -385,12 +395,7 @@ def _columns() -> dict[str, str]:
         "principal_type": "principal_type",
         "client_id": "c_client_id",
         "credential_id": "credential_id",
-        "credential_type": (
-            # Three dot-separated segments, the first not empty: a JWT (no regex per event).
-            "CASE WHEN raw_token IS NULL THEN NULL "
-            "WHEN length(raw_token) - length(replace(raw_token, '.', '')) = 2 "
-            "AND NOT starts_with(raw_token, '.') THEN 'jwt' ELSE 'bearer' END"
-        ),
+        "credential_type": _CREDENTIAL_TYPE,
         "token_fp": "fp",
         # The bare token stays in the staging table only, for decoding; never stored.
         "raw_token": "raw_token",
