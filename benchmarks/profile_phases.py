@@ -166,7 +166,7 @@ def profile_scan(
             store = Store.open(None, StoreOptions(threads=threads, memory_limit=memory_limit))
         store.con = TimedConnection(store.con, profile)  # type: ignore[assignment]
         with profile.phase("ingest_paths"):
-            report = ingest_paths(store, [str(log)], [str(inventory)], config)
+            report = ingest_paths(store, [str(log)], [str(inventory)], config, one_shot=True)
         with profile.phase("run_scan"):
             result = run_scan(
                 store, config, parse_instant(as_of), [], inputs=input_summaries(report)

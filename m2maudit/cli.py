@@ -143,7 +143,14 @@ def run_ingest(
     console = stderr_console()
     with ingest_progress(console, enabled=not quiet, con=store.con) as (on_file, on_start):
         report = ingest_paths(
-            store, paths, inventory or [], config, format_hint, on_file=on_file, on_start=on_start
+            store,
+            paths,
+            inventory or [],
+            config,
+            format_hint,
+            on_file=on_file,
+            on_start=on_start,
+            one_shot=store.path is None,  # an in-memory store ends with the command
         )
     errors = _first_rejections(store, report)
     if not report.anything_read:

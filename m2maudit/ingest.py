@@ -10,8 +10,9 @@ with file, line and reason, and the rest of the file still loads.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from m2maudit.sources.base import (
 )
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
-from m2maudit.sources.lineindex import FileDigest, file_sha256
+from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation, temp_relation_kinds
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
@@ -91,8 +92,14 @@ def ingest_paths(
     format_hint: str | None = None,
     on_file: ProgressHook | None = None,
     on_start: Callable[[list[InputFile]], None] | None = None,
+    one_shot: bool = False,
 ) -> IngestReport:
-    """Ingest every file under `paths` (logs or inventories, by content) and `inventories`."""
+    """Ingest every file under `paths` (logs or inventories, by content) and `inventories`.
+
+    `one_shot`: the store is in memory and lives only for this call (a `scan` without
+    `--db`), so a file's content is hashed only where another file of this call could hold
+    the same bytes (see `_files_to_hash`).
+    """
     config = config or Config()
     if format_hint and adapter_named(format_hint) is None:
         known = ", ".join(a.name for a in ADAPTERS)
@@ -105,7 +112,7 @@ def ingest_paths(
         if on_start:
             on_start(files)
         report = IngestReport()
-        for group in _groups(files, config):
+        for group in _groups(files, config, _files_to_hash(store, files, one_shot)):
             reports = ingest_group(store, group, config)
             for file, file_report in zip((c.file for c in group), reports, strict=True):
                 report.files.append(file_report)
@@ -129,9 +136,26 @@ class _Sniffed:
     file: InputFile
     sample: Sample | None = None
     adapter: SourceAdapter | None = None
+    hash_content: bool = True  # see `_files_to_hash`
 
 
-def _groups(files: list[InputFile], config: Config) -> Iterator[list[_Sniffed]]:
+def _files_to_hash(store: Store, files: list[InputFile], one_shot: bool) -> set[InputFile]:
+    """The files whose content must be hashed to know whether it was ingested before.
+
+    A one-shot store (in memory, empty, gone after this call) will never compare anything
+    with what it records; within the call, two files can hold the same content only if they
+    have the same size. Only those are hashed: for a `scan` of a 3 GB log that saves two
+    seconds of hashing on the core DuckDB's read needs. Any other store hashes every file.
+    """
+    if not one_shot or store.path is not None or store.has_rows("ingested_files"):
+        return set(files)
+    sizes = Counter(file.size for file in files)
+    return {file for file in files if sizes[file.size] > 1}
+
+
+def _groups(
+    files: list[InputFile], config: Config, to_hash: set[InputFile]
+) -> Iterator[list[_Sniffed]]:
     """Consecutive small files of one batchable format, or single files.
 
     Sniffing a file to know its format is cheap; a file that fails it is a group of its own
@@ -141,6 +165,7 @@ def _groups(files: list[InputFile], config: Config) -> Iterator[list[_Sniffed]]:
     batch_bytes = 0
     for file in files:
         sniffed = _sniff(file, config) if file.size <= SMALL_FILE_BYTES else _Sniffed(file)
+        sniffed = replace(sniffed, hash_content=file in to_hash)
         batchable = isinstance(sniffed.adapter, BatchableAdapter)
         same = batch and batchable and sniffed.adapter is batch[0].adapter
         if batch and (not same or len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES):
@@ -204,9 +229,12 @@ def _ingest_batch(store: Store, group: list[_Sniffed], config: Config) -> list[F
     if len({f.display for f in files}) < len(files):
         raise _BatchSplit
     identities: dict[str, str] = {}  # display -> content hash, of the files to load
-    for file, report in zip(files, reports, strict=True):
+    for member, report in zip(group, reports, strict=True):
+        file = member.file
         report.format, report.kind = adapter.name, adapter.kind
-        identity = file_sha256(file.path)
+        identity = FileDigest(
+            file.path, file.compressed, file.size, index=False, hash_content=member.hash_content
+        ).identity()
         if identity in identities.values():
             raise _BatchSplit
         if not _already_ingested(store, identity, report):
@@ -295,7 +323,13 @@ def ingest_file(
         report.format, report.kind = adapter.name, adapter.kind
         # Only the fast JSON-lines read uses the line index; other files are just hashed.
         wants_index = sample.layout == "jsonl" and getattr(adapter, "reads_line_index", False)
-        digest = FileDigest(file.path, file.compressed, file.size, index=wants_index)
+        digest = FileDigest(
+            file.path,
+            file.compressed,
+            file.size,
+            index=wants_index,
+            hash_content=sniffed.hash_content if sniffed else True,
+        )
         if not digest.in_background and _already_ingested(store, digest.identity(), report):
             return report
         try:

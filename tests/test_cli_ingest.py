@@ -108,6 +108,20 @@ def test_ingest_twice_adds_nothing(cli: RunCli, tmp_path: Path) -> None:
     assert (count(db), count(db, "ingest_errors"), count(db, "ingested_files")) == (2, 1, 1)
 
 
+def test_scan_in_memory_still_finds_a_copy_among_its_inputs(cli: RunCli, tmp_path: Path) -> None:
+    """A scan without --db hashes only files that could be copies (same size): a copy is
+    still reported as such, and a file of another size is loaded without a hash."""
+    write_jsonl(tmp_path / "logs" / "a.jsonl", [ev(10), ev(11)])
+    write_jsonl(tmp_path / "logs" / "b.jsonl", [ev(10), ev(11)])
+    write_jsonl(tmp_path / "logs" / "c.jsonl", [ev(12, "agent-c")])
+    result = cli("scan", "logs", "-f", "json", "--fail-on", "never")
+    assert result.code == 0
+    assert "already ingested" in result.stderr
+    assert summary(result.stderr).startswith(
+        "3 files: 5 records read, 3 loaded, 2 duplicates skipped, 0 rejected"
+    )
+
+
 def test_overlapping_file_counts_the_overlap_as_duplicates(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "day1.jsonl", [ev(9), ev(10), ev(11)])
     write_jsonl(tmp_path / "day1-again.jsonl", [ev(10), ev(11), ev(12), ev(13)])

@@ -284,7 +284,7 @@ def test_a_big_file_is_hashed_while_it_loads_and_a_repeat_is_rolled_back(
     tmp_path: Path, fast_reads: list[bool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 0)  # every file counts as big
-    store = Store.open()
+    store = Store.open(tmp_path / "store.duckdb")  # a store on disk hashes every file
     first = ingest_paths(store, [str(write(tmp_path / "a.jsonl", LINES))]).files[0]
     again = ingest_paths(store, [str(write(tmp_path / "b.jsonl", LINES))]).files[0]
     assert fast_reads == [True, True]
@@ -445,3 +445,47 @@ def test_the_outcome_taken_after_the_insert_is_the_full_pass_outcome(
     reports = after_insert[0]
     assert reports[1][1:4] == (1, reports[0][1], reports[0][3])  # one new, the rest duplicates
     assert reports[1][5] is not None and reports[1][5] > reports[0][5]  # window takes the new line
+
+
+def test_a_one_shot_store_hashes_only_files_that_could_repeat(
+    tmp_path: Path, fast_reads: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a one-shot store, a file whose size no other file shares cannot repeat anything:
+    it is not hashed. Two files of one size are, and a copy is still caught. Without
+    `one_shot` (and in a store on disk) every file is hashed."""
+    monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 0)
+    hashed: list[Path] = []
+    real = lineindex.digest_and_index
+
+    def spy(path: Path, compressed: bool = False, hash_content: bool = True) -> Any:
+        if hash_content:
+            hashed.append(path)
+        return real(path, compressed, hash_content)
+
+    monkeypatch.setattr(lineindex, "digest_and_index", spy)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write(logs / "a.jsonl", LINES)
+    write(logs / "b.jsonl", LINES)  # a copy: the same size
+    others = [json.dumps({"timestamp": TS, "principal": f"agent-{n}"}) for n in range(3)]
+    write(logs / "c.jsonl", others)
+    store = Store.open()
+    report = ingest_paths(store, [str(logs)], one_shot=True)
+    by_name = {Path(f.source).name: f for f in report.files}
+    assert sorted(path.name for path in hashed) == ["a.jsonl", "b.jsonl"]
+    assert by_name["b.jsonl"].already_ingested and by_name["b.jsonl"].loaded == 0
+    assert by_name["c.jsonl"].loaded == 3 and not by_name["c.jsonl"].already_ingested
+    identities = store.con.execute(
+        "SELECT source_file, content_sha256 FROM ingested_files ORDER BY 1"
+    ).fetchall()
+    assert [Path(name).name for name, _ in identities] == ["a.jsonl", "c.jsonl"]
+    assert len(identities[0][1]) == 64 and identities[1][1].startswith("unhashed:")
+    # Ingesting c again into the same store: now it is hashed, and its records are duplicates.
+    again = ingest_paths(store, [str(logs / "c.jsonl")], one_shot=True).files[0]
+    assert hashed[-1].name == "c.jsonl"
+    assert again.loaded == 0 and again.duplicates == 3
+    assert ingest_paths(Store.open(), [str(logs / "c.jsonl")]).files[0].loaded == 3
+    assert hashed[-1].name == "c.jsonl" and len(hashed) == 4
+    disk = Store.open(tmp_path / "store.duckdb")
+    assert ingest_paths(disk, [str(logs / "c.jsonl")], one_shot=True).files[0].loaded == 3
+    assert len(hashed) == 5

@@ -112,27 +112,32 @@ class LineIndex:
         )
 
 
-def digest_and_index(path: Path, compressed: bool = False) -> tuple[str, LineIndex | None]:
-    """SHA-256 of the file's bytes and the index of its (decompressed) lines, in one read.
+def digest_and_index(
+    path: Path, compressed: bool = False, hash_content: bool = True
+) -> tuple[str | None, LineIndex | None]:
+    """SHA-256 of the file's bytes (None without `hash_content`) and the index of its
+    (decompressed) lines, in one read.
 
     The index is None for a gzip stream that ends early or is corrupt: the careful path
     reports that.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if hash_content else None
     counter = _Counter()
     checkpoints: list[_Checkpoint] = []
     try:
         if compressed:
             for raw, text in _gzip_pieces(path, _Checkpoint(0, 0, None), checkpoints, counter):
-                digest.update(raw)
+                if digest:
+                    digest.update(raw)
                 counter.add(text)
         else:
             with path.open("rb") as handle:
                 while chunk := handle.read(_CHUNK_BYTES):
-                    digest.update(chunk)
+                    if digest:
+                        digest.update(chunk)
                     counter.add(chunk)
     except (zlib.error, EOFError):
-        return file_sha256(path), None
+        return (file_sha256(path) if hash_content else None), None
     counter.finish()
     index = LineIndex(
         path,
@@ -145,7 +150,7 @@ def digest_and_index(path: Path, compressed: bool = False) -> tuple[str, LineInd
         tuple(checkpoints),
         counter.trailing_blank_lines(),
     )
-    return digest.hexdigest(), index
+    return (digest.hexdigest() if digest else None), index
 
 
 def file_sha256(path: Path) -> str:
@@ -288,19 +293,31 @@ def _lines_in_stream(
 # A file at least this big is hashed and indexed on a thread while DuckDB reads it: hashing,
 # reading and numpy's counting release the GIL, so the two overlap on separate cores.
 BACKGROUND_BYTES = 64 * BLOCK_BYTES
+# The identity of a file not hashed: a prefix no SHA-256 hex digest has.
+UNHASHED = "unhashed:"
 
 
 class FileDigest:
     """A file's SHA-256 and, with `index`, its line index: computed at once for a small file,
-    on a thread for a big one (`identity` and `line_index` wait for it)."""
+    on a thread for a big one (`identity` and `line_index` wait for it).
 
-    def __init__(self, path: Path, compressed: bool, size: int, index: bool = True) -> None:
-        self.in_background = size >= BACKGROUND_BYTES
+    Without `hash_content` the identity is `unhashed:<size>:<path>`, which no SHA-256
+    matches: for content that nothing will be compared with (see `ingest._files_to_hash`),
+    hashing gigabytes would take the second core from DuckDB's read.
+    """
 
-        def work() -> tuple[str, LineIndex | None]:
-            return digest_and_index(path, compressed) if index else (file_sha256(path), None)
+    def __init__(
+        self, path: Path, compressed: bool, size: int, index: bool = True, hash_content: bool = True
+    ) -> None:
+        self.in_background = size >= BACKGROUND_BYTES and (index or hash_content)
+        self._unhashed = None if hash_content else f"{UNHASHED}{size}:{path}"
 
-        self._future: Future[tuple[str, LineIndex | None]]
+        def work() -> tuple[str | None, LineIndex | None]:
+            if index:
+                return digest_and_index(path, compressed, hash_content)
+            return (file_sha256(path) if hash_content else None), None
+
+        self._future: Future[tuple[str | None, LineIndex | None]]
         if self.in_background:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2maudit-digest")
             self._future = executor.submit(work)
@@ -313,7 +330,7 @@ class FileDigest:
                 self._future.set_exception(exc)
 
     def identity(self) -> str:
-        return self._future.result()[0]
+        return self._unhashed or str(self._future.result()[0])
 
     def line_index(self) -> LineIndex | None:
         return self._future.result()[1]
