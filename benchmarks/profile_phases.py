@@ -160,6 +160,11 @@ def profile_scan(
         from m2maudit.store import Store, StoreOptions
         from m2maudit.timeutil import parse_instant
     instrument(profile)
+    import gc
+
+    from m2maudit.cli import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)  # as the CLI does
     with profile.phase("scan (total)"):
         config = load_config(None)
         with profile.phase("Store.open"):

@@ -62,5 +62,6 @@ class JsonReporter(Reporter):
         head = json.dumps({**document, "findings": []}, indent=2, ensure_ascii=False)
         if not findings:
             return head + "\n"
-        lines = ",\n".join("    " + json.dumps(f, ensure_ascii=False) for f in findings)
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for them all
+        lines = ",\n".join("    " + encode(f) for f in findings)
         return head.removesuffix("[]\n}") + "[\n" + lines + "\n  ]\n}\n"
