@@ -85,8 +85,12 @@ VIEW_SQL = [
         count(*) AS calls,
         min(ts) AS first_ts, max(ts) AS last_ts,
         list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL) AS actors,
-        list(DISTINCT s ORDER BY s) FILTER (WHERE s IS NOT NULL) AS scopes_used
-    FROM (SELECT credential, ts, actor, unnest(coalesce(scopes_used, [NULL])) AS s FROM ev)
+        -- The distinct lists first (a credential uses few), then their scopes: one row a
+        -- call, so a call with two scopes counts once and one with none still counts.
+        nullif(list_sort(list_distinct(flatten(
+            list(DISTINCT scopes_used) FILTER (WHERE scopes_used IS NOT NULL)))), [])
+            AS scopes_used
+    FROM ev
     WHERE credential IS NOT NULL
     GROUP BY credential
     """,
