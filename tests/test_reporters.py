@@ -26,6 +26,7 @@ from tests.reporting_fixtures import (
     empty_result,
     finding,
     full_result,
+    make_result,
     shared_dir,
     suppressed_result,
 )
@@ -422,6 +423,23 @@ def test_table_verbose_adds_rule_ids_locations_and_quiet_findings() -> None:
     assert "logs/app.jsonl:12, logs/app.jsonl:40" in text
     assert "suppressed [critical] M2M201" in text
     assert "reason: CI bootstrap" in text
+
+
+def test_table_shows_twenty_findings_a_rule_and_counts_the_rest() -> None:
+    """A big scan gives thousands of findings of one rule: the terminal report shows the
+    first twenty and one line for the rest; --verbose shows them all; json keeps all."""
+    rule = next(rule for rule in RULES if rule.id == "M2M101")
+    many = [finding(rule, f"agent-{n:03d}", f"tok-{n}", f"agent-{n:03d} acted") for n in range(25)]
+    result = make_result(many)
+    text = render("table", result)
+    assert text.count(" acted") == 20
+    assert "agent-019 acted" in text and "agent-020 acted" not in text
+    words = " ".join(text.split())  # the line wraps at 80 columns
+    assert "+ 5 more M2M101 findings (" in words
+    assert "all of them with --verbose, or in the json, csv or sarif report" in words
+    verbose = render("table", result, ReportOptions(verbose=True))
+    assert verbose.count(" acted") == 25 and "more M2M101" not in verbose
+    assert len(json.loads(render("json", result))["findings"]) == 25
 
 
 def test_table_quiet_prints_only_the_summary_line() -> None:

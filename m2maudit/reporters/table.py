@@ -3,10 +3,11 @@
 Layout, top to bottom: a header (tool, as-of, window, inputs); a summary panel (findings by
 severity and by problem, attribution coverage, suppressed / baselined / failing counts, skipped
 rules); the riskiest principals and credentials; then the findings grouped by problem, each
-with its message, the evidence that matters and the remediation; the summary line last.
+with its message, the evidence that matters and the remediation (at most `FINDINGS_PER_RULE`
+a rule, the rest counted in one line); the summary line last.
 
-- `verbose` adds rule ids, finding ids, locations, every evidence entry and the suppressed and
-  baselined findings one line each (otherwise only counted per problem);
+- `verbose` adds rule ids, finding ids, locations, every evidence entry, every finding and
+  the suppressed and baselined findings one line each (otherwise only counted per problem);
 - `quiet` prints the summary line only, unwrapped (one line to grep);
 - `ansi` / `color` (see `ReportOptions.for_stream`) decide escape codes: a pipe or a file gets
   plain text, `NO_COLOR` keeps bold but drops colours. Rendering goes to a string through a
@@ -67,6 +68,9 @@ EVIDENCE_LIMIT, EVIDENCE_LIMIT_VERBOSE = 6, 100
 LIST_LIMIT, LIST_LIMIT_VERBOSE = 8, 50
 VALUE_CHARS = 240
 LOCATION_LIMIT = 10
+# Findings shown per rule unless --verbose: the most severe first, the rest counted. A person
+# reads twenty; a big log can give tens of thousands (37 000 blocks took 38 s to lay out).
+FINDINGS_PER_RULE = 20
 INPUT_LIMIT = 10
 NARROW = 70  # below this width the riskiest tables drop their problems column
 
@@ -299,6 +303,29 @@ def _locations(finding: Finding) -> str:
     return (", ".join(shown) or "-") + (f" (+{more} more)" if more > 0 else "")
 
 
+def _not_shown(
+    console: Console, shown: dict[str, int], active: Sequence[Finding], options: ReportOptions
+) -> None:
+    """One line per rule with findings left out, saying where all of them are."""
+    if options.verbose:
+        return
+    titles = {finding.rule_id: finding.title for finding in active}
+    for rule_id, count in shown.items():
+        if count > FINDINGS_PER_RULE:
+            more = count - FINDINGS_PER_RULE
+            console.print(
+                Text(
+                    clean_text(
+                        f"+ {more:,} more {rule_id} finding{'' if more == 1 else 's'} "
+                        f"({titles[rule_id]}): all of them with --verbose, or in the "
+                        "json, csv or sarif report"
+                    ),
+                    style="dim",
+                )
+            )
+            console.print()
+
+
 def _quiet_line(finding: Finding) -> Text:
     line = Text(f"{status(finding)} ", style="dim")
     line.append(clean_text(f"[{finding.severity}] {finding.rule_id} {finding.title}"))
@@ -323,9 +350,13 @@ def _problem_section(
     active = [finding for finding in findings if status(finding) == "active"]
     quiet = [finding for finding in findings if status(finding) != "active"]
     console.rule(Text(f"{problem_title(problem)} ({problem}): {len(active)} active"), align="left")
+    shown: dict[str, int] = {}
     for finding in active:
-        console.print(_finding_block(finding, options))
-        console.print()
+        shown[finding.rule_id] = shown.get(finding.rule_id, 0) + 1
+        if options.verbose or shown[finding.rule_id] <= FINDINGS_PER_RULE:
+            console.print(_finding_block(finding, options))
+            console.print()
+    _not_shown(console, shown, active, options)
     if quiet and options.verbose:
         for finding in quiet:
             console.print(_quiet_line(finding))
