@@ -9,12 +9,17 @@ timings); only the filters and baseline recorded by `m2maudit.policy.apply_polic
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from m2maudit.findings import ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
-from m2maudit.reporters.serialize import finding_dict, jsonable, window_dict
+from m2maudit.reporters.serialize import (
+    ITEMS,
+    dumps_one_item_a_line,
+    finding_dict,
+    jsonable,
+    window_dict,
+)
 from m2maudit.reporters.summary import attribution_dict, ordered_findings, summarize
 from m2maudit.timeutil import iso
 
@@ -54,14 +59,7 @@ class JsonReporter(Reporter):
     description = "versioned JSON report with every finding field (schema_version 1.0)"
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
-        """Indented, but one finding per line: `json.dumps` with `indent` runs in pure Python,
-        ten times slower than without, and a report may hold a hundred thousand findings.
-        A finding per line also greps and diffs well."""
+        """Indented, but one finding per line (see `dumps_one_item_a_line`)."""
         document = report_document(result, options)
         findings = document.pop("findings")
-        head = json.dumps({**document, "findings": []}, indent=2, ensure_ascii=False)
-        if not findings:
-            return head + "\n"
-        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for them all
-        lines = ",\n".join("    " + encode(f) for f in findings)
-        return head.removesuffix("[]\n}") + "[\n" + lines + "\n  ]\n}\n"
+        return dumps_one_item_a_line({**document, "findings": ITEMS}, findings)

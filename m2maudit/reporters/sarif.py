@@ -20,14 +20,19 @@ A finding without file locations is still valid SARIF (only logical locations, o
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
 from m2maudit.findings import Finding, Location, RuleInfo, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
-from m2maudit.reporters.serialize import finding_dict, jsonable, window_dict
+from m2maudit.reporters.serialize import (
+    ITEMS,
+    dumps_one_item_a_line,
+    finding_dict,
+    jsonable,
+    window_dict,
+)
 from m2maudit.reporters.summary import ordered_findings, rules_of, summarize
 from m2maudit.timeutil import iso
 
@@ -208,10 +213,7 @@ class SarifReporter(Reporter):
                 }
             ],
             "columnKind": "unicodeCodePoints",
-            "results": [
-                sarif_result(finding, index[finding.rule_id], baseline_applied)
-                for finding in ordered_findings(result)
-            ],
+            "results": ITEMS,  # one result a line, below
             "properties": {
                 "as_of": iso(result.as_of),
                 "window": window_dict(result),
@@ -224,4 +226,8 @@ class SarifReporter(Reporter):
             },
         }
         document = {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        results = [
+            sarif_result(finding, index[finding.rule_id], baseline_applied)
+            for finding in ordered_findings(result)
+        ]
+        return dumps_one_item_a_line(document, results)
