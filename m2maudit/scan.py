@@ -10,8 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema, lock_down, run_rules
 from m2maudit.errors import AuditError
@@ -143,6 +141,8 @@ def save_findings(store: Store, result: ScanResult) -> None:
     store.con.execute("DELETE FROM findings")
     if not result.findings:
         return
+    import pandas as pd  # here, not at the top: importing pandas costs every command 0.3 s
+
     columns = [row[0] for row in store.con.execute("DESCRIBE findings").fetchall()]
     frame = pd.DataFrame([_finding_row(f, result.as_of) for f in result.findings], columns=columns)
     store.con.register("_new_findings", frame)
