@@ -142,7 +142,8 @@ def run_ingest(
 ) -> IngestReport:
     """Shared by `ingest` and `scan`: load files, show progress and the summary."""
     console = stderr_console()
-    with ingest_progress(console, enabled=not quiet, con=store.con) as (on_file, on_start):
+    progress = ingest_progress(console, enabled=not quiet, con=store.con)
+    with progress as (on_file, on_start, on_staged):
         report = ingest_paths(
             store,
             paths,
@@ -152,6 +153,7 @@ def run_ingest(
             on_file=on_file,
             on_start=on_start,
             one_shot=store.path is None,  # an in-memory store ends with the command
+            on_staged=on_staged,
         )
     errors = _first_rejections(store, report)
     if not report.anything_read:

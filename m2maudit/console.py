@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from m2maudit.ingest import FileReport, IngestReport, ProgressHook
+from m2maudit.ingest import FileReport, IngestReport, ProgressHook, StagedHook
 from m2maudit.sources.base import InputFile
 from m2maudit.timeutil import iso
 
@@ -37,7 +37,7 @@ def stderr_console() -> Console:
 @contextmanager
 def ingest_progress(
     console: Console, enabled: bool = True, con: duckdb.DuckDBPyConnection | None = None
-) -> Iterator[tuple[ProgressHook, Callable[[list[InputFile]], None]]]:
+) -> Iterator[tuple[ProgressHook, Callable[[list[InputFile]], None], StagedHook]]:
     """A progress bar over files and bytes; silent when stderr is not a terminal.
 
     With the store's connection, the bar also moves inside a file: a thread reads DuckDB's
@@ -62,10 +62,14 @@ def ingest_progress(
         progress.update(task, total=sum(f.size for f in files), files=f"0/{len(files)} files")
 
     def on_file(file: InputFile, _report: FileReport) -> None:
-        state.file_done(file.size)
+        state.file_done(file)
         progress.update(
-            task, completed=state.bytes_done, files=f"{state.done}/{len(state.files)} files"
+            task, completed=state.position(), files=f"{state.done}/{len(state.files)} files"
         )
+
+    def on_staged(file: InputFile) -> None:
+        state.file_staged(file)
+        progress.update(task, completed=state.position())
 
     poller = (
         _StatementPoller(
@@ -78,10 +82,15 @@ def ingest_progress(
         if poller:
             poller.start()
         try:
-            yield on_file, on_start
+            yield on_file, on_start, on_staged
         finally:
             if poller:
                 poller.stop()
+
+
+# A small file read into a batch counts for this share of its bytes; mapping and committing
+# the batch, all its files at once, earns the rest.
+STAGED_SHARE = 0.5
 
 
 @dataclass
@@ -90,19 +99,32 @@ class _ProgressState:
     done: int = 0
     bytes_done: int = 0
     best_fraction: float = 0.0  # of the current file: the bar never moves back
+    staged: dict[InputFile, int] = field(default_factory=dict)  # batched files not done yet
+    staged_bytes: int = 0  # their sum, which the poller thread reads
 
-    def file_done(self, size: int) -> None:
+    def file_done(self, file: InputFile) -> None:
         self.done += 1
-        self.bytes_done += size
+        self.bytes_done += file.size
+        self.staged_bytes -= self.staged.pop(file, 0)
         self.best_fraction = 0.0
 
+    def file_staged(self, file: InputFile) -> None:
+        """A file read into a batch; a batch split and staged again counts it once."""
+        if file not in self.staged:
+            self.staged[file] = int(file.size * STAGED_SHARE)
+            self.staged_bytes += self.staged[file]
+
+    def position(self) -> int:
+        return self.bytes_done + self.staged_bytes
+
     def within_file(self, fraction: float) -> int:
-        """Called from the poller thread while ingest moves on: read each field once."""
-        done, files, bytes_done = self.done, self.files, self.bytes_done
-        if done >= len(files):
-            return bytes_done
+        """Called from the poller thread while ingest moves on: read each field once.
+        A file in a batch already counts by its staging, not by DuckDB's progress."""
+        done, files, position = self.done, self.files, self.position()
+        if done >= len(files) or files[done] in self.staged:
+            return position
         self.best_fraction = max(self.best_fraction, min(fraction, 0.99))
-        return bytes_done + int(files[done].size * self.best_fraction)
+        return position + int(files[done].size * self.best_fraction)
 
 
 class _StatementPoller:

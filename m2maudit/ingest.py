@@ -82,6 +82,7 @@ class IngestReport:
 
 
 ProgressHook = Callable[[InputFile, FileReport], None]
+StagedHook = Callable[[InputFile], None]
 
 
 def ingest_paths(
@@ -93,8 +94,13 @@ def ingest_paths(
     on_file: ProgressHook | None = None,
     on_start: Callable[[list[InputFile]], None] | None = None,
     one_shot: bool = False,
+    on_staged: StagedHook | None = None,
 ) -> IngestReport:
     """Ingest every file under `paths` (logs or inventories, by content) and `inventories`.
+
+    `on_start` gets the files to ingest, `on_file` each file with its report once it is
+    committed, and `on_staged` each small file as soon as it is read into a batch (a batch of
+    thousands of files is committed at once, so that is the only sign of it moving).
 
     `one_shot`: the store is in memory and lives only for this call (a `scan` without
     `--db`), so a file's content is hashed only where another file of this call could hold
@@ -113,7 +119,7 @@ def ingest_paths(
             on_start(files)
         report = IngestReport()
         for group in _groups(files, config, _files_to_hash(store, files, one_shot)):
-            reports = ingest_group(store, group, config)
+            reports = ingest_group(store, group, config, on_staged)
             for file, file_report in zip((c.file for c in group), reports, strict=True):
                 report.files.append(file_report)
                 if on_file:
@@ -188,7 +194,9 @@ def _sniff(file: InputFile, config: Config) -> _Sniffed:
         return _Sniffed(file)
 
 
-def ingest_group(store: Store, group: list[_Sniffed], config: Config) -> list[FileReport]:
+def ingest_group(
+    store: Store, group: list[_Sniffed], config: Config, on_staged: StagedHook | None = None
+) -> list[FileReport]:
     """Ingest a group from `_groups`: one file alone, or small files in one transaction.
 
     If a batch fails as a whole (a broken file aborts DuckDB's transaction), it is rolled
@@ -198,7 +206,7 @@ def ingest_group(store: Store, group: list[_Sniffed], config: Config) -> list[Fi
     if len(group) == 1:
         return [ingest_file(store, group[0].file, config, group[0])]
     try:
-        return _ingest_batch(store, group, config)
+        return _ingest_batch(store, group, config, on_staged)
     except (InputError, duckdb.Error, _BatchSplit):
         pass  # rolled back: split it below
     finally:
@@ -209,8 +217,8 @@ def ingest_group(store: Store, group: list[_Sniffed], config: Config) -> list[Fi
     # Halves, each a batch again: one broken file among thousands costs a few more batches.
     middle = len(group) // 2
     return [
-        *ingest_group(store, group[:middle], config),
-        *ingest_group(store, group[middle:], config),
+        *ingest_group(store, group[:middle], config, on_staged),
+        *ingest_group(store, group[middle:], config, on_staged),
     ]
 
 
@@ -218,7 +226,9 @@ class _BatchSplit(Exception):
     """The batch holds the same content twice: split it until the copies are apart."""
 
 
-def _ingest_batch(store: Store, group: list[_Sniffed], config: Config) -> list[FileReport]:
+def _ingest_batch(
+    store: Store, group: list[_Sniffed], config: Config, on_staged: StagedHook | None
+) -> list[FileReport]:
     con = store.con
     files = [member.file for member in group]
     samples = [member.sample for member in group if member.sample is not None]
@@ -253,6 +263,8 @@ def _ingest_batch(store: Store, group: list[_Sniffed], config: Config) -> list[F
                 _stage_into_batch(
                     store, adapter, LoadContext(con, file, sample, config, adapter.name)
                 )
+            if on_staged:
+                on_staged(file)
         if identities:
             con.execute("ALTER TABLE _batch_records RENAME TO _records")
             con.execute("ALTER TABLE _batch_rejects RENAME TO _staging_rejects")

@@ -19,14 +19,32 @@ def input_file(size: int) -> InputFile:
 
 
 def test_the_bar_counts_finished_files_and_the_share_read_of_the_current_one() -> None:
-    state = _ProgressState(files=[input_file(1000), input_file(500)])
+    big, small = input_file(1000), input_file(500)
+    state = _ProgressState(files=[big, small])
     assert state.within_file(0.5) == 500
     assert state.within_file(0.2) == 500  # DuckDB moved on to the next statement: no going back
     assert state.within_file(1.0) == 990  # a file is done only when ingest says so
-    state.file_done(1000)
+    state.file_done(big)
     assert state.within_file(0.4) == 1000 + 200
-    state.file_done(500)
+    state.file_done(small)
     assert state.within_file(0.7) == 1500
+
+
+def test_the_bar_moves_as_the_files_of_a_batch_are_read() -> None:
+    """A batch of small files is committed at once; reading each into it moves the bar by
+    half its bytes, DuckDB's progress adds nothing on top, and the commit brings the rest."""
+    files = [input_file(100 + n) for n in range(4)]
+    state = _ProgressState(files=files)
+    state.file_staged(files[0])
+    state.file_staged(files[1])
+    assert state.position() == 50 + 50
+    assert state.within_file(0.9) == 100  # the first file is staged: no double count
+    state.file_staged(files[0])  # a failed batch is split and staged again
+    assert state.position() == 100
+    for file in files[:2]:
+        state.file_done(file)
+    assert state.position() == 100 + 101
+    assert state.within_file(0.5) == 201 + 51  # the next file is not staged: DuckDB's share
 
 
 class ScriptedConnection:

@@ -63,9 +63,9 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     real = ingest_module._ingest_batch
 
-    def spy(store: Store, files: list[Any], config: Config) -> Any:
+    def spy(store: Store, files: list[Any], config: Config, on_staged: Any = None) -> Any:
         seen.append(len(files))
-        return real(store, files, config)
+        return real(store, files, config, on_staged)
 
     monkeypatch.setattr(ingest_module, "_ingest_batch", spy)
     return seen
@@ -101,6 +101,21 @@ def test_ingesting_a_batch_again_finds_every_file_ingested_before(
     assert all(f.loaded > 0 for f in first.files)
     assert all(f.already_ingested and f.loaded == 0 for f in again.files)
     assert store.scalar("SELECT count(*) FROM ingested_files") == 12
+
+
+def test_each_file_of_a_batch_is_reported_as_it_is_read(tmp_path: Path, batches: list[int]) -> None:
+    """The progress bar's only sign of a batch moving before it is committed."""
+    logs = five_minute_objects(tmp_path / "logs", 5)
+    staged: list[str] = []
+    committed: list[str] = []
+    report = ingest_paths(
+        Store.open(),
+        [str(logs)],
+        on_staged=lambda file: staged.append(file.display),
+        on_file=lambda file, _report: committed.append(file.display),
+    )
+    assert batches == [5]
+    assert staged == committed == [f.source for f in report.files]
 
 
 def test_an_unreadable_file_is_left_out_of_the_batch(tmp_path: Path, batches: list[int]) -> None:
