@@ -24,6 +24,7 @@ from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
 from m2maudit.config import CONFIG_FILENAME, PROBLEMS, Config, load_config, starter_config
 from m2maudit.console import (
+    files_count,
     ingest_progress,
     print_ingest_summary,
     print_problems,
@@ -32,7 +33,7 @@ from m2maudit.console import (
 from m2maudit.errors import AuditError
 from m2maudit.ingest import IngestReport, ingest_paths
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
-from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
+from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings, stored_inputs
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
 
@@ -99,6 +100,15 @@ PathsArg = Annotated[
         help="Log files, directories (recursive), globs, or - for stdin.",
         show_default=False,
         metavar="PATH",
+    ),
+]
+ScanPathsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Log files, directories (recursive), globs, or - for stdin. None with --db: "
+        "check what the store already holds.",
+        show_default=False,
+        metavar="[PATH]...",
     ),
 ]
 InventoryOpt = Annotated[
@@ -212,8 +222,8 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
 def _check_strict(report: IngestReport, strict: bool) -> None:
     if strict and (report.rejected or report.failed_files):
         raise AuditError(
-            f"--strict: {report.rejected} records rejected, "
-            f"{len(report.failed_files)} files unreadable"
+            f"--strict: {report.rejected} record{'' if report.rejected == 1 else 's'} rejected, "
+            f"{files_count(len(report.failed_files))} unreadable"
         )
 
 
@@ -240,7 +250,7 @@ def ingest(
 @app.command()
 @handle_errors
 def scan(
-    paths: PathsArg,
+    paths: ScanPathsArg = None,
     inventory: InventoryOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
@@ -317,10 +327,18 @@ def scan(
     # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.
     pack = prepare_rules(settings, clock, list(rules or []))
     policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
+    if not paths and not inventory and db is None:
+        raise AuditError("scan: give a log PATH, or --db with a store that already holds events")
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
-        report = run_ingest(store, paths, inventory, settings, format_hint, quiet)
-        _check_strict(report, strict)
-        result = run_scan(store, settings, clock, inputs=input_summaries(report), rules=pack)
+        if paths or inventory:
+            report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
+            _check_strict(report, strict)
+            inputs = input_summaries(report)
+        else:  # --db alone: the rules run again on what it holds
+            inputs = stored_inputs(store)
+            if not inputs:
+                raise AuditError(f"{db}: the store holds nothing yet; give a log PATH to ingest")
+        result = run_scan(store, settings, clock, inputs=inputs, rules=pack)
         warnings = policy.apply_policy(
             result,
             suppressions=settings.suppressions,

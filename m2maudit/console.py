@@ -177,9 +177,9 @@ def print_ingest_summary(
     # Quiet: the summary line and unreadable files only; the rejects are counted there.
     print_problems(console, report, [] if quiet else errors, hide_count=quiet)
     console.print(
-        f"{_files(len(report.files))}: {sum(f.read for f in report.files)} records "
+        f"{files_count(len(report.files))}: {sum(f.read for f in report.files)} records "
         f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
-        f"skipped, {report.rejected} rejected, {_files(len(report.failed_files))} unreadable",
+        f"skipped, {report.rejected} rejected, {files_count(len(report.failed_files))} unreadable",
         soft_wrap=True,
     )
 
@@ -230,7 +230,8 @@ def _rest_row(rest: list[FileReport]) -> tuple[str, ...]:
     )
 
 
-def _files(count: int) -> str:
+def files_count(count: int) -> str:
+    """`1 file`, `3 files`."""
     return f"{count} file{'' if count == 1 else 's'}"
 
 

@@ -197,7 +197,7 @@ def test_rejections_exit_0_unless_strict(cli: RunCli, tmp_path: Path) -> None:
     result = cli("scan", "a.jsonl", "--strict")
     assert result.code == 2
     assert result.error_lines() == [
-        "m2maudit: error: --strict: 1 records rejected, 0 files unreadable"
+        "m2maudit: error: --strict: 1 record rejected, 0 files unreadable"
     ]
 
 
@@ -212,7 +212,7 @@ def test_unreadable_file_among_good_ones(cli: RunCli, tmp_path: Path) -> None:
     strict = cli("ingest", "in", "--db", "s.duckdb", "--strict")
     assert strict.code == 2
     assert strict.error_lines() == [
-        "m2maudit: error: --strict: 0 records rejected, 1 files unreadable"
+        "m2maudit: error: --strict: 0 records rejected, 1 file unreadable"
     ]
 
 
@@ -392,3 +392,35 @@ def test_a_scan_with_a_db_keeps_its_findings_there(cli: RunCli, tmp_path: Path) 
     reported = sorted(f["id"] for f in json.loads(result.stdout)["findings"])
     kept = sorted(row[0] for row in query(tmp_path / "s.duckdb", "SELECT id FROM findings"))
     assert kept == reported and len(kept) > 10
+
+
+def test_a_scan_of_a_db_alone_checks_what_it_holds(cli: RunCli, tmp_path: Path) -> None:
+    """`scan --db FILE` without a PATH runs the rules again on the store: the same findings
+    as the scan that filled it, the files it ingested listed as inputs, nothing loaded."""
+    logs = Path(__file__).resolve().parent.parent / "sample_logs" / "agents"
+    common = ["--db", "s.duckdb", "-f", "json", "--fail-on", "never"]
+    common += ["--as-of", "2026-11-28T00:00:00Z"]
+    first = cli("scan", str(logs), *common)
+    again = cli("scan", *common)
+    assert again.code == 0, again.stderr
+    findings = [json.loads(r.stdout)["findings"] for r in (first, again)]
+    assert [f["id"] for f in findings[1]] == [f["id"] for f in findings[0]]
+    inputs = json.loads(again.stdout)["inputs"]
+    assert [i["source"] for i in inputs] == [
+        i["source"] for i in json.loads(first.stdout)["inputs"]
+    ]
+    assert "records read" not in again.stderr  # nothing was ingested
+
+
+def test_a_scan_without_a_path_says_what_it_needs(cli: RunCli, tmp_path: Path) -> None:
+    result = cli("scan")
+    assert result.code == 2
+    assert result.error_lines() == [
+        "m2maudit: error: scan: give a log PATH, or --db with a store that already holds events"
+    ]
+    empty = cli("scan", "--db", "new.duckdb")
+    assert empty.code == 2
+    assert empty.error_lines() == [
+        "m2maudit: error: new.duckdb: the store holds nothing yet; give a log PATH to ingest"
+    ]
+    assert not (tmp_path / "new.duckdb").exists()  # a store this failed run made is removed
