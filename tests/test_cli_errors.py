@@ -29,7 +29,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (["scan", "--bogus"], "No such option: --bogus"),
         (["scan", "sample_logs", "--threads", "0"], "--threads"),
-        (["scan"], "Missing argument"),
+        (["scan"], "scan: give a log PATH, or --db with a store that already holds events"),
+        (["ingest"], "Missing argument"),
         (["ingest", "sample_logs"], "Missing option '--db'"),
     ],
 )
