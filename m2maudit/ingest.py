@@ -357,7 +357,7 @@ def ingest_file(
         report.error = f"could not read: {exc.strerror or exc}"
         _record_file_error(store, file, report)
     except InputError as exc:
-        report.error = exc.reason
+        report.error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
         _record_file_error(store, file, report)
     except duckdb.Error as exc:
         report.error = f"could not load: {str(exc).strip().splitlines()[0][:300]}"

@@ -247,6 +247,27 @@ def test_truncated_gzip_is_a_file_error_not_a_crash(tmp_path: Path) -> None:
     assert rejects(store) == {0: "truncated or corrupt gzip data"}
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_malformed_document_is_named_by_its_line_in_our_words(
+    tmp_path: Path, compressed: bool
+) -> None:
+    """DuckDB says 'Malformed JSON in file ..., at byte N in record/value M'; a user gets the
+    line that byte is on, gzipped or not."""
+    text = json.dumps({"Records": [role_event(session=f"s{n}") for n in range(40)]}, indent=2)
+    at = text.index('"eventTime"', len(text) // 2)
+    broken = text[:at] + '"eventTime" "oops"' + text[at + len('"eventTime"') :]
+    name = "broken.json.gz" if compressed else "broken.json"
+    path = write_gzip(tmp_path / name, broken) if compressed else tmp_path / name
+    if not compressed:
+        path.write_text(broken)
+    store, report = load(path)
+    [file] = report.files
+    line = broken[:at].count("\n") + 1
+    assert file.error == f"line {line}: not valid JSON (unexpected character)"
+    assert file.loaded == 0 and "Malformed" not in file.error
+    assert rejects(store) == {0: file.error}
+
+
 def test_source_identity_is_the_human_behind_an_agent_session(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "events.jsonl",

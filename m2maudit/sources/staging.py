@@ -9,6 +9,9 @@ rejected row, not a failed file.
 
 from __future__ import annotations
 
+import gzip
+import re
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from m2maudit.errors import InputError
+from m2maudit.errors import InputError, first_line
 from m2maudit.sources.base import InputFile, LoadContext
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -56,7 +59,35 @@ def _run(ctx: LoadContext, sql: str, params: Sequence[Any] | None = None) -> Non
     try:
         ctx.con.execute(sql, list(params or []))
     except duckdb.Error as exc:
-        raise InputError(ctx.file.display, describe_read_error(exc)) from None
+        raise read_error(ctx.file, exc) from None
+
+
+# DuckDB's words for a JSON document it cannot parse; the byte is an offset in the file's text.
+_MALFORMED_JSON = re.compile(r"Malformed JSON in file .*, at byte (\d+) in record/value \d+: (.+)")
+
+
+def read_error(file: InputFile, exc: BaseException) -> InputError:
+    """The file's error in our words, with the line where DuckDB's JSON reader gave up."""
+    malformed = _MALFORMED_JSON.search(first_line(exc))
+    if malformed:
+        reason = malformed.group(2).strip().rstrip(".")
+        return InputError(
+            file.display, f"not valid JSON ({reason})", line_at_byte(file, int(malformed.group(1)))
+        )
+    return InputError(file.display, describe_read_error(exc))
+
+
+def line_at_byte(file: InputFile, offset: int) -> int | None:
+    """The 1-based line holding the `offset`-th byte of the file's (decompressed) text."""
+    newlines, remaining = 0, offset
+    try:
+        with (gzip.open if file.compressed else open)(file.path, "rb") as handle:
+            while remaining > 0 and (chunk := handle.read(min(remaining, 16 << 20))):
+                newlines += chunk.count(b"\n")
+                remaining -= len(chunk)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return newlines + 1
 
 
 def describe_read_error(exc: BaseException) -> str:
