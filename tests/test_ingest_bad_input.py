@@ -436,6 +436,14 @@ def test_interrupt_mid_file_rolls_back_and_propagates(
     assert store.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
 
 
+def test_invalid_yaml_inventory_names_its_line(store: Store, tmp_path: Path) -> None:
+    body = "tokens:\n  - token_id: t1\n    principal: agent-a\n  - token_id: [unclosed\n"
+    path = write_bytes(tmp_path / "inv.yaml", body.encode())
+    [file] = ingest_paths(store, [], [str(path)], Config()).files
+    assert file.error is not None and file.error.startswith("line 5: invalid YAML: ")
+    assert rejected(store) == [(0, file.error)]
+
+
 def test_yaml_alias_bomb_is_rejected_quickly(store: Store, tmp_path: Path) -> None:
     levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
     for depth in range(1, 9):
