@@ -31,9 +31,9 @@ from m2maudit.console import (
     stderr_console,
 )
 from m2maudit.errors import AuditError
-from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.ingest import IngestReport, ingest_paths, stored_report
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
-from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings, stored_inputs
+from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
 
@@ -332,13 +332,12 @@ def scan(
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
         if paths or inventory:
             report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
-            _check_strict(report, strict)
-            inputs = input_summaries(report)
-        else:  # --db alone: the rules run again on what it holds
-            inputs = stored_inputs(store)
-            if not inputs:
+        else:  # --db alone: the rules run again on what it holds, judged as it came in
+            report = stored_report(store)
+            if not report.files:
                 raise AuditError(f"{db}: the store holds nothing yet; give a log PATH to ingest")
-        result = run_scan(store, settings, clock, inputs=inputs, rules=pack)
+        _check_strict(report, strict)
+        result = run_scan(store, settings, clock, inputs=input_summaries(report), rules=pack)
         warnings = policy.apply_policy(
             result,
             suppressions=settings.suppressions,

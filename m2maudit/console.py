@@ -101,6 +101,7 @@ class _ProgressState:
     best_fraction: float = 0.0  # of the current file: the bar never moves back
     staged: dict[InputFile, int] = field(default_factory=dict)  # batched files not done yet
     staged_bytes: int = 0  # their sum, which the poller thread reads
+    shown: int = 0  # the furthest the bar went: it never moves back
 
     def file_done(self, file: InputFile) -> None:
         self.done += 1
@@ -115,16 +116,22 @@ class _ProgressState:
             self.staged_bytes += self.staged[file]
 
     def position(self) -> int:
-        return self.bytes_done + self.staged_bytes
+        return self._forward(self.bytes_done + self.staged_bytes)
+
+    def _forward(self, value: int) -> int:
+        """A staged file's share may be below what DuckDB's progress showed of it a moment
+        before: the bar stays where it was."""
+        self.shown = max(self.shown, value)
+        return self.shown
 
     def within_file(self, fraction: float) -> int:
         """Called from the poller thread while ingest moves on: read each field once.
         A file in a batch already counts by its staging, not by DuckDB's progress."""
-        done, files, position = self.done, self.files, self.position()
+        done, files, position = self.done, self.files, self.bytes_done + self.staged_bytes
         if done >= len(files) or files[done] in self.staged:
-            return position
+            return self._forward(position)
         self.best_fraction = max(self.best_fraction, min(fraction, 0.99))
-        return position + int(files[done].size * self.best_fraction)
+        return self._forward(position + int(files[done].size * self.best_fraction))
 
 
 class _StatementPoller:

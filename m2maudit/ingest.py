@@ -85,6 +85,47 @@ ProgressHook = Callable[[InputFile, FileReport], None]
 StagedHook = Callable[[InputFile], None]
 
 
+def stored_report(store: Store) -> IngestReport:
+    """What a store says it ingested before, as a report: for a scan of a `--db` store given
+    no new files, so its inputs and `--strict` read as they did when the files came in.
+
+    Files that could not be read at all are only in `ingest_errors` (as line 0).
+    """
+    rows = store.con.execute(
+        """
+        SELECT f.source_file, f.source_format, f.kind, f.records_read, f.loaded, f.duplicates,
+               f.rejected, f.first_ts, f.last_ts, e.reason
+        FROM ingested_files f
+        LEFT JOIN (SELECT source_file, min(reason) AS reason FROM ingest_errors
+                   WHERE source_line = 0 GROUP BY source_file) e USING (source_file)
+        UNION ALL
+        SELECT source_file, min(source_format), NULL, 0, 0, 0, 0, NULL, NULL, min(reason)
+        FROM ingest_errors
+        WHERE source_line = 0 AND source_file NOT IN (SELECT source_file FROM ingested_files)
+        GROUP BY source_file
+        ORDER BY 1
+        """
+    ).fetchall()
+    report = IngestReport()
+    for source, fmt, kind, read, loaded, duplicates, rejected, first, last, error in rows:
+        report.files.append(
+            FileReport(
+                source=str(source),
+                size=0,
+                format=fmt,
+                kind=kind,
+                read=int(read),
+                loaded=int(loaded),
+                duplicates=int(duplicates),
+                rejected=int(rejected),
+                first_ts=first,
+                last_ts=last,
+                error=error,
+            )
+        )
+    return report
+
+
 def ingest_paths(
     store: Store,
     paths: Sequence[str],

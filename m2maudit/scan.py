@@ -36,16 +36,6 @@ def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
     ]
 
 
-def stored_inputs(store: Store) -> list[dict[str, Any]]:
-    """The inputs of a scan of a `--db` store given no new files: what it ingested before."""
-    rows = store.con.execute(
-        "SELECT source_file, kind, source_format, loaded, duplicates, rejected "
-        "FROM ingested_files ORDER BY ingested_at, source_file"
-    ).fetchall()
-    keys = ("source", "kind", "format", "loaded", "duplicates", "rejected")
-    return [{**dict(zip(keys, row, strict=True)), "error": None} for row in rows]
-
-
 def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
     """Apply the config's `select` and `ignore` (rule ids, names or problem keys).
 

@@ -424,3 +424,25 @@ def test_a_scan_without_a_path_says_what_it_needs(cli: RunCli, tmp_path: Path) -
         "m2maudit: error: new.duckdb: the store holds nothing yet; give a log PATH to ingest"
     ]
     assert not (tmp_path / "new.duckdb").exists()  # a store this failed run made is removed
+
+
+def test_a_scan_of_a_db_alone_is_strict_as_the_ingest_was(cli: RunCli, tmp_path: Path) -> None:
+    """--strict judges the stored files as it judged them when they came in: their rejected
+    records, and files that could not be read at all, are still in the store."""
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), ev(11)])
+    (tmp_path / "b.jsonl").write_text(
+        '{"timestamp": "2024-05-01T12:00:00Z", "principal": "x"}\n{bad\n'
+    )
+    (tmp_path / "c.json.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    assert cli("ingest", "a.jsonl", "b.jsonl", "c.json.gz", "--db", "s.duckdb").code == 0
+    common = ["--db", "s.duckdb", "-f", "json", "--fail-on", "never"]
+    strict = cli("scan", *common, "--strict")
+    assert strict.code == 2
+    assert strict.error_lines() == [
+        "m2maudit: error: --strict: 1 record rejected, 1 file unreadable"
+    ]
+    lenient = cli("scan", *common)
+    assert lenient.code == 0
+    inputs = {Path(i["source"]).name: i for i in json.loads(lenient.stdout)["inputs"]}
+    assert sorted(inputs) == ["a.jsonl", "b.jsonl", "c.json.gz"]
+    assert inputs["b.jsonl"]["rejected"] == 1 and inputs["c.json.gz"]["error"]

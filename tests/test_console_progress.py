@@ -126,3 +126,18 @@ def test_unreadable_files_beyond_the_first_are_counted_not_listed() -> None:
     lines = out.getvalue().splitlines()
     assert sum(line.startswith("unreadable: ") for line in lines) == MAX_FILES_SHOWN
     assert lines[-1].startswith(f"... and {40 - MAX_FILES_SHOWN} more unreadable files")
+
+
+def test_the_bar_never_moves_back() -> None:
+    """DuckDB's progress may show most of a small file before it is staged into a batch,
+    which counts only half of it: the bar stays where it was."""
+    first, second = input_file(1000), input_file(1001)
+    state = _ProgressState(files=[first, second])
+    assert state.within_file(0.9) == 900
+    state.file_staged(first)
+    assert state.position() == 900  # not 500
+    state.file_staged(second)
+    assert state.position() == 500 + 500
+    state.file_done(first)
+    state.file_done(second)
+    assert state.position() == 2001

@@ -559,3 +559,14 @@ def test_json_report_writes_one_finding_per_line() -> None:
 
 def test_json_report_without_findings_is_an_empty_list() -> None:
     assert json.loads(render("json", empty_result()))["findings"] == []
+
+
+@pytest.mark.parametrize("items", [[], [{"a": "\u2028\n\x00items\x00"}, {"b": [1, 2]}]])
+def test_one_item_a_line_cannot_be_hijacked_by_text_in_the_frame(items: list[Any]) -> None:
+    """A custom rule's title may hold any text, even what looks like the placeholder."""
+    from m2maudit.reporters.serialize import ITEMS, dumps_one_item_a_line
+
+    frame = {"title": "\x00items\x00", "other": "m2maudit-items-0", "nested": {"list": ITEMS}}
+    text = dumps_one_item_a_line(frame, items)
+    assert json.loads(text) == {**frame, "nested": {"list": items}}
+    assert all(json.dumps(item, ensure_ascii=False) in text for item in items)

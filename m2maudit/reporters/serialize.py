@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -94,8 +95,12 @@ def input_label(item: dict[str, Any]) -> str:
     return "?"
 
 
+class _Items:
+    """The type of `ITEMS`: no value a report holds can be it."""
+
+
 # Stands where a long list goes in a document given to `dumps_one_item_a_line`.
-ITEMS = "\x00items\x00"
+ITEMS = _Items()
 
 
 def dumps_one_item_a_line(document: dict[str, Any], items: list[Any]) -> str:
@@ -103,16 +108,25 @@ def dumps_one_item_a_line(document: dict[str, Any], items: list[Any]) -> str:
 
     `json.dumps` with `indent` runs in pure Python, ten times slower than without; a report
     may hold a hundred thousand findings. So only the frame is indented, and each item is
-    encoded by the C encoder on a line of its own (which also greps and diffs well).
+    encoded by the C encoder on a line of its own (which also greps and diffs well). `ITEMS`
+    is written as a random marker, so no text in the frame (a custom rule's title, say) can
+    stand in for it.
     """
-    head = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    marker = json.dumps(ITEMS)
-    start = head.index(marker)
+    marker = f"m2maudit-items-{uuid.uuid4().hex}"
+
+    def place(value: object) -> str:
+        if value is ITEMS:
+            return marker
+        raise TypeError(f"not JSON: {type(value).__name__}")
+
+    head = json.dumps(document, indent=2, ensure_ascii=False, default=place) + "\n"
+    quoted = json.dumps(marker)
+    start = head.index(quoted)
     line = head[head.rindex("\n", 0, start) + 1 : start]  # e.g. '  "findings": '
     indent = len(line) - len(line.lstrip(" "))
     if not items:
-        return head.replace(marker, "[]", 1)
+        return head.replace(quoted, "[]", 1)
     encode = json.JSONEncoder(ensure_ascii=False).encode
     pad = " " * (indent + 2)
     lines = ",\n".join(pad + encode(item) for item in items)
-    return head.replace(marker, "[\n" + lines + "\n" + " " * indent + "]", 1)
+    return head.replace(quoted, "[\n" + lines + "\n" + " " * indent + "]", 1)
