@@ -57,7 +57,7 @@ def formats_command(
     if output == "json":
         typer.echo(json.dumps(described[0] if name else described, indent=2))
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     if name:
         _print_mapping(console, described[0])
     else:

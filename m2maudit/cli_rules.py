@@ -71,7 +71,7 @@ def list_rules(
             table.add_column(column, overflow="fold")
         for r in loaded:
             table.add_row(r.id, r.name, r.problem, r.severity, ", ".join(r.owasp_nhi))
-        Console().print(table)
+        Console(emoji=False).print(table)
 
     run()
 
@@ -91,7 +91,7 @@ def show_rule(
         if not match:
             raise AuditError(f"no rule {rule_id!r}; see `m2maudit rules list`")
         r = match[0]
-        console = Console()
+        console = Console(emoji=False)
         console.print(f"[bold]{r.id} {r.name}[/]: {r.title}")
         console.print(
             f"problem: {r.problem}   severity: {r.severity}   "

@@ -102,4 +102,4 @@ def inspect(
     if output_format is InspectFormat.json:
         typer.echo(json.dumps(to_json(inspection), indent=2))  # ASCII: no raw control bytes
     else:
-        print_inspection(Console(highlight=False), inspection)
+        print_inspection(Console(highlight=False, emoji=False), inspection)

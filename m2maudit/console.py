@@ -31,7 +31,8 @@ MAX_REASONS_SHOWN = 10
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False)
+    # No emoji codes: `file:100: reason` must not become `file💯 reason`.
+    return Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False, emoji=False)
 
 
 @contextmanager

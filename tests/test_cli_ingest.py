@@ -446,3 +446,12 @@ def test_a_scan_of_a_db_alone_is_strict_as_the_ingest_was(cli: RunCli, tmp_path:
     inputs = {Path(i["source"]).name: i for i in json.loads(lenient.stdout)["inputs"]}
     assert sorted(inputs) == ["a.jsonl", "b.jsonl", "c.json.gz"]
     assert inputs["b.jsonl"]["rejected"] == 1 and inputs["c.json.gz"]["error"]
+
+
+def test_a_rejected_line_keeps_its_number_whatever_it_is(cli: RunCli, tmp_path: Path) -> None:
+    """`:100:` is an emoji code to the terminal library: `a.jsonl:100:` must stay as it is."""
+    lines = [json.dumps(ev(n % 24, f"agent-{n}")) for n in range(99)] + ["{bad"]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    result = cli("ingest", "a.jsonl", "--db", "s.duckdb")
+    assert result.code == 0
+    assert "rejected: a.jsonl:100: not valid JSON" in result.stderr
