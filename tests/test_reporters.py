@@ -427,19 +427,28 @@ def test_table_verbose_adds_rule_ids_locations_and_quiet_findings() -> None:
 
 def test_table_shows_twenty_findings_a_rule_and_counts_the_rest() -> None:
     """A big scan gives thousands of findings of one rule: the terminal report shows the
-    first twenty and one line for the rest; --verbose shows them all; json keeps all."""
-    rule = next(rule for rule in RULES if rule.id == "M2M101")
-    many = [finding(rule, f"agent-{n:03d}", f"tok-{n}", f"agent-{n:03d} acted") for n in range(25)]
-    result = make_result(many)
+    twenty seen most often, then one line for the rest, before the next rule; --verbose
+    shows them all; json keeps all."""
+    by_id = {rule.id: rule for rule in RULES}
+    many = [
+        finding(by_id["M2M201"], f"agent-{n:03d}", f"tok-{n}", f"agent-{n:03d} acted", count=n + 1)
+        for n in range(25)
+    ]
+    other = finding(by_id["M2M202"], "agent-x", "tok-x", "agent-x left scopes unused")
+    result = make_result([*many, other])
     text = render("table", result)
     assert text.count(" acted") == 20
-    assert "agent-019 acted" in text and "agent-020 acted" not in text
+    assert "agent-024 acted" in text and "agent-005 acted" in text  # the most calls
+    assert "agent-004 acted" not in text and "agent-000 acted" not in text
+    assert text.index("agent-005 acted") < text.index("agent-024 acted")  # report order
     words = " ".join(text.split())  # the line wraps at 80 columns
-    assert "+ 5 more M2M101 findings (" in words
-    assert "all of them with --verbose, or in the json, csv or sarif report" in words
+    assert "+ 5 more M2M201 findings (" in words
+    assert "each seen less often: all of them with --verbose, or in the json, csv or sarif" in words
+    assert other.problem == many[0].problem  # one section: the count comes before M2M202
+    assert words.index("+ 5 more M2M201") < words.index("agent-x left scopes unused")
     verbose = render("table", result, ReportOptions(verbose=True))
-    assert verbose.count(" acted") == 25 and "more M2M101" not in verbose
-    assert len(json.loads(render("json", result))["findings"]) == 25
+    assert verbose.count(" acted") == 25 and "more M2M201" not in verbose
+    assert len(json.loads(render("json", result))["findings"]) == 26
 
 
 def test_table_quiet_prints_only_the_summary_line() -> None:

@@ -4,7 +4,7 @@ Layout, top to bottom: a header (tool, as-of, window, inputs); a summary panel (
 severity and by problem, attribution coverage, suppressed / baselined / failing counts, skipped
 rules); the riskiest principals and credentials; then the findings grouped by problem, each
 with its message, the evidence that matters and the remediation (at most `FINDINGS_PER_RULE`
-a rule, the rest counted in one line); the summary line last.
+a rule, those seen most often, the rest counted in one line); the summary line last.
 
 - `verbose` adds rule ids, finding ids, locations, every evidence entry, every finding and
   the suppressed and baselined findings one line each (otherwise only counted per problem);
@@ -303,27 +303,33 @@ def _locations(finding: Finding) -> str:
     return (", ".join(shown) or "-") + (f" (+{more} more)" if more > 0 else "")
 
 
-def _not_shown(
-    console: Console, shown: dict[str, int], active: Sequence[Finding], options: ReportOptions
-) -> None:
-    """One line per rule with findings left out, saying where all of them are."""
-    if options.verbose:
+def _most_seen(findings: Sequence[Finding]) -> list[Finding]:
+    """A rule's `FINDINGS_PER_RULE` findings seen most often, in report order: its findings
+    share a severity, so the report's own order would show the first names alphabetically."""
+    if len(findings) <= FINDINGS_PER_RULE:
+        return list(findings)
+    ranked = sorted(range(len(findings)), key=lambda i: -findings[i].count)
+    keep = set(ranked[:FINDINGS_PER_RULE])
+    return [finding for i, finding in enumerate(findings) if i in keep]
+
+
+def _not_shown(console: Console, findings: Sequence[Finding], shown: int) -> None:
+    """One line after a rule's findings when some were left out, saying where all are."""
+    more = len(findings) - shown
+    if more <= 0:
         return
-    titles = {finding.rule_id: finding.title for finding in active}
-    for rule_id, count in shown.items():
-        if count > FINDINGS_PER_RULE:
-            more = count - FINDINGS_PER_RULE
-            console.print(
-                Text(
-                    clean_text(
-                        f"+ {more:,} more {rule_id} finding{'' if more == 1 else 's'} "
-                        f"({titles[rule_id]}): all of them with --verbose, or in the "
-                        "json, csv or sarif report"
-                    ),
-                    style="dim",
-                )
-            )
-            console.print()
+    first = findings[0]
+    console.print(
+        Text(
+            clean_text(
+                f"+ {more:,} more {first.rule_id} finding{'' if more == 1 else 's'} "
+                f"({first.title}), each seen less often: all of them with --verbose, or in "
+                "the json, csv or sarif report"
+            ),
+            style="dim",
+        )
+    )
+    console.print()
 
 
 def _quiet_line(finding: Finding) -> Text:
@@ -350,13 +356,15 @@ def _problem_section(
     active = [finding for finding in findings if status(finding) == "active"]
     quiet = [finding for finding in findings if status(finding) != "active"]
     console.rule(Text(f"{problem_title(problem)} ({problem}): {len(active)} active"), align="left")
-    shown: dict[str, int] = {}
+    by_rule: dict[str, list[Finding]] = {}
     for finding in active:
-        shown[finding.rule_id] = shown.get(finding.rule_id, 0) + 1
-        if options.verbose or shown[finding.rule_id] <= FINDINGS_PER_RULE:
+        by_rule.setdefault(finding.rule_id, []).append(finding)
+    for findings_of_rule in by_rule.values():
+        shown = findings_of_rule if options.verbose else _most_seen(findings_of_rule)
+        for finding in shown:
             console.print(_finding_block(finding, options))
             console.print()
-    _not_shown(console, shown, active, options)
+        _not_shown(console, findings_of_rule, len(shown))
     if quiet and options.verbose:
         for finding in quiet:
             console.print(_quiet_line(finding))
