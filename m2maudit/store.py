@@ -45,6 +45,7 @@ class Store:
             parent = Path(db_path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise AuditError(f"{db_path}: directory {parent} does not exist")
+            _refuse_other_files(Path(db_path))
         try:
             con = duckdb.connect(path)
         except duckdb.IOException as exc:
@@ -119,6 +120,24 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+
+
+# A DuckDB database file says so at byte 8 of its header.
+_DUCKDB_MAGIC = (8, b"DUCK")
+
+
+def _refuse_other_files(path: Path) -> None:
+    """An existing file that is not a DuckDB database (a log, a CSV) is refused: DuckDB would
+    open a JSON or CSV file as a read-only view, and the run would store nothing in it."""
+    try:
+        with path.expanduser().open("rb") as handle:
+            header = handle.read(_DUCKDB_MAGIC[0] + len(_DUCKDB_MAGIC[1]))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot open database: {exc.strerror or exc}") from None
+    if header and header[_DUCKDB_MAGIC[0] :] != _DUCKDB_MAGIC[1]:
+        raise AuditError(f"{path}: not a DuckDB database (--db takes the store's own file)")
 
 
 def _quote_free(value: str) -> str:

@@ -130,6 +130,26 @@ def test_file_that_is_not_a_database(tmp_path: Path) -> None:
     assert db.read_text().startswith("these are my notes")  # left as it was
 
 
+@pytest.mark.parametrize("name", ["victim.jsonl", "victim.csv", "victim.json"])
+def test_a_log_given_as_the_store_is_refused(tmp_path: Path, run_cli: RunCli, name: str) -> None:
+    """DuckDB opens a JSON or CSV file as a read-only view: an ingest into it would report
+    records loaded and keep nothing. It is refused, and the file is left as it was."""
+    victim = tmp_path / name
+    body = (
+        '{"timestamp": "2024-05-01T10:00:00Z", "principal": "a"}\n'
+        if "json" in name
+        else "a,b\n1,2\n"
+    )
+    victim.write_text(body)
+    write_jsonl(tmp_path / "log.jsonl", [{"timestamp": "2024-05-01T10:00:00Z", "principal": "a"}])
+    result = run_cli("ingest", str(tmp_path / "log.jsonl"), "--db", str(victim))
+    assert result.code == 2
+    assert result.error_lines() == [
+        f"m2maudit: error: {victim}: not a DuckDB database (--db takes the store's own file)"
+    ]
+    assert victim.read_text() == body
+
+
 def test_directory_as_database(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match=f"^{tmp_path}: "):
         Store.open(tmp_path)
