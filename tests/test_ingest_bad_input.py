@@ -436,6 +436,28 @@ def test_interrupt_mid_file_rolls_back_and_propagates(
     assert store.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
 
 
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_broken_json_array_log_names_the_line_of_its_error(
+    store: Store, tmp_path: Path, cut: bool
+) -> None:
+    """In a JSON array DuckDB counts the error's byte within the record, not the file: the
+    line comes from the first JSON error in the file itself."""
+    records = [{"timestamp": TS, "principal": f"agent-{n}", "action": "GET"} for n in range(300)]
+    text = json.dumps(records, indent=2)
+    if cut:
+        broken = text[: len(text) * 2 // 3]
+        line = broken.count("\n") + 1
+    else:
+        at = text.index('"principal": "agent-200"')
+        broken = (
+            text[:at] + '"principal" "agent-200"' + text[at + len('"principal": "agent-200"') :]
+        )
+        line = broken[:at].count("\n") + 1
+    [file] = ingest(store, write_bytes(tmp_path / "log.json", broken.encode())).files
+    assert file.error is not None and file.error.startswith(f"line {line}: not valid JSON (")
+    assert "Malformed" not in file.error and "byte" not in file.error
+
+
 def test_invalid_yaml_inventory_names_its_line(store: Store, tmp_path: Path) -> None:
     body = "tokens:\n  - token_id: t1\n    principal: agent-a\n  - token_id: [unclosed\n"
     path = write_bytes(tmp_path / "inv.yaml", body.encode())

@@ -27,7 +27,12 @@ import duckdb
 
 from m2maudit.sources.base import LoadContext
 from m2maudit.sources.lineindex import LineIndex
-from m2maudit.sources.staging import MAX_RECORD_BYTES, drop_relation, sql_str
+from m2maudit.sources.staging import (
+    MAX_RECORD_BYTES,
+    drop_relation,
+    refuse_json_constant,
+    sql_str,
+)
 
 RAW_TABLE = "_raw"
 VERDICT_TABLE = "_line_verdicts"
@@ -194,16 +199,11 @@ def judge_line(line: bytes) -> str | None:
     if not text.lstrip(" \t\r\n\ufeff").startswith("{"):
         return "not a JSON object"
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=refuse_json_constant)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate: not text
     except (ValueError, UnicodeEncodeError):
         return "not valid JSON"
     return None if isinstance(value, dict) else "not a JSON object"
-
-
-def _refuse_constant(name: str) -> None:
-    """NaN and Infinity are not JSON, though Python's parser takes them."""
-    raise ValueError(name)
 
 
 def drop_fast_staging(con: duckdb.DuckDBPyConnection) -> None:

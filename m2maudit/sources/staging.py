@@ -10,6 +10,7 @@ rejected row, not a failed file.
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import zlib
 from abc import ABC, abstractmethod
@@ -62,32 +63,43 @@ def _run(ctx: LoadContext, sql: str, params: Sequence[Any] | None = None) -> Non
         raise read_error(ctx.file, exc) from None
 
 
-# DuckDB's words for a JSON document it cannot parse; the byte is an offset in the file's text.
-_MALFORMED_JSON = re.compile(r"Malformed JSON in file .*, at byte (\d+) in record/value \d+: (.+)")
+# DuckDB's words for a JSON document it cannot parse. Its byte offset is not always from the
+# start of the file (in a JSON array it counts within the record), so the line comes from
+# Python's own parse of the file instead.
+_MALFORMED_JSON = re.compile(r"Malformed JSON in file .*, at byte \d+ in record/value \d+: (.+)")
+# A file up to this size is parsed again to find the line of its first error.
+_REPARSE_BYTES = 64 << 20
 
 
 def read_error(file: InputFile, exc: BaseException) -> InputError:
-    """The file's error in our words, with the line where DuckDB's JSON reader gave up."""
+    """The file's error in our words, with the line of the first JSON error when known."""
     malformed = _MALFORMED_JSON.search(first_line(exc))
     if malformed:
-        reason = malformed.group(2).strip().rstrip(".")
-        return InputError(
-            file.display, f"not valid JSON ({reason})", line_at_byte(file, int(malformed.group(1)))
-        )
+        reason = malformed.group(1).strip().rstrip(".")
+        return InputError(file.display, f"not valid JSON ({reason})", json_error_line(file))
     return InputError(file.display, describe_read_error(exc))
 
 
-def line_at_byte(file: InputFile, offset: int) -> int | None:
-    """The 1-based line holding the `offset`-th byte of the file's (decompressed) text."""
-    newlines, remaining = 0, offset
+def json_error_line(file: InputFile) -> int | None:
+    """The line of the first JSON error in a file DuckDB could not parse; None when the file
+    is too big to read again, unreadable, or valid to Python (NaN is refused, as DuckDB does).
+    """
     try:
         with (gzip.open if file.compressed else open)(file.path, "rb") as handle:
-            while remaining > 0 and (chunk := handle.read(min(remaining, 16 << 20))):
-                newlines += chunk.count(b"\n")
-                remaining -= len(chunk)
-    except (OSError, EOFError, zlib.error):
+            data = handle.read(_REPARSE_BYTES + 1)
+        if len(data) > _REPARSE_BYTES:
+            return None
+        json.loads(data.decode("utf-8-sig"), parse_constant=refuse_json_constant)
+    except json.JSONDecodeError as error:
+        return error.lineno
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return newlines + 1
+    return None
+
+
+def refuse_json_constant(name: str) -> None:
+    """NaN and Infinity are not JSON, though Python's parser takes them."""
+    raise ValueError(name)
 
 
 def describe_read_error(exc: BaseException) -> str:
@@ -529,7 +541,6 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credenti
     YAML is for hand-kept inventories (small): it is parsed in Python, with each record's line
     taken from the YAML node marks.
     """
-    import json
 
     try:
         text = ctx.file.path.read_text(encoding="utf-8")
