@@ -452,6 +452,8 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
         inventory = adapter_named("generic-inventory")
         if inventory is not None:
             return inventory
+    if sample.unread_first:
+        raise InputError(file.display, f"{sample.unread_first}; cannot tell the format")
     raise InputError(file.display, f"unrecognised format ({_layout_words(sample)})")
 
 

@@ -466,6 +466,13 @@ def test_invalid_yaml_inventory_names_its_line(store: Store, tmp_path: Path) -> 
     assert rejected(store) == [(0, file.error)]
 
 
+def test_invalid_yaml_given_as_a_log_path_names_its_line(store: Store, tmp_path: Path) -> None:
+    """Not only with --inventory: a .yaml file that does not parse says where."""
+    body = "tokens:\n  - token_id: t1\n  - token_id: [unclosed\n"
+    [file] = ingest(store, write_bytes(tmp_path / "inv.yaml", body.encode())).files
+    assert file.error is not None and file.error.startswith("line 3: invalid YAML: ")
+
+
 def test_yaml_alias_bomb_is_rejected_quickly(store: Store, tmp_path: Path) -> None:
     levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
     for depth in range(1, 9):

@@ -247,6 +247,14 @@ def test_truncated_gzip_is_a_file_error_not_a_crash(tmp_path: Path) -> None:
     assert rejects(store) == {0: "truncated or corrupt gzip data"}
 
 
+def write_document(path: Path, text: str, compressed: bool) -> Path:
+    """`path`, or `path.gz` gzipped."""
+    if compressed:
+        return write_gzip(path.with_name(path.name + ".gz"), text)
+    path.write_text(text)
+    return path
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_a_malformed_document_is_named_by_its_line_in_our_words(
     tmp_path: Path, compressed: bool
@@ -256,16 +264,35 @@ def test_a_malformed_document_is_named_by_its_line_in_our_words(
     text = json.dumps({"Records": [role_event(session=f"s{n}") for n in range(40)]}, indent=2)
     at = text.index('"eventTime"', len(text) // 2)
     broken = text[:at] + '"eventTime" "oops"' + text[at + len('"eventTime"') :]
-    name = "broken.json.gz" if compressed else "broken.json"
-    path = write_gzip(tmp_path / name, broken) if compressed else tmp_path / name
-    if not compressed:
-        path.write_text(broken)
-    store, report = load(path)
+    store, report = load(write_document(tmp_path / "broken.json", broken, compressed))
     [file] = report.files
     line = broken[:at].count("\n") + 1
     assert file.error == f"line {line}: not valid JSON (unexpected character)"
     assert file.loaded == 0 and "Malformed" not in file.error
     assert rejects(store) == {0: file.error}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_records_file_over_eight_mib_is_read(tmp_path: Path, compressed: bool) -> None:
+    """The first record of a Records file is the whole file: past the 8 MiB the sniffer
+    parses, the file is known by its head."""
+    records = [role_event(session=f"s{n}") for n in range(12000)]
+    text = json.dumps({"Records": records})
+    assert len(text) > 8 * 1024 * 1024
+    _store, report = load(write_document(tmp_path / "big.json", text, compressed))
+    [file] = report.files
+    assert (file.format, file.loaded, file.error) == ("cloudtrail", 12000, None)
+
+
+def test_a_cut_off_document_names_the_line_where_it_breaks(tmp_path: Path) -> None:
+    text = json.dumps({"Records": [role_event()]}, indent=2)
+    cut = text[: len(text) // 2]
+    path = tmp_path / "cut.json"
+    path.write_text(cut)
+    _store, report = load(path)
+    [file] = report.files
+    assert file.error is not None and file.error.startswith(f"line {cut.count(chr(10)) + 1}: ")
+    assert "not valid JSON" in file.error
 
 
 def test_source_identity_is_the_human_behind_an_agent_session(tmp_path: Path) -> None:

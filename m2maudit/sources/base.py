@@ -44,6 +44,9 @@ class Sample:
     csv_header: tuple[str, ...] = ()
     extension: str = ""
     csv_delimiter: str = ","
+    # Why there is no first record, when the file could still be a format's: its first JSON
+    # value is too big to parse from the head, or is cut off. Said if no format claims it.
+    unread_first: str | None = None
 
     def keys(self) -> set[str]:
         """Top-level field names of the first record or the CSV header."""

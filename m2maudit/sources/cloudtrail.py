@@ -26,9 +26,10 @@ from m2maudit.sources.staging import StagedLoad, map_records
 
 BATCH_KEYS = ("Records", "logEvents")
 # The head of a `{"Records": [...]}` file of CloudTrail events (not S3 `aws:s3` notifications).
-_BIG_RECORDS_HEAD = re.compile(
-    r'\s*\{\s*"Records"\s*:\s*\[\s*\{[^\]]*"eventSource"\s*:\s*"[a-z0-9.-]+\.amazonaws\.com"'
-)
+# The head of a Records file whose first record cannot be parsed from the sample (too big, or
+# cut off): CloudTrail's own wrapper, then an AWS event source in the same head.
+_BIG_RECORDS_HEAD = re.compile(r'\s*\{\s*"Records"\s*:\s*\[\s*\{')
+_AWS_EVENT_SOURCE = re.compile(r'"eventSource"\s*:\s*"[a-z0-9.-]+\.amazonaws\.com"')
 
 # STS calls that issue temporary credentials, with the lifetime AWS gives when none is asked.
 ISSUING_CALLS: dict[str, int] = {
@@ -187,7 +188,11 @@ class CloudTrailAdapter(StagedLoad):
         if sample.first_record is not None:
             return any(looks_like_cloudtrail(e) for e in candidate_events(sample.first_record))
         # A Records file too big for its first record to be parsed from the sample.
-        return bool(_BIG_RECORDS_HEAD.match(sample.text)) and '"userIdentity"' in sample.text
+        return (
+            bool(_BIG_RECORDS_HEAD.match(sample.text))
+            and '"userIdentity"' in sample.text
+            and bool(_AWS_EVENT_SOURCE.search(sample.text))
+        )
 
     def stage_file(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)

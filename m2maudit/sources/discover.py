@@ -18,6 +18,7 @@ from typing import Any
 
 from m2maudit.errors import InputError
 from m2maudit.sources.base import InputFile, Kind, Sample
+from m2maudit.sources.staging import json_error_line
 
 SAMPLE_BYTES = 256 * 1024
 _FIRST_RECORD_LIMIT = 8 * 1024 * 1024
@@ -215,15 +216,21 @@ def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
     if later is not None:  # a broken or over-long first line in a JSON lines file
         return Sample(stripped, "jsonl", later, extension=extension)
     first = _first_json_value(file, stripped)
-    if first is None and len(stripped) >= SAMPLE_BYTES // 2:
+    unread = None
+    if first is None:  # an adapter may still know the document by its head (CloudTrail)
+        line = json_error_line(file)
         limit = _FIRST_RECORD_LIMIT // (1024 * 1024)
-        raise InputError(
-            file.display,
-            f"the first JSON record is not valid JSON or is over "
-            f"{limit} MiB; cannot tell the format",
+        unread = (
+            f"line {line}: not valid JSON"
+            if line is not None
+            else f"the first JSON record is not valid JSON or is over {limit} MiB"
         )
     return Sample(
-        stripped, "json_object", first if isinstance(first, dict) else None, extension=extension
+        stripped,
+        "json_object",
+        first if isinstance(first, dict) else None,
+        extension=extension,
+        unread_first=unread,
     )
 
 
@@ -306,9 +313,16 @@ def _sniff_yaml(text: str, extension: str) -> Sample:
         # Only the head is parsed: cut at the last complete line, then at a list item.
         cut = text[: text.rfind("\n")] if "\n" in text else text
         value = yaml.safe_load(cut)
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if extension not in (".yaml", ".yml"):
+            return Sample(text, "unknown", extension=extension)
+        mark = getattr(exc, "problem_mark", None)
         return Sample(
-            text, "yaml" if extension in (".yaml", ".yml") else "unknown", extension=extension
+            text,
+            "yaml",
+            extension=extension,
+            unread_first=(f"line {mark.line + 1}: " if mark is not None else "")
+            + f"invalid YAML: {getattr(exc, 'problem', None) or 'cannot parse'}",
         )
     if isinstance(value, dict):
         for key in ("tokens", "credentials"):
