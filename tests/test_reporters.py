@@ -451,6 +451,22 @@ def test_table_shows_twenty_findings_a_rule_and_counts_the_rest() -> None:
     assert len(json.loads(render("json", result))["findings"]) == 26
 
 
+def test_table_lists_unreadable_inputs_first_with_why() -> None:
+    """Twelve inputs, two unreadable: those are never the ones the limit of ten hides."""
+    result = full_result()
+    result.inputs = [
+        {"source": f"logs/{n:02d}.jsonl", "kind": "events", "loaded": 5} for n in range(10)
+    ] + [
+        {"source": "inv.yaml", "error": "line 5: invalid YAML: expected ']'"},
+        {"source": "x.json", "error": "line 2: not valid JSON"},
+    ]
+    words = " ".join(render("table", result).split())
+    assert "inv.yaml (unreadable: line 5: invalid YAML: expected ']')" in words
+    assert "x.json (unreadable: line 2: not valid JSON)" in words
+    assert words.index("inv.yaml") < words.index("logs/00.jsonl")
+    assert "... and 2 more" in words and "logs/08.jsonl" not in words
+
+
 def test_table_quiet_prints_only_the_summary_line() -> None:
     result = suppressed_result()
     text = render("table", result, ReportOptions(quiet=True))

@@ -116,7 +116,9 @@ def _header(result: ScanResult, options: ReportOptions) -> RenderableType:
     grid.add_row("as of", iso(result.as_of) or "-")
     window = f"{iso(start)} .. {iso(end)}" if start and end else "no events"
     grid.add_row("window", window)
-    inputs = result.inputs if options.verbose else result.inputs[:INPUT_LIMIT]
+    # Unreadable inputs first, so that the limit never hides them.
+    ordered = sorted(result.inputs, key=lambda item: not item.get("error"))
+    inputs = ordered if options.verbose else ordered[:INPUT_LIMIT]
     for position, item in enumerate(inputs):
         grid.add_row("inputs" if position == 0 else "", _clean(_input_text(item)))
     if len(result.inputs) > len(inputs):
@@ -127,6 +129,8 @@ def _header(result: ScanResult, options: ReportOptions) -> RenderableType:
 
 
 def _input_text(item: dict[str, Any]) -> str:
+    if item.get("error"):
+        return f"{input_label(item)} (unreadable: {item['error']})"
     details = [str(item[key]) for key in ("kind", "format") if item.get(key)]
     for key, noun in (("loaded", "loaded"), ("rejected", "rejected"), ("duplicates", "dup")):
         if isinstance(item.get(key), int) and (key == "loaded" or item[key]):
