@@ -219,11 +219,13 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
         store.close()
 
 
-def _check_strict(report: IngestReport, strict: bool) -> None:
+def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> None:
+    """`stored`: the report is what a --db store ingested before, not this run's files."""
     if strict and (report.rejected or report.failed_files):
+        where = " when the store's files were ingested (see its ingest_errors table)"
         raise AuditError(
             f"--strict: {report.rejected} record{'' if report.rejected == 1 else 's'} rejected, "
-            f"{files_count(len(report.failed_files))} unreadable"
+            f"{files_count(len(report.failed_files))} unreadable{where if stored else ''}"
         )
 
 
@@ -336,7 +338,7 @@ def scan(
             report = stored_report(store)
             if not report.files:
                 raise AuditError(f"{db}: the store holds nothing yet; give a log PATH to ingest")
-        _check_strict(report, strict)
+        _check_strict(report, strict, stored=not (paths or inventory))
         result = run_scan(store, settings, clock, inputs=input_summaries(report), rules=pack)
         warnings = policy.apply_policy(
             result,

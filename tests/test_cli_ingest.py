@@ -439,7 +439,8 @@ def test_a_scan_of_a_db_alone_is_strict_as_the_ingest_was(cli: RunCli, tmp_path:
     strict = cli("scan", *common, "--strict")
     assert strict.code == 2
     assert strict.error_lines() == [
-        "m2maudit: error: --strict: 1 record rejected, 1 file unreadable"
+        "m2maudit: error: --strict: 1 record rejected, 1 file unreadable when the store's "
+        "files were ingested (see its ingest_errors table)"
     ]
     lenient = cli("scan", *common)
     assert lenient.code == 0
