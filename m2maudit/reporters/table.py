@@ -68,7 +68,7 @@ EVIDENCE_LIMIT, EVIDENCE_LIMIT_VERBOSE = 6, 100
 LIST_LIMIT, LIST_LIMIT_VERBOSE = 8, 50
 VALUE_CHARS = 240
 LOCATION_LIMIT = 10
-# Findings shown per rule unless --verbose: the most severe first, the rest counted. A person
+# Findings shown per rule unless --verbose: those seen most often, the rest counted. A person
 # reads twenty; a big log can give tens of thousands (37 000 blocks took 38 s to lay out).
 FINDINGS_PER_RULE = 20
 INPUT_LIMIT = 10
