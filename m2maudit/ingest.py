@@ -577,20 +577,14 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
     """`_outcome` for a file of events just inserted from the `_mapped` view, without a
     second full pass over the view; False when too many lines were left out for that.
 
-    Rows added by this transaction come after every row before it, so the inserted rows are
+    When every line went in (`inserted` of them), nothing is left to judge. Otherwise: rows
+    added by this transaction come after every row before it, so the inserted rows are
     those past `last_rowid`. The lines of `_mapped` not among them are rejected or already
     stored: only those are mapped again, found by their line number, which DuckDB reads
     from the staging table's row id without mapping the other lines.
     """
     inserted_rows = f"SELECT ts, token_fp, source_line FROM events WHERE rowid > {last_rowid}"
-    left_out = [
-        int(row[0])
-        for row in con.execute(
-            f"SELECT source_line FROM (SELECT source_line FROM _mapped) ANTI JOIN "
-            f"({inserted_rows}) USING (source_line) ORDER BY source_line LIMIT ?",
-            [_MAX_LINES_LEFT_OUT + 1],
-        ).fetchall()
-    ]
+    left_out = _lines_left_out(con, inserted_rows, inserted)
     if len(left_out) > _MAX_LINES_LEFT_OUT:
         return False
     lines = ", ".join(str(line) for line in left_out) or "NULL"
@@ -617,6 +611,21 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
         """
     )
     return True
+
+
+def _lines_left_out(con: duckdb.DuckDBPyConnection, inserted_rows: str, inserted: int) -> list[int]:
+    """Lines of `_mapped` not among `inserted_rows`, up to one more than can be judged."""
+    row = con.execute("SELECT count(*) FROM _mapped").fetchone()
+    if row is not None and int(row[0]) == inserted:  # every line went in
+        return []
+    return [
+        int(line)
+        for (line,) in con.execute(
+            f"SELECT source_line FROM (SELECT source_line FROM _mapped) ANTI JOIN "
+            f"({inserted_rows}) USING (source_line) ORDER BY source_line LIMIT ?",
+            [_MAX_LINES_LEFT_OUT + 1],
+        ).fetchall()
+    ]
 
 
 def _settle(
