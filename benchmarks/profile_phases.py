@@ -103,19 +103,19 @@ class TimedConnection:
 
 def instrument(profile: Profile) -> None:
     """Wrap the functions a scan goes through, by the names their callers use."""
-    from m2maudit import engine, ingest, scan
+    from m2maudit import commit, engine, ingest, scan
     from m2maudit.sources import generic_inventory, generic_log
 
     for fn in (
         "sniff",
         "choose_adapter",
-        "_commit_mapped",
-        "decode_staged_tokens",
+        "commit_file",
         "_record_file",
         "_drop_staging",
         "ingest_file",
     ):
         profile.wrap(ingest, fn)
+    profile.wrap(commit, "decode_staged_tokens")
     for module, label in ((generic_log, "generic_log"), (generic_inventory, "generic_inventory")):
         profile.wrap(module, "stage", f"stage ({label})")
         profile.wrap(module, "map_records", f"map_records ({label})")

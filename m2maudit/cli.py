@@ -31,7 +31,8 @@ from m2maudit.console import (
     stderr_console,
 )
 from m2maudit.errors import AuditError
-from m2maudit.ingest import IngestReport, ingest_paths, stored_report
+from m2maudit.ingest import ingest_paths
+from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions

@@ -23,7 +23,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from m2maudit.ingest import FileReport, IngestReport, ProgressHook, StagedHook
+from m2maudit.ingest import ProgressHook, StagedHook
+from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.sources.base import InputFile
 from m2maudit.timeutil import iso
 

@@ -12,21 +12,20 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 
-from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
+from m2maudit.commit import commit_batch, commit_file
 from m2maudit.config import Config
 from m2maudit.errors import AuditError, InputError
+from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import (
     BatchableAdapter,
     InputFile,
-    Kind,
     LoadContext,
     Sample,
     SourceAdapter,
@@ -34,96 +33,14 @@ from m2maudit.sources.base import (
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
 from m2maudit.sources.lineindex import FileDigest
-from m2maudit.sources.staging import drop_relation, temp_relation_kinds
+from m2maudit.sources.staging import drop_relation
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
-from m2maudit.tokens import decode_staged_tokens
-
-_FIELD_NAME = re.compile(r"[A-Za-z_@$][\w .@$:/-]{0,63}")
-
-
-@dataclass
-class FileReport:
-    """What happened to one input file."""
-
-    source: str
-    size: int
-    format: str | None = None
-    kind: Kind | None = None
-    read: int = 0
-    loaded: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    first_ts: datetime | None = None
-    last_ts: datetime | None = None
-    error: str | None = None
-    already_ingested: bool = False
-
-
-@dataclass
-class IngestReport:
-    files: list[FileReport] = field(default_factory=list)
-
-    @property
-    def loaded(self) -> int:
-        return sum(f.loaded for f in self.files)
-
-    @property
-    def rejected(self) -> int:
-        return sum(f.rejected for f in self.files)
-
-    @property
-    def failed_files(self) -> list[FileReport]:
-        return [f for f in self.files if f.error]
-
-    @property
-    def anything_read(self) -> bool:
-        return any(f.loaded or f.duplicates or f.already_ingested for f in self.files)
-
 
 ProgressHook = Callable[[InputFile, FileReport], None]
 StagedHook = Callable[[InputFile], None]
 
-
-def stored_report(store: Store) -> IngestReport:
-    """What a store says it ingested before, as a report: for a scan of a `--db` store given
-    no new files, so its inputs and `--strict` read as they did when the files came in.
-
-    Files that could not be read at all are only in `ingest_errors` (as line 0).
-    """
-    rows = store.con.execute(
-        """
-        SELECT f.source_file, f.source_format, f.kind, f.records_read, f.loaded, f.duplicates,
-               f.rejected, f.first_ts, f.last_ts, e.reason
-        FROM ingested_files f
-        LEFT JOIN (SELECT source_file, min(reason) AS reason FROM ingest_errors
-                   WHERE source_line = 0 GROUP BY source_file) e USING (source_file)
-        UNION ALL
-        SELECT source_file, min(source_format), NULL, 0, 0, 0, 0, NULL, NULL, min(reason)
-        FROM ingest_errors
-        WHERE source_line = 0 AND source_file NOT IN (SELECT source_file FROM ingested_files)
-        GROUP BY source_file
-        ORDER BY 1
-        """
-    ).fetchall()
-    report = IngestReport()
-    for source, fmt, kind, read, loaded, duplicates, rejected, first, last, error in rows:
-        report.files.append(
-            FileReport(
-                source=str(source),
-                size=0,
-                format=fmt,
-                kind=kind,
-                read=int(read),
-                loaded=int(loaded),
-                duplicates=int(duplicates),
-                rejected=int(rejected),
-                first_ts=first,
-                last_ts=last,
-                error=error,
-            )
-        )
-    return report
+_FIELD_NAME = re.compile(r"[A-Za-z_@$][\w .@$:/-]{0,63}")
 
 
 def ingest_paths(
@@ -320,7 +237,7 @@ def _ingest_batch(
             )
             adapter.map_staged(ctx)
             loading = {r.source: r for r in reports if r.source in identities}
-            _commit_batch(store, ctx, adapter.kind, loading)
+            commit_batch(store, ctx, adapter.kind, loading)
             for source, report in loading.items():
                 _record_file(store, identities[source], report)
     return reports
@@ -418,7 +335,7 @@ def _load(
         adapter.load(ctx)
         if digest.in_background and _already_ingested(store, digest.identity(), report):
             raise _SeenBefore
-        _commit_mapped(store, ctx, adapter.kind, report)
+        commit_file(store, ctx, adapter.kind, report)
         _record_file(store, digest.identity(), report)
 
 
@@ -474,257 +391,6 @@ def _looks_like_name(key: str) -> bool:
     if not _FIELD_NAME.fullmatch(key) or (any(c.isdigit() for c in key) and len(key) >= 20):
         return False
     return not any(re.search(pattern, key) for _, pattern in SECRET_PATTERNS)
-
-
-def _target(kind: Kind) -> tuple[str, tuple[str, ...]]:
-    """The store table a kind of record goes to, and its mapped columns."""
-    if kind == "events":
-        return "events", tuple(EVENT_COLUMNS)
-    return "credentials", tuple(CREDENTIAL_COLUMNS)
-
-
-def _not_stored(store: Store, table: str, key: str) -> str:
-    """SQL to AND onto a filter: the record is not in `table` yet (nothing, while it is empty)."""
-    if not store.has_rows(table):
-        return ""
-    return f" AND {key} NOT IN (SELECT record_key FROM {table})"
-
-
-_ACCEPTED_FPS = "list(DISTINCT token_fp) FILTER ({accepted} AND token_fp IS NOT NULL)"
-# Beyond this many lines not inserted, the fast read's outcome is taken by one more full pass.
-_MAX_LINES_LEFT_OUT = 10_000
-
-
-def _commit_mapped(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) -> None:
-    """Move the accepted rows of `_mapped` into the store, the rejected ones into
-    `ingest_errors`, and decode the accepted records' tokens.
-
-    What is not inserted (counts, the time window, the rejects and the accepted tokens)
-    goes to `_outcome`. When `_mapped` is a view (the fast JSON-lines read) each pass over it
-    maps every record again, so the outcome is taken after the insert: from the rows just
-    inserted, and from the few lines left out (rejected, or already stored), mapped again
-    alone. See `_outcome_after_insert`.
-    """
-    table, columns = _target(kind)
-    con = store.con
-    staged_tokens = bool(temp_relation_kinds(con, STAGED_TOKENS))
-    after_insert = kind == "events" and temp_relation_kinds(con, "_mapped") == ["VIEW"]
-    last_rowid = _last_rowid(con, table) if after_insert else None
-    if not after_insert:
-        _outcome_pass(con, kind, staged_tokens)
-    fresh = "reject_reason IS NULL" + _not_stored(store, table, "record_key")
-    column_list = ", ".join(columns)
-    report.loaded = _count(
-        con.execute(
-            f"""
-        INSERT INTO {table} ({column_list}, source_format, source_file, source_line, record_key)
-        SELECT {column_list}, ?, ?, source_line, record_key FROM _mapped WHERE {fresh}
-        """,
-            [ctx.format_name, ctx.file.display],
-        )
-    )
-    if last_rowid is not None and not _outcome_after_insert(con, last_rowid, report.loaded):
-        _outcome_pass(con, kind, staged_tokens)
-    row = con.execute("SELECT accepted, first_ts, last_ts FROM _outcome").fetchone()
-    accepted_count, first_ts, last_ts = (int(row[0]), row[1], row[2]) if row else (0, None, None)
-    if staged_tokens:  # only the accepted records' tokens
-        con.execute(
-            f"DELETE FROM {STAGED_TOKENS} "
-            "WHERE token_fp NOT IN (SELECT unnest(fps) FROM _outcome WHERE fps IS NOT NULL)"
-        )
-    # The raw tokens are in _mapped (or _staged_tokens) only until it is dropped.
-    decode_staged_tokens(con, ctx.config, STAGED_TOKENS if staged_tokens else "_mapped")
-    report.rejected = _count(
-        con.execute(
-            """
-        INSERT INTO ingest_errors
-        SELECT ?, source_line, ?, reason FROM (
-            SELECT source_line, reason FROM _staging_rejects
-            UNION ALL
-            SELECT r.line, r.reason FROM (SELECT unnest(rejects) AS r FROM _outcome)
-        )
-        """,
-            [ctx.file.display, ctx.format_name],
-        )
-    )
-    _settle(store, ctx.file.display, report, accepted_count, (first_ts, last_ts))
-
-
-def _outcome_pass(con: duckdb.DuckDBPyConnection, kind: Kind, staged_tokens: bool) -> None:
-    """`_outcome(accepted, first_ts, last_ts, rejects, fps)` from one pass over `_mapped`."""
-    accepted = "reject_reason IS NULL"
-    first, last = (f"min(ts) FILTER ({accepted})", f"max(ts) FILTER ({accepted})")
-    if kind != "events":
-        first = last = "NULL::TIMESTAMPTZ"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _outcome AS SELECT
-            count(*) FILTER ({accepted}) AS accepted, {first} AS first_ts, {last} AS last_ts,
-            list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
-                FILTER (reject_reason IS NOT NULL) AS rejects,
-            {_ACCEPTED_FPS.format(accepted=accepted) if staged_tokens else "NULL"} AS fps
-        FROM _mapped
-        """
-    )
-
-
-def _last_rowid(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}").fetchone()
-    return int(row[0]) if row else -1
-
-
-def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inserted: int) -> bool:
-    """`_outcome` for a file of events just inserted from the `_mapped` view, without a
-    second full pass over the view; False when too many lines were left out for that.
-
-    When every line went in (`inserted` of them), nothing is left to judge. Otherwise: rows
-    added by this transaction come after every row before it, so the inserted rows are
-    those past `last_rowid`. The lines of `_mapped` not among them are rejected or already
-    stored: only those are mapped again, found by their line number, which DuckDB reads
-    from the staging table's row id without mapping the other lines.
-    """
-    inserted_rows = f"SELECT ts, token_fp, source_line FROM events WHERE rowid > {last_rowid}"
-    left_out = _lines_left_out(con, inserted_rows, inserted)
-    if len(left_out) > _MAX_LINES_LEFT_OUT:
-        return False
-    lines = ", ".join(str(line) for line in left_out) or "NULL"
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _left_out AS SELECT source_line, reject_reason, ts, "
-        f"token_fp FROM _mapped WHERE source_line IN ({lines})"
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _outcome AS
-        WITH accepted AS (
-            SELECT ts, token_fp FROM ({inserted_rows})
-            UNION ALL SELECT ts, token_fp FROM _left_out WHERE reject_reason IS NULL
-        )
-        SELECT a.*, r.rejects FROM (
-            SELECT count(*) AS accepted, min(ts) AS first_ts, max(ts) AS last_ts,
-                   list(DISTINCT token_fp) FILTER (token_fp IS NOT NULL) AS fps
-            FROM accepted
-        ) a, (
-            SELECT list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
-                FILTER (reject_reason IS NOT NULL) AS rejects
-            FROM _left_out
-        ) r
-        """
-    )
-    return True
-
-
-def _lines_left_out(con: duckdb.DuckDBPyConnection, inserted_rows: str, inserted: int) -> list[int]:
-    """Lines of `_mapped` not among `inserted_rows`, up to one more than can be judged."""
-    row = con.execute("SELECT count(*) FROM _mapped").fetchone()
-    if row is not None and int(row[0]) == inserted:  # every line went in
-        return []
-    return [
-        int(line)
-        for (line,) in con.execute(
-            f"SELECT source_line FROM (SELECT source_line FROM _mapped) ANTI JOIN "
-            f"({inserted_rows}) USING (source_line) ORDER BY source_line LIMIT ?",
-            [_MAX_LINES_LEFT_OUT + 1],
-        ).fetchall()
-    ]
-
-
-def _settle(
-    store: Store,
-    source: str,
-    report: FileReport,
-    accepted: int,
-    window: tuple[datetime | None, datetime | None],
-) -> None:
-    """The counts that follow from loaded and rejected, and the error of a file without any
-    record loaded (recorded in `ingest_errors` as line 0)."""
-    report.duplicates = accepted - report.loaded
-    report.read = accepted + report.rejected
-    if report.kind == "events":
-        report.first_ts, report.last_ts = window
-    if not report.read:
-        report.error = "no records in the file"
-    elif not accepted:
-        report.error = f"no record could be loaded ({report.rejected} rejected)"
-    if report.error:
-        store.con.execute(
-            "INSERT INTO ingest_errors VALUES (?, 0, ?, ?)", [source, report.format, report.error]
-        )
-
-
-def _commit_batch(
-    store: Store, ctx: LoadContext, kind: Kind, reports: dict[str, FileReport]
-) -> None:
-    """`_commit_mapped` for a batch of small files, whose `_mapped` says each row's file.
-
-    The outcome is what loading the files one by one would give: a record already in an
-    earlier file of the batch is a duplicate, a record repeated within one file is not.
-    """
-    table, columns = _target(kind)
-    con = store.con
-    con.execute("CREATE OR REPLACE TEMP TABLE _batch_files (source_file VARCHAR, file_no INT)")
-    con.executemany(
-        "INSERT INTO _batch_files VALUES (?, ?)", [(name, i) for i, name in enumerate(reports)]
-    )
-    known = _not_stored(store, table, "m.record_key")
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _fresh AS
-        SELECT m.*, b.file_no FROM _mapped m JOIN _batch_files b USING (source_file)
-        WHERE m.reject_reason IS NULL{known}
-        QUALIFY min(b.file_no) OVER (PARTITION BY m.record_key) = b.file_no
-        """
-    )
-    column_list = ", ".join(columns)
-    con.execute(
-        f"""
-        INSERT INTO {table} ({column_list}, source_format, source_file, source_line, record_key)
-        SELECT {column_list}, ?, source_file, source_line, record_key FROM _fresh
-        """,
-        [ctx.format_name],
-    )
-    decode_staged_tokens(con, ctx.config, "_mapped")
-    con.execute(
-        """
-        INSERT INTO ingest_errors
-        SELECT source_file, source_line, ?, reason FROM (
-            SELECT source_file, source_line, reason FROM _staging_rejects
-            UNION ALL
-            SELECT source_file, source_line, reject_reason FROM _mapped
-            WHERE reject_reason IS NOT NULL
-        )
-        """,
-        [ctx.format_name],
-    )
-    accepted = "reject_reason IS NULL"
-    first, last = (
-        (f"min(ts) FILTER ({accepted})", f"max(ts) FILTER ({accepted})")
-        if kind == "events"
-        else ("NULL", "NULL")
-    )
-    rows = con.execute(
-        f"""
-        SELECT b.source_file, coalesce(m.accepted, 0), coalesce(f.loaded, 0),
-               coalesce(m.rejected, 0) + coalesce(r.rejected, 0), m.first_ts, m.last_ts
-        FROM _batch_files b
-        LEFT JOIN (SELECT source_file, count(*) FILTER ({accepted}) AS accepted,
-                          count(*) FILTER (NOT {accepted}) AS rejected,
-                          {first} AS first_ts, {last} AS last_ts
-                   FROM _mapped GROUP BY source_file) m USING (source_file)
-        LEFT JOIN (SELECT source_file, count(*) AS loaded FROM _fresh GROUP BY source_file) f
-            USING (source_file)
-        LEFT JOIN (SELECT source_file, count(*) AS rejected FROM _staging_rejects
-                   GROUP BY source_file) r USING (source_file)
-        """
-    ).fetchall()
-    for source, accepted_count, loaded, rejected, first_ts, last_ts in rows:
-        report = reports[source]
-        report.loaded, report.rejected = int(loaded), int(rejected)
-        _settle(store, source, report, int(accepted_count), (first_ts, last_ts))
-
-
-def _count(cursor: duckdb.DuckDBPyConnection) -> int:
-    row = cursor.fetchone()
-    return int(row[0]) if row else 0
 
 
 def _record_file(store: Store, identity: str, report: FileReport) -> None:

@@ -14,7 +14,7 @@ from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema, lock_down, run_rules
 from m2maudit.errors import AuditError
 from m2maudit.findings import Finding, ScanResult
-from m2maudit.ingest import IngestReport
+from m2maudit.ingest_report import IngestReport
 from m2maudit.rules import Rule, load_rules
 from m2maudit.store import Store
 from m2maudit.views import create_views

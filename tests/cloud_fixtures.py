@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.ingest import ingest_paths
+from m2maudit.ingest_report import IngestReport
 from m2maudit.store import Store
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m2maudit.ingest import FileReport, IngestReport, ingest_paths
+from m2maudit.ingest import ingest_paths
+from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.store import Store
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -97,7 +97,7 @@ def test_duckdb_answers_progress_while_a_statement_runs() -> None:
 
 def test_a_big_directory_shows_its_troubled_files_and_sums_the_rest() -> None:
     from m2maudit.console import MAX_FILES_SHOWN, _rest_row, files_to_show
-    from m2maudit.ingest import FileReport
+    from m2maudit.ingest_report import FileReport
 
     files = [FileReport(f"f{i}", 10, format="cloudtrail", read=3, loaded=3) for i in range(100)]
     files[70].rejected = 1
@@ -118,7 +118,7 @@ def test_unreadable_files_beyond_the_first_are_counted_not_listed() -> None:
     from rich.console import Console
 
     from m2maudit.console import MAX_FILES_SHOWN, print_problems
-    from m2maudit.ingest import FileReport, IngestReport
+    from m2maudit.ingest_report import FileReport, IngestReport
 
     report = IngestReport([FileReport(f"bad{i}.gz", 1, error="truncated") for i in range(40)])
     out = io.StringIO()

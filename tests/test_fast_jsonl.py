@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from m2maudit.config import Config
-from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.ingest import ingest_paths
+from m2maudit.ingest_report import IngestReport
 from m2maudit.sources import fast_jsonl, lineindex
 from m2maudit.sources.lineindex import digest_and_index
 from m2maudit.store import Store
@@ -438,7 +439,7 @@ def test_the_outcome_taken_after_the_insert_is_the_full_pass_outcome(
     """The fast read judges only the lines left out of the insert; with that turned off
     (every file then takes the full pass) nothing a user sees changes."""
     after_insert = _outcome_of_two_ingests(tmp_path, "a")
-    monkeypatch.setattr("m2maudit.ingest._MAX_LINES_LEFT_OUT", 0)
+    monkeypatch.setattr("m2maudit.commit.MAX_LINES_LEFT_OUT", 0)
     full_pass = _outcome_of_two_ingests(tmp_path, "b")
     assert fast_reads == [True] * 4
     assert after_insert == full_pass

@@ -18,7 +18,8 @@ import pytest
 
 from m2maudit import ingest as ingest_module
 from m2maudit.config import Config
-from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.ingest import ingest_paths
+from m2maudit.ingest_report import IngestReport
 from m2maudit.store import Store
 from tests.conftest import RunCli, write_bytes, write_csv, write_jsonl
 

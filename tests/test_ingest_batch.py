@@ -16,7 +16,8 @@ import pytest
 
 from m2maudit import ingest as ingest_module
 from m2maudit.config import Config
-from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.ingest import ingest_paths
+from m2maudit.ingest_report import IngestReport
 from m2maudit.sources.base import LoadContext
 from m2maudit.sources.cloudtrail import CloudTrailAdapter
 from m2maudit.store import Store

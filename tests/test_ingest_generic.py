@@ -19,7 +19,8 @@ import duckdb
 import pytest
 
 from m2maudit.config import Config, parse_config
-from m2maudit.ingest import IngestReport, ingest_paths
+from m2maudit.ingest import ingest_paths
+from m2maudit.ingest_report import IngestReport
 from m2maudit.sources.base import LoadContext
 from m2maudit.sources.discover import expand_inputs, sniff
 from m2maudit.sources.staging import stage

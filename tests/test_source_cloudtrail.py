@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from m2maudit.canonical import EVENT_COLUMNS
 from m2maudit.cli import app
 from m2maudit.config import Config
-from m2maudit.ingest import EVENT_COLUMNS, ingest_paths
+from m2maudit.ingest import ingest_paths
 from m2maudit.sources.base import Sample
 from m2maudit.sources.cloudtrail import CloudTrailAdapter
 from m2maudit.store import Store

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from m2maudit.canonical import EVENT_COLUMNS
 from m2maudit.config import Config
-from m2maudit.ingest import EVENT_COLUMNS
 from m2maudit.sources.base import Sample
 from m2maudit.sources.gcp_audit import GcpAuditAdapter
 from m2maudit.store import Store

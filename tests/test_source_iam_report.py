@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from m2maudit.canonical import CREDENTIAL_COLUMNS
 from m2maudit.config import Config
-from m2maudit.ingest import CREDENTIAL_COLUMNS
 from m2maudit.sources.base import Sample
 from m2maudit.sources.iam_credential_report import IamCredentialReportAdapter
 from tests.cloud_fixtures import SAMPLE_LOGS, load, rejects, rows, utc

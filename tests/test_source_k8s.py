@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from m2maudit.canonical import EVENT_COLUMNS
 from m2maudit.config import Config
-from m2maudit.ingest import EVENT_COLUMNS
 from m2maudit.sources.base import Sample
 from m2maudit.sources.k8s_audit import K8sAuditAdapter
 from m2maudit.store import Store

@@ -1,0 +1,93 @@
+"""What ingest says about each input file: the counts the summary, reports and `--strict` read.
+
+Filled by `m2maudit.commit` as a file is committed; for a scan of a `--db` store given no new
+files, read back from what the store recorded (`stored_report`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from m2maudit.sources.base import Kind
+from m2maudit.store import Store
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    source: str
+    size: int
+    format: str | None = None
+    kind: Kind | None = None
+    read: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    error: str | None = None
+    already_ingested: bool = False
+
+
+@dataclass
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.loaded for f in self.files)
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+    @property
+    def failed_files(self) -> list[FileReport]:
+        return [f for f in self.files if f.error]
+
+    @property
+    def anything_read(self) -> bool:
+        return any(f.loaded or f.duplicates or f.already_ingested for f in self.files)
+
+
+def stored_report(store: Store) -> IngestReport:
+    """What a store says it ingested before, as a report: for a scan of a `--db` store given
+    no new files, so its inputs and `--strict` read as they did when the files came in.
+
+    Files that could not be read at all are only in `ingest_errors` (as line 0).
+    """
+    rows = store.con.execute(
+        """
+        SELECT f.source_file, f.source_format, f.kind, f.records_read, f.loaded, f.duplicates,
+               f.rejected, f.first_ts, f.last_ts, e.reason
+        FROM ingested_files f
+        LEFT JOIN (SELECT source_file, min(reason) AS reason FROM ingest_errors
+                   WHERE source_line = 0 GROUP BY source_file) e USING (source_file)
+        UNION ALL
+        SELECT source_file, min(source_format), NULL, 0, 0, 0, 0, NULL, NULL, min(reason)
+        FROM ingest_errors
+        WHERE source_line = 0 AND source_file NOT IN (SELECT source_file FROM ingested_files)
+        GROUP BY source_file
+        ORDER BY 1
+        """
+    ).fetchall()
+    report = IngestReport()
+    for source, fmt, kind, read, loaded, duplicates, rejected, first, last, error in rows:
+        report.files.append(
+            FileReport(
+                source=str(source),
+                size=0,
+                format=fmt,
+                kind=kind,
+                read=int(read),
+                loaded=int(loaded),
+                duplicates=int(duplicates),
+                rejected=int(rejected),
+                first_ts=first,
+                last_ts=last,
+                error=error,
+            )
+        )
+    return report
