@@ -68,6 +68,8 @@ def ingest_paths(
     if format_hint and adapter_named(format_hint) is None:
         known = ", ".join(a.name for a in ADAPTERS)
         raise AuditError(f"--format-hint: unknown format {format_hint!r}; known: {known}")
+    if [*paths, *inventories].count("-") > 1:
+        raise AuditError("-: standard input is given more than once; it can be read only once")
     files: list[InputFile] = []
     try:
         files += expand_inputs(list(paths), format_hint=format_hint)

@@ -172,6 +172,15 @@ def test_stdin(run_cli: RunCli, tmp_path: Path) -> None:
     assert count(tmp_path / "s.duckdb") == 2
 
 
+@pytest.mark.parametrize("args", [["-", "-"], ["-", "--inventory", "-"]])
+def test_stdin_twice_is_one_clear_error(run_cli: RunCli, args: list[str]) -> None:
+    result = run_cli("ingest", *args, "--db", "s.duckdb", input="{}\n")
+    assert result.code == 2
+    assert result.error_lines() == [
+        "m2maudit: error: -: standard input is given more than once; it can be read only once"
+    ]
+
+
 def test_quiet_prints_only_the_summary(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", [ev(10), "{broken"])
     result = cli("ingest", "a.jsonl", "--db", "s.duckdb", "-q")
