@@ -31,9 +31,18 @@ from m2maudit.timeutil import iso
 MAX_REASONS_SHOWN = 10
 
 
+# Stderr that is not a terminal (a CI log, a file) and says no width of its own: wide enough
+# that the per-file table does not fold file paths into pieces, as 80 columns did.
+LOG_WIDTH = 160
+
+
 def stderr_console() -> Console:
-    # No emoji codes: `file:100: reason` must not become `file💯 reason`.
-    return Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False, emoji=False)
+    """Progress and the ingest summary. No emoji codes: `file:100: reason` must not become
+    `file💯 reason`."""
+    console = Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False, emoji=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = LOG_WIDTH
+    return console
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from m2maudit.console import _ProgressState, _StatementPoller
 from m2maudit.sources.base import InputFile
@@ -141,3 +142,15 @@ def test_the_bar_never_moves_back() -> None:
     state.file_done(first)
     state.file_done(second)
     assert state.position() == 2001
+
+
+def test_a_log_gets_a_wide_summary_unless_it_says_its_width(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CI log is not a terminal: 80 columns folded the file paths of the ingest table."""
+    from m2maudit.console import LOG_WIDTH, stderr_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert stderr_console().width == LOG_WIDTH
+    monkeypatch.setenv("COLUMNS", "100")
+    assert stderr_console().width == 100
