@@ -30,7 +30,7 @@ from m2maudit.sources.base import (
     Sample,
     SourceAdapter,
 )
-from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff
+from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff, unread_reason
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation
@@ -371,8 +371,9 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
         inventory = adapter_named("generic-inventory")
         if inventory is not None:
             return inventory
-    if sample.unread_first:
-        raise InputError(file.display, f"{sample.unread_first}; cannot tell the format")
+    unread = unread_reason(file, sample)
+    if unread:
+        raise InputError(file.display, f"{unread}; cannot tell the format")
     raise InputError(file.display, f"unrecognised format ({_layout_words(sample)})")
 
 

@@ -218,13 +218,8 @@ def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
     first = _first_json_value(file, stripped)
     unread = None
     if first is None:  # an adapter may still know the document by its head (CloudTrail)
-        line = json_error_line(file)
         limit = _FIRST_RECORD_LIMIT // (1024 * 1024)
-        unread = (
-            f"line {line}: not valid JSON"
-            if line is not None
-            else f"the first JSON record is not valid JSON or is over {limit} MiB"
-        )
+        unread = f"the first JSON record is not valid JSON or is over {limit} MiB"
     return Sample(
         stripped,
         "json_object",
@@ -232,6 +227,17 @@ def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
         extension=extension,
         unread_first=unread,
     )
+
+
+def unread_reason(file: InputFile, sample: Sample) -> str | None:
+    """Why no format claimed a file whose first record could not be read, with the line of
+    its first JSON error when the file is small enough to parse again. Only asked then: a
+    big CloudTrail file that loads must not be parsed in Python first."""
+    if sample.unread_first and sample.layout == "json_object":
+        line = json_error_line(file)
+        if line is not None:
+            return f"line {line}: not valid JSON"
+    return sample.unread_first
 
 
 def _loads(text: str) -> Any:
