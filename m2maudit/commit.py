@@ -36,7 +36,8 @@ def not_stored(store: Store, table: str, key: str) -> str:
     return f" AND {key} NOT IN (SELECT record_key FROM {table})"
 
 
-_ACCEPTED_FPS = "list(DISTINCT token_fp) FILTER ({accepted} AND token_fp IS NOT NULL)"
+_ACCEPTED = "reject_reason IS NULL"
+_ACCEPTED_FPS = f"list(DISTINCT token_fp) FILTER ({_ACCEPTED} AND token_fp IS NOT NULL)"
 # Beyond this many lines not inserted, the fast read's outcome is taken by one more full pass.
 MAX_LINES_LEFT_OUT = 10_000
 
@@ -58,7 +59,7 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     last_rowid = _last_rowid(con, table) if after_insert else None
     if not after_insert:
         _outcome_pass(con, kind, staged_tokens)
-    fresh = "reject_reason IS NULL" + not_stored(store, table, "record_key")
+    fresh = _ACCEPTED + not_stored(store, table, "record_key")
     column_list = ", ".join(columns)
     report.loaded = _count(
         con.execute(
@@ -93,25 +94,29 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
             [ctx.file.display, ctx.format_name],
         )
     )
-    _settle(store, ctx.file.display, report, accepted_count, (first_ts, last_ts))
+    _settle(store, report, accepted_count, (first_ts, last_ts))
 
 
 def _outcome_pass(con: duckdb.DuckDBPyConnection, kind: Kind, staged_tokens: bool) -> None:
     """`_outcome(accepted, first_ts, last_ts, rejects, fps)` from one pass over `_mapped`."""
-    accepted = "reject_reason IS NULL"
-    first, last = (f"min(ts) FILTER ({accepted})", f"max(ts) FILTER ({accepted})")
-    if kind != "events":
-        first = last = "NULL::TIMESTAMPTZ"
+    first, last = _window(kind)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _outcome AS SELECT
-            count(*) FILTER ({accepted}) AS accepted, {first} AS first_ts, {last} AS last_ts,
+            count(*) FILTER ({_ACCEPTED}) AS accepted, {first} AS first_ts, {last} AS last_ts,
             list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
                 FILTER (reject_reason IS NOT NULL) AS rejects,
-            {_ACCEPTED_FPS.format(accepted=accepted) if staged_tokens else "NULL"} AS fps
+            {_ACCEPTED_FPS if staged_tokens else "NULL"} AS fps
         FROM _mapped
         """
     )
+
+
+def _window(kind: Kind) -> tuple[str, str]:
+    """SQL for the first and last time of the accepted records; events only have times."""
+    if kind != "events":
+        return "NULL::TIMESTAMPTZ", "NULL::TIMESTAMPTZ"
+    return f"min(ts) FILTER ({_ACCEPTED})", f"max(ts) FILTER ({_ACCEPTED})"
 
 
 def _last_rowid(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -176,13 +181,12 @@ def _lines_left_out(con: duckdb.DuckDBPyConnection, inserted_rows: str, inserted
 
 def _settle(
     store: Store,
-    source: str,
     report: FileReport,
     accepted: int,
     window: tuple[datetime | None, datetime | None],
 ) -> None:
     """The counts that follow from loaded and rejected, and the error of a file without any
-    record loaded (recorded in `ingest_errors` as line 0)."""
+    record loaded."""
     report.duplicates = accepted - report.loaded
     report.read = accepted + report.rejected
     if report.kind == "events":
@@ -192,15 +196,21 @@ def _settle(
     elif not accepted:
         report.error = f"no record could be loaded ({report.rejected} rejected)"
     if report.error:
-        store.con.execute(
-            "INSERT INTO ingest_errors VALUES (?, 0, ?, ?)", [source, report.format, report.error]
-        )
+        record_file_error(store, report)
+
+
+def record_file_error(store: Store, report: FileReport) -> None:
+    """A file's own error, in `ingest_errors` as line 0 (the whole file)."""
+    store.con.execute(
+        "INSERT INTO ingest_errors VALUES (?, 0, ?, ?)",
+        [report.source, report.format, report.error],
+    )
 
 
 def commit_batch(
     store: Store, ctx: LoadContext, kind: Kind, reports: dict[str, FileReport]
 ) -> None:
-    """`_commit_mapped` for a batch of small files, whose `_mapped` says each row's file.
+    """`commit_file` for a batch of small files, whose `_mapped` says each row's file.
 
     The outcome is what loading the files one by one would give: a record already in an
     earlier file of the batch is a duplicate, a record repeated within one file is not.
@@ -216,7 +226,7 @@ def commit_batch(
         f"""
         CREATE OR REPLACE TEMP TABLE _fresh AS
         SELECT m.*, b.file_no FROM _mapped m JOIN _batch_files b USING (source_file)
-        WHERE m.reject_reason IS NULL{known}
+        WHERE m.{_ACCEPTED}{known}
         QUALIFY min(b.file_no) OVER (PARTITION BY m.record_key) = b.file_no
         """
     )
@@ -241,19 +251,14 @@ def commit_batch(
         """,
         [ctx.format_name],
     )
-    accepted = "reject_reason IS NULL"
-    first, last = (
-        (f"min(ts) FILTER ({accepted})", f"max(ts) FILTER ({accepted})")
-        if kind == "events"
-        else ("NULL", "NULL")
-    )
+    first, last = _window(kind)
     rows = con.execute(
         f"""
         SELECT b.source_file, coalesce(m.accepted, 0), coalesce(f.loaded, 0),
                coalesce(m.rejected, 0) + coalesce(r.rejected, 0), m.first_ts, m.last_ts
         FROM _batch_files b
-        LEFT JOIN (SELECT source_file, count(*) FILTER ({accepted}) AS accepted,
-                          count(*) FILTER (NOT {accepted}) AS rejected,
+        LEFT JOIN (SELECT source_file, count(*) FILTER ({_ACCEPTED}) AS accepted,
+                          count(*) FILTER (NOT {_ACCEPTED}) AS rejected,
                           {first} AS first_ts, {last} AS last_ts
                    FROM _mapped GROUP BY source_file) m USING (source_file)
         LEFT JOIN (SELECT source_file, count(*) AS loaded FROM _fresh GROUP BY source_file) f
@@ -265,7 +270,7 @@ def commit_batch(
     for source, accepted_count, loaded, rejected, first_ts, last_ts in rows:
         report = reports[source]
         report.loaded, report.rejected = int(loaded), int(rejected)
-        _settle(store, source, report, int(accepted_count), (first_ts, last_ts))
+        _settle(store, report, int(accepted_count), (first_ts, last_ts))
 
 
 def _count(cursor: duckdb.DuckDBPyConnection) -> int:

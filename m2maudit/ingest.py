@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from m2maudit.commit import commit_batch, commit_file
+from m2maudit.commit import commit_batch, commit_file, record_file_error
 from m2maudit.config import Config
 from m2maudit.errors import AuditError, InputError
 from m2maudit.ingest_report import FileReport, IngestReport
@@ -315,13 +315,13 @@ def ingest_file(
         pass
     except OSError as exc:
         report.error = f"could not read: {exc.strerror or exc}"
-        _record_file_error(store, file, report)
+        record_file_error(store, report)
     except InputError as exc:
         report.error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
-        _record_file_error(store, file, report)
+        record_file_error(store, report)
     except duckdb.Error as exc:
         report.error = f"could not load: {str(exc).strip().splitlines()[0][:300]}"
-        _record_file_error(store, file, report)
+        record_file_error(store, report)
     finally:
         if digest is not None:
             digest.wait()
@@ -412,13 +412,6 @@ def _record_file(store: Store, identity: str, report: FileReport) -> None:
             report.last_ts,
             utc_now(),
         ],
-    )
-
-
-def _record_file_error(store: Store, file: InputFile, report: FileReport) -> None:
-    store.con.execute(
-        "INSERT INTO ingest_errors VALUES (?, 0, ?, ?)",
-        [file.display, report.format, report.error],
     )
 
 
