@@ -109,7 +109,6 @@ class _ProgressState:
     files: list[InputFile] = field(default_factory=list)
     done: int = 0
     bytes_done: int = 0
-    best_fraction: float = 0.0  # of the current file: the bar never moves back
     staged: dict[InputFile, int] = field(default_factory=dict)  # batched files not done yet
     staged_bytes: int = 0  # their sum, which the poller thread reads
     shown: int = 0  # the furthest the bar went: it never moves back
@@ -118,7 +117,6 @@ class _ProgressState:
         self.done += 1
         self.bytes_done += file.size
         self.staged_bytes -= self.staged.pop(file, 0)
-        self.best_fraction = 0.0
 
     def file_staged(self, file: InputFile) -> None:
         """A file read into a batch; a batch split and staged again counts it once."""
@@ -130,8 +128,8 @@ class _ProgressState:
         return self._forward(self.bytes_done + self.staged_bytes)
 
     def _forward(self, value: int) -> int:
-        """A staged file's share may be below what DuckDB's progress showed of it a moment
-        before: the bar stays where it was."""
+        """The bar never moves back: DuckDB moves on to a statement with less progress, and
+        a staged file's share may be below what DuckDB's progress showed of it before."""
         self.shown = max(self.shown, value)
         return self.shown
 
@@ -141,8 +139,7 @@ class _ProgressState:
         done, files, position = self.done, self.files, self.bytes_done + self.staged_bytes
         if done >= len(files) or files[done] in self.staged:
             return self._forward(position)
-        self.best_fraction = max(self.best_fraction, min(fraction, 0.99))
-        return self._forward(position + int(files[done].size * self.best_fraction))
+        return self._forward(position + int(files[done].size * min(fraction, 0.99)))
 
 
 class _StatementPoller:
