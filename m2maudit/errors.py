@@ -24,3 +24,10 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (DuckDB's run on with context), or its type."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def yaml_problem(exc: BaseException) -> tuple[str, int | None]:
+    """PyYAML's error as `invalid YAML: <problem>` and its 1-based line, when it names one."""
+    mark = getattr(exc, "problem_mark", None)
+    reason = f"invalid YAML: {getattr(exc, 'problem', None) or exc}"
+    return reason, (mark.line + 1 if mark is not None else None)

@@ -16,7 +16,7 @@ import duckdb
 import yaml
 
 from m2maudit.config import PROBLEMS, SEVERITIES
-from m2maudit.errors import AuditError, first_line
+from m2maudit.errors import AuditError, first_line, yaml_problem
 from m2maudit.findings import RuleInfo
 
 REQUIRED_KEYS = (
@@ -150,9 +150,8 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
         node = yaml.compose(text, Loader=SAFE_LOADER)
         data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        errors.append(f"{path}:{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}")
+        reason, line = yaml_problem(exc)
+        errors.append(f"{path}:{line or 1}: {reason}")
         return None
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"{path}:1: cannot read rule file: {exc}")

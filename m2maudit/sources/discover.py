@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from m2maudit.errors import InputError
+from m2maudit.errors import InputError, yaml_problem
 from m2maudit.sources.base import InputFile, Kind, Sample
 from m2maudit.sources.staging import json_error_line
 
@@ -322,14 +322,9 @@ def _sniff_yaml(text: str, extension: str) -> Sample:
     except yaml.YAMLError as exc:
         if extension not in (".yaml", ".yml"):
             return Sample(text, "unknown", extension=extension)
-        mark = getattr(exc, "problem_mark", None)
-        return Sample(
-            text,
-            "yaml",
-            extension=extension,
-            unread_first=(f"line {mark.line + 1}: " if mark is not None else "")
-            + f"invalid YAML: {getattr(exc, 'problem', None) or 'cannot parse'}",
-        )
+        reason, line = yaml_problem(exc)
+        where = f"line {line}: " if line is not None else ""
+        return Sample(text, "yaml", extension=extension, unread_first=where + reason)
     if isinstance(value, dict):
         for key in ("tokens", "credentials"):
             if isinstance(value.get(key), list):

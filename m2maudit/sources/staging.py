@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from m2maudit.errors import InputError, first_line
+from m2maudit.errors import InputError, first_line, yaml_problem
 from m2maudit.sources.base import InputFile, LoadContext
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -546,12 +546,7 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credenti
         text = ctx.file.path.read_text(encoding="utf-8")
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(
-            ctx.file.display,
-            f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-            mark.line + 1 if mark is not None else None,
-        ) from None
+        raise InputError(ctx.file.display, *yaml_problem(exc)) from None
     except UnicodeDecodeError:
         raise InputError(ctx.file.display, "not UTF-8 text") from None
     items = _yaml_items(root, list_keys)
