@@ -330,16 +330,17 @@ def scan(
     # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.
     pack = prepare_rules(settings, clock, list(rules or []))
     policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
-    if not paths and not inventory and db is None:
+    from_store = not paths and not inventory  # --db alone: check what it already holds
+    if from_store and db is None:
         raise AuditError("scan: give a log PATH, or --db with a store that already holds events")
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
-        if paths or inventory:
-            report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
-        else:  # --db alone: the rules run again on what it holds, judged as it came in
+        if from_store:  # the rules run again on the store, judged as its files came in
             report = stored_report(store)
             if not report.files:
                 raise AuditError(f"{db}: the store holds nothing yet; give a log PATH to ingest")
-        _check_strict(report, strict, stored=not (paths or inventory))
+        else:
+            report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
+        _check_strict(report, strict, stored=from_store)
         result = run_scan(store, settings, clock, inputs=input_summaries(report), rules=pack)
         warnings = policy.apply_policy(
             result,

@@ -664,7 +664,8 @@ def map_records(
     `source` replaces `_records` by a query with a `source_line` column (the fast JSON-lines
     read), and `record_key` is then the de-duplication key over its columns. With
     `materialize=False`, `_mapped` is a view: cheaper when the source is already a table
-    and the mapping is read only a couple of times (ingest reads it twice).
+    and the mapping is read about once (ingest inserts from it, then maps again only the
+    lines left out; see `commit.commit_file`).
     """
     layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
