@@ -84,14 +84,14 @@ def attribution(store: Store) -> dict[str, Any]:
     """
     row = store.con.execute(
         """
-        SELECT count(*),
-               count(*) FILTER (WHERE human IS NOT NULL),
-               count(*) FILTER (WHERE actor IS NOT NULL),
-               count(*) FILTER (WHERE credential IS NOT NULL),
-               count(*) FILTER (WHERE traced),
-               count(*) FILTER (WHERE human IS NOT NULL AND actor IS NOT NULL
-                                AND credential IS NOT NULL AND traced)
-        FROM ev WHERE actor_kind = 'agent'
+        SELECT coalesce(sum(calls), 0),
+               coalesce(sum(calls) FILTER (WHERE human IS NOT NULL), 0),
+               coalesce(sum(calls) FILTER (WHERE actor IS NOT NULL), 0),
+               coalesce(sum(calls) FILTER (WHERE credential IS NOT NULL), 0),
+               coalesce(sum(calls) FILTER (WHERE traced), 0),
+               coalesce(sum(calls) FILTER (WHERE human IS NOT NULL AND actor IS NOT NULL
+                                           AND credential IS NOT NULL AND traced), 0)
+        FROM ev_groups WHERE actor_kind = 'agent'
         """
     ).fetchone()
     keys = ("agent_actions", "human", "agent", "credential", "trace", "all")

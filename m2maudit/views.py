@@ -1,11 +1,18 @@
 """Shared views the rules read: the canonical tables joined and classified in one place.
 
-Rules never read a vendor format and never write the same joins: `ev` (events with their
-decoded token and who is behind them), `usage` (per credential, what the logs show) and `cred`
-(the inventory with its usage). `usage` and `cred` are small and materialized once. `ev` is
-a view: materialized, it was a second copy of every event with its token's claims (3.6 GB
-at 5 M events, which made DuckDB spill), while each rule reads a few of its columns, and
-DuckDB computes only those, joining a few thousand tokens per rule.
+Rules never read a vendor format and never write the same joins:
+
+- `ev`: each event with its decoded token and who is behind it. A view: materialized, it
+  was a second copy of every event with its token's claims (3.6 GB at 5 M events, which
+  made DuckDB spill), while each rule reads a few of its columns.
+- `ev_groups`: the same, for events grouped by everything but their time, action and trace
+  or task id, with how many calls each group holds, their first and last time and first
+  locations. Most rules count calls per principal and credential; reading a few tens of
+  thousands of groups instead of millions of events is what keeps 29 rules from costing as
+  much as reading the log. Rules that compare each call's time with something (expiry,
+  revocation) or list its actions or tasks read `ev`.
+- `usage` (per credential, what the logs show) and `cred` (the inventory with its usage).
+
 Patterns come from the config and are written into the SQL as escaped literals, because
 they must be fixed before the configuration is locked.
 """
@@ -47,52 +54,94 @@ def macro_sql(config: Config) -> list[str]:
             ELSE 'unknown' END""",
         f"""CREATE OR REPLACE TEMP MACRO m2m_broad_scope(s) AS
             {regex_any("s", config.wildcard_scopes + config.admin_scopes)}""",
+        # Which credential a call used: the inventory's id, else the token's jti, else
+        # the token's fingerprint.
+        """CREATE OR REPLACE TEMP MACRO m2m_credential(credential_id, token_fp, jti) AS
+            coalesce(nullif(credential_id, token_fp), jti, token_fp)""",
         f"""CREATE OR REPLACE TEMP MACRO m2m_static_type(t) AS
             coalesce(t IN ({static}), false)""",
-        # The first few evidence locations, in a stable order, for any aggregate.
+        # The first few evidence locations, in a stable order, for any aggregate of events
+        # and of `ev_groups` (whose `locations` hold each group's first five).
         """CREATE OR REPLACE TEMP MACRO m2m_locations(f, l) AS
             min({'file': f, 'line': l}, 5)""",
+        """CREATE OR REPLACE TEMP MACRO m2m_group_locations(locations) AS
+            list_sort(flatten(list(locations)))[1:5]""",
     ]
 
 
+# Who and what is behind an event, from the event (`e`) and its decoded token (`t`). `ev`
+# derives it per event; `ev_groups` per group of events, after grouping.
+_IDENTITY = """
+    coalesce(e.principal, t.current_actor, t.client_id, t.sub) AS actor,
+    coalesce(nullif(e.principal_type, 'unknown'),
+             m2m_kind(coalesce(e.principal, t.current_actor, t.client_id, t.sub)))
+        AS actor_kind,
+    m2m_credential(e.credential_id, e.token_fp, t.jti) AS credential,
+    -- What findings group by: per-request JWTs of one OAuth client are one credential.
+    coalesce(nullif(e.credential_id, e.token_fp), 'client:' || coalesce(t.client_id, t.azp),
+             t.jti, e.token_fp)
+        AS credential_group,
+    coalesce(e.on_behalf_of,
+             CASE WHEN t.subject_kind = 'human' THEN t.sub END,
+             CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END)
+        AS human,
+    coalesce(t.act_chain, e.act_chain) AS chain,
+    t.decode_error AS token_error, t.sub AS token_sub, t.client_id AS token_client_id,
+    t.subject_kind AS token_subject_kind, t.iat AS token_iat, t.exp AS token_exp,
+    t.jti AS token_jti, t.scope AS token_scope, t.aud AS token_aud, t.alg AS token_alg
+"""
+
+# The columns of `events` that rules judge calls by: calls equal in all of them are one row
+# of `ev_groups`. Per-call values (time, trace id, action, task) are left out; `traced`
+# keeps whether a trace or session id was there. So are the scopes used, which only `usage`
+# reads: as a key they would triple the groups and double the cost of building them.
+_GROUPED_BY = """
+    principal, principal_type, credential_id, credential_type, token_fp, on_behalf_of,
+    act_chain, scopes_granted, outcome, credential_issued_at, credential_expires_at,
+    leaked_secret, leaked_secret_fp, coalesce(trace_id, session_id) IS NOT NULL AS traced
+"""
+
 VIEW_SQL = [
-    """
+    f"""
     CREATE OR REPLACE TEMP VIEW ev AS
-    SELECT e.*,
-        coalesce(e.principal, t.current_actor, t.client_id, t.sub) AS actor,
-        coalesce(nullif(e.principal_type, 'unknown'),
-                 m2m_kind(coalesce(e.principal, t.current_actor, t.client_id, t.sub)))
-            AS actor_kind,
-        coalesce(nullif(e.credential_id, e.token_fp), t.jti, e.token_fp) AS credential,
-        -- What findings group by: per-request JWTs of one OAuth client are one credential.
-        coalesce(nullif(e.credential_id, e.token_fp), 'client:' || coalesce(t.client_id, t.azp),
-                 t.jti, e.token_fp)
-            AS credential_group,
-        coalesce(e.on_behalf_of,
-                 CASE WHEN t.subject_kind = 'human' THEN t.sub END,
-                 CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END)
-            AS human,
-        coalesce(t.act_chain, e.act_chain) AS chain,
-        t.decode_error AS token_error, t.sub AS token_sub, t.client_id AS token_client_id,
-        t.subject_kind AS token_subject_kind, t.iat AS token_iat, t.exp AS token_exp,
-        t.jti AS token_jti, t.scope AS token_scope, t.aud AS token_aud, t.alg AS token_alg,
+    SELECT e.*, {_IDENTITY},
         coalesce(e.trace_id, e.session_id) IS NOT NULL AS traced
     FROM events e LEFT JOIN tokens t USING (token_fp)
     """,
+    # Most rules count calls per principal and credential: they read these groups, tens of
+    # times fewer rows than events, where each reading `ev` would scan and join every event.
+    f"""
+    CREATE OR REPLACE TEMP TABLE ev_groups AS
+    SELECT e.*, {_IDENTITY}
+    FROM (
+        SELECT {_GROUPED_BY},
+            count(*) AS calls, min(ts) AS first_ts, max(ts) AS last_ts,
+            min({{'file': source_file, 'line': source_line}}, 5) AS locations
+        FROM events
+        GROUP BY ALL
+    ) e LEFT JOIN tokens t USING (token_fp)
+    """,
     """
     CREATE OR REPLACE TEMP TABLE usage AS
-    SELECT credential,
-        count(*) AS calls,
-        min(ts) AS first_ts, max(ts) AS last_ts,
-        list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL) AS actors,
-        -- The distinct lists first (a credential uses few), then their scopes: one row a
-        -- call, so a call with two scopes counts once and one with none still counts.
-        nullif(list_sort(list_distinct(flatten(
-            list(DISTINCT scopes_used) FILTER (WHERE scopes_used IS NOT NULL)))), [])
-            AS scopes_used
-    FROM ev
-    WHERE credential IS NOT NULL
-    GROUP BY credential
+    WITH calls AS (
+        SELECT credential,
+            sum(calls)::BIGINT AS calls,
+            min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+            list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL) AS actors
+        FROM ev_groups
+        WHERE credential IS NOT NULL
+        GROUP BY credential
+    ),
+    scopes AS (
+        -- The distinct lists first (a credential uses few), then their scopes.
+        SELECT m2m_credential(s.credential_id, s.token_fp, t.jti) AS credential,
+            nullif(list_sort(list_distinct(flatten(list(s.scopes_used)))), []) AS scopes_used
+        FROM (SELECT DISTINCT credential_id, token_fp, scopes_used FROM events
+              WHERE scopes_used IS NOT NULL) s
+        LEFT JOIN tokens t USING (token_fp)
+        GROUP BY 1
+    )
+    SELECT c.*, s.scopes_used FROM calls c LEFT JOIN scopes s USING (credential)
     """,
     """
     CREATE OR REPLACE TEMP TABLE cred AS

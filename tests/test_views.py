@@ -1,0 +1,163 @@
+"""The shared views: `ev_groups` must answer every aggregate the rules take from it exactly as
+the same aggregate over `ev` (one row per event) does.
+
+Most rules read `ev_groups` for speed. Grouping must lose nothing a rule reads: a column left
+out of the grouping key would merge calls that differ in it. The log here is random (seeded):
+principals with and without a type, static keys and JWTs (some acting for a human, some
+nested `act`, some without `jti`), traces, outcomes, leaked secrets, scopes, two files.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from m2maudit.config import Config
+from m2maudit.ingest import ingest_paths
+from m2maudit.scan import attribution
+from m2maudit.store import Store
+from m2maudit.views import create_views
+from tests.jwt_factory import nested_act, signed
+
+PRINCIPALS = ["agent-a", "agent-b", "svc-c", "alice@example.com", "batch-d", None]
+
+
+def _tokens(rng: random.Random) -> list[str]:
+    tokens = []
+    for i in range(12):
+        claims: dict[str, Any] = {"client_id": rng.choice(["agent-a", "agent-b", "svc-c"])}
+        claims["sub"] = rng.choice([claims["client_id"], "alice@example.com", "bob@example.com"])
+        if rng.random() < 0.6:
+            claims["jti"] = f"jti-{i}"
+        if rng.random() < 0.5:
+            actors = rng.sample(["agent-a", "agent-b", "svc-c"], rng.randint(1, 3))
+            claims["act"] = nested_act(actors)
+        if rng.random() < 0.7:
+            claims["scope"] = rng.choice(["read", "read write", "admin", "*"])
+        claims["iat"], claims["exp"] = 1_763_600_000, 1_763_600_000 + rng.choice([600, 86_400])
+        tokens.append(signed(claims))
+    return tokens
+
+
+def _event(rng: random.Random, tokens: list[str], n: int) -> dict[str, Any]:
+    event: dict[str, Any] = {"timestamp": 1_763_600_000 + rng.randint(0, 86_400)}
+    principal = rng.choice(PRINCIPALS)
+    if principal:
+        event["principal"] = principal
+    if rng.random() < 0.5:
+        event["principal_type"] = rng.choice(["agent", "service", "human", "unknown"])
+    if rng.random() < 0.5:
+        event["authorization"] = "Bearer " + rng.choice(tokens)
+    else:
+        event["token_id"] = rng.choice(["key-1", "key-2", "key-3"])
+        event.setdefault("principal", "svc-c")
+    for field, values in (
+        ("trace_id", [f"t{n}", None]),
+        ("session_id", [f"s{n % 7}", None, None]),
+        ("task_id", [f"task-{n % 5}", None]),
+        ("on_behalf_of", ["carol@example.com", None, None, None]),
+        ("status", [200, 201, 403, 500, "ok", None]),
+        ("scopes", ["read", "read write", ["admin"], [], None]),
+        ("action", ["GET /a", "POST /b", "DELETE /c"]),
+    ):
+        value = rng.choice(values)
+        if value is not None:
+            event[field] = value
+    if rng.random() < 0.03:
+        event["resource"] = "https://x.example/?api_key=abcdef0123456789abcdef" + str(n % 2)
+    return event
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    rng = random.Random(20261129)
+    tokens = _tokens(rng)
+    folder = tmp_path_factory.mktemp("logs")
+    paths = []
+    for name in ("a.jsonl", "b.jsonl"):
+        lines = [json.dumps(_event(rng, tokens, n)) for n in range(700)]
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        paths.append(str(folder / name))
+    inventory = folder / "inventory.csv"
+    inventory.write_text(
+        "token_id,type,principal,status\nkey-1,api_key,svc-c,active\nkey-2,api_key,agent-a,revoked\n",
+        encoding="utf-8",
+    )
+    store = Store.open()
+    ingest_paths(store, paths, [str(inventory)], Config())
+    create_views(store.con, Config())
+    return store
+
+
+def _rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    return sorted(store.con.execute(sql).fetchall(), key=repr)
+
+
+# (grouping columns, filter): the shapes of the rules that read ev_groups.
+GROUPINGS = [
+    ("actor, credential_group", "actor_kind = 'agent' AND human IS NULL"),
+    ("actor, credential_group", "len(chain) > 0"),
+    ("actor, credential", "NOT traced"),
+    ("coalesce(token_client_id, actor), credential_group", "token_subject_kind = 'human'"),
+    ("actor, credential_id", "credential_id IS NOT NULL"),
+    ("leaked_secret_fp", "leaked_secret IS NOT NULL"),
+    ("actor, token_fp, scopes_granted", "token_scope IS NOT NULL"),
+    ("actor", "outcome = 'success'"),
+    ("credential", "token_error IS NULL AND token_exp IS NOT NULL"),
+]
+
+
+@pytest.mark.parametrize(("keys", "where"), GROUPINGS)
+def test_groups_aggregate_as_the_events_do(store: Store, keys: str, where: str) -> None:
+    per_event = _rows(
+        store,
+        f"SELECT {keys}, count(*), min(ts), max(ts), m2m_locations(source_file, source_line), "
+        f"count(DISTINCT credential), min(human), bool_or(traced) "
+        f"FROM ev WHERE {where} GROUP BY ALL",
+    )
+    per_group = _rows(
+        store,
+        f"SELECT {keys}, sum(calls)::BIGINT, min(first_ts), max(last_ts), "
+        f"m2m_group_locations(locations), count(DISTINCT credential), min(human), bool_or(traced) "
+        f"FROM ev_groups WHERE {where} GROUP BY ALL",
+    )
+    assert per_event and per_group == per_event
+
+
+def test_groups_are_fewer_than_the_events(store: Store) -> None:
+    events = store.scalar("SELECT count(*) FROM events")
+    groups = store.scalar("SELECT count(*) FROM ev_groups")
+    assert store.scalar("SELECT sum(calls) FROM ev_groups") == events
+    assert 0 < groups < events
+
+
+def test_usage_counts_each_call_once_with_every_scope_it_used(store: Store) -> None:
+    expected = _rows(
+        store,
+        """
+        SELECT credential, count(*), min(ts), max(ts),
+               list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL),
+               nullif(list_sort(list_distinct(flatten(
+                   list(scopes_used) FILTER (WHERE scopes_used IS NOT NULL)))), [])
+        FROM ev WHERE credential IS NOT NULL GROUP BY credential
+        """,
+    )
+    assert expected and _rows(store, "SELECT * FROM usage") == expected
+
+
+def test_attribution_counts_agent_actions(store: Store) -> None:
+    row = store.con.execute(
+        """
+        SELECT count(*), count(human), count(actor), count(credential),
+               count(*) FILTER (WHERE traced),
+               count(*) FILTER (WHERE human IS NOT NULL AND actor IS NOT NULL
+                                AND credential IS NOT NULL AND traced)
+        FROM ev WHERE actor_kind = 'agent'
+        """
+    ).fetchone()
+    assert row is not None and row[0] > 0
+    keys = ("agent_actions", "human", "agent", "credential", "trace", "all")
+    assert attribution(store) == dict(zip(keys, row, strict=True))
