@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from rich.text import Text
 
 from m2maudit.errors import AuditError
 from m2maudit.findings import Finding, Location, ScanResult
@@ -595,3 +596,72 @@ def test_one_item_a_line_cannot_be_hijacked_by_text_in_the_frame(items: list[Any
     text = dumps_one_item_a_line(frame, items)
     assert json.loads(text) == {**frame, "nested": {"list": items}}
     assert all(json.dumps(item, ensure_ascii=False) in text for item in items)
+
+
+# --- the terminal report's finding rows: laid out as rich's grid lays them out ----------
+
+ROW_VALUES = [
+    "short",
+    "",
+    "a value long enough to wrap over several lines of the narrow widths tried here, twice",
+    "x" * 150,  # one word longer than any line: folded
+    "line one\nline two, a little longer than the first",
+    "東京の エージェント が 呼び出した API " * 4,  # wide characters take two cells each
+    "tab\tseparated\tvalue",
+]
+ROW_LABELS = ["principal", "", "seen", "client credentials token", "東京", "at"]
+
+
+def _row_sets(seed: int) -> list[tuple[str, Text]]:
+    rng = random.Random(seed)
+    return [
+        (rng.choice(ROW_LABELS), Text(rng.choice(ROW_VALUES), style=rng.choice(["", "green"])))
+        for _ in range(rng.randint(1, 8))
+    ]
+
+
+def _plain(renderable: Any, width: int) -> list[str]:
+    from m2maudit.reporters.table import make_console
+
+    console = make_console(ReportOptions(width=width))
+    console.print(renderable)
+    return [line.rstrip() for line in console.file.getvalue().splitlines()]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("width", [40, 61, 80, 132])
+@pytest.mark.parametrize("seed", range(6))
+def test_finding_rows_read_as_the_grid_lays_them_out(width: int, seed: int) -> None:
+    from rich.padding import Padding
+
+    from m2maudit.reporters.table import _grid, _Rows
+
+    fast, grid = _Rows(), _grid()
+    for label, value in _row_sets(seed):
+        fast.add(label, value)
+        grid.add_row(label, value)
+    assert _plain(fast, width) == _plain(Padding(grid, (0, 0, 0, 2)), width)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_finding_rows_too_narrow_for_a_label_put_each_value_under_it(seed: int) -> None:
+    # Beside a 24-cell label, 24 columns leave no room: rich's grid would drop the values.
+    from m2maudit.reporters.table import _Rows
+
+    rows = _Rows()
+    rows.add("client credentials token", Text("true"))
+    for label, value in _row_sets(seed):
+        rows.add(label, value)
+    lines = _plain(rows, 24)
+    assert all(len(line) <= 24 for line in lines)
+    assert lines[:3] == ["  client credentials", "  token", "    true"]
+    words = [word for _, value in rows.rows for word in value.plain.split()]
+    assert all(word[:10] in "".join(lines) for word in words)
+
+
+def test_finding_rows_with_a_label_on_two_lines_put_each_value_under_it() -> None:
+    from m2maudit.reporters.table import _Rows
+
+    rows = _Rows()
+    rows.add("two\nlines", Text("the value"))
+    rows.add("seen", Text("3 times"))
+    assert _plain(rows, 40) == ["  two", "  lines", "    the value", "  seen", "    3 times"]
