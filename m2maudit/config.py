@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from m2maudit.errors import AuditError
+from m2maudit.errors import AuditError, yaml_problem
 from m2maudit.timeutil import parse_duration
 
 CONFIG_FILENAME = ".m2maudit.yaml"
@@ -174,9 +174,8 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f"{path}:{line + 1}" if line is not None else str(path)
-        raise AuditError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        reason, line = yaml_problem(exc)
+        raise AuditError(f"{path}:{line}: {reason}" if line else f"{path}: {reason}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AuditError(f"{path}: cannot read config: {exc}") from None
     if raw is None:

@@ -221,6 +221,22 @@ def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     assert message.split(":")[1].strip().isdigit()  # path:LINE: invalid YAML
 
 
+def test_a_yaml_error_without_a_problem_is_still_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    def fail(text: str) -> None:
+        raise yaml.MarkedYAMLError(context="while reading", problem=None)
+
+    monkeypatch.setattr("m2maudit.config.yaml.safe_load", fail)
+    path = tmp_path / "c.yaml"
+    path.write_text("select: []\n", encoding="utf-8")
+    with pytest.raises(AuditError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: invalid YAML: while reading"
+
+
 def test_config_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin.yaml"
     path.write_bytes("admin_scopes: ['caf\xe9']\n".encode("latin-1"))
