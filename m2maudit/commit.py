@@ -17,7 +17,7 @@ from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources.base import Kind, LoadContext
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS
-from m2maudit.sources.staging import temp_relation_kinds
+from m2maudit.sources.staging import temp_relations
 from m2maudit.store import Store
 from m2maudit.tokens import decode_staged_tokens
 
@@ -54,8 +54,9 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     """
     table, columns = target(kind)
     con = store.con
-    staged_tokens = bool(temp_relation_kinds(con, STAGED_TOKENS))
-    after_insert = kind == "events" and temp_relation_kinds(con, "_mapped") == ["VIEW"]
+    relations = temp_relations(con)
+    staged_tokens = STAGED_TOKENS in relations
+    after_insert = kind == "events" and relations.get("_mapped") == "VIEW"
     last_rowid = _last_rowid(con, table) if after_insert else None
     if not after_insert:
         _outcome_pass(con, kind, staged_tokens)

@@ -31,7 +31,12 @@ from m2maudit.sources.base import (
     SourceAdapter,
 )
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff, unread_reason
-from m2maudit.sources.fast_jsonl import STAGED_TOKENS, FastReadFailed, drop_fast_staging
+from m2maudit.sources.fast_jsonl import (
+    FAST_STAGING,
+    STAGED_TOKENS,
+    FastReadFailed,
+    drop_line_macro,
+)
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation
 from m2maudit.store import Store
@@ -170,10 +175,7 @@ def ingest_group(
     except (InputError, duckdb.Error, _BatchSplit):
         pass  # rolled back: split it below
     finally:
-        _drop_staging(store)
-        drop_relation(store.con, "_batch_records")
-        drop_relation(store.con, "_batch_rejects")
-        drop_relation(store.con, "_batch_files")
+        _drop_staging(store, "_batch_records", "_batch_rejects", "_batch_files")
     # Halves, each a batch again: one broken file among thousands costs a few more batches.
     middle = len(group) // 2
     return [
@@ -198,17 +200,22 @@ def _ingest_batch(
     reports = [FileReport(source=f.display, size=f.size) for f in files]
     if len({f.display for f in files}) < len(files):
         raise _BatchSplit
-    identities: dict[str, str] = {}  # display -> content hash, of the files to load
-    for member, report in zip(group, reports, strict=True):
-        file = member.file
-        report.format, report.kind = adapter.name, adapter.kind
-        identity = FileDigest(
-            file.path, file.compressed, file.size, index=False, hash_content=member.hash_content
+    every_identity = [
+        FileDigest(
+            m.file.path, m.file.compressed, m.file.size, index=False, hash_content=m.hash_content
         ).identity()
-        if identity in identities.values():
-            raise _BatchSplit
-        if not _already_ingested(store, identity, report):
-            identities[file.display] = identity
+        for m in group
+    ]
+    if len(set(every_identity)) < len(every_identity):
+        raise _BatchSplit
+    before = _ingested_before(store, every_identity)
+    identities: dict[str, str] = {}  # display -> content hash, of the files to load
+    for report, identity in zip(reports, every_identity, strict=True):
+        report.format, report.kind = adapter.name, adapter.kind
+        if identity in before:
+            _report_as_before(report, before[identity])
+        else:
+            identities[report.source] = identity
     with store.transaction():
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _batch_records "
@@ -218,13 +225,12 @@ def _ingest_batch(
             "CREATE OR REPLACE TEMP TABLE _batch_rejects "
             "(source_file VARCHAR, source_line BIGINT, reason VARCHAR)"
         )
-        for file, sample in zip(files, samples, strict=True):
-            if file.display in identities:
-                _stage_into_batch(
-                    store, adapter, LoadContext(con, file, sample, config, adapter.name)
-                )
-            if on_staged:
-                on_staged(file)
+        to_stage = [(f, s) for f, s in zip(files, samples, strict=True) if f.display in identities]
+        for chunk in _chunks(to_stage):
+            _stage_chunk(store, adapter, config, chunk)
+            for file, _ in chunk:
+                if on_staged:
+                    on_staged(file)
         if identities:
             con.execute("ALTER TABLE _batch_records RENAME TO _records")
             con.execute("ALTER TABLE _batch_rejects RENAME TO _staging_rejects")
@@ -240,21 +246,56 @@ def _ingest_batch(
             adapter.map_staged(ctx)
             loading = {r.source: r for r in reports if r.source in identities}
             commit_batch(store, ctx, adapter.kind, loading)
-            for source, report in loading.items():
-                _record_file(store, identities[source], report)
+            _record_files(store, [(identities[source], r) for source, r in loading.items()])
     return reports
 
 
-def _stage_into_batch(store: Store, adapter: BatchableAdapter, ctx: LoadContext) -> None:
-    adapter.stage_file(ctx)
-    store.con.execute(
-        "INSERT INTO _batch_records SELECT ?, source_line, rec FROM _records", [ctx.file.display]
-    )
-    store.con.execute(
-        "INSERT INTO _batch_rejects SELECT ?, source_line, reason FROM _staging_rejects",
-        [ctx.file.display],
-    )
-    _drop_staging(store)
+# Files staged with one read (see `BatchableAdapter.stage_files`), up to these limits: enough
+# to spend a few statements on hundreds of files, few enough for the progress bar to move.
+STAGE_TOGETHER_FILES = 256
+STAGE_TOGETHER_BYTES = 32 << 20
+
+
+def _chunks(members: list[tuple[InputFile, Sample]]) -> Iterator[list[tuple[InputFile, Sample]]]:
+    chunk: list[tuple[InputFile, Sample]] = []
+    size = 0
+    for member in members:
+        if chunk and (len(chunk) >= STAGE_TOGETHER_FILES or size >= STAGE_TOGETHER_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(member)
+        size += member[0].size
+    if chunk:
+        yield chunk
+
+
+def _stage_chunk(
+    store: Store, adapter: BatchableAdapter, config: Config, chunk: list[tuple[InputFile, Sample]]
+) -> None:
+    """Stage a chunk of a batch into `_batch_records` and `_batch_rejects`: with one read if
+    the adapter can, else file by file."""
+    con = store.con
+    file, sample = chunk[0]
+    if len(chunk) > 1 and adapter.stage_files(
+        LoadContext(con, file, sample, config, adapter.name), chunk
+    ):
+        con.execute("INSERT INTO _batch_records SELECT source_file, source_line, rec FROM _records")
+        con.execute(
+            "INSERT INTO _batch_rejects SELECT source_file, source_line, reason "
+            "FROM _staging_rejects"
+        )
+        _drop_staging(store)
+        return
+    for file, sample in chunk:
+        adapter.stage_file(LoadContext(con, file, sample, config, adapter.name))
+        con.execute(
+            "INSERT INTO _batch_records SELECT ?, source_line, rec FROM _records", [file.display]
+        )
+        con.execute(
+            "INSERT INTO _batch_rejects SELECT ?, source_line, reason FROM _staging_rejects",
+            [file.display],
+        )
+        _drop_staging(store)
 
 
 def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:
@@ -342,20 +383,31 @@ def _load(
 
 
 def _already_ingested(store: Store, identity: str, report: FileReport) -> bool:
-    """The same bytes were ingested before: report them as they were, every record a duplicate.
+    """The same bytes were ingested before: report them as they were (`_report_as_before`)."""
+    before = _ingested_before(store, [identity]).get(identity)
+    if before is not None:
+        _report_as_before(report, before)
+    return before is not None
 
-    Records rejected then are counted as rejected again (they are still in `ingest_errors`),
-    so `--strict` judges a re-run as it judged the first run.
-    """
-    row = store.con.execute(
-        "SELECT records_read, rejected FROM ingested_files WHERE content_sha256 = ?", [identity]
-    ).fetchone()
-    if row is None:
-        return False
+
+def _ingested_before(store: Store, identities: list[str]) -> dict[str, tuple[int, int]]:
+    """Records read and rejected when each of these contents was ingested, if it was."""
+    if not store.has_rows("ingested_files"):
+        return {}
+    rows = store.con.execute(
+        "SELECT content_sha256, records_read, rejected FROM ingested_files "
+        "WHERE content_sha256 IN (SELECT unnest(?::VARCHAR[]))",
+        [identities],
+    ).fetchall()
+    return {str(identity): (int(read), int(rejected)) for identity, read, rejected in rows}
+
+
+def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
+    """Every record a duplicate. Records rejected then are counted as rejected again (they
+    are still in `ingest_errors`), so `--strict` judges a re-run as it judged the first run."""
     report.already_ingested = True
-    report.read, report.rejected = int(row[0]), int(row[1])
+    report.read, report.rejected = before
     report.duplicates = report.read - report.rejected
-    return True
 
 
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:
@@ -397,8 +449,15 @@ def _looks_like_name(key: str) -> bool:
 
 
 def _record_file(store: Store, identity: str, report: FileReport) -> None:
-    store.con.execute(
-        "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _record_files(store, [(identity, report)])
+
+
+def _record_files(store: Store, files: list[tuple[str, FileReport]]) -> None:
+    """Keep each file's identity and outcome in `ingested_files`: one statement for a batch."""
+    if not files:
+        return
+    now = utc_now()
+    values = [
         [
             identity,
             report.source,
@@ -410,13 +469,21 @@ def _record_file(store: Store, identity: str, report: FileReport) -> None:
             report.rejected,
             report.first_ts,
             report.last_ts,
-            utc_now(),
-        ],
+            now,
+        ]
+        for identity, report in files
+    ]
+    row = "(" + ", ".join("?" * len(values[0])) + ")"
+    store.con.execute(
+        f"INSERT INTO ingested_files VALUES {', '.join([row] * len(values))}",
+        [value for row_values in values for value in row_values],
     )
 
 
-def _drop_staging(store: Store) -> None:
-    for table in (
+def _drop_staging(store: Store, *also: str) -> None:
+    """Drop every staging relation a load may have left, and `also`, in one catalog lookup."""
+    drop_relation(
+        store.con,
         "_records",
         "_mapped",
         "_staging_rejects",
@@ -428,6 +495,7 @@ def _drop_staging(store: Store) -> None:
         "_left_out",
         "_fresh",
         STAGED_TOKENS,
-    ):
-        drop_relation(store.con, table)
-    drop_fast_staging(store.con)
+        *FAST_STAGING,
+        *also,
+    )
+    drop_line_macro(store.con)

@@ -18,7 +18,8 @@ from m2maudit import ingest as ingest_module
 from m2maudit.config import Config
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
-from m2maudit.sources.base import LoadContext
+from m2maudit.sources import staging
+from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.cloudtrail import CloudTrailAdapter
 from m2maudit.store import Store
 
@@ -137,14 +138,23 @@ def test_a_batch_that_fails_is_rolled_back_and_loaded_again_in_halves(
 ) -> None:
     logs = five_minute_objects(tmp_path / "logs", 6)
     bad = sorted(logs.iterdir())[4]
-    real = CloudTrailAdapter.stage_file
+    real, real_together = CloudTrailAdapter.stage_file, CloudTrailAdapter.stage_files
 
     def failing(self: CloudTrailAdapter, ctx: LoadContext) -> None:
         real(self, ctx)
         if ctx.file.path == bad:  # a statement fails: DuckDB aborts the transaction
             ctx.con.execute("SELECT * FROM no_such_table")
 
+    def failing_together(
+        self: CloudTrailAdapter, ctx: LoadContext, members: list[tuple[InputFile, Sample]]
+    ) -> bool:
+        staged = real_together(self, ctx, members)
+        if any(file.path == bad for file, _ in members):
+            ctx.con.execute("SELECT * FROM no_such_table")
+        return staged
+
     monkeypatch.setattr(CloudTrailAdapter, "stage_file", failing)
+    monkeypatch.setattr(CloudTrailAdapter, "stage_files", failing_together)
     store = Store.open()
     report = ingest(store, logs)
     # 6 fail; files 0-2 load; 3-5 fail; 3 alone loads; 4-5 fail; 4 and 5 alone.
@@ -177,3 +187,92 @@ def test_big_files_and_other_formats_are_not_batched(tmp_path: Path, batches: li
     report = ingest(store, logs)
     assert batches == [3]
     assert len(report.files) == 4 and not any(f.error for f in report.files)
+
+
+# --- many small files staged with one read ------------------------------------------------
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many files each one-read staging took."""
+    seen: list[int] = []
+    real = staging.stage_json_documents
+
+    def spy(ctx: LoadContext, files: Any, unwrap: Any = None) -> None:
+        seen.append(len(files))
+        real(ctx, files, unwrap)
+
+    monkeypatch.setattr(staging, "stage_json_documents", spy)
+    return seen
+
+
+def _odd_cloudtrail_objects(directory: Path) -> Path:
+    """Objects that number their records in different ways: two documents in one file, a
+    pretty-printed one with an element of `Records` that is not an object."""
+    five_minute_objects(directory, 4)
+    source = json.loads(gzip.decompress(SAMPLE.read_bytes()))
+    records = source["Records"]
+    two = json.dumps({"Records": records[:2]}) + "\n" + json.dumps({"Records": records[2:4]})
+    (directory / "x1_two_documents.json.gz").write_bytes(gzip.compress(two.encode()))
+    pretty = json.dumps({"Records": [records[4], 7, records[5]]}, indent=2)
+    (directory / "x2_pretty_with_a_number.json.gz").write_bytes(gzip.compress(pretty.encode()))
+    return directory
+
+
+def test_one_read_stores_what_staging_file_by_file_stores(
+    tmp_path: Path, reads: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _odd_cloudtrail_objects(tmp_path / "logs")
+    together = Store.open()
+    report = ingest(together, logs)
+    assert reads == [6] and [f.loaded for f in report.files][-2:] == [4, 2]
+    monkeypatch.setattr(CloudTrailAdapter, "stage_files", lambda self, ctx, members: False)
+    by_file = Store.open()
+    assert [f.__dict__ for f in ingest(by_file, logs).files] == [f.__dict__ for f in report.files]
+    assert reads == [6]  # staged file by file this time
+    assert everything(together) == everything(by_file)
+    lines = together.con.execute(
+        "SELECT source_line FROM events WHERE source_file LIKE '%x1_two%' ORDER BY 1"
+    ).fetchall()
+    assert lines == [(1,), (2,), (3,), (4,)]  # record numbers run on across documents
+    assert together.con.execute("SELECT source_line, reason FROM ingest_errors").fetchall() == [
+        (2, "not a JSON object")
+    ]
+
+
+def test_files_read_differently_are_staged_one_by_one(tmp_path: Path, reads: list[int]) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 3)
+    plain = sorted(logs.iterdir())[1]
+    plain.with_suffix("").write_bytes(gzip.decompress(plain.read_bytes()))  # .json, no gzip
+    plain.unlink()
+    store = Store.open()
+    report = ingest(store, logs)
+    assert reads == [] and not any(f.error for f in report.files)
+    assert store.scalar("SELECT count(DISTINCT source_file) FROM events") == 3
+
+
+def test_one_read_takes_at_most_a_chunk_of_files(
+    tmp_path: Path, reads: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest_module, "STAGE_TOGETHER_FILES", 4)
+    report = ingest(Store.open(), five_minute_objects(tmp_path / "logs", 10))
+    assert reads == [4, 4, 2] and all(f.loaded for f in report.files)
+
+
+def test_json_arrays_of_a_plain_format_are_staged_together(
+    tmp_path: Path, reads: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_source_okta import _event
+
+    logs = tmp_path / "okta"
+    logs.mkdir()
+    for n in range(5):
+        events = [_event(uuid=f"{n}-{k}", published=f"2024-06-01T1{n}:0{k}:00Z") for k in range(3)]
+        (logs / f"okta-{n}.json").write_text(json.dumps(events, indent=2))
+    together = Store.open()
+    report = ingest(together, logs)
+    assert reads == [5] and {f.format for f in report.files} == {"okta"}
+    one_at_a_time(monkeypatch)
+    alone = Store.open()
+    ingest(alone, logs)
+    assert everything(together) == everything(alone)

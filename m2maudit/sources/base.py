@@ -6,7 +6,7 @@ the file into the canonical tables with SQL. Adapters never loop over records in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -99,13 +99,19 @@ class SourceAdapter(Protocol):
 @runtime_checkable
 class BatchableAdapter(SourceAdapter, Protocol):
     """An adapter whose `load` is `stage_file` then `map_staged` (`staging.StagedLoad` gives
-    that `load`): ingest stages many small files one by one into one `_records` (with a
-    `source_file` column), then maps them all with one statement. Planning a mapping
-    statement costs more than running it on a small file, so a directory of thousands of
-    five-minute CloudTrail objects loads in one pass."""
+    that `load`): ingest stages many small files into one `_records` (with a `source_file`
+    column), with one read where `stage_files` can, else one by one, then maps them all with
+    one statement. Each statement costs more than its work on a small file, so a directory
+    of thousands of five-minute CloudTrail objects loads in a few dozen statements."""
 
     def stage_file(self, ctx: LoadContext) -> None:
         """Fill `_records` and `_staging_rejects` from `ctx.file`."""
+        ...
+
+    def stage_files(self, ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]]) -> bool:
+        """Fill `_records` and `_staging_rejects`, each with a `source_file` column, from all
+        of `members` in one pass, if their layout allows; False (staging nothing) to have
+        ingest stage them one by one with `stage_file`. `ctx` is the first member's."""
         ...
 
     def map_staged(self, ctx: LoadContext) -> None:

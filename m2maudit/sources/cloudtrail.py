@@ -10,15 +10,17 @@ session's source identity and the Identity Center user say who the session serve
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
 from m2maudit.sources import sqlfrag as q
-from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample
 from m2maudit.sources.envelopes import (
     ENVELOPE_FIELDS,
     candidate_events,
     stage_events,
+    stage_events_together,
     unwrap_prelude,
 )
 from m2maudit.sources.lifetimes import propagate_issued_lifetimes
@@ -196,6 +198,9 @@ class CloudTrailAdapter(StagedLoad):
 
     def stage_file(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)
+
+    def stage_files(self, ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]]) -> bool:
+        return stage_events_together(ctx, members, BATCH_KEYS)
 
     def map_staged(self, ctx: LoadContext) -> None:
         layers = unwrap_prelude(SLOTS, ("time", "identity", "event_name"))

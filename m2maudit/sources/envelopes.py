@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from m2maudit.sources import sqlfrag as q
-from m2maudit.sources.base import LoadContext
-from m2maudit.sources.staging import stage, stage_json_document
+from m2maudit.sources.base import InputFile, LoadContext, Sample
+from m2maudit.sources.staging import stage, stage_documents_together, stage_json_document
 
 # Keys whose array holds a batch of records, in the order staging tries them.
 BATCH_KEYS = ("Records", "records", "logEvents", "events", "items")
@@ -37,11 +37,25 @@ def stage_events(ctx: LoadContext, batch_keys: Sequence[str]) -> None:
     documents, so `source_line` is the event's 1-based position in the file rather than 1 for
     every event; otherwise by layout, with physical line numbers.
     """
-    first = ctx.sample.first_record or {}
-    if any(isinstance(first.get(key), list) for key in batch_keys):
+    if _starts_with_batch(ctx.sample, batch_keys):
         stage_json_document(ctx, unwrap=batch_keys)
     else:
         stage(ctx, unwrap=batch_keys)
+
+
+def stage_events_together(
+    ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]], batch_keys: Sequence[str]
+) -> bool:
+    """`stage_events` for many small files in one read, when each starts with a batch (the
+    usual S3 `Records` object); False, staging nothing, when one does not."""
+    if not all(_starts_with_batch(sample, batch_keys) for _, sample in members):
+        return False
+    return stage_documents_together(ctx, members, unwrap=batch_keys)
+
+
+def _starts_with_batch(sample: Sample, batch_keys: Sequence[str]) -> bool:
+    first = sample.first_record or {}
+    return any(isinstance(first.get(key), list) for key in batch_keys)
 
 
 def candidate_events(record: dict[str, Any] | None) -> Iterator[dict[str, Any]]:

@@ -209,9 +209,10 @@ def judge_line(line: bytes) -> str | None:
     return None if isinstance(value, dict) else "not a JSON object"
 
 
-def drop_fast_staging(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop what the fast read staged; ingest calls it once the file is committed, as the
-    `_mapped` view reads these tables."""
-    for table in (RAW_TABLE, VERDICT_TABLE, "_auth"):
-        drop_relation(con, table)
+# What the fast read stages; ingest drops these (with `drop_line_macro`) once the file is
+# committed, as the `_mapped` view reads them.
+FAST_STAGING = (RAW_TABLE, VERDICT_TABLE, "_auth")
+
+
+def drop_line_macro(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DROP MACRO IF EXISTS {LINE_OF}")

@@ -10,15 +10,17 @@ The caller is `user`; with impersonation, `impersonatedUser` is whose authority 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
 from m2maudit.sources import sqlfrag as q
-from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample
 from m2maudit.sources.envelopes import (
     ENVELOPE_FIELDS,
     candidate_events,
     stage_events,
+    stage_events_together,
     unwrap_prelude,
 )
 from m2maudit.sources.lifetimes import propagate_issued_lifetimes
@@ -159,6 +161,9 @@ class K8sAuditAdapter(StagedLoad):
 
     def stage_file(self, ctx: LoadContext) -> None:
         stage_events(ctx, BATCH_KEYS)
+
+    def stage_files(self, ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]]) -> bool:
+        return stage_events_together(ctx, members, BATCH_KEYS)
 
     def map_staged(self, ctx: LoadContext) -> None:
         layers = unwrap_prelude(SLOTS, ("kind", "verb", "username"))
