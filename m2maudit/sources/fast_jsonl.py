@@ -31,6 +31,7 @@ from m2maudit.sources.staging import (
     MAX_RECORD_BYTES,
     drop_relation,
     refuse_json_constant,
+    sql_path,
     sql_str,
 )
 
@@ -82,7 +83,7 @@ def stage_json_columns(
     try:
         ctx.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {RAW_TABLE} AS SELECT *{extra} FROM read_json("
-            f"{sql_str(str(ctx.file.path))}, format = 'newline_delimited', records = true, "
+            f"{sql_path(ctx.file)}, format = 'newline_delimited', records = true, "
             f"ignore_errors = true, columns = {spec}, compression = "
             f"'{'gzip' if ctx.file.compressed else 'none'}', "
             # The index sends a file with a line that may be over the record limit to the
@@ -148,7 +149,7 @@ def other_keys(ctx: LoadContext, known: set[str], limit: int = 500) -> list[str]
         with duckdb.connect() as con:
             rows = con.execute(
                 "SELECT DISTINCT unnest(json_keys(json)) FROM ("
-                f"SELECT json FROM read_json_objects({sql_str(str(ctx.file.path))}, "
+                f"SELECT json FROM read_json_objects({sql_path(ctx.file)}, "
                 "format = 'newline_delimited', ignore_errors = true, "
                 f"compression = '{compression}') LIMIT 20000"
                 ") WHERE json_type(json) = 'OBJECT' ORDER BY 1"

@@ -36,6 +36,13 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_path(file: InputFile) -> str:
+    """A file's path as a SQL literal that DuckDB's readers take literally: to them `*`, `?`
+    and `[` are glob characters, so `x*.json` would also read `xa.json`. Each is escaped as a
+    one-character class (`[*]`); the readers' `filename` column still gives the plain path."""
+    return sql_str(re.sub(r"[\[*?]", lambda match: f"[{match.group()}]", str(file.path)))
+
+
 def _compression(file: InputFile) -> str:
     return "gzip" if file.compressed else "none"
 
@@ -128,7 +135,7 @@ def _line_reader(ctx: LoadContext) -> str:
     alike. Lines the reader cannot take (not UTF-8, over-long) are left out and recorded in
     `reject_errors`, instead of failing the whole file.
     """
-    path = sql_str(str(ctx.file.path))
+    path = sql_path(ctx.file)
     return (
         f"read_csv({path}, columns = {{'line': 'VARCHAR'}}, delim = '\x01', quote = '', "
         f"escape = '', header = false, auto_detect = false, strict_mode = false, "
@@ -351,7 +358,7 @@ def stage_json_documents(
 def _stage_documents(
     ctx: LoadContext, files: Sequence[InputFile], unwrap: Unwrap, by_file: bool
 ) -> None:
-    paths = "[" + ", ".join(sql_str(str(f.path)) for f in files) + "]"
+    paths = "[" + ", ".join(sql_path(f) for f in files) + "]"
     reader = (
         f"read_json_objects({paths}, format = '{_document_format(ctx.sample)}', filename = true, "
         f"maximum_object_size = {_READER_LINE_LIMIT}, "
@@ -438,7 +445,7 @@ def stage_csv(ctx: LoadContext) -> None:
     header = _csv_columns(ctx)
     leading = _leading_blank_lines(ctx.sample.text)
     columns = "{" + ", ".join(f"{sql_str(name)}: 'VARCHAR'" for name in header) + "}"
-    path = sql_str(str(ctx.file.path))
+    path = sql_path(ctx.file)
     delimiter = sql_str(ctx.sample.csv_delimiter)
     _drop_reader_rejects(ctx)
     _run(

@@ -1,0 +1,74 @@
+"""File names are read literally, though DuckDB's readers take `*`, `?` and `[` as globs.
+
+`x*.jsonl` next to `xa.jsonl` must load its own records only, by every reader m2maudit
+hands a path to: the fast JSON-lines read, the careful line reader, JSON documents read
+together in a batch, and CSV.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from m2maudit.config import Config
+from m2maudit.ingest import ingest_paths
+from m2maudit.store import Store
+from tests.test_ingest_batch import five_minute_objects
+
+NAMES = ["x*", "x?", "x[a]", "[x]"]
+
+
+def _loaded(store: Store) -> dict[str, int]:
+    rows = store.con.execute(
+        "SELECT source_file, count(*) FROM events GROUP BY 1 UNION ALL "
+        "SELECT source_file, count(*) FROM credentials GROUP BY 1"
+    ).fetchall()
+    return {Path(name).name: int(count) for name, count in rows}
+
+
+def _generic(path: Path, count: int, blank_line: bool = False) -> None:
+    lines = [
+        json.dumps({"timestamp": "2026-11-20T10:00:00Z", "principal": f"{path.name}-{n}"})
+        for n in range(count)
+    ]
+    path.write_text("\n".join(lines) + ("\n\n" if blank_line else "\n"), encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("blank_line", [False, True])  # the fast read, or the careful one
+def test_a_json_lines_log_named_like_a_glob(tmp_path: Path, name: str, blank_line: bool) -> None:
+    _generic(tmp_path / f"{name}.jsonl", 2, blank_line)
+    _generic(tmp_path / "xa.jsonl", 3)
+    _generic(tmp_path / "x.jsonl", 4)
+    store = Store.open()
+    report = ingest_paths(store, [str(tmp_path)], [], Config())
+    assert not any(f.error for f in report.files)
+    assert _loaded(store) == {f"{name}.jsonl": 2, "xa.jsonl": 3, "x.jsonl": 4}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cloudtrail_objects_named_like_a_glob_read_together(tmp_path: Path, name: str) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 3)
+    first, second, _ = sorted(logs.iterdir())
+    first.rename(logs / f"{name}.json.gz")
+    second.rename(logs / "xa.json.gz")
+    store = Store.open()
+    ingest_paths(store, [str(logs)], [], Config())
+    per_file = len(json.loads(gzip.decompress((logs / "xa.json.gz").read_bytes()))["Records"])
+    counts = _loaded(store)
+    assert counts[f"{name}.json.gz"] == counts["xa.json.gz"] == per_file
+    assert sum(counts.values()) == 3 * per_file
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_inventory_named_like_a_glob(tmp_path: Path, name: str) -> None:
+    header = "token_id,type,principal,status\n"
+    (tmp_path / f"{name}.csv").write_text(header + "k1,api_key,svc-a,active\n", encoding="utf-8")
+    (tmp_path / "xa.csv").write_text(header + "k2,api_key,svc-b,active\n" * 1, encoding="utf-8")
+    store = Store.open()
+    report = ingest_paths(store, [], [str(tmp_path / f"{name}.csv")], Config())
+    assert not any(f.error for f in report.files)
+    assert _loaded(store) == {f"{name}.csv": 1}
