@@ -72,3 +72,24 @@ def test_an_inventory_named_like_a_glob(tmp_path: Path, name: str) -> None:
     report = ingest_paths(store, [], [str(tmp_path / f"{name}.csv")], Config())
     assert not any(f.error for f in report.files)
     assert _loaded(store) == {f"{name}.csv": 1}
+
+
+def test_files_found_through_a_dotdot_path_keep_their_records(tmp_path: Path) -> None:
+    # Read together, the files come back from DuckDB under the path it globbed: `..` gone.
+    logs = five_minute_objects(tmp_path / "logs", 3)
+    for number, path in enumerate(sorted(logs.iterdir())):
+        path.rename(logs / f"export [{number}].json.gz")
+    store = Store.open()
+    report = ingest_paths(store, [str(tmp_path / "logs" / ".." / "logs")], [], Config())
+    assert not any(f.error for f in report.files)
+    assert len(_loaded(store)) == 3 and all(f.loaded for f in report.files)
+
+
+@pytest.mark.parametrize("name", ["app\\[prod]", "q\\?", "x\\*"])
+def test_a_name_with_a_backslash_and_a_glob_character(tmp_path: Path, name: str) -> None:
+    _generic(tmp_path / f"{name}.jsonl", 2)
+    _generic(tmp_path / "other.jsonl", 3)
+    store = Store.open()
+    report = ingest_paths(store, [str(tmp_path)], [], Config())
+    assert not any(f.error for f in report.files)
+    assert _loaded(store) == {f"{name}.jsonl": 2, "other.jsonl": 3}

@@ -236,3 +236,41 @@ def test_scalar_returns_none_for_no_row() -> None:
         assert store.scalar("SELECT ? + 1", [41]) == 42
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("memory_limit", "expected"),
+    [
+        (None, 256 << 20),
+        ("4GB", 256 << 20),
+        ("300MB", int(286.1 * (1 << 20)) // 4),  # DuckDB says 286.1 MiB
+        ("1MB", 1 << 20),
+    ],
+)
+def test_the_readers_limit_follows_a_small_memory_limit(
+    memory_limit: str | None, expected: int
+) -> None:
+    from m2maudit.sources.staging import reader_limit
+
+    store = Store.open(None, StoreOptions(memory_limit=memory_limit))
+    try:
+        assert reader_limit(store.con) == expected
+    finally:
+        store.close()
+
+
+def test_every_sample_loads_under_a_small_memory_limit() -> None:
+    """DuckDB reserves twice the readers' limit before reading; under 512 MB every file
+    failed ("failed to allocate 512 MiB"), a five-kilobyte CloudTrail object included."""
+    from m2maudit.config import Config
+    from m2maudit.ingest import ingest_paths
+
+    root = Path(__file__).resolve().parent.parent / "sample_logs"
+    store = Store.open(None, StoreOptions(memory_limit="300MB"))
+    try:
+        report = ingest_paths(store, [str(root)], [], Config())
+        assert report.files and not [f.error for f in report.files if f.error]
+        kinds = {f.format for f in report.files}
+        assert {"cloudtrail", "generic-log", "generic-inventory"} <= kinds
+    finally:
+        store.close()

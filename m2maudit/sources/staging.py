@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import zlib
 from abc import ABC, abstractmethod
@@ -27,6 +28,8 @@ from m2maudit.sources.base import InputFile, LoadContext, Sample
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 _YAML_NODE_LIMIT = 100_000
 _READER_LINE_LIMIT = 256 * 1024 * 1024
+_MIN_READER_LIMIT = 1024 * 1024
+_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 # A key (or keys, first match wins) whose array holds the records of an envelope document.
 Unwrap = str | Sequence[str] | None
 
@@ -36,11 +39,21 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def reader_path(file: InputFile) -> str:
+    """The path DuckDB's readers are given, and give back in their `filename` column: absolute
+    and without `..`, as their globbing returns the paths it matches."""
+    return os.path.abspath(file.path)
+
+
 def sql_path(file: InputFile) -> str:
-    """A file's path as a SQL literal that DuckDB's readers take literally: to them `*`, `?`
+    """`reader_path` as a SQL literal that DuckDB's readers take literally: to them `*`, `?`
     and `[` are glob characters, so `x*.json` would also read `xa.json`. Each is escaped as a
-    one-character class (`[*]`); the readers' `filename` column still gives the plain path."""
-    return sql_str(re.sub(r"[\[*?]", lambda match: f"[{match.group()}]", str(file.path)))
+    one-character class (`[*]`). Not in a path with a backslash, which DuckDB's globbing
+    reads as an escape: such a path is found as it is."""
+    path = reader_path(file)
+    if "\\" not in path:
+        path = re.sub(r"[\[*?]", lambda match: f"[{match.group()}]", path)
+    return sql_str(path)
 
 
 def _compression(file: InputFile) -> str:
@@ -123,9 +136,27 @@ def describe_read_error(exc: BaseException) -> str:
         return "truncated or corrupt gzip data"
     if "utf-8" in lowered or "unicode" in lowered:
         return "not UTF-8 text"
+    if "out of memory" in lowered:
+        return "DuckDB ran out of memory reading it (raise --memory-limit)"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     first = first.split("Error: ", 1)[-1]
     return first[:300]
+
+
+def reader_limit(con: duckdb.DuckDBPyConnection) -> int:
+    """The longest line or JSON document the readers take: 256 MiB, less under a small
+    `--memory-limit`.
+
+    DuckDB reserves a read buffer of twice this size before reading a byte, and with a memory
+    limit that cannot hold it every file fails ("failed to allocate 512 MiB"), even a
+    five-kilobyte one. A quarter of the limit leaves room for the rest of the load.
+    """
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    match = re.fullmatch(r"([0-9.]+)\s*(\w+)", str(row[0]) if row else "")
+    if not match or match.group(2) not in _UNITS:
+        return _READER_LINE_LIMIT
+    memory = float(match.group(1)) * _UNITS[match.group(2)]
+    return int(max(_MIN_READER_LIMIT, min(_READER_LINE_LIMIT, memory // 4)))
 
 
 def _line_reader(ctx: LoadContext) -> str:
@@ -136,12 +167,13 @@ def _line_reader(ctx: LoadContext) -> str:
     `reject_errors`, instead of failing the whole file.
     """
     path = sql_path(ctx.file)
+    limit = reader_limit(ctx.con)
     return (
         f"read_csv({path}, columns = {{'line': 'VARCHAR'}}, delim = '\x01', quote = '', "
         f"escape = '', header = false, auto_detect = false, strict_mode = false, "
         f"new_line = '\\r\\n', null_padding = false, ignore_errors = true, "
-        f"store_rejects = true, max_line_size = {_READER_LINE_LIMIT}, "
-        f"buffer_size = {2 * _READER_LINE_LIMIT}, compression = '{_compression(ctx.file)}')"
+        f"store_rejects = true, max_line_size = {limit}, "
+        f"buffer_size = {2 * limit}, compression = '{_compression(ctx.file)}')"
     )
 
 
@@ -203,7 +235,7 @@ def read_lines(ctx: LoadContext) -> None:
                CASE min(error_type::VARCHAR)
                    WHEN 'INVALID ENCODING' THEN 'not UTF-8 text'
                    WHEN 'LINE SIZE OVER MAXIMUM'
-                       THEN 'line is over the limit of {_READER_LINE_LIMIT} bytes'
+                       THEN 'line is over the limit of {reader_limit(ctx.con)} bytes'
                    ELSE 'unreadable line: ' || lower(min(error_type::VARCHAR))
                END AS reason
         FROM reject_errors GROUP BY line
@@ -361,12 +393,14 @@ def _stage_documents(
     paths = "[" + ", ".join(sql_path(f) for f in files) + "]"
     reader = (
         f"read_json_objects({paths}, format = '{_document_format(ctx.sample)}', filename = true, "
-        f"maximum_object_size = {_READER_LINE_LIMIT}, "
+        f"maximum_object_size = {reader_limit(ctx.con)}, "
         f"compression = '{_compression(ctx.file)}') WITH ORDINALITY"
     )
     if by_file:
-        names = ", ".join(f"({sql_str(str(f.path))}, {sql_str(f.display)})" for f in files)
-        reader = f"{reader} r JOIN (VALUES {names}) f(path, source_file) ON f.path = r.filename"
+        names = ", ".join(f"({sql_str(reader_path(f))}, {sql_str(f.display)})" for f in files)
+        reader = (
+            f"{reader} r LEFT JOIN (VALUES {names}) f(path, source_file) ON f.path = r.filename"
+        )
     file_column = "source_file, " if by_file else ""
     per_file = "PARTITION BY source_file " if by_file else ""
     # The reader keeps the order of the files and of the documents within each.
@@ -402,6 +436,12 @@ def _stage_documents(
             "CREATE OR REPLACE TEMP TABLE _lines AS "
             f"SELECT {file_column}doc_number AS source_line, doc AS line FROM _documents",
         )
+    if by_file and ctx.con.execute(
+        "SELECT count(*) FROM _documents WHERE source_file IS NULL"
+    ).fetchone() != (0,):
+        # A file came back under another name than it was read by (a filesystem that ignores
+        # case, say): rather than lose its records, the batch is loaded again in smaller parts.
+        raise InputError(ctx.file.display, "the reader named a file differently; read alone")
     _run(ctx, "DROP TABLE _documents")
     _split_lines(ctx, by_file=by_file)
 
@@ -446,6 +486,7 @@ def stage_csv(ctx: LoadContext) -> None:
     leading = _leading_blank_lines(ctx.sample.text)
     columns = "{" + ", ".join(f"{sql_str(name)}: 'VARCHAR'" for name in header) + "}"
     path = sql_path(ctx.file)
+    limit = reader_limit(ctx.con)
     delimiter = sql_str(ctx.sample.csv_delimiter)
     _drop_reader_rejects(ctx)
     _run(
@@ -456,8 +497,8 @@ def stage_csv(ctx: LoadContext) -> None:
                                skip = {leading},
                                delim = {delimiter}, quote = '"', escape = '"', comment = '',
                                ignore_errors = true, store_rejects = true, null_padding = false,
-                               max_line_size = {_READER_LINE_LIMIT},
-                               buffer_size = {2 * _READER_LINE_LIMIT},
+                               max_line_size = {limit},
+                               buffer_size = {2 * limit},
                                compression = '{_compression(ctx.file)}') WITH ORDINALITY
         """,
     )
