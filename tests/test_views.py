@@ -161,3 +161,19 @@ def test_attribution_counts_agent_actions(store: Store) -> None:
     assert row is not None and row[0] > 0
     keys = ("agent_actions", "human", "agent", "credential", "trace", "all")
     assert attribution(store) == dict(zip(keys, row, strict=True))
+
+
+def test_the_readme_lists_the_columns_of_ev_groups(store: Store) -> None:
+    """A rule author learns the columns from the README: it must say what is there."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    ev_bullet = readme.split("- `ev`:", 1)[1].split("\n- `", 1)[0]
+    groups_bullet = readme.split("- `ev_groups`:", 1)[1].split("\n- `", 1)[0]
+    own = groups_bullet.split("Its columns:", 1)[1].split("and the same derived columns", 1)[0]
+    named_here = set(re.findall(r"`(\w+)`", own))
+    named_for_ev = set(re.findall(r"`(\w+)`", ev_bullet))
+    columns = {row[0] for row in store.con.execute("DESCRIBE ev_groups").fetchall()}
+    assert named_here <= columns  # nothing documented that is not there
+    assert columns - named_here <= named_for_ev  # the rest are ev's derived columns
