@@ -216,22 +216,27 @@ def _ingest_batch(
             _report_as_before(report, before[identity])
         else:
             identities[report.source] = identity
-    with store.transaction():
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _batch_records "
-            "(source_file VARCHAR, source_line BIGINT, rec VARCHAR)"
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _batch_rejects "
-            "(source_file VARCHAR, source_line BIGINT, reason VARCHAR)"
-        )
-        to_stage = [(f, s) for f, s in zip(files, samples, strict=True) if f.display in identities]
-        for chunk in _chunks(to_stage):
-            _stage_chunk(store, adapter, config, chunk)
-            for file, _ in chunk:
-                if on_staged:
-                    on_staged(file)
-        if identities:
+    # Staging fills temporary tables only, so it runs before the batch's transaction: a file
+    # that cannot be read fails its own statement, not the whole batch.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _batch_records "
+        "(source_file VARCHAR, source_line BIGINT, rec VARCHAR)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _batch_rejects "
+        "(source_file VARCHAR, source_line BIGINT, reason VARCHAR)"
+    )
+    to_stage = [(f, s) for f, s in zip(files, samples, strict=True) if f.display in identities]
+    unreadable: set[str] = set()
+    for chunk in _chunks(to_stage):
+        unreadable |= _stage_chunk(store, adapter, config, chunk)
+        for file, _ in chunk:
+            if on_staged:
+                on_staged(file)
+    for source in unreadable:
+        del identities[source]
+    if identities:
+        with store.transaction():
             con.execute("ALTER TABLE _batch_records RENAME TO _records")
             con.execute("ALTER TABLE _batch_rejects RENAME TO _staging_rejects")
             first = next(i for i, f in enumerate(files) if f.display in identities)
@@ -247,7 +252,11 @@ def _ingest_batch(
             loading = {r.source: r for r in reports if r.source in identities}
             commit_batch(store, ctx, adapter.kind, loading)
             _record_files(store, [(identities[source], r) for source, r in loading.items()])
-    return reports
+    # A file that could not be staged is loaded alone, which says why.
+    return [
+        ingest_file(store, member.file, config, member) if report.source in unreadable else report
+        for member, report in zip(group, reports, strict=True)
+    ]
 
 
 # Files staged with one read (see `BatchableAdapter.stage_files`), up to these limits: enough
@@ -271,31 +280,51 @@ def _chunks(members: list[tuple[InputFile, Sample]]) -> Iterator[list[tuple[Inpu
 
 def _stage_chunk(
     store: Store, adapter: BatchableAdapter, config: Config, chunk: list[tuple[InputFile, Sample]]
-) -> None:
+) -> set[str]:
     """Stage a chunk of a batch into `_batch_records` and `_batch_rejects`: with one read if
-    the adapter can, else file by file."""
+    the adapter can, else file by file. A read that fails (one broken file fails the read of
+    all) is tried again in halves, down to single files. Returns the files that cannot be
+    staged at all, for ingest to load alone."""
     con = store.con
-    file, sample = chunk[0]
-    if len(chunk) > 1 and adapter.stage_files(
-        LoadContext(con, file, sample, config, adapter.name), chunk
-    ):
-        con.execute("INSERT INTO _batch_records SELECT source_file, source_line, rec FROM _records")
-        con.execute(
-            "INSERT INTO _batch_rejects SELECT source_file, source_line, reason "
-            "FROM _staging_rejects"
-        )
-        _drop_staging(store)
-        return
+    if len(chunk) > 1:
+        file, sample = chunk[0]
+        try:
+            together = adapter.stage_files(
+                LoadContext(con, file, sample, config, adapter.name), chunk
+            )
+        except (InputError, duckdb.Error):
+            _drop_staging(store)
+            middle = len(chunk) // 2
+            return _stage_chunk(store, adapter, config, chunk[:middle]) | _stage_chunk(
+                store, adapter, config, chunk[middle:]
+            )
+        if together:
+            con.execute(
+                "INSERT INTO _batch_records SELECT source_file, source_line, rec FROM _records"
+            )
+            con.execute(
+                "INSERT INTO _batch_rejects SELECT source_file, source_line, reason "
+                "FROM _staging_rejects"
+            )
+            _drop_staging(store)
+            return set()
+    failed: set[str] = set()
     for file, sample in chunk:
-        adapter.stage_file(LoadContext(con, file, sample, config, adapter.name))
-        con.execute(
-            "INSERT INTO _batch_records SELECT ?, source_line, rec FROM _records", [file.display]
-        )
-        con.execute(
-            "INSERT INTO _batch_rejects SELECT ?, source_line, reason FROM _staging_rejects",
-            [file.display],
-        )
+        try:
+            adapter.stage_file(LoadContext(con, file, sample, config, adapter.name))
+        except (InputError, duckdb.Error):
+            failed.add(file.display)
+        else:
+            con.execute(
+                "INSERT INTO _batch_records SELECT ?, source_line, rec FROM _records",
+                [file.display],
+            )
+            con.execute(
+                "INSERT INTO _batch_rejects SELECT ?, source_line, reason FROM _staging_rejects",
+                [file.display],
+            )
         _drop_staging(store)
+    return failed
 
 
 def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:

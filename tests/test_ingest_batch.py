@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from m2maudit import ingest as ingest_module
@@ -133,28 +134,65 @@ def test_an_unreadable_file_is_left_out_of_the_batch(tmp_path: Path, batches: li
     assert store.scalar("SELECT count(DISTINCT source_file) FROM events") == 5
 
 
+def _failing_for(bad: Path, monkeypatch: pytest.MonkeyPatch, stage: bool) -> list[int]:
+    """Make staging (`stage`) or mapping fail with a SQL error whenever `bad` is among the
+    files; returns the sizes of the one-read stagings tried."""
+    real, real_together = CloudTrailAdapter.stage_file, CloudTrailAdapter.stage_files
+    real_map = CloudTrailAdapter.map_staged
+    reads: list[int] = []
+
+    def fail() -> None:
+        raise duckdb.CatalogException("Table with name no_such_table does not exist")
+
+    def stage_file(self: CloudTrailAdapter, ctx: LoadContext) -> None:
+        real(self, ctx)
+        if stage and ctx.file.path == bad:
+            fail()
+
+    def stage_files(
+        self: CloudTrailAdapter, ctx: LoadContext, members: list[tuple[InputFile, Sample]]
+    ) -> bool:
+        reads.append(len(members))
+        staged = real_together(self, ctx, members)
+        if stage and any(file.path == bad for file, _ in members):
+            fail()
+        return staged
+
+    def map_staged(self: CloudTrailAdapter, ctx: LoadContext) -> None:
+        real_map(self, ctx)
+        if not stage and (ctx.file.path == bad or str(bad) in ctx.batch_files):
+            fail()
+
+    monkeypatch.setattr(CloudTrailAdapter, "stage_file", stage_file)
+    monkeypatch.setattr(CloudTrailAdapter, "stage_files", stage_files)
+    monkeypatch.setattr(CloudTrailAdapter, "map_staged", map_staged)
+    return reads
+
+
+def test_a_file_that_cannot_be_staged_leaves_the_batch_and_loads_alone(
+    tmp_path: Path, batches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = five_minute_objects(tmp_path / "logs", 6)
+    bad = sorted(logs.iterdir())[4]
+    reads = _failing_for(bad, monkeypatch, stage=True)
+    store = Store.open()
+    report = ingest(store, logs)
+    # The read of all six fails; halves 0-2 and 3-5; 3 and 4-5; 4 and 5 alone.
+    assert batches == [6] and reads == [6, 3, 3, 2]
+    errors = {f.source: f.error for f in report.files}
+    assert "no_such_table" in str(errors.pop(str(bad)))
+    assert not any(errors.values())
+    assert [f.source for f in report.files] == sorted(str(p) for p in logs.iterdir())
+    assert store.scalar("SELECT count(DISTINCT source_file) FROM events") == 5
+    assert store.scalar("SELECT count(*) FROM ingested_files") == 5
+
+
 def test_a_batch_that_fails_is_rolled_back_and_loaded_again_in_halves(
     tmp_path: Path, batches: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     logs = five_minute_objects(tmp_path / "logs", 6)
     bad = sorted(logs.iterdir())[4]
-    real, real_together = CloudTrailAdapter.stage_file, CloudTrailAdapter.stage_files
-
-    def failing(self: CloudTrailAdapter, ctx: LoadContext) -> None:
-        real(self, ctx)
-        if ctx.file.path == bad:  # a statement fails: DuckDB aborts the transaction
-            ctx.con.execute("SELECT * FROM no_such_table")
-
-    def failing_together(
-        self: CloudTrailAdapter, ctx: LoadContext, members: list[tuple[InputFile, Sample]]
-    ) -> bool:
-        staged = real_together(self, ctx, members)
-        if any(file.path == bad for file, _ in members):
-            ctx.con.execute("SELECT * FROM no_such_table")
-        return staged
-
-    monkeypatch.setattr(CloudTrailAdapter, "stage_file", failing)
-    monkeypatch.setattr(CloudTrailAdapter, "stage_files", failing_together)
+    _failing_for(bad, monkeypatch, stage=False)  # the mapping fails: the transaction aborts
     store = Store.open()
     report = ingest(store, logs)
     # 6 fail; files 0-2 load; 3-5 fail; 3 alone loads; 4-5 fail; 4 and 5 alone.
