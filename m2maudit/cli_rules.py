@@ -14,7 +14,7 @@ from rich.table import Table
 from m2maudit.config import load_config
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.errors import AuditError
-from m2maudit.rules import Rule, load_rules
+from m2maudit.rules import Rule, RuleErrors, load_rules
 from m2maudit.ruletest import run_rule_tests
 from m2maudit.timeutil import utc_now
 
@@ -118,11 +118,25 @@ def lint_rules(directory: DirArg = None) -> None:
 
     @handle_errors
     def run() -> None:
-        loaded = _load(directory, None)
-        check_rules_against_schema(loaded, load_config(None), utc_now())
+        loaded = _checked(directory)
         typer.echo(f"{len(loaded)} rules OK")
 
     run()
+
+
+def _checked(directory: Path | None) -> list[Rule]:
+    """The rules, loaded and bound to the schema; every problem on a line of its own (scan
+    shows only the first), then exit 2."""
+    from m2maudit.cli import EXIT_ERROR
+
+    try:
+        loaded = _load(directory, None)
+        check_rules_against_schema(loaded, load_config(None), utc_now())
+    except RuleErrors as exc:
+        for error in exc.errors:
+            typer.echo(f"m2maudit: error: {error}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    return loaded
 
 
 @rules_app.command("test")
@@ -132,8 +146,7 @@ def test_rules(directory: DirArg = None) -> None:
 
     @handle_errors
     def run() -> None:
-        loaded = _load(directory, None)
-        check_rules_against_schema(loaded, load_config(None), utc_now())
+        loaded = _checked(directory)
         results = run_rule_tests(loaded)
         failed = [r for r in results if not r.passed]
         for result in failed:

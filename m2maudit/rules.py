@@ -99,7 +99,11 @@ class RuleErrors(AuditError):
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        more = (
+            f" (and {len(errors) - 1} more: `m2maudit rules lint DIR` lists them all)"
+            if len(errors) > 1
+            else ""
+        )
         super().__init__(errors[0] + more if errors else "invalid rules")
 
 

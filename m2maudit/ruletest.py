@@ -78,10 +78,14 @@ def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> Ca
         passed = got_cmp == want_cmp
     else:
         passed = got == want
-    if passed and "expect_count" in case:
-        passed = [f.count for f in findings] == [int(case["expect_count"])]
-    detail = "ok" if passed else f"expected {want or 'no findings'}, got {got or 'no findings'}"
-    return CaseResult(rule.id, name, passed, detail)
+    if not passed:
+        detail = f"expected {want or 'no findings'}, got {got or 'no findings'}"
+        return CaseResult(rule.id, name, False, detail)
+    counts = [f.count for f in findings]
+    if "expect_count" in case and counts != [int(case["expect_count"])]:
+        detail = f"expected one finding of count {int(case['expect_count'])}, got counts {counts}"
+        return CaseResult(rule.id, name, False, detail)
+    return CaseResult(rule.id, name, True, "ok")
 
 
 def _instant(value: Any) -> datetime:

@@ -103,3 +103,29 @@ def test_scan_refuses_a_bad_custom_rule_before_running_any(tmp_path: Path) -> No
     result = CliRunner().invoke(app, ["scan", str(log), "--rules", str(rules), "-q"])
     assert result.exit_code == 2
     assert "may not read files" in result.output
+
+
+def test_cli_lint_lists_every_problem_where_scan_shows_the_first(tmp_path: Path) -> None:
+    write_rule(tmp_path, GOOD.replace("severity: low", "severity: 5"))
+    other = GOOD.replace("id: X100", "id: X200").replace("problem: broad-scopes", "problem: X Y")
+    write_rule(tmp_path, other, name="X200-demo.yaml")
+    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.startswith("m2maudit: error:")]
+    assert len(lines) == 2
+    assert "X100-demo.yaml" in lines[0] and "severity must be one of" in lines[0]
+    assert "X200-demo.yaml" in lines[1] and "problem must be one of" in lines[1]
+    log = tmp_path.parent / "log.jsonl"
+    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
+    scan = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
+    assert scan.exit_code == 2 and "(and 1 more: `m2maudit rules lint DIR`" in scan.output
+
+
+def test_a_wrong_expected_count_says_which_count(tmp_path: Path) -> None:
+    rule = GOOD.replace(
+        "    expect: [{principal: p, token_id: k1}]\n",
+        "    expect: [{principal: p, token_id: k1}]\n    expect_count: 5\n",
+    )
+    result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, rule))])
+    assert result.exit_code == 1
+    assert "FAIL X100 fires: expected one finding of count 5, got counts [1]" in result.output
