@@ -201,10 +201,13 @@ def _settle(
 
 
 def record_file_error(store: Store, report: FileReport) -> None:
-    """A file's own error, in `ingest_errors` as line 0 (the whole file)."""
+    """A file's own error, in `ingest_errors` as line 0 (the whole file); once, however
+    often the same file fails the same way in a `--db` store."""
     store.con.execute(
-        "INSERT INTO ingest_errors VALUES (?, 0, ?, ?)",
-        [report.source, report.format, report.error],
+        "INSERT INTO ingest_errors SELECT $source, 0, $format, $error WHERE NOT EXISTS ("
+        "SELECT 1 FROM ingest_errors WHERE source_file = $source AND source_line = 0 "
+        "AND reason = $error)",
+        {"source": report.source, "format": report.format, "error": report.error},
     )
 
 

@@ -187,7 +187,7 @@ def print_ingest_summary(
         for file in shown:
             table.add_row(*_file_row(file))
         if rest:
-            table.add_row(*_rest_row(rest))
+            table.add_row(*_rest_row(rest, alone=not shown))
         console.print(table)
     # Quiet: the summary line and unreadable files only; the rejects are counted there.
     print_problems(console, report, [] if quiet else errors, hide_count=quiet)
@@ -229,13 +229,14 @@ def _file_row(file: FileReport) -> tuple[str, ...]:
     )
 
 
-def _rest_row(rest: list[FileReport]) -> tuple[str, ...]:
+def _rest_row(rest: list[FileReport], alone: bool = False) -> tuple[str, ...]:
+    """The files not listed, summed in one row; `alone` when no file is listed above it."""
     starts = [f.first_ts for f in rest if f.first_ts]
     ends = [f.last_ts for f in rest if f.last_ts]
     window = f"{iso(min(starts))} .. {iso(max(ends))}" if starts and ends else ""
     formats = sorted({f.format or "-" for f in rest})
     return (
-        f"... {len(rest)} more files",
+        f"all {len(rest)} files" if alone else f"... {len(rest)} more files",
         ", ".join(formats),
         str(sum(f.read for f in rest)),
         str(sum(f.loaded for f in rest)),
@@ -267,7 +268,8 @@ def print_problems(
         if len(failed) > MAX_FILES_SHOWN:
             console.print(
                 f"... and {len(failed) - MAX_FILES_SHOWN} more unreadable files (all of them "
-                "are in the ingest_errors table of a --db store, as line 0)",
+                "are in the inputs of a json report, and in the ingest_errors table of a --db "
+                "store as line 0)",
                 markup=False,
             )
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:

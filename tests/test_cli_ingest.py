@@ -108,6 +108,15 @@ def test_ingest_twice_adds_nothing(cli: RunCli, tmp_path: Path) -> None:
     assert (count(db), count(db, "ingest_errors"), count(db, "ingested_files")) == (2, 1, 1)
 
 
+def test_an_unreadable_file_ingested_twice_is_one_error(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    (tmp_path / "notes.json").write_text('{"colour": "red"}\n', encoding="utf-8")
+    for _ in range(3):
+        result = cli("ingest", "a.jsonl", "notes.json", "--db", "s.duckdb")
+        assert "notes.json: unrecognised format" in result.stderr
+    assert count(tmp_path / "s.duckdb", "ingest_errors") == 1
+
+
 def test_scan_in_memory_still_finds_a_copy_among_its_inputs(cli: RunCli, tmp_path: Path) -> None:
     """A scan without --db hashes only files that could be copies (same size): a copy is
     still reported as such, and a file of another size is loaded without a hash."""

@@ -107,6 +107,9 @@ def test_a_big_directory_shows_its_troubled_files_and_sums_the_rest() -> None:
     assert shown == [files[70], files[90]] and len(rest) == 98  # problems are never summed
     row = _rest_row(rest)
     assert row[0] == "... 98 more files" and row[2] == str(3 * 98)
+    clean = [FileReport(f"f{i}", 10, format="cloudtrail", read=3) for i in range(30)]
+    assert files_to_show(clean) == ([], clean)  # nothing listed above: "all", not "more"
+    assert _rest_row(clean, alone=True)[0] == "all 30 files"
     assert files_to_show(files[:MAX_FILES_SHOWN]) == (files[:MAX_FILES_SHOWN], [])
     for file in files:
         file.rejected = 1
