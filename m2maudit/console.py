@@ -194,7 +194,8 @@ def print_ingest_summary(
     console.print(
         f"{files_count(len(report.files))}: {sum(f.read for f in report.files)} records "
         f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
-        f"skipped, {report.rejected} rejected, {files_count(len(report.failed_files))} unreadable",
+        f"skipped, {report.rejected} rejected, {files_count(len(report.failed_files))} unreadable"
+        + (f", {len(report.skipped_files)} with nothing to audit" if report.skipped_files else ""),
         soft_wrap=True,
     )
 
@@ -218,6 +219,8 @@ def _file_row(file: FileReport) -> tuple[str, ...]:
         window = f"{iso(file.first_ts)} .. {iso(file.last_ts)}"
     if file.already_ingested:
         window = "already ingested"
+    if file.skipped:
+        window = f"skipped: {file.skipped}"
     return (
         escape(file.source),
         file.format or "-",

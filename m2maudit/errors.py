@@ -20,6 +20,11 @@ class InputError(AuditError):
         self.line = line
 
 
+class NothingToAudit(InputError):
+    """A file of a known kind that holds no events (a CloudTrail digest, an empty batch):
+    passed over and said so, not an unreadable file."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (DuckDB's run on with context), or its type."""
     text = str(exc).strip()

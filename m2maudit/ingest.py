@@ -19,7 +19,7 @@ import duckdb
 
 from m2maudit.commit import commit_batch, commit_file, record_file_error
 from m2maudit.config import Config
-from m2maudit.errors import AuditError, InputError
+from m2maudit.errors import AuditError, InputError, NothingToAudit
 from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
@@ -31,6 +31,7 @@ from m2maudit.sources.base import (
     SourceAdapter,
 )
 from m2maudit.sources.discover import expand_inputs, remove_temporary, sniff, unread_reason
+from m2maudit.sources.envelopes import nothing_to_audit
 from m2maudit.sources.fast_jsonl import (
     FAST_STAGING,
     STAGED_TOKENS,
@@ -386,6 +387,8 @@ def ingest_file(
     except OSError as exc:
         report.error = f"could not read: {exc.strerror or exc}"
         record_file_error(store, report)
+    except NothingToAudit as exc:
+        report.skipped = exc.reason
     except InputError as exc:
         report.error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
         record_file_error(store, report)
@@ -455,6 +458,9 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     unread = unread_reason(file, sample)
     if unread:
         raise InputError(file.display, f"{unread}; cannot tell the format")
+    empty = nothing_to_audit(sample)
+    if empty:
+        raise NothingToAudit(file.display, empty)
     raise InputError(file.display, f"unrecognised format ({_layout_words(sample)})")
 
 

@@ -29,6 +29,7 @@ class FileReport:
     last_ts: datetime | None = None
     error: str | None = None
     already_ingested: bool = False
+    skipped: str | None = None  # why a file with nothing to audit was passed over
 
 
 @dataclass
@@ -46,6 +47,10 @@ class IngestReport:
     @property
     def failed_files(self) -> list[FileReport]:
         return [f for f in self.files if f.error]
+
+    @property
+    def skipped_files(self) -> list[FileReport]:
+        return [f for f in self.files if f.skipped]
 
     @property
     def anything_read(self) -> bool:

@@ -31,6 +31,7 @@ def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
             "duplicates": f.duplicates,
             "rejected": f.rejected,
             "error": f.error,
+            "skipped": f.skipped,
         }
         for f in report.files
     ]

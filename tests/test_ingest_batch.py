@@ -314,3 +314,36 @@ def test_json_arrays_of_a_plain_format_are_staged_together(
     alone = Store.open()
     ingest(alone, logs)
     assert everything(together) == everything(alone)
+
+
+def test_digest_files_and_empty_batches_are_passed_over_not_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A synced CloudTrail bucket holds a digest file an hour, and a quiet five minutes
+    writes `{"Records": []}`: neither is an unreadable file, and `--strict` passes."""
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    logs = five_minute_objects(tmp_path / "logs", 2)
+    digest = {
+        "awsAccountId": "111122223333",
+        "digestStartTime": "2026-11-18T00:00:00Z",
+        "digestEndTime": "2026-11-18T01:00:00Z",
+        "digestS3Bucket": "trail-bucket",
+        "logFiles": [{"s3Object": "AWSLogs/x.json.gz", "hashValue": "ab12"}],
+    }
+    (logs / "111122223333_CloudTrail-Digest_us-east-1_trail_20261118T010000Z.json.gz").write_bytes(
+        gzip.compress(json.dumps(digest).encode())
+    )
+    (logs / "zz_quiet.json.gz").write_bytes(gzip.compress(b'{"Records": []}'))
+    report = ingest(Store.open(), logs)
+    skipped = {Path(f.source).name: f.skipped for f in report.files if f.skipped}
+    assert len(skipped) == 2 and not report.failed_files
+    assert "CloudTrail digest" in skipped[next(n for n in skipped if "Digest" in n)]
+    assert skipped["zz_quiet.json.gz"] == "an empty batch of events"
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["scan", "logs", "--strict", "--fail-on", "never"])
+    assert result.exit_code == 0, result.output
+    assert "0 files unreadable, 2 with nothing to audit" in result.output
+    assert "skipped: an empty batch of events" in result.output

@@ -131,6 +131,8 @@ def _header(result: ScanResult, options: ReportOptions) -> RenderableType:
 def _input_text(item: dict[str, Any]) -> str:
     if item.get("error"):
         return f"{input_label(item)} (unreadable: {item['error']})"
+    if item.get("skipped"):
+        return f"{input_label(item)} (skipped: {item['skipped']})"
     details = [str(item[key]) for key in ("kind", "format") if item.get(key)]
     for key, noun in (("loaded", "loaded"), ("rejected", "rejected"), ("duplicates", "dup")):
         if isinstance(item.get(key), int) and (key == "loaded" or item[key]):

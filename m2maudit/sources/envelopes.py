@@ -58,6 +58,23 @@ def _starts_with_batch(sample: Sample, batch_keys: Sequence[str]) -> bool:
     return any(isinstance(first.get(key), list) for key in batch_keys)
 
 
+# The keys every CloudTrail digest file has (log file validation writes one an hour).
+_DIGEST_KEYS = {"awsAccountId", "digestStartTime", "digestEndTime", "logFiles"}
+
+
+def nothing_to_audit(sample: Sample) -> str | None:
+    """Why a file no format reads holds nothing to audit, when it is a kind of file that
+    sits among logs without events: a synced CloudTrail bucket has a digest file an hour,
+    and a quiet five minutes gives `{"Records": []}`."""
+    first = sample.first_record or {}
+    if first.keys() >= _DIGEST_KEYS:
+        return "a CloudTrail digest file (hashes of log files, no events)"
+    batches = [first[key] for key in BATCH_KEYS if isinstance(first.get(key), list)]
+    if batches and not any(batches):
+        return "an empty batch of events"
+    return None
+
+
 def candidate_events(record: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
     """The record itself, then every event found by opening known envelopes (first item of a
     batch, `detail`, `properties.log`, `message`), for cheap detection."""
