@@ -192,12 +192,18 @@ def _settle(
     report.read = accepted + report.rejected
     if report.kind == "events":
         report.first_ts, report.last_ts = window
-    if not report.read:
-        report.error = "no records in the file"
-    elif not accepted:
-        report.error = f"no record could be loaded ({report.rejected} rejected)"
+    report.error = report.error or nothing_loaded(report.read, report.rejected)
     if report.error:
         record_file_error(store, report)
+
+
+def nothing_loaded(read: int, rejected: int) -> str | None:
+    """The error of a file none of whose records could be loaded, if so."""
+    if not read:
+        return "no records in the file"
+    if read == rejected:
+        return f"no record could be loaded ({rejected} rejected)"
+    return None
 
 
 def record_file_error(store: Store, report: FileReport) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from m2maudit.commit import commit_batch, commit_file, record_file_error
+from m2maudit.commit import commit_batch, commit_file, nothing_loaded, record_file_error
 from m2maudit.config import Config
 from m2maudit.errors import AuditError, InputError, NothingToAudit
 from m2maudit.ingest_report import FileReport, IngestReport
@@ -440,6 +440,7 @@ def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
     report.already_ingested = True
     report.read, report.rejected = before
     report.duplicates = report.read - report.rejected
+    report.error = nothing_loaded(report.read, report.rejected)
 
 
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:

@@ -108,6 +108,15 @@ def test_ingest_twice_adds_nothing(cli: RunCli, tmp_path: Path) -> None:
     assert (count(db), count(db, "ingest_errors"), count(db, "ingested_files")) == (2, 1, 1)
 
 
+def test_a_file_of_rejects_reads_the_same_when_ingested_again(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    write_jsonl(tmp_path / "bad.jsonl", [{"timestamp": "never", "principal": "agent-a"}] * 2)
+    runs = [cli("ingest", "a.jsonl", "bad.jsonl", "--db", "s.duckdb") for _ in range(2)]
+    for result in runs:
+        assert "bad.jsonl: no record could be loaded (2 rejected)" in result.stderr
+        assert "1 file unreadable" in summary(result.stderr)
+
+
 def test_an_unreadable_file_ingested_twice_is_one_error(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", [ev(10)])
     (tmp_path / "notes.json").write_text('{"colour": "red"}\n', encoding="utf-8")
