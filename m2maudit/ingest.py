@@ -475,7 +475,18 @@ def _layout_words(sample: Sample) -> str:
     if sample.layout == "csv" and len(names) < len(keys):
         return "CSV whose first row is not a header of field names; see `m2maudit formats`"
     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-    return f"{sample.layout.replace('_', ' ')} with {shown or 'no fields'}; see `m2maudit formats`"
+    layout = _LAYOUT_WORDS.get(sample.layout, sample.layout)
+    return f"{layout} with {shown or 'no fields'}; see `m2maudit formats`"
+
+
+# A one-line JSON document sniffs as JSON lines: both are "JSON objects" to a reader.
+_LAYOUT_WORDS = {
+    "jsonl": "JSON objects",
+    "json_object": "JSON objects",
+    "json_array": "a JSON array of objects",
+    "csv": "CSV",
+    "yaml": "YAML",
+}
 
 
 def _looks_like_name(key: str) -> bool:

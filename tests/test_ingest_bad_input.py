@@ -355,7 +355,7 @@ def test_header_only_csv(store: Store, tmp_path: Path) -> None:
 def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "other.jsonl", [{"when": TS, "who": "x"}])
     error = _file_error(store, path)
-    assert error.startswith("unrecognised format (jsonl with when, who;")
+    assert error.startswith("unrecognised format (JSON objects with when, who;")
 
 
 def test_plain_text_is_unrecognised(store: Store, tmp_path: Path) -> None:
