@@ -19,7 +19,7 @@ from m2maudit import ingest as ingest_module
 from m2maudit.config import Config
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
-from m2maudit.sources import staging
+from m2maudit.sources import envelopes, staging
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.cloudtrail import CloudTrailAdapter
 from m2maudit.store import Store
@@ -51,7 +51,7 @@ def ingest(store: Store, *paths: Path) -> IngestReport:
 
 def everything(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
-        "events": "SELECT * FROM events ORDER BY source_file, source_line",
+        "events": "SELECT * FROM events ORDER BY source_file, source_line, record_key",
         "errors": "SELECT * FROM ingest_errors ORDER BY ALL",
         "files": "SELECT * EXCLUDE (ingested_at) FROM ingested_files ORDER BY source_file",
         "issued": "SELECT * FROM issued_credentials ORDER BY ALL",
@@ -347,3 +347,75 @@ def test_digest_files_and_empty_batches_are_passed_over_not_unreadable(
     assert result.exit_code == 0, result.output
     assert "0 files unreadable, 2 with nothing to audit" in result.output
     assert "skipped: an empty batch of events" in result.output
+
+
+# --- many small JSON-lines files staged with one read ------------------------------------
+
+
+@pytest.fixture
+def line_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """(files, staged together?) for each one-read staging of JSON lines tried."""
+    seen: list[tuple[int, bool]] = []
+    real = staging.stage_json_lines_together
+
+    def spy(ctx: LoadContext, members: Any, unwrap: Any = None) -> bool:
+        seen.append((len(members), real(ctx, members, unwrap)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(envelopes, "stage_json_lines_together", spy)
+    monkeypatch.setattr(staging, "stage_json_lines_together", spy)
+    return seen
+
+
+def _audit_files(directory: Path, count: int) -> Path:
+    """Kubernetes audit logs as JSON lines, with what numbers lines differently: a blank line
+    inside, CRLF endings, a broken line, an EventList on one line (unwrapped)."""
+    from tests.cloud_fixtures import real_log
+
+    source = real_log("k8s_audit/panther_eks_audit_rule_tests.jsonl").read_text(encoding="utf-8")
+    events = [json.loads(line) for line in source.splitlines() if line.strip()]
+    events = [e for e in events if str(e.get("apiVersion", "")).startswith("audit.k8s.io")]
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        lines = [
+            json.dumps({**events[(n + k) % len(events)], "auditID": f"{n}-{k}"}) for k in range(4)
+        ]
+        if n % 3 == 1:
+            lines.insert(2, "")
+            lines.append('{"kind": "Event", "broken')
+        if n % 3 == 2:
+            batch = {"kind": "EventList", "items": [json.loads(lines[0]), json.loads(lines[1])]}
+            lines.append(json.dumps(batch).replace('"0-', '"x0-').replace('"1-', '"x1-'))
+        newline = "\r\n" if n % 2 else "\n"
+        (directory / f"audit-{n:03d}.log").write_text(newline.join(lines) + newline)
+    return directory
+
+
+def test_json_lines_read_together_store_what_one_at_a_time_stores(
+    tmp_path: Path, line_reads: list[tuple[int, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _audit_files(tmp_path / "logs", 9)
+    together = Store.open()
+    report = ingest(together, logs)
+    assert line_reads == [(9, True)] and {f.format for f in report.files} == {"k8s-audit"}
+    assert sum(f.rejected for f in report.files) >= 3  # the broken lines
+    one_at_a_time(monkeypatch)
+    alone = Store.open()
+    assert [f.__dict__ for f in ingest(alone, logs).files] == [f.__dict__ for f in report.files]
+    assert everything(together) == everything(alone)
+
+
+def test_json_lines_with_a_line_the_reader_leaves_out_are_staged_one_by_one(
+    tmp_path: Path, line_reads: list[tuple[int, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = _audit_files(tmp_path / "logs", 4)
+    odd = logs / "audit-002.log"
+    odd.write_bytes(odd.read_bytes() + b'{"kind": "Event", "user": "\xff\xfe"}\n')  # not UTF-8
+    together = Store.open()
+    report = ingest(together, logs)
+    assert line_reads == [(4, False)]
+    assert any("not UTF-8" in reason for _, _, _, reason in everything(together)["errors"])
+    one_at_a_time(monkeypatch)
+    alone = Store.open()
+    assert [f.__dict__ for f in ingest(alone, logs).files] == [f.__dict__ for f in report.files]
+    assert everything(together) == everything(alone)

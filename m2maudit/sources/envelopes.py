@@ -15,7 +15,12 @@ from typing import Any
 
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import InputFile, LoadContext, Sample
-from m2maudit.sources.staging import stage, stage_documents_together, stage_json_document
+from m2maudit.sources.staging import (
+    stage,
+    stage_documents_together,
+    stage_json_document,
+    stage_json_lines_together,
+)
 
 # Keys whose array holds a batch of records, in the order staging tries them.
 BATCH_KEYS = ("Records", "records", "logEvents", "events", "items")
@@ -46,11 +51,14 @@ def stage_events(ctx: LoadContext, batch_keys: Sequence[str]) -> None:
 def stage_events_together(
     ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]], batch_keys: Sequence[str]
 ) -> bool:
-    """`stage_events` for many small files in one read, when each starts with a batch (the
-    usual S3 `Records` object); False, staging nothing, when one does not."""
-    if not all(_starts_with_batch(sample, batch_keys) for _, sample in members):
-        return False
-    return stage_documents_together(ctx, members, unwrap=batch_keys)
+    """`stage_events` for many small files in one read: all starting with a batch (the usual
+    S3 `Records` object), or all JSON lines; False, staging nothing, for a mix."""
+    if all(_starts_with_batch(sample, batch_keys) for _, sample in members):
+        return stage_documents_together(ctx, members, unwrap=batch_keys)
+    if all(sample.layout == "jsonl" and not _starts_with_batch(sample, batch_keys)
+           for _, sample in members):  # fmt: skip
+        return stage_json_lines_together(ctx, members, unwrap=batch_keys)
+    return False
 
 
 def _starts_with_batch(sample: Sample, batch_keys: Sequence[str]) -> bool:

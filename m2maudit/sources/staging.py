@@ -159,14 +159,17 @@ def reader_limit(con: duckdb.DuckDBPyConnection) -> int:
     return int(max(_MIN_READER_LIMIT, min(_READER_LINE_LIMIT, memory // 4)))
 
 
-def _line_reader(ctx: LoadContext) -> str:
+def _line_reader(ctx: LoadContext, files: Sequence[InputFile] | None = None) -> str:
     """DuckDB's CSV reader as a line splitter: one VARCHAR column, no quoting, every line kept.
 
     `\\r\\n` as the newline also splits plain `\\n` lines, so LF, CRLF and mixed files number
     alike. Lines the reader cannot take (not UTF-8, over-long) are left out and recorded in
-    `reject_errors`, instead of failing the whole file.
+    `reject_errors`, instead of failing the whole file. `files` (of `ctx.file`'s compression)
+    are read at once, each row with its `filename`.
     """
     path = sql_path(ctx.file)
+    if files is not None:
+        path = "[" + ", ".join(sql_path(f) for f in files) + "], filename = true"
     limit = reader_limit(ctx.con)
     return (
         f"read_csv({path}, columns = {{'line': 'VARCHAR'}}, delim = '\x01', quote = '', "
@@ -333,30 +336,31 @@ def _split_lines(
         _run(ctx, f"DROP TABLE {extra_rejects}")
 
 
-def _unwrap_records(ctx: LoadContext, keys: Sequence[str]) -> None:
+def _unwrap_records(ctx: LoadContext, keys: Sequence[str], by_file: bool = False) -> None:
     """Replace each record whose envelope key holds an array by that array's elements.
 
     A record without the key stays a record (the adapter's checks judge it), so a file mixing
     wrapped and plain records loses nothing; an element that is not an object is rejected.
     """
+    where = "source_file, source_line" if by_file else "source_line"
     _run(
         ctx,
         f"""
         CREATE OR REPLACE TEMP TABLE _unwrapped AS
-        SELECT source_line, item::VARCHAR AS rec, json_type(item) = 'OBJECT' AS is_object
-        FROM (SELECT source_line, unnest({_items_sql("rec", keys)}) AS item FROM _records)
+        SELECT {where}, item::VARCHAR AS rec, json_type(item) = 'OBJECT' AS is_object
+        FROM (SELECT {where}, unnest({_items_sql("rec", keys)}) AS item FROM _records)
         """,
     )
     _run(
         ctx,
-        "INSERT INTO _staging_rejects SELECT source_line, "
+        f"INSERT INTO _staging_rejects SELECT {where}, "
         "'not a JSON object' FROM _unwrapped WHERE NOT is_object",
     )
     drop_relation(ctx.con, "_records")
     _run(
         ctx,
         "CREATE OR REPLACE TEMP TABLE _records AS "
-        "SELECT source_line, rec FROM _unwrapped WHERE is_object",
+        f"SELECT {where}, rec FROM _unwrapped WHERE is_object",
     )
     _run(ctx, "DROP TABLE _unwrapped")
 
@@ -397,10 +401,7 @@ def _stage_documents(
         f"compression = '{_compression(ctx.file)}') WITH ORDINALITY"
     )
     if by_file:
-        names = ", ".join(f"({sql_str(reader_path(f))}, {sql_str(f.display)})" for f in files)
-        reader = (
-            f"{reader} r LEFT JOIN (VALUES {names}) f(path, source_file) ON f.path = r.filename"
-        )
+        reader = _named_by_file(reader, files)
     file_column = "source_file, " if by_file else ""
     per_file = "PARTITION BY source_file " if by_file else ""
     # The reader keeps the order of the files and of the documents within each.
@@ -436,14 +437,59 @@ def _stage_documents(
             "CREATE OR REPLACE TEMP TABLE _lines AS "
             f"SELECT {file_column}doc_number AS source_line, doc AS line FROM _documents",
         )
-    if by_file and ctx.con.execute(
-        "SELECT count(*) FROM _documents WHERE source_file IS NULL"
-    ).fetchone() != (0,):
-        # A file came back under another name than it was read by (a filesystem that ignores
-        # case, say): rather than lose its records, the batch is loaded again in smaller parts.
-        raise InputError(ctx.file.display, "the reader named a file differently; read alone")
+    if by_file:
+        _check_every_row_named(ctx, "_documents")
     _run(ctx, "DROP TABLE _documents")
     _split_lines(ctx, by_file=by_file)
+
+
+def _named_by_file(reader: str, files: Sequence[InputFile]) -> str:
+    """A multi-file read whose rows also say their file's display name, as `source_file`."""
+    names = ", ".join(f"({sql_str(reader_path(f))}, {sql_str(f.display)})" for f in files)
+    return f"{reader} r LEFT JOIN (VALUES {names}) f(path, source_file) ON f.path = r.filename"
+
+
+def _check_every_row_named(ctx: LoadContext, table: str) -> None:
+    """A file that came back under another name than it was read by (a filesystem that
+    ignores case, say) would lose its records: the batch is loaded again in smaller parts."""
+    row = ctx.con.execute(f"SELECT count(*) FROM {table} WHERE source_file IS NULL").fetchone()
+    if row != (0,):
+        raise InputError(ctx.file.display, "the reader named a file differently; read alone")
+
+
+def stage_json_lines_together(
+    ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]], unwrap: Unwrap = None
+) -> bool:
+    """`stage_json_lines` for many small JSON-lines files of one compression in one read.
+
+    Each file's n-th row is its n-th line unless the reader left a line out (not UTF-8,
+    over the limit): then nothing is staged and False says to stage the files one by one,
+    where each file's line numbers are mended around the lines left out.
+    """
+    files = [file for file, _ in members]
+    if len({file.compressed for file in files}) != 1:
+        return False
+    _drop_reader_rejects(ctx)
+    _run(
+        ctx,
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lines AS
+        SELECT source_file,
+               row_number() OVER (PARTITION BY source_file ORDER BY ordinality) AS source_line,
+               line
+        FROM {_named_by_file(f"{_line_reader(ctx, files)} WITH ORDINALITY", files)}
+        """,
+    )
+    left_out = ctx.con.execute("SELECT count(*) FROM reject_errors").fetchone()
+    _drop_reader_rejects(ctx)
+    if left_out != (0,):
+        drop_relation(ctx.con, "_lines")
+        return False
+    _check_every_row_named(ctx, "_lines")
+    _split_lines(ctx, by_file=True)
+    if unwrap_keys(unwrap):
+        _unwrap_records(ctx, unwrap_keys(unwrap), by_file=True)
+    return True
 
 
 def _document_format(sample: Sample) -> str:
@@ -743,9 +789,11 @@ class StagedLoad(ABC):
         stage(ctx)
 
     def stage_files(self, ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]]) -> bool:
-        """JSON arrays and documents, as `stage` reads them, are staged together."""
-        documents = all(s.layout in ("json_array", "json_object") for _, s in members)
-        return documents and stage_documents_together(ctx, members)
+        """JSON lines, arrays and documents, as `stage` reads them, are staged together."""
+        layouts = {sample.layout for _, sample in members}
+        if layouts <= {"json_array", "json_object"}:
+            return stage_documents_together(ctx, members)
+        return layouts == {"jsonl"} and stage_json_lines_together(ctx, members)
 
     @abstractmethod
     def map_staged(self, ctx: LoadContext) -> None:
