@@ -574,3 +574,50 @@ def test_over_long_first_line_in_a_gzip_file(store: Store, tmp_path: Path) -> No
     assert time.perf_counter() - started < 5
     assert loaded_lines(store) == [2, 3]
     assert [line for line, _ in rejected(store)] == [1]
+
+
+def test_a_line_duckdb_drops_at_its_limit_is_caught_and_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB 2.0's line reader drops the line after a newline that sits at a multiple of its
+    line limit. Here the limit is 1 MiB and byte 1 MiB is a newline: the count of the
+    file's lines shows one short, and a second read with a smaller limit gets them all."""
+    from m2maudit.config import Config
+    from m2maudit.ingest import ingest_paths
+    from m2maudit.sources import staging
+    from m2maudit.store import Store
+
+    limit = 1 << 20
+    monkeypatch.setattr(staging, "reader_limit", lambda con: limit)
+    reads: list[int] = []
+    real = staging._read_lines_once
+
+    def spy(ctx: Any, line_limit: int) -> int:
+        reads.append(line_limit)
+        return real(ctx, line_limit)
+
+    monkeypatch.setattr(staging, "_read_lines_once", spy)
+
+    def record(n: int, pad: int = 0) -> str:
+        return json.dumps({"timestamp": "2026-11-20T10:00:00Z", "principal": f"agent-{n}",
+                           "action": "x" * pad})  # fmt: skip
+
+    lines, size = ["", record(0)], 2 + len(record(0))  # a blank line: the careful read
+    while size < limit - 200:
+        lines.append(record(len(lines)))
+        size += len(lines[-1]) + 1
+    last = record(len(lines))
+    lines.append(record(len(lines), pad=limit - size - len(last)))  # its newline: byte limit
+    size += len(lines[-1]) + 1
+    assert size == limit + 1
+    while size < 3 * limit:
+        lines.append(record(len(lines)))
+        size += len(lines[-1]) + 1
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = Store.open()
+    report = ingest_paths(store, [str(path)], [], Config()).files[0]
+    assert report.error is None and report.loaded == len(lines) - 1
+    assert len(reads) == 2 and reads[1] < reads[0]  # read again, with a smaller limit
+    numbered = store.con.execute("SELECT max(source_line), count(*) FROM events").fetchone()
+    assert numbered == (len(lines), len(lines) - 1)
