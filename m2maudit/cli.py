@@ -194,9 +194,12 @@ def _nothing_read(report: IngestReport, names: list[str]) -> str:
         only = report.files[0]
         return f"{only.source}: {only.error}"
     failed = len(report.failed_files)
+    skipped = len(report.skipped_files)
+    nothing = f", {skipped} with nothing to audit" if skipped else ""
     return (
         f"nothing could be read from {', '.join(names)}: "
-        f"{failed} of {len(report.files)} files unreadable, {report.rejected} records rejected"
+        f"{failed} of {len(report.files)} files unreadable{nothing}, "
+        f"{report.rejected} records rejected"
     )
 
 

@@ -349,6 +349,35 @@ def test_digest_files_and_empty_batches_are_passed_over_not_unreadable(
     assert "skipped: an empty batch of events" in result.output
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"Records": []}\n{"Records": [EVENT]}\n',  # JSON lines, the first batch empty
+        '{"Records": []} {"Records": [EVENT]}',  # concatenated documents
+        '[{"Records": []}, {"Records": [EVENT]}]',  # an array of batches
+    ],
+)
+def test_an_empty_first_batch_does_not_hide_the_events_after_it(tmp_path: Path, text: str) -> None:
+    event = json.dumps(json.loads(gzip.decompress(SAMPLE.read_bytes()))["Records"][0])
+    path = tmp_path / "trail.json"
+    path.write_text(text.replace("EVENT", event), encoding="utf-8")
+    report = ingest(Store.open(), path).files[0]
+    assert report.skipped is None  # not passed over: the old outcome, whatever it is
+    assert report.loaded or report.error
+
+
+def test_nothing_to_audit_is_said_when_nothing_could_be_read(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    (tmp_path / "quiet.json").write_text('{"Records": []}', encoding="utf-8")
+    (tmp_path / "notes.json").write_text('{"colour": "red"}', encoding="utf-8")
+    result = CliRunner().invoke(app, ["scan", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "1 of 2 files unreadable, 1 with nothing to audit, 0 records rejected" in result.output
+
+
 # --- many small JSON-lines files staged with one read ------------------------------------
 
 

@@ -47,6 +47,7 @@ class Sample:
     # Why there is no first record, when the file could still be a format's: its first JSON
     # value is too big to parse from the head, or is cut off. Said if no format claims it.
     unread_first: str | None = None
+    whole: bool = False  # `text` is the whole file (it was shorter than the sample size)
 
     def keys(self) -> set[str]:
         """Top-level field names of the first record or the CSV header."""

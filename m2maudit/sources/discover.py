@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,10 @@ def sniff(file: InputFile) -> Sample:
     extension = "".join(file.path.suffixes[-2:]).lower().removesuffix(".gz")
     stripped = text.lstrip(_WHITESPACE)
     try:
-        return _sniff_text(file, text, stripped, extension)
+        sample = _sniff_text(file, text, stripped, extension)
     except RecursionError:  # a JSON value nested thousands deep
         raise InputError(file.display, "JSON nested too deeply to read") from None
+    return replace(sample, whole=len(head) < SAMPLE_BYTES)
 
 
 def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sample:

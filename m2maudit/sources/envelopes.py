@@ -75,12 +75,24 @@ def nothing_to_audit(sample: Sample) -> str | None:
     sits among logs without events: a synced CloudTrail bucket has a digest file an hour,
     and a quiet five minutes gives `{"Records": []}`."""
     first = sample.first_record or {}
+    if not first or not _is_the_whole_file(sample):
+        return None  # later records may hold events
     if first.keys() >= _DIGEST_KEYS:
         return "a CloudTrail digest file (hashes of log files, no events)"
     batches = [first[key] for key in BATCH_KEYS if isinstance(first.get(key), list)]
     if batches and not any(batches):
         return "an empty batch of events"
     return None
+
+
+def _is_the_whole_file(sample: Sample) -> bool:
+    """The first record is all the file holds: one JSON value and nothing after it."""
+    if not sample.whole:
+        return False
+    try:
+        return bool(json.loads(sample.text) == sample.first_record)
+    except ValueError:
+        return False
 
 
 def candidate_events(record: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
