@@ -621,3 +621,28 @@ def test_a_line_duckdb_drops_at_its_limit_is_caught_and_read_again(
     assert len(reads) == 2 and reads[1] < reads[0]  # read again, with a smaller limit
     numbered = store.con.execute("SELECT max(source_line), count(*) FROM events").fetchone()
     assert numbered == (len(lines), len(lines) - 1)
+
+
+def test_a_document_over_the_readers_limit_says_how_to_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from m2maudit.config import Config
+    from m2maudit.ingest import ingest_paths
+    from m2maudit.sources import staging
+    from m2maudit.store import Store
+
+    monkeypatch.setattr(staging, "reader_limit", lambda con: 1 << 20)
+    event = {
+        "eventTime": "2026-11-20T10:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "userIdentity": {"type": "IAMUser"},
+        "pad": "x" * 4096,
+    }
+    # Gzipped, as DuckDB enforces its limit there, and over 16 MiB, its smallest limit.
+    path = tmp_path / "big.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"Records": [event] * 5000}).encode()))
+    report = ingest_paths(Store.open(), [str(path)], [], Config()).files[0]
+    assert report.error is not None
+    assert "a JSON document over the reader's limit of" in report.error
+    assert "--memory-limit" in report.error

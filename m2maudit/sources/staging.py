@@ -139,6 +139,12 @@ def describe_read_error(exc: BaseException) -> str:
         return "not UTF-8 text"
     if "out of memory" in lowered:
         return "DuckDB ran out of memory reading it (raise --memory-limit)"
+    size = re.search(r'"maximum_object_size" of (\d+) bytes exceeded', text)
+    if size:
+        return (
+            f"a JSON document over the reader's limit of {size.group(1)} bytes "
+            "(a larger --memory-limit raises it, up to 256 MiB)"
+        )
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     first = first.split("Error: ", 1)[-1]
     return first[:300]
