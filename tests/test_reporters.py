@@ -665,3 +665,14 @@ def test_finding_rows_with_a_label_on_two_lines_put_each_value_under_it() -> Non
     rows.add("two\nlines", Text("the value"))
     rows.add("seen", Text("3 times"))
     assert _plain(rows, 40) == ["  two", "  lines", "    the value", "  seen", "    3 times"]
+
+
+def test_markdown_marks_inputs_that_were_not_read() -> None:
+    result = empty_result()
+    result.inputs = [
+        {"source": "a.jsonl", "kind": "events", "loaded": 3, "error": None, "skipped": None},
+        {"source": "b.json.gz", "error": "truncated or corrupt gzip data", "skipped": None},
+        {"source": "digest.json.gz", "error": None, "skipped": "a CloudTrail digest file"},
+    ]
+    text = render("markdown", result)
+    assert "`a.jsonl`, `b.json.gz` (unreadable), `digest.json.gz` (skipped)" in text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
@@ -143,7 +144,7 @@ class MarkdownReporter(Reporter):
             "",
             f"As of {code(iso(result.as_of))}; window {code(iso(start))} to {code(iso(end))}; "
             f"{len(result.inputs)} input(s): "
-            + (", ".join(code(input_label(item)) for item in result.inputs[:10]) or "-")
+            + (", ".join(_input(item) for item in result.inputs[:10]) or "-")
             + (" …" if len(result.inputs) > 10 else ""),
             "",
         ]
@@ -178,3 +179,9 @@ class MarkdownReporter(Reporter):
                 lines += ["", f"… and {len(quiet) - MAX_ROWS} more."]
             lines += ["", "</details>", ""]
         return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _input(item: dict[str, Any]) -> str:
+    """An input as a PR comment names it: its path, and whether it was read at all."""
+    state = " (unreadable)" if item.get("error") else " (skipped)" if item.get("skipped") else ""
+    return code(input_label(item)) + state
