@@ -211,8 +211,11 @@ def _ingest_batch(
         raise _BatchSplit
     before = _ingested_before(store, every_identity)
     identities: dict[str, str] = {}  # display -> content hash, of the files to load
-    for report, identity in zip(reports, every_identity, strict=True):
+    for report, identity, sample in zip(reports, every_identity, samples, strict=True):
         report.format, report.kind = adapter.name, adapter.kind
+        report.skipped = nothing_to_audit(sample)
+        if report.skipped:
+            continue
         if identity in before:
             _report_as_before(report, before[identity])
         else:
@@ -364,6 +367,9 @@ def ingest_file(
             sample = sniff(file)
             adapter = choose_adapter(file, sample, config)
         report.format, report.kind = adapter.name, adapter.kind
+        report.skipped = nothing_to_audit(sample)  # an empty batch a format also claims
+        if report.skipped:
+            return report
         # Only the fast JSON-lines read uses the line index; other files are just hashed.
         wants_index = sample.layout == "jsonl" and getattr(adapter, "reads_line_index", False)
         digest = FileDigest(

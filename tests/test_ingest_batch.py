@@ -448,3 +448,18 @@ def test_json_lines_with_a_line_the_reader_leaves_out_are_staged_one_by_one(
     alone = Store.open()
     assert [f.__dict__ for f in ingest(alone, logs).files] == [f.__dict__ for f in report.files]
     assert everything(together) == everything(alone)
+
+
+def test_an_empty_kubernetes_event_list_is_passed_over_like_an_empty_trail(
+    tmp_path: Path,
+) -> None:
+    # The Kubernetes format claims an EventList even without items; it is still nothing to
+    # audit, alone or among other files of a batch.
+    empty = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": []}
+    for name in ("a.json", "b.json", "c.json"):
+        (tmp_path / name).write_text(json.dumps(empty), encoding="utf-8")
+    report = ingest(Store.open(), tmp_path / "a.json")
+    assert report.files[0].skipped == "an empty batch of events"
+    report = ingest(Store.open(), tmp_path)
+    assert [f.skipped for f in report.files] == ["an empty batch of events"] * 3
+    assert not report.failed_files
