@@ -75,14 +75,15 @@ def nothing_to_audit(sample: Sample) -> str | None:
     sits among logs without events: a synced CloudTrail bucket has a digest file an hour,
     and a quiet five minutes gives `{"Records": []}`."""
     first = sample.first_record or {}
-    if not first or not _is_the_whole_file(sample):
-        return None  # later records may hold events
-    if first.keys() >= _DIGEST_KEYS:
-        return "a CloudTrail digest file (hashes of log files, no events)"
     batches = [first[key] for key in BATCH_KEYS if isinstance(first.get(key), list)]
-    if batches and not any(batches):
-        return "an empty batch of events"
-    return None
+    if first.keys() >= _DIGEST_KEYS:
+        reason = "a CloudTrail digest file (hashes of log files, no events)"
+    elif batches and not any(batches):
+        reason = "an empty batch of events"
+    else:
+        return None
+    # Parsed again only for such a file: later records may still hold events.
+    return reason if _is_the_whole_file(sample) else None
 
 
 def _is_the_whole_file(sample: Sample) -> bool:
