@@ -239,19 +239,19 @@ def read_lines(ctx: LoadContext) -> None:
     which moves those boundaries, and refused if that does not help.
     """
     limit = reader_limit(ctx.con)
-    at_risk = text_size(ctx.file) > limit
-    for attempt in range(_LINE_READ_ATTEMPTS if at_risk else 1):
+    rows = _read_lines_once(ctx, limit)
+    # Counted once, and only for a file that can reach a boundary.
+    expected = _line_count(ctx.file) if text_size(ctx.file) > limit else None
+    attempt = 1
+    while expected is not None and rows != expected:
+        if attempt == _LINE_READ_ATTEMPTS:
+            raise InputError(
+                ctx.file.display,
+                f"DuckDB's line reader read {rows} of its {expected} lines (a known DuckDB "
+                f"issue at {limit}-byte boundaries); a larger --memory-limit may read it",
+            )
         rows = _read_lines_once(ctx, limit - attempt * _LIMIT_STEP)
-        if not at_risk:
-            return
-        expected = _line_count(ctx.file)
-        if expected is None or rows == expected:
-            return
-    raise InputError(
-        ctx.file.display,
-        f"DuckDB's line reader read {rows} of its {expected} lines (a known DuckDB issue at "
-        f"{limit}-byte boundaries); a larger --memory-limit may read it",
-    )
+        attempt += 1
 
 
 _LINE_READ_ATTEMPTS = 3
@@ -359,7 +359,7 @@ def _split_lines(
     the largest single cost of ingest. The cheap checks (size, blank, not an object) stay.
     `by_file`: `_lines` holds many files, told apart by `source_file`, which both results keep.
     """
-    where = "source_file, source_line" if by_file else "source_line"
+    where = _position(by_file)
     valid = "NOT json_valid(line)" if validate else "false"
     reason = f"""CASE
         WHEN strlen(line) > {MAX_RECORD_BYTES} THEN 'record is ' || strlen(line)
@@ -399,13 +399,18 @@ def _split_lines(
         _run(ctx, f"DROP TABLE {extra_rejects}")
 
 
+def _position(by_file: bool) -> str:
+    """The columns that place a staged row: its line, and its file when many are staged."""
+    return "source_file, source_line" if by_file else "source_line"
+
+
 def _unwrap_records(ctx: LoadContext, keys: Sequence[str], by_file: bool = False) -> None:
     """Replace each record whose envelope key holds an array by that array's elements.
 
     A record without the key stays a record (the adapter's checks judge it), so a file mixing
     wrapped and plain records loses nothing; an element that is not an object is rejected.
     """
-    where = "source_file, source_line" if by_file else "source_line"
+    where = _position(by_file)
     _run(
         ctx,
         f"""
@@ -532,7 +537,8 @@ def stage_json_lines_together(
     files = [file for file, _ in members]
     if len({file.compressed for file in files}) != 1:
         return False
-    if any(text_size(file) > reader_limit(ctx.con) for file in files):
+    limit = reader_limit(ctx.con)
+    if any(text_size(file) > limit for file in files):
         return False  # such a file needs `read_lines`' check of its line count
     _drop_reader_rejects(ctx)
     _run(
@@ -542,7 +548,7 @@ def stage_json_lines_together(
         SELECT source_file,
                row_number() OVER (PARTITION BY source_file ORDER BY ordinality) AS source_line,
                line
-        FROM {_named_by_file(f"{_line_reader(ctx, files)} WITH ORDINALITY", files)}
+        FROM {_named_by_file(f"{_line_reader(ctx, files, limit)} WITH ORDINALITY", files)}
         """,
     )
     left_out = ctx.con.execute("SELECT count(*) FROM reject_errors").fetchone()
