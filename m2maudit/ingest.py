@@ -39,7 +39,7 @@ from m2maudit.sources.fast_jsonl import (
     drop_line_macro,
 )
 from m2maudit.sources.lineindex import FileDigest
-from m2maudit.sources.staging import drop_relation
+from m2maudit.sources.staging import drop_relation, sql_str
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
 
@@ -303,14 +303,7 @@ def _stage_chunk(
                 store, adapter, config, chunk[middle:]
             )
         if together:
-            con.execute(
-                "INSERT INTO _batch_records SELECT source_file, source_line, rec FROM _records"
-            )
-            con.execute(
-                "INSERT INTO _batch_rejects SELECT source_file, source_line, reason "
-                "FROM _staging_rejects"
-            )
-            _drop_staging(store)
+            _add_to_batch(store, "source_file")
             return set()
     failed: set[str] = set()
     for file, sample in chunk:
@@ -318,17 +311,23 @@ def _stage_chunk(
             adapter.stage_file(LoadContext(con, file, sample, config, adapter.name))
         except (InputError, duckdb.Error):
             failed.add(file.display)
+            _drop_staging(store)
         else:
-            con.execute(
-                "INSERT INTO _batch_records SELECT ?, source_line, rec FROM _records",
-                [file.display],
-            )
-            con.execute(
-                "INSERT INTO _batch_rejects SELECT ?, source_line, reason FROM _staging_rejects",
-                [file.display],
-            )
-        _drop_staging(store)
+            _add_to_batch(store, sql_str(file.display))
     return failed
+
+
+def _add_to_batch(store: Store, source_file: str) -> None:
+    """Move what was staged into `_batch_records` and `_batch_rejects`; `source_file` is
+    the SQL of each row's file (its column when many files were staged at once)."""
+    store.con.execute(
+        f"INSERT INTO _batch_records SELECT {source_file}, source_line, rec FROM _records"
+    )
+    store.con.execute(
+        f"INSERT INTO _batch_rejects SELECT {source_file}, source_line, reason "
+        "FROM _staging_rejects"
+    )
+    _drop_staging(store)
 
 
 def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:
