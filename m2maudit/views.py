@@ -95,17 +95,17 @@ _IDENTITY = """
 # of `ev_groups`. Per-call values (time, trace id, action, task) are left out; `traced`
 # keeps whether a trace or session id was there. So are the scopes used, which only `usage`
 # reads: as a key they would triple the groups and double the cost of building them.
-_GROUPED_BY = """
+_TRACED = "coalesce(trace_id, session_id) IS NOT NULL AS traced"
+_GROUPED_BY = f"""
     principal, principal_type, credential_id, credential_type, token_fp, on_behalf_of,
     act_chain, scopes_granted, outcome, credential_issued_at, credential_expires_at,
-    leaked_secret, leaked_secret_fp, coalesce(trace_id, session_id) IS NOT NULL AS traced
+    leaked_secret, leaked_secret_fp, {_TRACED}
 """
 
 VIEW_SQL = [
     f"""
     CREATE OR REPLACE TEMP VIEW ev AS
-    SELECT e.*, {_IDENTITY},
-        coalesce(e.trace_id, e.session_id) IS NOT NULL AS traced
+    SELECT e.*, {_IDENTITY}, {_TRACED}
     FROM events e LEFT JOIN tokens t USING (token_fp)
     """,
     # Most rules count calls per principal and credential: they read these groups, tens of
