@@ -69,18 +69,26 @@ def macro_sql(config: Config) -> list[str]:
     ]
 
 
+# Keys minted for one session and gone within hours (an AWS STS key, a GitHub App
+# installation token): a role that runs all day holds dozens. Findings about what the
+# principal does with them are one finding per principal, not one per key.
+SESSION_CREDENTIAL_TYPES = ("aws_session", "github_app_token")
+
 # Who and what is behind an event, from the event (`e`) and its decoded token (`t`). `ev`
 # derives it per event; `ev_groups` per group of events, after grouping.
-_IDENTITY = """
+_IDENTITY = f"""
     coalesce(e.principal, t.current_actor, t.client_id, t.sub) AS actor,
     coalesce(nullif(e.principal_type, 'unknown'),
              m2m_kind(coalesce(e.principal, t.current_actor, t.client_id, t.sub)))
         AS actor_kind,
     m2m_credential(e.credential_id, e.token_fp, t.jti) AS credential,
-    -- What findings group by: per-request JWTs of one OAuth client are one credential.
-    coalesce(nullif(e.credential_id, e.token_fp), 'client:' || coalesce(t.client_id, t.azp),
-             t.jti, e.token_fp)
-        AS credential_group,
+    -- What findings group by: per-request JWTs of one OAuth client are one credential, and
+    -- so are the short-lived keys a principal is issued session after session.
+    CASE WHEN e.credential_type IN {SESSION_CREDENTIAL_TYPES} AND e.principal IS NOT NULL
+         THEN e.credential_type || ':' || e.principal
+         ELSE coalesce(nullif(e.credential_id, e.token_fp),
+                       'client:' || coalesce(t.client_id, t.azp), t.jti, e.token_fp)
+    END AS credential_group,
     coalesce(e.on_behalf_of,
              CASE WHEN t.subject_kind = 'human' THEN t.sub END,
              CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END)

@@ -13,6 +13,7 @@ from m2maudit.canonical import EVENT_COLUMNS
 from m2maudit.cli import app
 from m2maudit.config import Config
 from m2maudit.ingest import ingest_paths
+from m2maudit.scan import run_scan
 from m2maudit.sources.base import Sample
 from m2maudit.sources.cloudtrail import CloudTrailAdapter
 from m2maudit.store import Store
@@ -345,6 +346,32 @@ def test_session_lifetime_comes_from_its_assume_role_in_any_file_order(
     assert later["credential_expires_at"] == utc("2026-11-01T14:00:00")  # +43200 s
     before_issue = event_at(store, "b.jsonl", 2)
     assert before_issue["credential_expires_at"] is None
+
+
+def test_a_role_with_a_session_key_an_hour_is_one_finding_not_one_per_key(
+    tmp_path: Path,
+) -> None:
+    """An agent role that runs all day is issued a new STS key every hour: what it does with
+    them is one finding for the role, with every call counted."""
+    path = write_jsonl(
+        tmp_path / "day.jsonl",
+        [
+            role_event(
+                f"2026-11-01T{hour:02d}:{minute:02d}:00Z",
+                role="agent-gateway",
+                session=f"run-{hour}",
+                key=f"ASIAHOURLY{hour:011d}",
+            )
+            for hour in range(24)
+            for minute in (10, 40)
+        ],
+    )
+    store, _ = load(path)
+    result = run_scan(store, Config(), utc("2026-11-02T00:00:00"))
+    no_human = [f for f in result.findings if f.rule_id == "M2M101"]
+    assert [(f.token_id, f.count) for f in no_human] == [
+        ("aws_session:arn:aws:iam::123456789012:role/agent-gateway", 48)
+    ]
 
 
 def test_cloudwatch_and_eventbridge_envelopes(tmp_path: Path) -> None:
