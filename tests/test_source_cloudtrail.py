@@ -348,6 +348,19 @@ def test_session_lifetime_comes_from_its_assume_role_in_any_file_order(
     assert before_issue["credential_expires_at"] is None
 
 
+def test_a_number_for_event_time_is_rejected_not_read_as_1970(tmp_path: Path) -> None:
+    numeric = role_event(session="b")
+    numeric["eventTime"] = 1763629200
+    as_text = role_event(session="c")
+    as_text["eventTime"] = "1763629200"
+    path = write_jsonl(tmp_path / "trail.jsonl", [role_event(session="a"), numeric, as_text])
+    store, _ = load(path)
+    assert rejects(store) == {
+        2: "unparseable eventTime: 1763629200",
+        3: 'unparseable eventTime: "1763629200"',
+    }
+
+
 def test_a_role_with_a_session_key_an_hour_is_one_finding_not_one_per_key(
     tmp_path: Path,
 ) -> None:

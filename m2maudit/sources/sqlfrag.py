@@ -74,6 +74,17 @@ def json_timestamp(value: str) -> str:
     )
 
 
+def json_iso_timestamp(value: str) -> str:
+    """A JSON string holding an ISO 8601 time, for formats whose specification says it is one
+    (CloudTrail's `eventTime`, a Kubernetes or GCP timestamp). A number there is a broken
+    record, not seconds since 1970, and an epoch written as text is not accepted either."""
+    text = json_text(value)
+    return (
+        f"CASE WHEN json_type({value}) = 'VARCHAR' THEN coalesce("
+        f"try_cast({text} AS TIMESTAMPTZ), try_cast(upper({text}) AS TIMESTAMPTZ)) END"
+    )
+
+
 def bad_timestamp(value: str) -> str:
     """True when a JSON value is present but does not hold a time."""
     return (
