@@ -217,6 +217,22 @@ def record_file_error(store: Store, report: FileReport) -> None:
     )
 
 
+def clear_file_errors(store: Store, sources: list[str]) -> None:
+    """Forget the file-level error (line 0) of each file that was read fine this time.
+
+    A `--db` store keeps the error of a file that failed once: a gzip cut off in transfer
+    and fetched again, or a CloudTrail digest file that an older version could not read.
+    Without this, a scan of the store alone would call such a file unreadable for ever, and
+    `--strict` would fail on it.
+    """
+    if sources:
+        store.con.execute(
+            "DELETE FROM ingest_errors WHERE source_line = 0 "
+            "AND source_file IN (SELECT unnest($sources::VARCHAR[]))",
+            {"sources": sources},
+        )
+
+
 def commit_batch(
     store: Store, ctx: LoadContext, kind: Kind, reports: dict[str, FileReport]
 ) -> None:

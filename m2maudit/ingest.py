@@ -17,7 +17,13 @@ from pathlib import Path
 
 import duckdb
 
-from m2maudit.commit import commit_batch, commit_file, nothing_loaded, record_file_error
+from m2maudit.commit import (
+    clear_file_errors,
+    commit_batch,
+    commit_file,
+    nothing_loaded,
+    record_file_error,
+)
 from m2maudit.config import Config
 from m2maudit.errors import AuditError, InputError, NothingToAudit
 from m2maudit.ingest_report import FileReport, IngestReport
@@ -90,6 +96,7 @@ def ingest_paths(
                 report.files.append(file_report)
                 if on_file:
                     on_file(file, file_report)
+        clear_file_errors(store, [f.source for f in report.files if f.error is None])
     finally:
         remove_temporary(files)
     return report

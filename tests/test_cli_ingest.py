@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -474,6 +475,41 @@ def test_a_scan_of_a_db_alone_is_strict_as_the_ingest_was(cli: RunCli, tmp_path:
     inputs = {Path(i["source"]).name: i for i in json.loads(lenient.stdout)["inputs"]}
     assert sorted(inputs) == ["a.jsonl", "b.jsonl", "c.json.gz"]
     assert inputs["b.jsonl"]["rejected"] == 1 and inputs["c.json.gz"]["error"]
+
+
+def test_a_file_read_fine_again_is_no_longer_unreadable_in_the_store(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    """A gzip cut off in transfer and fetched again, or a file an older version could not
+    read (as a CloudTrail digest once was): the store forgets its old error."""
+    cut = tmp_path / "c.json.gz"
+    cut.write_bytes(gzip.compress(json.dumps(ev(10)).encode())[:20])
+    digest = tmp_path / "trail_CloudTrail-Digest.json"
+    digest.write_text(
+        json.dumps(
+            {
+                "awsAccountId": "111122223333",
+                "digestStartTime": "2026-11-18T00:00:00Z",
+                "digestEndTime": "2026-11-18T01:00:00Z",
+                "digestS3Bucket": "trail-bucket",
+                "logFiles": [{"s3Object": "AWSLogs/x.json.gz", "hashValue": "ab12"}],
+            }
+        )
+    )
+    write_jsonl(tmp_path / "a.jsonl", [ev(11)])
+    assert cli("ingest", "a.jsonl", "c.json.gz", "--db", "s.duckdb").code == 0
+    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:  # as an older version left it
+        con.execute(
+            "INSERT INTO ingest_errors VALUES (?, 0, NULL, 'no format recognised')", [str(digest)]
+        )
+    common = ["--db", "s.duckdb", "-f", "json", "--fail-on", "never"]
+    assert cli("scan", *common, "--strict").code == 2
+    cut.write_bytes(gzip.compress(json.dumps(ev(10)).encode()))
+    assert cli("ingest", "c.json.gz", str(digest), "--db", "s.duckdb").code == 0
+    again = cli("scan", *common, "--strict")
+    assert again.code == 0, again.stderr
+    assert [i["source"] for i in json.loads(again.stdout)["inputs"]] == ["a.jsonl", "c.json.gz"]
+    assert query(tmp_path / "s.duckdb", "SELECT count(*) FROM ingest_errors") == [(0,)]
 
 
 def test_a_rejected_line_keeps_its_number_whatever_it_is(cli: RunCli, tmp_path: Path) -> None:
