@@ -201,6 +201,34 @@ def test_csv_timestamps_parse_like_json_ones(store: Store, tmp_path: Path) -> No
     ]
 
 
+@pytest.mark.parametrize("layout", ["jsonl", "json", "csv"])
+def test_an_epoch_time_before_2000_is_rejected_not_read_as_1970(
+    store: Store, tmp_path: Path, layout: str
+) -> None:
+    """Small numbers are counters or offsets, not times: loaded, they would be 1970."""
+    values: list[Any] = [12345, "12345", 0, -5, 946684799, 946684799000, 946684800, "946684800"]
+    records = [event(f"agent-{i}", value) for i, value in enumerate(values, 1)]
+    if layout == "csv":
+        path = write_csv(
+            tmp_path / "t.csv",
+            ["timestamp", "principal"],
+            [[str(r["timestamp"]), r["principal"]] for r in records],
+        )
+    elif layout == "json":
+        path = tmp_path / "t.json"
+        path.write_text(json.dumps(records, indent=1))
+    else:
+        path = write_jsonl(tmp_path / "t.jsonl", records)
+    report = ingest(store, path)
+    assert (report.files[0].loaded, report.files[0].rejected) == (2, 6)
+    assert rows(store, "SELECT principal, ts FROM events ORDER BY 1") == [
+        ("agent-7", datetime(2000, 1, 1, tzinfo=UTC)),
+        ("agent-8", datetime(2000, 1, 1, tzinfo=UTC)),
+    ]
+    reasons = rows(store, "SELECT DISTINCT split_part(reason, ':', 1) FROM ingest_errors")
+    assert reasons == [('unparseable "timestamp"',)]
+
+
 # --- field mapping ----------------------------------------------------------------------
 
 

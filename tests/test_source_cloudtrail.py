@@ -348,17 +348,17 @@ def test_session_lifetime_comes_from_its_assume_role_in_any_file_order(
     assert before_issue["credential_expires_at"] is None
 
 
-def test_a_number_for_event_time_is_rejected_not_read_as_1970(tmp_path: Path) -> None:
-    numeric = role_event(session="b")
-    numeric["eventTime"] = 1763629200
-    as_text = role_event(session="c")
-    as_text["eventTime"] = "1763629200"
-    path = write_jsonl(tmp_path / "trail.jsonl", [role_event(session="a"), numeric, as_text])
-    store, _ = load(path)
+def test_an_event_time_before_2000_is_rejected_not_read_as_1970(tmp_path: Path) -> None:
+    records = [role_event(session=name) for name in "abcd"]
+    records[1]["eventTime"] = 12345
+    records[2]["eventTime"] = "12345"
+    records[3]["eventTime"] = 1763629200  # epoch seconds, as a pipeline may rewrite it
+    store, _ = load(write_jsonl(tmp_path / "trail.jsonl", records))
     assert rejects(store) == {
-        2: "unparseable eventTime: 1763629200",
-        3: 'unparseable eventTime: "1763629200"',
+        2: "unparseable eventTime: 12345",
+        3: 'unparseable eventTime: "12345"',
     }
+    assert event_at(store, "trail.jsonl", 4)["ts"] == utc("2025-11-20T09:00:00")
 
 
 def test_a_role_with_a_session_key_an_hour_is_one_finding_not_one_per_key(

@@ -215,7 +215,7 @@ def _derived(config: Config) -> list[dict[str, str]]:
     assumed = r"^arn:(aws[a-z-]*):sts::(\d+):assumed-role/([^/]+)/(.+)$"
     names = ["principal", "t_user_name", "session_name"]
     first = {
-        "ts": q.json_iso_timestamp("j_time"),  # a column of its own: checks and lifetimes reuse it
+        "ts": q.json_timestamp("j_time"),  # a column of its own: checks and lifetimes reuse it
         "role_name": (
             f"coalesce(t_issuer_name, nullif(regexp_extract(t_arn, '{assumed}', 3), ''))"
         ),

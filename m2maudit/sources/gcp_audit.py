@@ -144,7 +144,7 @@ def _delegation() -> dict[str, str]:
     subject = _subject("(d ->> '$.principalSubject')")
     entry = f"coalesce({subject}, nullif(trim(d ->> '$.firstPartyPrincipal.principalEmail'), ''))"
     return {
-        "ts": q.json_iso_timestamp("j_time"),  # a column of its own: the checks reuse it
+        "ts": q.json_timestamp("j_time"),  # a column of its own: the checks reuse it
         "principal": f"coalesce(t_principal_email, {_subject('t_principal_subject')})",
         "delegators": (
             f"CASE WHEN json_type(j_delegation) = 'ARRAY' THEN list_filter(list_transform("

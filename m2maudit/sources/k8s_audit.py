@@ -178,7 +178,7 @@ def _names() -> dict[str, str]:
     """Values several columns share: extra values (lists of one string), the resource."""
     resource = "t_resource || CASE WHEN t_api_group IS NOT NULL THEN '.' || t_api_group ELSE '' END"
     return {
-        "ts": q.json_iso_timestamp("j_time"),  # a column of its own: checks and lifetimes reuse it
+        "ts": q.json_timestamp("j_time"),  # a column of its own: checks and lifetimes reuse it
         "cred_id": q.json_first_text(SLOTS.get("credential_id")),
         "pod": q.json_first_text(SLOTS.get("pod_name")),
         "aws_key": q.json_first_text(SLOTS.get("aws_access_key")),

@@ -37,15 +37,22 @@ def json_text(value: str) -> str:
     )
 
 
+# 2000-01-01T00:00:00Z. An epoch number before it is a counter, an offset or a typo, not
+# the time of a call or of a credential: read as a time it would load, silently, as 1970.
+EARLIEST_EPOCH_SECONDS = 946_684_800
+
+
 def epoch_to_timestamp(number: str) -> str:
-    """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude."""
-    return (
-        f"CASE WHEN {number} IS NULL OR abs({number}) >= 1e20 THEN NULL "
-        f"WHEN abs({number}) >= 1e17 THEN to_timestamp({number} / 1e9) "
-        f"WHEN abs({number}) >= 1e14 THEN to_timestamp({number} / 1e6) "
-        f"WHEN abs({number}) >= 1e11 THEN to_timestamp({number} / 1e3) "
-        f"ELSE to_timestamp({number}) END"
+    """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude;
+    NULL (so the record says "unparseable") before `EARLIEST_EPOCH_SECONDS`."""
+    seconds = (
+        f"CASE WHEN abs({number}) >= 1e20 THEN NULL "
+        f"WHEN abs({number}) >= 1e17 THEN {number} / 1e9 "
+        f"WHEN abs({number}) >= 1e14 THEN {number} / 1e6 "
+        f"WHEN abs({number}) >= 1e11 THEN {number} / 1e3 "
+        f"ELSE {number} END"
     )
+    return f"CASE WHEN ({seconds}) >= {EARLIEST_EPOCH_SECONDS} THEN to_timestamp({seconds}) END"
 
 
 def text_timestamp(text: str) -> str:
@@ -71,17 +78,6 @@ def json_timestamp(value: str) -> str:
         f"CASE WHEN json_type({value}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
         f"THEN {epoch_to_timestamp(f'try_cast({value} AS DOUBLE)')} "
         f"WHEN json_type({value}) = 'VARCHAR' THEN {text_timestamp(json_text(value))} END"
-    )
-
-
-def json_iso_timestamp(value: str) -> str:
-    """A JSON string holding an ISO 8601 time, for formats whose specification says it is one
-    (CloudTrail's `eventTime`, a Kubernetes or GCP timestamp). A number there is a broken
-    record, not seconds since 1970, and an epoch written as text is not accepted either."""
-    text = json_text(value)
-    return (
-        f"CASE WHEN json_type({value}) = 'VARCHAR' THEN coalesce("
-        f"try_cast({text} AS TIMESTAMPTZ), try_cast(upper({text}) AS TIMESTAMPTZ)) END"
     )
 
 
