@@ -66,25 +66,27 @@ def macro_sql(config: Config) -> list[str]:
             min({'file': f, 'line': l}, 5)""",
         """CREATE OR REPLACE TEMP MACRO m2m_group_locations(locations) AS
             list_sort(flatten(list(locations)))[1:5]""",
+        # Keys minted for one session and gone within hours: an AWS STS key, a GitHub App
+        # installation token, a Kubernetes bound service-account token (one `JTI=` per pod
+        # and refresh). A role that runs all day holds dozens; no inventory lists them.
+        """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS
+            coalesce(credential_type IN ('aws_session', 'github_app_token')
+                     OR (credential_type = 'k8s_service_account_token'
+                         AND starts_with(credential_id, 'JTI=')), false)""",
     ]
 
 
-# Keys minted for one session and gone within hours (an AWS STS key, a GitHub App
-# installation token): a role that runs all day holds dozens. Findings about what the
-# principal does with them are one finding per principal, not one per key.
-SESSION_CREDENTIAL_TYPES = ("aws_session", "github_app_token")
-
 # Who and what is behind an event, from the event (`e`) and its decoded token (`t`). `ev`
 # derives it per event; `ev_groups` per group of events, after grouping.
-_IDENTITY = f"""
+_IDENTITY = """
     coalesce(e.principal, t.current_actor, t.client_id, t.sub) AS actor,
     coalesce(nullif(e.principal_type, 'unknown'),
              m2m_kind(coalesce(e.principal, t.current_actor, t.client_id, t.sub)))
         AS actor_kind,
     m2m_credential(e.credential_id, e.token_fp, t.jti) AS credential,
     -- What findings group by: per-request JWTs of one OAuth client are one credential, and
-    -- so are the short-lived keys a principal is issued session after session.
-    CASE WHEN e.credential_type IN {SESSION_CREDENTIAL_TYPES} AND e.principal IS NOT NULL
+    -- so are the session keys a principal is issued one after another.
+    CASE WHEN m2m_session_key(e.credential_type, e.credential_id) AND e.principal IS NOT NULL
          THEN e.credential_type || ':' || e.principal
          ELSE coalesce(nullif(e.credential_id, e.token_fp),
                        'client:' || coalesce(t.client_id, t.azp), t.jti, e.token_fp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -68,3 +69,42 @@ def test_sample_estate_triggers_every_rule() -> None:
     assert {rule.id for rule in RULES} - fired == set()
     problems = {rule.problem for rule in RULES if rule.id in fired}
     assert set(PROBLEMS) <= problems
+
+
+def test_use_after_expiry_of_several_session_keys_names_them(tmp_path: Path) -> None:
+    """The hourly session keys of one role are one M2M405 finding; its evidence says which
+    keys were used after their expiry, so none of them is hidden behind the role."""
+    lines = [
+        {
+            "timestamp": f"2026-11-20T{hour + 2:02d}:00:00Z",
+            "principal": "role/agent-gw",
+            "token_id": f"ASIAAAAA{hour}",
+            "status": 200,
+        }
+        for hour in range(3)
+    ]
+    log = tmp_path / "calls.jsonl"
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    store = Store.open()
+    ingest_paths(store, [str(log)])
+    # As the CloudTrail adapter would set them: temporary keys, each expiring after an hour,
+    # the last one still valid.
+    store.con.execute(
+        "UPDATE events SET credential_type = 'aws_session', "
+        "credential_expires_at = ts - INTERVAL 1 HOUR + "
+        "CASE WHEN credential_id = 'ASIAAAAA2' THEN INTERVAL 2 HOUR ELSE INTERVAL 0 HOUR END"
+    )
+    findings = [
+        f for f in run_scan(store, Config(), SAMPLE_AS_OF).findings if f.rule_id == "M2M405"
+    ]
+    assert [(f.token_id, f.count, f.evidence) for f in findings] == [
+        (
+            "aws_session:role/agent-gw",
+            2,
+            {
+                "expired_at": "2026-11-20T01:00:00Z",
+                "expired_credentials": 2,
+                "sample_credentials": ["ASIAAAAA0", "ASIAAAAA1"],
+            },
+        )
+    ]
