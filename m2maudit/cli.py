@@ -62,14 +62,25 @@ def handle_errors(command: F) -> F:
             return command(*args, **kwargs)
         except AuditError as exc:
             _fail(str(exc))
-        except duckdb.Error as exc:
-            _fail(f"database error: {str(exc).strip().splitlines()[0]}")
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError, duckdb.Error) as exc:
+            if not _interrupted(exc):
+                if isinstance(exc, duckdb.Error):
+                    _fail(f"database error: {str(exc).strip().splitlines()[0]}")
+                raise
             _fail("interrupted", code=130)
         except OSError as exc:
             _fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C. While a DuckDB query runs, DuckDB stops it and raises its own error instead
+    of Python's KeyboardInterrupt: `RuntimeError('Query interrupted')` in DuckDB 2.0,
+    `InterruptException` in others."""
+    if isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)):
+        return True
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted")
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -416,6 +427,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:
+        if _interrupted(exc):
+            print("m2maudit: error: interrupted", file=sys.stderr)
+            sys.exit(130)
         if _is_usage_error(exc):
             print(f"m2maudit: error: {_usage_message(exc)}", file=sys.stderr)
             sys.exit(EXIT_ERROR)

@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from m2maudit import cli as cli_module
 from m2maudit.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,3 +83,42 @@ def test_rules_are_checked_before_inputs_are_read(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "X100-bad.yaml" in result.output
     assert "missing.jsonl" not in result.output
+
+
+@pytest.mark.parametrize(
+    "interrupt",
+    [
+        RuntimeError("Query interrupted"),  # DuckDB 2.0 stopping a query on Ctrl-C
+        duckdb.InterruptException("INTERRUPT Error: Interrupted!"),
+        KeyboardInterrupt(),  # Ctrl-C between queries
+    ],
+    ids=["duckdb-runtime-error", "duckdb-interrupt-exception", "keyboard-interrupt"],
+)
+def test_ctrl_c_is_one_line_and_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt: BaseException
+) -> None:
+    """DuckDB stops its query on SIGINT and raises its own error, not KeyboardInterrupt:
+    each is the same "interrupted", never "internal error"."""
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise interrupt
+
+    monkeypatch.setattr(cli_module, "run_scan", interrupted)
+    log = tmp_path / "a.jsonl"
+    log.write_text('{"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a"}\n')
+    result = CliRunner().invoke(app, ["scan", str(log), "--quiet"])
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == "m2maudit: error: interrupted"
+
+
+def test_another_runtime_error_is_not_called_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(cli_module, "run_scan", broken)
+    log = tmp_path / "a.jsonl"
+    log.write_text('{"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a"}\n')
+    result = CliRunner().invoke(app, ["scan", str(log), "--quiet"])
+    assert isinstance(result.exception, RuntimeError)
