@@ -36,7 +36,8 @@ AS_OF = "2026-11-28T00:00:00Z"
 def generate_objects(count: int, seed: int, data_dir: Path) -> tuple[Path, int]:
     """`count` five-minute objects in `data_dir/cloudtrail-<count>` (kept if complete)."""
     directory = data_dir / f"cloudtrail-{count}-seed{seed}"
-    done = directory / "events.txt"
+    # Beside the directory, not in it: the scan would read it as one more (unreadable) input.
+    done = data_dir / f"{directory.name}.events"
     if done.exists():
         return directory, int(done.read_text())
     directory.mkdir(parents=True, exist_ok=True)
