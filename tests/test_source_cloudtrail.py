@@ -211,12 +211,24 @@ def test_gzip_records_file_keeps_each_event_position(tmp_path: Path) -> None:
     broken_time["eventTime"] = "yesterday"
     no_identity = role_event(session="c")
     del no_identity["userIdentity"]
-    records = [role_event(session="a"), broken_time, no_identity, role_event(session="d")]
+    text_identity = role_event(session="e")
+    text_identity["userIdentity"] = "oops"
+    records = [
+        role_event(session="a"),
+        broken_time,
+        no_identity,
+        role_event(session="d"),
+        text_identity,
+    ]
     path = write_gzip(tmp_path / "trail.json.gz", json.dumps({"Records": records}))
     store, report = load(path)
     [file] = report.files
-    assert (file.format, file.loaded, file.rejected) == ("cloudtrail", 2, 2)
-    assert rejects(store) == {2: 'unparseable eventTime: "yesterday"', 3: "missing userIdentity"}
+    assert (file.format, file.loaded, file.rejected) == ("cloudtrail", 2, 3)
+    assert rejects(store) == {
+        2: 'unparseable eventTime: "yesterday"',
+        3: "missing userIdentity",
+        5: "userIdentity must be an object",
+    }
     assert event_at(store, "trail.json.gz", 4)["session_id"] == "d"
 
 

@@ -329,7 +329,8 @@ def _checks() -> list[tuple[str, str]]:
     return [
         (f"json_type({time}) IS NULL OR json_type({time}) = 'NULL'", "'missing eventTime'"),
         ("ts IS NULL", f"'unparseable eventTime: ' || left({time}::VARCHAR, 40)"),
-        (f"json_type({identity}) IS DISTINCT FROM 'OBJECT'", "'missing userIdentity'"),
+        (f"coalesce(json_type({identity}), 'NULL') = 'NULL'", "'missing userIdentity'"),
+        (f"json_type({identity}) <> 'OBJECT'", "'userIdentity must be an object'"),
         (
             "principal IS NULL",
             "'userIdentity names no principal (no arn, principalId, userName or invokedBy)'",
