@@ -116,6 +116,9 @@ class _Sniffed:
     sample: Sample | None = None
     adapter: SourceAdapter | None = None
     hash_content: bool = True  # see `_files_to_hash`
+    # Why the file holds nothing to audit, if so: judged from the whole sample, before a
+    # file that waits in a batch keeps only a light one.
+    skipped: str | None = None
 
 
 def _files_to_hash(store: Store, files: list[InputFile], one_shot: bool) -> set[InputFile]:
@@ -162,9 +165,13 @@ def _groups(
 def _sniff(file: InputFile, config: Config) -> _Sniffed:
     try:
         sample = sniff(file)
-        return _Sniffed(file, sample, choose_adapter(file, sample, config))
+        adapter = choose_adapter(file, sample, config)
     except (InputError, OSError):
         return _Sniffed(file)
+    skipped = nothing_to_audit(sample)
+    if isinstance(adapter, BatchableAdapter):
+        sample = sample.light()
+    return _Sniffed(file, sample, adapter, skipped=skipped)
 
 
 def ingest_group(
@@ -218,9 +225,9 @@ def _ingest_batch(
         raise _BatchSplit
     before = _ingested_before(store, every_identity)
     identities: dict[str, str] = {}  # display -> content hash, of the files to load
-    for report, identity, sample in zip(reports, every_identity, samples, strict=True):
+    for report, identity, member in zip(reports, every_identity, group, strict=True):
         report.format, report.kind = adapter.name, adapter.kind
-        report.skipped = nothing_to_audit(sample)
+        report.skipped = member.skipped
         if report.skipped:
             continue
         if identity in before:
@@ -368,12 +375,13 @@ def ingest_file(
     digest: FileDigest | None = None
     try:
         if sniffed is not None and sniffed.sample is not None and sniffed.adapter is not None:
-            sample, adapter = sniffed.sample, sniffed.adapter
+            sample, adapter, skipped = sniffed.sample, sniffed.adapter, sniffed.skipped
         else:
             sample = sniff(file)
             adapter = choose_adapter(file, sample, config)
+            skipped = nothing_to_audit(sample)
         report.format, report.kind = adapter.name, adapter.kind
-        report.skipped = nothing_to_audit(sample)  # an empty batch a format also claims
+        report.skipped = skipped  # an empty batch a format also claims
         if report.skipped:
             return report
         # Only the fast JSON-lines read uses the line index; other files are just hashed.

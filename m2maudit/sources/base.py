@@ -7,7 +7,7 @@ the file into the canonical tables with SQL. Adapters never loop over records in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -54,6 +54,19 @@ class Sample:
         if self.first_record is not None:
             return set(self.first_record)
         return set(self.csv_header)
+
+    def light(self) -> Sample:
+        """What loading still reads, once the format is known, for a file that waits in a
+        batch: a five-minute CloudTrail object's head and parsed records are ~250 KB of
+        Python objects, and a batch holds up to 2 000 files. A batch of events keeps its
+        first item (loading asks only whether the file starts with one); the text stays for
+        CSV (the blank lines before its header). Not `whole` any more: the text is gone."""
+        first = self.first_record
+        if first is not None:
+            first = {key: value[:1] if isinstance(value, list) else value
+                     for key, value in first.items()}  # fmt: skip
+        text = self.text if self.layout == "csv" else ""
+        return replace(self, text=text, first_record=first, whole=False)
 
 
 @dataclass
