@@ -154,16 +154,18 @@ def reader_limit(con: duckdb.DuckDBPyConnection) -> int:
     """The longest line or JSON document the readers take: 256 MiB, less under a small
     `--memory-limit`.
 
-    DuckDB reserves a read buffer of twice this size before reading a byte, and with a memory
-    limit that cannot hold it every file fails ("failed to allocate 512 MiB"), even a
-    five-kilobyte one. A quarter of the limit leaves room for the rest of the load.
+    DuckDB's line reader holds two read buffers of twice this size while it reads (one it
+    reserves before reading a byte), and with a memory limit that cannot hold them the read
+    fails ("could not allocate block of size 150 MiB"): every file at all, or, when only the
+    first fits, a file as long as the second buffer. An eighth of the limit leaves half of
+    it for the rest of the load.
     """
     row = con.execute("SELECT current_setting('memory_limit')").fetchone()
     match = re.fullmatch(r"([0-9.]+)\s*(\w+)", str(row[0]) if row else "")
     if not match or match.group(2) not in _UNITS:
         return _READER_LINE_LIMIT
     memory = float(match.group(1)) * _UNITS[match.group(2)]
-    return int(max(_MIN_READER_LIMIT, min(_READER_LINE_LIMIT, memory // 4)))
+    return int(max(_MIN_READER_LIMIT, min(_READER_LINE_LIMIT, memory // 8)))
 
 
 def _line_reader(
