@@ -78,11 +78,12 @@ def macro_sql(config: Config) -> list[str]:
 
 # Who and what is behind an event, from the event (`e`) and its decoded token (`t`). `ev`
 # derives it per event; `ev_groups` per group of events, after grouping.
-_IDENTITY = """
-    coalesce(e.principal, t.current_actor, t.client_id, t.sub) AS actor,
-    coalesce(nullif(e.principal_type, 'unknown'),
-             m2m_kind(coalesce(e.principal, t.current_actor, t.client_id, t.sub)))
-        AS actor_kind,
+# Who acted: the log's name for the caller, else the token's, else the owner the inventory
+# gives the credential (a call that names only its key is still someone's).
+_ACTOR = "coalesce(e.principal, t.current_actor, t.client_id, t.sub, o.owner)"
+_IDENTITY = f"""
+    {_ACTOR} AS actor,
+    coalesce(nullif(e.principal_type, 'unknown'), m2m_kind({_ACTOR})) AS actor_kind,
     m2m_credential(e.credential_id, e.token_fp, t.jti) AS credential,
     -- What findings group by: per-request JWTs of one OAuth client are one credential, and
     -- so are the session keys a principal is issued one after another.
@@ -113,10 +114,17 @@ _GROUPED_BY = f"""
 """
 
 VIEW_SQL = [
+    # One owner per inventory id (an id listed twice must not double its calls).
+    """
+    CREATE OR REPLACE TEMP TABLE credential_owners AS
+    SELECT credential_id, min(principal) AS owner FROM credentials
+    WHERE principal IS NOT NULL GROUP BY credential_id
+    """,
     f"""
     CREATE OR REPLACE TEMP VIEW ev AS
     SELECT e.*, {_IDENTITY}, {_TRACED}
     FROM events e LEFT JOIN tokens t USING (token_fp)
+    LEFT JOIN credential_owners o ON o.credential_id = e.credential_id
     """,
     # Most rules count calls per principal and credential: they read these groups, tens of
     # times fewer rows than events, where each reading `ev` would scan and join every event.
@@ -130,6 +138,7 @@ VIEW_SQL = [
         FROM events
         GROUP BY ALL
     ) e LEFT JOIN tokens t USING (token_fp)
+    LEFT JOIN credential_owners o ON o.credential_id = e.credential_id
     """,
     """
     CREATE OR REPLACE TEMP TABLE usage AS
