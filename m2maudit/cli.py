@@ -28,6 +28,7 @@ from m2maudit.console import (
     ingest_progress,
     print_ingest_summary,
     print_problems,
+    scan_progress,
     stderr_console,
 )
 from m2maudit.errors import AuditError
@@ -355,7 +356,15 @@ def scan(
         else:
             report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
         _check_strict(report, strict, stored=from_store)
-        result = run_scan(store, settings, clock, inputs=input_summaries(report), rules=pack)
+        with scan_progress(stderr_console(), len(pack) + 1, enabled=not quiet) as on_step:
+            result = run_scan(
+                store,
+                settings,
+                clock,
+                inputs=input_summaries(report),
+                rules=pack,
+                on_step=on_step,
+            )
         warnings = policy.apply_policy(
             result,
             suppressions=settings.suppressions,

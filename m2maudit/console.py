@@ -17,7 +17,9 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -55,16 +57,7 @@ def ingest_progress(
     progress of the running statement (reading a big log is most of its load).
     """
     show = enabled and console.is_terminal
-    progress = Progress(
-        TextColumn("[bold]ingest[/]"),
-        BarColumn(),
-        DownloadColumn(),
-        TextColumn("{task.fields[files]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not show,
-    )
+    progress = _bar(console, "ingest", DownloadColumn(), "files", show)
     task = progress.add_task("ingest", total=None, files="")
     state = _ProgressState()
 
@@ -99,6 +92,39 @@ def ingest_progress(
                 poller.stop()
 
 
+@contextmanager
+def scan_progress(
+    console: Console, steps: int, enabled: bool = True
+) -> Iterator[Callable[[str], None]]:
+    """A bar over the scan's steps (the shared views, then each rule), naming the one
+    running; silent when stderr is not a terminal. Yields the `on_step` for `run_scan`."""
+    progress = _bar(console, "scan", MofNCompleteColumn(), "step", enabled and console.is_terminal)
+    task = progress.add_task("scan", total=steps, step="")
+    started = 0
+
+    def on_step(name: str) -> None:
+        nonlocal started
+        progress.update(task, completed=started, step=escape(name))
+        started += 1
+
+    with progress:
+        yield on_step
+
+
+def _bar(console: Console, label: str, amount: ProgressColumn, field: str, show: bool) -> Progress:
+    """`label  ━━━━━╸━━━  amount  <the task's field>  elapsed`, gone when done."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        amount,
+        TextColumn(f"{{task.fields[{field}]}}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not show,
+    )
+
+
 # A small file read into a batch counts for this share of its bytes; mapping and committing
 # the batch, all its files at once, earns the rest.
 STAGED_SHARE = 0.5
@@ -112,6 +138,10 @@ class _ProgressState:
     staged: dict[InputFile, int] = field(default_factory=dict)  # batched files not done yet
     staged_bytes: int = 0  # their sum, which the poller thread reads
     shown: int = 0  # the furthest the bar went: it never moves back
+    # Which of the current file's statements DuckDB is on (the poller thread's own).
+    statement_of: int = -1  # the index of the file they belong to
+    statement: int = 0
+    last_fraction: float = 0.0
 
     def file_done(self, file: InputFile) -> None:
         self.done += 1
@@ -135,11 +165,27 @@ class _ProgressState:
 
     def within_file(self, fraction: float) -> int:
         """Called from the poller thread while ingest moves on: read each field once.
-        A file in a batch already counts by its staging, not by DuckDB's progress."""
+        A file in a batch already counts by its staging, not by DuckDB's progress.
+
+        A big file is loaded by a few long statements (read it, then map and insert its
+        records), each with its own progress from 0 to 1. The first moves the bar over the
+        first half of the file, the next over half the rest, and so on: the bar keeps
+        moving through the load instead of waiting at the end of the read.
+        """
         done, files, position = self.done, self.files, self.bytes_done + self.staged_bytes
         if done >= len(files) or files[done] in self.staged:
             return self._forward(position)
-        return self._forward(position + int(files[done].size * min(fraction, 0.99)))
+        if done != self.statement_of:
+            self.statement_of, self.statement = done, 0
+        elif fraction < self.last_fraction - NEXT_STATEMENT_DROP:
+            self.statement += 1
+        self.last_fraction = fraction
+        share = 1 - 0.5**self.statement + 0.5 ** (self.statement + 1) * fraction
+        return self._forward(position + int(files[done].size * min(share, 0.99)))
+
+
+# DuckDB's progress falling by this much means it is on the file's next statement.
+NEXT_STATEMENT_DROP = 0.25
 
 
 class _StatementPoller:

@@ -8,6 +8,7 @@ per finding; Python only turns those few rows into `Finding` objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,12 +105,16 @@ def run_rules(
     config: Config,
     as_of: datetime,
     severity: dict[str, str] | None = None,
+    on_rule: Callable[[str], None] | None = None,
 ) -> RuleRun:
-    """Run rules on a prepared, locked store; rules whose input is absent are skipped."""
+    """Run rules on a prepared, locked store; rules whose input is absent are skipped.
+    `on_rule` hears each rule's id as it starts (a progress display)."""
     present = {table: store.has_rows(table) for table in ("events", "credentials", "tokens")}
     findings: list[Finding] = []
     skipped: list[SkippedRule] = []
     for rule in rules:
+        if on_rule:
+            on_rule(rule.id)
         absent = [t for t in rule.requires if not present[t]]
         if absent:
             skipped.append(SkippedRule(rule.id, _REQUIRE_REASONS[absent[0]]))

@@ -6,6 +6,7 @@ The CLI's `scan` command is this function plus ingest, reporting and the exit co
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -107,16 +108,22 @@ def run_scan(
     include_pack: bool = True,
     inputs: list[dict[str, Any]] | None = None,
     rules: list[Rule] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> ScanResult:
-    """Validate the rules, build the shared views, lock the store down, run every rule."""
+    """Validate the rules, build the shared views, lock the store down, run every rule.
+
+    `on_step` hears what starts: "shared views", then each rule's id (a progress display;
+    on millions of events each takes seconds)."""
     if rules is None:
         rules = prepare_rules(config, as_of, rule_dirs, include_pack)
+    if on_step:
+        on_step("shared views")
     create_views(store.con, config)
     coverage = attribution(store)
     window = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchone() or (None, None)
     lock_down(store.con)
     overrides = severity_overrides(rules, config)
-    outcome = run_rules(store, rules, config, as_of, overrides)
+    outcome = run_rules(store, rules, config, as_of, overrides, on_rule=on_step)
     return ScanResult(
         as_of=as_of,
         findings=outcome.findings,

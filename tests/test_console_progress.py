@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from m2maudit.console import _ProgressState, _StatementPoller
+from m2maudit.console import NEXT_STATEMENT_DROP, _ProgressState, _StatementPoller
 from m2maudit.sources.base import InputFile
 
 
@@ -22,11 +22,17 @@ def input_file(size: int) -> InputFile:
 def test_the_bar_counts_finished_files_and_the_share_read_of_the_current_one() -> None:
     big, small = input_file(1000), input_file(500)
     state = _ProgressState(files=[big, small])
-    assert state.within_file(0.5) == 500
-    assert state.within_file(0.2) == 500  # DuckDB moved on to the next statement: no going back
+    assert state.within_file(0.5) == 250  # the read of the file: its first half
+    assert state.within_file(0.9) == 450
+    assert state.within_file(0.2) == 550  # DuckDB's next statement: half the rest
+    assert state.within_file(1.0) == 750
+    assert state.within_file(0.0) == 750  # a third statement: the bar never moves back
+    for _ in range(10):  # however many statements follow,
+        state.within_file(0.0)
+        state.within_file(1.0)
     assert state.within_file(1.0) == 990  # a file is done only when ingest says so
     state.file_done(big)
-    assert state.within_file(0.4) == 1000 + 200
+    assert state.within_file(0.4) == 1000 + 100  # the next file starts at its first statement
     state.file_done(small)
     assert state.within_file(0.7) == 1500
 
@@ -45,7 +51,7 @@ def test_the_bar_moves_as_the_files_of_a_batch_are_read() -> None:
     for file in files[:2]:
         state.file_done(file)
     assert state.position() == 100 + 101
-    assert state.within_file(0.5) == 201 + 51  # the next file is not staged: DuckDB's share
+    assert state.within_file(0.5) == 201 + 25  # the next file is not staged: DuckDB's share
 
 
 class ScriptedConnection:
@@ -137,9 +143,11 @@ def test_the_bar_never_moves_back() -> None:
     which counts only half of it: the bar stays where it was."""
     first, second = input_file(1000), input_file(1001)
     state = _ProgressState(files=[first, second])
-    assert state.within_file(0.9) == 900
+    assert state.within_file(0.9) == 450
+    assert state.within_file(0.9 - NEXT_STATEMENT_DROP - 0.1) == 500 + 137
+    assert state.within_file(0.9) == 725
     state.file_staged(first)
-    assert state.position() == 900  # not 500
+    assert state.position() == 725  # not 500
     state.file_staged(second)
     assert state.position() == 500 + 500
     state.file_done(first)
@@ -157,3 +165,43 @@ def test_a_log_gets_a_wide_summary_unless_it_says_its_width(
     assert stderr_console().width == LOG_WIDTH
     monkeypatch.setenv("COLUMNS", "100")
     assert stderr_console().width == 100
+
+
+def test_the_scan_bar_names_the_shared_views_then_each_rule(tmp_path: Path) -> None:
+    """On millions of events the views and some rules take seconds each: the bar says which
+    one runs, and how many of them are done."""
+    import io
+
+    from rich.console import Console
+
+    from m2maudit.config import Config
+    from m2maudit.console import scan_progress
+    from m2maudit.ingest import ingest_paths
+    from m2maudit.rules import load_rules
+    from m2maudit.scan import run_scan
+    from m2maudit.store import Store
+    from m2maudit.timeutil import parse_instant
+
+    log = tmp_path / "a.jsonl"
+    log.write_text('{"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a"}\n')
+    store = Store.open()
+    ingest_paths(store, [str(log)])
+    rules = load_rules([])
+    heard: list[str] = []
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    with scan_progress(console, len(rules) + 1) as on_step:
+
+        def step(name: str) -> None:
+            heard.append(name)
+            on_step(name)
+            console.file.flush()
+
+        run_scan(store, Config(), parse_instant("2026-11-21T00:00:00Z"), rules=rules, on_step=step)
+    assert heard == ["shared views", *(rule.id for rule in rules)]
+    shown = out.getvalue()
+    assert "scan" in shown and f"/{len(rules) + 1}" in shown
+    quiet = io.StringIO()
+    with scan_progress(Console(file=quiet, force_terminal=False), 3) as on_step:
+        on_step("shared views")
+    assert quiet.getvalue() == ""  # not a terminal: nothing
