@@ -375,7 +375,7 @@ def scan(
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)
     console = stderr_console()
-    for warning in warnings:
+    for warning in [*warnings, *reporter.warnings(result)]:
         console.print(f"warning: {warning}", markup=False, soft_wrap=True)
     stream = None if output is not None else sys.stdout
     options = ReportOptions.for_stream(stream, verbose=verbose, quiet=quiet, fail_on=fail_on)

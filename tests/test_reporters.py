@@ -676,3 +676,17 @@ def test_markdown_marks_inputs_that_were_not_read() -> None:
     ]
     text = render("markdown", result)
     assert "`a.jsonl`, `b.json.gz` (unreadable), `digest.json.gz` (skipped)" in text
+
+
+def test_sarif_warns_when_github_would_reject_the_run() -> None:
+    """GitHub code scanning rejects a run of more than 25 000 results: say so, with the
+    way out, before the upload fails in CI."""
+    from m2maudit.reporters.sarif import GITHUB_MAX_RESULTS
+
+    rule = RULES[0]
+    many = [finding(rule, f"agent-{n}", f"key-{n}", "m") for n in range(GITHUB_MAX_RESULTS + 1)]
+    [warning] = get_reporter("sarif").warnings(make_result(many))
+    assert warning.startswith(f"the SARIF report has {GITHUB_MAX_RESULTS + 1} results")
+    assert "--min-severity" in warning
+    assert get_reporter("sarif").warnings(make_result(many[:GITHUB_MAX_RESULTS])) == []
+    assert get_reporter("json").warnings(make_result(many)) == []

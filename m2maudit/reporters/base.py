@@ -86,3 +86,7 @@ class Reporter(ABC):
     @abstractmethod
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         """The whole report as text, ending with a newline; deterministic for one input."""
+
+    def warnings(self, result: ScanResult) -> list[str]:
+        """What the person should know about this report before using it (stderr)."""
+        return []

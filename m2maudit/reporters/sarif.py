@@ -176,11 +176,25 @@ def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> d
     return item
 
 
+# GitHub code scanning rejects a run with more results than this (and shows the top 5 000).
+GITHUB_MAX_RESULTS = 25_000
+
+
 class SarifReporter(Reporter):
     name = "sarif"
     extension = "sarif"
     media_type = "application/sarif+json"
     description = "SARIF 2.1.0 for code-scanning dashboards"
+
+    def warnings(self, result: ScanResult) -> list[str]:
+        count = len(result.findings)
+        if count <= GITHUB_MAX_RESULTS:
+            return []
+        return [
+            f"the SARIF report has {count} results; GitHub code scanning rejects more than "
+            f"{GITHUB_MAX_RESULTS} in a run (narrow it with --min-severity, --problem or a "
+            "baseline)"
+        ]
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         rules = rules_of(result)
