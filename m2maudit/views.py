@@ -80,10 +80,13 @@ def macro_sql(config: Config) -> list[str]:
 # derives it per event; `ev_groups` per group of events, after grouping.
 # Who acted: the log's name for the caller, else the token's, else the owner the inventory
 # gives the credential (a call that names only its key is still someone's).
-_ACTOR = "coalesce(e.principal, t.current_actor, t.client_id, t.sub, o.owner)"
+_NAMED = "coalesce(e.principal, t.current_actor, t.client_id, t.sub)"
+_ACTOR = f"coalesce({_NAMED}, o.owner)"
 _IDENTITY = f"""
     {_ACTOR} AS actor,
-    coalesce(nullif(e.principal_type, 'unknown'), m2m_kind({_ACTOR})) AS actor_kind,
+    coalesce(nullif(e.principal_type, 'unknown'),
+             CASE WHEN {_NAMED} IS NULL THEN o.owner_kind END,  -- as the inventory says
+             m2m_kind({_ACTOR})) AS actor_kind,
     m2m_credential(e.credential_id, e.token_fp, t.jti) AS credential,
     -- What findings group by: per-request JWTs of one OAuth client are one credential, and
     -- so are the session keys a principal is issued one after another.
@@ -117,7 +120,9 @@ VIEW_SQL = [
     # One owner per inventory id (an id listed twice must not double its calls).
     """
     CREATE OR REPLACE TEMP TABLE credential_owners AS
-    SELECT credential_id, min(principal) AS owner FROM credentials
+    SELECT credential_id, min(principal) AS owner,
+           min(coalesce(nullif(principal_type, 'unknown'), m2m_kind(principal))) AS owner_kind
+    FROM credentials
     WHERE principal IS NOT NULL GROUP BY credential_id
     """,
     f"""
