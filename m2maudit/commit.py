@@ -223,7 +223,9 @@ def clear_file_errors(store: Store, sources: list[str]) -> None:
     A `--db` store keeps the error of a file that failed once: a gzip cut off in transfer
     and fetched again, or a CloudTrail digest file that an older version could not read.
     Without this, a scan of the store alone would call such a file unreadable for ever, and
-    `--strict` would fail on it.
+    `--strict` would fail on it. Ingest calls it after each group of files, so a run that
+    is interrupted keeps what it cleared. Errors are kept by the file's name as given: the
+    same relative name read from another directory counts as the same file.
     """
     if sources:
         store.con.execute(

@@ -90,16 +90,29 @@ def ingest_paths(
         if on_start:
             on_start(files)
         report = IngestReport()
+        failed_before = _files_that_failed_before(store)
         for group in _groups(files, config, _files_to_hash(store, files, one_shot)):
             reports = ingest_group(store, group, config, on_staged)
+            read_fine = []
             for file, file_report in zip((c.file for c in group), reports, strict=True):
                 report.files.append(file_report)
+                if file_report.error is None and file.display in failed_before:
+                    read_fine.append(file)
                 if on_file:
                     on_file(file, file_report)
-        clear_file_errors(store, [f.source for f in report.files if f.error is None])
+            # Standard input is "<stdin>" whatever it holds: not the file that failed.
+            clear_file_errors(store, [f.display for f in read_fine if not f.temporary])
     finally:
         remove_temporary(files)
     return report
+
+
+def _files_that_failed_before(store: Store) -> set[str]:
+    """The files a `--db` store holds a whole-file error for (see `clear_file_errors`)."""
+    rows = store.con.execute(
+        "SELECT DISTINCT source_file FROM ingest_errors WHERE source_line = 0"
+    ).fetchall()
+    return {str(row[0]) for row in rows}
 
 
 # Small files of a batchable format are ingested together, up to these limits a batch.

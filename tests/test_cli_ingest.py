@@ -512,6 +512,22 @@ def test_a_file_read_fine_again_is_no_longer_unreadable_in_the_store(
     assert query(tmp_path / "s.duckdb", "SELECT count(*) FROM ingest_errors") == [(0,)]
 
 
+def test_standard_input_read_fine_does_not_clear_another_inputs_error(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    """Standard input is "<stdin>" whatever it holds: good input on it is not the broken
+    input that failed before under the same name."""
+    write_jsonl(tmp_path / "a.jsonl", [ev(11)])
+    assert cli("ingest", "a.jsonl", "--db", "s.duckdb").code == 0
+    broken = cli("ingest", "-", "--db", "s.duckdb", input=b"\x1f\x8b\x08\x00garbage")
+    assert "<stdin>" in broken.stderr
+    good = json.dumps(ev(12)) + "\n"
+    assert cli("ingest", "-", "--db", "s.duckdb", input=good).code == 0
+    strict = cli("scan", "--db", "s.duckdb", "--strict", "-f", "json", "--fail-on", "never")
+    assert strict.code == 2
+    assert "1 file unreadable" in strict.stderr
+
+
 def test_a_rejected_line_keeps_its_number_whatever_it_is(cli: RunCli, tmp_path: Path) -> None:
     """`:100:` is an emoji code to the terminal library: `a.jsonl:100:` must stay as it is."""
     lines = [json.dumps(ev(n % 24, f"agent-{n}")) for n in range(99)] + ["{bad"]
