@@ -563,6 +563,21 @@ def test_inventory_scopes_become_a_list(
     assert rows(store, "SELECT scopes FROM credentials") == [(expected,)]
 
 
+def test_an_inventory_time_of_zero_means_none_not_1970(store: Store, tmp_path: Path) -> None:
+    """Exports write 0 for "never expires" or "never used"; other small numbers are errors."""
+    path = write_csv(
+        tmp_path / "inv.csv",
+        ["token_id", "principal", "expires_at", "last_used_at", "revoked_at"],
+        [["k1", "svc-a", "0", "0", ""], ["k2", "svc-b", "12345", "", ""]],
+    )
+    report = ingest(store, path)
+    assert (report.files[0].loaded, report.files[0].rejected) == (1, 1)
+    assert rows(store, "SELECT credential_id, expires_at, last_used_at FROM credentials") == [
+        ("k1", None, None)
+    ]
+    assert rows(store, "SELECT reason FROM ingest_errors") == [('unparseable expires_at: "12345"',)]
+
+
 @pytest.mark.parametrize(
     ("record", "reason"),
     [

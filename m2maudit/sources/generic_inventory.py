@@ -96,7 +96,7 @@ class GenericInventoryAdapter:
             "principal_type": f"lower({text['principal_type']})",
             "owner": text["owner"],
             "scopes": f"CASE WHEN leak IS NULL THEN {scopes} ELSE {redact_list_sql(scopes)} END",
-            **{name: q.json_timestamp(slot[name]) for name in TIME_FIELDS},
+            **{name: q.json_timestamp(_time(slot[name])) for name in TIME_FIELDS},
             "status": f"coalesce(lower({text['status']}), 'active')",
             "principal_status": f"coalesce(lower({text['principal_status']}), 'active')",
             "environment": text["environment"],
@@ -106,7 +106,10 @@ class GenericInventoryAdapter:
         ]
         checks.append(("credential_id IS NULL", "'missing token_id'"))
         checks += [
-            (q.bad_timestamp(slot[name]), f"'unparseable {name}: ' || left({slot[name]}, 40)")
+            (
+                q.bad_timestamp(_time(slot[name])),
+                f"'unparseable {name}: ' || left({slot[name]}, 40)",
+            )
             for name in TIME_FIELDS
         ]
         checks += [
@@ -122,3 +125,9 @@ class GenericInventoryAdapter:
         ]
         prelude = {"v": f"json_extract(rec, [{paths}])", "leak": q.leak_check("rec")}
         map_records(ctx, columns, checks, [prelude])
+
+
+def _time(value: str) -> str:
+    """A time field's JSON value, absent when it is 0 or "0": exports write 0 for "never"
+    (expires, last used), which read as seconds since the epoch is 1970."""
+    return f"CASE WHEN coalesce({q.json_number(value)} = 0, false) THEN NULL ELSE {value} END"
