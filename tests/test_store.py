@@ -301,3 +301,25 @@ def test_a_big_log_read_line_by_line_fits_a_small_memory_limit(tmp_path: Path) -
         )
     finally:
         store.close()
+
+
+def test_a_line_over_a_lowered_limit_says_how_to_raise_it(tmp_path: Path) -> None:
+    from m2maudit.config import Config
+    from m2maudit.ingest import ingest_paths
+
+    log = tmp_path / "big.jsonl"
+    small = json.dumps({"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a"})
+    big = json.dumps(
+        {"timestamp": "2026-11-20T10:00:00Z", "principal": "b", "pad": "x" * 6_000_000}
+    )
+    log.write_text(f"{small}\n\n{big}\n")
+    store = Store.open(None, StoreOptions(memory_limit="40MB"))  # lines up to ~4.7 MB
+    try:
+        [file] = ingest_paths(store, [str(log)], [], Config()).files
+        assert (file.loaded, file.rejected) == (1, 1)
+        [(line, reason)] = store.con.execute(
+            "SELECT source_line, reason FROM ingest_errors"
+        ).fetchall()
+        assert line == 3 and reason.endswith("bytes (a larger --memory-limit raises it)")
+    finally:
+        store.close()

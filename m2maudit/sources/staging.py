@@ -262,6 +262,8 @@ _LIMIT_STEP = 64 * 1024
 
 def _read_lines_once(ctx: LoadContext, limit: int) -> int:
     """Fill `_lines` (see `read_lines`) with this line limit; the rows read and rejected."""
+    # Under a small --memory-limit the limit is lower than usual: say how to raise it.
+    raise_it = " (a larger --memory-limit raises it)" if limit < _READER_LINE_LIMIT else ""
     _drop_reader_rejects(ctx)
     _run(
         ctx,
@@ -276,7 +278,7 @@ def _read_lines_once(ctx: LoadContext, limit: int) -> int:
                CASE min(error_type::VARCHAR)
                    WHEN 'INVALID ENCODING' THEN 'not UTF-8 text'
                    WHEN 'LINE SIZE OVER MAXIMUM'
-                       THEN 'line is over the limit of {limit} bytes'
+                       THEN 'line is over the limit of {limit} bytes{raise_it}'
                    ELSE 'unreadable line: ' || lower(min(error_type::VARCHAR))
                END AS reason
         FROM reject_errors GROUP BY line
