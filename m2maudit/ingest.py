@@ -428,6 +428,10 @@ def ingest_file(
     except duckdb.Error as exc:
         report.error = f"could not load: {str(exc).strip().splitlines()[0][:300]}"
         record_file_error(store, report)
+    except BaseException:  # Ctrl-C, or a bug: the run ends, so does the file's digest
+        if digest is not None:
+            digest.cancel()
+        raise
     finally:
         if digest is not None:
             digest.wait()

@@ -475,10 +475,10 @@ def test_a_one_shot_store_hashes_only_files_that_could_repeat(
     hashed: list[Path] = []
     real = lineindex.digest_and_index
 
-    def spy(path: Path, compressed: bool = False, hash_content: bool = True) -> Any:
+    def spy(path: Path, compressed: bool = False, hash_content: bool = True, *rest: Any) -> Any:
         if hash_content:
             hashed.append(path)
-        return real(path, compressed, hash_content)
+        return real(path, compressed, hash_content, *rest)
 
     monkeypatch.setattr(lineindex, "digest_and_index", spy)
     logs = tmp_path / "logs"
@@ -507,3 +507,42 @@ def test_a_one_shot_store_hashes_only_files_that_could_repeat(
     disk = Store.open(tmp_path / "store.duckdb")
     assert ingest_paths(disk, [str(logs / "c.jsonl")], one_shot=True).files[0].loaded == 3
     assert len(hashed) == 5
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_cancelled_digest_stops_at_its_next_chunk(tmp_path: Path, compressed: bool) -> None:
+    import threading
+
+    path = tmp_path / "f.jsonl"
+    text = b'{"a": 1}\n' * 1000
+    path.write_bytes(gzip.compress(text) if compressed else text)
+    cancelled = threading.Event()
+    cancelled.set()
+    with pytest.raises(lineindex.DigestCancelled):
+        digest_and_index(path, compressed, cancelled=cancelled)
+    with pytest.raises(lineindex.DigestCancelled):
+        lineindex.file_sha256(path, cancelled)
+    assert (
+        lineindex.file_sha256(path) == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    )
+
+
+def test_ctrl_c_while_a_big_file_loads_cancels_its_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash of a 3 GB log runs on a thread; on Ctrl-C the run must not wait for it."""
+    import m2maudit.ingest as ingest_module
+
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps({"timestamp": "2026-11-20T10:00:00Z", "principal": "a"}) + "\n")
+    monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 0)  # every file "big": on a thread
+    cancelled: list[bool] = []
+    monkeypatch.setattr(lineindex.FileDigest, "cancel", lambda self: cancelled.append(True))
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_module, "_load", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths(Store.open(), [str(path)])
+    assert cancelled == [True]

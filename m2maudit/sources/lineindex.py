@@ -15,6 +15,7 @@ fetched in one forward pass.
 from __future__ import annotations
 
 import hashlib
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -112,11 +113,23 @@ class LineIndex:
         )
 
 
+class DigestCancelled(Exception):
+    """The run is being interrupted: stop reading the file."""
+
+
+def _go_on(cancelled: threading.Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise DigestCancelled
+
+
 def digest_and_index(
-    path: Path, compressed: bool = False, hash_content: bool = True
+    path: Path,
+    compressed: bool = False,
+    hash_content: bool = True,
+    cancelled: threading.Event | None = None,
 ) -> tuple[str | None, LineIndex | None]:
     """SHA-256 of the file's bytes (None without `hash_content`) and the index of its
-    (decompressed) lines, in one read.
+    (decompressed) lines, in one read; `cancelled` stops it between chunks.
 
     The index is None for a gzip stream that ends early or is corrupt: the careful path
     reports that.
@@ -127,17 +140,19 @@ def digest_and_index(
     try:
         if compressed:
             for raw, text in _gzip_pieces(path, _Checkpoint(0, 0, None), checkpoints, counter):
+                _go_on(cancelled)
                 if digest:
                     digest.update(raw)
                 counter.add(text)
         else:
             with path.open("rb") as handle:
                 while chunk := handle.read(_CHUNK_BYTES):
+                    _go_on(cancelled)
                     if digest:
                         digest.update(chunk)
                     counter.add(chunk)
     except (zlib.error, EOFError):
-        return (file_sha256(path) if hash_content else None), None
+        return (file_sha256(path, cancelled) if hash_content else None), None
     counter.finish()
     index = LineIndex(
         path,
@@ -153,10 +168,14 @@ def digest_and_index(
     return (digest.hexdigest() if digest else None), index
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, hashed in C at disk speed."""
+def file_sha256(path: Path, cancelled: threading.Event | None = None) -> str:
+    """SHA-256 of a file's bytes; `cancelled` stops it between chunks."""
+    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        while chunk := handle.read(_CHUNK_BYTES):
+            _go_on(cancelled)
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 _GZIP_CHUNK_BYTES = 2 * BLOCK_BYTES  # ~10 MiB of text a piece
@@ -311,11 +330,12 @@ class FileDigest:
     ) -> None:
         self.in_background = size >= BACKGROUND_BYTES and (index or hash_content)
         self._unhashed = None if hash_content else f"{UNHASHED}{size}:{path}"
+        self._cancelled = threading.Event()
 
         def work() -> tuple[str | None, LineIndex | None]:
             if index:
-                return digest_and_index(path, compressed, hash_content)
-            return (file_sha256(path) if hash_content else None), None
+                return digest_and_index(path, compressed, hash_content, self._cancelled)
+            return (file_sha256(path, self._cancelled) if hash_content else None), None
 
         self._future: Future[tuple[str | None, LineIndex | None]]
         if self.in_background:
@@ -338,3 +358,8 @@ class FileDigest:
     def wait(self) -> None:
         """Let a background digest finish (its error, if any, was or will be seen)."""
         self._future.exception()
+
+    def cancel(self) -> None:
+        """Stop a background digest at its next chunk: on Ctrl-C, the rest of a 3 GB file
+        is not worth hashing before the run can end."""
+        self._cancelled.set()
