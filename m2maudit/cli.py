@@ -34,6 +34,7 @@ from m2maudit.console import (
 from m2maudit.errors import AuditError
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport, stored_report
+from m2maudit.interrupts import prompt_interrupts
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
@@ -224,7 +225,8 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
     created = db is not None and not db.exists()
     store = Store.open(db, options)
     try:
-        yield store
+        with prompt_interrupts(store.con):
+            yield store
     except AuditError:
         store.close()
         if created and db is not None:

@@ -1,0 +1,46 @@
+"""Ctrl-C that stops a DuckDB query at once.
+
+DuckDB notices a pending SIGINT only between pieces of its work, which on a read of a
+gigabyte log come seconds apart (3.5 s measured on 5 M events). The signal module can
+write each signal's number to a socket the moment it arrives; a thread waiting on that
+socket interrupts the connection's running query, which then stops within milliseconds.
+Python's own handler still raises KeyboardInterrupt as usual.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+
+@contextmanager
+def prompt_interrupts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """While inside, Ctrl-C also interrupts the query running on `con`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can watch signals
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(
+        target=_interrupt_on_sigint, args=(reader, con), name="m2maudit-sigint", daemon=True
+    )
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        writer.close()  # the watcher reads the end of the stream and returns
+        watcher.join()
+        reader.close()
+
+
+def _interrupt_on_sigint(reader: socket.socket, con: duckdb.DuckDBPyConnection) -> None:
+    while signals := reader.recv(64):
+        if signal.SIGINT in signals:
+            con.interrupt()
