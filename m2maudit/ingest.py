@@ -129,9 +129,7 @@ class _Sniffed:
     sample: Sample | None = None
     adapter: SourceAdapter | None = None
     hash_content: bool = True  # see `_files_to_hash`
-    # Why the file holds nothing to audit, if so: judged from the whole sample, before a
-    # file that waits in a batch keeps only a light one.
-    skipped: str | None = None
+    skipped: str | None = None  # why the file holds nothing to audit, if so
 
 
 def _files_to_hash(store: Store, files: list[InputFile], one_shot: bool) -> set[InputFile]:
@@ -177,14 +175,21 @@ def _groups(
 
 def _sniff(file: InputFile, config: Config) -> _Sniffed:
     try:
-        sample = sniff(file)
-        adapter = choose_adapter(file, sample, config)
+        sample, adapter, skipped = _sample_and_format(file, config)
     except (InputError, OSError):
         return _Sniffed(file)
+    return _Sniffed(file, sample, adapter, skipped=skipped)
+
+
+def _sample_and_format(file: InputFile, config: Config) -> tuple[Sample, SourceAdapter, str | None]:
+    """The file's sample, its format and why it holds nothing to audit (if so), judged
+    from the whole sample before a file that may wait in a batch keeps a light one."""
+    sample = sniff(file)
+    adapter = choose_adapter(file, sample, config)
     skipped = nothing_to_audit(sample)
     if isinstance(adapter, BatchableAdapter):
         sample = sample.light()
-    return _Sniffed(file, sample, adapter, skipped=skipped)
+    return sample, adapter, skipped
 
 
 def ingest_group(
@@ -390,9 +395,7 @@ def ingest_file(
         if sniffed is not None and sniffed.sample is not None and sniffed.adapter is not None:
             sample, adapter, skipped = sniffed.sample, sniffed.adapter, sniffed.skipped
         else:
-            sample = sniff(file)
-            adapter = choose_adapter(file, sample, config)
-            skipped = nothing_to_audit(sample)
+            sample, adapter, skipped = _sample_and_format(file, config)
         report.format, report.kind = adapter.name, adapter.kind
         report.skipped = skipped  # an empty batch a format also claims
         if report.skipped:
