@@ -58,6 +58,9 @@ def macro_sql(config: Config) -> list[str]:
         # the token's fingerprint.
         """CREATE OR REPLACE TEMP MACRO m2m_credential(credential_id, token_fp, jti) AS
             coalesce(nullif(credential_id, token_fp), jti, token_fp)""",
+        # An inventory principal's kind: as the inventory states it, else by its name.
+        """CREATE OR REPLACE TEMP MACRO m2m_stated_kind(principal_type, principal) AS
+            coalesce(nullif(principal_type, 'unknown'), m2m_kind(principal))""",
         f"""CREATE OR REPLACE TEMP MACRO m2m_static_type(t) AS
             coalesce(t IN ({static}), false)""",
         # The first few evidence locations, in a stable order, for any aggregate of events
@@ -76,12 +79,13 @@ def macro_sql(config: Config) -> list[str]:
     ]
 
 
-# Who and what is behind an event, from the event (`e`) and its decoded token (`t`). `ev`
-# derives it per event; `ev_groups` per group of events, after grouping.
 # Who acted: the log's name for the caller, else the token's, else the owner the inventory
 # gives the credential (a call that names only its key is still someone's).
 _NAMED = "coalesce(e.principal, t.current_actor, t.client_id, t.sub)"
 _ACTOR = f"coalesce({_NAMED}, o.owner)"
+
+# Who and what is behind an event, from the event (`e`), its decoded token (`t`) and its
+# credential's owner (`o`). `ev` derives it per event; `ev_groups` per group of events.
 _IDENTITY = f"""
     {_ACTOR} AS actor,
     coalesce(nullif(e.principal_type, 'unknown'),
@@ -117,11 +121,12 @@ _GROUPED_BY = f"""
 """
 
 VIEW_SQL = [
-    # One owner per inventory id (an id listed twice must not double its calls).
+    # One owner per inventory id (an id listed twice must not double its calls), with the
+    # kind of that same row.
     """
     CREATE OR REPLACE TEMP TABLE credential_owners AS
     SELECT credential_id, min(principal) AS owner,
-           min(coalesce(nullif(principal_type, 'unknown'), m2m_kind(principal))) AS owner_kind
+           arg_min(m2m_stated_kind(principal_type, principal), principal) AS owner_kind
     FROM credentials
     WHERE principal IS NOT NULL GROUP BY credential_id
     """,
@@ -170,7 +175,7 @@ VIEW_SQL = [
     """
     CREATE OR REPLACE TEMP TABLE cred AS
     SELECT c.*,
-        coalesce(nullif(c.principal_type, 'unknown'), m2m_kind(c.principal)) AS kind,
+        m2m_stated_kind(c.principal_type, c.principal) AS kind,
         u.calls, u.first_ts AS first_seen_in_logs, u.last_ts AS last_seen_in_logs,
         u.actors, coalesce(u.scopes_used, []) AS used_scopes,
         greatest(c.last_used_at, u.last_ts) AS last_used
