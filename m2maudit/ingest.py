@@ -93,15 +93,14 @@ def ingest_paths(
         failed_before = _files_that_failed_before(store)
         for group in _groups(files, config, _files_to_hash(store, files, one_shot)):
             reports = ingest_group(store, group, config, on_staged)
-            read_fine = []
-            for file, file_report in zip((c.file for c in group), reports, strict=True):
+            done = list(zip((c.file for c in group), reports, strict=True))
+            for file, file_report in done:
                 report.files.append(file_report)
-                if file_report.error is None and file.display in failed_before:
-                    read_fine.append(file)
                 if on_file:
                     on_file(file, file_report)
             # Standard input is "<stdin>" whatever it holds: not the file that failed.
-            clear_file_errors(store, [f.display for f in read_fine if not f.temporary])
+            read_fine = [f for f, r in done if r.error is None and not f.temporary]
+            clear_file_errors(store, [f.display for f in read_fine if f.display in failed_before])
     finally:
         remove_temporary(files)
     return report
