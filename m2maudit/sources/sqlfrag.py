@@ -81,11 +81,12 @@ def json_timestamp(value: str) -> str:
     )
 
 
-def bad_timestamp(value: str) -> str:
-    """True when a JSON value is present but does not hold a time."""
+def bad_timestamp(value: str, parsed: str | None = None) -> str:
+    """True when a JSON value is present but does not hold a time; `parsed` names the
+    value's `json_timestamp` when a column already holds it."""
     return (
         f"(json_type({value}) IS NOT NULL AND json_type({value}) <> 'NULL' "
-        f"AND {json_timestamp(value)} IS NULL)"
+        f"AND {parsed or json_timestamp(value)} IS NULL)"
     )
 
 

@@ -117,18 +117,34 @@ class VaultAuditAdapter:
         folded = fold_requests_into_responses(ctx)
         if folded:
             ctx.notes.append(f"{folded} request entries folded into their response entries")
-        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
+        map_records(ctx, _columns(), _checks(), prelude=[FIELDS.prelude(), *_value_layers()])
+
+
+def _value_layers() -> list[dict[str, str]]:
+    """Values the columns use several times, each computed once in a layer of its own:
+    DuckDB expands a nested expression at every use, and inline these made the mapping
+    67 KB of SQL that took 0.3 s to plan for any file, however small."""
+    f = FIELDS
+    return [
+        {
+            "client_token": f.text("client_token"),
+            "issued_at": f.timestamp("token_issue_time"),
+            "without_hmacs": f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')",
+        },
+        {
+            "clear_vault_token": (
+                f"CASE WHEN regexp_matches(client_token, '{RAW_VAULT_TOKEN}') THEN client_token END"
+            )
+        },
+    ]
 
 
 def _columns() -> dict[str, str]:
-    """Canonical columns as SQL over the staged records."""
+    """Canonical columns as SQL over the staged records and `_value_layers`."""
     f = FIELDS
     display = f"lower({f.text('display_name')})"
     mount = f"regexp_extract({display}, '^([a-z0-9_]+)', 1)"
     ttl = q.json_number(f["token_ttl"])
-    token = f.text("client_token")
-    raw_token = f"CASE WHEN regexp_matches({token}, '{RAW_VAULT_TOKEN}') THEN {token} END"
-    without_hmacs = f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')"
     error = f.text("error")
     namespace = f"nullif(rtrim({f.text('namespace')}, '/'), '')"
     return {
@@ -146,7 +162,7 @@ def _columns() -> dict[str, str]:
             f"WHEN {f.text('token_type')} IS NOT NULL OR credential_id IS NOT NULL "
             f"THEN 'vault_token' END"
         ),
-        "token_fp": fingerprint_sql(raw_token),
+        "token_fp": fingerprint_sql("clear_vault_token"),
         "raw_token": "NULL::VARCHAR",
         "on_behalf_of": "NULL::VARCHAR",
         "act_chain": "NULL::VARCHAR[]",
@@ -174,15 +190,15 @@ def _columns() -> dict[str, str]:
         "trace_id": f.text("request_id"),
         "session_id": "NULL::VARCHAR",
         "task_id": "NULL::VARCHAR",
-        "credential_issued_at": f.timestamp("token_issue_time"),
+        "credential_issued_at": "issued_at",
         "credential_expires_at": q.add_seconds("credential_issued_at", ttl),
         "leaked_secret": (
-            f"CASE WHEN {raw_token} IS NOT NULL THEN 'vault_token' "
-            f"ELSE {q.leak_check(without_hmacs)} END"
+            f"CASE WHEN clear_vault_token IS NOT NULL THEN 'vault_token' "
+            f"ELSE {q.leak_check('without_hmacs')} END"
         ),
         "leaked_secret_fp": (
-            f"CASE WHEN {raw_token} IS NOT NULL THEN token_fp "
-            f"WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(without_hmacs)} END"
+            f"CASE WHEN clear_vault_token IS NOT NULL THEN token_fp "
+            f"WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('without_hmacs')} END"
         ),
     }
 
@@ -201,7 +217,7 @@ def _checks() -> list[tuple[str, str]]:
         ),
         (q.bad_string_list(f["policies"]), "'auth.policies must be a list'"),
         (
-            q.bad_timestamp(issued),
+            q.bad_timestamp(issued, "issued_at"),
             f"'unparseable auth.token_issue_time: ' || left({issued}::VARCHAR, 40)",
         ),
         (
