@@ -1,0 +1,69 @@
+"""Every format's mapping stays a statement DuckDB can plan quickly.
+
+DuckDB expands a nested expression at each place it is used, and planning time grows with the
+expanded statement, not with the data: a one-line file pays it in full. One wrapper too many
+around the inventory's time fields once made its mapping 240 KB of SQL, 0.8 s to plan for
+any inventory file (the sample scan took twice as long). Values used several times belong in
+a layer of their own (`map_records`' preludes); this test keeps each format honest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from m2maudit.ingest import ingest_paths
+from m2maudit.sources import ADAPTERS
+from m2maudit.store import Store
+from tests.source_support import real_logs_dir
+
+REPO = Path(__file__).resolve().parent.parent
+# The largest statement today is about 45 KB (token decoding); the inventory's was 240 KB.
+MAX_STATEMENT_CHARS = 64_000
+
+
+class _RecordingConnection:
+    """Passes every call to DuckDB, keeping the length of each statement by its first words."""
+
+    def __init__(self, con: Any) -> None:
+        self._con = con
+        self.lengths: dict[str, int] = {}
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        head = " ".join(sql.split()[:6])
+        self.lengths[head] = max(self.lengths.get(head, 0), len(sql))
+        return self._con.execute(sql, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def _careful_path_logs(tmp_path: Path) -> list[str]:
+    """A JSON-lines log with a blank line and a CSV log: the generic log's careful path."""
+    line = (
+        '{"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a", '
+        '"authorization": "Bearer abc.def.ghi", "action": "read"}'
+    )
+    jsonl = tmp_path / "blank.jsonl"
+    jsonl.write_text(f"{line}\n\n{line}\n")
+    csv = tmp_path / "log.csv"
+    csv.write_text("timestamp,principal,token_id,action\n2026-11-20T10:00:00Z,svc-a,k1,read\n")
+    return [str(jsonl), str(csv)]
+
+
+def test_every_format_maps_with_a_statement_of_bounded_size(tmp_path: Path) -> None:
+    store = Store.open()
+    recorder = _RecordingConnection(store.con)
+    store.con = recorder  # type: ignore[assignment]
+    paths = [
+        str(REPO / "sample_logs"),
+        str(real_logs_dir()),
+        str(REPO / "tests" / "data" / "ocsf"),
+        *_careful_path_logs(tmp_path),
+    ]
+    report = ingest_paths(store, paths)
+
+    formats = {file.format for file in report.files if not file.error}
+    assert formats >= {adapter.name for adapter in ADAPTERS}, "a format went untried"
+    too_long = {head: n for head, n in recorder.lengths.items() if n > MAX_STATEMENT_CHARS}
+    assert not too_long, f"statements over {MAX_STATEMENT_CHARS} characters: {too_long}"
