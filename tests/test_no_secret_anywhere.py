@@ -61,3 +61,65 @@ def test_no_report_and_no_table_holds_the_token(inputs: Path, name: str) -> None
     assert signature not in out.read_text()
     assert signature.encode() not in db.read_bytes()
     assert "secret:" in out.read_text() or name in ("table", "markdown", "junit")
+
+
+# Secrets pasted into a field whose bad value a reject reason quotes: 40 characters each,
+# so that cutting the quote at 40 (or 39) would still show all or nearly all of one.
+GITHUB_TOKEN = "ghp_hGAkWvj7FAc9QeWJKY40uvSwMFLZDe1f8rES"
+BARE_AWS_SECRET = "2hpChYgCfrL1spNxnyVmihA+2O76UMFxFkM+R5Kj"
+VALID = {"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a"}
+
+
+def _files_quoting(secret: str, tmp_path: Path) -> list[Path]:
+    """One file per format whose reject reason quotes a time field, with `secret` in it."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({**VALID, "timestamp": secret}) + "\n" + json.dumps(VALID) + "\n")
+    inventory = tmp_path / "inv.csv"
+    inventory.write_text(f"token_id,principal,created_at\nk1,svc-a,{secret}\nk2,svc-b,2026-01-01\n")
+    cloudtrail = tmp_path / "trail.json"
+    identity = {"type": "IAMUser", "arn": "arn:aws:iam::1:user/u", "accessKeyId": "AKIAEXAMPLE"}
+    record = {"eventVersion": "1.08", "eventSource": "s3.amazonaws.com", "eventName": "Get"}
+    cloudtrail.write_text(
+        json.dumps(
+            {
+                "Records": [
+                    {**record, "eventTime": secret, "userIdentity": identity},
+                    {**record, "eventTime": "2026-11-20T10:00:00Z", "userIdentity": identity},
+                ]
+            },
+        )
+    )
+    vault = tmp_path / "vault.jsonl"
+    entry = {
+        "time": "2026-11-20T10:00:00Z",
+        "type": "response",
+        "auth": {"accessor": "acc-1", "display_name": "approle"},
+        "request": {"id": "r-1", "operation": "read", "path": "secret/x"},
+    }
+    vault.write_text(json.dumps(entry) + "\n" + json.dumps({**entry, "time": secret}) + "\n")
+    return [log, inventory, cloudtrail, vault]
+
+
+@pytest.mark.parametrize("secret", [GITHUB_TOKEN, BARE_AWS_SECRET])
+def test_a_reject_reason_never_quotes_a_secret(tmp_path: Path, secret: str) -> None:
+    db = tmp_path / "store.duckdb"
+    files = _files_quoting(secret, tmp_path)
+    result = CliRunner().invoke(app, ["ingest", *map(str, files), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    reasons = [line for line in result.output.splitlines() if "not shown" in line]
+    assert len(reasons) == len(files), result.output  # each file quoted nothing of it
+    for shown in (secret[:20], secret[-20:]):
+        assert shown not in result.output
+        assert shown.encode() not in db.read_bytes()
+
+
+def test_a_reject_reason_still_quotes_a_plain_bad_value(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    db = str(tmp_path / "store.duckdb")
+    log.write_text(json.dumps({**VALID, "timestamp": "2026-13-45 noon"}) + "\n")
+    result = CliRunner().invoke(app, ["ingest", str(log), "--db", db])
+    assert 'unparseable "timestamp": "2026-13-45 noon"' in result.output
+    long_value = "yesterday, " * 10
+    log.write_text(json.dumps({**VALID, "timestamp": long_value}) + "\n")
+    result = CliRunner().invoke(app, ["ingest", str(log), "--db", db])
+    assert f'unparseable "timestamp": "{long_value[:39]}...' in result.output

@@ -328,7 +328,7 @@ def _checks() -> list[tuple[str, str]]:
     time, identity = "j_time", "j_identity"
     return [
         (f"json_type({time}) IS NULL OR json_type({time}) = 'NULL'", "'missing eventTime'"),
-        ("ts IS NULL", f"'unparseable eventTime: ' || left({time}::VARCHAR, 40)"),
+        ("ts IS NULL", "'unparseable eventTime: ' || " + q.shown(f"{time}::VARCHAR")),
         (f"coalesce(json_type({identity}), 'NULL') = 'NULL'", "'missing userIdentity'"),
         (f"json_type({identity}) <> 'OBJECT'", "'userIdentity must be an object'"),
         (

@@ -236,7 +236,7 @@ class EntraSignInAdapter:
             (f"NOT {f.present('time')}", "'missing time / createdDateTime'"),
             (
                 "ts IS NULL",
-                f"'unparseable time / createdDateTime: ' || left({f['time']}::VARCHAR, 40)",
+                "'unparseable time / createdDateTime: ' || " + q.shown(f"{f['time']}::VARCHAR"),
             ),
             (
                 f"{f.present('properties')} AND json_type({f['properties']}) <> 'OBJECT'",

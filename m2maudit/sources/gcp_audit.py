@@ -213,7 +213,7 @@ def _columns() -> dict[str, str]:
 def _checks() -> list[tuple[str, str]]:
     return [
         ("json_type(j_time) IS NULL OR json_type(j_time) = 'NULL'", "'missing timestamp'"),
-        ("ts IS NULL", "'unparseable timestamp: ' || left(j_time::VARCHAR, 40)"),
+        ("ts IS NULL", "'unparseable timestamp: ' || " + q.shown("j_time::VARCHAR")),
         (
             "json_type(j_payload) IS DISTINCT FROM 'OBJECT'",
             "'no protoPayload: not a Cloud Audit Log entry'",

@@ -114,7 +114,7 @@ class GenericInventoryAdapter:
         checks += [
             (
                 q.bad_timestamp(f"time_{name}", f"parsed_{name}"),
-                f"'unparseable {name}: ' || left({slot[name]}, 40)",
+                f"'unparseable {name}: ' || {q.shown(f'{slot[name]}::VARCHAR')}",
             )
             for name in TIME_FIELDS
         ]

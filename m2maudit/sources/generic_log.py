@@ -457,7 +457,7 @@ def _checks(
         ("coalesce(k_timestamp, 'NULL') = 'NULL'", f"'missing {ts_label}'"),
         (
             "ts IS NULL",
-            f"'unparseable {ts_label}: ' || left(coalesce(j_timestamp::VARCHAR, ''), 40)",
+            f"'unparseable {ts_label}: ' || {q.shown('j_timestamp::VARCHAR')}",
         ),
         (
             "coalesce(k_scopes IN ('OBJECT', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'), false)",

@@ -158,7 +158,7 @@ def _checks() -> list[tuple[str, str]]:
         (f"NOT {f.present('time')}", "'missing @timestamp / created_at'"),
         (
             "ts IS NULL",
-            f"'unparseable @timestamp / created_at: ' || left({f['time']}::VARCHAR, 40)",
+            "'unparseable @timestamp / created_at: ' || " + q.shown(f"{f['time']}::VARCHAR"),
         ),
         (q.is_composite(f["actor"]), "'field \"actor\" must be text'"),
         (q.is_composite(f["action"]), "'field \"action\" must be text'"),

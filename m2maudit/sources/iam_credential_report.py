@@ -142,19 +142,23 @@ def _columns(config: Config) -> dict[str, str]:
 
 def _checks() -> list[tuple[str, str]]:
     slot = "(rec ->> '$.slot')"
+    active, rotated, used = (
+        "(rec ->> '$.active')",
+        "(rec ->> '$.last_rotated')",
+        "(rec ->> '$.last_used')",
+    )
     return [
         ("principal IS NULL", "'missing arn'"),
         (
             "status IS NULL",
-            f"{slot} || '_active must be true or false, not ' || "
-            f"coalesce(left(rec ->> '$.active', 40), 'empty')",
+            f"{slot} || '_active must be true or false, not ' || {q.shown(active)}",
         ),
         (
-            _bad_time("(rec ->> '$.last_rotated')"),
-            f"'unparseable ' || {slot} || '_last_rotated: ' || left(rec ->> '$.last_rotated', 40)",
+            _bad_time(rotated),
+            f"'unparseable ' || {slot} || '_last_rotated: ' || {q.shown(rotated)}",
         ),
         (
-            _bad_time("(rec ->> '$.last_used')"),
-            f"'unparseable ' || {slot} || '_last_used_date: ' || left(rec ->> '$.last_used', 40)",
+            _bad_time(used),
+            f"'unparseable ' || {slot} || '_last_used_date: ' || {q.shown(used)}",
         ),
     ]

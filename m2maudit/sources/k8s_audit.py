@@ -280,6 +280,6 @@ def _checks() -> list[tuple[str, str]]:
             "json_type(j_time) IS NULL OR json_type(j_time) = 'NULL'",
             "'missing requestReceivedTimestamp'",
         ),
-        ("ts IS NULL", "'unparseable requestReceivedTimestamp: ' || left(j_time::VARCHAR, 40)"),
+        ("ts IS NULL", "'unparseable requestReceivedTimestamp: ' || " + q.shown("j_time::VARCHAR")),
         ("principal IS NULL", "'missing user.username'"),
     ]

@@ -196,7 +196,7 @@ def _checks() -> list[tuple[str, str]]:
             f"' is neither API Activity (6003) nor Authentication (3002)'",
         ),
         (f"NOT {f.present('time')}", "'missing time'"),
-        ("ts IS NULL", f"'unparseable time: ' || left({f['time']}::VARCHAR, 40)"),
+        ("ts IS NULL", "'unparseable time: ' || " + q.shown(f"{f['time']}::VARCHAR")),
         (
             "principal IS NULL AND credential_id IS NULL AND client_id IS NULL",
             "'no identity: no user, actor.user, actor.app_name or credential_uid'",

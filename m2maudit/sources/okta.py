@@ -162,8 +162,8 @@ def _checks() -> list[tuple[str, str]]:
         ),
         (
             "ts IS NULL",
-            f"'unparseable published: ' || left(coalesce({f['published']}, "
-            f"{f['event_time']})::VARCHAR, 40)",
+            "'unparseable published: ' || "
+            + q.shown(f"coalesce({f['published']}, {f['event_time']})::VARCHAR"),
         ),
         (
             f"json_type({f['actor']}) NOT IN ('OBJECT', 'NULL')",

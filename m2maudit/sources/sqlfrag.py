@@ -126,6 +126,33 @@ def outcome(status_text: str) -> str:
     )
 
 
+# A run of this many characters of a key's alphabet, with a letter in it, looks like a key:
+# a 40-character GitHub token or AWS secret, a JWT, an API key. Dates, numbers and field
+# names break into shorter runs.
+_KEY_LIKE_RUN = "[A-Za-z0-9+/=_]{16,}"
+SHOWN_WIDTH = 40
+
+
+def shown(text: str) -> str:
+    """A record's value quoted in a reject reason (NULL: `empty`), cut to `SHOWN_WIDTH`
+    characters, or not quoted at all when it could be a secret.
+
+    A reason is printed and kept in `ingest_errors`: a bad value is worth seeing, a
+    secret pasted into a time field is not. Cutting alone is no protection (a 40-character
+    key cut at 39 is still a key), so a value with a secret's shape is not quoted.
+    """
+    hidden = (
+        f"{leak_check(text)} IS NOT NULL OR (regexp_matches({text}, '{_KEY_LIKE_RUN}') "
+        f"AND regexp_matches({text}, '[A-Za-z]'))"
+    )
+    return (
+        f"CASE WHEN {text} IS NULL THEN 'empty' "
+        f"WHEN {hidden} THEN 'a value not shown (it could be a secret)' "
+        f"WHEN length({text}) > {SHOWN_WIDTH} THEN left({text}, {SHOWN_WIDTH}) || '...' "
+        f"ELSE {text} END"
+    )
+
+
 def leak_check(text: str) -> str:
     """The kind of secret found in clear in `text`, or NULL."""
     return leaked_secret_kind_sql(text)

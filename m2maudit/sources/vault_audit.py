@@ -210,15 +210,15 @@ def _checks() -> list[tuple[str, str]]:
     ttl = q.json_number(ttl_json)
     return [
         (f"NOT {f.present('time')}", "'missing time'"),
-        ("ts IS NULL", f"'unparseable time: ' || left({f['time']}::VARCHAR, 40)"),
+        ("ts IS NULL", "'unparseable time: ' || " + q.shown(f"{f['time']}::VARCHAR")),
         (
             f"{f.text('type')} NOT IN ('request', 'response')",
-            "'type must be request or response, not ' || left(" + f.text("type") + ", 40)",
+            "'type must be request or response, not ' || " + q.shown(f.text("type")),
         ),
         (q.bad_string_list(f["policies"]), "'auth.policies must be a list'"),
         (
             q.bad_timestamp(issued, "issued_at"),
-            f"'unparseable auth.token_issue_time: ' || left({issued}::VARCHAR, 40)",
+            "'unparseable auth.token_issue_time: ' || " + q.shown(f"{issued}::VARCHAR"),
         ),
         (
             f"coalesce(json_type({ttl_json}) <> 'NULL', false) AND {ttl} IS NULL",
