@@ -108,12 +108,13 @@ def root(
     """m2maudit: audit machine-to-machine and AI-agent credentials."""
 
 
-PathsArg = Annotated[
-    list[str],
+IngestPathsArg = Annotated[
+    list[str] | None,
     typer.Argument(
-        help="Log files, directories (recursive), globs, or - for stdin.",
+        help="Log files, directories (recursive), globs, or - for stdin. None with "
+        "--inventory: load only the inventory.",
         show_default=False,
-        metavar="PATH",
+        metavar="[PATH]...",
     ),
 ]
 ScanPathsArg = Annotated[
@@ -250,8 +251,8 @@ def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> N
 @app.command()
 @handle_errors
 def ingest(
-    paths: PathsArg,
     db: Annotated[Path, typer.Option("--db", help="The DuckDB file to add to.")],
+    paths: IngestPathsArg = None,
     inventory: InventoryOpt = None,
     config: ConfigOpt = None,
     format_hint: HintOpt = None,
@@ -261,9 +262,11 @@ def ingest(
     quiet: QuietOpt = False,
 ) -> None:
     """Load logs and inventories into a persistent store; the same file twice adds nothing."""
+    if not paths and not inventory:
+        raise AuditError("ingest: give a log PATH or --inventory FILE")
     settings = load_config(config)
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
-        report = run_ingest(store, paths, inventory, settings, format_hint, quiet)
+        report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
     _check_strict(report, strict)
 
 

@@ -73,6 +73,8 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     )
     if last_rowid is not None and not _outcome_after_insert(con, last_rowid, report.loaded):
         _outcome_pass(con, kind, staged_tokens)
+    if kind == "inventory" and report.loaded:
+        keep_latest_credentials(store)
     row = con.execute("SELECT accepted, first_ts, last_ts FROM _outcome").fetchone()
     accepted_count, first_ts, last_ts = (int(row[0]), row[1], row[2]) if row else (0, None, None)
     if staged_tokens:  # only the accepted records' tokens
@@ -96,6 +98,25 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
         )
     )
     _settle(store, report, accepted_count, (first_ts, last_ts))
+
+
+def keep_latest_credentials(store: Store) -> None:
+    """One inventory row per credential id: the one read last.
+
+    An inventory is a snapshot. Loading a newer one into a `--db` store (a key rotated, a
+    token revoked) must replace what the older one said, not sit beside it: two rows for
+    one id gave the rotation rules both dates, and each rule over the inventory two
+    findings with one id. Rows are read in order (row ids grow with each insert), so the
+    highest row id of an id is the latest file's, and within a file its last line.
+    """
+    store.con.execute(
+        """
+        DELETE FROM credentials WHERE rowid IN (
+            SELECT rowid FROM credentials
+            QUALIFY row_number() OVER (PARTITION BY credential_id ORDER BY rowid DESC) > 1
+        )
+        """
+    )
 
 
 def _outcome_pass(con: duckdb.DuckDBPyConnection, kind: Kind, staged_tokens: bool) -> None:

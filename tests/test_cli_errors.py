@@ -32,7 +32,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["scan", "--bogus"], "No such option: --bogus"),
         (["scan", "sample_logs", "--threads", "0"], "--threads"),
         (["scan"], "scan: give a log PATH, or --db with a store that already holds events"),
-        (["ingest"], "Missing argument"),
+        (["ingest", "--db", "never-created.duckdb"], "ingest: give a log PATH or --inventory FILE"),
         (["ingest", "sample_logs"], "Missing option '--db'"),
     ],
 )

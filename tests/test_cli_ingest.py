@@ -325,6 +325,41 @@ def test_scan_with_db_and_inventory(cli: RunCli, tmp_path: Path) -> None:
     assert (count(tmp_path / "s.duckdb"), count(tmp_path / "s.duckdb", "credentials")) == (1, 1)
 
 
+def test_a_newer_inventory_replaces_what_the_older_said(cli: RunCli, tmp_path: Path) -> None:
+    header = "token_id,principal,created_at,last_rotated_at,status"
+    (tmp_path / "inv.csv").write_text(
+        f"{header}\nk1,svc-a,2025-01-01,2025-01-01,active\nk2,svc-b,2026-01-01,,active\n"
+    )
+    assert cli("ingest", "--inventory", "inv.csv", "--db", "s.duckdb").code == 0
+    # The next day's export, written over the same file: k1 rotated, k2 revoked.
+    (tmp_path / "inv.csv").write_text(
+        f"{header}\nk1,svc-a,2025-01-01,2026-11-25,active\nk2,svc-b,2026-01-01,,revoked\n"
+    )
+    assert cli("ingest", "--inventory", "inv.csv", "--db", "s.duckdb").code == 0
+    rows = query(
+        tmp_path / "s.duckdb",
+        "SELECT credential_id, last_rotated_at::DATE::VARCHAR, status FROM credentials ORDER BY 1",
+    )
+    assert rows == [("k1", "2026-11-25", "active"), ("k2", None, "revoked")]
+
+    result = cli("scan", "--db", "s.duckdb", "--as-of", "2026-11-28", "-f", "json")
+    findings = json.loads(result.stdout)["findings"]
+    assert not [f for f in findings if f["rule_id"] == "M2M301"]  # k1 was rotated
+    ids = [f["id"] for f in findings]
+    assert len(ids) == len(set(ids))
+
+
+def test_an_id_listed_twice_in_one_inventory_keeps_its_last_line(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    (tmp_path / "inv.csv").write_text(
+        "token_id,principal,status\nk1,svc-a,active\nk2,svc-b,active\nk1,svc-a,revoked\n"
+    )
+    assert cli("ingest", "--inventory", "inv.csv", "--db", "s.duckdb").code == 0
+    rows = query(tmp_path / "s.duckdb", "SELECT credential_id, status FROM credentials ORDER BY 1")
+    assert rows == [("k1", "revoked"), ("k2", "active")]
+
+
 def test_scan_bad_as_of(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", [ev(10)])
     result = cli("scan", "a.jsonl", "--as-of", "last week")
