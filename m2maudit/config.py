@@ -1,7 +1,7 @@
 """The `.m2maudit.yaml` configuration: thresholds, patterns, field mapping, rule selection.
 
 Unknown keys are errors, never silently ignored: a typo in a threshold must not quietly turn a
-check off. The file is untrusted input and is read with `yaml.safe_load`.
+check off. The file is untrusted input and is read with a safe YAML loader (`yamlsafe`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import yaml
 
 from m2maudit.errors import AuditError, yaml_problem
 from m2maudit.timeutil import parse_duration
+from m2maudit.yamlsafe import load_yaml
 
 CONFIG_FILENAME = ".m2maudit.yaml"
 
@@ -172,7 +173,7 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
     if path is None:
         return Config()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         reason, line = yaml_problem(exc)
         raise AuditError(f"{path}:{line}: {reason}" if line else f"{path}: {reason}") from None

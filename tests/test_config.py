@@ -229,7 +229,7 @@ def test_a_yaml_error_without_a_problem_is_still_a_reason(
     def fail(text: str) -> None:
         raise yaml.MarkedYAMLError(context="while reading", problem=None)
 
-    monkeypatch.setattr("m2maudit.config.yaml.safe_load", fail)
+    monkeypatch.setattr("m2maudit.config.load_yaml", fail)
     path = tmp_path / "c.yaml"
     path.write_text("select: []\n", encoding="utf-8")
     with pytest.raises(AuditError) as caught:
@@ -278,3 +278,17 @@ def test_cli_uses_the_mapping(cli: RunCli, tmp_path: Path) -> None:
     result = cli("ingest", "v.jsonl", "--db", "s.duckdb")
     assert result.code == 0, result.stderr
     assert "1 records read, 1 loaded" in result.stderr
+
+
+@pytest.mark.parametrize("day", ["2026-02-30", "2026-13-01"])
+def test_an_impossible_expiry_date_names_the_file_and_entry(tmp_path: Path, day: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"suppressions:\n  - {{rule: M2M201, principal: x, reason: r, expires: {day}}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(AuditError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: suppressions[0]: expires: not a date (YYYY-MM-DD): '{day}'"
+    )

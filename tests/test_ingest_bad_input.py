@@ -467,6 +467,17 @@ def test_invalid_yaml_inventory_names_its_line(store: Store, tmp_path: Path) -> 
     assert rejected(store) == [(0, file.error)]
 
 
+def test_an_impossible_yaml_date_in_an_inventory_is_a_rejected_record(
+    store: Store, tmp_path: Path
+) -> None:
+    """YAML would make `2026-02-30` a Python error; it is one record's unparseable time."""
+    body = "tokens:\n  - token_id: t1\n    created_at: 2026-02-30\n  - token_id: t2\n"
+    path = write_bytes(tmp_path / "inv.yaml", body.encode())
+    [file] = ingest_paths(store, [], [str(path)], Config()).files
+    assert (file.loaded, file.error) == (1, None)
+    assert rejected(store) == [(2, 'unparseable created_at: "2026-02-30"')]
+
+
 def test_invalid_yaml_given_as_a_log_path_names_its_line(store: Store, tmp_path: Path) -> None:
     """Not only with --inventory: a .yaml file that does not parse says where."""
     body = "tokens:\n  - token_id: t1\n  - token_id: [unclosed\n"

@@ -129,3 +129,11 @@ def test_a_wrong_expected_count_says_which_count(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, rule))])
     assert result.exit_code == 1
     assert "FAIL X100 fires: expected one finding of count 5, got counts [1]" in result.output
+
+
+def test_an_impossible_date_in_a_rule_file_is_a_lint_error_not_a_crash(tmp_path: Path) -> None:
+    write_rule(tmp_path, "id: X100\ntitle: t\ndate: 2026-02-30\n")
+    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "internal error" not in result.output
+    assert "X100-demo.yaml:1: missing required key" in result.output

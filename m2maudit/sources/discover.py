@@ -317,10 +317,12 @@ def _first_json_value(file: InputFile, text: str) -> Any:
 def _sniff_yaml(text: str, extension: str) -> Sample:
     import yaml
 
+    from m2maudit.yamlsafe import load_yaml
+
     try:
         # Only the head is parsed: cut at the last complete line, then at a list item.
         cut = text[: text.rfind("\n")] if "\n" in text else text
-        value = yaml.safe_load(cut)
+        value = load_yaml(cut)
     except yaml.YAMLError as exc:
         if extension not in (".yaml", ".yml"):
             return Sample(text, "unknown", extension=extension)

@@ -25,6 +25,7 @@ import yaml
 from m2maudit.errors import InputError, first_line, yaml_problem
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.lineindex import digest_and_index
+from m2maudit.yamlsafe import compose_yaml, node_value
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 _YAML_NODE_LIMIT = 100_000
@@ -769,7 +770,7 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credenti
 
     try:
         text = ctx.file.path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose_yaml(text)
     except yaml.YAMLError as exc:
         raise InputError(ctx.file.display, *yaml_problem(exc)) from None
     except UnicodeDecodeError:
@@ -793,7 +794,7 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credenti
                 )
             )
             continue
-        value = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.Node) else None
+        value = node_value(node) if isinstance(node, yaml.Node) else None
         if isinstance(value, dict):
             records.append((line, json.dumps(value, default=str)))
         else:
