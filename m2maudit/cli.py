@@ -183,9 +183,11 @@ def run_ingest(
     errors = _first_rejections(store, report)
     if not report.anything_read:
         # One line says why; the table of zeros would only hide it.
-        print_problems(console, report, errors, show_files=len(report.files) > 1)
+        print_problems(
+            console, report, errors, show_files=len(report.files) > 1, store_path=store.path
+        )
         raise AuditError(_nothing_read(report, [*paths, *(inventory or [])]))
-    print_ingest_summary(console, report, errors, quiet=quiet)
+    print_ingest_summary(console, report, errors, quiet=quiet, store_path=store.path)
     return report
 
 

@@ -218,9 +218,15 @@ class _StatementPoller:
 
 
 def print_ingest_summary(
-    console: Console, report: IngestReport, errors: list[tuple[str, int, str]], quiet: bool = False
+    console: Console,
+    report: IngestReport,
+    errors: list[tuple[str, int, str]],
+    quiet: bool = False,
+    store_path: str | None = None,
 ) -> None:
-    """The per-file table, then unreadable files, the first rejection reasons, and the totals."""
+    """The per-file table, then unreadable files, the first rejection reasons, and the totals.
+
+    `store_path`: the `--db` file that keeps every rejection, if any."""
     if not quiet:
         table = Table(title="Ingest", title_justify="left", expand=False)
         for column in ("file", "format", "read", "loaded", "dup", "rejected", "window (UTC)"):
@@ -236,7 +242,9 @@ def print_ingest_summary(
             table.add_row(*_rest_row(rest, alone=not shown))
         console.print(table)
     # Quiet: the summary line and unreadable files only; the rejects are counted there.
-    print_problems(console, report, [] if quiet else errors, hide_count=quiet)
+    print_problems(
+        console, report, [] if quiet else errors, hide_count=quiet, store_path=store_path
+    )
     console.print(
         f"{files_count(len(report.files))}: {sum(f.read for f in report.files)} records "
         f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
@@ -306,8 +314,10 @@ def print_problems(
     errors: list[tuple[str, int, str]],
     show_files: bool = True,
     hide_count: bool = False,
+    store_path: str | None = None,
 ) -> None:
-    """Unreadable files, then the first rejected records with file, line and reason."""
+    """Unreadable files, then the first rejected records with file, line and reason, and
+    where to find the rest."""
     if show_files:
         failed = report.failed_files
         for file in failed[:MAX_FILES_SHOWN]:
@@ -315,10 +325,10 @@ def print_problems(
                 f"[red]unreadable[/]: {escape(f'{file.source}: {file.error}')}", soft_wrap=True
             )
         if len(failed) > MAX_FILES_SHOWN:
+            in_store = f", and as line 0 in the ingest_errors table of {store_path}"
             console.print(
                 f"... and {len(failed) - MAX_FILES_SHOWN} more unreadable files (all of them "
-                "are in the inputs of a json report, and in the ingest_errors table of a --db "
-                "store as line 0)",
+                f"are in the inputs of a json report{in_store if store_path else ''})",
                 markup=False,
             )
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
@@ -327,8 +337,9 @@ def print_problems(
         )
     hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)
     if hidden > 0 and not hide_count:
-        console.print(
-            f"... and {hidden} more rejected records (all of them are kept in the "
-            "ingest_errors table of a --db store)",
-            markup=False,
+        where = (
+            f"all of them are in the ingest_errors table of {store_path}"
+            if store_path
+            else "a --db store keeps all of them in its ingest_errors table"
         )
+        console.print(f"... and {hidden} more rejected records ({where})", markup=False)

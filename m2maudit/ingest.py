@@ -84,8 +84,11 @@ def ingest_paths(
         raise AuditError("-: standard input is given more than once; it can be read only once")
     files: list[InputFile] = []
     try:
-        files += expand_inputs(list(paths), format_hint=format_hint)
-        files += expand_inputs(list(inventories), forced_kind="inventory")
+        # In name order, whatever order they were given in: what a file adds depends on
+        # what was read before it (a record seen twice, an inventory row read last), and
+        # the same files must give the same store and the same report.
+        files += sorted(expand_inputs(list(paths), format_hint=format_hint), key=_by_name)
+        files += sorted(expand_inputs(list(inventories), forced_kind="inventory"), key=_by_name)
         files = _without_repeats(files, store)
         if on_start:
             on_start(files)
@@ -104,6 +107,10 @@ def ingest_paths(
     finally:
         remove_temporary(files)
     return report
+
+
+def _by_name(file: InputFile) -> str:
+    return file.display
 
 
 def _files_that_failed_before(store: Store) -> set[str]:

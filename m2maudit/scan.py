@@ -22,7 +22,7 @@ from m2maudit.views import create_views
 
 
 def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
-    """What reports list as inputs: one entry per file, in the order they were read."""
+    """What reports list as inputs: one entry per file, in the order they were read (by name)."""
     return [
         {
             "source": f.source,

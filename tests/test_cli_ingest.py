@@ -360,6 +360,15 @@ def test_an_id_listed_twice_in_one_inventory_keeps_its_last_line(
     assert rows == [("k1", "revoked"), ("k2", "active")]
 
 
+def test_more_rejections_than_shown_say_where_they_all_are(cli: RunCli, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), *[{**ev(11), "timestamp": "soon"}] * 15])
+    result = cli("scan", "a.jsonl", "--fail-on", "never", "-f", "json")
+    assert "(a --db store keeps all of them in its ingest_errors table)" in result.stderr
+    result = cli("ingest", "a.jsonl", "--db", "s.duckdb")
+    assert "(all of them are in the ingest_errors table of s.duckdb)" in result.stderr
+    assert count(tmp_path / "s.duckdb", "ingest_errors") == 15
+
+
 def test_scan_bad_as_of(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", [ev(10)])
     result = cli("scan", "a.jsonl", "--as-of", "last week")

@@ -46,6 +46,16 @@ def test_reports_are_byte_identical_across_runs(tmp_path: Path) -> None:
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
 
 
+def test_reports_do_not_depend_on_the_order_files_are_given_in(tmp_path: Path) -> None:
+    """Nor on which of two files holding the same record comes first."""
+    copy = tmp_path / "copy.jsonl"
+    copy.write_text((ROOT / "sample_logs" / "clean" / "access.jsonl").read_text())
+    folders = [str(ROOT / "sample_logs" / name) for name in ("k8s", "clean", "cloudtrail")]
+    for run, order in (("a", [*folders, str(copy)]), ("b", [str(copy), *reversed(folders)])):
+        scan(*order, "-f", "sarif", "-o", str(tmp_path / run))
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
 def test_baseline_round_trip(tmp_path: Path) -> None:
     base = tmp_path / "baseline.json"
     agents = str(ROOT / "sample_logs" / "agents")
