@@ -14,7 +14,7 @@ from rich.table import Table
 from m2maudit.config import load_config
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.errors import AuditError
-from m2maudit.rules import Rule, RuleErrors, load_rules
+from m2maudit.rules import Rule, RuleErrors, default_pack_dir, load_rules
 from m2maudit.ruletest import run_rule_tests
 from m2maudit.timeutil import utc_now
 
@@ -126,17 +126,42 @@ def lint_rules(directory: DirArg = None) -> None:
 
 def _checked(directory: Path | None) -> list[Rule]:
     """The rules, loaded and bound to the schema; every problem on a line of its own (scan
-    shows only the first), then exit 2."""
+    shows only the first), then exit 2.
+
+    A file that does not load does not stop the others from being bound to the schema, and
+    a directory of your own is checked against the bundled pack's ids, which `scan --rules`
+    adds it to."""
     from m2maudit.cli import EXIT_ERROR
 
+    errors: list[str] = []
     try:
         loaded = _load(directory, None)
+    except RuleErrors as exc:
+        errors, loaded = list(exc.errors), exc.loaded
+    try:
         check_rules_against_schema(loaded, load_config(None), utc_now())
     except RuleErrors as exc:
-        for error in exc.errors:
-            typer.echo(f"m2maudit: error: {error}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
+        errors += exc.errors
+    errors += _clashes_with_the_pack(directory, loaded)
+    for error in errors:
+        typer.echo(f"m2maudit: error: {error}", err=True)
+    if errors:
+        raise typer.Exit(EXIT_ERROR)
     return loaded
+
+
+def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[str]:
+    """Ids of a directory's rules that the bundled pack already uses."""
+    pack = default_pack_dir()
+    if directory is None or directory.resolve() == pack.resolve():
+        return []
+    bundled = {rule.id: rule.path for rule in load_rules([])}
+    return [
+        f"{rule.path}:1: rule id {rule.id} is the bundled pack's ({bundled[rule.id].name}); "
+        "`scan --rules` adds to the pack, so pick another id"
+        for rule in rules
+        if rule.id in bundled
+    ]
 
 
 @rules_app.command("test")

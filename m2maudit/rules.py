@@ -96,10 +96,13 @@ class Rule:
 
 
 class RuleErrors(AuditError):
-    """Every problem found in a set of rule files, one `file:line: message` per line."""
+    """Every problem found in a set of rule files, one `file:line: message` per line.
 
-    def __init__(self, errors: list[str]) -> None:
+    `loaded`: the rules that did load, so that a linter can go on checking those."""
+
+    def __init__(self, errors: list[str], loaded: list[Rule] | None = None) -> None:
         self.errors = errors
+        self.loaded = loaded or []
         more = (
             f" (and {len(errors) - 1} more: `m2maudit rules lint DIR` lists them all)"
             if len(errors) > 1
@@ -138,9 +141,10 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
         if rule.id in seen:
             errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {seen[rule.id]})")
         seen.setdefault(rule.id, rule.path)
+    rules.sort(key=lambda r: r.id)
     if errors:
-        raise RuleErrors(errors)
-    return sorted(rules, key=lambda r: r.id)
+        raise RuleErrors(errors, loaded=[r for r in rules if seen[r.id] == r.path])
+    return rules
 
 
 def load_rule_file(path: Path, errors: list[str]) -> Rule | None:

@@ -137,3 +137,32 @@ def test_an_impossible_date_in_a_rule_file_is_a_lint_error_not_a_crash(tmp_path:
     assert result.exit_code == 2
     assert "internal error" not in result.output
     assert "X100-demo.yaml:1: missing required key" in result.output
+
+
+def test_lint_reports_every_file_even_after_one_that_does_not_load(tmp_path: Path) -> None:
+    """A broken file used to stop the schema checks of all the others."""
+    write_rule(tmp_path, "id: [unclosed\n", name="X100-broken.yaml")
+    write_rule(
+        tmp_path,
+        GOOD.replace("id: X100", "id: X200").replace("AS locations", "AS places"),
+        name="X200-demo.yaml",
+    )
+    write_rule(
+        tmp_path,
+        GOOD.replace("id: X100", "id: X300").replace('"{principal}"', '"{nope}"'),
+        name="X300-demo.yaml",
+    )
+    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "X100-broken.yaml:2: invalid YAML" in result.output
+    assert "X200-demo.yaml:9: query output lacks required column(s): locations" in result.output
+    assert "X300-demo.yaml: message uses nope" in result.output
+
+
+def test_lint_refuses_an_id_the_bundled_pack_uses(tmp_path: Path) -> None:
+    write_rule(tmp_path, GOOD.replace("id: X100", "id: M2M201"), name="M2M201-demo.yaml")
+    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "M2M201-demo.yaml:1: rule id M2M201 is the bundled pack's" in result.output
+    bundled = CliRunner().invoke(app, ["rules", "lint"])
+    assert bundled.exit_code == 0, bundled.output
