@@ -35,7 +35,7 @@ from typing import Any
 from m2maudit import __version__
 from m2maudit.config import PROBLEMS, SEVERITIES, Suppression
 from m2maudit.errors import AuditError
-from m2maudit.findings import SEVERITY_ORDER, Finding, ScanResult
+from m2maudit.findings import SEVERITY_ORDER, Finding, RuleInfo, ScanResult
 from m2maudit.timeutil import iso
 
 FAIL_ON_CHOICES = (*SEVERITIES, "never")
@@ -114,8 +114,8 @@ def suppression_label(index: int, entry: Suppression) -> str:
 def suppression_matches(entry: Suppression, finding: Finding) -> bool:
     """Every field the entry names must match; principal and credential are globs.
 
-    `rule` is a glob over the rule id or the rule name (`M2M2*`, `wildcard-scope`); `problem`
-    is a problem key; `credential` matches the finding's `token_id`.
+    `rule` is a glob over the rule id or the rule name (`M2M2*`, `wildcard-or-admin-scope`);
+    `problem` is a problem key; `credential` matches the finding's `token_id`.
     """
     if entry.rule and not (
         fnmatchcase(finding.rule_id, entry.rule) or fnmatchcase(finding.rule_name, entry.rule)
@@ -148,6 +148,22 @@ def suppression_record(entry: Suppression) -> dict[str, Any]:
     if entry.expires is not None:
         record["expires"] = entry.expires.isoformat()
     return record
+
+
+def suppressions_of_no_rule(
+    suppressions: Sequence[Suppression], rules: Sequence[RuleInfo]
+) -> list[str]:
+    """A warning for each entry whose `rule` names no rule of this run: a typo there
+    suppresses nothing. A warning, not an error like a typo in `select`: one config may
+    serve runs with and without a `--rules` directory of custom rules."""
+    return [
+        f"{suppression_label(index, entry)} names no rule of this run; it suppresses nothing"
+        for index, entry in enumerate(suppressions)
+        if entry.rule
+        and not any(
+            fnmatchcase(rule.id, entry.rule) or fnmatchcase(rule.name, entry.rule) for rule in rules
+        )
+    ]
 
 
 def apply_suppressions(
@@ -273,7 +289,10 @@ def apply_policy(
     kept = filter_findings(result.findings, min_severity, wanted)
     filtered_out = len(result.findings) - len(kept)
     result.findings = sorted(kept, key=Finding.sort_key)
-    warnings = apply_suppressions(result.findings, suppressions, result.as_of)
+    warnings = [
+        *suppressions_of_no_rule(suppressions, result.rules),
+        *apply_suppressions(result.findings, suppressions, result.as_of),
+    ]
     if baseline_ids is not None:
         apply_baseline(result.findings, baseline_ids)
     result.stats["policy"] = {

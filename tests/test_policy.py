@@ -417,3 +417,21 @@ def test_finding_ids_ignore_lines_times_and_order() -> None:
         item.locations = [Location("other.log", 999)]
     assert {f.id for f in one} == {f.id for f in two}
     assert len({f.id for f in one}) == len(one)
+
+
+def test_a_suppression_naming_no_rule_of_the_run_is_a_warning() -> None:
+    result = full_result()
+    known = result.rules[0]
+    warnings = apply_policy(
+        result,
+        suppressions=[
+            entry(rule="M9999", principal="*"),
+            entry(rule=known.id, principal="*"),
+            entry(rule=known.name, principal="*"),
+            entry(rule="M2M*", principal="*"),
+            entry(problem="broad-scopes", principal="*"),
+        ],
+    )
+    assert warnings == [
+        "suppressions[0] (rule M9999, principal *) names no rule of this run; it suppresses nothing"
+    ]

@@ -141,7 +141,10 @@ def status(finding: Finding) -> str:
 def summarize(result: ScanResult, fail_on: str) -> Summary:
     summary = Summary(fail_on=fail_on)
     summary.by_severity = {severity: Counts() for severity in SEVERITIES_DESC}
-    summary.by_problem = {problem: Counts() for problem in PROBLEMS}
+    # Every key a rule of this run reports under, found or not: a script reading the
+    # summary finds the same keys in every report of the same rules.
+    keys = [*PROBLEMS, *(rule.problem for rule in result.rules)]
+    summary.by_problem = {problem: Counts() for problem in keys}
     for finding in result.findings:
         summary.counts.add(finding)
         summary.by_severity.setdefault(finding.severity, Counts()).add(finding)
