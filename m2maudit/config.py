@@ -205,7 +205,9 @@ def parse_config(raw: Any, path: Path | None = None) -> Config:
         params=_params(mapping.get("params") or {}, where),
         suppressions=[
             _suppression(item, f"{where}: suppressions[{index}]")
-            for index, item in enumerate(_list(mapping.get("suppressions") or [], where))
+            for index, item in enumerate(
+                _list(mapping.get("suppressions") or [], f"{where}: suppressions")
+            )
         ],
     )
 

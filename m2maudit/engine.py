@@ -55,9 +55,27 @@ def rule_params(rule: Rule, config: Config, as_of: datetime) -> dict[str, Any]:
         for name, value in config.params.get(key, {}).items():
             if name not in rule.params:
                 raise AuditError(f"{config.path}: params.{key}: rule has no parameter {name!r}")
-            values[name] = value
+            values[name] = _of_the_default_type(value, rule.params[name], config, key, name)
     values["as_of"] = as_of
     return values
+
+
+def _of_the_default_type(value: Any, default: Any, config: Config, rule: str, name: str) -> Any:
+    """A config's parameter checked against the rule's default: a number for a number, a
+    list for a list. Otherwise the query fails, and names the rule file, not the config."""
+    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    fits = (
+        (isinstance(value, (int, float)) and not isinstance(value, bool))
+        if numeric
+        else isinstance(value, type(default))
+    )
+    if not fits:
+        kind = "a number" if numeric else f"a {type(default).__name__}"
+        raise AuditError(
+            f"{config.path or 'config'}: params.{rule}.{name}: expected {kind} "
+            f"(the default is {default!r}), not {value!r}"
+        )
+    return value
 
 
 def used_params(rule: Rule, params: dict[str, Any]) -> dict[str, Any]:

@@ -82,3 +82,14 @@ def test_unknown_param_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["scan", AGENTS, "--config", str(path), "-q"])
     assert result.exit_code == 2
     assert "no parameter 'nope'" in result.output
+
+
+def test_a_param_of_the_wrong_type_names_the_config_not_the_rule(tmp_path: Path) -> None:
+    path = tmp_path / "m2maudit.yaml"
+    path.write_text('params: {M2M408: {max_tasks_per_token: "five"}}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["scan", AGENTS, "--config", str(path), "-q"])
+    assert result.exit_code == 2
+    assert (
+        f"{path}: params.M2M408.max_tasks_per_token: expected a number (the default is 3), "
+        "not 'five'"
+    ) in result.output
