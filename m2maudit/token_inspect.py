@@ -34,7 +34,7 @@ from m2maudit.token_claims import (
     numeric_date,
 )
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = "1.0"  # a string, as in the scan's JSON report
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 _AUTH_HEADER = re.compile(r"^\s*authorization\s*:\s*", re.IGNORECASE)
 _VERIFY_ONLY_SIGNATURE: dict[str, Any] = {
@@ -55,7 +55,8 @@ SignatureStatus = Literal["valid", "invalid", "not checked"]
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem the token shows by itself: one of the five problem keys, or `other`."""
+    """One problem the token shows by itself: one of the five problem keys, or `exposure`
+    (as the scan's M2M6xx rules say)."""
 
     problem: str
     message: str
@@ -169,7 +170,7 @@ def time_claims(decoded: DecodedToken, as_of: datetime) -> list[TimeClaim]:
 
 
 def token_problems(decoded: DecodedToken, config: Config, as_of: datetime) -> list[Problem]:
-    """The problems one token shows without any log: the five, then `other` checks."""
+    """The problems one token shows without any log: the five, then exposures."""
     row = decoded.row
     return [
         *_user_context(row, config),
@@ -177,7 +178,7 @@ def token_problems(decoded: DecodedToken, config: Config, as_of: datetime) -> li
         *_stale(row, config, as_of),
         *_lifetime(row, config, as_of),
         *_untraceable(row),
-        *_other(row),
+        *_exposure(row),
     ]
 
 
@@ -289,16 +290,16 @@ def _untraceable(row: TokenRow) -> list[Problem]:
     return []
 
 
-def _other(row: TokenRow) -> list[Problem]:
+def _exposure(row: TokenRow) -> list[Problem]:
     found = [
-        Problem("other", "alg none: the token is unsigned, anyone can forge it")
+        Problem("exposure", "alg none: the token is unsigned, anyone can forge it")
         if reason == REASON_ALG_NONE
-        else Problem("other", reason)
+        else Problem("exposure", reason)
         for reason in (row.decode_error or "").split("; ")
         if reason
     ]
     if not row.aud:
-        found.append(Problem("other", "no aud: any service that trusts the issuer accepts it"))
+        found.append(Problem("exposure", "no aud: any service that trusts the issuer accepts it"))
     return found
 
 

@@ -94,7 +94,7 @@ def test_the_token_and_its_signature_are_never_printed() -> None:
 def test_json_document_for_scripts() -> None:
     token = chained_token()
     document = run_json(token)
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == "1.0"
     assert document["token_fp"] == fingerprint(token)
     assert document["delegation"]["chain"] == CHAIN
     assert document["delegation"]["current_actor"] == "search-tool"
@@ -140,7 +140,7 @@ def test_problems_the_token_shows_by_itself() -> None:
         "stale-rotation",
         "long-lifetime",
         "untraceable-action",
-        "other",
+        "exposure",
     }
     messages = " | ".join(problems)
     for expected in (
