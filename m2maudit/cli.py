@@ -379,6 +379,8 @@ def scan(
             min_severity=min_severity,
             problems=problem or [],
         )
+        if write_baseline is not None:
+            policy.adopt_as_baseline(result)
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)
     console = stderr_console()

@@ -269,6 +269,16 @@ def apply_baseline(findings: Sequence[Finding], ids: set[str]) -> int:
     return marked
 
 
+def adopt_as_baseline(result: ScanResult) -> None:
+    """Count this run's unsuppressed findings as baselined: what `--write-baseline` records.
+
+    Writing a baseline is the step that adopts the gate on an existing estate; failing it on
+    the very findings it records would fail every first run.
+    """
+    apply_baseline(result.findings, {f.id for f in result.findings if not f.suppressed})
+    result.stats.setdefault("policy", {})["baseline"] = True
+
+
 # --- the whole gate ------------------------------------------------------------------------
 
 
