@@ -47,6 +47,17 @@ def stderr_console() -> Console:
     return console
 
 
+def print_trimmed(console: Console, renderable: Table) -> None:
+    """A table as rich lays it out, without the spaces it pads each line with when the
+    output is a log or a file, not a terminal (where they do no harm)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
 @contextmanager
 def ingest_progress(
     console: Console, enabled: bool = True, con: duckdb.DuckDBPyConnection | None = None
@@ -240,7 +251,7 @@ def print_ingest_summary(
             table.add_row(*_file_row(file))
         if rest:
             table.add_row(*_rest_row(rest, alone=not shown))
-        console.print(table)
+        print_trimmed(console, table)
     # Quiet: the summary line and unreadable files only; the rejects are counted there.
     print_problems(
         console, report, [] if quiet else errors, hide_count=quiet, store_path=store_path

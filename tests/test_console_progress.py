@@ -138,6 +138,22 @@ def test_unreadable_files_beyond_the_first_are_counted_not_listed() -> None:
     assert lines[-1].startswith(f"... and {40 - MAX_FILES_SHOWN} more unreadable files")
 
 
+def test_the_ingest_table_in_a_log_has_no_trailing_spaces() -> None:
+    import io
+
+    from rich.console import Console
+
+    from m2maudit.console import print_ingest_summary
+    from m2maudit.ingest_report import FileReport, IngestReport
+
+    report = IngestReport([FileReport("a.jsonl", 10, format="generic-log", loaded=3)])
+    out = io.StringIO()
+    print_ingest_summary(Console(file=out, width=160), report, [])
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "Ingest" and any("a.jsonl" in line for line in lines)
+    assert all(line == line.rstrip() for line in lines)
+
+
 def test_the_bar_never_moves_back() -> None:
     """DuckDB's progress may show most of a small file before it is staged into a batch,
     which counts only half of it: the bar stays where it was."""
