@@ -66,9 +66,13 @@ def list_rules(
             return
         if output_format != "table":
             raise AuditError(f"--format: unknown format {output_format!r}; use table or json")
-        table = Table(title=f"{len(loaded)} rules", title_justify="left")
-        for column in ("id", "name", "problem", "severity", "owasp"):
-            table.add_column(column, overflow="fold")
+        # No rules between columns: they fit 80 characters with the names whole.
+        table = Table(title=f"{len(loaded)} rules", title_justify="left", box=None, pad_edge=False)
+        # Names and keys whole (folded, `agent-action-without-huma` / `n` reads as two); the
+        # OWASP ids, a list, wrap between items.
+        for column in ("id", "name", "problem", "severity"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("owasp", overflow="fold", min_width=4)
         for r in loaded:
             table.add_row(r.id, r.name, r.problem, r.severity, ", ".join(r.owasp_nhi))
         Console(emoji=False).print(table)

@@ -108,3 +108,23 @@ def test_use_after_expiry_of_several_session_keys_names_them(tmp_path: Path) -> 
             },
         )
     ]
+
+
+def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    result = CliRunner().invoke(app, ["rules", "list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    pack = load_rules([])
+    for rule in pack:  # each rule on one line, its name not folded
+        assert any(line.split()[:2] == [rule.id, rule.name] for line in lines), rule.id
+
+    listed = json.loads(CliRunner().invoke(app, ["rules", "list", "--format", "json"]).output)
+    assert [item["id"] for item in listed] == [rule.id for rule in pack]
+    bad = CliRunner().invoke(app, ["rules", "list", "--format", "xml"])
+    assert bad.exit_code == 2 and "unknown format 'xml'" in bad.output
