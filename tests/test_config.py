@@ -204,7 +204,7 @@ def test_invalid_suppression(tmp_path: Path, suppression: Any, message: str) -> 
 
 def test_suppressions_must_be_a_list(tmp_path: Path) -> None:
     assert config_error(tmp_path, {"suppressions": {"rule": "x"}}).startswith(
-        ": expected a list, got dict"
+        ": suppressions: expected a list, got dict"
     )
 
 

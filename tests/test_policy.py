@@ -435,9 +435,3 @@ def test_a_suppression_naming_no_rule_of_the_run_is_a_warning() -> None:
     assert warnings == [
         "suppressions[0] (rule M9999, principal *) names no rule of this run; it suppresses nothing"
     ]
-
-
-def test_suppressions_that_are_not_a_list_say_so_by_name() -> None:
-    with pytest.raises(AuditError) as error:
-        parse_config({"suppressions": {"rule": "M2M201"}}, Path(".m2maudit.yaml"))
-    assert str(error.value) == ".m2maudit.yaml: suppressions: expected a list, got dict"
