@@ -437,6 +437,15 @@ def test_interrupt_mid_file_rolls_back_and_propagates(
     assert store.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
 
 
+def test_a_json_array_whose_first_record_is_broken_names_its_line(
+    store: Store, tmp_path: Path
+) -> None:
+    """Not 'an array of objects with no fields': the first record is not JSON at all."""
+    body = '[\n  {"timestamp": "2026-11-20T10:00:00Z", "x": oops},\n  {"a": 1}\n]\n'
+    [file] = ingest(store, write_bytes(tmp_path / "log.json", body.encode())).files
+    assert file.error == "line 2: not valid JSON; cannot tell the format"
+
+
 @pytest.mark.parametrize("cut", [False, True])
 def test_a_broken_json_array_log_names_the_line_of_its_error(
     store: Store, tmp_path: Path, cut: bool

@@ -148,9 +148,14 @@ def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sa
     if stripped.startswith("{"):
         return _sniff_object(file, stripped, extension)
     if stripped.startswith("["):
-        first = _first_json_value(file, stripped[1:].lstrip())
+        inside = stripped[1:].lstrip()
+        first = _first_json_value(file, inside)
         return Sample(
-            text, "json_array", first if isinstance(first, dict) else None, extension=extension
+            text,
+            "json_array",
+            first if isinstance(first, dict) else None,
+            extension=extension,
+            unread_first=None if first is not None or inside.startswith("]") else _UNREAD,
         )
     if extension in (".yaml", ".yml") or stripped.startswith(("---", "- ")):
         return _sniff_yaml(text, extension)
@@ -218,24 +223,26 @@ def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
     if later is not None:  # a broken or over-long first line in a JSON lines file
         return Sample(stripped, "jsonl", later, extension=extension)
     first = _first_json_value(file, stripped)
-    unread = None
-    if first is None:  # an adapter may still know the document by its head (CloudTrail)
-        limit = _FIRST_RECORD_LIMIT // (1024 * 1024)
-        unread = f"the first JSON record is not valid JSON or is over {limit} MiB"
     return Sample(
         stripped,
         "json_object",
         first if isinstance(first, dict) else None,
         extension=extension,
-        unread_first=unread,
+        # An adapter may still know the document by its head (CloudTrail).
+        unread_first=_UNREAD if first is None else None,
     )
+
+
+_UNREAD = (
+    f"the first JSON record is not valid JSON or is over {_FIRST_RECORD_LIMIT // (1 << 20)} MiB"
+)
 
 
 def unread_reason(file: InputFile, sample: Sample) -> str | None:
     """Why no format claimed a file whose first record could not be read, with the line of
     its first JSON error when the file is small enough to parse again. Only asked then: a
     big CloudTrail file that loads must not be parsed in Python first."""
-    if sample.unread_first and sample.layout == "json_object":
+    if sample.unread_first and sample.layout in ("json_object", "json_array"):
         line = json_error_line(file)
         if line is not None:
             return f"line {line}: not valid JSON"
