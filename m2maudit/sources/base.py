@@ -78,7 +78,6 @@ class LoadContext:
     sample: Sample
     config: Config
     format_name: str
-    notes: list[str] = field(default_factory=list)
     # Where the lines of an uncompressed file are, for the fast JSON-lines read; a call, as
     # the index of a big file is still being built (on a thread) while the file loads.
     line_index: Callable[[], LineIndex | None] | None = None
