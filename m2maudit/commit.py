@@ -57,7 +57,7 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     relations = temp_relations(con)
     staged_tokens = STAGED_TOKENS in relations
     after_insert = kind == "events" and relations.get("_mapped") == "VIEW"
-    last_rowid = _last_rowid(con, table) if after_insert else None
+    last_rowid = _last_rowid(con, table)
     if not after_insert:
         _outcome_pass(con, kind, staged_tokens)
     fresh = _ACCEPTED + not_stored(store, table, "record_key")
@@ -66,15 +66,16 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
         con.execute(
             f"""
         INSERT INTO {table} ({column_list}, source_format, source_file, source_line, record_key)
-        SELECT {column_list}, ?, ?, source_line, record_key FROM _mapped WHERE {fresh}
+        SELECT {column_list}, ?, ?, source_line, record_key FROM {_rows_to_keep(kind)}
+        WHERE {fresh}
         """,
             [ctx.format_name, ctx.file.display],
         )
     )
-    if last_rowid is not None and not _outcome_after_insert(con, last_rowid, report.loaded):
+    if after_insert and not _outcome_after_insert(con, last_rowid, report.loaded):
         _outcome_pass(con, kind, staged_tokens)
     if kind == "inventory" and report.loaded:
-        keep_latest_credentials(store)
+        replace_older_credentials(store, last_rowid)
     row = con.execute("SELECT accepted, first_ts, last_ts FROM _outcome").fetchone()
     accepted_count, first_ts, last_ts = (int(row[0]), row[1], row[2]) if row else (0, None, None)
     if staged_tokens:  # only the accepted records' tokens
@@ -100,22 +101,30 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     _settle(store, report, accepted_count, (first_ts, last_ts))
 
 
-def keep_latest_credentials(store: Store) -> None:
-    """One inventory row per credential id: the one read last.
+def _rows_to_keep(kind: Kind) -> str:
+    """The rows of `_mapped` to insert: all of them, but for an inventory (a snapshot) only
+    the last line of an id listed more than once. Chosen by line number: the order in which
+    DuckDB staged a CSV's rows is not the file's."""
+    if kind != "inventory":
+        return "_mapped"
+    return (
+        f"(SELECT * FROM _mapped WHERE {_ACCEPTED} "
+        "QUALIFY row_number() OVER (PARTITION BY credential_id ORDER BY source_line DESC) = 1)"
+    )
+
+
+def replace_older_credentials(store: Store, last_rowid: int) -> None:
+    """Drop the rows stored up to `last_rowid` of the ids the file just inserted.
 
     An inventory is a snapshot. Loading a newer one into a `--db` store (a key rotated, a
     token revoked) must replace what the older one said, not sit beside it: two rows for
     one id gave the rotation rules both dates, and each rule over the inventory two
-    findings with one id. Rows are read in order (row ids grow with each insert), so the
-    highest row id of an id is the latest file's, and within a file its last line.
+    findings with one id. Rows a transaction adds come after every row before it.
     """
     store.con.execute(
-        """
-        DELETE FROM credentials WHERE rowid IN (
-            SELECT rowid FROM credentials
-            QUALIFY row_number() OVER (PARTITION BY credential_id ORDER BY rowid DESC) > 1
-        )
-        """
+        "DELETE FROM credentials WHERE rowid <= $last AND credential_id IN "
+        "(SELECT credential_id FROM credentials WHERE rowid > $last)",
+        {"last": last_rowid},
     )
 
 

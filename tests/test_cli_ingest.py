@@ -352,12 +352,15 @@ def test_a_newer_inventory_replaces_what_the_older_said(cli: RunCli, tmp_path: P
 def test_an_id_listed_twice_in_one_inventory_keeps_its_last_line(
     cli: RunCli, tmp_path: Path
 ) -> None:
-    (tmp_path / "inv.csv").write_text(
-        "token_id,principal,status\nk1,svc-a,active\nk2,svc-b,active\nk1,svc-a,revoked\n"
-    )
-    assert cli("ingest", "--inventory", "inv.csv", "--db", "s.duckdb").code == 0
-    rows = query(tmp_path / "s.duckdb", "SELECT credential_id, status FROM credentials ORDER BY 1")
-    assert rows == [("k1", "revoked"), ("k2", "active")]
+    """By line number: DuckDB stages a CSV of thousands of rows in parallel, not in order."""
+    ids = [f"k{n}" for n in range(3000)]
+    rows = [f"{i},svc-a,active" for i in ids] + [f"{i},svc-a,revoked" for i in ids]
+    (tmp_path / "inv.csv").write_text("token_id,principal,status\n" + "\n".join(rows) + "\n")
+    result = cli("ingest", "--inventory", "inv.csv", "--db", "s.duckdb")
+    assert result.code == 0
+    assert "3000 loaded, 3000 duplicates skipped" in result.stderr
+    rows_kept = query(tmp_path / "s.duckdb", "SELECT status, count(*) FROM credentials GROUP BY 1")
+    assert rows_kept == [("revoked", 3000)]
 
 
 def test_more_rejections_than_shown_say_where_they_all_are(cli: RunCli, tmp_path: Path) -> None:
