@@ -379,8 +379,8 @@ def scan(
             min_severity=min_severity,
             problems=problem or [],
         )
-        if write_baseline is not None:
-            policy.adopt_as_baseline(result)
+        if write_baseline is not None and baseline_ids is None:
+            policy.adopt_as_baseline(result)  # the run that adopts the gate passes
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)
     console = stderr_console()

@@ -273,7 +273,9 @@ def adopt_as_baseline(result: ScanResult) -> None:
     """Count this run's unsuppressed findings as baselined: what `--write-baseline` records.
 
     Writing a baseline is the step that adopts the gate on an existing estate; failing it on
-    the very findings it records would fail every first run.
+    the very findings it records would fail every first run. Not with `--baseline` as well:
+    that run checks against the old baseline and records the new one, and must still fail
+    on what the old one did not hold.
     """
     apply_baseline(result.findings, {f.id for f in result.findings if not f.suppressed})
     result.stats.setdefault("policy", {})["baseline"] = True

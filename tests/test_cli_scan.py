@@ -65,6 +65,14 @@ def test_baseline_round_trip(tmp_path: Path) -> None:
     written = json.loads(out)["findings"]
     assert written and all(f["baselined"] or f["suppressed"] for f in written)
     assert scan(agents, "-f", "json")[0] == 1  # without the baseline, the gate fails
+    # Checking against the old baseline while writing the new one still fails on new findings.
+    k8s = str(ROOT / "sample_logs" / "k8s")
+    updated = tmp_path / "updated.json"
+    code, _ = scan(agents, k8s, "--baseline", str(base), "--write-baseline", str(updated))
+    assert code == 1
+    assert len(json.loads(updated.read_text())["findings"]) > len(
+        json.loads(base.read_text())["findings"]
+    )
     assert scan(agents, "--baseline", str(base), "-f", "json")[0] == 0
     extra = tmp_path / "new.jsonl"
     extra.write_text(
