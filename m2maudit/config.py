@@ -355,8 +355,8 @@ def _expiry(value: Any, where: str) -> date | None:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
+        try:  # a date, or the day of a time (YAML times reach here as ISO 8601 text)
+            return datetime.fromisoformat(value.strip()).date()
         except ValueError:
             pass
     raise AuditError(f"{where}: expires: not a date (YYYY-MM-DD): {value!r}")

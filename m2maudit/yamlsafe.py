@@ -1,10 +1,10 @@
 """The one way m2maudit reads YAML: config, rule files and YAML inventories.
 
-Safe (plain data only: these files are untrusted), and times kept as the text they were
-written as. PyYAML's own loader turns `2026-02-30` into a Python `ValueError` from
-`datetime`, not a YAML error, so an impossible date stopped a scan with "internal error".
-As text, the code that reads the value says what is wrong with it and where: a config
-expiry "not a date", an inventory time "unparseable" on its line.
+Safe (plain data only: these files are untrusted), and times as ISO 8601 text. PyYAML's own
+loader turns `2026-02-30` into a Python `ValueError` from `datetime`, not a YAML error, so an
+impossible date stopped a scan with "internal error". As text, the code that reads the value
+says what is wrong with it and where: a config expiry "not a date", an inventory time
+"unparseable" on its line.
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ class FastTextTimesLoader(_FAST_BASE):  # type: ignore[valid-type,misc]
 
 
 def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
-    return str(loader.construct_scalar(node))
+    """ISO 8601 text of what YAML reads as a time (`2025-09-01 10:00:00 +02:00`, a form
+    DuckDB does not parse, becomes `2025-09-01T10:00:00+02:00`); the text as written when
+    it is not a real date."""
+    try:
+        return loader.construct_yaml_timestamp(node).isoformat()
+    except ValueError:
+        return str(loader.construct_scalar(node))
 
 
 TextTimesLoader.add_constructor(_TIMESTAMP_TAG, _timestamp_as_text)

@@ -292,3 +292,13 @@ def test_an_impossible_expiry_date_names_the_file_and_entry(tmp_path: Path, day:
     assert str(caught.value) == (
         f"{path}: suppressions[0]: expires: not a date (YYYY-MM-DD): '{day}'"
     )
+
+
+def test_an_expiry_written_as_a_yaml_time_is_its_day(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "suppressions:\n  - {rule: M2M201, principal: x, reason: r, "
+        "expires: 2099-09-30T10:00:00Z}\n",
+        encoding="utf-8",
+    )
+    assert load_config(path).suppressions[0].expires == date(2099, 9, 30)

@@ -544,6 +544,25 @@ def test_yaml_inventory_lines_come_from_the_yaml(store: Store, tmp_path: Path) -
     assert rows(store, "SELECT source_line, reason FROM ingest_errors") == [(5, "not a mapping")]
 
 
+def test_yaml_inventory_times_in_every_form_yaml_allows(store: Store, tmp_path: Path) -> None:
+    """YAML's own time forms (a space before the offset, as Ruby writes them) still load."""
+    path = write_bytes(
+        tmp_path / "inv.yaml",
+        (
+            b"- {token_id: a, created_at: 2025-09-01 10:00:00.000000000 +02:00}\n"
+            b"- {token_id: b, created_at: 2025-09-01}\n"
+            b"- {token_id: c, created_at: 2025-09-01t10:00:00z}\n"
+        ),
+    )
+    ingest(store, path)
+    created = "strftime(created_at, '%Y-%m-%dT%H:%M:%SZ')"
+    assert rows(store, f"SELECT credential_id, {created} FROM credentials ORDER BY 1") == [
+        ("a", "2025-09-01T08:00:00Z"),
+        ("b", "2025-09-01T00:00:00Z"),
+        ("c", "2025-09-01T10:00:00Z"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("scopes", "expected"),
     [
