@@ -122,19 +122,19 @@ def lint_rules(directory: DirArg = None) -> None:
 
     @handle_errors
     def run() -> None:
-        loaded = _checked(directory)
+        loaded = _checked(directory, clashes=True)
         typer.echo(f"{len(loaded)} rules OK")
 
     run()
 
 
-def _checked(directory: Path | None) -> list[Rule]:
+def _checked(directory: Path | None, clashes: bool = False) -> list[Rule]:
     """The rules, loaded and bound to the schema; every problem on a line of its own (scan
     shows only the first), then exit 2.
 
-    A file that does not load does not stop the others from being bound to the schema, and
-    a directory of your own is checked against the bundled pack's ids, which `scan --rules`
-    adds it to."""
+    A file that does not load does not stop the others from being bound to the schema.
+    With `clashes` (lint), a directory of your own is checked against the bundled pack's
+    ids, which `scan --rules` adds it to."""
     from m2maudit.cli import EXIT_ERROR
 
     errors: list[str] = []
@@ -146,7 +146,8 @@ def _checked(directory: Path | None) -> list[Rule]:
         check_rules_against_schema(loaded, load_config(None), utc_now())
     except RuleErrors as exc:
         errors += exc.errors
-    errors += _clashes_with_the_pack(directory, loaded)
+    if clashes:
+        errors += _clashes_with_the_pack(directory, loaded)
     for error in errors:
         typer.echo(f"m2maudit: error: {error}", err=True)
     if errors:
@@ -155,7 +156,8 @@ def _checked(directory: Path | None) -> list[Rule]:
 
 
 def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[str]:
-    """Ids of a directory's rules that the bundled pack already uses."""
+    """Ids of a directory's rules that the bundled pack already uses, but for the bundled
+    rules themselves (a checkout's `rules/` linted with an installed m2maudit)."""
     pack = default_pack_dir()
     if directory is None or directory.resolve() == pack.resolve():
         return []
@@ -164,7 +166,7 @@ def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[st
         f"{rule.path}:1: rule id {rule.id} is the bundled pack's ({bundled[rule.id].name}); "
         "`scan --rules` adds to the pack, so pick another id"
         for rule in rules
-        if rule.id in bundled
+        if rule.id in bundled and rule.path.read_bytes() != bundled[rule.id].read_bytes()
     ]
 
 

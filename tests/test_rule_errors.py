@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from m2maudit.cli import app
 from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema
-from m2maudit.rules import RuleErrors, load_rules
+from m2maudit.rules import RuleErrors, default_pack_dir, load_rules
 from m2maudit.timeutil import parse_instant
 
 GOOD = """\
@@ -166,3 +166,14 @@ def test_lint_refuses_an_id_the_bundled_pack_uses(tmp_path: Path) -> None:
     assert "M2M201-demo.yaml:1: rule id M2M201 is the bundled pack's" in result.output
     bundled = CliRunner().invoke(app, ["rules", "lint"])
     assert bundled.exit_code == 0, bundled.output
+    # Its own cases still run: only lint speaks of what `scan --rules` would refuse.
+    tested = CliRunner().invoke(app, ["rules", "test", str(tmp_path)])
+    assert "passed" in tested.output and "bundled pack" not in tested.output
+
+
+def test_lint_of_a_copy_of_the_bundled_rules_is_no_clash(tmp_path: Path) -> None:
+    """A checkout's `rules/` linted by an installed m2maudit holds the same files."""
+    for rule in sorted(default_pack_dir().glob("M2M2*.yaml")):
+        (tmp_path / rule.name).write_bytes(rule.read_bytes())
+    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert result.exit_code == 0, result.output
