@@ -97,7 +97,11 @@ def _files_quoting(secret: str, tmp_path: Path) -> list[Path]:
         "request": {"id": "r-1", "operation": "read", "path": "secret/x"},
     }
     vault.write_text(json.dumps(entry) + "\n" + json.dumps({**entry, "time": secret}) + "\n")
-    return [log, inventory, cloudtrail, vault]
+    ocsf = tmp_path / "ocsf.jsonl"
+    first = (Path(__file__).parent / "data" / "ocsf" / "api_and_auth.jsonl").read_text()
+    first = first.splitlines()[0]
+    ocsf.write_text(f"{first}\n{json.dumps({**json.loads(first), 'class_uid': secret})}\n")
+    return [log, inventory, cloudtrail, vault, ocsf]
 
 
 @pytest.mark.parametrize("secret", [GITHUB_TOKEN, BARE_AWS_SECRET])

@@ -192,8 +192,8 @@ def _checks() -> list[tuple[str, str]]:
     return [
         (
             f"_class IS NULL OR _class NOT IN {SUPPORTED_CLASSES}",
-            f"'OCSF class ' || coalesce({f.text('class_uid')}, '(none)') || "
-            f"' is neither API Activity (6003) nor Authentication (3002)'",
+            f"'OCSF class ' || {q.shown(f.text('class_uid'))} || "
+            "' is neither API Activity (6003) nor Authentication (3002)'",
         ),
         (f"NOT {f.present('time')}", "'missing time'"),
         ("ts IS NULL", "'unparseable time: ' || " + q.shown(f"{f['time']}::VARCHAR")),
