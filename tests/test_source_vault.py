@@ -127,9 +127,15 @@ def test_edge_cases_are_rejected(tmp_path: Path) -> None:
         no_auth,
         {**_entry("response", "e7"), "type": "audit-test"},
         _entry("response", "e8", token_ttl="3600"),
+        # The first spelling present must parse; a later one does not stand in for it.
+        {
+            **_entry("response", "e9", token_issue_time="garbage"),
+            "response": {"auth": {"token_issue_time": "2024-06-01T00:00:00Z"}},
+        },
     ]
     loaded = load(write_jsonl(tmp_path / "audit.log", records))
     assert loaded.lines() == [1, 8]
+    assert loaded.rejects()[9] == 'unparseable auth.token_issue_time: "garbage"'
     assert loaded.event(8)["credential_expires_at"] == datetime(2024, 6, 1, 1, tzinfo=UTC)
     rejects = loaded.rejects()
     assert rejects[2] == "auth.policies must be a list"

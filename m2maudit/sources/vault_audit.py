@@ -127,12 +127,14 @@ def _value_layers() -> list[dict[str, str]]:
         {
             "client_token": f.text("client_token"),
             "issued_at": f.timestamp("token_issue_time"),
+            "issue_time_given": f["token_issue_time"],  # the first spelling present
             "without_hmacs": f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')",
         },
         {
             "clear_vault_token": (
                 f"CASE WHEN regexp_matches(client_token, '{RAW_VAULT_TOKEN}') THEN client_token END"
-            )
+            ),
+            "issue_time_given_parsed": q.json_timestamp("issue_time_given"),
         },
     ]
 
@@ -204,7 +206,7 @@ def _columns() -> dict[str, str]:
 def _checks() -> list[tuple[str, str]]:
     """(condition, reason) pairs: the first true one rejects the record."""
     f = FIELDS
-    ttl_json, issued = f["token_ttl"], f["token_issue_time"]
+    ttl_json = f["token_ttl"]
     ttl = q.json_number(ttl_json)
     return [
         (f"NOT {f.present('time')}", "'missing time'"),
@@ -215,8 +217,9 @@ def _checks() -> list[tuple[str, str]]:
         ),
         (q.bad_string_list(f["policies"]), "'auth.policies must be a list'"),
         (
-            q.bad_timestamp(issued, "issued_at"),
-            "'unparseable auth.token_issue_time: ' || " + q.shown(f"{issued}::VARCHAR"),
+            # The first spelling present must parse, as a time field's does everywhere.
+            q.bad_timestamp("issue_time_given", "issue_time_given_parsed"),
+            "'unparseable auth.token_issue_time: ' || " + q.shown("issue_time_given::VARCHAR"),
         ),
         (
             f"coalesce(json_type({ttl_json}) <> 'NULL', false) AND {ttl} IS NULL",
