@@ -27,6 +27,8 @@ PROBLEMS = (
     "long-lifetime",
     "untraceable-action",
 )
+# The key of the bundled M2M6xx rules, beyond the five: secrets in logs, unsigned tokens...
+EXPOSURE = "exposure"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 # Canonical field names of the generic access log (design §4). The mapping section may rename
@@ -324,7 +326,7 @@ def _suppression(raw: Any, where: str) -> Suppression:
         raise AuditError(f"{where}: a suppression needs a 'reason'")
     if not item.get("rule") and not item.get("problem"):
         raise AuditError(f"{where}: a suppression names a 'rule' or a 'problem'")
-    if item.get("problem") and item["problem"] not in PROBLEMS:
+    if item.get("problem") and item["problem"] not in (*PROBLEMS, EXPOSURE):
         raise AuditError(f"{where}: unknown problem {item['problem']!r}")
     if not item.get("principal") and not item.get("credential"):
         raise AuditError(f"{where}: a suppression names a 'principal' or a 'credential' (a glob)")

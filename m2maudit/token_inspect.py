@@ -20,7 +20,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from m2maudit.config import Config
+from m2maudit.config import EXPOSURE, Config
 from m2maudit.errors import AuditError
 from m2maudit.fingerprint import bare_token
 from m2maudit.timeutil import iso
@@ -292,14 +292,14 @@ def _untraceable(row: TokenRow) -> list[Problem]:
 
 def _exposure(row: TokenRow) -> list[Problem]:
     found = [
-        Problem("exposure", "alg none: the token is unsigned, anyone can forge it")
+        Problem(EXPOSURE, "alg none: the token is unsigned, anyone can forge it")
         if reason == REASON_ALG_NONE
-        else Problem("exposure", reason)
+        else Problem(EXPOSURE, reason)
         for reason in (row.decode_error or "").split("; ")
         if reason
     ]
     if not row.aud:
-        found.append(Problem("exposure", "no aud: any service that trusts the issuer accepts it"))
+        found.append(Problem(EXPOSURE, "no aud: any service that trusts the issuer accepts it"))
     return found
 
 

@@ -435,3 +435,11 @@ def test_a_suppression_naming_no_rule_of_the_run_is_a_warning() -> None:
     assert warnings == [
         "suppressions[0] (rule M9999, principal *) names no rule of this run; it suppresses nothing"
     ]
+
+
+def test_a_suppression_may_name_the_exposure_key() -> None:
+    config = parse_config(
+        {"suppressions": [{"problem": "exposure", "principal": "ci-*", "reason": "accepted"}]},
+        Path(".m2maudit.yaml"),
+    )
+    assert config.suppressions[0].problem == "exposure"
