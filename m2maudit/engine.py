@@ -64,6 +64,8 @@ def _of_the_default_type(value: Any, default: Any, config: Config, rule: str, na
     """A config's parameter checked against the rule's default: a number for a number, a
     list for a list. Otherwise the query fails, and names the rule file, not the config."""
     numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if isinstance(default, str) and isinstance(value, (int, float)):
+        return str(value)  # an account id written without quotes is still its text
     fits = (
         (isinstance(value, (int, float)) and not isinstance(value, bool))
         if numeric

@@ -93,3 +93,17 @@ def test_a_param_of_the_wrong_type_names_the_config_not_the_rule(tmp_path: Path)
         f"{path}: params.M2M408.max_tasks_per_token: expected a number (the default is 3), "
         "not 'five'"
     ) in result.output
+
+
+def test_a_text_param_written_as_a_number_is_its_text() -> None:
+    from dataclasses import replace
+
+    from m2maudit.config import Config
+    from m2maudit.engine import rule_params
+    from m2maudit.rules import load_rules
+    from m2maudit.timeutil import parse_instant
+
+    rule = replace(load_rules([])[0], params={"account": "111122223333"})
+    config = Config(params={rule.id: {"account": 444455556666}})
+    values = rule_params(rule, config, parse_instant("2026-11-28"))
+    assert values["account"] == "444455556666"
