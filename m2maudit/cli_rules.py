@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from m2maudit.config import load_config
+from m2maudit.console import print_trimmed
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.errors import AuditError
 from m2maudit.rules import Rule, RuleErrors, default_pack_dir, load_rules
@@ -75,7 +76,7 @@ def list_rules(
         table.add_column("owasp", overflow="fold", min_width=4)
         for r in loaded:
             table.add_row(r.id, r.name, r.problem, r.severity, ", ".join(r.owasp_nhi))
-        Console(emoji=False).print(table)
+        print_trimmed(Console(emoji=False), table)
 
     run()
 

@@ -120,6 +120,7 @@ def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.Mon
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert max(len(line) for line in lines) <= 80
+    assert all(line == line.rstrip() for line in lines)  # piped: no padding
     pack = load_rules([])
     for rule in pack:  # each rule on one line, its name not folded
         assert any(line.split()[:2] == [rule.id, rule.name] for line in lines), rule.id
