@@ -176,6 +176,20 @@ def test_the_fast_read_finds_secrets_in_fields_it_does_not_map(
     assert fast.scalar(found) == careful.scalar(found) == "password_or_key"
 
 
+@pytest.mark.parametrize("key", ["password", "api_key", "client_secret"])
+def test_the_fast_read_finds_a_secret_named_by_its_own_top_level_key(
+    tmp_path: Path, fast_reads: list[bool], key: str
+) -> None:
+    """The secret's name is the key itself: the fast read joined only values, and missed it."""
+    line = {"timestamp": TS, "principal": "p", key: "hunter2SECRETVALUE0123"}
+    fast, careful = Store.open(), Store.open()
+    ingest(fast, write(tmp_path / "log.jsonl", [json.dumps(line)]))
+    ingest_carefully(careful, tmp_path / "log.jsonl")
+    assert fast_reads == [True]
+    found = "SELECT leaked_secret FROM events"
+    assert fast.scalar(found) == careful.scalar(found) == "password_or_key"
+
+
 @pytest.mark.parametrize("mapped", [False, True], ids=["another key", "a mapped key"])
 def test_a_key_named_like_the_internal_token_hash_changes_nothing(
     tmp_path: Path, fast_reads: list[bool], mapped: bool

@@ -7,6 +7,7 @@ the leak check); it is never stored.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import ClassVar
 
@@ -143,7 +144,7 @@ class GenericLogAdapter:
             # Per distinct token, in _auth: the kind of credential too.
             {**_columns(), "raw_token": "NULL::VARCHAR", "credential_type": "auth_credential_type"},
             _checks(ctx.config, broken=("line_verdict IS NOT NULL", "line_verdict")),
-            [*_fast_value_layers(len(extras)), *_derived_layers("joined", "suspect")],
+            [*_fast_value_layers(extras), *_derived_layers("joined", "suspect")],
             source=_fast_source(keys, extras),
             record_key=_fast_record_key(extras),
             materialize=False,
@@ -273,7 +274,7 @@ def _fast_record_key(extras: list[str]) -> str:
     return f"hash({', '.join(values)}, {AUTH_HASH}, {present})"
 
 
-def _fast_value_layers(extras: int) -> list[dict[str, str]]:
+def _fast_value_layers(extras: list[str]) -> list[dict[str, str]]:
     """From `read_json`'s columns: text fields arrive as text (an object as its JSON), the
     time and the scopes as JSON.
 
@@ -283,10 +284,15 @@ def _fast_value_layers(extras: int) -> list[dict[str, str]]:
     `{`, ends with a space or is empty (`odd`); only such a record has its values checked
     in full. The leak check reads all values but the token, joined by newlines, and only
     when one regex pass finds a literal needle of the secret patterns in them (`suspect`).
+    The keys beyond the format's are joined with their names, as the record has them:
+    `"password": "..."` is a secret by its name.
     """
     texts = [f"f_{name}" for name in TEXT_FIELDS if name != "authorization"]
     others = [f"f_{name}::VARCHAR" for name in _JSON_VALUED]
-    others += [f"f_extra_{i}::VARCHAR" for i in range(extras)]
+    others += [
+        f"{sql_str(json.dumps(key) + ': ')} || f_extra_{i}::VARCHAR"
+        for i, key in enumerate(extras)
+    ]
     joined = f"concat_ws(chr(10), {', '.join([*texts, *others])})"
     values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"}
     suspect = "|".join(secret_needles())
