@@ -162,30 +162,27 @@ def test_calls_that_differ_only_in_a_field_not_mapped_are_not_duplicates(
     assert report.files[0].duplicates == 1 and report.files[0].loaded == 1
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"headers": {"x-api-key": "abcdef0123456789abcdef"}},
+        # The secret's name is the key itself: the fast read once joined only values.
+        {"password": "hunter2SECRETVALUE0123"},
+        {"api_key": "hunter2SECRETVALUE0123"},
+        {"client_secret": "hunter2SECRETVALUE0123"},
+    ],
+    ids=["nested", "password", "api_key", "client_secret"],
+)
 def test_the_fast_read_finds_secrets_in_fields_it_does_not_map(
-    tmp_path: Path, fast_reads: list[bool]
+    tmp_path: Path, fast_reads: list[bool], extra: dict[str, Any]
 ) -> None:
-    line = {"timestamp": TS, "principal": "p", "headers": {"x-api-key": "abcdef0123456789abcdef"}}
+    line = {"timestamp": TS, "principal": "p", **extra}
     fast, careful = Store.open(), Store.open()
     ingest(fast, write(tmp_path / "log.jsonl", [json.dumps(line)]))
     ingest_carefully(careful, tmp_path / "log.jsonl")
     assert fast_reads == [True]
     # The kind matches; the fingerprint of a `key: value` secret covers the text between
     # them, which read_json writes without the log's spaces.
-    found = "SELECT leaked_secret FROM events"
-    assert fast.scalar(found) == careful.scalar(found) == "password_or_key"
-
-
-@pytest.mark.parametrize("key", ["password", "api_key", "client_secret"])
-def test_the_fast_read_finds_a_secret_named_by_its_own_top_level_key(
-    tmp_path: Path, fast_reads: list[bool], key: str
-) -> None:
-    """The secret's name is the key itself: the fast read joined only values, and missed it."""
-    line = {"timestamp": TS, "principal": "p", key: "hunter2SECRETVALUE0123"}
-    fast, careful = Store.open(), Store.open()
-    ingest(fast, write(tmp_path / "log.jsonl", [json.dumps(line)]))
-    ingest_carefully(careful, tmp_path / "log.jsonl")
-    assert fast_reads == [True]
     found = "SELECT leaked_secret FROM events"
     assert fast.scalar(found) == careful.scalar(found) == "password_or_key"
 
