@@ -377,11 +377,13 @@ thresholds:
   max_chain_depth: {t.max_chain_depth}           # deepest allowed RFC 8693 act chain
   min_attribution: {t.min_attribution}        # agent actions tied to human+agent+credential+trace
 
-# Who is who: regular expressions (full match, case-insensitive) over principal names.
+# Who is who: regular expressions (full match, case-insensitive) over principal names and
+# scopes. A list given here replaces the built-in one (see the README). In single quotes a
+# backslash is the regex's own: '\\.' is a dot.
 # agent_patterns: ['agent-.*', '.*-bot']
 # service_patterns: ['svc-.*']
-# human_patterns: ['[^@]+@example\\\\.com']
-# wildcard_scopes: ['\\\\*', '.*:\\\\*']
+# human_patterns: ['[^@]+@example\\.com']
+# wildcard_scopes: ['\\*', '.*:\\*']
 # admin_scopes: ['admin', 'root']
 
 # Your access-log field names, if they differ from m2maudit's (dotted paths allowed).

@@ -41,17 +41,23 @@ def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
 def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
     """Apply the config's `select` and `ignore` (rule ids, names or problem keys).
 
-    A name that matches no rule is an error: a typo in `select` would otherwise switch every
-    check off and let a CI gate pass on nothing.
+    A name that matches no rule is an error, there and in `severity` and `params`: a typo in
+    `select` would otherwise switch every check off and let a CI gate pass on nothing, one
+    in `severity` would never raise the rule it meant to.
     """
     known = {key for rule in rules for key in (rule.id, rule.name, rule.problem)}
-    for option in ("select", "ignore"):
-        unknown = [name for name in getattr(config, option) if name not in known]
+    rule_names = {key for rule in rules for key in (rule.id, rule.name)}
+    for option, names, allowed, what in (
+        ("select", config.select, known, "rule or problem"),
+        ("ignore", config.ignore, known, "rule or problem"),
+        ("severity", list(config.severity), known, "rule or problem"),
+        ("params", list(config.params), rule_names, "rule"),
+    ):
+        unknown = [name for name in names if name not in allowed]
         if unknown:
             where = f"{config.path}: " if config.path else ""
             raise AuditError(
-                f"{where}{option}: no rule or problem named {unknown[0]!r} "
-                "(see `m2maudit rules list`)"
+                f"{where}{option}: no {what} named {unknown[0]!r} (see `m2maudit rules list`)"
             )
 
     def named(rule: Rule, names: list[str]) -> bool:

@@ -107,3 +107,35 @@ def test_a_text_param_written_as_a_number_is_its_text() -> None:
     config = Config(params={rule.id: {"account": 444455556666}})
     values = rule_params(rule, config, parse_instant("2026-11-28"))
     assert values["account"] == "444455556666"
+
+
+def test_a_severity_or_params_key_naming_no_rule_is_an_error(tmp_path: Path) -> None:
+    for config, message in (
+        ("severity: {M2M999: high}\n", "severity: no rule or problem named 'M2M999'"),
+        ("params: {M2M999: {x: 1}}\n", "params: no rule named 'M2M999'"),
+    ):
+        path = tmp_path / "m2maudit.yaml"
+        path.write_text(config, encoding="utf-8")
+        result = CliRunner().invoke(app, ["scan", AGENTS, "--config", str(path), "-q"])
+        assert result.exit_code == 2
+        assert message in result.output
+
+
+def test_init_writes_a_config_that_loads_with_its_examples_uncommented(tmp_path: Path) -> None:
+    import re
+
+    from m2maudit.config import load_config
+
+    path = tmp_path / ".m2maudit.yaml"
+    assert CliRunner().invoke(app, ["init", str(path)]).exit_code == 0
+    again = CliRunner().invoke(app, ["init", str(path)])
+    assert again.exit_code == 2 and "already exists" in again.output
+    assert load_config(path).thresholds.rotation_days == 90
+    # The pattern examples, uncommented, must mean what they show.
+    text = re.sub(r"^# (\w+_(patterns|scopes): )", r"\1", path.read_text(), flags=re.M)
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert re.fullmatch(config.wildcard_scopes[0], "*")
+    assert re.fullmatch(config.wildcard_scopes[1], "billing:*")
+    assert re.fullmatch(config.human_patterns[0], "alice@example.com")
+    assert not re.fullmatch(config.human_patterns[0], "alice@exampleXcom")
