@@ -490,14 +490,17 @@ def test_table_colours_only_on_a_colour_terminal() -> None:
     assert not ANSI_COLOR.search(no_color)
 
 
-def test_table_never_passes_escape_sequences_from_the_data() -> None:
+@pytest.mark.parametrize("kind", ["table", "markdown", "junit"])
+def test_reports_for_people_never_pass_escape_sequences_from_the_data(kind: str) -> None:
+    """Those a terminal may show (`cat comment.md`): ESC, other controls, bidi overrides."""
     result = full_result()
     result.findings[0].principal = "evil\x1b[2J\x1b]0;pwned\x07agent"
     result.findings[0].message = "bidi \u202e txt"
     for options in (PLAIN, ReportOptions(ansi=True, color=True)):
-        text = render("table", result, options)
+        text = render(kind, result, options)
+        # The table's own styling is ANSI (ESC [1m ...); the data's sequences are not.
         assert "\x1b[2J" not in text and "\x1b]0" not in text and "\u202e" not in text
-        assert "evil\ufffd[2J" in text
+        assert "\x07" not in text and "evil\ufffd[2J" in text
 
 
 def test_table_does_not_depend_on_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

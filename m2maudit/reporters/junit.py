@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
+from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import ordered_findings, rules_of, status
 from m2maudit.timeutil import iso
 
@@ -28,7 +29,9 @@ _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010
 
 
 def xml_text(value: object) -> str:
-    return _XML_INVALID.sub("\ufffd", str(value))
+    """Text XML can hold, with no escape sequence or bidirectional override: CI dashboards
+    show it, and a terminal may too."""
+    return _XML_INVALID.sub("\ufffd", clean_text(value))
 
 
 def finding_line(finding: Finding) -> str:

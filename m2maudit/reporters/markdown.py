@@ -15,7 +15,7 @@ from typing import Any
 
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
-from m2maudit.reporters.serialize import input_label
+from m2maudit.reporters.serialize import clean_text, input_label
 from m2maudit.reporters.summary import (
     Summary,
     ordered_findings,
@@ -35,8 +35,9 @@ _ESCAPE = re.compile(r"([\\`*_\[\]|~])")
 
 
 def text(value: object, limit: int = MAX_CELL) -> str:
-    """Escape text for a Markdown table cell: one line, no markup, no HTML."""
-    raw = " ".join(str(value).split())
+    """Escape text for a Markdown table cell: one line, no markup, no HTML, no escape
+    sequences (a `cat` of the file must not drive the terminal)."""
+    raw = " ".join(clean_text(value).split())
     if len(raw) > limit:
         raw = raw[: limit - 1] + "…"
     escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -48,7 +49,7 @@ def code(value: object | None, limit: int = 80) -> str:
     """A code span for identifiers (principal, credential, rule id); `-` when absent."""
     if value is None or value == "":
         return "-"
-    raw = " ".join(str(value).split())
+    raw = " ".join(clean_text(value).split())
     if len(raw) > limit:
         raw = raw[: limit - 1] + "…"
     raw = raw.replace("|", "\\|")
