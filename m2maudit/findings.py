@@ -65,6 +65,8 @@ class Finding:
     suppressed: bool = False
     suppression: dict[str, Any] | None = None
     baselined: bool = False
+    # Its id is in the baseline given, suppressed or not (SARIF's baselineState says so).
+    in_baseline: bool = False
 
     @property
     def severity_rank(self) -> int:

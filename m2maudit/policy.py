@@ -264,7 +264,8 @@ def apply_baseline(findings: Sequence[Finding], ids: set[str]) -> int:
     """Mark unsuppressed findings whose id is in the baseline; return how many."""
     marked = 0
     for finding in findings:
-        finding.baselined = not finding.suppressed and finding.id in ids
+        finding.in_baseline = finding.id in ids
+        finding.baselined = not finding.suppressed and finding.in_baseline
         marked += finding.baselined
     return marked
 

@@ -693,3 +693,21 @@ def test_sarif_warns_when_github_would_reject_the_run() -> None:
     assert "--min-severity" in warning
     assert get_reporter("sarif").warnings(make_result(many[:GITHUB_MAX_RESULTS])) == []
     assert get_reporter("json").warnings(make_result(many)) == []
+
+
+def test_a_suppressed_finding_the_baseline_holds_is_unchanged_in_sarif() -> None:
+    """Suppression wins for the gate; SARIF still says the baseline had it."""
+    from m2maudit.policy import apply_policy
+    from tests.reporting_fixtures import SUPPRESSIONS
+
+    result = full_result()
+    suppressed = next(f for f in result.findings if f.rule_id == "M2M201")
+    apply_policy(result, suppressions=SUPPRESSIONS, baseline_ids={suppressed.id})
+    assert suppressed.suppressed and not suppressed.baselined
+    document = json.loads(render("sarif", result, PLAIN))
+    states = {
+        r["ruleId"]: r["baselineState"]
+        for r in document["runs"][0]["results"]
+        if "suppressions" in r
+    }
+    assert states["M2M201"] == "unchanged"

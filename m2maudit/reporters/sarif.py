@@ -12,7 +12,7 @@ Mapping (also in docs/output.md):
   `relatedLocations`) and the principal and credential as `logicalLocations`;
 - suppressed findings carry `suppressions: [{"kind": "external", "status": "accepted",
   "justification": reason}]`; when a baseline was applied, `baselineState` is `unchanged`
-  for baselined findings and `new` for the others;
+  for findings whose id it holds (suppressed since, too) and `new` for the others;
 - skipped rules become `toolExecutionNotifications` of the invocation.
 
 A finding without file locations is still valid SARIF (only logical locations, or none).
@@ -152,7 +152,7 @@ def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> d
             {"kind": "external", "status": "accepted", "justification": str(reason)}
         ]
     if baseline_applied:
-        item["baselineState"] = "unchanged" if finding.baselined else "new"
+        item["baselineState"] = "unchanged" if finding.in_baseline else "new"
     if finding.count > 0:
         item["occurrenceCount"] = finding.count
     item["properties"] = {
