@@ -32,6 +32,8 @@ def test_json_lists_every_adapter_with_a_documented_mapping() -> None:
         assert entry["description"]
         assert entry["fields"], f"{entry['name']} has no field_map"
         assert all(field["column"] and field["source"] for field in entry["fields"])
+        if entry["kind"] == "events":  # every log format looks for secrets in clear
+            assert "leaked_secret" in [f["column"] for f in entry["fields"]], entry["name"]
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda adapter: adapter.name)

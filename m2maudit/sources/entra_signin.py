@@ -124,6 +124,7 @@ class EntraSignInAdapter:
         ("user_agent", "userAgent"),
         ("trace_id", "correlationId"),
         ("session_id", "sessionId"),
+        ("leaked_secret", "secret patterns anywhere in the record"),
     )
 
     def detect(self, sample: Sample, config: Config) -> bool:

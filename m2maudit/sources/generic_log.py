@@ -103,6 +103,7 @@ class GenericLogAdapter:
         ("outcome / status", "status (HTTP code or word)"),
         ("source_ip / user_agent", "source_ip / user_agent"),
         ("trace_id / session_id / task_id", "trace_id / session_id / task_id"),
+        ("leaked_secret", "secret patterns in any value but the token, keys named too"),
     )
 
     def detect(self, sample: Sample, config: Config) -> bool:

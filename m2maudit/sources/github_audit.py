@@ -84,6 +84,7 @@ class GitHubAuditAdapter(StagedLoad):
         ("source_ip", "actor_ip"),
         ("user_agent", "user_agent"),
         ("trace_id", "request_id"),
+        ("leaked_secret", "secret patterns anywhere in the event"),
     )
 
     def detect(self, sample: Sample, config: Config) -> bool:

@@ -109,6 +109,7 @@ class OcsfAdapter(StagedLoad):
         ("user_agent", "http_request.user_agent"),
         ("trace_id", "metadata.correlation_uid, else api.request.uid, else http_request.uid"),
         ("session_id", "actor.session.uid (3002: session.uid)"),
+        ("leaked_secret", "secret patterns anywhere in the event"),
     )
 
     def detect(self, sample: Sample, config: Config) -> bool:

@@ -71,6 +71,7 @@ class OktaSystemLogAdapter(StagedLoad):
         ("user_agent", "client.userAgent.rawUserAgent"),
         ("trace_id", "transaction.id"),
         ("session_id", "authenticationContext.externalSessionId"),
+        ("leaked_secret", "secret patterns anywhere in the record (e.g. a token in debugData.url)"),
     )
 
     def detect(self, sample: Sample, config: Config) -> bool:
