@@ -85,10 +85,11 @@ def severity_overrides(rules: list[Rule], config: Config) -> dict[str, str]:
     return overrides
 
 
-def attribution(store: Store) -> dict[str, Any]:
+def attribution(store: Store, min_attribution: float) -> dict[str, Any]:
     """How many agent actions are tied to a human, an agent, a credential, a trace, and all four.
 
-    Counts, not shares, so reports can show both (see `m2maudit.reporters.summary`).
+    Counts, not shares, so reports can show both (see `m2maudit.reporters.summary`), with
+    the threshold below which the terminal report shows a share in red.
     """
     row = store.con.execute(
         """
@@ -103,7 +104,8 @@ def attribution(store: Store) -> dict[str, Any]:
         """
     ).fetchone()
     keys = ("agent_actions", "human", "agent", "credential", "trace", "all")
-    return dict(zip(keys, (int(v) for v in row or (0,) * len(keys)), strict=True))
+    counts: dict[str, Any] = dict(zip(keys, (int(v) for v in row or (0,) * len(keys)), strict=True))
+    return {**counts, "min_attribution": min_attribution}
 
 
 def run_scan(
@@ -125,7 +127,7 @@ def run_scan(
     if on_step:
         on_step("shared views")
     create_views(store.con, config)
-    coverage = attribution(store)
+    coverage = attribution(store, config.thresholds.min_attribution)
     window = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchone() or (None, None)
     lock_down(store.con)
     overrides = severity_overrides(rules, config)

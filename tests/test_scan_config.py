@@ -139,3 +139,9 @@ def test_init_writes_a_config_that_loads_with_its_examples_uncommented(tmp_path:
     assert re.fullmatch(config.wildcard_scopes[1], "billing:*")
     assert re.fullmatch(config.human_patterns[0], "alice@example.com")
     assert not re.fullmatch(config.human_patterns[0], "alice@exampleXcom")
+
+
+def test_the_attribution_threshold_reaches_the_report(tmp_path: Path) -> None:
+    """The terminal report colours shares below it; JSON carries it beside the counts."""
+    report = scan_json(tmp_path, "thresholds: {min_attribution: 0.5}\n")
+    assert report["summary"]["attribution"]["min_attribution"] == 0.5

@@ -160,7 +160,8 @@ def test_attribution_counts_agent_actions(store: Store) -> None:
     ).fetchone()
     assert row is not None and row[0] > 0
     keys = ("agent_actions", "human", "agent", "credential", "trace", "all")
-    assert attribution(store) == dict(zip(keys, row, strict=True))
+    expected = {**dict(zip(keys, row, strict=True)), "min_attribution": 0.9}
+    assert attribution(store, 0.9) == expected
 
 
 def test_the_readme_lists_the_columns_of_ev_groups(store: Store) -> None:
