@@ -341,8 +341,8 @@ def scan(
     except AuditError as exc:
         raise AuditError(f"--as-of: {exc}") from None
     reporter = get_reporter(output_format)
-    policy.check_fail_on(fail_on)
-    policy.check_severity(min_severity)
+    fail_on = policy.check_fail_on(fail_on)
+    min_severity = policy.check_severity(min_severity)
     for path, label in ((output, "--output"), (write_baseline, "--write-baseline")):
         if path is not None:
             policy.check_output_path(path, label)

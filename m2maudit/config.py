@@ -163,6 +163,8 @@ def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | 
     """`--config FILE` wins; else `.m2maudit.yaml` in the working directory, if any."""
     if explicit:
         path = Path(explicit)
+        if path.is_dir():
+            raise AuditError(f"{explicit}: is a directory, not a config file")
         if not path.is_file():
             raise AuditError(f"{explicit}: config file not found")
         return path

@@ -34,5 +34,6 @@ def first_line(exc: BaseException) -> str:
 def yaml_problem(exc: BaseException) -> tuple[str, int | None]:
     """PyYAML's error as `invalid YAML: <problem>` and its 1-based line, when it names one."""
     mark = getattr(exc, "problem_mark", None)
-    reason = f"invalid YAML: {getattr(exc, 'problem', None) or exc}"
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # always one line
+    reason = f"invalid YAML: {problem}"
     return reason, (mark.line + 1 if mark is not None else None)

@@ -50,21 +50,21 @@ BASELINE_SCHEMA_VERSION = "1.0"
 
 
 def check_fail_on(value: str) -> str:
-    """Validate `--fail-on`: a severity or `never`."""
-    if value not in FAIL_ON_CHOICES:
+    """Validate `--fail-on`: a severity or `never`, in any case (`HIGH` is `high`)."""
+    if value.lower() not in FAIL_ON_CHOICES:
         raise AuditError(
             f"--fail-on: unknown value {value!r}; use one of {', '.join(FAIL_ON_CHOICES)}"
         )
-    return value
+    return value.lower()
 
 
 def check_severity(value: str | None) -> str | None:
-    """Validate `--min-severity` (None means no filter)."""
-    if value is not None and value not in SEVERITIES:
+    """Validate `--min-severity` (None means no filter), in any case."""
+    if value is not None and value.lower() not in SEVERITIES:
         raise AuditError(
             f"--min-severity: unknown severity {value!r}; use one of {', '.join(SEVERITIES)}"
         )
-    return value
+    return value.lower() if value is not None else None
 
 
 def check_problems(values: Iterable[str], known: Iterable[str] = PROBLEMS) -> list[str]:
@@ -322,7 +322,8 @@ def apply_policy(
 
 def failing(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
     """Active findings at or above `fail_on` (none when `fail_on` is `never`)."""
-    if check_fail_on(fail_on) == "never":
+    fail_on = check_fail_on(fail_on)
+    if fail_on == "never":
         return []
     floor = SEVERITY_ORDER[fail_on]
     return [

@@ -60,6 +60,19 @@ def test_config_in_the_working_directory_is_found(tmp_path: Path) -> None:
 def test_explicit_config_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match=r"nope\.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml")
+    with pytest.raises(AuditError, match=r": is a directory, not a config file$"):
+        load_config(tmp_path)
+
+
+def test_a_yaml_error_is_one_line_whatever_pyyaml_says() -> None:
+    import yaml
+
+    from m2maudit.errors import yaml_problem
+
+    error = yaml.YAMLError("while scanning a simple key\n  in <unicode string>\ncould not find")
+    reason, line = yaml_problem(error)
+    assert "\n" not in reason and line is None
+    assert reason.startswith("invalid YAML: while scanning a simple key in")
 
 
 def test_full_config_parses(tmp_path: Path) -> None:

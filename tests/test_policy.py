@@ -224,6 +224,12 @@ def test_bad_flag_values_are_audit_errors(check: object, value: str) -> None:
     assert repr(value) in str(error.value)
 
 
+def test_severity_flags_are_read_in_any_case() -> None:
+    assert check_fail_on("HIGH") == "high" and check_fail_on("Never") == "never"
+    assert check_severity("Medium") == "medium"
+    assert exit_code(full_result(), "CRITICAL") == exit_code(full_result(), "critical")
+
+
 def test_apply_policy_filters_suppresses_baselines_and_records() -> None:
     result = full_result()
     baseline = {finding_id("M2M402", None, "fp:0123456789abcdef")}
