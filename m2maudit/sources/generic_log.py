@@ -291,8 +291,7 @@ def _fast_value_layers(extras: list[str]) -> list[dict[str, str]]:
     texts = [f"f_{name}" for name in TEXT_FIELDS if name != "authorization"]
     others = [f"f_{name}::VARCHAR" for name in _JSON_VALUED]
     others += [
-        f"{sql_str(json.dumps(key) + ': ')} || f_extra_{i}::VARCHAR"
-        for i, key in enumerate(extras)
+        f"{sql_str(json.dumps(key) + ': ')} || f_extra_{i}::VARCHAR" for i, key in enumerate(extras)
     ]
     joined = f"concat_ws(chr(10), {', '.join([*texts, *others])})"
     values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"}
