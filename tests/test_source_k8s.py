@@ -105,7 +105,7 @@ def test_panther_partial_events_are_rejects_and_renamed_keys_read() -> None:
     store, report = load(path)
     [file] = report.files
     assert (file.read, file.loaded, file.rejected) == (186, 18, 168)
-    assert set(rejects(store).values()) == {"missing requestReceivedTimestamp"}
+    assert set(rejects(store).values()) == {"missing requestReceivedTimestamp (and stageTimestamp)"}
     eks_admin = event_at(store, path.name, 2)
     assert (eks_admin["credential_id"], eks_admin["credential_type"]) == (
         "ASIARLIVEKVNN6Y6J5UW",
@@ -199,7 +199,7 @@ def test_eks_cloudwatch_export(tmp_path: Path) -> None:
     store, report = load(path)
     assert [(f.format, f.loaded, f.rejected) for f in report.files] == [("k8s-audit", 1, 1)]
     assert event_at(store, "firehose.jsonl", 1)["action"] == "get pods"
-    assert rejects(store) == {2: "missing requestReceivedTimestamp"}
+    assert rejects(store) == {2: "missing requestReceivedTimestamp (and stageTimestamp)"}
 
 
 def test_field_map_documents_canonical_columns() -> None:

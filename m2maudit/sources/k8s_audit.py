@@ -278,7 +278,7 @@ def _checks() -> list[tuple[str, str]]:
         ),
         (
             "json_type(j_time) IS NULL OR json_type(j_time) = 'NULL'",
-            "'missing requestReceivedTimestamp'",
+            "'missing requestReceivedTimestamp (and stageTimestamp)'",
         ),
         ("ts IS NULL", "'unparseable requestReceivedTimestamp: ' || " + q.shown("j_time::VARCHAR")),
         ("principal IS NULL", "'missing user.username'"),
