@@ -187,6 +187,24 @@ def test_the_fast_read_finds_secrets_in_fields_it_does_not_map(
     assert fast.scalar(found) == careful.scalar(found) == "password_or_key"
 
 
+def test_a_key_with_quotes_is_a_name_never_sql(tmp_path: Path, fast_reads: list[bool]) -> None:
+    """Keys come from the log: one with a `"` once broke the whole file's read, and a crafted
+    set of them ran SQL of the log's choosing."""
+    injected = {
+        "a": "1",
+        'a" AS f_extra_1 /*': "2",
+        "b*/, error('INJECTED') AS f_extra_2 /*": "3",
+        'c*/, r."a': "4",
+        'note"': "5",
+    }
+    lines = [json.dumps({"timestamp": TS, "principal": f"agent-{n}", **injected}) for n in range(3)]
+    store = Store.open()
+    ingest(store, write(tmp_path / "log.jsonl", lines))
+    assert fast_reads == [True]
+    assert [row[1] for row in events(store)] == ["agent-0", "agent-1", "agent-2"]
+    assert rejects(store) == []
+
+
 @pytest.mark.parametrize("mapped", [False, True], ids=["another key", "a mapped key"])
 def test_a_key_named_like_the_internal_token_hash_changes_nothing(
     tmp_path: Path, fast_reads: list[bool], mapped: bool

@@ -124,7 +124,9 @@ def raw_source(columns: dict[str, str], derived: Sequence[str] = ()) -> str:
     `columns` maps aliases to key names, so a user's key can never collide with a name the
     mapping uses; `derived` columns keep their names.
     """
-    renamed = ", ".join([*(f'r."{key}" AS f_{alias}' for alias, key in columns.items()), *derived])
+    renamed = ", ".join(
+        [*(f"r.{quoted(key)} AS f_{alias}" for alias, key in columns.items()), *derived]
+    )
     return (
         f"SELECT _line_of(r.rowid) AS source_line, {renamed}, x.reason AS line_verdict "
         f"FROM {RAW_TABLE} r LEFT JOIN {VERDICT_TABLE} x ON x.source_line = _line_of(r.rowid)"
