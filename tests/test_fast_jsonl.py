@@ -187,6 +187,39 @@ def test_the_fast_read_finds_secrets_in_fields_it_does_not_map(
     assert fast.scalar(found) == careful.scalar(found) == "password_or_key"
 
 
+GITHUB = "ghp_" + "A1b2C3d4" * 4 + "E5f6"
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        # The token is fingerprinted where it is the token; a copy in a URL is a leak.
+        (
+            json.dumps(
+                {"timestamp": TS, "principal": "p", "authorization": GITHUB, "resource": GITHUB}
+            ),
+            "github_token",
+        ),
+        # A JSON writer may escape '/': the pattern must see the secret, not `\\/`.
+        (
+            '{"timestamp": "' + TS + '", "principal": "p", "aws_secret_access_key": '
+            '"wJalrXUtnFEMI\\/K7MDENG\\/bPxRfiCYEXAMPLEKEY"}',
+            "aws_secret_key",
+        ),
+    ],
+    ids=["token copied into a URL", "escaped slashes"],
+)
+def test_both_reads_find_the_same_secret(
+    tmp_path: Path, fast_reads: list[bool], line: str, kind: str
+) -> None:
+    fast, careful = Store.open(), Store.open()
+    ingest(fast, write(tmp_path / "log.jsonl", [line]))
+    ingest_carefully(careful, tmp_path / "log.jsonl")
+    assert fast_reads == [True]
+    found = "SELECT leaked_secret FROM events"
+    assert fast.scalar(found) == careful.scalar(found) == kind
+
+
 def test_a_key_with_quotes_is_a_name_never_sql(tmp_path: Path, fast_reads: list[bool]) -> None:
     """Keys come from the log: one with a `"` once broke the whole file's read, and a crafted
     set of them ran SQL of the log's choosing."""
