@@ -415,7 +415,11 @@ def ingest_file(
             index=wants_index,
             hash_content=sniffed.hash_content if sniffed else True,
         )
-        if not digest.in_background and _already_ingested(store, digest.identity(), report):
+        if (
+            not digest.in_background
+            and _seen_before(adapter)
+            and _already_ingested(store, digest.identity(), report)
+        ):
             return report
         try:
             ctx = LoadContext(store.con, file, sample, config, adapter.name)
@@ -454,10 +458,21 @@ def _load(
     with store.transaction():
         ctx.line_index = digest.line_index
         adapter.load(ctx)
-        if digest.in_background and _already_ingested(store, digest.identity(), report):
+        if (
+            digest.in_background
+            and _seen_before(adapter)
+            and _already_ingested(store, digest.identity(), report)
+        ):
             raise _SeenBefore
         commit_file(store, ctx, adapter.kind, report)
         _record_file(store, digest.identity(), report)
+
+
+def _seen_before(adapter: SourceAdapter) -> bool:
+    """Whether content ingested before is passed over. Not an inventory's: a snapshot read
+    again after a newer one (a key re-enabled, as it was on Monday) must win again, and its
+    rows that the store still holds count as duplicates anyway."""
+    return adapter.kind != "inventory"
 
 
 def _already_ingested(store: Store, identity: str, report: FileReport) -> bool:
@@ -568,7 +583,8 @@ def _record_files(store: Store, files: list[tuple[str, FileReport]]) -> None:
     ]
     row = "(" + ", ".join("?" * len(values[0])) + ")"
     store.con.execute(
-        f"INSERT INTO ingested_files VALUES {', '.join([row] * len(values))}",
+        # OR REPLACE: an inventory's content is read again each time it is given.
+        f"INSERT OR REPLACE INTO ingested_files VALUES {', '.join([row] * len(values))}",
         [value for row_values in values for value in row_values],
     )
 

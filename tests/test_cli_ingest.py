@@ -349,6 +349,20 @@ def test_a_newer_inventory_replaces_what_the_older_said(cli: RunCli, tmp_path: P
     assert len(ids) == len(set(ids))
 
 
+def test_an_older_snapshot_read_again_wins_again(cli: RunCli, tmp_path: Path) -> None:
+    """Monday's export, Tuesday's (the key disabled), then Monday's bytes again (re-enabled):
+    content seen before is passed over for logs, but an inventory is read again."""
+    (tmp_path / "day1.csv").write_text("token_id,principal,status\nk1,svc-a,active\n")
+    (tmp_path / "day2.csv").write_text("token_id,principal,status\nk1,svc-a,disabled\n")
+    (tmp_path / "day3.csv").write_bytes((tmp_path / "day1.csv").read_bytes())
+    for day in ("day1", "day2", "day3"):
+        assert cli("ingest", "--inventory", f"{day}.csv", "--db", "s.duckdb").code == 0
+    rows = query(tmp_path / "s.duckdb", "SELECT credential_id, status FROM credentials")
+    assert rows == [("k1", "active")]
+    again = cli("ingest", "--inventory", "day3.csv", "--db", "s.duckdb")
+    assert "0 loaded, 1 duplicates skipped" in again.stderr
+
+
 def test_an_id_listed_twice_in_one_inventory_keeps_its_last_line(
     cli: RunCli, tmp_path: Path
 ) -> None:
