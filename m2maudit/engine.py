@@ -64,8 +64,12 @@ def _of_the_default_type(value: Any, default: Any, config: Config, rule: str, na
     """A config's parameter checked against the rule's default: a number for a number, a
     list for a list. Otherwise the query fails, and names the rule file, not the config."""
     numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-    if isinstance(default, str) and isinstance(value, (int, float)):
-        return str(value)  # an account id written without quotes is still its text
+    if isinstance(default, str) and not isinstance(value, str):
+        # Not str(value): YAML has already read 012345678901 as octal, `yes` as true.
+        raise AuditError(
+            f"{config.path or 'config'}: params.{rule}.{name}: expected text; put it in "
+            f"quotes (YAML read it as the {type(value).__name__} {value!r})"
+        )
     fits = (
         (isinstance(value, (int, float)) and not isinstance(value, bool))
         if numeric

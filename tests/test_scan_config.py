@@ -95,18 +95,26 @@ def test_a_param_of_the_wrong_type_names_the_config_not_the_rule(tmp_path: Path)
     ) in result.output
 
 
-def test_a_text_param_written_as_a_number_is_its_text() -> None:
+def test_a_text_param_written_as_a_number_must_be_quoted() -> None:
+    """YAML reads an account id like 012345670123 as an octal number: its text is lost."""
     from dataclasses import replace
+
+    import pytest
 
     from m2maudit.config import Config
     from m2maudit.engine import rule_params
+    from m2maudit.errors import AuditError
     from m2maudit.rules import load_rules
     from m2maudit.timeutil import parse_instant
 
     rule = replace(load_rules([])[0], params={"account": "111122223333"})
-    config = Config(params={rule.id: {"account": 444455556666}})
-    values = rule_params(rule, config, parse_instant("2026-11-28"))
-    assert values["account"] == "444455556666"
+    as_of = parse_instant("2026-11-28")
+    quoted = Config(params={rule.id: {"account": "012345670123"}})
+    assert rule_params(rule, quoted, as_of)["account"] == "012345670123"
+    with pytest.raises(
+        AuditError, match=r"params\.M2M101\.account: expected text; put it in quotes"
+    ):
+        rule_params(rule, Config(params={rule.id: {"account": 1402433619}}), as_of)
 
 
 def test_a_severity_or_params_key_naming_no_rule_is_an_error(tmp_path: Path) -> None:
