@@ -157,17 +157,23 @@ def _checked(directory: Path | None, clashes: bool = False) -> list[Rule]:
 
 
 def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[str]:
-    """Ids of a directory's rules that the bundled pack already uses, but for the bundled
-    rules themselves (a checkout's `rules/` linted with an installed m2maudit)."""
+    """Ids of a directory's rules that the bundled pack already uses, unless the directory
+    is the bundled pack itself (or a copy of it: a checkout's `rules/` linted with an
+    installed m2maudit, whose pack lives elsewhere)."""
     pack = default_pack_dir()
     if directory is None or directory.resolve() == pack.resolve():
         return []
     bundled = {rule.id: rule.path for rule in load_rules([])}
+    copy = {rule.id for rule in rules} == set(bundled) and all(
+        rule.path.read_bytes() == bundled[rule.id].read_bytes() for rule in rules
+    )
+    if copy:
+        return []
     return [
         f"{rule.path}:1: rule id {rule.id} is the bundled pack's ({bundled[rule.id].name}); "
         "`scan --rules` adds to the pack, so pick another id"
         for rule in rules
-        if rule.id in bundled and rule.path.read_bytes() != bundled[rule.id].read_bytes()
+        if rule.id in bundled
     ]
 
 

@@ -171,9 +171,14 @@ def test_lint_refuses_an_id_the_bundled_pack_uses(tmp_path: Path) -> None:
     assert "passed" in tested.output and "bundled pack" not in tested.output
 
 
-def test_lint_of_a_copy_of_the_bundled_rules_is_no_clash(tmp_path: Path) -> None:
-    """A checkout's `rules/` linted by an installed m2maudit holds the same files."""
-    for rule in sorted(default_pack_dir().glob("M2M2*.yaml")):
+def test_lint_of_a_copy_of_the_bundled_pack_is_no_clash(tmp_path: Path) -> None:
+    """A checkout's `rules/` linted by an installed m2maudit holds the same files; a copy of
+    one bundled rule is a clash, since `scan --rules` refuses it."""
+    for rule in sorted(default_pack_dir().glob("*.yaml")):
         (tmp_path / rule.name).write_bytes(rule.read_bytes())
     result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    for rule in sorted(tmp_path.glob("*.yaml"))[1:]:
+        rule.unlink()
+    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert result.exit_code == 2 and "is the bundled pack's" in result.output
