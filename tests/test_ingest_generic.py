@@ -828,3 +828,34 @@ def test_source_file_is_the_name_given(
     assert re.fullmatch(
         r"[0-9a-f]{64}", rows(store, "SELECT content_sha256 FROM ingested_files")[0][0]
     )
+
+
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4" * 4 + "E5f6"
+
+
+@pytest.mark.parametrize(
+    ("mapped", "record"),
+    [
+        ("headers.Authorization", {"headers.Authorization": f"Bearer {JWT}"}),
+        ("headers.Authorization", {"headers": {"Authorization": f"Bearer {JWT}"}}),
+        ('$."http.authorization"', {"http.authorization": f"Bearer {JWT}"}),
+        ("$.auth[0]", {"auth": [f"Bearer {JWT}"]}),
+        ("$.headers[0].value", {"headers": [{"value": f"Bearer {JWT}"}]}),
+    ],
+    ids=["flat dotted key", "nested", "quoted path", "array item", "array of objects"],
+)
+def test_the_careful_read_never_calls_the_mapped_token_a_leak(
+    store: Store, tmp_path: Path, mapped: str, record: dict[str, Any]
+) -> None:
+    """The careful read (a blank line forces it) leaves out the field the mapping names,
+    however it is spelled, and nothing else: a secret under another key is still found."""
+    config = parse_config({"mapping": {"authorization": mapped}})
+    line = {"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a", **record}
+    leak = {**line, "extra": {"value": GITHUB_TOKEN}}
+    path = tmp_path / "log.jsonl"
+    path.write_text(json.dumps(line) + "\n\n" + json.dumps(leak) + "\n")
+    ingest(store, path, config=config)
+    found = store.con.execute(
+        "SELECT source_line, token_fp IS NOT NULL, leaked_secret FROM events ORDER BY 1"
+    ).fetchall()
+    assert found == [(1, True, None), (3, True, "github_token")]

@@ -194,14 +194,14 @@ def _careful_leak_scope(config: Config) -> str:
     """What the careful read's leak check reads: the whole record but its bearer token
     (which is fingerprinted, not leaked).
 
-    The token's key and value are cut out, not every copy of the value (a copy in a URL is a
-    leak), and JSON's `\\/` escapes are undone, which would break a secret's pattern. Two
-    string operations per record: writing each record out again (`json_remove`) cost 10 %
-    of this read.
+    The token's field is removed by its path, not every copy of its value (a copy in a URL
+    is a leak), and the record is written out again, which also undoes JSON's `\\/` escapes
+    that would break a secret's pattern. A line that is not JSON is read as it is.
     """
-    key = field_name(config, "authorization").removeprefix("$").split(".")[-1].strip('"')
-    pair = q.sql_regex_literal('"' + re.escape(key) + r'"\s*:\s*"[^"]*"')
-    return f"replace(regexp_replace(rec, {pair}, '', 'g'), '\\/', '/')"
+    without = "rec"
+    for path in field_paths(config, "authorization"):  # json_remove takes one path
+        without = f"json_remove({without}, {q.path_literal(path)})"
+    return f"CASE WHEN json_valid(rec) THEN {without}::VARCHAR ELSE rec END"
 
 
 _JSON_VALUED = ("timestamp", "scopes")  # a time may be a number, scopes a list
