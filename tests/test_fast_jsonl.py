@@ -238,6 +238,22 @@ def test_a_key_with_quotes_is_a_name_never_sql(tmp_path: Path, fast_reads: list[
     assert rejects(store) == []
 
 
+@pytest.mark.parametrize("key", ["rowid", "RowId"])
+def test_a_key_named_rowid_is_read_carefully(
+    tmp_path: Path, fast_reads: list[bool], key: str
+) -> None:
+    """It would hide DuckDB's row id, which numbers the lines: the run crashed."""
+    lines = [json.dumps({"timestamp": TS, "principal": f"agent-{n}", key: "z"}) for n in range(3)]
+    store = Store.open()
+    ingest(store, write(tmp_path / "log.jsonl", lines))
+    assert fast_reads == []  # refused before reading
+    assert [(row[1], row[-2]) for row in events(store)] == [
+        ("agent-0", 1),
+        ("agent-1", 2),
+        ("agent-2", 3),
+    ]
+
+
 @pytest.mark.parametrize("mapped", [False, True], ids=["another key", "a mapped key"])
 def test_a_key_named_like_the_internal_token_hash_changes_nothing(
     tmp_path: Path, fast_reads: list[bool], mapped: bool

@@ -136,7 +136,8 @@ class GenericLogAdapter:
         if not keys or AUTH_HASH in keys.values() or not can_read_fast(ctx):
             return False
         extras = other_keys(ctx, {*keys.values(), AUTH_HASH})
-        if extras is None:
+        # A key named like DuckDB's row id would hide it, and the line numbers with it.
+        if extras is None or any(k.lower() == "rowid" for k in [*keys.values(), *extras]):
             return False
         types = {**_read_types(keys), **{key: "JSON" for key in extras}}
         if not stage_json_columns(ctx, types, {AUTH_HASH: _auth_hash(keys)}):
