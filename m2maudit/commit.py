@@ -85,6 +85,11 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
         )
     # The raw tokens are in _mapped (or _staged_tokens) only until it is dropped.
     decode_staged_tokens(con, ctx.config, STAGED_TOKENS if staged_tokens else "_mapped")
+    if kind == "inventory":  # read again each time it is given: its rejects, once
+        con.execute(
+            "DELETE FROM ingest_errors WHERE source_file = ? AND source_line > 0",
+            [ctx.file.display],
+        )
     report.rejected = _count(
         con.execute(
             """

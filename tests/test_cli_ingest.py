@@ -363,6 +363,14 @@ def test_an_older_snapshot_read_again_wins_again(cli: RunCli, tmp_path: Path) ->
     assert "0 loaded, 1 duplicates skipped" in again.stderr
 
 
+def test_an_inventory_read_again_keeps_its_rejects_once(cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "inv.csv").write_text("token_id,principal,status\nk1,svc-a,active\nk2,x,bogus\n")
+    for _ in range(3):
+        result = cli("ingest", "--inventory", "inv.csv", "--db", "s.duckdb")
+        assert result.stderr.count("rejected: inv.csv:3:") == 1
+    assert count(tmp_path / "s.duckdb", "ingest_errors") == 1
+
+
 def test_an_id_listed_twice_in_one_inventory_keeps_its_last_line(
     cli: RunCli, tmp_path: Path
 ) -> None:
