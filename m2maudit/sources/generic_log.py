@@ -202,7 +202,12 @@ def _careful_leak_scope(config: Config) -> str:
     without = "rec"
     for path in field_paths(config, "authorization"):  # json_remove takes one path
         without = f"json_remove({without}, {q.path_literal(path)})"
-    return f"CASE WHEN json_valid(rec) THEN {without}::VARCHAR ELSE rec END"
+    # Most records need neither: no copy of them then (a copy of every record of a big log
+    # did not fit a small --memory-limit).
+    return (
+        f"CASE WHEN t_authorization IS NOT NULL AND json_valid(rec) THEN {without}::VARCHAR "
+        "WHEN contains(rec, '\\/') THEN replace(rec, '\\/', '/') ELSE rec END"
+    )
 
 
 _JSON_VALUED = ("timestamp", "scopes")  # a time may be a number, scopes a list
