@@ -63,18 +63,14 @@ def rule_params(rule: Rule, config: Config, as_of: datetime) -> dict[str, Any]:
 def _of_the_default_type(value: Any, default: Any, config: Config, rule: str, name: str) -> Any:
     """A config's parameter checked against the rule's default: a number for a number, a
     list for a list. Otherwise the query fails, and names the rule file, not the config."""
-    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    numeric = _is_number(default)
     if isinstance(default, str) and not isinstance(value, str):
         # Not str(value): YAML has already read 012345678901 as octal, `yes` as true.
         raise AuditError(
             f"{config.path or 'config'}: params.{rule}.{name}: expected text; put it in "
             f"quotes (YAML read it as the {type(value).__name__} {value!r})"
         )
-    fits = (
-        (isinstance(value, (int, float)) and not isinstance(value, bool))
-        if numeric
-        else isinstance(value, type(default))
-    )
+    fits = _is_number(value) if numeric else isinstance(value, type(default))
     if not fits:
         kind = "a number" if numeric else f"a {type(default).__name__}"
         raise AuditError(
@@ -82,6 +78,10 @@ def _of_the_default_type(value: Any, default: Any, config: Config, rule: str, na
             f"(the default is {default!r}), not {value!r}"
         )
     return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def used_params(rule: Rule, params: dict[str, Any]) -> dict[str, Any]:

@@ -117,15 +117,18 @@ def suppression_matches(entry: Suppression, finding: Finding) -> bool:
     `rule` is a glob over the rule id or the rule name (`M2M2*`, `wildcard-or-admin-scope`);
     `problem` is a problem key; `credential` matches the finding's `token_id`.
     """
-    if entry.rule and not (
-        fnmatchcase(finding.rule_id, entry.rule) or fnmatchcase(finding.rule_name, entry.rule)
-    ):
+    if entry.rule and not _names_rule(entry.rule, finding.rule_id, finding.rule_name):
         return False
     if entry.problem and finding.problem != entry.problem:
         return False
     if entry.principal and not _glob(finding.principal, entry.principal):
         return False
     return not (entry.credential and not _glob(finding.token_id, entry.credential))
+
+
+def _names_rule(pattern: str, rule_id: str, rule_name: str) -> bool:
+    """A suppression's `rule` glob against a rule's id or name."""
+    return fnmatchcase(rule_id, pattern) or fnmatchcase(rule_name, pattern)
 
 
 def _glob(value: str | None, pattern: str) -> bool:
@@ -159,10 +162,7 @@ def suppressions_of_no_rule(
     return [
         f"{suppression_label(index, entry)} names no rule of this run; it suppresses nothing"
         for index, entry in enumerate(suppressions)
-        if entry.rule
-        and not any(
-            fnmatchcase(rule.id, entry.rule) or fnmatchcase(rule.name, entry.rule) for rule in rules
-        )
+        if entry.rule and not any(_names_rule(entry.rule, rule.id, rule.name) for rule in rules)
     ]
 
 
