@@ -67,8 +67,9 @@ def macro_sql(config: Config) -> list[str]:
         # and of `ev_groups` (whose `locations` hold each group's first five).
         """CREATE OR REPLACE TEMP MACRO m2m_locations(f, l) AS
             min({'file': f, 'line': l}, 5)""",
+        # Distinct: a rule that unnests (one row per scope, say) repeats a group's locations.
         """CREATE OR REPLACE TEMP MACRO m2m_group_locations(locations) AS
-            list_sort(flatten(list(locations)))[1:5]""",
+            list_sort(list_distinct(flatten(list(locations))))[1:5]""",
         # Keys minted for one session and gone within hours: an AWS STS key, a GitHub App
         # installation token, a Kubernetes bound service-account token (one `JTI=` per pod
         # and refresh). A role that runs all day holds dozens; no inventory lists them.
