@@ -39,6 +39,7 @@ from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
+from m2maudit.wording import counted
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -245,7 +246,7 @@ def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> N
     if strict and (report.rejected or report.failed_files):
         where = " when the store's files were ingested (see its ingest_errors table)"
         raise AuditError(
-            f"--strict: {report.rejected} record{'' if report.rejected == 1 else 's'} rejected, "
+            f"--strict: {counted(report.rejected, 'record')} rejected, "
             f"{files_count(len(report.failed_files))} unreadable{where if stored else ''}"
         )
 

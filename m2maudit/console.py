@@ -29,6 +29,7 @@ from m2maudit.ingest import ProgressHook, StagedHook
 from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.sources.base import InputFile
 from m2maudit.timeutil import iso
+from m2maudit.wording import counted
 
 MAX_REASONS_SHOWN = 10
 
@@ -316,7 +317,7 @@ def _rest_row(rest: list[FileReport], alone: bool = False) -> tuple[str, ...]:
 
 def files_count(count: int) -> str:
     """`1 file`, `3 files`."""
-    return f"{count} file{'' if count == 1 else 's'}"
+    return counted(count, "file")
 
 
 def print_problems(

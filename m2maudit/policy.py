@@ -37,6 +37,7 @@ from m2maudit.config import PROBLEMS, SEVERITIES, Suppression
 from m2maudit.errors import AuditError
 from m2maudit.findings import SEVERITY_ORDER, Finding, RuleInfo, ScanResult
 from m2maudit.timeutil import iso
+from m2maudit.wording import counted
 
 FAIL_ON_CHOICES = (*SEVERITIES, "never")
 DEFAULT_FAIL_ON = "high"
@@ -184,8 +185,7 @@ def apply_suppressions(
         assert entry.expires is not None
         warnings.append(
             f"{suppression_label(index, entry)} expired on {entry.expires.isoformat()} and "
-            f"no longer suppresses anything ({matched} matching finding"
-            f"{'' if matched == 1 else 's'})"
+            f"no longer suppresses anything ({counted(matched, 'matching finding')})"
         )
     for finding in findings:
         match = next((item for item in live if suppression_matches(item, finding)), None)

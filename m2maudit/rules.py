@@ -18,6 +18,7 @@ import yaml
 from m2maudit.config import PROBLEMS, SEVERITIES
 from m2maudit.errors import AuditError, first_line, yaml_problem
 from m2maudit.findings import RuleInfo
+from m2maudit.wording import noun_for
 from m2maudit.yamlsafe import compose_yaml, load_yaml
 
 REQUIRED_KEYS = (
@@ -50,7 +51,9 @@ REQUIRED_COLUMNS = ("principal", "token_id", "count", "first_seen", "last_seen",
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*[0-9]{3}$")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _PARAM = re.compile(r"^[a-z_][a-z0-9_]*$")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `{column}`, or `{column|noun}` / `{column|noun|plural}`: the value then the noun, singular
+# for 1 ("1 call", "3 calls").
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([A-Za-z-]+)(?:\|([A-Za-z-]+))?)?\}")
 _FILE_READERS = re.compile(
     r"\b(read_\w+|glob|parquet_scan|parquet_metadata|sniff_csv|query_table|query|"
     r"sqlite_scan|postgres_scan|iceberg_scan|delta_scan|getenv)\s*\(",
@@ -281,14 +284,22 @@ def _check_query(rule: Rule, errors: list[str]) -> None:
 
 
 def message_fields(message: str) -> list[str]:
-    return _PLACEHOLDER.findall(message)
+    return [match.group(1) for match in _PLACEHOLDER.finditer(message)]
 
 
 def render_message(message: str, values: dict[str, Any]) -> str:
-    """Fill `{column}` placeholders; no attribute access or format specs (rules are untrusted)."""
+    """Fill `{column}` placeholders; no attribute access or format specs (rules are untrusted).
+
+    `{count|call}` writes "1 call" or "3 calls", so that a message reads right for any count;
+    `{count|entry|entries}` names a plural that is not the noun plus "s".
+    """
 
     def fill(match: re.Match[str]) -> str:
-        return _display(values.get(match.group(1)))
+        column, noun, plural = match.groups()
+        value = values.get(column)
+        if noun is None:
+            return _display(value)
+        return f"{_display(value)} {noun_for(value, noun, plural)}"
 
     return _PLACEHOLDER.sub(fill, message)
 

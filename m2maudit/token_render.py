@@ -18,6 +18,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from m2maudit.token_inspect import Inspection
+from m2maudit.wording import counted
 
 _STATUS_STYLE = {"valid": "green", "invalid": "bold red", "not checked": "yellow"}
 _MAX_VALUE_CHARS = 300
@@ -56,7 +57,7 @@ def _claim_notes(inspection: Inspection) -> dict[str, str]:
     notes = {t.name: f"{t.utc}  ({t.relative})" for t in inspection.times}
     depth = inspection.row.chain_depth or 0
     if (inspection.decoded.claims or {}).get("act") is not None:
-        notes["act"] = f"delegation chain of {depth} actor{'' if depth == 1 else 's'} (below)"
+        notes["act"] = f"delegation chain of {counted(depth, 'actor')} (below)"
     return notes
 
 

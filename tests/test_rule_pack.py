@@ -129,3 +129,30 @@ def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.Mon
     assert [item["id"] for item in listed] == [rule.id for rule in pack]
     bad = CliRunner().invoke(app, ["rules", "list", "--format", "xml"])
     assert bad.exit_code == 2 and "unknown format 'xml'" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("template", "values", "expected"),
+    [
+        ("used {count|time}", {"count": 1}, "used 1 time"),
+        ("used {count|time}", {"count": 3}, "used 3 times"),
+        ("used {count|time}", {"count": 0}, "used 0 times"),
+        ("held {n|entry|entries}", {"n": 1}, "held 1 entry"),
+        ("held {n|entry|entries}", {"n": 2}, "held 2 entries"),
+        ("for {days|day}", {}, "for - days"),
+        ("{principal} made {count|call}", {"principal": "bot", "count": 1}, "bot made 1 call"),
+    ],
+)
+def test_message_counts_read_right_for_one(template: str, values: dict, expected: str) -> None:
+    from m2maudit.rules import message_fields, render_message
+
+    assert render_message(template, values) == expected
+    assert set(message_fields(template)) <= {"count", "n", "days", "principal"}
+
+
+def test_no_bundled_message_says_one_times() -> None:
+    """Every count in a bundled message is a counted noun, so "1 calls" cannot be printed."""
+    import re
+
+    bare_count = re.compile(r"\{(count|[a-z_]*(?:days|calls|count|tasks))\} [a-z]+s\b")
+    assert [r.id for r in RULES if bare_count.search(r.message)] == []

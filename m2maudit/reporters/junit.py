@@ -24,6 +24,7 @@ from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import ordered_findings, rules_of, status
 from m2maudit.timeutil import iso
+from m2maudit.wording import counted
 
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -58,12 +59,11 @@ def _fill_case(case: ET.Element, findings: Sequence[Finding], remediation: str) 
     active = [finding for finding in findings if status(finding) == "active"]
     if active:
         worst = max(active, key=lambda finding: finding.severity_rank).severity
-        noun = "finding" if len(active) == 1 else "findings"
         failure = ET.SubElement(
             case,
             "failure",
             {
-                "message": xml_text(f"{len(active)} {noun}, worst {worst}"),
+                "message": xml_text(f"{counted(len(active), 'finding')}, worst {worst}"),
                 "type": worst,
             },
         )

@@ -21,6 +21,7 @@ from typing import Any
 from m2maudit.config import PROBLEMS, SEVERITIES
 from m2maudit.findings import SEVERITY_ORDER, Finding, RuleInfo, ScanResult
 from m2maudit.policy import failing
+from m2maudit.wording import counted
 
 SEVERITIES_DESC = tuple(reversed(SEVERITIES))
 PROBLEM_TITLES = {
@@ -231,8 +232,7 @@ def summary_line(result: ScanResult, fail_on: str) -> str:
         f"{c.active} {severity}" for severity, c in summary.by_severity.items() if c.active
     )
     active = f"{counts.active} active" + (f": {severities}" if severities else "")
-    noun = "finding" if counts.total == 1 else "findings"
     return (
-        f"{counts.total} {noun} ({active}; {counts.suppressed} suppressed, "
+        f"{counted(counts.total, 'finding')} ({active}; {counts.suppressed} suppressed, "
         f"{counts.baselined} baselined); {gate}"
     )

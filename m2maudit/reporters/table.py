@@ -49,6 +49,7 @@ from m2maudit.reporters.summary import (
     summary_line,
 )
 from m2maudit.timeutil import iso
+from m2maudit.wording import counted, noun_for
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -282,7 +283,7 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
     if finding.token_id:
         rows.add("credential", _clean(finding.token_id))
     if finding.first_seen or finding.count:
-        seen = f"{finding.count:,} time{'' if finding.count == 1 else 's'}"
+        seen = counted(finding.count, "time")
         if finding.first_seen:
             seen += f", {iso(finding.first_seen)} .. {iso(finding.last_seen)}"
         rows.add("seen", Text(seen))
@@ -379,7 +380,7 @@ def _not_shown(console: Console, findings: Sequence[Finding], shown: int) -> Non
     console.print(
         Text(
             clean_text(
-                f"+ {more:,} more {first.rule_id} finding{'' if more == 1 else 's'} "
+                f"+ {more:,} more {first.rule_id} {noun_for(more, 'finding')} "
                 f"({first.title}), each seen less often: all of them with --verbose, or in "
                 "the json, csv or sarif report"
             ),
