@@ -86,6 +86,12 @@ DEFAULT_SERVICE_PATTERNS = [
     r".*\.iam\.gserviceaccount\.com",
     r"arn:aws:iam::\d+:role/.*",
     r"arn:aws:sts::.*",
+    # Infrastructure agents (log shippers, monitoring, CI runners, config management) are
+    # services, not AI agents; service names are tried before agent names.
+    r".*\b(elastic|datadog|dd|amazon-ssm|ssm|newrelic|newrelic-infra|otel|opentelemetry|fleet"
+    r"|consul|vault|puppet|jenkins|buildkite|azure-pipelines|vsts|teamcity|gitlab|splunk|wazuh"
+    r"|falcon|zabbix|nagios|chef|salt|octopus|bamboo|kube|cloudwatch|google-cloud-ops"
+    r"|stackdriver|sumo|logdna|fluent|filebeat)-agent\b.*",
 ]
 
 
@@ -129,6 +135,20 @@ class Config:
     severity: dict[str, str] = field(default_factory=dict)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     suppressions: list[Suppression] = field(default_factory=list)
+
+    def name_kinds(self) -> list[tuple[str, list[str]]]:
+        """The kinds a name is sorted into by pattern, in the order they are tried.
+
+        One order for log principals and token subjects alike, so that a name is one kind
+        everywhere. Service first: a platform's own identities (`system:serviceaccount:...`,
+        `...@....iam.gserviceaccount.com`, infrastructure agents) would otherwise pass for AI
+        agents or, being e-mail shaped, for people.
+        """
+        return [
+            ("service", self.service_patterns),
+            ("agent", self.agent_patterns),
+            ("human", self.human_patterns),
+        ]
 
 
 _TOP_KEYS = {
@@ -380,8 +400,9 @@ thresholds:
   min_attribution: {t.min_attribution}        # agent actions tied to human+agent+credential+trace
 
 # Who is who: regular expressions (full match, case-insensitive) over principal names and
-# scopes. A list given here replaces the built-in one (see the README). In single quotes a
-# backslash is the regex's own: '\\.' is a dot.
+# scopes. A name is tried as a service, then an agent, then a human. A list given here
+# replaces the built-in one (see the README). In single quotes a backslash is the regex's
+# own: '\\.' is a dot.
 # agent_patterns: ['agent-.*', '.*-bot']
 # service_patterns: ['svc-.*']
 # human_patterns: ['[^@]+@example\\.com']

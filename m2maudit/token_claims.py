@@ -251,10 +251,11 @@ def actor_name(member: dict[str, Any]) -> str:
 
 
 def full_match_any(value: str | None, patterns: list[str]) -> bool:
-    """Python twin of `sqlfrag.regex_any`."""
+    """Python twin of `sqlfrag.regex_any`: a full match, ignoring case."""
     if value is None or not patterns:
         return False
-    return re.fullmatch("|".join(f"(?:{p})" for p in patterns), value) is not None
+    joined = "|".join(f"(?:{p})" for p in patterns)
+    return re.fullmatch(joined, value, re.IGNORECASE) is not None
 
 
 # --- the decoder -------------------------------------------------------------------------------
@@ -374,11 +375,9 @@ def subject_kind(sub: str | None, clients: list[str | None], row: TokenRow, conf
         return "unknown"
     if sub in clients:
         return "client"
-    human_evidence = row.has_auth_time or row.has_acr or row.has_amr
-    if human_evidence or full_match_any(sub, config.human_patterns):
+    if row.has_auth_time or row.has_acr or row.has_amr:
         return "human"
-    if full_match_any(sub, config.agent_patterns):
-        return "agent"
-    if full_match_any(sub, config.service_patterns):
-        return "service"
+    for kind, patterns in config.name_kinds():
+        if full_match_any(sub, patterns):
+            return kind
     return "unknown"

@@ -19,7 +19,7 @@ import duckdb
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
-from m2maudit.sources.sqlfrag import regex_any
+from m2maudit.sources.sqlfrag import kind_by_name
 from m2maudit.token_claims import (
     ACT_NOT_OBJECT,
     BAD_TIME,
@@ -362,9 +362,7 @@ def _claim_layers(config: Config) -> list[dict[str, str]]:
         f"THEN {lit(BAD_TIME.format(claim=n))} END"
         for n in TIME_CLAIMS
     )
-    human = " OR ".join(
-        [regex_any("sub", config.human_patterns), "has_auth_time", "has_acr", "has_amr"]
-    )
+    human_evidence = " OR ".join(f"has_{name}" for name in HUMAN_EVIDENCE_CLAIMS)
     not_null = "act_stop_type IS NOT NULL AND act_stop_type <> 'NULL'"
     ids = (".sub", ".client_id")
     return [
@@ -408,10 +406,8 @@ def _claim_layers(config: Config) -> list[dict[str, str]]:
             f"WHEN lower(alg) = 'none' THEN {lit(REASON_ALG_NONE)} END",
             "subject_kind_": f"CASE WHEN sub IS NULL THEN 'unknown' "
             f"WHEN coalesce(list_contains(client_names, sub), false) THEN 'client' "
-            f"WHEN {human} THEN 'human' "
-            f"WHEN {regex_any('sub', config.agent_patterns)} THEN 'agent' "
-            f"WHEN {regex_any('sub', config.service_patterns)} THEN 'service' "
-            f"ELSE 'unknown' END",
+            f"WHEN {human_evidence} THEN 'human' "
+            f"ELSE {kind_by_name('sub', config.name_kinds())} END",
         },
         {
             "act_chain_": "list_transform(range(1, chain_depth + 1), "

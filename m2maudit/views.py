@@ -22,7 +22,7 @@ from __future__ import annotations
 import duckdb
 
 from m2maudit.config import Config
-from m2maudit.sources.sqlfrag import regex_any
+from m2maudit.sources.sqlfrag import kind_by_name, regex_any
 
 # Long-lived secrets that do not expire by themselves (the `credential_type` vocabulary of
 # docs/formats/README.md); rotation rules judge these.
@@ -46,12 +46,8 @@ STATIC_CREDENTIAL_TYPES = (
 def macro_sql(config: Config) -> list[str]:
     static = ", ".join(f"'{t}'" for t in STATIC_CREDENTIAL_TYPES)
     return [
-        f"""CREATE OR REPLACE TEMP MACRO m2m_kind(name) AS CASE
-            WHEN name IS NULL THEN 'unknown'
-            WHEN {regex_any("name", config.service_patterns)} THEN 'service'
-            WHEN {regex_any("name", config.agent_patterns)} THEN 'agent'
-            WHEN {regex_any("name", config.human_patterns)} THEN 'human'
-            ELSE 'unknown' END""",
+        f"CREATE OR REPLACE TEMP MACRO m2m_kind(name) AS "
+        f"{kind_by_name('name', config.name_kinds())}",
         f"""CREATE OR REPLACE TEMP MACRO m2m_broad_scope(s) AS
             {regex_any("s", config.wildcard_scopes + config.admin_scopes)}""",
         # Which credential a call used: the inventory's id, else the token's jti, else

@@ -189,6 +189,13 @@ def test_actor_named_by_client_id_or_unnamed() -> None:
         ({"sub": "00u1abc", "amr": ["pwd"]}, "human"),
         ({"sub": "research-agent-7"}, "agent"),
         ({"sub": "svc-billing"}, "service"),
+        # Names are matched ignoring case, by the SQL decoder and `token inspect` alike.
+        ({"sub": "Research-Agent-7"}, "agent"),
+        # Infrastructure agents are services, and so are e-mail shaped service accounts:
+        # service patterns are tried before agent and human ones.
+        ({"sub": "elastic-agent"}, "service"),
+        ({"sub": "system:serviceaccount:monitoring:datadog-agent"}, "service"),
+        ({"sub": "etl@proj-1.iam.gserviceaccount.com"}, "service"),
         ({"sub": "00u1abc"}, "unknown"),
         ({"iss": "https://idp"}, "unknown"),
     ],

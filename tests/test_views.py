@@ -178,3 +178,48 @@ def test_the_readme_lists_the_columns_of_ev_groups(store: Store) -> None:
     columns = {row[0] for row in store.con.execute("DESCRIBE ev_groups").fetchall()}
     assert named_here <= columns  # nothing documented that is not there
     assert columns - named_here <= named_for_ev  # the rest are ev's derived columns
+
+
+NAMES_OF_EVERY_KIND = [
+    "elastic-agent",
+    "system:serviceaccount:ci:jenkins-agent",
+    "agent-planner-1",
+    "Support-Bot",
+    "etl@proj-1.iam.gserviceaccount.com",
+    "alice@example.com",
+    "svc-agent-gateway",
+    "00u1abc",
+]
+
+
+def test_a_name_is_one_kind_as_principal_and_as_token_subject() -> None:
+    """`actor_kind` of a call and `subject_kind` of a token judge a name the same way."""
+    from m2maudit.fingerprint import fingerprint
+    from m2maudit.token_claims import decode_token
+    from m2maudit.views import macro_sql
+    from tests.jwt_factory import decode_in_sql
+
+    config = Config()
+    store = Store.open()
+    for sql in macro_sql(config):
+        store.con.execute(sql)
+    as_principal = {
+        name: store.con.execute("SELECT m2m_kind(?)", [name]).fetchone()[0]  # type: ignore[index]
+        for name in NAMES_OF_EVERY_KIND
+    }
+    store.close()
+    tokens = {name: signed({"sub": name}) for name in NAMES_OF_EVERY_KIND}
+    decoded = decode_in_sql(list(tokens.values()), config)
+    as_subject = {name: decoded[fingerprint(t)]["subject_kind"] for name, t in tokens.items()}
+    inspected = {name: decode_token(t).row.subject_kind for name, t in tokens.items()}
+    assert as_principal == as_subject == inspected
+    assert as_principal == {
+        "elastic-agent": "service",
+        "system:serviceaccount:ci:jenkins-agent": "service",
+        "agent-planner-1": "agent",
+        "Support-Bot": "agent",
+        "etl@proj-1.iam.gserviceaccount.com": "service",
+        "alice@example.com": "human",
+        "svc-agent-gateway": "service",
+        "00u1abc": "unknown",
+    }

@@ -170,6 +170,13 @@ def regex_any(value: str, patterns: Sequence[str]) -> str:
     return f"coalesce(regexp_full_match({value}, {sql_regex_literal(joined)}, 'i'), false)"
 
 
+def kind_by_name(value: str, kinds: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """The first kind whose patterns `value` fully matches (`Config.name_kinds`), else
+    'unknown' (a NULL name too)."""
+    tests = " ".join(f"WHEN {regex_any(value, patterns)} THEN '{kind}'" for kind, patterns in kinds)
+    return f"CASE {tests} ELSE 'unknown' END"
+
+
 def sql_regex_literal(pattern: str) -> str:
     re.compile(pattern)  # validated by config already; this keeps a bad one from reaching SQL
     return "'" + pattern.replace("'", "''") + "'"
