@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from m2maudit.console import print_trimmed
 from m2maudit.errors import AuditError
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import SourceAdapter
@@ -70,7 +71,7 @@ def _print_list(console: Console, described: list[dict[str, Any]]) -> None:
         table.add_column(column, overflow="fold", no_wrap=column == "name")
     for entry in described:
         table.add_row(escape(entry["name"]), entry["kind"], escape(entry["description"]))
-    console.print(table)
+    print_trimmed(console, table)
     console.print(
         "`m2maudit formats NAME` shows how NAME maps to the canonical columns; "
         "`--format-hint NAME` on scan/ingest skips detection.",
@@ -87,4 +88,4 @@ def _print_mapping(console: Console, entry: dict[str, Any]) -> None:
         table.add_row(escape(field["column"]), escape(field["source"]))
     if not entry["fields"]:
         table.add_row("(not documented)", "")
-    console.print(table)
+    print_trimmed(console, table)

@@ -22,6 +22,15 @@ def test_lists_every_registered_adapter_in_detection_order() -> None:
     assert positions == sorted(positions)
 
 
+@pytest.mark.parametrize("args", [["formats"], ["formats", "cloudtrail"]])
+def test_tables_have_no_trailing_spaces_in_a_log(args: list[str]) -> None:
+    """Piped into a file or a CI log, rich pads every line to the width; not here."""
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) > 5 and [line for line in lines if line != line.rstrip()] == []
+
+
 def test_json_lists_every_adapter_with_a_documented_mapping() -> None:
     result = runner.invoke(app, ["formats", "--format", "json"])
     assert result.exit_code == 0, result.stderr
