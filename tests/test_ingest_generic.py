@@ -280,6 +280,24 @@ def test_mapping_dotted_name_matches_a_flat_csv_header(store: Store, tmp_path: P
     assert rows(store, "SELECT principal, ts FROM events") == [("bot-2", T0)]
 
 
+@pytest.mark.parametrize("column", ["ordinality", "record_number", "_m2maudit_line", "c1"])
+def test_a_csv_header_named_like_a_staging_column_is_read(
+    store: Store, tmp_path: Path, column: str
+) -> None:
+    """Staging numbers CSV rows in columns of its own; a header may use any name at all."""
+    path = write_csv(
+        tmp_path / "odd.csv",
+        ["timestamp", column, "principal", "trace_id"],
+        [["2024-05-01T10:00:00Z", "7", "bot-2", "t-1"], ["2024-05-01T10:00:00Z", "", "bot-3", ""]],
+    )
+    report = ingest(store, path)
+    assert report.files[0].error is None and report.rejected == 0
+    assert rows(store, "SELECT principal, trace_id, source_line FROM events ORDER BY 3") == [
+        ("bot-2", "t-1", 2),
+        ("bot-3", None, 3),
+    ]
+
+
 def test_without_mapping_a_vendor_layout_is_not_claimed(store: Store, tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "vendor.jsonl",

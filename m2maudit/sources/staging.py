@@ -585,7 +585,7 @@ def stage_documents_together(
     return True
 
 
-_CSV_LINE = "_m2maudit_line"  # a name no CSV header will use, dropped from the records
+_CSV_LINE = "_m2maudit_line"
 _CSV_REASONS = {
     "TOO MANY COLUMNS": "too many columns",
     "MISSING COLUMNS": "too few columns",
@@ -606,7 +606,10 @@ def stage_csv(ctx: LoadContext) -> None:
     """
     header = _csv_columns(ctx)
     leading = _leading_blank_lines(ctx.sample.text)
-    columns = "{" + ", ".join(f"{sql_str(name)}: 'VARCHAR'" for name in header) + "}"
+    # Cells are read into columns c1..cN and named by the header only in the JSON record, so
+    # that no header (`ordinality`, say) can clash with the columns staging adds.
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(1, len(header) + 1)) + "}"
+    record = ", ".join(f"{sql_str(name)}, c{i}" for i, name in enumerate(header, start=1))
     path = sql_path(ctx.file)
     limit = reader_limit(ctx.con)
     delimiter = sql_str(ctx.sample.csv_delimiter)
@@ -660,8 +663,8 @@ def stage_csv(ctx: LoadContext) -> None:
     _run(
         ctx,
         "CREATE OR REPLACE TEMP TABLE _records AS "
-        f"SELECT {_CSV_LINE} AS source_line, "
-        f"json_remove(to_json(c), '$.{_CSV_LINE}')::VARCHAR AS rec FROM _csv_lines c",
+        f"SELECT {_CSV_LINE} AS source_line, json_object({record})::VARCHAR AS rec "
+        "FROM _csv_lines",
     )
     _renumber(
         ctx,
