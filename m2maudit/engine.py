@@ -53,29 +53,31 @@ def rule_params(rule: Rule, config: Config, as_of: datetime) -> dict[str, Any]:
             values[name] = value.total_seconds() if isinstance(value, timedelta) else value
     for key in (rule.id, rule.name):
         for name, value in config.params.get(key, {}).items():
-            if name not in rule.params:
-                raise AuditError(f"{config.path}: params.{key}: rule has no parameter {name!r}")
-            values[name] = _of_the_default_type(value, rule.params[name], config, key, name)
+            where = f"{config.path or 'config'}: params.{key}"
+            values[name] = checked_param(rule, name, value, where)
     values["as_of"] = as_of
     return values
 
 
-def _of_the_default_type(value: Any, default: Any, config: Config, rule: str, name: str) -> Any:
-    """A config's parameter checked against the rule's default: a number for a number, a
-    list for a list. Otherwise the query fails, and names the rule file, not the config."""
+def checked_param(rule: Rule, name: str, value: Any, where: str) -> Any:
+    """A parameter given for `rule` (by a config, or a rule's own test case), checked against
+    the rule's default: a number for a number, a list for a list. Otherwise the query fails,
+    and names the rule file, not `where` the value was written."""
+    if name not in rule.params:
+        raise AuditError(f"{where}: rule has no parameter {name!r}")
+    default = rule.params[name]
     numeric = _is_number(default)
     if isinstance(default, str) and not isinstance(value, str):
         # Not str(value): YAML has already read 012345678901 as octal, `yes` as true.
         raise AuditError(
-            f"{config.path or 'config'}: params.{rule}.{name}: expected text; put it in "
+            f"{where}.{name}: expected text; put it in "
             f"quotes (YAML read it as the {type(value).__name__} {value!r})"
         )
     fits = _is_number(value) if numeric else isinstance(value, type(default))
     if not fits:
         kind = "a number" if numeric else f"a {type(default).__name__}"
         raise AuditError(
-            f"{config.path or 'config'}: params.{rule}.{name}: expected {kind} "
-            f"(the default is {default!r}), not {value!r}"
+            f"{where}.{name}: expected {kind} (the default is {default!r}), not {value!r}"
         )
     return value
 

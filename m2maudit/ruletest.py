@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from m2maudit.config import Config
-from m2maudit.engine import lock_down, run_rule
+from m2maudit.engine import checked_param, lock_down, run_rule
 from m2maudit.rules import Rule
 from m2maudit.store import Store
 from m2maudit.timeutil import parse_instant
@@ -63,6 +63,8 @@ def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> Ca
             _insert(store.con, table, case.get(table) or [], str(rule.path))
         create_views(store.con, config)
         lock_down(store.con)
+        for param, value in (case.get("params") or {}).items():
+            checked_param(rule, param, value, f"{rule.path}: case {name!r}: params")
         case_config = _with_params(config, rule, case.get("params") or {})
         findings = run_rule(store.con, rule, case_config, as_of, rule.severity)
     except Exception as exc:  # a broken case is a failed case, reported, not a crash

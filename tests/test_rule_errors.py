@@ -182,3 +182,24 @@ def test_lint_of_a_copy_of_the_bundled_pack_is_no_clash(tmp_path: Path) -> None:
         rule.unlink()
     result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
     assert result.exit_code == 2 and "is the bundled pack's" in result.output
+
+
+@pytest.mark.parametrize(
+    ("case_params", "expected"),
+    [
+        ("{owner: 12}", "case 'fires': params.owner: expected text; put it in quotes"),
+        ("{nope: 1}", "case 'fires': params: rule has no parameter 'nope'"),
+    ],
+)
+def test_a_bad_case_parameter_names_the_rule_file_and_case(
+    tmp_path: Path, case_params: str, expected: str
+) -> None:
+    rule = GOOD.replace("  FROM cred\n", "  FROM cred WHERE principal = $owner\n").replace(
+        "remediation: r\n", "remediation: r\nparams: {owner: p}\n"
+    )
+    rule = rule.replace("  - name: fires\n", f"  - name: fires\n    params: {case_params}\n")
+    directory = write_rule(tmp_path, rule)
+    result = CliRunner().invoke(app, ["rules", "test", str(directory)])
+    assert result.exit_code == 1
+    assert f"FAIL X100 fires: error: {directory / 'X100-demo.yaml'}: {expected}" in result.output
+    assert "config" not in result.output
