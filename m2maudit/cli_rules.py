@@ -15,7 +15,7 @@ from m2maudit.config import load_config
 from m2maudit.console import print_trimmed
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.errors import AuditError
-from m2maudit.rules import Rule, RuleErrors, default_pack_dir, load_rules
+from m2maudit.rules import Rule, RuleErrors, load_rules, same_rule_file
 from m2maudit.ruletest import run_rule_tests
 from m2maudit.timeutil import utc_now
 
@@ -157,23 +157,18 @@ def _checked(directory: Path | None, clashes: bool = False) -> list[Rule]:
 
 
 def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[str]:
-    """Ids of a directory's rules that the bundled pack already uses, unless the directory
-    is the bundled pack itself (or a copy of it: a checkout's `rules/` linted with an
-    installed m2maudit, whose pack lives elsewhere)."""
-    pack = default_pack_dir()
-    if directory is None or directory.resolve() == pack.resolve():
+    """Ids of a directory's rules that the bundled pack already uses for another rule.
+
+    A byte-for-byte copy of a bundled rule is not a clash (a checkout's `rules/` linted with
+    an installed m2maudit, whose pack lives elsewhere): `scan --rules` reads it once."""
+    if directory is None:
         return []
     bundled = {rule.id: rule.path for rule in load_rules([])}
-    copy = {rule.id for rule in rules} == set(bundled) and all(
-        rule.path.read_bytes() == bundled[rule.id].read_bytes() for rule in rules
-    )
-    if copy:
-        return []
     return [
         f"{rule.path}:1: rule id {rule.id} is the bundled pack's ({bundled[rule.id].name}); "
         "`scan --rules` adds to the pack, so pick another id"
         for rule in rules
-        if rule.id in bundled
+        if rule.id in bundled and not same_rule_file(bundled[rule.id], rule.path)
     ]
 
 

@@ -140,14 +140,23 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
             if rule is not None:
                 rules.append(rule)
     seen: dict[str, Path] = {}
+    kept: list[Rule] = []
     for rule in rules:
-        if rule.id in seen:
-            errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {seen[rule.id]})")
-        seen.setdefault(rule.id, rule.path)
-    rules.sort(key=lambda r: r.id)
+        first = seen.setdefault(rule.id, rule.path)
+        if first == rule.path:
+            kept.append(rule)
+        elif not same_rule_file(first, rule.path):
+            errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {first})")
+        # else: the same rule read twice (a copy of the pack given to --rules): one is enough.
+    kept.sort(key=lambda r: r.id)
     if errors:
-        raise RuleErrors(errors, loaded=[r for r in rules if seen[r.id] == r.path])
-    return rules
+        raise RuleErrors(errors, loaded=kept)
+    return kept
+
+
+def same_rule_file(first: Path, second: Path) -> bool:
+    """Whether two rule files hold the same bytes: the same rule, wherever it was copied."""
+    return first.resolve() == second.resolve() or first.read_bytes() == second.read_bytes()
 
 
 def load_rule_file(path: Path, errors: list[str]) -> Rule | None:

@@ -171,17 +171,26 @@ def test_lint_refuses_an_id_the_bundled_pack_uses(tmp_path: Path) -> None:
     assert "passed" in tested.output and "bundled pack" not in tested.output
 
 
-def test_lint_of_a_copy_of_the_bundled_pack_is_no_clash(tmp_path: Path) -> None:
-    """A checkout's `rules/` linted by an installed m2maudit holds the same files; a copy of
-    one bundled rule is a clash, since `scan --rules` refuses it."""
+def test_copies_of_bundled_rules_are_no_clash_for_lint_or_scan(tmp_path: Path) -> None:
+    """A checkout's `rules/` used with an installed m2maudit holds the same files: lint and
+    scan both read a byte-for-byte copy of a bundled rule once. A changed copy is a clash
+    for both."""
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
     for rule in sorted(default_pack_dir().glob("*.yaml")):
-        (tmp_path / rule.name).write_bytes(rule.read_bytes())
-    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    for rule in sorted(tmp_path.glob("*.yaml"))[1:]:
-        rule.unlink()
-    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
-    assert result.exit_code == 2 and "is the bundled pack's" in result.output
+        (rules_dir / rule.name).write_bytes(rule.read_bytes())
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
+    scan_args = ["scan", str(log), "--rules", str(rules_dir), "-q", "--fail-on", "never"]
+    assert CliRunner().invoke(app, ["rules", "lint", str(rules_dir)]).exit_code == 0
+    scanned = CliRunner().invoke(app, scan_args)
+    assert scanned.exit_code == 0, scanned.output
+    first = sorted(rules_dir.glob("*.yaml"))[0]
+    first.write_text(first.read_text(encoding="utf-8").replace("title: ", "title: Changed "))
+    linted = CliRunner().invoke(app, ["rules", "lint", str(rules_dir)])
+    assert linted.exit_code == 2 and f"{first}:1: rule id" in linted.output
+    scanned = CliRunner().invoke(app, scan_args)
+    assert scanned.exit_code == 2 and "duplicate rule id" in scanned.output
 
 
 @pytest.mark.parametrize(
