@@ -123,6 +123,7 @@ class GenericLogAdapter:
                     *_careful_value_layers(ctx.config),
                     *_derived_layers(_careful_leak_scope(ctx.config)),
                 ],
+                redacted=True,  # per field, in `_derived_layers`
             )
 
     def _load_fast(self, ctx: LoadContext) -> bool:
@@ -153,6 +154,7 @@ class GenericLogAdapter:
             source=_fast_source(keys, extras),
             record_key=_fast_record_key(extras),
             materialize=False,
+            redacted=True,
         )
         return True
 

@@ -23,6 +23,7 @@ import duckdb
 import yaml
 
 from m2maudit.errors import InputError, first_line, yaml_problem
+from m2maudit.secrets import redact_list_sql, redact_secrets_sql, secret_safe_id_sql
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.lineindex import digest_and_index
 from m2maudit.yamlsafe import compose_yaml, node_value
@@ -879,6 +880,64 @@ class StagedLoad(ABC):
         """Map `_records` into `_mapped` (and whatever the format needs after that)."""
 
 
+# Text columns of `events` a secret in the record could have been copied into, and the ids
+# among them, which keep grouping as `secret:<fingerprint>` (see `secrets.secret_safe_id_sql`).
+STORED_EVENT_TEXT = (
+    "principal",
+    "client_id",
+    "on_behalf_of",
+    "action",
+    "resource",
+    "status",
+    "source_ip",
+    "user_agent",
+    "trace_id",
+    "session_id",
+    "task_id",
+)
+STORED_EVENT_IDS = ("credential_id",)
+STORED_EVENT_LISTS = ("scopes_used", "scopes_granted")
+
+
+def _without_secrets(query: str, columns: dict[str, str]) -> str:
+    """`query` with the secret cut out of the stored text of a record that holds one.
+
+    The text columns are redacted as one list, so that the redaction's long expression is
+    written (and planned) once, not once per column.
+    """
+    texts = [name for name in STORED_EVENT_TEXT if name in columns]
+    ids = [name for name in STORED_EVENT_IDS if name in columns]
+    lists = [name for name in STORED_EVENT_LISTS if name in columns]
+    if not (texts or ids or lists):
+        return query
+    leaked = "leaked_secret IS NOT NULL"
+    cleaned = {
+        "_clean_text": (texts, redact_secrets_sql("_v")),
+        "_clean_ids": (ids, secret_safe_id_sql("_v")),
+    }
+    computed = ", ".join(
+        f"CASE WHEN {leaked} THEN list_transform([{', '.join(names)}], lambda _v: {clean}) "
+        f"END AS {alias}"
+        for alias, (names, clean) in cleaned.items()
+        if names
+    )
+    replaced = [
+        f"CASE WHEN {leaked} THEN {alias}[{index}] ELSE {name} END AS {name}"
+        for alias, (names, _) in cleaned.items()
+        for index, name in enumerate(names, start=1)
+    ] + [
+        f"CASE WHEN {leaked} THEN {redact_list_sql(name)} ELSE {name} END AS {name}"
+        for name in lists
+    ]
+    helpers = ", ".join(alias for alias, (names, _) in cleaned.items() if names)
+    if not helpers:
+        return f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({query})"
+    return (
+        f"SELECT * EXCLUDE ({helpers}) REPLACE ({', '.join(replaced)}) "
+        f"FROM (SELECT *, {computed} FROM ({query}))"
+    )
+
+
 def map_records(
     ctx: LoadContext,
     columns: dict[str, str],
@@ -887,6 +946,7 @@ def map_records(
     source: str | None = None,
     record_key: str = "hash(rec)",
     materialize: bool = True,
+    redacted: bool = False,
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
 
@@ -902,6 +962,9 @@ def map_records(
     `materialize=False`, `_mapped` is a view: cheaper when the source is already a table
     and the mapping is read about once (ingest inserts from it, then maps again only the
     lines left out; see `commit.commit_file`).
+
+    Events whose record holds a secret (`leaked_secret`) have it cut out of every text
+    column that is stored, unless the adapter says it did so itself (`redacted`).
     """
     layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
@@ -917,6 +980,8 @@ def map_records(
     if not checks:
         reason = "NULL::VARCHAR"
     query = f"SELECT source_line{batch}, {cols}, {reason} AS reject_reason, record_key FROM {inner}"
+    if "leaked_secret" in columns and not redacted:
+        query = _without_secrets(query, columns)
     drop_relation(ctx.con, "_mapped")
     _run(ctx, f"CREATE TEMP {'TABLE' if materialize else 'VIEW'} _mapped AS {query}")
     drop_relation(ctx.con, "_records", "_lines")

@@ -1,0 +1,78 @@
+"""A secret pasted into a vendor log's free text (a user agent, a URL) is reported by kind
+and fingerprint, and cut out of every stored column: vendor adapters too, not only the
+generic log's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from m2maudit.ingest import ingest_paths
+from m2maudit.store import Store
+from tests.source_support import real_logs_dir
+
+TOKEN = jwt.encode({"sub": "agent-x", "client_id": "agent-x", "jti": "j-9"}, "k" * 32)
+PLANTED = f"kubectl/v1.30 Bearer {TOKEN}"
+DATA = Path(__file__).resolve().parent / "data"
+
+# (format, a public sample of it, where its user agent is written)
+SAMPLES = [
+    ("cloudtrail", "cloudtrail/panther_cloudtrail_rule_tests.jsonl", ["userAgent"]),
+    ("k8s-audit", "k8s_audit/panther_eks_audit_rule_tests.jsonl", ["userAgent"]),
+    (
+        "gcp-audit",
+        "gcp_audit/panther_gcp_auditlog_rule_tests.jsonl",
+        ["protoPayload", "requestMetadata", "callerSuppliedUserAgent"],
+    ),
+    (
+        "okta",
+        "okta/panther_okta_systemlog_rule_tests.jsonl",
+        ["client", "userAgent", "rawUserAgent"],
+    ),
+    ("github-audit", "github_audit/panther_github_audit_rule_tests.jsonl", ["user_agent"]),
+    (
+        "entra-signin",
+        "entra_signin/panther_azure_audit_signin_rule_tests.jsonl",
+        ["properties", "userAgent"],
+    ),
+    (
+        "vault-audit",
+        "vault_audit/elastic_hashicorp_vault_audit_test-faked-all-fields.log",
+        ["request", "headers", "user-agent"],
+    ),
+    ("ocsf", str(DATA / "ocsf" / "api_and_auth.jsonl"), ["http_request", "user_agent"]),
+]
+
+
+def _planted(record: dict[str, Any], path: list[str], fmt: str) -> dict[str, Any]:
+    node = record
+    for key in path[:-1]:
+        node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
+    node[path[-1]] = [PLANTED] if fmt == "vault-audit" else PLANTED
+    return record
+
+
+@pytest.mark.parametrize(("fmt", "sample", "path"), SAMPLES, ids=[s[0] for s in SAMPLES])
+def test_a_token_in_a_vendor_user_agent_is_not_stored(
+    tmp_path: Path, fmt: str, sample: str, path: list[str]
+) -> None:
+    source = Path(sample) if sample.startswith("/") else real_logs_dir() / sample
+    records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    log = tmp_path / "planted.jsonl"
+    log.write_text("".join(json.dumps(_planted(r, path, fmt)) + "\n" for r in records))
+    store = Store.open()
+    report = ingest_paths(store, [str(log)], [])
+    assert report.files[0].format == fmt
+    stored = store.con.execute(
+        "SELECT to_json(e)::VARCHAR, leaked_secret, user_agent FROM events e"
+    ).fetchall()
+    store.close()
+    assert stored, f"no {fmt} event loaded"
+    signature = TOKEN.rsplit(".", 1)[1]
+    assert [text for text, _, _ in stored if signature in text] == []
+    planted = [(kind, agent) for _, kind, agent in stored if agent and "kubectl" in agent]
+    assert planted and all(kind == "jwt" and "[redacted]" in agent for kind, agent in planted)
