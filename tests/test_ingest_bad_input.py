@@ -666,3 +666,44 @@ def test_a_document_over_the_readers_limit_says_how_to_read_it(
     assert report.error is not None
     assert "a JSON document over the reader's limit of" in report.error
     assert "--memory-limit" in report.error
+
+
+def test_an_unreadable_file_in_a_directory_does_not_stop_the_others(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file with the wrong mode, or a link to nowhere, is named; the rest is audited."""
+    import builtins
+    import pathlib
+
+    from m2maudit.sources import discover
+
+    logs = tmp_path / "logs"
+    write_bytes(logs / "ok.jsonl", f'{{"timestamp": "{TS}", "principal": "agent-a"}}\n'.encode())
+    write_bytes(logs / "locked.jsonl", b'{"timestamp": 1}\n')
+    (logs / "dangling.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    real_open, real_path_open = builtins.open, pathlib.Path.open
+
+    def refused(path: object) -> bool:
+        return str(path).endswith("locked.jsonl")
+
+    def open_(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if refused(file):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    def path_open(self: pathlib.Path, *args: Any, **kwargs: Any) -> Any:
+        if refused(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_path_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(discover, "open", open_, raising=False)
+    monkeypatch.setattr(pathlib.Path, "open", path_open)
+    result = cli("scan", "logs", "--fail-on", "never")
+    assert result.code == 0, result.stderr
+    assert "unreadable: logs/locked.jsonl: cannot read: Permission denied" in result.stderr
+    assert (
+        "unreadable: logs/dangling.jsonl: cannot read: No such file or directory" in result.stderr
+    )
+    assert "1 records read, 1 loaded" in result.stderr
+    strict = cli("scan", "logs", "--fail-on", "never", "--strict")
+    assert strict.code == 2 and "2 files unreadable" in strict.stderr

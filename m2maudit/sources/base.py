@@ -32,6 +32,7 @@ class InputFile:
     forced_kind: Kind | None = None
     format_hint: str | None = None
     temporary: bool = False  # a spool of standard input, removed once ingested
+    unreadable: str | None = None  # why it could not be opened: named, and the rest read
 
 
 @dataclass(frozen=True)

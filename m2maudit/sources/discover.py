@@ -47,7 +47,7 @@ def expand_inputs(
             candidates = sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file()
+                if _a_file(p)
                 and not any(
                     part in _SKIP_DIRS or part.startswith(".") for part in p.relative_to(path).parts
                 )
@@ -56,7 +56,7 @@ def expand_inputs(
                 raise InputError(raw, "directory holds no files")
         elif glob.has_magic(raw):
             matches = glob.glob(raw, recursive=True)
-            candidates = sorted(Path(p) for p in matches if Path(p).is_file())
+            candidates = sorted(Path(p) for p in matches if _a_file(Path(p)))
             if not candidates:
                 raise InputError(raw, "no file matches this pattern")
         else:
@@ -65,13 +65,22 @@ def expand_inputs(
     return found
 
 
+def _a_file(path: Path) -> bool:
+    """A file to read, or a broken symbolic link: one that points nowhere is named as
+    unreadable rather than passed over without a word."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
 def _input_file(path: Path, forced_kind: Kind | None, format_hint: str | None) -> InputFile:
+    """A file that cannot be opened is still an input: ingest names it as unreadable and
+    goes on with the others (one file with the wrong mode must not hide the rest)."""
+    unreadable = None
     try:
         with path.open("rb") as handle:
             magic = handle.read(2)
         size = path.stat().st_size
     except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        magic, size, unreadable = b"", 0, f"cannot read: {exc.strerror or exc}"
     return InputFile(
         path=path,
         display=str(path),
@@ -79,6 +88,7 @@ def _input_file(path: Path, forced_kind: Kind | None, format_hint: str | None) -
         compressed=magic == _GZIP_MAGIC,
         forced_kind=forced_kind,
         format_hint=format_hint,
+        unreadable=unreadable,
     )
 
 
@@ -125,6 +135,8 @@ def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> by
 
 def sniff(file: InputFile) -> Sample:
     """Look at the head of a file: is it text, how are records laid out, what is the first one?"""
+    if file.unreadable:
+        raise InputError(file.display, file.unreadable)
     if file.size == 0:
         raise InputError(file.display, "file is empty")
     head = read_head(file)
