@@ -228,17 +228,22 @@ def _settle(
     if report.kind == "events":
         report.first_ts, report.last_ts = window
     report.error = report.error or nothing_loaded(report.read, report.rejected)
+    report.skipped = report.skipped or no_records(report.read, report.error)
     if report.error:
         record_file_error(store, report)
 
 
 def nothing_loaded(read: int, rejected: int) -> str | None:
     """The error of a file none of whose records could be loaded, if so."""
-    if not read:
-        return "no records in the file"
-    if read == rejected:
+    if read and read == rejected:
         return f"no record could be loaded ({rejected} rejected)"
     return None
+
+
+def no_records(read: int, error: str | None) -> str | None:
+    """Why a readable file of a known format holds nothing to audit: an export of a quiet
+    hour (a CSV header alone, `[]`) is normal, not an unreadable file."""
+    return "no records (an empty export)" if not read and not error else None
 
 
 def record_file_error(store: Store, report: FileReport) -> None:

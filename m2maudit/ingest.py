@@ -21,6 +21,7 @@ from m2maudit.commit import (
     clear_file_errors,
     commit_batch,
     commit_file,
+    no_records,
     nothing_loaded,
     record_file_error,
 )
@@ -502,6 +503,7 @@ def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
     report.read, report.rejected = before
     report.duplicates = report.read - report.rejected
     report.error = nothing_loaded(report.read, report.rejected)
+    report.skipped = no_records(report.read, report.error)
 
 
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:

@@ -347,9 +347,27 @@ def test_csv_without_header_names_no_values(store: Store, tmp_path: Path) -> Non
     assert TOKEN not in error and "agent-a" not in error
 
 
-def test_header_only_csv(store: Store, tmp_path: Path) -> None:
-    path = write_bytes(tmp_path / "h.csv", b"timestamp,principal\n")
-    assert _file_error(store, path) == "no records in the file"
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("h.csv", b"timestamp,principal\n"),
+        ("inv.csv", b"token_id,principal,created_at\n"),
+        ("empty.json", b"[]\n"),
+        ("spaced.json", b" [ ]\n"),
+    ],
+)
+def test_an_empty_export_has_nothing_to_audit(
+    cli: RunCli, tmp_path: Path, name: str, content: bytes
+) -> None:
+    """A quiet hour's export (a CSV header alone, `[]`) is passed over and said so: it is not
+    an unreadable file, and does not fail --strict."""
+    write_bytes(tmp_path / "logs" / name, content)
+    write_jsonl(tmp_path / "logs" / "z.jsonl", [{"timestamp": TS, "principal": "agent-a"}])
+    result = cli("scan", "logs", "--strict", "--fail-on", "never", "-f", "json", "-o", "r.json")
+    assert result.code == 0, result.stderr
+    [row] = [line for line in result.stderr.splitlines() if f"logs/{name}" in line]
+    assert "skipped: no records (an empty export)" in row
+    assert "0 files unreadable, 1 with nothing to audit" in result.stderr
 
 
 def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:

@@ -80,10 +80,22 @@ def nothing_to_audit(sample: Sample) -> str | None:
         reason = "a CloudTrail digest file (hashes of log files, no events)"
     elif batches and not any(batches):
         reason = "an empty batch of events"
+    elif sample.first_record is None and _an_empty_list(sample):
+        return "no records (an empty export)"
     else:
         return None
     # Parsed again only for such a file: later records may still hold events.
     return reason if _is_the_whole_file(sample) else None
+
+
+def _an_empty_list(sample: Sample) -> bool:
+    """The whole file is `[]`: a JSON export of no records."""
+    if not sample.whole or "[" not in sample.text[:64]:
+        return False
+    try:
+        return bool(json.loads(sample.text.lstrip("\ufeff")) == [])
+    except ValueError:
+        return False
 
 
 def _is_the_whole_file(sample: Sample) -> bool:
