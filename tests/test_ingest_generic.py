@@ -511,6 +511,9 @@ def _inventory_file(tmp_path: Path, layout: str) -> Path:
         return write_csv(tmp_path / "inv.csv", header, lines)
     if layout == "json":
         return write_bytes(tmp_path / "inv.json", json.dumps(INVENTORY, indent=2).encode())
+    if layout.startswith("json under "):  # `{"tokens": [...]}`, as YAML's `tokens:` list
+        wrapped = {layout.removeprefix("json under "): INVENTORY, "exported_at": "2024-05-02"}
+        return write_bytes(tmp_path / "inv.json", json.dumps(wrapped, indent=2).encode())
     if layout == "jsonl":
         return write_jsonl(tmp_path / "inv.jsonl", INVENTORY)
     import yaml
@@ -518,7 +521,9 @@ def _inventory_file(tmp_path: Path, layout: str) -> Path:
     return write_bytes(tmp_path / "inv.yaml", yaml.safe_dump({"tokens": INVENTORY}).encode())
 
 
-@pytest.mark.parametrize("layout", ["csv", "json", "jsonl", "yaml"])
+@pytest.mark.parametrize(
+    "layout", ["csv", "json", "json under tokens", "json under credentials", "jsonl", "yaml"]
+)
 def test_inventory_layouts_load_the_same_credentials(
     store: Store, tmp_path: Path, layout: str
 ) -> None:

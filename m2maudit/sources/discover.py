@@ -19,7 +19,7 @@ from typing import Any
 
 from m2maudit.errors import InputError, yaml_problem
 from m2maudit.sources.base import InputFile, Kind, Sample
-from m2maudit.sources.staging import json_error_line
+from m2maudit.sources.staging import INVENTORY_LIST_KEYS, json_error_line
 
 SAMPLE_BYTES = 256 * 1024
 _FIRST_RECORD_LIMIT = 8 * 1024 * 1024
@@ -349,7 +349,7 @@ def _sniff_yaml(text: str, extension: str) -> Sample:
         where = f"line {line}: " if line is not None else ""
         return Sample(text, "yaml", extension=extension, unread_first=where + reason)
     if isinstance(value, dict):
-        for key in ("tokens", "credentials"):
+        for key in INVENTORY_LIST_KEYS:
             if isinstance(value.get(key), list):
                 value = value[key]
                 break

@@ -13,7 +13,7 @@ from m2maudit.config import Config
 from m2maudit.secrets import redact_list_sql, redact_secrets_sql, secret_safe_id_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.staging import map_records, stage
+from m2maudit.sources.staging import INVENTORY_LIST_KEYS, map_records, stage
 
 TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
 TEXT_FIELDS = (
@@ -51,7 +51,7 @@ class GenericInventoryAdapter:
     )
 
     def detect(self, sample: Sample, config: Config) -> bool:
-        keys = sample.keys()
+        keys = _row_keys(sample)
         if not any(alias in keys for alias in ID_ALIASES):
             return False
         return (
@@ -73,7 +73,7 @@ class GenericInventoryAdapter:
         )
 
     def load(self, ctx: LoadContext) -> None:
-        stage(ctx)
+        stage(ctx, unwrap=INVENTORY_LIST_KEYS)  # JSON `{"tokens": [...]}`, as YAML `tokens:`
         fields = [f for f in CREDENTIAL_COLUMNS if f != "credential_id"]  # token_id: below
         paths = ", ".join(q.path_literal(name) for name in fields)
         slot = {name: f"v[{index + 1}]" for index, name in enumerate(fields)}
@@ -131,6 +131,17 @@ class GenericInventoryAdapter:
         ]
         prelude = {"v": f"json_extract(rec, [{paths}])", "leak": q.leak_check("rec")}
         map_records(ctx, columns, checks, [prelude, values, times])
+
+
+def _row_keys(sample: Sample) -> set[str]:
+    """The fields of the first row: of the first record, or of the first item of a JSON
+    document's list under `tokens` or `credentials` (YAML's is found when sniffing)."""
+    first = sample.first_record or {}
+    for key in INVENTORY_LIST_KEYS:
+        rows = first.get(key)
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            return set(rows[0])
+    return sample.keys()
 
 
 def _time(value: str) -> str:

@@ -765,7 +765,11 @@ class YamlRecord:
     record: Any
 
 
-def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = ("tokens", "credentials")) -> None:
+# An inventory is a list of records, or one such list under one of these keys.
+INVENTORY_LIST_KEYS = ("tokens", "credentials")
+
+
+def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = INVENTORY_LIST_KEYS) -> None:
     """A YAML list of records, or a mapping with one list under e.g. `tokens:`.
 
     YAML is for hand-kept inventories (small): it is parsed in Python, with each record's line
