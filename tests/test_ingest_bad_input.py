@@ -219,10 +219,6 @@ def test_broken_first_line_does_not_hide_the_file(store: Store, tmp_path: Path) 
         ({"timestamp": None}, 'missing "timestamp"'),
         ({"timestamp": "2024-02-30T00:00:00Z"}, 'unparseable "timestamp"'),
         ({"principal": None}, "no principal, client_id, token_id or authorization"),
-        (
-            {"principal_type": "robot"},
-            "principal_type must be one of agent, service, human, unknown",
-        ),
     ],
 )
 def test_wrong_types_are_rejected_with_a_reason(

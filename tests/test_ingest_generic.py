@@ -882,3 +882,29 @@ def test_the_careful_read_never_calls_the_mapped_token_a_leak(
         "SELECT source_line, token_fp IS NOT NULL, leaked_secret FROM events ORDER BY 1"
     ).fetchall()
     assert found == [(1, True, None), (3, True, "github_token")]
+
+
+@pytest.mark.parametrize(
+    ("stated", "stored"), [("robot", "unknown"), ("Agent", "agent"), (None, None)]
+)
+def test_an_odd_principal_type_keeps_the_record(
+    store: Store, tmp_path: Path, stated: str | None, stored: str | None
+) -> None:
+    """One odd label must not lose the call or the credential: it is read as `unknown`, and
+    the kind is then inferred from the name."""
+    extra = {} if stated is None else {"principal_type": stated}
+    log = write_jsonl(tmp_path / "log.jsonl", [event("svc-billing", **extra)])
+    inventory = write_jsonl(
+        tmp_path / "inv.jsonl",
+        [{"token_id": "k1", "principal": "svc-billing", "status": "active", **extra}],
+    )
+    report = ingest(store, log, inventories=[inventory])
+    assert report.rejected == 0
+    assert rows(store, "SELECT principal_type FROM events") == [(stored,)]
+    assert rows(store, "SELECT principal_type FROM credentials") == [(stored,)]
+    from m2maudit.views import create_views
+
+    create_views(store.con, Config())
+    assert rows(store, "SELECT actor_kind FROM ev") == [
+        ("agent" if stored == "agent" else "service",)
+    ]

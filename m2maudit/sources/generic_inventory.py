@@ -99,7 +99,7 @@ class GenericInventoryAdapter:
             ),
             "type": f"lower({text['type']})",
             "principal": text["principal"],
-            "principal_type": f"lower({text['principal_type']})",
+            "principal_type": q.stated_principal_type(text["principal_type"]),
             "owner": text["owner"],
             "scopes": f"CASE WHEN leak IS NULL THEN {scopes} ELSE {redact_list_sql(scopes)} END",
             **{name: f"parsed_{name}" for name in TIME_FIELDS},

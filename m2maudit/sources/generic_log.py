@@ -50,7 +50,6 @@ TEXT_FIELDS = (
     "session_id",
     "task_id",
 )
-PRINCIPAL_TYPES = ("agent", "service", "human", "unknown")
 
 
 def field_name(config: Config, canonical: str) -> str:
@@ -396,7 +395,7 @@ def _derived_layers(leak_scope: str, suspect: str = "true") -> list[dict[str, st
         },
         {
             "principal": "coalesce(c_principal, c_client_id)",
-            "principal_type": "lower(t_principal_type)",
+            "principal_type": q.stated_principal_type("t_principal_type"),
             "credential_id": (
                 "coalesce(CASE WHEN leak IS NULL THEN t_token_id "
                 f"ELSE {secret_safe_id_sql('t_token_id')} END, fp)"
@@ -493,10 +492,6 @@ def _checks(
             # the check wait for the leak scan their redaction needs.
             "t_principal IS NULL AND t_client_id IS NULL AND t_token_id IS NULL AND fp IS NULL",
             "'no principal, client_id, token_id or authorization'",
-        ),
-        (
-            f"principal_type IS NOT NULL AND principal_type NOT IN {PRINCIPAL_TYPES}",
-            "'principal_type must be one of agent, service, human, unknown'",
         ),
     ]
 

@@ -170,6 +170,19 @@ def regex_any(value: str, patterns: Sequence[str]) -> str:
     return f"coalesce(regexp_full_match({value}, {sql_regex_literal(joined)}, 'i'), false)"
 
 
+PRINCIPAL_TYPES = ("agent", "service", "human", "unknown")
+
+
+def stated_principal_type(text: str) -> str:
+    """A log's or inventory's `principal_type`, lower-cased; any other word ("robot",
+    "workload") is `unknown`, so the kind is inferred from the name rather than the whole
+    record lost for one odd label."""
+    return (
+        f"CASE WHEN {text} IS NULL THEN NULL WHEN lower({text}) IN {PRINCIPAL_TYPES} "
+        f"THEN lower({text}) ELSE 'unknown' END"
+    )
+
+
 def kind_by_name(value: str, kinds: Sequence[tuple[str, Sequence[str]]]) -> str:
     """The first kind whose patterns `value` fully matches (`Config.name_kinds`), else
     'unknown' (a NULL name too)."""
