@@ -15,7 +15,7 @@ from m2maudit.config import load_config
 from m2maudit.console import print_trimmed
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.errors import AuditError
-from m2maudit.rules import Rule, RuleErrors, load_rules, same_rule_file
+from m2maudit.rules import Rule, RuleErrors, load_rules, name_clashes, same_rule_file
 from m2maudit.ruletest import run_rule_tests
 from m2maudit.timeutil import utc_now
 
@@ -163,13 +163,14 @@ def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[st
     an installed m2maudit, whose pack lives elsewhere): `scan --rules` reads it once."""
     if directory is None:
         return []
-    bundled = {rule.id: rule.path for rule in load_rules([])}
+    pack = load_rules([])
+    bundled = {rule.id: rule.path for rule in pack}
     return [
         f"{rule.path}:1: rule id {rule.id} is the bundled pack's ({bundled[rule.id].name}); "
         "`scan --rules` adds to the pack, so pick another id"
         for rule in rules
         if rule.id in bundled and not same_rule_file(bundled[rule.id], rule.path)
-    ]
+    ] + name_clashes(rules, pack)
 
 
 @rules_app.command("test")

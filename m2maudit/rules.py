@@ -148,10 +148,26 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
         elif not same_rule_file(first, rule.path):
             errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {first})")
         # else: the same rule read twice (a copy of the pack given to --rules): one is enough.
+    errors += name_clashes(kept, kept)
     kept.sort(key=lambda r: r.id)
     if errors:
         raise RuleErrors(errors, loaded=kept)
     return kept
+
+
+def name_clashes(rules: list[Rule], others: list[Rule]) -> list[str]:
+    """Rules whose name an earlier rule of `others` (another id) already has. A config's
+    `select`, `ignore`, `severity` and `params` may name a rule by name: `ignore: [x]` would
+    silently drop both."""
+    named: dict[str, Rule] = {}
+    for other in others:
+        named.setdefault(other.name, other)
+    return [
+        f"{rule.path}:1: duplicate rule name {rule.name} (also {named[rule.name].id}, "
+        f"{named[rule.name].path}); a config names rules by id or name, so pick another name"
+        for rule in rules
+        if rule.name in named and named[rule.name].id != rule.id
+    ]
 
 
 def same_rule_file(first: Path, second: Path) -> bool:

@@ -212,3 +212,25 @@ def test_a_bad_case_parameter_names_the_rule_file_and_case(
     assert result.exit_code == 1
     assert f"FAIL X100 fires: error: {directory / 'X100-demo.yaml'}: {expected}" in result.output
     assert "config" not in result.output
+
+
+def test_a_rule_name_used_twice_is_an_error_for_lint_and_scan(tmp_path: Path) -> None:
+    """`ignore: [name]` would drop both rules without a word."""
+    write_rule(tmp_path, GOOD.replace("id: X100", "id: X200"), name="X200-demo.yaml")
+    write_rule(tmp_path, GOOD)
+    write_rule(
+        tmp_path,
+        GOOD.replace("id: X100", "id: X300").replace("name: demo", "name: dormant-credential"),
+        name="X300-dormant-credential.yaml",
+    )
+    linted = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert linted.exit_code == 2
+    assert "X200-demo.yaml:1: duplicate rule name demo (also X100" in linted.output
+    assert (
+        "X300-dormant-credential.yaml:1: duplicate rule name dormant-credential (also M2M302"
+        in (linted.output)
+    )
+    log = tmp_path.parent / "log.jsonl"
+    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
+    scanned = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
+    assert scanned.exit_code == 2 and "duplicate rule name" in scanned.output
