@@ -94,8 +94,15 @@ class Inspection:
 
 
 def token_from_text(text: str) -> str:
-    """The bare token from what was pasted: `Authorization: Bearer x`, `Bearer x` or `x`."""
-    return bare_token(_AUTH_HEADER.sub("", text.strip()))
+    """The bare token from what was pasted: `Authorization: Bearer x`, `Bearer x` or `x`.
+
+    Several values (a file of tokens piped in) are refused by name: read as one they would
+    pass for an encrypted token of many segments."""
+    token = bare_token(_AUTH_HEADER.sub("", text.strip()))
+    values = len(token.split())
+    if values > 1:
+        raise AuditError(f"{values} values where one token belongs; inspect one token at a time")
+    return token
 
 
 def read_token_file(stream: Any) -> str:

@@ -224,6 +224,10 @@ def test_signature_with_a_jwks_file(tmp_path: Path) -> None:
         ("Bearer " + b64url(b'{"alg":"HS256"}') + ".!!!.x", "payload is not base64url"),
         (raw_jwt({"alg": "HS256"}, b'{"act":' * 1000 + b"{}" + b"}" * 1000), "nested deeper"),
         ("   ", "no token given"),
+        (
+            raw_jwt({"alg": "HS256"}, b'{"sub":"a"}') + "\n" + raw_jwt({"alg": "HS256"}, b"{}"),
+            "2 values where one token belongs",
+        ),
     ],
 )
 def test_garbage_exits_2_with_one_line(text: str, reason: str) -> None:
