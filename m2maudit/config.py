@@ -83,7 +83,7 @@ DEFAULT_SERVICE_PATTERNS = [
     r".*-service",
     r"service-.*",
     r"system:serviceaccount:.*",
-    r".*\.iam\.gserviceaccount\.com",
+    r".*\.gserviceaccount\.com",  # iam., and Google's own service agents: system., developer.
     r"arn:aws:iam::\d+:role/.*",
     r"arn:aws:sts::.*",
     # Infrastructure agents (log shippers, monitoring, CI runners, config management) are

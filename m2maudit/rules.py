@@ -332,6 +332,8 @@ def render_message(message: str, values: dict[str, Any]) -> str:
 def _display(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list | tuple):
         return ", ".join(_display(v) for v in value) if value else "none"
     if hasattr(value, "isoformat"):

@@ -140,6 +140,7 @@ def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.Mon
         ("held {n|entry|entries}", {"n": 1}, "held 1 entry"),
         ("held {n|entry|entries}", {"n": 2}, "held 2 entries"),
         ("for {days|day}", {}, "for - days"),
+        ("cycle: {has_cycle}, {ok}", {"has_cycle": False, "ok": True}, "cycle: no, yes"),
         ("{principal} made {count|call}", {"principal": "bot", "count": 1}, "bot made 1 call"),
     ],
 )
@@ -147,7 +148,7 @@ def test_message_counts_read_right_for_one(template: str, values: dict, expected
     from m2maudit.rules import message_fields, render_message
 
     assert render_message(template, values) == expected
-    assert set(message_fields(template)) <= {"count", "n", "days", "principal"}
+    assert set(message_fields(template)) <= {"count", "n", "days", "principal", "has_cycle", "ok"}
 
 
 def test_no_bundled_message_says_one_times() -> None:
