@@ -220,7 +220,7 @@ def test_ingest_requires_db(cli: RunCli, tmp_path: Path) -> None:
 
 
 def test_rejections_exit_0_unless_strict(cli: RunCli, tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "a.jsonl", [ev(10), ev(11, principal_type="robot")])
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), ev(11, timestamp="yesterday")])
     assert cli("scan", "--fail-on", "never", "a.jsonl").code == 0
     result = cli("scan", "a.jsonl", "--strict")
     assert result.code == 2
