@@ -397,7 +397,7 @@ def scan(
     if write_baseline is not None:
         policy.write_baseline(write_baseline, result)
     code = policy.exit_code(result, fail_on)
-    if output is not None or output_format != DEFAULT_FORMAT:
+    if output is not None or reporter.name != DEFAULT_FORMAT:
         # The table carries its own summary; a machine format on stdout or a file does not.
         active = len(result.active)
         console.print(

@@ -47,6 +47,7 @@ def formats_command(
 
     Detection reads content, never file names; `--format-hint NAME` on scan/ingest skips it.
     """
+    output = output.lower()
     if output not in OUTPUT_FORMATS:
         raise AuditError(f"--format: expected one of {', '.join(OUTPUT_FORMATS)}, not {output!r}")
     described = [describe(adapter, order) for order, adapter in enumerate(ADAPTERS, start=1)]

@@ -64,7 +64,12 @@ def inspect(
     ],
     output_format: Annotated[
         InspectFormat,
-        typer.Option("--format", "-f", help="table (a panel for people) or json (for scripts)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (a panel for people) or json (for scripts).",
+            case_sensitive=False,
+        ),
     ] = InspectFormat.table,
     key: Annotated[
         Path | None,

@@ -124,9 +124,13 @@ def default_pack_dir() -> Path:
 
 
 def rule_files(directory: Path) -> list[Path]:
+    """A rules directory's YAML files; none at all is a mistyped path, not an empty pack."""
     if not directory.is_dir():
         raise AuditError(f"{directory}: rules directory not found")
-    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    found = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not found:
+        raise AuditError(f"{directory}: no rule files (*.yaml) in this directory")
+    return found
 
 
 def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]:

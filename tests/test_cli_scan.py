@@ -164,3 +164,15 @@ def test_bad_gate_input_is_one_line_exit_2(tmp_path: Path, args: list[str], mess
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_format_names_are_read_in_any_case(tmp_path: Path) -> None:
+    """As `--fail-on HIGH` is: `-f JSON` is the json report, on scan, formats and token."""
+    clean = str(ROOT / "sample_logs" / "clean")
+    assert scan(clean, "-f", "JSON") == scan(clean, "-f", "json")
+    runner = CliRunner()
+    assert json.loads(runner.invoke(app, ["formats", "-f", "Json"]).stdout)
+    inspected = runner.invoke(
+        app, ["token", "inspect", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", "-f", "JSON"]
+    )
+    assert json.loads(inspected.stdout)["schema_version"] == "1.0"

@@ -234,3 +234,14 @@ def test_a_rule_name_used_twice_is_an_error_for_lint_and_scan(tmp_path: Path) ->
     log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
     scanned = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
     assert scanned.exit_code == 2 and "duplicate rule name" in scanned.output
+
+
+def test_a_rules_directory_without_rule_files_is_an_error(tmp_path: Path) -> None:
+    """A mistyped `--rules` path (or a directory of something else) is said, not an empty pack."""
+    (tmp_path / "notes.txt").write_text("not a rule")
+    linted = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert linted.exit_code == 2 and "no rule files (*.yaml) in this directory" in linted.output
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
+    scanned = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
+    assert scanned.exit_code == 2 and "no rule files" in scanned.output

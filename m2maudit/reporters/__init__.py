@@ -40,7 +40,7 @@ REPORTERS: dict[str, Reporter] = {
 def get_reporter(name: str) -> Reporter:
     """The reporter registered as `name`; an unknown name is one clear error line."""
     try:
-        return REPORTERS[name]
+        return REPORTERS[name.lower()]
     except KeyError:
         raise AuditError(
             f"--format: unknown format {name!r}; known formats: {', '.join(REPORTERS)}"
