@@ -285,6 +285,19 @@ def adopt_as_baseline(result: ScanResult) -> None:
 # --- the whole gate ------------------------------------------------------------------------
 
 
+def events_after_the_clock(result: ScanResult) -> list[str]:
+    """`--as-of` sets the clock but does not pick events: calls after it are still judged,
+    as if already made. Said, since an audit "as of" a past day over later logs, or a clock
+    behind the logs, gives ages and idle times that are not what the user meant."""
+    last = result.window[1]
+    if last is None or last <= result.as_of:
+        return []
+    return [
+        f"the logs hold calls after --as-of {iso(result.as_of)} (the last at {iso(last)}); "
+        "they are judged too: --as-of sets the clock, it does not pick events"
+    ]
+
+
 def apply_policy(
     result: ScanResult,
     *,
@@ -303,6 +316,7 @@ def apply_policy(
     filtered_out = len(result.findings) - len(kept)
     result.findings = sorted(kept, key=Finding.sort_key)
     warnings = [
+        *events_after_the_clock(result),
         *suppressions_of_no_rule(suppressions, result.rules),
         *apply_suppressions(result.findings, suppressions, result.as_of),
     ]

@@ -176,3 +176,17 @@ def test_format_names_are_read_in_any_case(tmp_path: Path) -> None:
         app, ["token", "inspect", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", "-f", "JSON"]
     )
     assert json.loads(inspected.stdout)["schema_version"] == "1.0"
+
+
+def test_calls_after_as_of_are_said_to_be_judged_too(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
+    args = ["scan", str(log), "-q", "--fail-on", "never", "-f", "json"]
+    early = CliRunner().invoke(app, [*args, "--as-of", "2026-10-01T00:00:00Z"])
+    assert early.exit_code == 0
+    assert (
+        "warning: the logs hold calls after --as-of 2026-10-01T00:00:00Z "
+        "(the last at 2026-11-01T00:00:00Z)" in early.stderr
+    )
+    later = CliRunner().invoke(app, [*args, "--as-of", "2026-11-01T00:00:00Z"])
+    assert later.exit_code == 0 and "warning" not in later.stderr
