@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import re
 
-# (kind, RE2 pattern). Order matters: the first match names the kind.
+# (kind, RE2 pattern). Order matters: the first match names the kind. The patterns are also
+# read by Python's `re` (ingest's field-name check, tests), so they keep to what both accept.
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    # The whole block: through its END line when there is one, else (a value cut short) the
+    # base64 body and PEM headers that follow, also when the newlines are JSON's `\n`.
+    (
+        "private_key",
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:(?s:.*?)-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\:,.-]*)",
+    ),
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
         "aws_secret_key",
@@ -24,6 +31,13 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}",
     ),
 )
+
+# What a kind's fingerprint is taken of, when not its whole match: a private key without its
+# line breaks, so one key has one fingerprint whether a record holds it with newlines or with
+# JSON's `\n`, on one line or many.
+_FINGERPRINTED_AS: dict[str, str] = {
+    "private_key": r"regexp_replace({match}, '\\[nrt]|\s', '', 'g')",
+}
 
 
 # Literal pieces at least one of which every match of the patterns above contains, in the
@@ -100,10 +114,15 @@ def leaked_secret_fp_sql(text: str) -> str:
     """SQL: fingerprint of the first secret found in `text`, so repeats group together."""
     whens = " ".join(
         f"WHEN regexp_matches({text}, {_literal(pattern)}) "
-        f"THEN left(sha256(regexp_extract({text}, {_literal(pattern)})), 16)"
-        for _, pattern in SECRET_PATTERNS
+        f"THEN left(sha256({_fingerprinted(kind, f'regexp_extract({text}, {_literal(pattern)})')})"
+        ", 16)"
+        for kind, pattern in SECRET_PATTERNS
     )
     return f"CASE WHEN {text} IS NULL THEN NULL {whens} END"
+
+
+def _fingerprinted(kind: str, match: str) -> str:
+    return _FINGERPRINTED_AS.get(kind, "{match}").format(match=match)
 
 
 def redact_secrets_sql(text: str) -> str:

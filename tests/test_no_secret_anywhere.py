@@ -127,3 +127,32 @@ def test_a_reject_reason_still_quotes_a_plain_bad_value(tmp_path: Path) -> None:
     log.write_text(json.dumps({**VALID, "timestamp": long_value}) + "\n")
     result = CliRunner().invoke(app, ["ingest", str(log), "--db", db])
     assert f'unparseable "timestamp": "{long_value[:39]}...' in result.output
+
+
+KEY_BODY = "b3BlbnNzaC1rZXktdjEAAAAPLANTEDKEYBODY"
+BEGIN, END = "-----BEGIN OPENSSH PRIVATE KEY-----", "-----END OPENSSH PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(
+    ("action", "hidden"),
+    [
+        (f"POST {BEGIN} {KEY_BODY} {END}", KEY_BODY),
+        (f"POST {BEGIN}\n{KEY_BODY}\n{END}", KEY_BODY),
+        (f"POST {BEGIN}\n{KEY_BODY}", KEY_BODY),  # cut short
+    ],
+    ids=["key-one-line", "key-lines", "key-cut-short"],
+)
+def test_a_secret_in_an_action_is_stored_and_shown_redacted(
+    tmp_path: Path, action: str, hidden: str
+) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({**VALID, "action": action}) + "\n")
+    db = tmp_path / "store.duckdb"
+    out = tmp_path / "report.json"
+    args = ["scan", str(log), "--db", str(db), "-f", "json", "-o", str(out), "--fail-on", "never"]
+    result = CliRunner().invoke(app, [*args, "--verbose"])
+    assert result.exit_code == 0, result.output
+    assert "M2M601" in out.read_text()
+    for shown in (result.output, out.read_text()):
+        assert hidden not in shown
+    assert hidden.encode() not in db.read_bytes()
