@@ -7,6 +7,34 @@ from __future__ import annotations
 
 import re
 
+# Pieces of the patterns below. HTTP Basic credentials are base64 of "user:password", read in
+# the groups of four characters that encode three bytes: a group of printable ASCII (each byte
+# 0x20-0x7e bounds the first character and the low bits of the second and third), a group
+# holding the ':' (at each of the three byte offsets), and a last group padded with `=`. A
+# token of two groups or more, one with the ':', and then the token's end (the character
+# after it is kept for the redaction to put back): words after "Basic " ("Basic auth
+# disabled", "Basic Options", "Basic Only") are not that.
+_B64 = "[A-Za-z0-9+/]"
+_C1 = "[I-Za-f]"
+_C2 = "[C-HS-Xi-ny-z0-3]"
+_C3 = "[ABEFIJMNQRUVYZcdghklopstwx014589]"
+_C3_LAST = "[AEIMQUYcgkosw048]"  # the third character when the second byte is the last
+_ASCII3 = f"(?:{_C1}{_C2}{_C3}{_B64})"
+_COLON3 = f"(?:O[i-n]{_C3}{_B64}|{_C1}[DTjz][op]{_B64}|{_C1}{_C2}{_C3_LAST}6)"
+_PADDED = f"(?:{_C1}[AQgw]==|{_C1}{_C2}{_C3_LAST}=)"
+_COLON_PADDED = f"O[i-n]{_C3_LAST}="  # ":x" as the last two bytes
+_BASIC_CREDENTIALS = (
+    f"(?:{_ASCII3}*{_COLON3}{_ASCII3}*{_PADDED}|{_ASCII3}+{_COLON_PADDED}"
+    f"|{_ASCII3}+{_COLON3}{_ASCII3}*|{_COLON3}{_ASCII3}+)($|[^A-Za-z0-9+/=])"
+)
+# A value in a URL query or a `name=value` pair: a run of 16 token characters without a dot,
+# in a value that may have dots (`ya29.a0Af...`), but no `/` (so paths and dotted names such as
+# `key=reports/2026/q3.pdf` or `key=spring.datasource.url` are not secrets).
+_PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+_~-]{16,}[A-Za-z0-9%+_~.=-]*"
+# A query parameter's name starts after a non-word character, or after `&` written `\u0026`
+# by JSON encoders (Go's among them).
+_PARAM_START = r"(?:\b|\\u0026)"
+
 # (kind, RE2 pattern). Order matters: the first match names the kind. The patterns are also
 # read by Python's `re` (ingest's field-name check, tests), so they keep to what both accept.
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -30,13 +58,47 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
         r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}",
     ),
+    # A shorter password, 6 characters or more, when it is assigned (`password=`, `"pwd": "`);
+    # not a placeholder (`****`, `<redacted>`, `[redacted]`, `${DB_PASSWORD}`, `%s`) nor a
+    # directory (`PWD=/home/x`). `password: ...` in prose is not an assignment.
+    (
+        "password_or_key",
+        r"(?i)(password|passwd|pwd)(=|[\"']\s*:\s*[\"'])"
+        r"[^\s\"'&;,<>\[\]{}()*$%/\\][^\s\"'&;,<>\\]{5,}",
+    ),
+    ("vault_token", r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}"),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),
+    # `scheme://user:password@host`: the password goes, the user and host stay.
+    (
+        "url_credentials",
+        r"([A-Za-z][A-Za-z0-9+.-]*:(?:\\?/){2}[^\s/?#@:\"'<>\\]*:)"
+        r"[^\s/?#@\"'<>\\\[\]{}*$][^\s/?#@\"'<>\\]*(@[A-Za-z0-9\[])",
+    ),
+    ("basic_auth", r"\b((?:Basic|basic|BASIC) +)" + _BASIC_CREDENTIALS),
+    # A presigned or SAS URL's signature, or the session token it carries.
+    (
+        "signed_url",
+        r"(?i)(" + _PARAM_START + r"(?:x-amz-security-token|signature|sig)=)"
+        r"[A-Za-z0-9%+/=_-]{16,}",
+    ),
+    ("secret_param", r"(?i)(" + _PARAM_START + r"(?:token|secret|key|auth)=)" + _PARAM_VALUE),
 )
+
+# How a kind's match is redacted when not wholly: the parameter's name, the URL's user and
+# host, the `Basic` scheme stay readable.
+_REDACTED_AS: dict[str, str] = {
+    "url_credentials": r"\1[redacted]\2",
+    "basic_auth": r"\1[redacted]\2",
+    "signed_url": r"\1[redacted]",
+    "secret_param": r"\1[redacted]",
+}
 
 # What a kind's fingerprint is taken of, when not its whole match: a private key without its
 # line breaks, so one key has one fingerprint whether a record holds it with newlines or with
 # JSON's `\n`, on one line or many.
 _FINGERPRINTED_AS: dict[str, str] = {
     "private_key": r"regexp_replace({match}, '\\[nrt]|\s', '', 'g')",
+    "basic_auth": r"regexp_replace({match}, '[^A-Za-z0-9+/=]$', '')",
 }
 
 
@@ -72,21 +134,47 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
         "efresh_token",
         "efresh_Token",
         "EFRESH_TOKEN",
+        *(f"{pwd}{sep}" for pwd in ("pwd", "Pwd", "PWD") for sep in ("=", '"', "'")),
     ),
+    "vault_token": ("hvs.", "hvb.", "hvr."),
+    "google_api_key": ("AIza",),
+    "url_credentials": (),  # no rare literal: see SECRET_NEEDLE_PATTERNS
+    "basic_auth": ("Basic ", "basic ", "BASIC "),
+    "signed_url": ("ignature=", "IGNATURE=", "sig=", "Sig=", "SIG=", "oken=", "OKEN="),
+    "secret_param": (
+        "oken=",
+        "OKEN=",
+        "ecret=",
+        "ECRET=",
+        "key=",
+        "Key=",
+        "KEY=",
+        "auth=",
+        "Auth=",
+        "AUTH=",
+    ),
+}
+
+# For a kind with no rare literal, a cheap pattern that every match contains instead. A URL's
+# `://` and an `@` are each in most records, but `://` then `user:password@` with no `/`
+# between is rare, and one more alternative costs the prefilter's single pass little.
+SECRET_NEEDLE_PATTERNS: dict[str, str] = {
+    "url_credentials": r":(?:\\?/){2}[^\s/?#@:\"'<>\\]*:[^\s/?#@\"'<>\\]+@",
 }
 
 
 def secret_needles() -> list[str]:
-    """The needles as escaped regex alternatives, sorted."""
+    """The needles as regex alternatives: the literals escaped and sorted, then the needle
+    patterns."""
     needles = sorted({needle for group in SECRET_NEEDLES.values() for needle in group})
-    return [re.escape(needle) for needle in needles]
+    return [re.escape(needle) for needle in needles] + sorted(SECRET_NEEDLE_PATTERNS.values())
 
 
 def secret_prefilter_sql(text: str) -> str:
     """SQL: true when `text` holds one of the needles (so it may hold a secret).
 
-    One alternation of literals: RE2 scans the text once for all of them, where a `contains`
-    per needle would scan it twenty times.
+    One alternation of literals (and the few needle patterns): RE2 scans the text once for all
+    of them, where a `contains` per needle would scan it fifty times.
     """
     return f"regexp_matches({text}, {_literal('|'.join(secret_needles()))})"
 
@@ -132,8 +220,9 @@ def redact_secrets_sql(text: str) -> str:
     kind and fingerprint, never kept.
     """
     redacted = text
-    for _, pattern in SECRET_PATTERNS:
-        redacted = f"regexp_replace({redacted}, {_literal(pattern)}, '[redacted]', 'g')"
+    for kind, pattern in SECRET_PATTERNS:
+        replacement = _literal(_REDACTED_AS.get(kind, "[redacted]"))
+        redacted = f"regexp_replace({redacted}, {_literal(pattern)}, {replacement}, 'g')"
     return redacted
 
 

@@ -139,8 +139,11 @@ BEGIN, END = "-----BEGIN OPENSSH PRIVATE KEY-----", "-----END OPENSSH PRIVATE KE
         (f"POST {BEGIN} {KEY_BODY} {END}", KEY_BODY),
         (f"POST {BEGIN}\n{KEY_BODY}\n{END}", KEY_BODY),
         (f"POST {BEGIN}\n{KEY_BODY}", KEY_BODY),  # cut short
+        ("GET https://deploy:Tr0ub4dor-3x@git.example.com/repo", "Tr0ub4dor-3x"),
+        ("GET /export?id=7&token=9f8e7d6c5b4a39281706f5e4d3c2b1a0", "9f8e7d6c5b4a39281706"),
+        ("POST /login Basic YWRtaW46UzNjcjN0IQ==", "YWRtaW46UzNjcjN0IQ"),
     ],
-    ids=["key-one-line", "key-lines", "key-cut-short"],
+    ids=["key-one-line", "key-lines", "key-cut-short", "url-password", "token-param", "basic"],
 )
 def test_a_secret_in_an_action_is_stored_and_shown_redacted(
     tmp_path: Path, action: str, hidden: str

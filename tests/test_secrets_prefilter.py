@@ -8,7 +8,12 @@ import duckdb
 import pytest
 
 from m2maudit.fingerprint import bare_token, bare_token_sql
-from m2maudit.secrets import SECRET_NEEDLES, SECRET_PATTERNS, leaked_secret_kind_sql
+from m2maudit.secrets import (
+    SECRET_NEEDLE_PATTERNS,
+    SECRET_NEEDLES,
+    SECRET_PATTERNS,
+    leaked_secret_kind_sql,
+)
 
 EXAMPLES = [
     "-----BEGIN RSA PRIVATE KEY-----",
@@ -27,11 +32,30 @@ EXAMPLES = [
     "passwd: abcdefghijklmnop1234",
     "access_token=abcdefghijklmnop1234",
     "Refresh_Token=abcdefghijklmnop1234",
+    "PASSWORD=hunter22",
+    "Pwd=hunter22",
+    '"pwd": "hunter22"',
+    "hvs." + "a" * 24,
+    "AIza" + "a" * 35,
+    "https://u:hunter22@host",
+    "HTTPS://U:HUNTER22@HOST",
+    "Basic dXNlcjpwYXNzd29yZA==",
+    "BASIC dXNlcjpwYXNzd29yZA==",
+    "?X-Amz-Signature=" + "0" * 64,
+    "?x-amz-security-token=" + "a" * 20,
+    "&sig=abcdefghijklmnop1234",
+    "&Signature=abcdefghijklmnop1234",
+    "?Token=abcdefghijklmnop1234",
+    "?SECRET=abcdefghijklmnop1234",
+    "?Key=abcdefghijklmnop1234",
+    "?AUTH=abcdefghijklmnop1234",
 ]
 
 
 def test_every_pattern_has_needles() -> None:
     assert {kind for kind, _ in SECRET_PATTERNS} == set(SECRET_NEEDLES)
+    assert set(SECRET_NEEDLE_PATTERNS) <= set(SECRET_NEEDLES)
+    assert all(SECRET_NEEDLES[kind] or kind in SECRET_NEEDLE_PATTERNS for kind in SECRET_NEEDLES)
 
 
 @pytest.mark.parametrize("text", EXAMPLES)

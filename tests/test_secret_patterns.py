@@ -1,0 +1,217 @@
+"""Each kind of secret: found, named, fingerprinted and redacted in SQL; near misses stay
+ordinary text; and the prefilter's needles hold every match."""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+import string
+
+import duckdb
+import pytest
+
+from m2maudit.secrets import (
+    SECRET_NEEDLE_PATTERNS,
+    SECRET_NEEDLES,
+    SECRET_PATTERNS,
+    leaked_secret_fp_sql,
+    leaked_secret_kind_sql,
+    redact_secrets_sql,
+)
+
+KEY_BODY = "b3BlbnNzaC1rZXktdjEAAAAPLANTEDKEYBODY"
+KEY_LINES = [
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    KEY_BODY[:20],
+    KEY_BODY[20:],
+    "-----END OPENSSH PRIVATE KEY-----",
+]
+
+# (text, kind, the secret in it: what must not survive the redaction)
+FOUND = [
+    (f"POST {' '.join(KEY_LINES)} done", "private_key", KEY_BODY[20:]),
+    ("\n".join(KEY_LINES), "private_key", KEY_BODY[20:]),
+    ("key:\n" + "\n".join(KEY_LINES[:3]), "private_key", KEY_BODY[20:]),  # cut short: no END
+    ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQdGBF8pA1gBEAC\n", "private_key", "lQdGBF8pA1gBEAC"),
+    ("hvs.CAESIJ3kzQ8wq1nVxY0rT5uLmP2aBcDeFgHiJkLmNoPq", "vault_token", "CAESIJ3kzQ8wq1nV"),
+    ("Using token hvb.AAAAAQJ9c2VjcmV0Ym9keWJhdGNodG9rZW4", "vault_token", "AAAAAQJ9c2VjcmV0"),
+    (
+        "GET /maps/api/geocode/json?key=AIzaSyD4rT9xQ2mN7vB1cK8pL3wE6yU0iO5aS2d",
+        "google_api_key",
+        "SyD4rT9xQ2mN7vB1cK8pL3wE6yU0iO5aS2d",
+    ),
+    (
+        "https://deploy:Tr0ub4dor-3@git.example.com/org/repo.git",
+        "url_credentials",
+        "Tr0ub4dor-3",
+    ),
+    ("postgres://app:s3cr3t@db.internal:5432/app", "url_credentials", "s3cr3t"),
+    ("redis://:hunter22@cache:6379/0", "url_credentials", "hunter22"),
+    ("Authorization: Basic YWRtaW46UzNjcjN0IQ==", "basic_auth", "YWRtaW46UzNjcjN0IQ"),
+    ('{"headers": {"authorization": "Basic ZGVwbG95OnBhc3N3b3JkMTIz"}}', "basic_auth", "ZGVwbG95"),
+    (
+        "https://b.s3.amazonaws.com/o.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIAEXAMPLE%2F20261120%2Fus-east-1%2Fs3%2Faws4_request"
+        "&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEJr%2F%2F%2F%2F%2FwEaCXVzLWVhc3QtMSJH"
+        "&X-Amz-Signature=3c5b6f0e9d2a7c1b8e4f6a9d0c3b2e1f7a8d9c0b1e2f3a4b5c6d7e8f9a0b1c2d",
+        "signed_url",
+        "3c5b6f0e9d2a7c1b8e4f6a9d0c3b2e1f",
+    ),
+    (
+        "https://acct.blob.core.windows.net/c/b?sv=2022-11-02&se=2026-12-01&sp=r"
+        "&sig=p4Xz9bQkT7%2BvN2mW8cLr5sYhJ3dF6gA1eK0uI9oZ%3D",
+        "signed_url",
+        "p4Xz9bQkT7",
+    ),
+    ("GET /dl?id=7&token=9f8e7d6c5b4a39281706f5e4d3c2b1a0 200", "secret_param", "9f8e7d6c5b4a"),
+    ("webhook secret=whsec_4eC39HqLyjWDarjtT1zdp7dc accepted", "secret_param", "4eC39HqLyjWD"),
+    ("GET /feed?auth=Zm9vYmFyYmF6cXV4MTIzNDU2", "secret_param", "Zm9vYmFyYmF6cXV4"),
+    ("GET /v1/items?key=8c1f0e2d3b4a5968778695a4b3c2d1e0", "secret_param", "8c1f0e2d3b4a5968"),
+    ("token=ya29.a0AfH6SMBx8qL2vKd9Rt3Yw7ZpQ1nM", "secret_param", "a0AfH6SMBx8qL2vK"),
+    ('{"url": "/cb?a=1\\u0026token=Q2hhbmdlTWUtOTk4ODc3NjY1NTQ0"}', "secret_param", "Q2hhbmdlTWUt"),
+    ("login user=bob password=hunter2x&next=/", "password_or_key", "hunter2x"),
+    ('{"user": "bob", "pwd": "S3cr3t!"}', "password_or_key", "S3cr3t!"),
+    ("DB_PASSWD=letmein", "password_or_key", "letmein"),
+    ("password=secret", "password_or_key", "=secret"),
+]
+
+NOT_SECRETS = [
+    "sort_key=name",
+    "GET /items?key=abc",
+    "GET /items?key=id&order=asc",
+    "cache miss key=user:1234:profile",
+    "GET /report?key=reports/2026/q3/summary-final.pdf",
+    "config key=spring.datasource.url",
+    "GET /x?auth=none",
+    "GET /x?token=&next=1",
+    "Basic auth disabled",
+    "Basic authentication is not enabled for this endpoint",
+    "Basic Options",
+    "Basic Only",
+    "Basic password",
+    "password=****",
+    "password=<redacted>",
+    "password=[redacted]",
+    "password=${DB_PASSWORD}",
+    "password=%s",
+    "password=",
+    "password=abc",
+    "password: required",
+    "reset password: success",
+    '{"displayName": "Password", "id": "lae1at5k3ir9bV1gr697"}',
+    "PWD=/home/agent/project",
+    "https://user@host.example/path",
+    "https://api.example.com:8443/v1/items?x=1",
+    "https://user:****@host.example/",
+    "https://user:<password>@host.example/",
+    "https://user:${PASS}@host.example/",
+    "ssh://git@github.com:22/org/repo.git",
+    "git@github.com:org/repo.git",
+    "mail from bob.smith@example.com to ops@example.org",
+    "http://[::1]:8080/health",
+    "GET /oauth/callback?code=4/0AeanS0bVxq1kP9zR7tY3uW8eI2oL5mN6bC&state=xyz",
+    "signature=valid",
+    "config=/etc/app.conf",
+    "hvs.short",
+    "AIzaTooShort",
+    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
+]
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, text: str) -> str | None:
+    row = con.execute(f"SELECT {sql}", {"t": text}).fetchone()
+    assert row is not None
+    value: str | None = row[0]
+    return value
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+T = "$t::VARCHAR"
+
+
+@pytest.mark.parametrize(("text", "kind", "secret"), FOUND)
+def test_a_secret_is_named_fingerprinted_and_redacted(
+    con: duckdb.DuckDBPyConnection, text: str, kind: str, secret: str
+) -> None:
+    assert secret in text
+    assert _run(con, leaked_secret_kind_sql(T), text) == kind
+    fp = _run(con, leaked_secret_fp_sql(T), text)
+    assert fp is not None and re.fullmatch("[0-9a-f]{16}", fp)
+    redacted = _run(con, redact_secrets_sql(T), text)
+    assert redacted is not None and "[redacted]" in redacted
+    assert secret not in redacted
+
+
+@pytest.mark.parametrize("text", NOT_SECRETS)
+def test_ordinary_text_is_no_secret(con: duckdb.DuckDBPyConnection, text: str) -> None:
+    assert _run(con, leaked_secret_kind_sql(T), text) is None
+    assert not any(re.search(pattern, text) for _, pattern in SECRET_PATTERNS)
+
+
+def test_redaction_keeps_what_is_not_the_secret(con: duckdb.DuckDBPyConnection) -> None:
+    def redact(text: str) -> str | None:
+        return _run(con, redact_secrets_sql(T), text)
+
+    assert redact("postgres://app:s3cr3t@db:5432/x") == "postgres://app:[redacted]@db:5432/x"
+    assert redact("GET /d?id=7&token=9f8e7d6c5b4a39281706f5e4d3c2b1a0&x=1") == (
+        "GET /d?id=7&token=[redacted]&x=1"
+    )
+    assert redact('{"h": "Basic YWRtaW46UzNjcjN0IQ=="}') == '{"h": "Basic [redacted]"}'
+    assert redact(f"POST {' '.join(KEY_LINES)} done") == "POST [redacted] done"
+    assert redact("a\n" + "\n".join(KEY_LINES) + "\nb") == "a\n[redacted]\nb"
+
+
+def test_one_private_key_has_one_fingerprint_however_it_is_written(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    one_line = " ".join(KEY_LINES)
+    lines = "\n".join(KEY_LINES)
+    json_escaped = '{"v": "' + "\\n".join(KEY_LINES) + '"}'  # a record's JSON text
+    crlf = "\r\n".join(KEY_LINES)
+    fps = {_run(con, leaked_secret_fp_sql(T), text) for text in (one_line, lines, json_escaped)}
+    fps.add(_run(con, leaked_secret_fp_sql(T), crlf))
+    assert len(fps) == 1 and None not in fps
+
+
+def test_a_private_key_cut_short_loses_its_body(con: duckdb.DuckDBPyConnection) -> None:
+    text = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nMIIEpAIBAAKCAQEA3Tz2\nqZ9x"
+    assert _run(con, redact_secrets_sql(T), text) == "[redacted]"
+
+
+@pytest.mark.parametrize(("text", "kind", "secret"), FOUND)
+def test_every_match_holds_a_needle_of_its_kind(text: str, kind: str, secret: str) -> None:
+    needle_pattern = SECRET_NEEDLE_PATTERNS.get(kind)
+    matches = [m.group(0) for k, p in SECRET_PATTERNS if k == kind for m in re.finditer(p, text)]
+    assert matches
+    for match in matches:
+        assert any(needle in match for needle in SECRET_NEEDLES[kind]) or (
+            needle_pattern is not None and re.search(needle_pattern, match)
+        ), match
+
+
+def test_basic_credentials_of_any_printable_user_and_password_are_found() -> None:
+    """The base64 character classes of `basic_auth` hold for every printable ASCII user and
+    password (of six characters or more together, so eight base64 characters or more)."""
+    pattern = re.compile(dict(SECRET_PATTERNS)["basic_auth"])
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " "
+    rng = random.Random(7)
+    for _ in range(3000):
+        user = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        password = "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 24)))
+        encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+        for text in (f"Basic {encoded}", f'"Basic {encoded}"', f"Basic {encoded} next"):
+            found = pattern.search(text)
+            assert found and encoded in found.group(0), (user, password, text)
+
+
+def test_basic_with_base64_that_is_not_user_and_password_is_no_secret() -> None:
+    pattern = re.compile(dict(SECRET_PATTERNS)["basic_auth"])
+    rng = random.Random(7)
+    for _ in range(500):
+        assert not pattern.search("Basic " + base64.b64encode(rng.randbytes(24)).decode())
+    assert not pattern.search("Basic " + base64.b64encode(b"no colon here").decode())
