@@ -6,6 +6,7 @@ m2maudit reports the kind of secret and a fingerprint of it, never the secret it
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # Pieces of the patterns below. HTTP Basic credentials are base64 of "user:password", read in
 # the groups of four characters that encode three bytes: a group of printable ASCII (each byte
@@ -238,3 +239,34 @@ def secret_safe_id_sql(text: str) -> str:
 def redact_list_sql(values: str) -> str:
     """SQL: `redact_secrets_sql` over every element of a VARCHAR[]."""
     return f"list_transform({values}, lambda secret_item: {redact_secrets_sql('secret_item')})"
+
+
+CLEANED = "_cleaned"
+
+
+def cleaning_sql(
+    texts: Sequence[str], ids: Sequence[str] = (), lists: Sequence[str] = ()
+) -> tuple[str, dict[str, str]]:
+    """SQL cleaning many columns of a record that holds a secret, with the long redaction
+    and id expressions written once (a mapping written per column was too long to plan fast).
+
+    Returns the expression of one list, every value cleaned (`texts` redacted, `ids` made
+    `secret:<fingerprint>` if a secret, the items of the VARCHAR[] `lists` redacted), to be
+    computed as `CLEANED`; and for each column, its cleaned value read back from that list.
+    """
+    singles = [*texts, *ids]
+    parts = [f"[{', '.join(singles)}]", *(f"coalesce({name}, [])" for name in lists)]
+    clean = redact_secrets_sql("_v")
+    if ids:
+        clean = (
+            f"CASE WHEN _i > {len(texts)} AND _i <= {len(singles)} "
+            f"THEN {secret_safe_id_sql('_v')} ELSE {clean} END"
+        )
+    cleaned = f"list_transform(flatten([{', '.join(parts)}]), lambda _v, _i: {clean})"
+    picks = {name: f"{CLEANED}[{index}]" for index, name in enumerate(singles, start=1)}
+    start = f"{len(singles) + 1}"
+    for name in lists:
+        end = f"{start} + len(coalesce({name}, [])) - 1"
+        picks[name] = f"CASE WHEN {name} IS NOT NULL THEN {CLEANED}[{start}:{end}] END"
+        start = f"{end} + 1"
+    return cleaned, picks

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from m2maudit.canonical import CREDENTIAL_COLUMNS
 from m2maudit.config import Config
-from m2maudit.secrets import redact_list_sql, redact_secrets_sql, secret_safe_id_sql
+from m2maudit.secrets import CLEANED, cleaning_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import INVENTORY_LIST_KEYS, map_records, stage
@@ -83,25 +83,27 @@ class GenericInventoryAdapter:
         # inline, the mapping was 240 KB of SQL that took DuckDB 0.8 s to plan.
         values = {f"text_{name}": q.json_text(slot[name]) for name in TEXT_FIELDS}
         values |= {f"time_{name}": _time(slot[name]) for name in TIME_FIELDS}
-        times = {f"parsed_{name}": q.json_timestamp(f"time_{name}") for name in TIME_FIELDS}
-        raw = {name: f"text_{name}" for name in TEXT_FIELDS}
+        values["scope_list"] = q.json_string_list(slot["scopes"])
         # A secret pasted into an inventory (a token as its id, a key in a note) is never
         # stored: ids become `secret:<fingerprint>`, other text and scopes are redacted.
+        cleaned, picks = cleaning_sql(
+            [f"text_{name}" for name in TEXT_FIELDS if name != "token_id"],
+            ["text_token_id"],
+            ["scope_list"],
+        )
+        times = {f"parsed_{name}": q.json_timestamp(f"time_{name}") for name in TIME_FIELDS}
+        times[CLEANED] = f"CASE WHEN leak IS NOT NULL THEN {cleaned} END"
         text = {
-            name: f"CASE WHEN leak IS NULL THEN {value} ELSE {redact_secrets_sql(value)} END"
-            for name, value in raw.items()
+            name: f"CASE WHEN leak IS NULL THEN text_{name} ELSE {picks[f'text_{name}']} END"
+            for name in TEXT_FIELDS
         }
-        scopes = q.json_string_list(slot["scopes"])
         columns = {
-            "credential_id": (
-                f"CASE WHEN leak IS NULL THEN {raw['token_id']} "
-                f"ELSE {secret_safe_id_sql(raw['token_id'])} END"
-            ),
+            "credential_id": text["token_id"],
             "type": f"lower({text['type']})",
             "principal": text["principal"],
             "principal_type": q.stated_principal_type(text["principal_type"]),
             "owner": text["owner"],
-            "scopes": f"CASE WHEN leak IS NULL THEN {scopes} ELSE {redact_list_sql(scopes)} END",
+            "scopes": f"CASE WHEN leak IS NULL THEN scope_list ELSE {picks['scope_list']} END",
             **{name: f"parsed_{name}" for name in TIME_FIELDS},
             "status": f"coalesce(lower({text['status']}), 'active')",
             "principal_status": f"coalesce(lower({text['principal_status']}), 'active')",

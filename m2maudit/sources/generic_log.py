@@ -15,10 +15,7 @@ from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import (
     leaked_secret_fp_sql,
-    redact_list_sql,
-    redact_secrets_sql,
     secret_needles,
-    secret_safe_id_sql,
 )
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
@@ -122,7 +119,6 @@ class GenericLogAdapter:
                     *_careful_value_layers(ctx.config),
                     *_derived_layers(_careful_leak_scope(ctx.config)),
                 ],
-                redacted=True,  # per field, in `_derived_layers`
             )
 
     def _load_fast(self, ctx: LoadContext) -> bool:
@@ -153,7 +149,6 @@ class GenericLogAdapter:
             source=_fast_source(keys, extras),
             record_key=_fast_record_key(extras),
             materialize=False,
-            redacted=True,
         )
         return True
 
@@ -383,23 +378,13 @@ def _derived_layers(leak_scope: str, suspect: str = "true") -> list[dict[str, st
         },
         {"leak": f"CASE WHEN {suspect} THEN {q.leak_check('scope')} END"},
         {
+            # A secret is cut out of the stored text by `map_records` (`_without_secrets`).
             "leak_fp": f"CASE WHEN leak IS NOT NULL THEN {leaked_secret_fp_sql('scope')} END",
-            **{
-                f"c_{name}": (
-                    f"CASE WHEN leak IS NULL THEN t_{name} "
-                    f"ELSE {redact_secrets_sql(f't_{name}')} END"
-                )
-                for name in TEXT_FIELDS
-                if name not in ("authorization", "principal_type")
-            },
         },
         {
-            "principal": "coalesce(c_principal, c_client_id)",
+            "principal": "coalesce(t_principal, t_client_id)",
             "principal_type": q.stated_principal_type("t_principal_type"),
-            "credential_id": (
-                "coalesce(CASE WHEN leak IS NULL THEN t_token_id "
-                f"ELSE {secret_safe_id_sql('t_token_id')} END, fp)"
-            ),
+            "credential_id": "coalesce(t_token_id, fp)",
         },
     ]
 
@@ -417,27 +402,25 @@ def _columns() -> dict[str, str]:
         "ts": "ts",
         "principal": "principal",
         "principal_type": "principal_type",
-        "client_id": "c_client_id",
+        "client_id": "t_client_id",
         "credential_id": "credential_id",
         "credential_type": _CREDENTIAL_TYPE,
         "token_fp": "fp",
         # The bare token stays in the staging table only, for decoding; never stored.
         "raw_token": "raw_token",
-        "on_behalf_of": "c_on_behalf_of",
+        "on_behalf_of": "t_on_behalf_of",
         "act_chain": "NULL::VARCHAR[]",
-        "action": "c_action",
-        "resource": "c_resource",
-        "scopes_used": (
-            f"CASE WHEN leak IS NULL THEN {_scope_list()} ELSE {redact_list_sql(_scope_list())} END"
-        ),
+        "action": "t_action",
+        "resource": "t_resource",
+        "scopes_used": _scope_list(),
         "scopes_granted": "NULL::VARCHAR[]",
-        "status": "c_status",
+        "status": "t_status",
         "outcome": q.outcome("t_status"),
-        "source_ip": "c_source_ip",
-        "user_agent": "c_user_agent",
-        "trace_id": "c_trace_id",
-        "session_id": "c_session_id",
-        "task_id": "c_task_id",
+        "source_ip": "t_source_ip",
+        "user_agent": "t_user_agent",
+        "trace_id": "t_trace_id",
+        "session_id": "t_session_id",
+        "task_id": "t_task_id",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         "leaked_secret": "leak",

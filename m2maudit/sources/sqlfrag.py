@@ -10,7 +10,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from m2maudit.secrets import leaked_secret_fp_sql, leaked_secret_kind_sql
+from m2maudit.secrets import leaked_secret_fp_sql, leaked_secret_kind_sql, secret_prefilter_sql
 
 
 def json_path(field: str) -> str:
@@ -139,10 +139,13 @@ def shown(text: str) -> str:
 
     A reason is printed and kept in `ingest_errors`: a bad value is worth seeing, a
     secret pasted into a time field is not. Cutting alone is no protection (a 40-character
-    key cut at 39 is still a key), so a value with a secret's shape is not quoted.
+    key cut at 39 is still a key), so a value with a secret's shape is not quoted. The shape
+    is the leak check's cheap first test (its needles: `eyJ`, `ghp_`, `password`, ...), not
+    the whole check: a mapping quotes several fields, and the whole check for each made the
+    SQL too long to plan quickly.
     """
     hidden = (
-        f"{leak_check(text)} IS NOT NULL OR (regexp_matches({text}, '{_KEY_LIKE_RUN}') "
+        f"{secret_prefilter_sql(text)} OR (regexp_matches({text}, '{_KEY_LIKE_RUN}') "
         f"AND regexp_matches({text}, '[A-Za-z]'))"
     )
     return (

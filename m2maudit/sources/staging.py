@@ -23,7 +23,7 @@ import duckdb
 import yaml
 
 from m2maudit.errors import InputError, first_line, yaml_problem
-from m2maudit.secrets import redact_list_sql, redact_secrets_sql, secret_safe_id_sql
+from m2maudit.secrets import CLEANED, cleaning_sql
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.lineindex import digest_and_index
 from m2maudit.yamlsafe import compose_yaml, node_value
@@ -904,41 +904,21 @@ STORED_EVENT_LISTS = ("scopes_used", "scopes_granted")
 
 
 def _without_secrets(query: str, columns: dict[str, str]) -> str:
-    """`query` with the secret cut out of the stored text of a record that holds one.
-
-    The text columns are redacted as one list, so that the redaction's long expression is
-    written (and planned) once, not once per column.
-    """
+    """`query` with the secret cut out of the stored text of a record that holds one."""
     texts = [name for name in STORED_EVENT_TEXT if name in columns]
     ids = [name for name in STORED_EVENT_IDS if name in columns]
     lists = [name for name in STORED_EVENT_LISTS if name in columns]
-    if not (texts or ids or lists):
+    if not texts:
         return query
-    leaked = "leaked_secret IS NOT NULL"
-    cleaned = {
-        "_clean_text": (texts, redact_secrets_sql("_v")),
-        "_clean_ids": (ids, secret_safe_id_sql("_v")),
-    }
-    computed = ", ".join(
-        f"CASE WHEN {leaked} THEN list_transform([{', '.join(names)}], lambda _v: {clean}) "
-        f"END AS {alias}"
-        for alias, (names, clean) in cleaned.items()
-        if names
+    cleaned, picks = cleaning_sql(texts, ids, lists)
+    replaced = ", ".join(
+        f"CASE WHEN leaked_secret IS NULL THEN {name} ELSE {pick} END AS {name}"
+        for name, pick in picks.items()
     )
-    replaced = [
-        f"CASE WHEN {leaked} THEN {alias}[{index}] ELSE {name} END AS {name}"
-        for alias, (names, _) in cleaned.items()
-        for index, name in enumerate(names, start=1)
-    ] + [
-        f"CASE WHEN {leaked} THEN {redact_list_sql(name)} ELSE {name} END AS {name}"
-        for name in lists
-    ]
-    helpers = ", ".join(alias for alias, (names, _) in cleaned.items() if names)
-    if not helpers:
-        return f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({query})"
     return (
-        f"SELECT * EXCLUDE ({helpers}) REPLACE ({', '.join(replaced)}) "
-        f"FROM (SELECT *, {computed} FROM ({query}))"
+        f"SELECT * EXCLUDE ({CLEANED}) REPLACE ({replaced}) FROM "
+        f"(SELECT *, CASE WHEN leaked_secret IS NOT NULL THEN {cleaned} END AS {CLEANED} "
+        f"FROM ({query}))"
     )
 
 
@@ -950,7 +930,6 @@ def map_records(
     source: str | None = None,
     record_key: str = "hash(rec)",
     materialize: bool = True,
-    redacted: bool = False,
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
 
@@ -968,7 +947,7 @@ def map_records(
     lines left out; see `commit.commit_file`).
 
     Events whose record holds a secret (`leaked_secret`) have it cut out of every text
-    column that is stored, unless the adapter says it did so itself (`redacted`).
+    column that is stored.
     """
     layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
@@ -984,7 +963,7 @@ def map_records(
     if not checks:
         reason = "NULL::VARCHAR"
     query = f"SELECT source_line{batch}, {cols}, {reason} AS reject_reason, record_key FROM {inner}"
-    if "leaked_secret" in columns and not redacted:
+    if "leaked_secret" in columns:
         query = _without_secrets(query, columns)
     drop_relation(ctx.con, "_mapped")
     _run(ctx, f"CREATE TEMP {'TABLE' if materialize else 'VIEW'} _mapped AS {query}")
