@@ -98,7 +98,9 @@ _IDENTITY = f"""
     END AS credential_group,
     coalesce(e.on_behalf_of,
              CASE WHEN t.subject_kind = 'human' THEN t.sub END,
-             CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END)
+             CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END,
+             -- The log says the caller is a person (a console sign-in, an SSO session).
+             CASE WHEN e.principal_type = 'human' THEN e.principal END)
         AS human,
     coalesce(t.act_chain, e.act_chain) AS chain,
     t.decode_error AS token_error, t.sub AS token_sub, t.client_id AS token_client_id,

@@ -143,6 +143,14 @@ def test_panther_sso_console_session_names_the_person(panther: Store) -> None:
     assert event["credential_type"] == "aws_session"
 
 
+def test_panther_console_call_of_an_iam_user_is_a_person(panther: Store) -> None:
+    """`invokedBy: signin.amazonaws.com`: the console acted for the user signed in to it."""
+    event = event_at(panther, PANTHER, 6)
+    assert event["principal"] == "arn:aws:iam::123456789012:user/tester"
+    assert event["principal_type"] == "human"
+    assert event["act_chain"] == ["signin.amazonaws.com", "arn:aws:iam::123456789012:user/tester"]
+
+
 def test_panther_invoked_by_a_service_is_a_delegation(panther: Store) -> None:
     event = event_at(panther, PANTHER, 62)
     assert event["principal"] == "arn:aws:iam::112233445566:role/ServiceRole"

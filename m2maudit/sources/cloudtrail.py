@@ -142,7 +142,8 @@ class CloudTrailAdapter(StagedLoad):
         ),
         (
             "principal_type",
-            "AWSService: service; Root, IdentityCenterUser, console sessions, "
+            "AWSService: service; Root, IdentityCenterUser, console sessions (and calls "
+            "invokedBy signin.amazonaws.com), "
             "AWSReservedSSO_* roles: human; agent_patterns: agent; "
             "human_patterns on user/session: human; other IAM identities: service",
         ),
@@ -237,8 +238,11 @@ def _derived(config: Config) -> list[dict[str, str]]:
         ),
     }
     second = {
+        # A person at the console: a console session's credentials, a sign-in, or a call
+        # the console made for an IAM user or the root user (`invokedBy` the sign-in service).
         "console": (
-            "(lower(coalesce(t_from_console, '')) = 'true' OR t_event_type = 'AwsConsoleSignIn')"
+            "(lower(coalesce(t_from_console, '')) = 'true' OR t_event_type = 'AwsConsoleSignIn' "
+            "OR coalesce(t_invoked_by = 'signin.amazonaws.com', false))"
         ),
         "kind": (
             f"CASE WHEN t_type = 'AWSService' OR (t_type IS NULL AND t_arn IS NULL "
