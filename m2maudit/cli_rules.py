@@ -107,8 +107,8 @@ def show_rule(
             console.print(
                 "\n[bold]Parameters[/]: " + ", ".join(f"{k} = {v}" for k, v in r.params.items())
             )
-        for ref in r.references:
-            console.print(f"  {ref}")
+        for ref in r.references:  # whole, for the terminal to wrap: a link cut in two is lost
+            console.print(f"  {ref}", soft_wrap=True, markup=False)
         # The SQL as written: wrapping would split identifiers mid-word.
         console.print(Syntax(r.query.strip(), "sql", theme="ansi_dark"), soft_wrap=True)
         console.print(f"file: {r.path}")

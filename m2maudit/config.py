@@ -389,15 +389,27 @@ def _expiry(value: Any, where: str) -> date | None:
 def starter_config() -> str:
     """The commented `.m2maudit.yaml` that `m2maudit init` writes: every default, explained."""
     t = Thresholds()
+    thresholds = [
+        ("rotation_days", t.rotation_days, "static secrets older than this need rotating"),
+        ("dormant_days", t.dormant_days, "active but unused this long = dormant"),
+        ("max_token_lifetime", "1h", "exp - iat above this is too long (90s, 15m, 1h, 2d)"),
+        (
+            "max_credential_days",
+            t.max_credential_days,
+            "credential validity above this is too long",
+        ),
+        ("max_scopes", t.max_scopes, "more scopes than this on one credential"),
+        ("max_chain_depth", t.max_chain_depth, "deepest allowed RFC 8693 act chain"),
+        (
+            "min_attribution",
+            t.min_attribution,
+            "agent actions tied to human+agent+credential+trace",
+        ),
+    ]
+    lines = "\n".join(f"  {f'{name}: {value}':<26}# {note}" for name, value, note in thresholds)
     return f"""# m2maudit configuration. Every key is optional; unknown keys are an error.
 thresholds:
-  rotation_days: {t.rotation_days}          # static secrets older than this need rotating
-  dormant_days: {t.dormant_days}            # active but unused this long = dormant
-  max_token_lifetime: 1h        # exp - iat above this is too long (90s, 15m, 1h, 2d)
-  max_credential_days: {t.max_credential_days}     # credential validity above this is too long
-  max_scopes: {t.max_scopes}               # more scopes than this on one credential
-  max_chain_depth: {t.max_chain_depth}           # deepest allowed RFC 8693 act chain
-  min_attribution: {t.min_attribution}        # agent actions tied to human+agent+credential+trace
+{lines}
 
 # Who is who: regular expressions (full match, case-insensitive) over principal names and
 # scopes. A name is tried as a service, then an agent, then a human. A list given here

@@ -157,3 +157,15 @@ def test_no_bundled_message_says_one_times() -> None:
 
     bare_count = re.compile(r"\{(count|[a-z_]*(?:days|calls|count|tasks))\} [a-z]+s\b")
     assert [r.id for r in RULES if bare_count.search(r.message)] == []
+
+
+def test_rules_show_keeps_reference_links_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link cut at the terminal's width is no longer a link."""
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    monkeypatch.setenv("COLUMNS", "60")
+    shown = CliRunner().invoke(app, ["rules", "show", "M2M601"]).stdout
+    [rule] = [r for r in RULES if r.id == "M2M601"]
+    assert rule.references and all(f"  {ref}\n" in shown for ref in rule.references)

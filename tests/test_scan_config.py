@@ -139,6 +139,10 @@ def test_init_writes_a_config_that_loads_with_its_examples_uncommented(tmp_path:
     again = CliRunner().invoke(app, ["init", str(path)])
     assert again.exit_code == 2 and "already exists" in again.output
     assert load_config(path).thresholds.rotation_days == 90
+    threshold_comments = {
+        line.index("#") for line in path.read_text().splitlines() if line.startswith("  ")
+    }
+    assert len(threshold_comments) == 1, "the thresholds' comments line up"
     # The pattern examples, uncommented, must mean what they show.
     text = re.sub(r"^# (\w+_(patterns|scopes): )", r"\1", path.read_text(), flags=re.M)
     path.write_text(text, encoding="utf-8")
