@@ -255,7 +255,8 @@ def cleaning_sql(
     computed as `CLEANED`; and for each column, its cleaned value read back from that list.
     """
     singles = [*texts, *ids]
-    parts = [f"[{', '.join(singles)}]", *(f"coalesce({name}, [])" for name in lists)]
+    parts = [f"[{', '.join(singles)}]"] if singles else []
+    parts += [f"coalesce({name}, []::VARCHAR[])" for name in lists]
     clean = redact_secrets_sql("_v")
     if ids:
         clean = (

@@ -76,3 +76,81 @@ def test_a_token_in_a_vendor_user_agent_is_not_stored(
     assert [text for text, _, _ in stored if signature in text] == []
     planted = [(kind, agent) for _, kind, agent in stored if agent and "kubectl" in agent]
     assert planted and all(kind == "jwt" and "[redacted]" in agent for kind, agent in planted)
+
+
+def test_every_stored_text_column_is_cleaned_or_written_by_m2maudit() -> None:
+    """A new text column of `events` must be added to what is cleaned of secrets, or to what
+    m2maudit writes itself: the delegation chain was once left out, and kept a planted token."""
+    from m2maudit.sources import staging
+
+    store = Store.open()
+    text_columns = {
+        name
+        for name, kind in store.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name IN ('events', 'issued_credentials')"
+        ).fetchall()
+        if kind in ("VARCHAR", "VARCHAR[]")
+    }
+    store.close()
+    covered = {
+        *staging.STORED_EVENT_TEXT,
+        *staging.STORED_EVENT_IDS,
+        *staging.STORED_EVENT_LISTS,
+        *staging.NOT_FROM_THE_RECORD,
+    }
+    assert text_columns - covered == set()
+
+
+def test_cleaning_reads_every_value_back_in_place() -> None:
+    """Texts, ids and lists (NULL, empty, two of them) are cleaned as one list, then each is
+    read back by index and slice: nothing shifts."""
+    import duckdb
+
+    from m2maudit.secrets import CLEANED, cleaning_sql
+
+    cleaned, picks = cleaning_sql(["a", "b"], ["i"], ["l1", "l2"])
+    select = ", ".join(f"{pick} AS {name}" for name, pick in picks.items())
+    rows = duckdb.sql(
+        f"SELECT {select} FROM (SELECT *, {cleaned} AS {CLEANED} FROM (VALUES "
+        f"('x', NULL, 'id-1', NULL, ['p', '{TOKEN}']), "
+        f"('{TOKEN}', 'y', '{TOKEN}', []::VARCHAR[], ['q']), "
+        f"(NULL, NULL, NULL, ['r', 's'], NULL)) t(a, b, i, l1, l2))"
+    ).fetchall()
+    secret_id = rows[1][2]
+    assert secret_id.startswith("secret:") and TOKEN not in secret_id
+    assert rows == [
+        ("x", None, "id-1", None, ["p", "[redacted]"]),
+        ("[redacted]", "y", secret_id, [], ["q"]),
+        (None, None, None, ["r", "s"], None),
+    ]
+
+
+def _chain_records(fmt: str) -> list[dict[str, Any]]:
+    """Records whose delegation chain holds the planted token: CloudTrail's `invokedBy`, a
+    Kubernetes caller impersonating a machine."""
+    if fmt == "cloudtrail":
+        sample = real_logs_dir() / "cloudtrail/panther_cloudtrail_rule_tests.jsonl"
+        records = [json.loads(line) for line in sample.read_text().splitlines()]
+        return [_planted(r, ["userIdentity", "invokedBy"], fmt) for r in records]
+    from tests.test_source_k8s import audit_event
+
+    return [audit_event(impersonatedUser={"username": f"svc-deploy {PLANTED}"})]
+
+
+@pytest.mark.parametrize("fmt", ["cloudtrail", "k8s-audit"])
+def test_a_token_in_a_delegation_chain_is_not_stored(tmp_path: Path, fmt: str) -> None:
+    log = tmp_path / "planted.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in _chain_records(fmt)))
+    store = Store.open()
+    ingest_paths(store, [str(log)], [])
+    chains = store.con.execute(
+        "SELECT act_chain::VARCHAR FROM events WHERE act_chain IS NOT NULL"
+    ).fetchall()
+    everything = store.con.execute(
+        "SELECT (SELECT list(e)::VARCHAR FROM events e), "
+        "(SELECT list(c)::VARCHAR FROM issued_credentials c)"
+    ).fetchone()
+    store.close()
+    assert any("[redacted]" in chain for (chain,) in chains)
+    assert TOKEN.rsplit(".", 1)[1] not in str(everything)

@@ -899,8 +899,20 @@ STORED_EVENT_TEXT = (
     "session_id",
     "task_id",
 )
-STORED_EVENT_IDS = ("credential_id",)
-STORED_EVENT_LISTS = ("scopes_used", "scopes_granted")
+# `issued_credential_id` is staged only, for `issued_credentials` (see `lifetimes`).
+STORED_EVENT_IDS = ("credential_id", "issued_credential_id")
+STORED_EVENT_LISTS = ("act_chain", "scopes_used", "scopes_granted")
+# The other text columns hold only what m2maudit writes: fixed words, fingerprints, names.
+NOT_FROM_THE_RECORD = (
+    "source_format",
+    "principal_type",
+    "credential_type",
+    "token_fp",
+    "outcome",
+    "leaked_secret",
+    "leaked_secret_fp",
+    "source_file",
+)
 
 
 def _without_secrets(query: str, columns: dict[str, str]) -> str:
@@ -908,7 +920,7 @@ def _without_secrets(query: str, columns: dict[str, str]) -> str:
     texts = [name for name in STORED_EVENT_TEXT if name in columns]
     ids = [name for name in STORED_EVENT_IDS if name in columns]
     lists = [name for name in STORED_EVENT_LISTS if name in columns]
-    if not texts:
+    if not (texts or ids or lists):
         return query
     cleaned, picks = cleaning_sql(texts, ids, lists)
     replaced = ", ".join(
