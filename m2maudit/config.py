@@ -86,12 +86,16 @@ DEFAULT_SERVICE_PATTERNS = [
     r".*\.gserviceaccount\.com",  # iam., and Google's own service agents: system., developer.
     r"arn:aws:iam::\d+:role/.*",
     r"arn:aws:sts::.*",
-    # Infrastructure agents (log shippers, monitoring, CI runners, config management) are
-    # services, not AI agents; service names are tried before agent names.
+]
+# Names that look like AI agents' but are the platform's own daemons: log shippers, monitoring,
+# CI runners, config management, Google's service agents. Tried before `agent_patterns`.
+DEFAULT_INFRASTRUCTURE_PATTERNS = [
     r".*\b(elastic|datadog|dd|amazon-ssm|ssm|newrelic|newrelic-infra|otel|opentelemetry|fleet"
     r"|consul|vault|puppet|jenkins|buildkite|azure-pipelines|vsts|teamcity|gitlab|splunk|wazuh"
     r"|falcon|zabbix|nagios|chef|salt|octopus|bamboo|kube|cloudwatch|google-cloud-ops"
     r"|stackdriver|sumo|logdna|fluent|filebeat)-agent\b.*",
+    r".*@system\.gserviceaccount\.com",
+    r"service-\d+@.*\.gserviceaccount\.com",
 ]
 
 
@@ -129,6 +133,9 @@ class Config:
     human_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_HUMAN_PATTERNS))
     agent_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_AGENT_PATTERNS))
     service_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_PATTERNS))
+    infrastructure_patterns: list[str] = field(
+        default_factory=lambda: list(DEFAULT_INFRASTRUCTURE_PATTERNS)
+    )
     mapping: dict[str, str] = field(default_factory=dict)
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
@@ -139,14 +146,16 @@ class Config:
     def name_kinds(self) -> list[tuple[str, list[str]]]:
         """The kinds a name is sorted into by pattern, in the order they are tried.
 
-        One order for log principals and token subjects alike, so that a name is one kind
-        everywhere. Service first: a platform's own identities (`system:serviceaccount:...`,
-        `...@....iam.gserviceaccount.com`, infrastructure agents) would otherwise pass for AI
-        agents or, being e-mail shaped, for people.
+        One order for log principals, token subjects and the vendor adapters alike, so that a
+        name is one kind everywhere. An AI agent often runs as a service account
+        (`system:serviceaccount:ai:research-agent`): the agent in its name wins over the
+        account's shape, unless the name is the platform's own daemon (`elastic-agent`).
+        Services before people: service accounts are often e-mail shaped.
         """
         return [
-            ("service", self.service_patterns),
+            ("service", self.infrastructure_patterns),
             ("agent", self.agent_patterns),
+            ("service", self.service_patterns),
             ("human", self.human_patterns),
         ]
 
@@ -158,6 +167,7 @@ _TOP_KEYS = {
     "human_patterns",
     "agent_patterns",
     "service_patterns",
+    "infrastructure_patterns",
     "mapping",
     "select",
     "ignore",
@@ -222,6 +232,9 @@ def parse_config(raw: Any, path: Path | None = None) -> Config:
         human_patterns=_patterns(mapping, "human_patterns", DEFAULT_HUMAN_PATTERNS, where),
         agent_patterns=_patterns(mapping, "agent_patterns", DEFAULT_AGENT_PATTERNS, where),
         service_patterns=_patterns(mapping, "service_patterns", DEFAULT_SERVICE_PATTERNS, where),
+        infrastructure_patterns=_patterns(
+            mapping, "infrastructure_patterns", DEFAULT_INFRASTRUCTURE_PATTERNS, where
+        ),
         mapping=_field_mapping(mapping.get("mapping") or {}, where),
         select=_string_list(mapping.get("select") or [], f"{where}: select"),
         ignore=_string_list(mapping.get("ignore") or [], f"{where}: ignore"),
@@ -412,11 +425,12 @@ thresholds:
 {lines}
 
 # Who is who: regular expressions (full match, case-insensitive) over principal names and
-# scopes. A name is tried as a service, then an agent, then a human. A list given here
-# replaces the built-in one (see the README). In single quotes a backslash is the regex's
-# own: '\\.' is a dot.
+# scopes. A name is tried against infrastructure_patterns (a service), agent_patterns,
+# service_patterns, then human_patterns. A list given here replaces the built-in one (see
+# the README). In single quotes a backslash is the regex's own: '\\.' is a dot.
 # agent_patterns: ['agent-.*', '.*-bot']
 # service_patterns: ['svc-.*']
+# infrastructure_patterns: ['.*\\bdatadog-agent\\b.*', 'elastic-agent']
 # human_patterns: ['[^@]+@example\\.com']
 # wildcard_scopes: ['\\*', '.*:\\*']
 # admin_scopes: ['admin', 'root']

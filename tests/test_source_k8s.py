@@ -68,7 +68,7 @@ def elastic() -> Store:
 def test_elastic_plain_events(elastic: Store) -> None:
     event = event_at(elastic, ELASTIC, 2)
     assert event["principal"] == "system:serviceaccount:kube-system:elastic-agent"
-    assert event["principal_type"] == "agent"  # the default agent pattern: *agent*
+    assert event["principal_type"] == "service"  # a log shipper (infrastructure_patterns)
     assert event["credential_type"] == "k8s_service_account_token"
     assert event["action"] == "get leases"
     assert event["resource"] == (
@@ -250,3 +250,19 @@ def test_sample_estate() -> None:
         "WHERE principal = 'system:serviceaccount:ci:deployer'",
     )
     assert legacy == [{"credential_id": None, "credential_type": "k8s_service_account_token"}]
+
+
+@pytest.mark.parametrize(
+    ("username", "kind"),
+    [
+        ("system:serviceaccount:agents:research-agent", "agent"),  # an AI agent's account
+        ("system:serviceaccount:kube-system:elastic-agent", "service"),  # a log shipper
+        ("system:serviceaccount:ci:jenkins-agent", "service"),  # a CI runner
+        ("system:serviceaccount:etl:loader", "service"),
+    ],
+)
+def test_a_service_account_is_an_agent_by_its_name_unless_infrastructure(
+    tmp_path: Path, username: str, kind: str
+) -> None:
+    store, _ = load(write_jsonl(tmp_path / "audit.log", [audit_event(username)]))
+    assert rows(store, "SELECT principal_type FROM events") == [{"principal_type": kind}]

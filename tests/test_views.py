@@ -189,6 +189,7 @@ NAMES_OF_EVERY_KIND = [
     "service-agent-manager@system.gserviceaccount.com",
     "alice@example.com",
     "svc-agent-gateway",
+    "system:serviceaccount:ai:research-agent",
     "00u1abc",
 ]
 
@@ -222,6 +223,22 @@ def test_a_name_is_one_kind_as_principal_and_as_token_subject() -> None:
         "etl@proj-1.iam.gserviceaccount.com": "service",
         "service-agent-manager@system.gserviceaccount.com": "service",
         "alice@example.com": "human",
-        "svc-agent-gateway": "service",
+        "svc-agent-gateway": "agent",  # the agent in a name wins over a service's shape
+        "system:serviceaccount:ai:research-agent": "agent",
         "00u1abc": "unknown",
     }
+
+
+def test_infrastructure_patterns_come_from_the_config() -> None:
+    from m2maudit.config import parse_config
+    from m2maudit.views import macro_sql
+
+    config = parse_config({"infrastructure_patterns": ["support-agent"]})
+    store = Store.open()
+    for sql in macro_sql(config):
+        store.con.execute(sql)
+    kinds = store.con.execute(
+        "SELECT m2m_kind('support-agent'), m2m_kind('elastic-agent')"
+    ).fetchone()
+    store.close()
+    assert kinds == ("service", "agent")  # the list replaces the built-in one

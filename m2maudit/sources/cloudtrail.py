@@ -144,7 +144,8 @@ class CloudTrailAdapter(StagedLoad):
             "principal_type",
             "AWSService: service; Root, IdentityCenterUser, console sessions (and calls "
             "invokedBy signin.amazonaws.com), "
-            "AWSReservedSSO_* roles: human; agent_patterns: agent; "
+            "AWSReservedSSO_* roles: human; infrastructure_patterns: service; "
+            "agent_patterns: agent; "
             "human_patterns on user/session: human; other IAM identities: service",
         ),
         ("credential_id", "userIdentity.accessKeyId"),
@@ -248,6 +249,7 @@ def _derived(config: Config) -> list[dict[str, str]]:
             f"CASE WHEN t_type = 'AWSService' OR (t_type IS NULL AND t_arn IS NULL "
             f"AND t_invoked_by IS NOT NULL) THEN 'service' "
             f"WHEN t_type IN ('Root', 'IdentityCenterUser') OR console THEN 'human' "
+            f"WHEN {q.matches_any(names, config.infrastructure_patterns)} THEN 'service' "
             f"WHEN {q.matches_any(names, config.agent_patterns)} THEN 'agent' "
             f"WHEN t_type = 'AssumedRole' AND starts_with(role_name, 'AWSReservedSSO_') "
             f"THEN 'human' "

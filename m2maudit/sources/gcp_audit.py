@@ -78,6 +78,7 @@ class GcpAuditAdapter(StagedLoad):
         ),
         (
             "principal_type",
+            "infrastructure_patterns: service; "
             "agent_patterns: agent; *.gserviceaccount.com, system:*, "
             "workload identity pools: service; workforce pools, user:, "
             "human_patterns: human; service_patterns: service; else unknown",
@@ -158,6 +159,7 @@ def _kind_of(principal: str, config: Config) -> str:
     """agent | service | human | unknown for one Google principal."""
     return (
         f"CASE WHEN {principal} IS NULL THEN NULL "
+        f"WHEN {q.matches_any([principal], config.infrastructure_patterns)} THEN 'service' "
         f"WHEN {q.matches_any([principal], config.agent_patterns)} THEN 'agent' "
         f"WHEN ends_with({principal}, '.gserviceaccount.com') "
         f"OR starts_with({principal}, 'system:') "

@@ -56,7 +56,8 @@ class IamCredentialReportAdapter:
         ("principal", "arn (the same ARN CloudTrail shows as userIdentity.arn)"),
         (
             "principal_type",
-            "<root_account>: human; agent_patterns on user: agent; "
+            "<root_account>: human; infrastructure_patterns: service; "
+            "agent_patterns on user: agent; "
             "human_patterns on user or password_enabled = true: human; "
             "else service",
         ),
@@ -123,6 +124,7 @@ def _columns(config: Config) -> dict[str, str]:
         "principal": arn,
         "principal_type": (
             f"CASE WHEN {user} = '{ROOT_USER}' THEN 'human' "
+            f"WHEN {q.matches_any([user], config.infrastructure_patterns)} THEN 'service' "
             f"WHEN {q.matches_any([user], config.agent_patterns)} THEN 'agent' "
             f"WHEN {q.matches_any([user], config.human_patterns)} "
             f"OR lower({text('password_enabled')}) = 'true' THEN 'human' ELSE 'service' END"

@@ -92,6 +92,7 @@ class K8sAuditAdapter(StagedLoad):
         ("principal", "user.username (the authenticated caller)"),
         (
             "principal_type",
+            "infrastructure_patterns: service; "
             "agent_patterns: agent; system:serviceaccount:*: service; "
             "system:anonymous / system:unauthenticated: unknown; other system:*, "
             "eks:*, aksService: service; human_patterns: human; service_patterns: "
@@ -200,6 +201,7 @@ def _kind_of(user: str, config: Config) -> str:
     """agent | service | human | unknown for one Kubernetes user name."""
     return (
         f"CASE WHEN {user} IS NULL THEN NULL "
+        f"WHEN {q.matches_any([user], config.infrastructure_patterns)} THEN 'service' "
         f"WHEN {q.matches_any([user], config.agent_patterns)} THEN 'agent' "
         f"WHEN starts_with({user}, '{SERVICE_ACCOUNT}') THEN 'service' "
         f"WHEN {user} IN ('system:anonymous', 'system:unauthenticated') THEN 'unknown' "
