@@ -146,12 +146,12 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
     seen: dict[str, Path] = {}
     kept: list[Rule] = []
     for rule in rules:
-        first = seen.setdefault(rule.id, rule.path)
-        if first == rule.path:
+        if rule.id not in seen:
+            seen[rule.id] = rule.path
             kept.append(rule)
-        elif not same_rule_file(first, rule.path):
-            errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {first})")
-        # else: the same rule read twice (a copy of the pack given to --rules): one is enough.
+        elif not same_rule_file(seen[rule.id], rule.path):
+            errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {seen[rule.id]})")
+        # else: the same rule read twice (one directory given twice, a copy of the pack): once.
     errors += name_clashes(kept, kept)
     kept.sort(key=lambda r: r.id)
     if errors:

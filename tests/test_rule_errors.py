@@ -245,3 +245,9 @@ def test_a_rules_directory_without_rule_files_is_an_error(tmp_path: Path) -> Non
     log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
     scanned = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
     assert scanned.exit_code == 2 and "no rule files" in scanned.output
+
+
+def test_a_rules_directory_given_twice_runs_each_rule_once(tmp_path: Path) -> None:
+    write_rule(tmp_path, GOOD)
+    twice = load_rules([tmp_path, tmp_path], include_pack=False)
+    assert [rule.id for rule in twice] == ["X100"]
