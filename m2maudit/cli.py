@@ -39,7 +39,7 @@ from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
-from m2maudit.wording import counted
+from m2maudit.wording import counted, noun_for
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -182,8 +182,10 @@ def run_ingest(
             on_staged=on_staged,
         )
     errors = _first_rejections(store, report)
-    if not report.anything_read:
-        # One line says why; the table of zeros would only hide it.
+    all_empty = bool(report.files) and len(report.skipped_files) == len(report.files)
+    if not report.anything_read and not all_empty:
+        # One line says why; the table of zeros would only hide it. (Inputs that all hold
+        # nothing to audit, a quiet hour's exports, are a run with nothing found.)
         print_problems(
             console, report, errors, show_files=len(report.files) > 1, store_path=store.path
         )
@@ -215,8 +217,8 @@ def _nothing_read(report: IngestReport, names: list[str]) -> str:
     nothing = f", {skipped} with nothing to audit" if skipped else ""
     return (
         f"nothing could be read from {', '.join(names)}: "
-        f"{failed} of {len(report.files)} files unreadable{nothing}, "
-        f"{report.rejected} records rejected"
+        f"{failed} of {files_count(len(report.files))} unreadable{nothing}, "
+        f"{report.rejected} {noun_for(report.rejected, 'record')} rejected"
     )
 
 

@@ -29,7 +29,7 @@ from m2maudit.ingest import ProgressHook, StagedHook
 from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.sources.base import InputFile
 from m2maudit.timeutil import iso
-from m2maudit.wording import counted
+from m2maudit.wording import counted, noun_for
 
 MAX_REASONS_SHOWN = 10
 
@@ -257,10 +257,12 @@ def print_ingest_summary(
     print_problems(
         console, report, [] if quiet else errors, hide_count=quiet, store_path=store_path
     )
+    read = sum(f.read for f in report.files)
+    duplicates = sum(f.duplicates for f in report.files)
     console.print(
-        f"{files_count(len(report.files))}: {sum(f.read for f in report.files)} records "
-        f"read, {report.loaded} loaded, {sum(f.duplicates for f in report.files)} duplicates "
-        f"skipped, {report.rejected} rejected, {files_count(len(report.failed_files))} unreadable"
+        f"{files_count(len(report.files))}: {read} {noun_for(read, 'record')} read, "
+        f"{report.loaded} loaded, {duplicates} {noun_for(duplicates, 'duplicate')} skipped, "
+        f"{report.rejected} rejected, {files_count(len(report.failed_files))} unreadable"
         + (f", {len(report.skipped_files)} with nothing to audit" if report.skipped_files else ""),
         soft_wrap=True,
     )

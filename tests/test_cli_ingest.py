@@ -28,7 +28,7 @@ def count(db: Path, table: str = "events") -> int:
 
 
 def summary(stderr: str) -> str:
-    [line] = [line for line in stderr.splitlines() if "records read" in line]
+    [line] = [line for line in stderr.splitlines() if " read, " in line and " loaded, " in line]
     return line
 
 
@@ -360,7 +360,7 @@ def test_an_older_snapshot_read_again_wins_again(cli: RunCli, tmp_path: Path) ->
     rows = query(tmp_path / "s.duckdb", "SELECT credential_id, status FROM credentials")
     assert rows == [("k1", "active")]
     again = cli("ingest", "--inventory", "day3.csv", "--db", "s.duckdb")
-    assert "0 loaded, 1 duplicates skipped" in again.stderr
+    assert "0 loaded, 1 duplicate skipped" in again.stderr
 
 
 def test_an_inventory_read_again_keeps_its_rejects_once(cli: RunCli, tmp_path: Path) -> None:

@@ -290,7 +290,7 @@ def test_cli_uses_the_mapping(cli: RunCli, tmp_path: Path) -> None:
     )
     result = cli("ingest", "v.jsonl", "--db", "s.duckdb")
     assert result.code == 0, result.stderr
-    assert "1 records read, 1 loaded" in result.stderr
+    assert "1 record read, 1 loaded" in result.stderr
 
 
 @pytest.mark.parametrize("day", ["2026-02-30", "2026-13-01"])

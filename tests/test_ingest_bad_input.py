@@ -350,6 +350,7 @@ def test_csv_without_header_names_no_values(store: Store, tmp_path: Path) -> Non
         ("inv.csv", b"token_id,principal,created_at\n"),
         ("empty.json", b"[]\n"),
         ("spaced.json", b" [ ]\n"),
+        ("tokens.json", b'{"tokens": []}\n'),
     ],
 )
 def test_an_empty_export_has_nothing_to_audit(
@@ -718,6 +719,16 @@ def test_an_unreadable_file_in_a_directory_does_not_stop_the_others(
     assert (
         "unreadable: logs/dangling.jsonl: cannot read: No such file or directory" in result.stderr
     )
-    assert "1 records read, 1 loaded" in result.stderr
+    assert "1 record read, 1 loaded" in result.stderr
     strict = cli("scan", "logs", "--fail-on", "never", "--strict")
     assert strict.code == 2 and "2 files unreadable" in strict.stderr
+
+
+def test_inputs_that_all_hold_nothing_to_audit_are_a_run_with_no_findings(cli: RunCli) -> None:
+    """A CI job over a quiet hour's exports passes: nothing was wrong, nothing was found."""
+    write_bytes(Path("logs") / "h.csv", b"timestamp,principal\n")
+    write_bytes(Path("logs") / "t.json", b'{"tokens": []}\n')
+    result = cli("scan", "logs", "--strict", "-f", "json", "-o", "r.json")
+    assert result.code == 0, result.stderr
+    assert "0 files unreadable, 2 with nothing to audit" in result.stderr
+    assert json.loads(Path("r.json").read_text())["findings"] == []

@@ -16,6 +16,7 @@ from typing import Any
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.staging import (
+    INVENTORY_LIST_KEYS,
     stage,
     stage_documents_together,
     stage_json_document,
@@ -80,7 +81,7 @@ def nothing_to_audit(sample: Sample) -> str | None:
         reason = "a CloudTrail digest file (hashes of log files, no events)"
     elif batches and not any(batches):
         reason = "an empty batch of events"
-    elif sample.first_record is None and _an_empty_list(sample):
+    elif _an_empty_list(sample):
         return "no records (an empty export)"
     else:
         return None
@@ -89,13 +90,17 @@ def nothing_to_audit(sample: Sample) -> str | None:
 
 
 def _an_empty_list(sample: Sample) -> bool:
-    """The whole file is `[]`: a JSON export of no records."""
+    """The whole file is `[]`, or an inventory's `{"tokens": []}`: an export of no records."""
     if not sample.whole or "[" not in sample.text[:64]:
         return False
     try:
-        return bool(json.loads(sample.text.lstrip("\ufeff")) == [])
+        value = json.loads(sample.text.lstrip("\ufeff"))
     except ValueError:
         return False
+    if isinstance(value, dict) and len(value) == 1:
+        key, value = next(iter(value.items()))
+        return key in INVENTORY_LIST_KEYS and value == []
+    return bool(value == [])
 
 
 def _is_the_whole_file(sample: Sample) -> bool:
