@@ -292,9 +292,10 @@ def events_after_the_clock(result: ScanResult) -> list[str]:
     last = result.window[1]
     if last is None or last <= result.as_of:
         return []
+    clock = iso(result.as_of.replace(microsecond=0))
     return [
-        f"the logs hold calls after --as-of {iso(result.as_of)} (the last at {iso(last)}); "
-        "they are judged too: --as-of sets the clock, it does not pick events"
+        f"the logs hold calls after the scan's clock {clock} (the last at {iso(last)}); they "
+        "are judged too: --as-of sets the clock (default now), it does not pick events"
     ]
 
 
