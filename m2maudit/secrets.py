@@ -31,7 +31,9 @@ _BASIC_CREDENTIALS = (
 # A value in a URL query or a `name=value` pair: a run of 16 token characters without a dot,
 # in a value that may have dots (`ya29.a0Af...`), but no `/` (so paths and dotted names such as
 # `key=reports/2026/q3.pdf` or `key=spring.datasource.url` are not secrets).
-_PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+_~-]{16,}[A-Za-z0-9%+_~.=-]*"
+# A value with a run of 16 characters unbroken by `_`, `-` or `.`: a random token has one, an
+# identifier made of words (`customer_account_settings`, `client-credentials-flow`) does not.
+_PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+~]{16,}[A-Za-z0-9%+_~.=-]*"
 # A query parameter's name starts after a non-word character, or after `&` written `\u0026`
 # by JSON encoders (Go's among them).
 _PARAM_START = r"(?:\b|\\u0026)"

@@ -78,6 +78,10 @@ FOUND = [
 
 NOT_SECRETS = [
     "sort_key=name",
+    "GET /search?key=customer_account_settings",
+    "cache miss key=user_profile_settings_v2",
+    "auth=client_credentials_flow_v2",
+    "GET /docs?token=getting-started-with-the-api",
     "GET /items?key=abc",
     "GET /items?key=id&order=asc",
     "cache miss key=user:1234:profile",
