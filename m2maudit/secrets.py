@@ -59,7 +59,9 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "password_or_key",
         r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
-        r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+_.-]{16,}",
+        # The whole value, to the next quote, space or separator: `!` or `#` in a password
+        # must not leave its tail in clear. Not a placeholder (`****`, `${VAR}`).
+        r"[\"']?\s*[:=]\s*[\"']?[^\s\"'&;,<>\[\]{}()*$%\\][^\s\"'&;,<>\\]{15,}",
     ),
     # A shorter password, 6 characters or more, when it is assigned (`password=`, `"pwd": "`);
     # not a placeholder (`****`, `<redacted>`, `[redacted]`, `${DB_PASSWORD}`, `%s`) nor a

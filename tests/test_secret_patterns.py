@@ -219,3 +219,14 @@ def test_basic_with_base64_that_is_not_user_and_password_is_no_secret() -> None:
     for _ in range(500):
         assert not pattern.search("Basic " + base64.b64encode(rng.randbytes(24)).decode())
     assert not pattern.search("Basic " + base64.b64encode(b"no colon here").decode())
+
+
+def test_a_password_with_punctuation_is_redacted_whole() -> None:
+    """`!` or `#` in a long password must not leave its tail in clear."""
+    import duckdb
+
+    from m2maudit.secrets import redact_secrets_sql
+
+    text = "login password=Abcdefgh12345678!Tail9z ok"
+    [(redacted,)] = duckdb.sql(f"SELECT {redact_secrets_sql(repr(text))}").fetchall()
+    assert "Tail9z" not in redacted and "Abcdefgh" not in redacted and redacted.endswith(" ok")
