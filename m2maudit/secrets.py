@@ -51,7 +51,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
         "aws_secret_key",
-        r"(?i)(aws_secret_access_key|secretaccesskey)[\"' ]*[:=][\"' ]*[A-Za-z0-9/+]{40}",
+        r"(?i)(aws_secret_access_key|secretaccesskey)[\\\"' ]*[:=][\\\"' ]*[A-Za-z0-9/+]{40}",
     ),
     ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
@@ -61,14 +61,14 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
         # The whole value, to the next quote, space or separator: `!` or `#` in a password
         # must not leave its tail in clear. Not a placeholder (`****`, `${VAR}`).
-        r"[\"']?\s*[:=]\s*[\"']?[^\s\"'&;,<>\[\]{}()*$%\\][^\s\"'&;,<>\\]{15,}",
+        r"\\?[\"']?\s*[:=]\s*\\?[\"']?[^\s\"'&;,<>\[\]{}()*$%\\][^\s\"'&;,<>\\]{15,}",
     ),
     # A shorter password, 6 characters or more, when it is assigned (`password=`, `"pwd": "`);
     # not a placeholder (`****`, `<redacted>`, `[redacted]`, `${DB_PASSWORD}`, `%s`) nor a
     # directory (`PWD=/home/x`). `password: ...` in prose is not an assignment.
     (
         "password_or_key",
-        r"(?i)(password|passwd|pwd)(=|[\"']\s*:\s*[\"'])"
+        r"(?i)(password|passwd|pwd)(=|\\?[\"']\s*:\s*\\?[\"'])"
         r"[^\s\"'&;,<>\[\]{}()*$%/\\][^\s\"'&;,<>\\]{5,}",
     ),
     ("vault_token", r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}"),
@@ -139,7 +139,7 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
         "efresh_token",
         "efresh_Token",
         "EFRESH_TOKEN",
-        *(f"{pwd}{sep}" for pwd in ("pwd", "Pwd", "PWD") for sep in ("=", '"', "'")),
+        *(f"{pwd}{sep}" for pwd in ("pwd", "Pwd", "PWD") for sep in ("=", '"', "'", "\\")),
     ),
     "vault_token": ("hvs.", "hvb.", "hvr."),
     "google_api_key": ("AIza",),

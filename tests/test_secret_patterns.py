@@ -47,6 +47,13 @@ FOUND = [
         "Tr0ub4dor-3",
     ),
     ("postgres://app:s3cr3t@db.internal:5432/app", "url_credentials", "s3cr3t"),
+    # JSON held in a JSON string (a request body logged as text): the quotes are escaped.
+    ('{"body": "{\\"pwd\\":\\"Sekr1tXy\\"}"}', "password_or_key", "Sekr1tXy"),
+    (
+        '{"body": "{\\"client_secret\\": \\"QwErTyUiOpAsDfGhJkLz\\"}"}',
+        "password_or_key",
+        "QwErTyUiOpAsDfGhJkLz",
+    ),
     ("redis://:hunter22@cache:6379/0", "url_credentials", "hunter22"),
     ("Authorization: Basic YWRtaW46UzNjcjN0IQ==", "basic_auth", "YWRtaW46UzNjcjN0IQ"),
     ('{"headers": {"authorization": "Basic ZGVwbG95OnBhc3N3b3JkMTIz"}}', "basic_auth", "ZGVwbG95"),
