@@ -255,23 +255,27 @@ def cleaning_sql(
     and id expressions written once (a mapping written per column was too long to plan fast).
 
     Returns the expression of one list, every value cleaned (`texts` redacted, `ids` made
-    `secret:<fingerprint>` if a secret, the items of the VARCHAR[] `lists` redacted), to be
-    computed as `CLEANED`; and for each column, its cleaned value read back from that list.
+    `secret:<fingerprint>` if a secret, the VARCHAR[] `lists` redacted), to be computed as
+    `CLEANED`; and for each column, its cleaned value read back from that list.
+
+    A list is redacted as its items joined by spaces, then split again if anything was cut:
+    a scope string split on spaces has cut a private key (`-----BEGIN RSA PRIVATE KEY-----`)
+    into items no pattern matches alone.
     """
-    singles = [*texts, *ids]
-    parts = [f"[{', '.join(singles)}]"] if singles else []
-    parts += [f"coalesce({name}, []::VARCHAR[])" for name in lists]
+    joined = {name: f"array_to_string({name}, ' ')" for name in lists}
+    values = [*texts, *ids, *joined.values()]
     clean = redact_secrets_sql("_v")
     if ids:
+        first, last = len(texts) + 1, len(texts) + len(ids)
         clean = (
-            f"CASE WHEN _i > {len(texts)} AND _i <= {len(singles)} "
+            f"CASE WHEN _i BETWEEN {first} AND {last} "
             f"THEN {secret_safe_id_sql('_v')} ELSE {clean} END"
         )
-    cleaned = f"list_transform(flatten([{', '.join(parts)}]), lambda _v, _i: {clean})"
-    picks = {name: f"{CLEANED}[{index}]" for index, name in enumerate(singles, start=1)}
-    start = f"{len(singles) + 1}"
-    for name in lists:
-        end = f"{start} + len(coalesce({name}, [])) - 1"
-        picks[name] = f"CASE WHEN {name} IS NOT NULL THEN {CLEANED}[{start}:{end}] END"
-        start = f"{end} + 1"
+    cleaned = f"list_transform([{', '.join(values)}], lambda _v, _i: {clean})"
+    picks = {name: f"{CLEANED}[{index}]" for index, name in enumerate([*texts, *ids], start=1)}
+    for index, name in enumerate(lists, start=len(texts) + len(ids) + 1):
+        picks[name] = (
+            f"CASE WHEN {CLEANED}[{index}] IS NOT DISTINCT FROM {joined[name]} THEN {name} "
+            f"ELSE list_filter(string_split({CLEANED}[{index}], ' '), lambda _s: _s <> '') END"
+        )
     return cleaned, picks

@@ -154,3 +154,24 @@ def test_a_token_in_a_delegation_chain_is_not_stored(tmp_path: Path, fmt: str) -
     store.close()
     assert any("[redacted]" in chain for (chain,) in chains)
     assert TOKEN.rsplit(".", 1)[1] not in str(everything)
+
+
+def test_a_private_key_split_into_scopes_is_not_stored(tmp_path: Path) -> None:
+    """A scope string is split on spaces: no item of a split key matches a pattern alone."""
+    body = "MIIEpAIBAAKCAQEAplantedKeyBody0123456789"
+    scopes = f"read -----BEGIN RSA PRIVATE KEY----- {body} -----END RSA PRIVATE KEY----- write"
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        json.dumps({"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a", "scopes": scopes})
+        + "\n"
+    )
+    inventory = tmp_path / "inv.csv"
+    inventory.write_text(f'token_id,principal,scopes\nk1,agent-a,"{scopes}"\n')
+    store = Store.open()
+    ingest_paths(store, [str(log)], [str(inventory)])
+    stored = store.con.execute(
+        "SELECT (SELECT list(scopes_used) FROM events), (SELECT list(scopes) FROM credentials)"
+    ).fetchone()
+    store.close()
+    assert body not in str(stored) and "[redacted]" in str(stored)
+    assert stored == ([["read", "[redacted]", "write"]], [["read", "[redacted]", "write"]])
