@@ -36,6 +36,7 @@ from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
+from m2maudit.reporters.serialize import clean_text
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
@@ -87,7 +88,7 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    stderr_console().print(f"m2maudit: error: {message}", markup=False, soft_wrap=True)
+    stderr_console().print(f"m2maudit: error: {clean_text(message)}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -388,7 +389,7 @@ def scan(
             save_findings(store, result)
     console = stderr_console()
     for warning in [*warnings, *reporter.warnings(result)]:
-        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        console.print(f"warning: {clean_text(warning)}", markup=False, soft_wrap=True)
     stream = None if output is not None else sys.stdout
     options = ReportOptions.for_stream(stream, verbose=verbose, quiet=quiet, fail_on=fail_on)
     text = reporter.render(result, options)

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from m2maudit.ingest import ProgressHook, StagedHook
 from m2maudit.ingest_report import FileReport, IngestReport
+from m2maudit.reporters.serialize import clean_text
 from m2maudit.sources.base import InputFile
 from m2maudit.timeutil import iso
 from m2maudit.wording import counted, noun_for
@@ -290,7 +291,7 @@ def _file_row(file: FileReport) -> tuple[str, ...]:
     if file.skipped:
         window = f"skipped: {file.skipped}"
     return (
-        escape(file.source),
+        escape(clean_text(file.source)),
         file.format or "-",
         str(file.read),
         str(file.loaded),
@@ -336,7 +337,8 @@ def print_problems(
         failed = report.failed_files
         for file in failed[:MAX_FILES_SHOWN]:
             console.print(
-                f"[red]unreadable[/]: {escape(f'{file.source}: {file.error}')}", soft_wrap=True
+                f"[red]unreadable[/]: {escape(clean_text(f'{file.source}: {file.error}'))}",
+                soft_wrap=True,
             )
         if len(failed) > MAX_FILES_SHOWN:
             in_store = f", and as line 0 in the ingest_errors table of {store_path}"
@@ -347,7 +349,8 @@ def print_problems(
             )
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
         console.print(
-            f"[yellow]rejected[/]: {escape(f'{source}:{line}: {reason}')}", soft_wrap=True
+            f"[yellow]rejected[/]: {escape(clean_text(f'{source}:{line}: {reason}'))}",
+            soft_wrap=True,
         )
     hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)
     if hidden > 0 and not hide_count:

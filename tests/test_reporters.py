@@ -711,3 +711,27 @@ def test_a_suppressed_finding_the_baseline_holds_is_unchanged_in_sarif() -> None
         if "suppressions" in r
     }
     assert states["M2M201"] == "unchanged"
+
+
+def test_a_line_break_in_log_text_cannot_print_a_line_of_its_own(tmp_path: Path) -> None:
+    """A principal `agent-z\\n\\nm2maudit: no findings` must not forge the summary line."""
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    forged = "m2maudit: no findings; 0 failing (--fail-on high)"
+    log = tmp_path / "forge.jsonl"
+    log.write_text(
+        json.dumps(
+            {
+                "timestamp": "2026-11-01T00:00:00Z",
+                "principal": f"agent-z\n\n{forged}\u001b[2J",
+                "principal_type": "agent",
+            }
+        )
+        + "\n"
+    )
+    result = CliRunner().invoke(app, ["scan", str(log), "--as-of", "2026-11-28T00:00:00Z"])
+    lines = (result.stdout + result.stderr).splitlines()
+    assert not any(line.strip().startswith("m2maudit: no findings") for line in lines)
+    assert "\u001b[2J" not in result.stdout + result.stderr

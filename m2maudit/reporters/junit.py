@@ -70,12 +70,12 @@ def _fill_case(case: ET.Element, findings: Sequence[Finding], remediation: str) 
         lines = [finding_line(finding) for finding in active]
         if remediation:
             lines += ["", f"Remediation: {remediation}"]
-        failure.text = xml_text("\n".join(lines))
+        failure.text = "\n".join(xml_text(line) for line in lines)
     quiet = [finding for finding in findings if status(finding) != "active"]
     if quiet:
         out = ET.SubElement(case, "system-out")
-        out.text = xml_text(
-            "\n".join(f"{status(finding)}: {finding_line(finding)}" for finding in quiet)
+        out.text = "\n".join(
+            xml_text(f"{status(finding)}: {finding_line(finding)}") for finding in quiet
         )
     return bool(active)
 

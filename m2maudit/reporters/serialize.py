@@ -19,15 +19,18 @@ from m2maudit.timeutil import iso
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides that can
 # make text read differently from what it is ("Trojan Source").
+_LINE_BREAKS = re.compile("[\t\n\r\u2028\u2029\x85]")
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_text(value: object) -> str:
-    """Text safe for a terminal or a page: escape sequences and overrides become U+FFFD.
+    """Text safe for a terminal or a page, on one line: escape sequences and overrides become
+    U+FFFD, line breaks and tabs spaces.
 
-    Log fields are attacker-controlled; an ESC in a principal name must not reach a terminal.
+    Log fields are attacker-controlled; an ESC in a principal name must not reach a terminal,
+    nor a newline print a line of its own (`m2maudit: no findings`) in the report.
     """
-    return _UNSAFE.sub("\ufffd", str(value))
+    return _UNSAFE.sub("\ufffd", _LINE_BREAKS.sub(" ", str(value)))
 
 
 def jsonable(value: Any) -> Any:

@@ -234,7 +234,7 @@ def _risk_table(title: str, rows: Sequence[RiskRow], width: int) -> Table:
             Text(row.worst, style=SEVERITY_STYLE.get(row.worst, "")),
         ]
         if wide:
-            cells.append(_clean("\n".join(row.problems)))
+            cells.append(Text("\n".join(clean_text(problem) for problem in row.problems)))
         table.add_row(*cells)
     return table
 
