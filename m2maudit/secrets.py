@@ -55,6 +55,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ),
     ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{32,}"),  # before OpenAI's `sk-`, which it matches
     ("openai_key", r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}"),
     (
         "password_or_key",
@@ -87,6 +88,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"[A-Za-z0-9%+/=_-]{16,}",
     ),
     ("secret_param", r"(?i)(" + _PARAM_START + r"(?:token|secret|key|auth)=)" + _PARAM_VALUE),
+    ("stripe_key", r"\b[rs]k_live_[A-Za-z0-9]{20,}"),
 )
 
 # How a kind's match is redacted when not wholly: the parameter's name, the URL's user and
@@ -116,6 +118,7 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "aws_secret_key": ("ecret", "ECRET"),
     "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     "slack_token": ("xox",),
+    "anthropic_key": ("sk-ant-",),
     "openai_key": ("sk-",),
     "password_or_key": (
         "ecret",
@@ -158,6 +161,7 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
         "Auth=",
         "AUTH=",
     ),
+    "stripe_key": ("k_live_",),
 }
 
 # For a kind with no rare literal, a cheap pattern that every match contains instead. A URL's

@@ -47,6 +47,12 @@ FOUND = [
         "Tr0ub4dor-3",
     ),
     ("postgres://app:s3cr3t@db.internal:5432/app", "url_credentials", "s3cr3t"),
+    ("POST /v1/charges key sk_live_51HqLyjWDarjtT1zdp7dc00aBcD", "stripe_key", "51HqLyjWDarjtT1z"),
+    (
+        "x-api-key: sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+        "anthropic_key",
+        "AbCdEfGhIjKlMnOpQrSt",
+    ),
     # JSON held in a JSON string (a request body logged as text): the quotes are escaped.
     ('{"body": "{\\"pwd\\":\\"Sekr1tXy\\"}"}', "password_or_key", "Sekr1tXy"),
     (
