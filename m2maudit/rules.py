@@ -53,7 +53,8 @@ _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _PARAM = re.compile(r"^[a-z_][a-z0-9_]*$")
 # `{column}`, or `{column|noun}` / `{column|noun|plural}`: the value then the noun, singular
 # for 1 ("1 call", "3 calls").
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([A-Za-z-]+)(?:\|([A-Za-z-]+))?)?\}")
+_NOUN = r"[A-Za-z](?:[A-Za-z -]*[A-Za-z])?"
+_PLACEHOLDER = re.compile(rf"\{{([A-Za-z_][A-Za-z0-9_]*)(?:\|({_NOUN})(?:\|({_NOUN}))?)?\}}")
 _FILE_READERS = re.compile(
     r"\b(read_\w+|glob|parquet_scan|parquet_metadata|sniff_csv|query_table|query|"
     r"sqlite_scan|postgres_scan|iceberg_scan|delta_scan|getenv)\s*\(",
@@ -265,6 +266,13 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
         err("confidence", f"confidence must be one of {', '.join(CONFIDENCES)}")
     if rule.status not in STATUSES:
         err("status", f"status must be one of {', '.join(STATUSES)}")
+    for braced in re.findall(r"\{[^{}]*\}", rule.message):
+        if not _PLACEHOLDER.fullmatch(braced):
+            err(
+                "message",
+                f"message: {braced} is not a placeholder: write {{column}}, {{column|noun}} "
+                "or {column|noun|plural} (a noun of letters, spaces and hyphens)",
+            )
     for name in rule.requires:
         if name not in REQUIRABLE:
             err("requires", f"requires: unknown table {name!r}; one of {', '.join(REQUIRABLE)}")

@@ -251,3 +251,12 @@ def test_a_rules_directory_given_twice_runs_each_rule_once(tmp_path: Path) -> No
     write_rule(tmp_path, GOOD)
     twice = load_rules([tmp_path, tmp_path], include_pack=False)
     assert [rule.id for rule in twice] == ["X100"]
+
+
+@pytest.mark.parametrize("placeholder", ["{count|}", "{count|call|calls|x}", "{ count }"])
+def test_a_malformed_placeholder_is_a_lint_error(tmp_path: Path, placeholder: str) -> None:
+    """Otherwise the report would print it as it is: `made {count|call|calls|x}`."""
+    write_rule(
+        tmp_path, GOOD.replace('message: "{principal}"', f'message: "{{principal}} {placeholder}"')
+    )
+    assert f"message: {placeholder} is not a placeholder" in errors_for(tmp_path)

@@ -141,6 +141,7 @@ def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.Mon
         ("held {n|entry|entries}", {"n": 2}, "held 2 entries"),
         ("for {days|day}", {}, "for - days"),
         ("cycle: {has_cycle}, {ok}", {"has_cycle": False, "ok": True}, "cycle: no, yes"),
+        ("made {n|destructive call}", {"n": 2}, "made 2 destructive calls"),
         ("{principal} made {count|call}", {"principal": "bot", "count": 1}, "bot made 1 call"),
     ],
 )
