@@ -231,10 +231,10 @@ def test_rejections_exit_0_unless_strict(cli: RunCli, tmp_path: Path) -> None:
 
 def test_unreadable_file_among_good_ones(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in" / "a.jsonl", [ev(10)])
-    write_bytes(tmp_path / "in" / "b.jsonl", b"")
+    write_bytes(tmp_path / "in" / "b.jsonl", b"\x00\x01\x02")
     result = cli("ingest", "in", "--db", "s.duckdb")
     assert result.code == 0
-    assert "unreadable: in/b.jsonl: file is empty" in result.stderr
+    assert "unreadable: in/b.jsonl: not a text file (binary content)" in result.stderr
     assert result.error_lines() == []
     assert summary(result.stderr).endswith("1 file unreadable")
     strict = cli("ingest", "in", "--db", "s.duckdb", "--strict")
@@ -255,8 +255,8 @@ def test_file_whose_every_record_is_rejected(cli: RunCli, tmp_path: Path) -> Non
 
 
 def test_failed_first_ingest_leaves_no_database(cli: RunCli, tmp_path: Path) -> None:
-    write_bytes(tmp_path / "empty.jsonl", b"")
-    result = cli("ingest", "empty.jsonl", "--db", "new.duckdb")
+    write_bytes(tmp_path / "binary.jsonl", b"\x00\x01\x02")
+    result = cli("ingest", "binary.jsonl", "--db", "new.duckdb")
     assert result.code == 2
     assert not list(tmp_path.glob("new.duckdb*"))
     result = cli("ingest", "missing.jsonl", "--db", "new.duckdb")

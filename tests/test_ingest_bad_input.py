@@ -292,12 +292,13 @@ def _file_error(store: Store, path: Path) -> str:
     return file.error
 
 
-def test_empty_file(store: Store, tmp_path: Path) -> None:
-    assert _file_error(store, write_bytes(tmp_path / "e.jsonl", b"")) == "file is empty"
-
-
-def test_whitespace_only_file(store: Store, tmp_path: Path) -> None:
-    assert _file_error(store, write_bytes(tmp_path / "w.jsonl", b"\n \r\n\t\n")) == "file is empty"
+@pytest.mark.parametrize("content", [b"", b"\n \r\n\t\n", gzip.compress(b"")])
+def test_an_empty_file_has_nothing_to_audit(store: Store, tmp_path: Path, content: bytes) -> None:
+    """Log rotation leaves empty files: passed over and said so, not unreadable."""
+    report = ingest(store, write_bytes(tmp_path / "e.jsonl", content))
+    [file] = report.files
+    assert (file.error, file.skipped) == (None, "file is empty")
+    assert store.con.execute("SELECT count(*) FROM ingest_errors").fetchone() == (0,)
 
 
 def test_truncated_gzip(store: Store, tmp_path: Path) -> None:
@@ -537,7 +538,6 @@ def test_yaml_alias_bomb_is_rejected_quickly(store: Store, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("empty.jsonl", b"", "file is empty"),
         ("bin.jsonl", b"\x00\x01\x02" * 100, "not a text file (binary content)"),
         (
             "trunc.jsonl.gz",
@@ -728,7 +728,8 @@ def test_inputs_that_all_hold_nothing_to_audit_are_a_run_with_no_findings(cli: R
     """A CI job over a quiet hour's exports passes: nothing was wrong, nothing was found."""
     write_bytes(Path("logs") / "h.csv", b"timestamp,principal\n")
     write_bytes(Path("logs") / "t.json", b'{"tokens": []}\n')
+    write_bytes(Path("logs") / "rotated.log", b"")
     result = cli("scan", "logs", "--strict", "-f", "json", "-o", "r.json")
     assert result.code == 0, result.stderr
-    assert "0 files unreadable, 2 with nothing to audit" in result.stderr
+    assert "0 files unreadable, 3 with nothing to audit" in result.stderr
     assert json.loads(Path("r.json").read_text())["findings"] == []

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from m2maudit.errors import InputError, yaml_problem
+from m2maudit.errors import InputError, NothingToAudit, yaml_problem
 from m2maudit.sources.base import InputFile, Kind, Sample
 from m2maudit.sources.staging import INVENTORY_LIST_KEYS, json_error_line
 
@@ -137,11 +137,12 @@ def sniff(file: InputFile) -> Sample:
     """Look at the head of a file: is it text, how are records laid out, what is the first one?"""
     if file.unreadable:
         raise InputError(file.display, file.unreadable)
+    # An empty file (log rotation leaves them) holds nothing to audit; it is not unreadable.
     if file.size == 0:
-        raise InputError(file.display, "file is empty")
+        raise NothingToAudit(file.display, "file is empty")
     head = read_head(file)
     if not head.strip():
-        raise InputError(file.display, "file is empty")
+        raise NothingToAudit(file.display, "file is empty")
     if head.startswith(_UTF16_BOMS):
         raise InputError(file.display, "UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16)")
     if b"\x00" in head:
