@@ -249,9 +249,14 @@ def load_baseline(path: str | Path) -> set[str]:
             f"{where}: not an m2maudit baseline (no '{BASELINE_MARKER}' marker; "
             "create one with --write-baseline)"
         )
-    version = str(document.get("schema_version", ""))
+    if "schema_version" not in document:
+        raise AuditError(f"{where}: the baseline has no schema_version; write it again")
+    version = str(document["schema_version"])
     if version.split(".")[0] != BASELINE_SCHEMA_VERSION.split(".")[0]:
-        raise AuditError(f"{where}: unsupported baseline schema_version {version!r}")
+        raise AuditError(
+            f"{where}: unsupported baseline schema_version {version!r} "
+            f"(this m2maudit reads {BASELINE_SCHEMA_VERSION.split('.')[0]}.x)"
+        )
     entries = document.get("findings")
     if not isinstance(entries, list) or not all(
         isinstance(item, dict) and isinstance(item.get("id"), str) for item in entries

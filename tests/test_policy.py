@@ -308,7 +308,11 @@ def test_baseline_marks_only_unsuppressed_findings() -> None:
         ("[1, 2, 3]", "not an m2maudit baseline"),
         ('{"schema_version": "1.0", "findings": []}', "not an m2maudit baseline"),
         ('{"version": "2.1.0", "runs": []}', "not an m2maudit baseline"),
-        ('{"m2maudit_baseline": true, "schema_version": "9.0", "findings": []}', "schema_version"),
+        (
+            '{"m2maudit_baseline": true, "schema_version": "9.0", "findings": []}',
+            "unsupported baseline schema_version '9.0' (this m2maudit reads 1.x)",
+        ),
+        ('{"m2maudit_baseline": true, "findings": []}', "the baseline has no schema_version"),
         ('{"m2maudit_baseline": true, "schema_version": "1.0", "findings": [1]}', "bad 'findings'"),
     ],
 )
