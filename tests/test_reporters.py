@@ -735,3 +735,14 @@ def test_a_line_break_in_log_text_cannot_print_a_line_of_its_own(tmp_path: Path)
     lines = (result.stdout + result.stderr).splitlines()
     assert not any(line.strip().startswith("m2maudit: no findings") for line in lines)
     assert "\u001b[2J" not in result.stdout + result.stderr
+
+
+def test_an_inventory_finding_is_not_said_to_be_seen_in_the_logs() -> None:
+    """No call supports it: 'seen 1 time' would claim one."""
+    from dataclasses import replace
+
+    rule = RULES[0]
+    from_inventory = replace(finding(rule, "svc-a", "key-1", "key-1 is old"), first_seen=None)
+    from_logs = finding(rule, "svc-b", "key-2", "key-2 is used", count=3)
+    text = render("table", make_result([from_inventory, from_logs]))
+    assert text.count("seen ") == 1 and "3 times, " in text

@@ -282,11 +282,9 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
         rows.add("principal", _clean(finding.principal))
     if finding.token_id:
         rows.add("credential", _clean(finding.token_id))
-    if finding.first_seen or finding.count:
-        seen = counted(finding.count, "time")
-        if finding.first_seen:
-            seen += f", {iso(finding.first_seen)} .. {iso(finding.last_seen)}"
-        rows.add("seen", Text(seen))
+    if finding.first_seen:  # calls in the logs; an inventory-only finding has none
+        seen = f"{counted(finding.count, 'time')}, {iso(finding.first_seen)} .. "
+        rows.add("seen", Text(seen + str(iso(finding.last_seen))))
     rows.add("", _clean(finding.message))
     for label, value in evidence_items(finding.evidence, options.verbose):
         rows.add(clean_text(label), _clean(value))
@@ -377,11 +375,12 @@ def _not_shown(console: Console, findings: Sequence[Finding], shown: int) -> Non
     if more <= 0:
         return
     first = findings[0]
+    rarer = ", each seen less often" if first.first_seen else ""
     console.print(
         Text(
             clean_text(
                 f"+ {more:,} more {first.rule_id} {noun_for(more, 'finding')} "
-                f"({first.title}), each seen less often: all of them with --verbose, or in "
+                f"({first.title}){rarer}: all of them with --verbose, or in "
                 "the json, csv or sarif report"
             ),
             style="dim",
