@@ -66,7 +66,7 @@ def test_json_lines_numbers_survive_blank_and_broken_lines(
             ev("l6", ts="next tuesday"),  # 6 bad timestamp
             '["not", "an", "object"]',  # 7
             ev("l8", scopes=5),  # 8 number scopes
-            ev("l9", action={"x": 1}),  # 9 object where text expected
+            ev("l9", client_id={"x": 1}),  # 9 object where a name is expected
             "",  # 10
             ev("l11"),  # 11
         ],
@@ -79,7 +79,7 @@ def test_json_lines_numbers_survive_blank_and_broken_lines(
         (6, 'unparseable "timestamp": "next tuesday"'),
         (7, "not a JSON object"),
         (8, 'field "scopes" must be a list or a space-separated string'),
-        (9, 'field "action" must be text, not an object or a list'),
+        (9, 'field "client_id" must be text, not an object or a list'),
     ]
     assert (report.files[0].read, report.loaded, report.rejected) == (8, 3, 5)
 

@@ -908,3 +908,28 @@ def test_an_odd_principal_type_keeps_the_record(
     assert rows(store, "SELECT actor_kind FROM ev") == [
         ("agent" if stored == "agent" else "service",)
     ]
+
+
+@pytest.mark.parametrize("careful", [False, True], ids=["fast", "careful"])
+def test_a_call_described_by_json_is_kept_as_its_json_text(
+    store: Store, tmp_path: Path, careful: bool
+) -> None:
+    """A request body logged as a JSON string, or as an object, is the same call, on both
+    reads; only the fields that name who called must be text."""
+    records = [
+        event("agent-a", resource='{"id": 7}', trace_id="t1"),
+        event("agent-a", resource={"id": 7}, status={"code": 200}, trace_id="t2"),
+        event("agent-a", client_id={"id": 7}, trace_id="t3"),
+    ]
+    path = write_jsonl(tmp_path / "log.jsonl", records)
+    if careful:  # a blank line sends the file to the careful read
+        path.write_text(path.read_text() + "\n\n")
+    report = ingest(store, path)
+    assert rows(store, "SELECT trace_id, resource, status FROM events ORDER BY 1") == [
+        ("t1", '{"id": 7}', None),
+        ("t2", '{"id":7}', '{"code":200}'),
+    ]
+    assert report.rejected == 1
+    assert rows(store, "SELECT source_line, reason FROM ingest_errors") == [
+        (3, 'field "client_id" must be text, not an object or a list')
+    ]
