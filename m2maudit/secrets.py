@@ -31,9 +31,9 @@ _BASIC_CREDENTIALS = (
 # A value in a URL query or a `name=value` pair: a run of 16 token characters without a dot,
 # in a value that may have dots (`ya29.a0Af...`), but no `/` (so paths and dotted names such as
 # `key=reports/2026/q3.pdf` or `key=spring.datasource.url` are not secrets).
-# A value with a run of 16 characters unbroken by `_`, `-` or `.`: a random token has one, an
-# identifier made of words (`customer_account_settings`, `client-credentials-flow`) does not.
-_PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+~]{16,}[A-Za-z0-9%+_~.=-]*"
+# A value with a run of 16 characters unbroken by `_` or `.`: a random token (a UUID too) has
+# one, an identifier made of words (`customer_account_settings`) does not.
+_PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+~-]{16,}[A-Za-z0-9%+_~.=-]*"
 # A query parameter's name starts after a non-word character, or after `&` written `\u0026`
 # by JSON encoders (Go's among them).
 _PARAM_START = r"(?:\b|\\u0026)"
@@ -60,9 +60,13 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "password_or_key",
         r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
-        # The whole value, to the next quote, space or separator: `!` or `#` in a password
-        # must not leave its tail in clear. Not a placeholder (`****`, `${VAR}`).
-        r"\\?[\"']?\s*[:=]\s*\\?[\"']?[^\s\"'&;,<>\[\]{}()*$%\\][^\s\"'&;,<>\\]{15,}",
+        # Assigned (`=`, or `"name": "`): the whole value, to the next quote, space or
+        # separator, so that `!` or `#` in a password leaves no tail in clear; not a
+        # placeholder (`****`, `${VAR}`). After a bare `name:` (prose: `Invalid password:
+        # user=...`), only a run of a key's alphabet.
+        r"(?:(?:\\?[\"']?\s*=\s*\\?[\"']?|\\?[\"']\s*:\s*\\?[\"'])"
+        r"[^\s\"'&;,<>\[\]{}()*$%|\\][^\s\"'&;,<>|\\]{15,}"
+        r"|\s*:\s*[A-Za-z0-9/+_.-]{16,})",
     ),
     # A shorter password, 6 characters or more, when it is assigned (`password=`, `"pwd": "`);
     # not a placeholder (`****`, `<redacted>`, `[redacted]`, `${DB_PASSWORD}`, `%s`) nor a

@@ -48,6 +48,7 @@ FOUND = [
     ),
     ("postgres://app:s3cr3t@db.internal:5432/app", "url_credentials", "s3cr3t"),
     ("POST /v1/charges key sk_live_51HqLyjWDarjtT1zdp7dc00aBcD", "stripe_key", "51HqLyjWDarjtT1z"),
+    ("GET /reset?token=3f2a1b4c-9d8e-4f7a-b6c5-d4e3f2a1b0c9", "secret_param", "3f2a1b4c-9d8e"),
     (
         "x-api-key: sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
         "anthropic_key",
@@ -94,7 +95,9 @@ NOT_SECRETS = [
     "GET /search?key=customer_account_settings",
     "cache miss key=user_profile_settings_v2",
     "auth=client_credentials_flow_v2",
-    "GET /docs?token=getting-started-with-the-api",
+    "Invalid password: user=alice@example.com",
+    "Reset password: https://example.com/reset/abcdef",
+    "api_key: https://vault.example.com/v1/secret/data/prod",
     "GET /items?key=abc",
     "GET /items?key=id&order=asc",
     "cache miss key=user:1234:profile",
