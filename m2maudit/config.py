@@ -94,6 +94,9 @@ DEFAULT_INFRASTRUCTURE_PATTERNS = [
     r"|consul|vault|puppet|jenkins|buildkite|azure-pipelines|vsts|teamcity|gitlab|splunk|wazuh"
     r"|falcon|zabbix|nagios|chef|salt|octopus|bamboo|kube|cloudwatch|google-cloud-ops"
     r"|stackdriver|sumo|logdna|fluent|filebeat)-agent\b.*",
+    r".*\b(konnectivity|ip-masq|grafana|spire|instana|config|dynatrace-one|kube-state)-agent\b.*",
+    r".*\b(omsagent|oneagent|cloudwatchagent\w*)\b.*",
+    r"system:serviceaccount:kube-system:.*",  # the cluster's own add-ons
     r".*@system\.gserviceaccount\.com",
     r"service-\d+@.*\.gserviceaccount\.com",
 ]

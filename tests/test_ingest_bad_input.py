@@ -733,3 +733,15 @@ def test_inputs_that_all_hold_nothing_to_audit_are_a_run_with_no_findings(cli: R
     assert result.code == 0, result.stderr
     assert "0 files unreadable, 3 with nothing to audit" in result.stderr
     assert json.loads(Path("r.json").read_text())["findings"] == []
+
+
+def test_a_file_blank_for_its_whole_sample_is_not_taken_for_empty(
+    store: Store, tmp_path: Path
+) -> None:
+    """Nothing to audit only when the whole file is blank: a record after 256 KiB of blank
+    lines must not pass a --strict gate unread."""
+    path = write_bytes(tmp_path / "late.jsonl", b"\n" * 300_000 + ev("a").encode() + b"\n")
+    report = ingest(store, path)
+    [file] = report.files
+    assert file.skipped is None
+    assert file.error == "its first 256 KiB are blank; cannot tell the format"

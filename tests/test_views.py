@@ -194,22 +194,26 @@ NAMES_OF_EVERY_KIND = [
 ]
 
 
+def kinds_by_name(config: Config, names: list[str]) -> dict[str, str]:
+    """`m2m_kind` of each name: how the rules' views judge a principal."""
+    from m2maudit.views import macro_sql
+
+    store = Store.open()
+    for sql in macro_sql(config):
+        store.con.execute(sql)
+    kinds = {name: store.con.execute("SELECT m2m_kind(?)", [name]).fetchone() for name in names}
+    store.close()
+    return {name: row[0] for name, row in kinds.items() if row is not None}
+
+
 def test_a_name_is_one_kind_as_principal_and_as_token_subject() -> None:
     """`actor_kind` of a call and `subject_kind` of a token judge a name the same way."""
     from m2maudit.fingerprint import fingerprint
     from m2maudit.token_claims import decode_token
-    from m2maudit.views import macro_sql
     from tests.jwt_factory import decode_in_sql
 
     config = Config()
-    store = Store.open()
-    for sql in macro_sql(config):
-        store.con.execute(sql)
-    as_principal = {
-        name: store.con.execute("SELECT m2m_kind(?)", [name]).fetchone()[0]  # type: ignore[index]
-        for name in NAMES_OF_EVERY_KIND
-    }
-    store.close()
+    as_principal = kinds_by_name(config, NAMES_OF_EVERY_KIND)
     tokens = {name: signed({"sub": name}) for name in NAMES_OF_EVERY_KIND}
     decoded = decode_in_sql(list(tokens.values()), config)
     as_subject = {name: decoded[fingerprint(t)]["subject_kind"] for name, t in tokens.items()}
@@ -231,14 +235,21 @@ def test_a_name_is_one_kind_as_principal_and_as_token_subject() -> None:
 
 def test_infrastructure_patterns_come_from_the_config() -> None:
     from m2maudit.config import parse_config
-    from m2maudit.views import macro_sql
 
     config = parse_config({"infrastructure_patterns": ["support-agent"]})
-    store = Store.open()
-    for sql in macro_sql(config):
-        store.con.execute(sql)
-    kinds = store.con.execute(
-        "SELECT m2m_kind('support-agent'), m2m_kind('elastic-agent')"
-    ).fetchone()
-    store.close()
-    assert kinds == ("service", "agent")  # the list replaces the built-in one
+    # The list replaces the built-in one.
+    assert kinds_by_name(config, ["support-agent", "elastic-agent"]) == {
+        "support-agent": "service",
+        "elastic-agent": "agent",
+    }
+
+
+def test_platform_daemons_named_agent_are_services() -> None:
+    names = [
+        "system:serviceaccount:kube-system:konnectivity-agent",
+        "ip-masq-agent",
+        "omsagent",
+        "dynatrace-oneagent",
+        "arn:aws:sts::123456789012:assumed-role/CloudWatchAgentServerRole/i-0abc",
+    ]
+    assert kinds_by_name(Config(), names) == dict.fromkeys(names, "service")

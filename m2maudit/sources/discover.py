@@ -142,7 +142,9 @@ def sniff(file: InputFile) -> Sample:
         raise NothingToAudit(file.display, "file is empty")
     head = read_head(file)
     if not head.strip():
-        raise NothingToAudit(file.display, "file is empty")
+        if len(head) < SAMPLE_BYTES:  # the whole file was read: blank through and through
+            raise NothingToAudit(file.display, "file is empty")
+        raise InputError(file.display, "its first 256 KiB are blank; cannot tell the format")
     if head.startswith(_UTF16_BOMS):
         raise InputError(file.display, "UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16)")
     if b"\x00" in head:

@@ -81,7 +81,7 @@ class GcpAuditAdapter(StagedLoad):
             "infrastructure_patterns: service; "
             "agent_patterns: agent; *.gserviceaccount.com, system:*, "
             "workload identity pools: service; workforce pools, user:, "
-            "human_patterns: human; service_patterns: service; else unknown",
+            "service_patterns: service; human_patterns: human; else unknown",
         ),
         ("client_id", "authenticationInfo.oauthInfo.oauthClientId"),
         (
@@ -165,8 +165,8 @@ def _kind_of(principal: str, config: Config) -> str:
         f"OR starts_with({principal}, 'system:') "
         f"OR contains({principal}, '/workloadIdentityPools/') THEN 'service' "
         f"WHEN contains({principal}, '/workforcePools/') THEN 'human' "
-        f"WHEN {q.matches_any([principal], config.human_patterns)} THEN 'human' "
         f"WHEN {q.matches_any([principal], config.service_patterns)} THEN 'service' "
+        f"WHEN {q.matches_any([principal], config.human_patterns)} THEN 'human' "
         f"ELSE 'unknown' END"
     )
 

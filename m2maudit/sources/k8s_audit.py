@@ -95,8 +95,8 @@ class K8sAuditAdapter(StagedLoad):
             "infrastructure_patterns: service; "
             "agent_patterns: agent; system:serviceaccount:*: service; "
             "system:anonymous / system:unauthenticated: unknown; other system:*, "
-            "eks:*, aksService: service; human_patterns: human; service_patterns: "
-            "service; other users (Kubernetes 'normal users'): human",
+            "eks:*, aksService: service; service_patterns: service; human_patterns: "
+            "human; other users (Kubernetes 'normal users'): human",
         ),
         (
             "credential_id",
@@ -207,8 +207,8 @@ def _kind_of(user: str, config: Config) -> str:
         f"WHEN {user} IN ('system:anonymous', 'system:unauthenticated') THEN 'unknown' "
         f"WHEN starts_with({user}, 'system:') OR starts_with({user}, 'eks:') "
         f"OR {user} = 'aksService' THEN 'service' "
-        f"WHEN {q.matches_any([user], config.human_patterns)} THEN 'human' "
         f"WHEN {q.matches_any([user], config.service_patterns)} THEN 'service' "
+        f"WHEN {q.matches_any([user], config.human_patterns)} THEN 'human' "
         f"ELSE 'human' END"
     )
 
