@@ -266,12 +266,13 @@ def cleaning_sql(
     `secret:<fingerprint>` if a secret, the VARCHAR[] `lists` redacted), to be computed as
     `CLEANED`; and for each column, its cleaned value read back from that list.
 
-    A list is redacted as its items joined by spaces, then split again if anything was cut:
-    a scope string split on spaces has cut a private key (`-----BEGIN RSA PRIVATE KEY-----`)
-    into items no pattern matches alone.
+    A list is cleaned item by item and also as its items joined by spaces: a scope string
+    split on spaces has cut a private key (`-----BEGIN RSA PRIVATE KEY-----`) into items no
+    pattern matches alone. The items are kept (with their own spaces, and NULLs) unless the
+    joined text lost more than they did; then it is split again.
     """
-    joined = {name: f"array_to_string({name}, ' ')" for name in lists}
-    values = [*texts, *ids, *joined.values()]
+    singles = [*texts, *ids, *(f"array_to_string({name}, ' ')" for name in lists)]
+    parts = [f"[{', '.join(singles)}]", *(f"coalesce({name}, []::VARCHAR[])" for name in lists)]
     clean = redact_secrets_sql("_v")
     if ids:
         first, last = len(texts) + 1, len(texts) + len(ids)
@@ -279,11 +280,16 @@ def cleaning_sql(
             f"CASE WHEN _i BETWEEN {first} AND {last} "
             f"THEN {secret_safe_id_sql('_v')} ELSE {clean} END"
         )
-    cleaned = f"list_transform([{', '.join(values)}], lambda _v, _i: {clean})"
+    cleaned = f"list_transform(flatten([{', '.join(parts)}]), lambda _v, _i: {clean})"
     picks = {name: f"{CLEANED}[{index}]" for index, name in enumerate([*texts, *ids], start=1)}
+    start = str(len(singles) + 1)
     for index, name in enumerate(lists, start=len(texts) + len(ids) + 1):
+        end = f"{start} + len(coalesce({name}, [])) - 1"
+        joined, items = f"{CLEANED}[{index}]", f"{CLEANED}[{start}:{end}]"
         picks[name] = (
-            f"CASE WHEN {CLEANED}[{index}] IS NOT DISTINCT FROM {joined[name]} THEN {name} "
-            f"ELSE list_filter(string_split({CLEANED}[{index}], ' '), lambda _s: _s <> '') END"
+            f"CASE WHEN {joined} IS NOT DISTINCT FROM array_to_string({name}, ' ') THEN {name} "
+            f"WHEN {joined} IS NOT DISTINCT FROM array_to_string({items}, ' ') THEN {items} "
+            f"ELSE list_filter(string_split({joined}, ' '), lambda _s: _s <> '') END"
         )
+        start = f"{end} + 1"
     return cleaned, picks

@@ -175,3 +175,17 @@ def test_a_private_key_split_into_scopes_is_not_stored(tmp_path: Path) -> None:
     store.close()
     assert body not in str(stored) and "[redacted]" in str(stored)
     assert stored == ([["read", "[redacted]", "write"]], [["read", "[redacted]", "write"]])
+
+
+def test_a_secret_in_one_item_keeps_the_other_items_as_they_were() -> None:
+    """Items with spaces and NULL items stay; only the secret's item changes."""
+    import duckdb
+
+    from m2maudit.secrets import CLEANED, cleaning_sql
+
+    cleaned, picks = cleaning_sql(["a"], [], ["l"])
+    [(items,)] = duckdb.sql(
+        f"SELECT {picks['l']} FROM (SELECT *, {cleaned} AS {CLEANED} FROM (VALUES "
+        f"('x', ['read write', NULL, '{TOKEN}', 'repo:admin'])) t(a, l))"
+    ).fetchall()
+    assert items == ["read write", None, "[redacted]", "repo:admin"]
