@@ -110,7 +110,7 @@ def test_a_reject_reason_never_quotes_a_secret(tmp_path: Path, secret: str) -> N
     files = _files_quoting(secret, tmp_path)
     result = CliRunner().invoke(app, ["ingest", *map(str, files), "--db", str(db)])
     assert result.exit_code == 0, result.output
-    reasons = [line for line in result.output.splitlines() if "not shown" in line]
+    reasons = [line for line in result.output.splitlines() if "[hidden: " in line]
     assert len(reasons) == len(files), result.output  # each file quoted nothing of it
     for shown in (secret[:20], secret[-20:]):
         assert shown not in result.output

@@ -150,7 +150,7 @@ def shown(text: str) -> str:
     )
     return (
         f"CASE WHEN {text} IS NULL THEN 'empty' "
-        f"WHEN {hidden} THEN 'a value not shown (it could be a secret)' "
+        f"WHEN {hidden} THEN '[hidden: it could be a secret]' "
         f"WHEN length({text}) > {SHOWN_WIDTH} THEN left({text}, {SHOWN_WIDTH}) || '...' "
         f"ELSE {text} END"
     )
