@@ -525,7 +525,22 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     empty = nothing_to_audit(sample)
     if empty:
         raise NothingToAudit(file.display, empty)
-    raise InputError(file.display, f"unrecognised format ({_layout_words(sample)})")
+    hint = _mapping_hint(sample, config)
+    raise InputError(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
+
+
+def _mapping_hint(sample: Sample, config: Config) -> str:
+    """When the config maps a field to a key these records lack while they have the field's
+    own name: the mapping, not the file, is likely what is wrong."""
+    keys = sample.keys()
+    missed = [
+        f"{canonical} -> {mapped}"
+        for canonical, mapped in sorted(config.mapping.items())
+        if canonical in keys and mapped.split(".")[0] not in keys
+    ]
+    if not missed:
+        return ""
+    return f"; the config's mapping reads keys these records lack ({', '.join(missed)})"
 
 
 def _layout_words(sample: Sample) -> str:

@@ -933,3 +933,15 @@ def test_a_call_described_by_json_is_kept_as_its_json_text(
     assert rows(store, "SELECT source_line, reason FROM ingest_errors") == [
         (3, 'field "client_id" must be text, not an object or a list')
     ]
+
+
+def test_a_mapping_to_keys_the_records_lack_is_named(store: Store, tmp_path: Path) -> None:
+    """`init`'s example mapping, uncommented over logs that use m2maudit's own names."""
+    config = parse_config({"mapping": {"timestamp": "@timestamp", "principal": "actor.id"}})
+    report = ingest(store, write_jsonl(tmp_path / "log.jsonl", [event("agent-a")]), config=config)
+    error = report.files[0].error or ""
+    assert error.startswith("unrecognised format (JSON objects with principal, timestamp")
+    assert error.endswith(
+        "; the config's mapping reads keys these records lack "
+        "(principal -> actor.id, timestamp -> @timestamp)"
+    )
