@@ -61,15 +61,23 @@ def stored_report(store: Store) -> IngestReport:
     """What a store says it ingested before, as a report: for a scan of a `--db` store given
     no new files, so its inputs and `--strict` read as they did when the files came in.
 
-    Files that could not be read at all are only in `ingest_errors` (as line 0).
+    Files that could not be read at all are only in `ingest_errors` (as line 0). An inventory
+    read again says what the store holds from it, not what its last reading added (nothing,
+    when the export had not changed).
     """
     rows = store.con.execute(
         """
-        SELECT f.source_file, f.source_format, f.kind, f.records_read, f.loaded, f.duplicates,
+        SELECT f.source_file, f.source_format, f.kind, f.records_read,
+               CASE WHEN f.kind = 'inventory' THEN coalesce(c.held, 0) ELSE f.loaded END,
+               CASE WHEN f.kind = 'inventory'
+                    THEN greatest(f.records_read - f.rejected - coalesce(c.held, 0), 0)
+                    ELSE f.duplicates END,
                f.rejected, f.first_ts, f.last_ts, e.reason
         FROM ingested_files f
         LEFT JOIN (SELECT source_file, min(reason) AS reason FROM ingest_errors
                    WHERE source_line = 0 GROUP BY source_file) e USING (source_file)
+        LEFT JOIN (SELECT source_file, count(*) AS held FROM credentials
+                   GROUP BY source_file) c USING (source_file)
         UNION ALL
         SELECT source_file, min(source_format), NULL, 0, 0, 0, 0, NULL, NULL, min(reason)
         FROM ingest_errors

@@ -361,6 +361,10 @@ def test_an_older_snapshot_read_again_wins_again(cli: RunCli, tmp_path: Path) ->
     assert rows == [("k1", "active")]
     again = cli("ingest", "--inventory", "day3.csv", "--db", "s.duckdb")
     assert "0 loaded, 1 duplicate skipped" in again.stderr
+    # A scan of the store says what it holds from each export, not what the last read added.
+    scanned = cli("scan", "--db", "s.duckdb", "-f", "json", "--fail-on", "never", "-q")
+    inputs = {item["source"]: item["loaded"] for item in json.loads(scanned.stdout)["inputs"]}
+    assert inputs == {"day2.csv": 0, "day3.csv": 1}  # day1's bytes are day3's: one content
 
 
 def test_an_inventory_read_again_keeps_its_rejects_once(cli: RunCli, tmp_path: Path) -> None:
