@@ -30,6 +30,19 @@ EVENT_COLUMNS = (
     "leaked_secret",
     "leaked_secret_fp",
 )
+# The event columns that describe a call rather than name who made it: free text, which a
+# log may fill with anything (a request body, `{"code": 200}`), so any of them may hold a
+# secret to cut out.
+CALL_TEXT_COLUMNS = (
+    "action",
+    "resource",
+    "status",
+    "source_ip",
+    "user_agent",
+    "trace_id",
+    "session_id",
+    "task_id",
+)
 CREDENTIAL_COLUMNS = (
     "credential_id",
     "type",

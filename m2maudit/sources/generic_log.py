@@ -11,6 +11,7 @@ import json
 import re
 from typing import ClassVar
 
+from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import (
@@ -34,32 +35,9 @@ IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
 # Fields that describe a call rather than name who made it: an object or a list there (a
 # request body, `{"code": 200}`) is kept as its JSON text, not a reason to lose the call. The
 # fast read could not tell such a value from a string holding JSON (a logged body) anyway.
-FREE_TEXT_FIELDS = (
-    "action",
-    "resource",
-    "status",
-    "source_ip",
-    "user_agent",
-    "trace_id",
-    "session_id",
-    "task_id",
-)
-TEXT_FIELDS = (
-    "principal",
-    "principal_type",
-    "client_id",
-    "token_id",
-    "authorization",
-    "on_behalf_of",
-    "action",
-    "resource",
-    "status",
-    "source_ip",
-    "user_agent",
-    "trace_id",
-    "session_id",
-    "task_id",
-)
+FREE_TEXT_FIELDS = CALL_TEXT_COLUMNS
+_JSON_VALUED = ("timestamp", "scopes")  # a time may be a number, scopes a list
+TEXT_FIELDS = tuple(name for name in GENERIC_LOG_FIELDS if name not in _JSON_VALUED)
 
 
 def field_name(config: Config, canonical: str) -> str:
@@ -222,9 +200,6 @@ def _careful_leak_scope(config: Config) -> str:
         f"CASE WHEN t_authorization IS NOT NULL AND json_valid(rec) THEN {without}::VARCHAR "
         "WHEN contains(rec, '\\/') THEN replace(rec, '\\/', '/') ELSE rec END"
     )
-
-
-_JSON_VALUED = ("timestamp", "scopes")  # a time may be a number, scopes a list
 
 
 def _plain_keys(config: Config) -> dict[str, str] | None:

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.errors import InputError, first_line, yaml_problem
 from m2maudit.secrets import CLEANED, cleaning_sql
 from m2maudit.sources.base import InputFile, LoadContext, Sample
@@ -886,19 +887,7 @@ class StagedLoad(ABC):
 
 # Text columns of `events` a secret in the record could have been copied into, and the ids
 # among them, which keep grouping as `secret:<fingerprint>` (see `secrets.secret_safe_id_sql`).
-STORED_EVENT_TEXT = (
-    "principal",
-    "client_id",
-    "on_behalf_of",
-    "action",
-    "resource",
-    "status",
-    "source_ip",
-    "user_agent",
-    "trace_id",
-    "session_id",
-    "task_id",
-)
+STORED_EVENT_TEXT = ("principal", "client_id", "on_behalf_of", *CALL_TEXT_COLUMNS)
 # `issued_credential_id` is staged only, for `issued_credentials` (see `lifetimes`).
 STORED_EVENT_IDS = ("credential_id", "issued_credential_id")
 STORED_EVENT_LISTS = ("act_chain", "scopes_used", "scopes_granted")
