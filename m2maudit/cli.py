@@ -24,7 +24,6 @@ from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
 from m2maudit.config import CONFIG_FILENAME, PROBLEMS, Config, load_config, starter_config
 from m2maudit.console import (
-    files_count,
     ingest_progress,
     print_ingest_summary,
     print_problems,
@@ -218,7 +217,7 @@ def _nothing_read(report: IngestReport, names: list[str]) -> str:
     nothing = f", {skipped} with nothing to audit" if skipped else ""
     return (
         f"nothing could be read from {', '.join(names)}: "
-        f"{failed} of {files_count(len(report.files))} unreadable{nothing}, "
+        f"{failed} of {counted(len(report.files), 'file')} unreadable{nothing}, "
         f"{report.rejected} {noun_for(report.rejected, 'record')} rejected"
     )
 
@@ -250,7 +249,7 @@ def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> N
         where = " when the store's files were ingested (see its ingest_errors table)"
         raise AuditError(
             f"--strict: {counted(report.rejected, 'record')} rejected, "
-            f"{files_count(len(report.failed_files))} unreadable{where if stored else ''}"
+            f"{counted(len(report.failed_files), 'file')} unreadable{where if stored else ''}"
         )
 
 

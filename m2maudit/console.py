@@ -261,9 +261,9 @@ def print_ingest_summary(
     read = sum(f.read for f in report.files)
     duplicates = sum(f.duplicates for f in report.files)
     console.print(
-        f"{files_count(len(report.files))}: {read} {noun_for(read, 'record')} read, "
+        f"{counted(len(report.files), 'file')}: {read} {noun_for(read, 'record')} read, "
         f"{report.loaded} loaded, {duplicates} {noun_for(duplicates, 'duplicate')} skipped, "
-        f"{report.rejected} rejected, {files_count(len(report.failed_files))} unreadable"
+        f"{report.rejected} rejected, {counted(len(report.failed_files), 'file')} unreadable"
         + (f", {len(report.skipped_files)} with nothing to audit" if report.skipped_files else ""),
         soft_wrap=True,
     )
@@ -316,11 +316,6 @@ def _rest_row(rest: list[FileReport], alone: bool = False) -> tuple[str, ...]:
         str(sum(f.rejected for f in rest)),
         window,
     )
-
-
-def files_count(count: int) -> str:
-    """`1 file`, `3 files`."""
-    return counted(count, "file")
 
 
 def print_problems(

@@ -248,11 +248,6 @@ def secret_safe_id_sql(text: str) -> str:
     )
 
 
-def redact_list_sql(values: str) -> str:
-    """SQL: `redact_secrets_sql` over every element of a VARCHAR[]."""
-    return f"list_transform({values}, lambda secret_item: {redact_secrets_sql('secret_item')})"
-
-
 CLEANED = "_cleaned"
 
 
