@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from m2maudit.cli import app
 from m2maudit.config import Config
@@ -40,6 +40,13 @@ tests:
 def write_rule(tmp_path: Path, text: str, name: str = "X100-demo.yaml") -> Path:
     (tmp_path / name).write_text(text, encoding="utf-8")
     return tmp_path
+
+
+def scan_with_rules(rules: Path, *flags: str) -> Result:
+    """`scan --rules DIR` of a one-call log beside the directory: what a user runs next."""
+    log = rules.parent / "one-call.jsonl"
+    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
+    return CliRunner().invoke(app, ["scan", str(log), "--rules", str(rules), "-q", *flags])
 
 
 def errors_for(directory: Path) -> str:
@@ -98,9 +105,7 @@ def test_cli_lint_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_scan_refuses_a_bad_custom_rule_before_running_any(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     rules = write_rule(tmp_path / "rules", GOOD.replace("FROM cred", "FROM read_text('/etc/x')"))
-    log = tmp_path / "log.jsonl"
-    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
-    result = CliRunner().invoke(app, ["scan", str(log), "--rules", str(rules), "-q"])
+    result = scan_with_rules(rules)
     assert result.exit_code == 2
     assert "may not read files" in result.output
 
@@ -115,9 +120,7 @@ def test_cli_lint_lists_every_problem_where_scan_shows_the_first(tmp_path: Path)
     assert len(lines) == 2
     assert "X100-demo.yaml" in lines[0] and "severity must be one of" in lines[0]
     assert "X200-demo.yaml" in lines[1] and "problem must be one of" in lines[1]
-    log = tmp_path.parent / "log.jsonl"
-    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
-    scan = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
+    scan = scan_with_rules(tmp_path)
     assert scan.exit_code == 2 and "(and 1 more: `m2maudit rules lint DIR`" in scan.output
 
 
@@ -179,17 +182,14 @@ def test_copies_of_bundled_rules_are_no_clash_for_lint_or_scan(tmp_path: Path) -
     rules_dir.mkdir()
     for rule in sorted(default_pack_dir().glob("*.yaml")):
         (rules_dir / rule.name).write_bytes(rule.read_bytes())
-    log = tmp_path / "log.jsonl"
-    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
-    scan_args = ["scan", str(log), "--rules", str(rules_dir), "-q", "--fail-on", "never"]
     assert CliRunner().invoke(app, ["rules", "lint", str(rules_dir)]).exit_code == 0
-    scanned = CliRunner().invoke(app, scan_args)
+    scanned = scan_with_rules(rules_dir, "--fail-on", "never")
     assert scanned.exit_code == 0, scanned.output
     first = sorted(rules_dir.glob("*.yaml"))[0]
     first.write_text(first.read_text(encoding="utf-8").replace("title: ", "title: Changed "))
     linted = CliRunner().invoke(app, ["rules", "lint", str(rules_dir)])
     assert linted.exit_code == 2 and f"{first}:1: rule id" in linted.output
-    scanned = CliRunner().invoke(app, scan_args)
+    scanned = scan_with_rules(rules_dir, "--fail-on", "never")
     assert scanned.exit_code == 2 and "duplicate rule id" in scanned.output
 
 
@@ -230,9 +230,7 @@ def test_a_rule_name_used_twice_is_an_error_for_lint_and_scan(tmp_path: Path) ->
         "X300-dormant-credential.yaml:1: duplicate rule name dormant-credential (also M2M302"
         in (linted.output)
     )
-    log = tmp_path.parent / "log.jsonl"
-    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
-    scanned = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
+    scanned = scan_with_rules(tmp_path)
     assert scanned.exit_code == 2 and "duplicate rule name" in scanned.output
 
 
@@ -241,9 +239,7 @@ def test_a_rules_directory_without_rule_files_is_an_error(tmp_path: Path) -> Non
     (tmp_path / "notes.txt").write_text("not a rule")
     linted = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
     assert linted.exit_code == 2 and "no rule files (*.yaml) in this directory" in linted.output
-    log = tmp_path / "log.jsonl"
-    log.write_text('{"timestamp": "2026-11-01T00:00:00Z", "principal": "agent-a"}\n')
-    scanned = CliRunner().invoke(app, ["scan", str(log), "--rules", str(tmp_path), "-q"])
+    scanned = scan_with_rules(tmp_path)
     assert scanned.exit_code == 2 and "no rule files" in scanned.output
 
 
