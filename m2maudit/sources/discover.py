@@ -19,7 +19,7 @@ from typing import Any
 
 from m2maudit.errors import InputError, NothingToAudit, yaml_problem
 from m2maudit.sources.base import InputFile, Kind, Sample
-from m2maudit.sources.staging import INVENTORY_LIST_KEYS, json_error_line
+from m2maudit.sources.staging import inventory_rows, json_error_line
 
 SAMPLE_BYTES = 256 * 1024
 _FIRST_RECORD_LIMIT = 8 * 1024 * 1024
@@ -144,7 +144,8 @@ def sniff(file: InputFile) -> Sample:
     if not head.strip():
         if len(head) < SAMPLE_BYTES:  # the whole file was read: blank through and through
             raise NothingToAudit(file.display, "file is empty")
-        raise InputError(file.display, "its first 256 KiB are blank; cannot tell the format")
+        blank = f"its first {SAMPLE_BYTES // 1024} KiB are blank"
+        raise InputError(file.display, f"{blank}; cannot tell the format")
     if head.startswith(_UTF16_BOMS):
         raise InputError(file.display, "UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16)")
     if b"\x00" in head:
@@ -351,10 +352,6 @@ def _sniff_yaml(text: str, extension: str) -> Sample:
         reason, line = yaml_problem(exc)
         where = f"line {line}: " if line is not None else ""
         return Sample(text, "yaml", extension=extension, unread_first=where + reason)
-    if isinstance(value, dict):
-        for key in INVENTORY_LIST_KEYS:
-            if isinstance(value.get(key), list):
-                value = value[key]
-                break
+    value = inventory_rows(value)
     first = value[0] if isinstance(value, list) and value else None
     return Sample(text, "yaml", first if isinstance(first, dict) else None, extension=extension)

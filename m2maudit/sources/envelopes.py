@@ -16,7 +16,7 @@ from typing import Any
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.staging import (
-    INVENTORY_LIST_KEYS,
+    inventory_rows,
     stage,
     stage_documents_together,
     stage_json_document,
@@ -81,7 +81,9 @@ def nothing_to_audit(sample: Sample) -> str | None:
         reason = "a CloudTrail digest file (hashes of log files, no events)"
     elif batches and not any(batches):
         reason = "an empty batch of events"
-    elif _an_empty_list(sample):
+    elif len(first) == 1 and inventory_rows(first) == []:  # `{"tokens": []}`
+        reason = "no records (an empty export)"
+    elif sample.first_record is None and _only_an_empty_list(sample):  # `[]`
         return "no records (an empty export)"
     else:
         return None
@@ -89,18 +91,11 @@ def nothing_to_audit(sample: Sample) -> str | None:
     return reason if _is_the_whole_file(sample) else None
 
 
-def _an_empty_list(sample: Sample) -> bool:
-    """The whole file is `[]`, or an inventory's `{"tokens": []}`: an export of no records."""
-    if not sample.whole or "[" not in sample.text[:64]:
-        return False
-    try:
-        value = json.loads(sample.text.lstrip("\ufeff"))
-    except ValueError:
-        return False
-    if isinstance(value, dict) and len(value) == 1:
-        key, value = next(iter(value.items()))
-        return key in INVENTORY_LIST_KEYS and value == []
-    return bool(value == [])
+def _only_an_empty_list(sample: Sample) -> bool:
+    """The whole file is `[]` (white space aside): a JSON export of no records. Read from the
+    text, without parsing it: most files with no first record are CSV or not JSON at all."""
+    text = sample.text.lstrip("\ufeff \t\r\n")
+    return sample.whole and text.startswith("[") and "".join(text.split()) == "[]"
 
 
 def _is_the_whole_file(sample: Sample) -> bool:

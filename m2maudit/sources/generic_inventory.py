@@ -13,7 +13,7 @@ from m2maudit.config import Config
 from m2maudit.secrets import CLEANED, cleaning_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
-from m2maudit.sources.staging import INVENTORY_LIST_KEYS, map_records, stage
+from m2maudit.sources.staging import INVENTORY_LIST_KEYS, inventory_rows, map_records, stage
 
 TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
 TEXT_FIELDS = (
@@ -138,11 +138,9 @@ class GenericInventoryAdapter:
 def _row_keys(sample: Sample) -> set[str]:
     """The fields of the first row: of the first record, or of the first item of a JSON
     document's list under `tokens` or `credentials` (YAML's is found when sniffing)."""
-    first = sample.first_record or {}
-    for key in INVENTORY_LIST_KEYS:
-        rows = first.get(key)
-        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-            return set(rows[0])
+    rows = inventory_rows(sample.first_record)
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+        return set(rows[0])
     return sample.keys()
 
 

@@ -770,6 +770,15 @@ class YamlRecord:
 INVENTORY_LIST_KEYS = ("tokens", "credentials")
 
 
+def inventory_rows(value: Any) -> Any:
+    """The list an inventory document holds under `tokens` or `credentials`, else `value`."""
+    if isinstance(value, dict):
+        for key in INVENTORY_LIST_KEYS:
+            if isinstance(value.get(key), list):
+                return value[key]
+    return value
+
+
 def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = INVENTORY_LIST_KEYS) -> None:
     """A YAML list of records, or a mapping with one list under e.g. `tokens:`.
 
