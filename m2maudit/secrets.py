@@ -28,11 +28,10 @@ _BASIC_CREDENTIALS = (
     f"(?:{_ASCII3}*{_COLON3}{_ASCII3}*{_PADDED}|{_ASCII3}+{_COLON_PADDED}"
     f"|{_ASCII3}+{_COLON3}{_ASCII3}*|{_COLON3}{_ASCII3}+)($|[^A-Za-z0-9+/=])"
 )
-# A value in a URL query or a `name=value` pair: a run of 16 token characters without a dot,
-# in a value that may have dots (`ya29.a0Af...`), but no `/` (so paths and dotted names such as
-# `key=reports/2026/q3.pdf` or `key=spring.datasource.url` are not secrets).
-# A value with a run of 16 characters unbroken by `_` or `.`: a random token (a UUID too) has
-# one, an identifier made of words (`customer_account_settings`) does not.
+# A value in a URL query or a `name=value` pair: a run of 16 token characters unbroken by `_`
+# or `.`, in a value that may have them (`ya29.a0Af...`), but no `/`. A random token (a UUID
+# too) has such a run; paths, dotted names and identifiers made of words
+# (`key=reports/2026/q3.pdf`, `key=spring.datasource.url`, `customer_account_settings`) do not.
 _PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+~-]{16,}[A-Za-z0-9%+_~.=-]*"
 # A query parameter's name starts after a non-word character, or after `&` written `\u0026`
 # by JSON encoders (Go's among them).
