@@ -349,7 +349,7 @@ def scan(
     for path, label in ((output, "--output"), (write_baseline, "--write-baseline")):
         if path is not None:
             policy.check_output_path(path, label)
-    baseline_ids = policy.load_baseline(baseline) if baseline else None
+    accepted = policy.load_baseline(baseline) if baseline else None
     settings = load_config(config)
     # Everything that can be wrong with the flags, config and rules fails before any input
     # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.
@@ -378,11 +378,11 @@ def scan(
         warnings = policy.apply_policy(
             result,
             suppressions=settings.suppressions,
-            baseline_ids=baseline_ids,
+            baseline=accepted,
             min_severity=min_severity,
             problems=problem or [],
         )
-        if write_baseline is not None and baseline_ids is None:
+        if write_baseline is not None and accepted is None:
             policy.adopt_as_baseline(result)  # the run that adopts the gate passes
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)

@@ -57,6 +57,7 @@ def list_rules(
                     "problem": r.problem,
                     "severity": r.severity,
                     "confidence": r.confidence,
+                    "incident": r.incident,
                     "owasp_nhi": r.owasp_nhi,
                     "requires": r.requires,
                     "file": str(r.path),
@@ -103,6 +104,11 @@ def show_rule(
             f"confidence: {r.confidence}   OWASP: {', '.join(r.owasp_nhi) or '-'}"
         )
         console.print(f"\n{r.description.strip()}\n\n[bold]Remediation[/]: {r.remediation.strip()}")
+        if r.incident:
+            console.print(
+                "\n[bold]Incident[/]: a baseline covers a finding only up to the last call it "
+                "recorded; a later call makes it active again."
+            )
         if r.params:
             console.print(
                 "\n[bold]Parameters[/]: " + ", ".join(f"{k} = {v}" for k, v in r.params.items())

@@ -40,6 +40,8 @@ class RuleInfo:
     remediation: str
     references: tuple[str, ...] = ()
     owasp_nhi: tuple[str, ...] = ()
+    # A baseline covers an incident rule's finding only up to the last call it recorded.
+    incident: bool = False
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Finding:
     baselined: bool = False
     # Its id is in the baseline given, suppressed or not (SARIF's baselineState says so).
     in_baseline: bool = False
+    # In the baseline, but an incident with calls after the last the baseline covers.
+    after_baseline: bool = False
 
     @property
     def severity_rank(self) -> int:

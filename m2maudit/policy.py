@@ -6,9 +6,9 @@ Everything here runs after the rules and before a reporter. The order the CLI fo
    `check_output_path(output)` and `check_output_path(path, "--write-baseline")` before the
    scan, so a bad flag or a missing output directory fails (exit 2) before any work is done;
 2. `load_baseline(path)` (if `--baseline`), also before the scan;
-3. `apply_policy(result, suppressions=..., baseline_ids=..., min_severity=..., problems=...)`
+3. `apply_policy(result, suppressions=..., baseline=..., min_severity=..., problems=...)`
    after the scan: it filters, marks suppressed and baselined findings in place and returns
-   the warnings to print on stderr (expired suppressions);
+   the warnings to print on stderr (expired suppressions, incidents after the baseline);
 4. print each warning on stderr; render with a reporter, then `write_output(output, text)`
    (atomic) or `sys.stdout.write(text)`;
 5. `write_baseline(path, result)` if `--write-baseline`;
@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -36,7 +36,7 @@ from m2maudit import __version__
 from m2maudit.config import PROBLEMS, SEVERITIES, Suppression
 from m2maudit.errors import AuditError
 from m2maudit.findings import SEVERITY_ORDER, Finding, RuleInfo, ScanResult
-from m2maudit.timeutil import iso
+from m2maudit.timeutil import iso, parse_instant
 from m2maudit.wording import counted
 
 FAIL_ON_CHOICES = (*SEVERITIES, "never")
@@ -44,7 +44,12 @@ DEFAULT_FAIL_ON = "high"
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
 BASELINE_MARKER = "m2maudit_baseline"
-BASELINE_SCHEMA_VERSION = "1.0"
+# 1.1: an incident rule's entry holds the last call it covers (`last_seen`).
+BASELINE_SCHEMA_VERSION = "1.1"
+
+# A baseline as read: each finding id, with the last call it covers for an incident rule's
+# finding (None: it covers the finding whatever its calls).
+Baseline = Mapping[str, datetime | None]
 
 
 # --- flags -------------------------------------------------------------------------------
@@ -202,14 +207,13 @@ def baseline_document(result: ScanResult) -> dict[str, Any]:
 
     Suppressed findings stay out, so a suppression that expires still fails the build instead
     of hiding behind the baseline. The rule, principal and credential sit beside each id only
-    to make the file reviewable; matching uses the id alone.
+    to make the file reviewable; matching uses the id, and for an incident rule's finding
+    (a use after revocation) its `last_seen`: the baseline accepts the calls it saw, and a
+    later one is a new incident.
     """
+    incidents = incident_rules(result.rules)
     entries = sorted(
-        (
-            {"id": f.id, "rule_id": f.rule_id, "principal": f.principal, "token_id": f.token_id}
-            for f in result.findings
-            if not f.suppressed
-        ),
+        (baseline_entry(f, f.rule_id in incidents) for f in result.findings if not f.suppressed),
         key=lambda item: str(item["id"]),
     )
     unique = list({str(item["id"]): item for item in entries}.values())
@@ -222,6 +226,24 @@ def baseline_document(result: ScanResult) -> dict[str, Any]:
     }
 
 
+def baseline_entry(finding: Finding, incident: bool) -> dict[str, Any]:
+    """One finding as the baseline file lists it."""
+    entry: dict[str, Any] = {
+        "id": finding.id,
+        "rule_id": finding.rule_id,
+        "principal": finding.principal,
+        "token_id": finding.token_id,
+    }
+    if incident and finding.last_seen is not None:
+        entry["last_seen"] = iso(finding.last_seen)
+    return entry
+
+
+def incident_rules(rules: Iterable[RuleInfo]) -> set[str]:
+    """Ids of the rules whose findings a baseline covers only up to their last call."""
+    return {rule.id for rule in rules if rule.incident}
+
+
 def write_baseline(path: str | Path, result: ScanResult) -> int:
     """Write the baseline atomically; return how many ids it holds."""
     document = baseline_document(result)
@@ -231,8 +253,11 @@ def write_baseline(path: str | Path, result: ScanResult) -> int:
     return len(document["findings"])
 
 
-def load_baseline(path: str | Path) -> set[str]:
-    """Read a baseline written by `write_baseline`; anything else is an `AuditError`."""
+def load_baseline(path: str | Path) -> Baseline:
+    """Read a baseline written by `write_baseline`; anything else is an `AuditError`.
+
+    A 1.0 baseline has no `last_seen`: it covers its incidents whatever their calls, as it
+    did when it was written."""
     where = f"--baseline {path}"
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -262,17 +287,58 @@ def load_baseline(path: str | Path) -> set[str]:
         isinstance(item, dict) and isinstance(item.get("id"), str) for item in entries
     ):
         raise AuditError(f"{where}: not an m2maudit baseline (bad 'findings' list)")
-    return {item["id"] for item in entries}
+    return {item["id"]: _covered_until(item, where) for item in entries}
 
 
-def apply_baseline(findings: Sequence[Finding], ids: set[str]) -> int:
-    """Mark unsuppressed findings whose id is in the baseline; return how many."""
+def _covered_until(entry: dict[str, Any], where: str) -> datetime | None:
+    value = entry.get("last_seen")
+    if value is None:
+        return None
+    try:
+        return parse_instant(str(value))
+    except AuditError:
+        raise AuditError(
+            f"{where}: finding {entry['id']}: last_seen {value!r} is not an ISO 8601 time"
+        ) from None
+
+
+def apply_baseline(
+    findings: Sequence[Finding], baseline: Baseline, incidents: set[str] | None = None
+) -> int:
+    """Mark unsuppressed findings the baseline covers; return how many.
+
+    A finding of an `incidents` rule whose last call is after the last its entry covers
+    is not covered: it is marked `after_baseline` and stays active.
+    """
     marked = 0
     for finding in findings:
-        finding.in_baseline = finding.id in ids
-        finding.baselined = not finding.suppressed and finding.in_baseline
+        finding.in_baseline = finding.id in baseline
+        covered_until = baseline.get(finding.id)
+        finding.after_baseline = (
+            finding.in_baseline
+            and finding.rule_id in (incidents or set())
+            and covered_until is not None
+            and finding.last_seen is not None
+            and finding.last_seen > covered_until
+        )
+        finding.baselined = (
+            not finding.suppressed and finding.in_baseline and not finding.after_baseline
+        )
         marked += finding.baselined
     return marked
+
+
+def incidents_after_baseline(findings: Iterable[Finding]) -> list[str]:
+    """The warning for baselined incidents that happened again, if any."""
+    again = [f for f in findings if f.after_baseline and not f.suppressed]
+    if not again:
+        return []
+    rules = ", ".join(sorted({f.rule_id for f in again}))
+    return [
+        f"{counted(len(again), 'baselined finding')} of incident rules ({rules}) "
+        f"{'has' if len(again) == 1 else 'have'} calls after the last the baseline covers: "
+        "active again (write the baseline again once they are reviewed)"
+    ]
 
 
 def adopt_as_baseline(result: ScanResult) -> None:
@@ -283,7 +349,7 @@ def adopt_as_baseline(result: ScanResult) -> None:
     that run checks against the old baseline and records the new one, and must still fail
     on what the old one did not hold.
     """
-    apply_baseline(result.findings, {f.id for f in result.findings if not f.suppressed})
+    apply_baseline(result.findings, {f.id: None for f in result.findings if not f.suppressed})
     result.stats.setdefault("policy", {})["baseline"] = True
 
 
@@ -308,7 +374,7 @@ def apply_policy(
     result: ScanResult,
     *,
     suppressions: Sequence[Suppression] = (),
-    baseline_ids: set[str] | None = None,
+    baseline: Baseline | None = None,
     min_severity: str | None = None,
     problems: Iterable[str] = (),
 ) -> list[str]:
@@ -326,13 +392,14 @@ def apply_policy(
         *suppressions_of_no_rule(suppressions, result.rules),
         *apply_suppressions(result.findings, suppressions, result.as_of),
     ]
-    if baseline_ids is not None:
-        apply_baseline(result.findings, baseline_ids)
+    if baseline is not None:
+        apply_baseline(result.findings, baseline, incident_rules(result.rules))
+        warnings.extend(incidents_after_baseline(result.findings))
     result.stats["policy"] = {
         "min_severity": min_severity,
         "problems": sorted(wanted),
         "filtered_out": filtered_out,
-        "baseline": baseline_ids is not None,
+        "baseline": baseline is not None,
     }
     return warnings
 

@@ -41,6 +41,7 @@ OPTIONAL_KEYS = (
     "requires",
     "tests",
     "falsepositives",
+    "incident",
 )
 CONFIDENCES = ("low", "medium", "high")
 STATUSES = ("stable", "test", "experimental", "deprecated")
@@ -82,6 +83,9 @@ class Rule:
     requires: list[str] = field(default_factory=list)
     tests: list[dict[str, Any]] = field(default_factory=list)
     falsepositives: list[str] = field(default_factory=list)
+    # Each call found is an incident (a use after revocation): a baseline covers the calls it
+    # saw, not later ones. See `policy.apply_baseline`.
+    incident: bool = False
     query_line: int = 1
 
     def info(self, severity: str | None = None) -> RuleInfo:
@@ -96,6 +100,7 @@ class Rule:
             remediation=self.remediation.strip(),
             references=tuple(self.references),
             owasp_nhi=tuple(self.owasp_nhi),
+            incident=self.incident,
         )
 
 
@@ -220,6 +225,7 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
         requires=list(data.get("requires") or []),
         tests=list(data.get("tests") or []),
         falsepositives=list(data.get("falsepositives") or []),
+        incident=data.get("incident") is True,
         query_line=lines.get("query", 1),
     )
     _check_values(rule, lines, errors)
@@ -242,6 +248,8 @@ def _check_keys(path: Path, data: dict[str, Any], lines: dict[str, int], errors:
             errors.append(f"{path}:{lines.get(key, 1)}: {key} must be a list")
     if "params" in data and data["params"] is not None and not isinstance(data["params"], dict):
         errors.append(f"{path}:{lines.get('params', 1)}: params must be a mapping")
+    if "incident" in data and not isinstance(data["incident"], bool):
+        errors.append(f"{path}:{lines.get('incident', 1)}: incident must be true or false")
 
 
 def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:

@@ -264,8 +264,8 @@ def suppressed_result() -> ScanResult:
     from m2maudit.policy import apply_policy
 
     result = full_result()
-    baseline = {finding_id("M2M501", "deploy-agent", None)}
-    apply_policy(result, suppressions=SUPPRESSIONS, baseline_ids=baseline)
+    baseline = dict.fromkeys([finding_id("M2M501", "deploy-agent", None)])
+    apply_policy(result, suppressions=SUPPRESSIONS, baseline=baseline)
     return result
 
 

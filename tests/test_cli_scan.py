@@ -89,6 +89,38 @@ def test_baseline_round_trip(tmp_path: Path) -> None:
     assert failing == {"agent-new"}
 
 
+def test_a_revoked_key_used_again_after_the_baseline_fails_the_gate(tmp_path: Path) -> None:
+    """A baseline accepts the uses after revocation it saw; a later one is a new incident."""
+    inventory = tmp_path / "tokens.csv"
+    inventory.write_text(
+        "credential_id,principal,credential_type,status,revoked_at,created_at\n"
+        "key-1,svc-report,api_key,revoked,2026-11-01T00:00:00Z,2026-10-01T00:00:00Z\n"
+    )
+    call = (
+        '{{"timestamp": "{ts}", "principal": "svc-report", "principal_type": "service", '
+        '"token_id": "key-1", "trace_id": "t-{n}", "outcome": "success"}}\n'
+    )
+    log = tmp_path / "access.jsonl"
+    log.write_text(call.format(ts="2026-11-05T00:00:00Z", n=1))
+    base = tmp_path / "baseline.json"
+    args = [str(log), "--inventory", str(inventory)]
+    assert scan(*args, "--write-baseline", str(base), "-f", "json")[0] == 0
+    assert scan(*args, "--baseline", str(base), "-f", "json")[0] == 0
+
+    with log.open("a") as handle:
+        handle.write(call.format(ts="2026-11-20T00:00:00Z", n=2))
+    result = CliRunner().invoke(
+        app, ["scan", *args, "--baseline", str(base), "-f", "sarif", *AS_OF, "-q"]
+    )
+    assert result.exit_code == 1
+    assert "M2M406" in result.stderr and "active again" in result.stderr
+    states = {
+        r["ruleId"]: r.get("baselineState") for r in json.loads(result.stdout)["runs"][0]["results"]
+    }
+    assert states["M2M406"] == "updated"
+    assert all(state == "unchanged" for rule, state in states.items() if rule != "M2M406")
+
+
 def test_failed_scan_leaves_no_output_file(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     code, _ = scan(str(tmp_path / "missing.jsonl"), "-f", "json", "-o", str(out))

@@ -13,7 +13,7 @@ import pytest
 
 from m2maudit.config import Suppression, parse_config
 from m2maudit.errors import AuditError
-from m2maudit.findings import Finding, Location, finding_id
+from m2maudit.findings import Finding, Location, ScanResult, finding_id
 from m2maudit.policy import (
     FAIL_ON_CHOICES,
     apply_baseline,
@@ -33,10 +33,13 @@ from m2maudit.policy import (
 )
 from tests.reporting_fixtures import (
     AS_OF,
+    RULES,
     SUPPRESSIONS,
     empty_result,
+    finding,
     full_findings,
     full_result,
+    make_result,
     suppressed_result,
 )
 
@@ -232,11 +235,11 @@ def test_severity_flags_are_read_in_any_case() -> None:
 
 def test_apply_policy_filters_suppresses_baselines_and_records() -> None:
     result = full_result()
-    baseline = {finding_id("M2M402", None, "fp:0123456789abcdef")}
+    baseline = dict.fromkeys([finding_id("M2M402", None, "fp:0123456789abcdef")])
     warnings = apply_policy(
         result,
         suppressions=SUPPRESSIONS,
-        baseline_ids=baseline,
+        baseline=baseline,
         min_severity="medium",
         problems=["broad-scopes", "long-lifetime"],
     )
@@ -265,9 +268,9 @@ def test_baseline_round_trip(tmp_path: Path) -> None:
     count = write_baseline(path, first)
     ids = load_baseline(path)
     assert count == len(ids) == 5  # the suppressed finding is not baselined
-    assert ids == {f.id for f in first.findings if not f.suppressed}
+    assert set(ids) == {f.id for f in first.findings if not f.suppressed}
     document = json.loads(path.read_text())
-    assert document["m2maudit_baseline"] is True and document["schema_version"] == "1.0"
+    assert document["m2maudit_baseline"] is True and document["schema_version"] == "1.1"
     assert [item["id"] for item in document["findings"]] == sorted(ids)
 
     # A later run: new line numbers and input order, one new finding; only that one fails.
@@ -280,9 +283,76 @@ def test_baseline_round_trip(tmp_path: Path) -> None:
     new = replace(later.findings[0], principal="new-agent")
     new.id = finding_id(new.rule_id, new.principal, new.token_id)
     later.findings.append(new)
-    apply_policy(later, baseline_ids=load_baseline(path))
+    apply_policy(later, baseline=load_baseline(path))
     active = [f for f in later.findings if not f.baselined and not f.suppressed]
     assert {f.id for f in active} == {new.id, by_rule(later.findings, "M2M201").id}
+
+
+def incident_result(last_seen: datetime) -> ScanResult:
+    """One finding of an incident rule (a use after revocation) and one of a standing one."""
+    incident = replace(RULES[0], id="M2M406", name="use-after-revocation", incident=True)
+    result = make_result(
+        [
+            finding(incident, "agent-a", "key-1", "used after revocation"),
+            finding(RULES[0], "agent-a", "key-1", "acts without a human"),
+        ]
+    )
+    result.rules = [RULES[0], incident]
+    for item in result.findings:
+        item.last_seen = last_seen
+    return result
+
+
+def test_a_baseline_covers_an_incident_only_up_to_its_last_call(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    seen = datetime(2025, 6, 30, tzinfo=UTC)
+    write_baseline(path, incident_result(seen))
+    entries = {item["rule_id"]: item for item in json.loads(path.read_text())["findings"]}
+    assert entries["M2M406"]["last_seen"] == "2025-06-30T00:00:00Z"
+    assert "last_seen" not in entries["M2M101"]  # a standing finding: its id alone
+
+    same = incident_result(seen)
+    assert apply_policy(same, baseline=load_baseline(path)) == []
+    assert all(f.baselined and not f.after_baseline for f in same.findings)
+
+    # The revoked key is used again the next day: that is a new incident, and fails the gate.
+    later = incident_result(datetime(2025, 7, 1, 9, tzinfo=UTC))
+    warnings = apply_policy(later, baseline=load_baseline(path))
+    again = by_rule(later.findings, "M2M406")
+    assert again.after_baseline and again.in_baseline and not again.baselined
+    assert by_rule(later.findings, "M2M101").baselined  # the agent still acting is not new
+    assert exit_code(later, "critical") == 0 and exit_code(later, "high") == 1
+    assert warnings == [
+        "1 baselined finding of incident rules (M2M406) has calls after the last the baseline "
+        "covers: active again (write the baseline again once they are reviewed)"
+    ]
+
+
+def test_a_baseline_without_last_seen_covers_incidents_as_before(tmp_path: Path) -> None:
+    """Version 1.0 files (and entries without a time) keep their meaning."""
+    later = incident_result(datetime(2025, 7, 1, tzinfo=UTC))
+    path = tmp_path / "baseline.json"
+    path.write_text(
+        json.dumps(
+            {
+                "m2maudit_baseline": True,
+                "schema_version": "1.0",
+                "findings": [{"id": f.id} for f in later.findings],
+            }
+        )
+    )
+    assert apply_policy(later, baseline=load_baseline(path)) == []
+    assert all(f.baselined for f in later.findings)
+
+
+def test_a_suppressed_incident_after_the_baseline_is_not_warned_about() -> None:
+    result = incident_result(datetime(2025, 7, 1, tzinfo=UTC))
+    covered = {f.id: datetime(2025, 6, 1, tzinfo=UTC) for f in result.findings}
+    quiet = Suppression(
+        rule="M2M406", problem=None, principal="agent-a", credential=None, reason="drill"
+    )
+    assert apply_policy(result, suppressions=[quiet], baseline=covered) == []
+    assert by_rule(result.findings, "M2M406").suppressed
 
 
 def test_writing_the_same_baseline_twice_gives_the_same_bytes(tmp_path: Path) -> None:
@@ -296,7 +366,7 @@ def test_writing_the_same_baseline_twice_gives_the_same_bytes(tmp_path: Path) ->
 def test_baseline_marks_only_unsuppressed_findings() -> None:
     findings = full_findings()
     apply_suppressions(findings, SUPPRESSIONS, AS_OF)
-    marked = apply_baseline(findings, {f.id for f in findings})
+    marked = apply_baseline(findings, {f.id: None for f in findings})
     assert marked == 5
     assert not by_rule(findings, "M2M201").baselined
 
@@ -314,6 +384,11 @@ def test_baseline_marks_only_unsuppressed_findings() -> None:
         ),
         ('{"m2maudit_baseline": true, "findings": []}', "the baseline has no schema_version"),
         ('{"m2maudit_baseline": true, "schema_version": "1.0", "findings": [1]}', "bad 'findings'"),
+        (
+            '{"m2maudit_baseline": true, "schema_version": "1.1", '
+            '"findings": [{"id": "abc", "last_seen": "yesterday"}]}',
+            "finding abc: last_seen 'yesterday' is not an ISO 8601 time",
+        ),
     ],
 )
 def test_foreign_baselines_are_rejected(tmp_path: Path, content: str, message: str) -> None:

@@ -702,7 +702,7 @@ def test_a_suppressed_finding_the_baseline_holds_is_unchanged_in_sarif() -> None
 
     result = full_result()
     suppressed = next(f for f in result.findings if f.rule_id == "M2M201")
-    apply_policy(result, suppressions=SUPPRESSIONS, baseline_ids={suppressed.id})
+    apply_policy(result, suppressions=SUPPRESSIONS, baseline={suppressed.id: None})
     assert suppressed.suppressed and not suppressed.baselined
     document = json.loads(render("sarif", result, PLAIN))
     states = {

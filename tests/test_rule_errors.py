@@ -75,6 +75,7 @@ def test_good_rule_loads_and_tests_pass(tmp_path: Path) -> None:
         (GOOD + "colour: red\n", "unknown key 'colour'"),
         (GOOD.replace('message: "{principal}"', 'message: "{nope}"'), "message uses nope"),
         (GOOD.replace("problem: broad-scopes", "problem: Bad Vibes"), "problem must be one of"),
+        (GOOD + "incident: 'yes'\n", "X100-demo.yaml:21: incident must be true or false"),
     ],
 )
 def test_bad_rule_is_a_clear_error_naming_the_file(

@@ -170,3 +170,16 @@ def test_rules_show_keeps_reference_links_whole(monkeypatch: pytest.MonkeyPatch)
     shown = CliRunner().invoke(app, ["rules", "show", "M2M601"]).stdout
     [rule] = [r for r in RULES if r.id == "M2M601"]
     assert rule.references and all(f"  {ref}\n" in shown for ref in rule.references)
+
+
+def test_the_incident_rules_are_the_uses_that_should_never_happen() -> None:
+    """Their findings fail the gate again when a baselined incident happens again."""
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    assert sorted(r.id for r in RULES if r.incident) == ["M2M405", "M2M406", "M2M601", "M2M602"]
+    listed = json.loads(CliRunner().invoke(app, ["rules", "list", "--format", "json"]).output)
+    assert [item["id"] for item in listed if item["incident"]] == ["M2M405", "M2M406", "M2M601", "M2M602"]
+    assert "Incident" in CliRunner().invoke(app, ["rules", "show", "M2M406"]).stdout
+    assert "Incident" not in CliRunner().invoke(app, ["rules", "show", "M2M101"]).stdout

@@ -12,7 +12,8 @@ Mapping (also in docs/output.md):
   `relatedLocations`) and the principal and credential as `logicalLocations`;
 - suppressed findings carry `suppressions: [{"kind": "external", "status": "accepted",
   "justification": reason}]`; when a baseline was applied, `baselineState` is `unchanged`
-  for findings whose id it holds (suppressed since, too) and `new` for the others;
+  for findings whose id it holds (suppressed since, too), `updated` for an incident rule's
+  finding with calls after the last its entry covers, and `new` for the others;
 - skipped rules become `toolExecutionNotifications` of the invocation.
 
 A finding without file locations is still valid SARIF (only logical locations, or none).
@@ -44,6 +45,13 @@ LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note
 PRECISION = {"high": "high", "medium": "medium", "low": "low", "very-high": "very-high"}
 MAX_RELATED_LOCATIONS = 50
 _NO_FILE = {"", "-", "<stdin>"}
+
+
+def baseline_state(finding: Finding) -> str:
+    """SARIF's word for how the finding stands against the baseline given."""
+    if finding.after_baseline:
+        return "updated"
+    return "unchanged" if finding.in_baseline else "new"
 
 
 def artifact_uri(path: str) -> str:
@@ -152,7 +160,7 @@ def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> d
             {"kind": "external", "status": "accepted", "justification": str(reason)}
         ]
     if baseline_applied:
-        item["baselineState"] = "unchanged" if finding.in_baseline else "new"
+        item["baselineState"] = baseline_state(finding)
     if finding.count > 0:
         item["occurrenceCount"] = finding.count
     item["properties"] = {
