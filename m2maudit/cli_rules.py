@@ -16,14 +16,18 @@ from m2maudit.console import print_trimmed
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.errors import AuditError
 from m2maudit.rules import Rule, RuleErrors, load_rules, name_clashes, same_rule_file
-from m2maudit.ruletest import run_rule_tests
+from m2maudit.ruletest import case_row_problems, run_rule_tests
 from m2maudit.timeutil import utc_now
+from m2maudit.wording import counted
 
 rules_app = typer.Typer(help="List, show, lint and test rules.", no_args_is_help=True)
 
 DirArg = Annotated[
     Path | None,
-    typer.Argument(help="A rules directory (default: the bundled pack).", show_default=False),
+    typer.Argument(
+        help="A rules directory or one rule file (default: the bundled pack).",
+        show_default=False,
+    ),
 ]
 RulesOpt = Annotated[
     list[Path] | None,
@@ -130,7 +134,7 @@ def lint_rules(directory: DirArg = None) -> None:
     @handle_errors
     def run() -> None:
         loaded = _checked(directory, clashes=True)
-        typer.echo(f"{len(loaded)} rules OK")
+        typer.echo(f"{counted(len(loaded), 'rule')} OK")
 
     run()
 
@@ -153,6 +157,7 @@ def _checked(directory: Path | None, clashes: bool = False) -> list[Rule]:
         check_rules_against_schema(loaded, load_config(None), utc_now())
     except RuleErrors as exc:
         errors += exc.errors
+    errors += case_row_problems(loaded)
     if clashes:
         errors += _clashes_with_the_pack(directory, loaded)
     for error in errors:
@@ -190,7 +195,9 @@ def test_rules(directory: DirArg = None) -> None:
         results = run_rule_tests(loaded)
         failed = [r for r in results if not r.passed]
         for result in failed:
-            typer.echo(f"FAIL {result.rule_id} {result.name}: {result.detail}", err=True)
+            typer.echo(
+                f"FAIL {result.path}: {result.rule_id} {result.name!r}: {result.detail}", err=True
+            )
         typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
         if failed:
             raise typer.Exit(EXIT_FINDINGS)

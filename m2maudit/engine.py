@@ -8,6 +8,7 @@ per finding; Python only turns those few rows into `Finding` objects.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -114,7 +115,7 @@ def describe_error(
     except AuditError as exc:
         return str(exc)
     except duckdb.Error as exc:
-        return f"{where}: query does not run: {first_line(exc)}"
+        return f"{where}: query does not run: {binder_words(first_line(exc))}"
     columns = [d[0] for d in cursor.description or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -123,6 +124,12 @@ def describe_error(
     if unknown:
         return f"{rule.path}: message uses {', '.join(unknown)}, not columns of the query"
     return None
+
+
+def binder_words(message: str) -> str:
+    """DuckDB calls an alias of a view a `Values list` (`FROM ev e` then `e.nope`): name
+    the alias the rule wrote instead."""
+    return re.sub(r'\bValues list "([^"]*)"', r'"\1" (in FROM)', message)
 
 
 def run_rules(
@@ -169,7 +176,7 @@ def run_rule(
 def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
     principal = _text(row.get("principal"))
     token_id = _text(row.get("token_id"))
-    evidence = {k: _jsonable(v) for k, v in row.items() if k not in _CORE_COLUMNS}
+    evidence = {k: jsonable(v) for k, v in row.items() if k not in _CORE_COLUMNS}
     return Finding(
         id=finding_id(rule.id, principal, token_id, _text(row.get("discriminator"))),
         rule_id=rule.id,
@@ -207,7 +214,7 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Evidence goes to JSON reports: times as ISO strings, decimals as numbers."""
     from decimal import Decimal
 
@@ -220,7 +227,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     return value

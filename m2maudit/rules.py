@@ -47,6 +47,8 @@ CONFIDENCES = ("low", "medium", "high")
 STATUSES = ("stable", "test", "experimental", "deprecated")
 REQUIRABLE = ("events", "credentials", "tokens")
 TEST_KEYS = ("name", "as_of", "params", "events", "credentials", "tokens", "expect", "expect_count")
+# What an expected finding may say: the pair always, the message and evidence if given.
+EXPECT_KEYS = ("principal", "token_id", "message", "evidence")
 # Output columns every rule query must produce (design §6); any other column is evidence.
 REQUIRED_COLUMNS = ("principal", "token_id", "count", "first_seen", "last_seen", "locations")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*[0-9]{3}$")
@@ -87,6 +89,7 @@ class Rule:
     # saw, not later ones. See `policy.apply_baseline`.
     incident: bool = False
     query_line: int = 1
+    tests_line: int = 1
 
     def info(self, severity: str | None = None) -> RuleInfo:
         return RuleInfo(
@@ -130,7 +133,12 @@ def default_pack_dir() -> Path:
 
 
 def rule_files(directory: Path) -> list[Path]:
-    """A rules directory's YAML files; none at all is a mistyped path, not an empty pack."""
+    """A rules directory's YAML files (or one rule file given itself); none at all is a
+    mistyped path, not an empty pack."""
+    if directory.is_file() and directory.suffix in (".yaml", ".yml"):
+        return [directory]
+    if directory.is_file():
+        raise AuditError(f"{directory}: not a rules directory or a rule file (*.yaml)")
     if not directory.is_dir():
         raise AuditError(f"{directory}: rules directory not found")
     found = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
@@ -151,6 +159,8 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
                 rules.append(rule)
     seen: dict[str, Path] = {}
     kept: list[Rule] = []
+    # A rule whose file has problems is still bound to the schema by `rules lint`, so that
+    # one run lists every problem of the file.
     for rule in rules:
         if rule.id not in seen:
             seen[rule.id] = rule.path
@@ -186,7 +196,10 @@ def same_rule_file(first: Path, second: Path) -> bool:
 
 
 def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
-    """Parse one rule file, appending `file:line: problem` strings to `errors`."""
+    """Parse one rule file, appending `file:line: problem` strings to `errors`.
+
+    Returns the rule whenever it can be built (its required keys are there), problems or
+    not: the caller fails on any error, and a linter goes on to bind its query."""
     try:
         text = path.read_text(encoding="utf-8")
         node = compose_yaml(text, fast=True)
@@ -202,9 +215,7 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
         errors.append(f"{path}:1: a rule file holds one YAML mapping")
         return None
     lines = {key.value: key.start_mark.line + 1 for key, _ in node.value}
-    before = len(errors)
-    _check_keys(path, data, lines, errors)
-    if len(errors) > before:
+    if not _check_keys(path, data, lines, errors):
         return None
     rule = Rule(
         id=str(data["id"]),
@@ -227,15 +238,20 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
         falsepositives=list(data.get("falsepositives") or []),
         incident=data.get("incident") is True,
         query_line=lines.get("query", 1),
+        tests_line=lines.get("tests", 1),
     )
     _check_values(rule, lines, errors)
-    return rule if len(errors) == before else None
+    return rule
 
 
-def _check_keys(path: Path, data: dict[str, Any], lines: dict[str, int], errors: list[str]) -> None:
+def _check_keys(path: Path, data: dict[str, Any], lines: dict[str, int], errors: list[str]) -> bool:
+    """Append the problems of the file's keys; False when the rule cannot be built."""
     for key in data:
         if key not in REQUIRED_KEYS and key not in OPTIONAL_KEYS:
             errors.append(f"{path}:{lines.get(str(key), 1)}: unknown key {key!r}")
+    if "incident" in data and not isinstance(data["incident"], bool):
+        errors.append(f"{path}:{lines.get('incident', 1)}: incident must be true or false")
+    before = len(errors)
     for key in REQUIRED_KEYS:
         if key not in data:
             errors.append(f"{path}:1: missing required key {key!r}")
@@ -248,8 +264,7 @@ def _check_keys(path: Path, data: dict[str, Any], lines: dict[str, int], errors:
             errors.append(f"{path}:{lines.get(key, 1)}: {key} must be a list")
     if "params" in data and data["params"] is not None and not isinstance(data["params"], dict):
         errors.append(f"{path}:{lines.get('params', 1)}: params must be a mapping")
-    if "incident" in data and not isinstance(data["incident"], bool):
-        errors.append(f"{path}:{lines.get('incident', 1)}: incident must be true or false")
+    return len(errors) == before
 
 
 def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
@@ -267,7 +282,8 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
         err("id", f"file must be named {expected_file}.yaml")
     beyond_five = rule.id.startswith("M2M6") or not rule.id.startswith("M2M")
     if rule.problem not in PROBLEMS and not (beyond_five and _NAME.match(rule.problem)):
-        err("problem", f"problem must be one of {', '.join(PROBLEMS)}")
+        own = " or, for this id, a kebab-case key of your own" if beyond_five else ""
+        err("problem", f"problem must be one of {', '.join(PROBLEMS)}{own}")
     if rule.severity not in SEVERITIES:
         err("severity", f"severity must be one of {', '.join(SEVERITIES)}")
     if rule.confidence not in CONFIDENCES:
@@ -281,6 +297,9 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
                 f"message: {braced} is not a placeholder: write {{column}}, {{column|noun}} "
                 "or {column|noun|plural} (a noun of letters, spaces and hyphens)",
             )
+    stray = re.sub(r"\{[^{}]*\}", "", rule.message)
+    if "{" in stray or "}" in stray:
+        err("message", "message: a { or } without its pair; a placeholder is {column}")
     for name in rule.requires:
         if name not in REQUIRABLE:
             err("requires", f"requires: unknown table {name!r}; one of {', '.join(REQUIRABLE)}")
@@ -293,10 +312,36 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
         if not isinstance(case, dict):
             err("tests", f"tests[{index}] must be a mapping")
             continue
-        unknown = sorted(set(case) - set(TEST_KEYS))
-        if unknown:
-            err("tests", f"tests[{index}]: unknown key(s) {', '.join(map(str, unknown))}")
+        for problem in case_problems(case):
+            err("tests", f"tests[{index}]: {problem}")
     _check_query(rule, errors)
+
+
+def case_problems(case: dict[str, Any]) -> list[str]:
+    """What is wrong with the shape of one test case (its rows' columns are checked against
+    the store by `engine.check_rules_against_schema`)."""
+    problems = []
+    unknown = sorted(map(str, set(case) - set(TEST_KEYS)))
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(unknown)}")
+    for key in ("events", "credentials", "tokens", "expect"):
+        rows = case.get(key)
+        if rows is not None and not (
+            isinstance(rows, list) and all(isinstance(row, dict) for row in rows)
+        ):
+            problems.append(f"{key} must be a list of mappings")
+    for number, expected in enumerate(case.get("expect") or []):
+        if not isinstance(expected, dict):
+            continue
+        extra = sorted(map(str, set(expected) - set(EXPECT_KEYS)))
+        if extra:
+            problems.append(
+                f"expect[{number}]: unknown key(s) {', '.join(extra)}; "
+                f"one of {', '.join(EXPECT_KEYS)}"
+            )
+        if "evidence" in expected and not isinstance(expected["evidence"], dict):
+            problems.append(f"expect[{number}]: evidence must be a mapping of column: value")
+    return problems
 
 
 def _param_value_ok(value: Any) -> bool:

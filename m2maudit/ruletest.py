@@ -1,20 +1,25 @@
 """Run each rule's own test cases: the same harness for the pack and for custom rules.
 
 A case inserts rows straight into the canonical tables (so it tests the rule, not an
-adapter), runs the one rule, and compares the findings' (principal, token_id) pairs with
-`expect`. An empty `expect` is a case that must not fire.
+adapter), runs the one rule, and compares the findings with `expect`: each expected
+finding names its `principal` and `token_id` (a case whose entries all leave `token_id` out
+compares principals only), and may pin its `message` and some `evidence` columns. Every
+expected finding must be found and nothing else. An empty `expect` is a case that must not
+fire.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 
 from m2maudit.config import Config
-from m2maudit.engine import checked_param, lock_down, run_rule
+from m2maudit.engine import checked_param, jsonable, lock_down, run_rule
+from m2maudit.errors import AuditError, first_line
+from m2maudit.findings import Finding
 from m2maudit.rules import Rule
 from m2maudit.store import Store
 from m2maudit.timeutil import parse_instant
@@ -34,6 +39,7 @@ class CaseResult:
     name: str
     passed: bool
     detail: str
+    path: str = ""
 
 
 def run_rule_tests(rules: list[Rule], config: Config | None = None) -> list[CaseResult]:
@@ -47,6 +53,7 @@ def run_rule_tests(rules: list[Rule], config: Config | None = None) -> list[Case
                     "(no test cases)",
                     False,
                     "a rule needs a case that fires and one that does not",
+                    str(rule.path),
                 )
             )
             continue
@@ -56,9 +63,16 @@ def run_rule_tests(rules: list[Rule], config: Config | None = None) -> list[Case
 
 def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> CaseResult:
     name = str(case.get("name") or f"case {index + 1}")
-    as_of = _instant(case.get("as_of", DEFAULT_AS_OF))
+
+    def result(passed: bool, detail: str) -> CaseResult:
+        return CaseResult(rule.id, name, passed, detail, str(rule.path))
+
     store = Store.open()
     try:
+        as_of = _instant(case.get("as_of", DEFAULT_AS_OF))
+        problems = row_problems(case, table_columns(store.con))
+        if problems:
+            return result(False, "; ".join(problems))
         for table in ("events", "credentials", "tokens"):
             _insert(store.con, table, case.get(table) or [], str(rule.path))
         create_views(store.con, config)
@@ -68,26 +82,109 @@ def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> Ca
         case_config = _with_params(config, rule, case.get("params") or {})
         findings = run_rule(store.con, rule, case_config, as_of, rule.severity)
     except Exception as exc:  # a broken case is a failed case, reported, not a crash
-        return CaseResult(rule.id, name, False, f"error: {str(exc).splitlines()[0]}")
+        return result(False, f"error: {first_line(exc).removeprefix(f'{rule.path}: ')}")
     finally:
         store.close()
-    got = sorted((f.principal or "", f.token_id or "") for f in findings)
-    expected = case.get("expect") or []
-    want = sorted((str(e.get("principal") or ""), str(e.get("token_id") or "")) for e in expected)
-    if any("token_id" not in e for e in expected):
-        got_cmp = sorted(p for p, _ in got)
-        want_cmp = sorted(p for p, _ in want)
-        passed = got_cmp == want_cmp
-    else:
-        passed = got == want
-    if not passed:
-        detail = f"expected {want or 'no findings'}, got {got or 'no findings'}"
-        return CaseResult(rule.id, name, False, detail)
+    expected = list(case.get("expect") or [])
+    if not _all_matched(expected, findings):
+        return result(False, f"expected {_expected_text(expected)}; got {_found_text(findings)}")
     counts = [f.count for f in findings]
     if "expect_count" in case and counts != [int(case["expect_count"])]:
         detail = f"expected one finding of count {int(case['expect_count'])}, got counts {counts}"
-        return CaseResult(rule.id, name, False, detail)
-    return CaseResult(rule.id, name, True, "ok")
+        return result(False, detail)
+    return result(True, "ok")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """The columns a case may fill, per canonical table."""
+    rows = con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE table_name IN ('events', 'credentials', 'tokens')"
+    ).fetchall()
+    columns: dict[str, set[str]] = {}
+    for table, column in rows:
+        columns.setdefault(str(table), set()).add(str(column))
+    return columns
+
+
+def row_problems(case: dict[str, Any], columns: dict[str, set[str]]) -> list[str]:
+    """Rows of a case naming a column their table does not have (a typo: `actoin`)."""
+    problems = []
+    for table in ("events", "credentials", "tokens"):
+        rows = case.get(table) or []
+        for number, row in enumerate(rows if isinstance(rows, list) else []):
+            unknown = sorted(map(str, set(row) - columns[table])) if isinstance(row, dict) else []
+            if unknown:
+                problems.append(
+                    f"{table}[{number}]: {', '.join(unknown)}: not a column of {table} "
+                    "(the README's canonical store lists them)"
+                )
+    return problems
+
+
+def _all_matched(expected: list[dict[str, Any]], findings: list[Finding]) -> bool:
+    """Whether each expected finding matches its own finding, with none left over.
+
+    The most specific expectations pick first, so that a bare one cannot take the finding
+    a detailed one needs."""
+    if len(expected) != len(findings):
+        return False
+    by_principal_only = any("token_id" not in e for e in expected)
+    left = list(findings)
+    for want in sorted(expected, key=lambda e: -len(e) - len(e.get("evidence") or {})):
+        match = next((f for f in left if _matches(want, f, by_principal_only)), None)
+        if match is None:
+            return False
+        left.remove(match)
+    return True
+
+
+def _matches(want: dict[str, Any], finding: Finding, by_principal_only: bool) -> bool:
+    if str(want.get("principal") or "") != (finding.principal or ""):
+        return False
+    if not by_principal_only and str(want.get("token_id") or "") != (finding.token_id or ""):
+        return False
+    if "message" in want and str(want["message"]) != finding.message:
+        return False
+    evidence = want.get("evidence") or {}
+    return all(_same_evidence(finding.evidence.get(key), value) for key, value in evidence.items())
+
+
+def _same_evidence(actual: Any, written: Any) -> bool:
+    """Whether an evidence value is what a case wrote: a time in any ISO 8601 spelling
+    (`2026-11-01T10:00:00Z`, `...+00:00`, a YAML timestamp) matches the report's."""
+    if isinstance(written, datetime) and written.tzinfo is None:
+        written = written.replace(tzinfo=UTC)
+    if isinstance(written, date) and not isinstance(written, datetime):
+        written = written.isoformat()
+    written = jsonable(written)
+    if actual == written:
+        return True
+    if isinstance(actual, str) and isinstance(written, str):
+        try:
+            return parse_instant(actual) == parse_instant(written)
+        except AuditError:
+            return False
+    return False
+
+
+def _expected_text(expected: list[dict[str, Any]]) -> str:
+    if not expected:
+        return "no findings"
+    return "; ".join(
+        " / ".join(str(e.get(key) or "-") for key in ("principal", "token_id") if key in e)
+        + (f" saying {e['message']!r}" if "message" in e else "")
+        + (f" with evidence {e['evidence']}" if e.get("evidence") else "")
+        for e in expected
+    )
+
+
+def _found_text(findings: list[Finding]) -> str:
+    if not findings:
+        return "no findings"
+    return "; ".join(
+        f"{f.principal or '-'} / {f.token_id or '-'} saying {f.message!r}" for f in findings
+    )
 
 
 def _instant(value: Any) -> datetime:
@@ -115,3 +212,19 @@ def _insert(
         columns = ", ".join(f'"{c}"' for c in values)
         marks = ", ".join("?" for _ in values)
         con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(values.values()))
+
+
+def case_row_problems(rules: list[Rule]) -> list[str]:
+    """`file:line: tests[i]: ...` for each case row naming a column its table lacks."""
+    store = Store.open()
+    try:
+        columns = table_columns(store.con)
+    finally:
+        store.close()
+    return [
+        f"{rule.path}:{rule.tests_line}: tests[{index}]: {problem}"
+        for rule in rules
+        for index, case in enumerate(rule.tests)
+        if isinstance(case, dict)
+        for problem in row_problems(case, columns)
+    ]

@@ -114,13 +114,13 @@ def test_scan_refuses_a_bad_custom_rule_before_running_any(tmp_path: Path) -> No
 def test_cli_lint_lists_every_problem_where_scan_shows_the_first(tmp_path: Path) -> None:
     write_rule(tmp_path, GOOD.replace("severity: low", "severity: 5"))
     other = GOOD.replace("id: X100", "id: X200").replace("problem: broad-scopes", "problem: X Y")
-    write_rule(tmp_path, other, name="X200-demo.yaml")
+    write_rule(tmp_path, other.replace("name: demo", "name: other"), name="X200-other.yaml")
     result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.startswith("m2maudit: error:")]
     assert len(lines) == 2
     assert "X100-demo.yaml" in lines[0] and "severity must be one of" in lines[0]
-    assert "X200-demo.yaml" in lines[1] and "problem must be one of" in lines[1]
+    assert "X200-other.yaml" in lines[1] and "problem must be one of" in lines[1]
     scan = scan_with_rules(tmp_path)
     assert scan.exit_code == 2 and "(and 1 more: `m2maudit rules lint DIR`" in scan.output
 
@@ -130,9 +130,13 @@ def test_a_wrong_expected_count_says_which_count(tmp_path: Path) -> None:
         "    expect: [{principal: p, token_id: k1}]\n",
         "    expect: [{principal: p, token_id: k1}]\n    expect_count: 5\n",
     )
-    result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, rule))])
+    directory = write_rule(tmp_path, rule)
+    result = CliRunner().invoke(app, ["rules", "test", str(directory)])
     assert result.exit_code == 1
-    assert "FAIL X100 fires: expected one finding of count 5, got counts [1]" in result.output
+    assert (
+        f"FAIL {directory / 'X100-demo.yaml'}: X100 'fires': expected one finding of count 5, "
+        "got counts [1]"
+    ) in result.output
 
 
 def test_an_impossible_date_in_a_rule_file_is_a_lint_error_not_a_crash(tmp_path: Path) -> None:
@@ -211,7 +215,7 @@ def test_a_bad_case_parameter_names_the_rule_file_and_case(
     directory = write_rule(tmp_path, rule)
     result = CliRunner().invoke(app, ["rules", "test", str(directory)])
     assert result.exit_code == 1
-    assert f"FAIL X100 fires: error: {directory / 'X100-demo.yaml'}: {expected}" in result.output
+    assert f"FAIL {directory / 'X100-demo.yaml'}: X100 'fires': error: {expected}" in result.output
     assert "config" not in result.output
 
 
@@ -250,10 +254,108 @@ def test_a_rules_directory_given_twice_runs_each_rule_once(tmp_path: Path) -> No
     assert [rule.id for rule in twice] == ["X100"]
 
 
-@pytest.mark.parametrize("placeholder", ["{count|}", "{count|call|calls|x}", "{ count }"])
+@pytest.mark.parametrize(
+    "placeholder", ["{count|}", "{count|call|calls|x}", "{ count }", "{count|call", "count}"]
+)
 def test_a_malformed_placeholder_is_a_lint_error(tmp_path: Path, placeholder: str) -> None:
     """Otherwise the report would print it as it is: `made {count|call|calls|x}`."""
     write_rule(
         tmp_path, GOOD.replace('message: "{principal}"', f'message: "{{principal}} {placeholder}"')
     )
-    assert f"message: {placeholder} is not a placeholder" in errors_for(tmp_path)
+    errors = errors_for(tmp_path)
+    if placeholder.count("{") == placeholder.count("}"):
+        assert f"message: {placeholder} is not a placeholder" in errors
+    else:
+        assert "message: a { or } without its pair" in errors
+
+
+def test_lint_lists_every_problem_of_one_file(tmp_path: Path) -> None:
+    """An unknown key no longer hides the rest: a user fixes the file in one round."""
+    text = (
+        GOOD.replace("severity: low", "severty: low\nseverity: loud")
+        .replace("FROM cred", "FROM cred WHERE nope IS NULL")
+        .replace('message: "{principal}"', 'message: "{principal} {count|time"')
+    )
+    result = CliRunner().invoke(app, ["rules", "lint", str(write_rule(tmp_path, text))])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("m2maudit: error:")]
+    assert len(errors) == 4, result.output
+    for expected in (
+        "unknown key 'severty'",
+        "severity must be one of",
+        "a { or } without its pair",
+        'Referenced column "nope" not found',
+    ):
+        assert sum(expected in line for line in errors) == 1, expected
+
+
+def test_a_custom_problem_key_is_explained_when_it_is_not_kebab_case(tmp_path: Path) -> None:
+    own = GOOD.replace("id: X100", "id: ACME001").replace("name: demo", "name: acme")
+    write_rule(
+        tmp_path, own.replace("problem: broad-scopes", "problem: my_problem"), "ACME001-acme.yaml"
+    )
+    assert "or, for this id, a kebab-case key of your own" in errors_for(tmp_path)
+    (tmp_path / "ACME001-acme.yaml").write_text(
+        own.replace("problem: broad-scopes", "problem: my-problem")
+    )
+    assert load_rules([tmp_path], include_pack=False)[0].problem == "my-problem"
+
+
+def test_a_test_row_with_a_column_typo_is_a_lint_error(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "[{credential_id: k1, principal: p}]", "[{credential_id: k1, principle: p}]"
+    )
+    path = write_rule(tmp_path, text) / "X100-demo.yaml"
+    linted = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert linted.exit_code == 2
+    assert f"{path}:15: tests[0]: credentials[0]: principle: not a column of credentials" in (
+        linted.output
+    )
+
+
+def test_rules_test_says_the_file_and_what_was_found(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "expect: [{principal: p, token_id: k1}]", "expect: [{principal: q, token_id: k1}]"
+    )
+    path = write_rule(tmp_path, text) / "X100-demo.yaml"
+    result = CliRunner().invoke(app, ["rules", "test", str(path)])  # one file, not a directory
+    assert result.exit_code == 1
+    assert f"FAIL {path}: X100 'fires': expected q / k1; got p / k1 saying 'p'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("expect", "passes"),
+    [
+        ("{principal: p, token_id: k1, message: p}", True),
+        ("{principal: p, token_id: k1, message: q}", False),
+        ("{principal: p, token_id: k1, evidence: {extra: 7}}", True),
+        ("{principal: p, token_id: k1, evidence: {extra: 8}}", False),
+        ("{principal: p, token_id: k1, evidence: {seen: 2026-11-01T10:00:00Z}}", True),
+        ("{principal: p, token_id: k1, evidence: {seen: 2026-11-01T10:00:01Z}}", False),
+    ],
+)
+def test_a_case_may_pin_the_message_and_evidence(tmp_path: Path, expect: str, passes: bool) -> None:
+    text = GOOD.replace(
+        "AS locations\n", "AS locations, 7 AS extra, TIMESTAMPTZ '2026-11-01 10:00:00+00' AS seen\n"
+    ).replace("expect: [{principal: p, token_id: k1}]", f"expect: [{expect}]")
+    result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, text))])
+    assert result.exit_code == (0 if passes else 1), result.output
+
+
+def test_an_unknown_key_in_an_expected_finding_is_a_lint_error(tmp_path: Path) -> None:
+    write_rule(
+        tmp_path,
+        GOOD.replace("expect: [{principal: p, token_id: k1}]", "expect: [{principal: p, msg: x}]"),
+    )
+    assert "tests[0]: expect[0]: unknown key(s) msg; one of principal" in errors_for(tmp_path)
+
+
+def test_a_file_that_is_not_yaml_is_not_a_rules_directory(tmp_path: Path) -> None:
+    (tmp_path / "rules.txt").write_text("x")
+    result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path / "rules.txt")])
+    assert result.exit_code == 2
+    assert "not a rules directory or a rule file (*.yaml)" in result.output
+    single = CliRunner().invoke(
+        app, ["rules", "lint", str(write_rule(tmp_path, GOOD) / "X100-demo.yaml")]
+    )
+    assert single.exit_code == 0 and single.output.strip() == "1 rule OK"
