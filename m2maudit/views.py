@@ -69,6 +69,10 @@ def macro_sql(config: Config) -> list[str]:
         # Keys minted for one session and gone within hours: an AWS STS key, a GitHub App
         # installation token, a Kubernetes bound service-account token (one `JTI=` per pod
         # and refresh). A role that runs all day holds dozens; no inventory lists them.
+        # A time as the reports write it (`2026-11-20T10:00:00Z`), for a message's text that
+        # a rule composes itself: `coalesce('last used ' || m2m_iso(t), 'never used')`.
+        """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
+            strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
         """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS
             coalesce(credential_type IN ('aws_session', 'github_app_token')
                      OR (credential_type = 'k8s_service_account_token'

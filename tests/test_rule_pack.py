@@ -102,7 +102,8 @@ def test_use_after_expiry_of_several_session_keys_names_them(tmp_path: Path) -> 
             "aws_session:role/agent-gw",
             2,
             {
-                "expired_at": "2026-11-20T01:00:00Z",
+                # The expiry of the last call's key (ASIAAAAA1), not the group's earliest.
+                "expired_at": "2026-11-20T02:00:00Z",
                 "expired_credentials": 2,
                 "sample_credentials": ["ASIAAAAA0", "ASIAAAAA1"],
             },
@@ -178,8 +179,9 @@ def test_the_incident_rules_are_the_uses_that_should_never_happen() -> None:
 
     from m2maudit.cli import app
 
-    assert sorted(r.id for r in RULES if r.incident) == ["M2M405", "M2M406", "M2M601", "M2M602"]
+    incidents = ["M2M405", "M2M406", "M2M601", "M2M602"]
+    assert sorted(r.id for r in RULES if r.incident) == incidents
     listed = json.loads(CliRunner().invoke(app, ["rules", "list", "--format", "json"]).output)
-    assert [item["id"] for item in listed if item["incident"]] == ["M2M405", "M2M406", "M2M601", "M2M602"]
+    assert [item["id"] for item in listed if item["incident"]] == incidents
     assert "Incident" in CliRunner().invoke(app, ["rules", "show", "M2M406"]).stdout
     assert "Incident" not in CliRunner().invoke(app, ["rules", "show", "M2M101"]).stdout
