@@ -69,6 +69,11 @@ REASON_ACT_TOO_DEEP = f"act nested deeper than {MAX_ACT_DEPTH} levels"
 ACT_NOT_OBJECT = "act at depth {depth} is not a JSON object"
 
 
+def is_act_problem(reason: str) -> bool:
+    """A decode reason about the `act` claim: a broken delegation chain, not an exposure."""
+    return reason == REASON_ACT_TOO_DEEP or reason.startswith(ACT_NOT_OBJECT.split("{")[0])
+
+
 def reason_part(part: str, problem: str) -> str:
     """`part` is header, payload or signature; `problem` one of the PART_* phrases."""
     return PART_PROBLEM.format(part=part, problem=problem)

@@ -31,6 +31,7 @@ from m2maudit.token_claims import (
     TokenRow,
     decode_token,
     full_match_any,
+    is_act_problem,
     numeric_date,
 )
 
@@ -218,6 +219,11 @@ def _user_context(row: TokenRow, config: Config) -> list[Problem]:
     if row.chain_has_cycle:
         repeated = _first_repeat(row.act_chain or [])
         found.append(Problem(key, f"delegation chain has a cycle: {repeated!r} acts twice"))
+    found += [
+        Problem(key, f"the delegation chain is broken: {reason} (RFC 8693: {{\"sub\": ...}})")
+        for reason in (row.decode_error or "").split("; ")
+        if is_act_problem(reason)
+    ]
     if row.chain_actor_not_allowed is not None:
         allowed = ", ".join(row.may_act or []) or "nobody"
         found.append(
@@ -267,9 +273,16 @@ def _stale(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:
     return []
 
 
+# Clocks of issuers and servers differ by seconds; past this, an `iat` ahead is no skew.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _lifetime(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:
     key = "long-lifetime"
     limit = config.thresholds.max_token_lifetime
+    window = _impossible_window(row, as_of)
+    if window:
+        return [Problem(key, window)]
     if row.exp is None:
         return [Problem(key, "no usable exp: the token never expires")]
     if row.iat is not None and row.exp - row.iat > limit:
@@ -291,6 +304,20 @@ def _lifetime(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:
     return []
 
 
+def _impossible_window(row: TokenRow, as_of: datetime) -> str | None:
+    """Time claims no honest issuer writes: they make `exp - iat` say nothing true."""
+    if row.nbf is not None and row.exp is not None and row.nbf >= row.exp:
+        return "nbf is not before exp: the token is never valid (a broken or forged issuer)"
+    if row.iat is not None and row.iat - as_of > CLOCK_SKEW:
+        ahead = humanize(row.iat - as_of)
+        valid = f"it expires in {humanize(row.exp - as_of)}" if row.exp else "it never expires"
+        return (
+            f"iat is {ahead} in the future: exp - iat understates how long it is valid "
+            f"({valid})"
+        )
+    return None
+
+
 def _untraceable(row: TokenRow) -> list[Problem]:
     if row.jti is None:
         return [Problem("untraceable-action", "no jti: calls made with it cannot be told apart")]
@@ -303,7 +330,7 @@ def _exposure(row: TokenRow) -> list[Problem]:
         if reason == REASON_ALG_NONE
         else Problem(EXPOSURE, reason)
         for reason in (row.decode_error or "").split("; ")
-        if reason
+        if reason and not is_act_problem(reason)
     ]
     if not row.aud:
         found.append(Problem(EXPOSURE, "no aud: any service that trusts the issuer accepts it"))

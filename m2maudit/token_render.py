@@ -56,7 +56,7 @@ def _claim_notes(inspection: Inspection) -> dict[str, str]:
     """Times as UTC plus `expires in 14 min`; `act` points at the tree drawn below."""
     notes = {t.name: f"{t.utc}  ({t.relative})" for t in inspection.times}
     depth = inspection.row.chain_depth or 0
-    if (inspection.decoded.claims or {}).get("act") is not None:
+    if depth and (inspection.decoded.claims or {}).get("act") is not None:
         notes["act"] = f"delegation chain of {counted(depth, 'actor')} (below)"
     return notes
 

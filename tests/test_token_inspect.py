@@ -157,6 +157,36 @@ def test_problems_the_token_shows_by_itself() -> None:
         assert expected in messages
 
 
+@pytest.mark.parametrize("act", ["agent-z", ["agent-z"], {"sub": "tool", "act": "agent-z"}])
+def test_an_act_that_is_not_an_object_is_a_broken_chain(act: object) -> None:
+    """RFC 8693 writes each actor as an object; a bare name is a broken delegation chain."""
+    document = run_json(chained_token(act=act))
+    broken = [p for p in document["problems"] if "delegation chain is broken" in p["message"]]
+    assert [p["problem"] for p in broken] == ["missing-user-context"]
+    assert not any(
+        "act at depth" in p["message"] for p in document["problems"] if p is not broken[0]
+    )
+    panel = run(chained_token(act=act)).stdout
+    assert "delegation chain of 0 actors" not in panel
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"iat": NOW + 86400, "exp": NOW + 86400 + 600}, "iat is 24 h in the future"),
+        ({"nbf": NOW + 7200, "exp": NOW + 600}, "nbf is not before exp: the token is never valid"),
+    ],
+)
+def test_time_claims_no_honest_issuer_writes(claims: dict[str, int], expected: str) -> None:
+    problems = run_json(chained_token(**claims))["problems"]
+    assert [p["problem"] for p in problems if expected in p["message"]] == ["long-lifetime"]
+
+
+def test_an_iat_a_few_seconds_ahead_is_clock_skew() -> None:
+    problems = run_json(chained_token(iat=NOW + 30))["problems"]
+    assert not any("in the future" in p["message"] for p in problems)
+
+
 def test_lifetime_problem_follows_the_config(tmp_path: Path) -> None:
     token = chained_token(exp=NOW + 8 * 3600)
     assert any(p["problem"] == "long-lifetime" for p in run_json(token)["problems"])
