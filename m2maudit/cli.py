@@ -245,12 +245,20 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
 
 def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> None:
     """`stored`: the report is what a --db store ingested before, not this run's files."""
-    if strict and (report.rejected or report.failed_files):
-        where = " when the store's files were ingested (see its ingest_errors table)"
-        raise AuditError(
-            f"--strict: {counted(report.rejected, 'record')} rejected, "
-            f"{counted(len(report.failed_files), 'file')} unreadable{where if stored else ''}"
-        )
+    problem = strict_failure(report, strict, stored)
+    if problem:
+        raise AuditError(problem)
+
+
+def strict_failure(report: IngestReport, strict: bool, stored: bool = False) -> str | None:
+    """Why `--strict` fails the run, if it does."""
+    if not strict or not (report.rejected or report.failed_files):
+        return None
+    where = " when the store's files were ingested (see its ingest_errors table)"
+    return (
+        f"--strict: {counted(report.rejected, 'record')} rejected, "
+        f"{counted(len(report.failed_files), 'file')} unreadable{where if stored else ''}"
+    )
 
 
 @app.command()
@@ -365,7 +373,9 @@ def scan(
                 raise AuditError(f"{db}: the store holds nothing yet; give a log PATH to ingest")
         else:
             report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
-        _check_strict(report, strict, stored=from_store)
+        # The scan still runs and reports what could be read: a CI job that fails on a bad
+        # line still uploads the findings of the rest. The exit code is 2 all the same.
+        strict_problem = strict_failure(report, strict, stored=from_store)
         with scan_progress(stderr_console(), len(pack) + 1, enabled=not quiet) as on_step:
             result = run_scan(
                 store,
@@ -396,9 +406,9 @@ def scan(
         policy.write_output(output, text)
     else:
         sys.stdout.write(text)
-    if write_baseline is not None:
+    if write_baseline is not None and not strict_problem:  # not from inputs --strict refused
         policy.write_baseline(write_baseline, result)
-    code = policy.exit_code(result, fail_on)
+    code = EXIT_ERROR if strict_problem else policy.exit_code(result, fail_on)
     if output is not None or reporter.name != DEFAULT_FORMAT:
         # The table carries its own summary; a machine format on stdout or a file does not.
         active = len(result.active)
@@ -407,6 +417,8 @@ def scan(
             f"{len(result.findings) - active} suppressed or baselined); exit {code}",
             markup=False,
         )
+    if strict_problem:
+        raise AuditError(strict_problem)
     raise typer.Exit(code)
 
 

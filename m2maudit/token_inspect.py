@@ -220,7 +220,7 @@ def _user_context(row: TokenRow, config: Config) -> list[Problem]:
         repeated = _first_repeat(row.act_chain or [])
         found.append(Problem(key, f"delegation chain has a cycle: {repeated!r} acts twice"))
     found += [
-        Problem(key, f"the delegation chain is broken: {reason} (RFC 8693: {{\"sub\": ...}})")
+        Problem(key, f'the delegation chain is broken: {reason} (RFC 8693: {{"sub": ...}})')
         for reason in (row.decode_error or "").split("; ")
         if is_act_problem(reason)
     ]
@@ -311,10 +311,7 @@ def _impossible_window(row: TokenRow, as_of: datetime) -> str | None:
     if row.iat is not None and row.iat - as_of > CLOCK_SKEW:
         ahead = humanize(row.iat - as_of)
         valid = f"it expires in {humanize(row.exp - as_of)}" if row.exp else "it never expires"
-        return (
-            f"iat is {ahead} in the future: exp - iat understates how long it is valid "
-            f"({valid})"
-        )
+        return f"iat is {ahead} in the future: exp - iat understates how long it is valid ({valid})"
     return None
 
 

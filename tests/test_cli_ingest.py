@@ -229,6 +229,23 @@ def test_rejections_exit_0_unless_strict(cli: RunCli, tmp_path: Path) -> None:
     ]
 
 
+def test_strict_still_reports_what_could_be_read(cli: RunCli, tmp_path: Path) -> None:
+    """A CI job failed by one bad line still uploads the findings of the rest; it writes no
+    baseline from inputs it was told to refuse."""
+    write_jsonl(tmp_path / "a.jsonl", [ev(10), ev(11, timestamp="yesterday")])
+    result = cli(
+        "scan", "a.jsonl", "--strict", "-f", "sarif", "-o", "r.sarif", "--write-baseline", "b.json"
+    )
+    assert result.code == 2
+    assert result.error_lines() == [
+        "m2maudit: error: --strict: 1 record rejected, 0 files unreadable"
+    ]
+    assert "; exit 2" in result.stderr
+    sarif = json.loads((tmp_path / "r.sarif").read_text())
+    assert sarif["runs"][0]["results"]  # the good record's findings
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_unreadable_file_among_good_ones(cli: RunCli, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in" / "a.jsonl", [ev(10)])
     write_bytes(tmp_path / "in" / "b.jsonl", b"\x00\x01\x02")
