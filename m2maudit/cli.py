@@ -398,7 +398,7 @@ def scan(
             save_findings(store, result)
     console = stderr_console()
     for warning in [*warnings, *reporter.warnings(result)]:
-        console.print(f"warning: {clean_text(warning)}", markup=False, soft_wrap=True)
+        console.print(f"m2maudit: warning: {clean_text(warning)}", markup=False, soft_wrap=True)
     stream = None if output is not None else sys.stdout
     options = ReportOptions.for_stream(stream, verbose=verbose, quiet=quiet, fail_on=fail_on)
     text = reporter.render(result, options)

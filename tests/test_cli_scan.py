@@ -217,7 +217,7 @@ def test_calls_after_as_of_are_said_to_be_judged_too(tmp_path: Path) -> None:
     early = CliRunner().invoke(app, [*args, "--as-of", "2026-10-01T00:00:00Z"])
     assert early.exit_code == 0
     assert (
-        "warning: the logs hold calls after the scan's clock 2026-10-01T00:00:00Z "
+        "m2maudit: warning: the logs hold calls after the scan's clock 2026-10-01T00:00:00Z "
         "(the last at 2026-11-01T00:00:00Z)" in early.stderr
     )
     later = CliRunner().invoke(app, [*args, "--as-of", "2026-11-01T00:00:00Z"])
@@ -228,6 +228,6 @@ def test_calls_after_now_name_the_clock_without_as_of(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     log.write_text('{"timestamp": "2099-01-01T00:00:00Z", "principal": "agent-a"}\n')
     result = CliRunner().invoke(app, ["scan", str(log), "-q", "--fail-on", "never", "-f", "json"])
-    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("m2maudit: warning:")]
     assert "after the scan's clock 20" in warning and "(default now)" in warning
     assert "." not in warning.split("clock ", 1)[1].split(" ", 1)[0]  # whole seconds
