@@ -228,6 +228,8 @@ def test_calls_after_now_name_the_clock_without_as_of(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     log.write_text('{"timestamp": "2099-01-01T00:00:00Z", "principal": "agent-a"}\n')
     result = CliRunner().invoke(app, ["scan", str(log), "-q", "--fail-on", "never", "-f", "json"])
-    [warning] = [line for line in result.stderr.splitlines() if line.startswith("m2maudit: warning:")]
+    [warning] = [
+        line for line in result.stderr.splitlines() if line.startswith("m2maudit: warning:")
+    ]
     assert "after the scan's clock 20" in warning and "(default now)" in warning
     assert "." not in warning.split("clock ", 1)[1].split(" ", 1)[0]  # whole seconds
