@@ -190,6 +190,35 @@ def test_the_fast_read_finds_secrets_in_fields_it_does_not_map(
 GITHUB = "ghp_" + "A1b2C3d4" * 4 + "E5f6"
 
 
+@pytest.mark.parametrize("where", ["last", "middle"])
+def test_a_key_first_seen_after_the_first_lines_is_read_too(
+    tmp_path: Path, fast_reads: list[bool], where: str
+) -> None:
+    """A field a deploy added halfway through a day's log: its secret is found, and records
+    that differ only in it are not taken for duplicates."""
+    call = {"timestamp": TS, "principal": "agent-1", "action": "GET"}
+    lines = [json.dumps({**call, "n": str(n)}) for n in range(30_000)]
+    late = [json.dumps({**call, "debug": f"token {GITHUB}"}), json.dumps({**call, "debug": "b"})]
+    at = len(lines) if where == "last" else 20_500
+    lines[at:at] = late * (1 if where == "last" else 2_000)
+    store = Store.open()
+    report = ingest_paths(store, [str(write(tmp_path / "log.jsonl", lines))])
+    assert fast_reads == [True]
+    assert store.scalar("SELECT count(*) FROM events WHERE leaked_secret = 'github_token'") >= 1
+    assert report.files[0].loaded == len(lines)
+
+
+def test_a_gzipped_log_is_not_sampled(tmp_path: Path) -> None:
+    """It cannot be sought in; the README says its keys are those of its first lines."""
+    from m2maudit.sources.base import LoadContext
+    from m2maudit.sources.discover import expand_inputs, sniff
+
+    path = write(tmp_path / "log.jsonl.gz", [json.dumps({"timestamp": TS, "x": 1})], True)
+    file = expand_inputs([str(path)])[0]
+    ctx = LoadContext(Store.open().con, file, sniff(file), Config(), "generic-log")
+    assert fast_jsonl.sampled_keys(ctx) == set()
+
+
 @pytest.mark.parametrize(
     ("line", "kind"),
     [

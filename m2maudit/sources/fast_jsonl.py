@@ -140,8 +140,9 @@ def quoted(name: str) -> str:
 
 def other_keys(ctx: LoadContext, known: set[str], limit: int = 500) -> list[str] | None:
     """Top-level keys of the file's records beyond `known`, as DuckDB finds them in its first
-    20 000 lines; None when they cannot be told apart from the known ones (names equal but
-    for case, which DuckDB's columns do not distinguish) or there are over `limit`.
+    20 000 lines and, in a file that is not compressed, `sampled_keys` finds further on;
+    None when they cannot be told apart from the known ones (names equal but for case,
+    which DuckDB's columns do not distinguish) or there are over `limit`.
 
     Asked on a connection of its own: a failed detection must not abort the file's
     transaction on the store's connection.
@@ -158,12 +159,49 @@ def other_keys(ctx: LoadContext, known: set[str], limit: int = 500) -> list[str]
             ).fetchall()
     except duckdb.Error:
         return None
-    found = [str(row[0]) for row in rows]
+    found = sorted({str(row[0]) for row in rows} | sampled_keys(ctx))
     lowered = [name.lower() for name in [*known, *found]]
     if len(set(lowered)) < len(set(known)) + len(set(found) - known):
         return None
     extra = [name for name in found if name not in known]
     return extra if len(extra) <= limit else None
+
+
+# Where the keys first seen after the first lines are looked for: a field a deploy added
+# halfway through a day's log is in every later line, so it is in some of these pieces.
+SAMPLED_PIECES = 32
+SAMPLED_PIECE_BYTES = 128 * 1024
+
+
+def sampled_keys(ctx: LoadContext) -> set[str]:
+    """Top-level keys of the whole lines in `SAMPLED_PIECES` pieces spread over the file
+    (its end included), read by seeking: a few MiB of any file. A gzipped file cannot be
+    sought in, so it gives none."""
+    if ctx.file.compressed:
+        return set()
+    keys: set[str] = set()
+    try:
+        size = ctx.file.path.stat().st_size
+        with open(ctx.file.path, "rb") as handle:
+            for piece in range(1, SAMPLED_PIECES + 1):
+                handle.seek(max(0, size * piece // SAMPLED_PIECES - SAMPLED_PIECE_BYTES))
+                keys |= _keys_of_whole_lines(handle.read(SAMPLED_PIECE_BYTES))
+    except OSError:
+        return set()
+    return keys
+
+
+def _keys_of_whole_lines(data: bytes) -> set[str]:
+    """Keys of the JSON objects among the lines of `data` but its first and last (cut)."""
+    keys: set[str] = set()
+    for line in data.split(b"\n")[1:-1]:
+        try:
+            record = json.loads(line, parse_constant=refuse_json_constant)
+        except ValueError:  # not JSON, not UTF-8: the read itself says so, line by line
+            continue
+        if isinstance(record, dict):
+            keys.update(record)
+    return keys
 
 
 def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> None:
