@@ -192,6 +192,9 @@ def test_rules(directory: DirArg = None) -> None:
     @handle_errors
     def run() -> None:
         loaded = _checked(directory)
+        # The cases still run; what `scan --rules` would refuse is said, not hidden.
+        for clash in _clashes_with_the_pack(directory, loaded):
+            typer.echo(f"m2maudit: warning: {clash}", err=True)
         results = run_rule_tests(loaded)
         failed = [r for r in results if not r.passed]
         for result in failed:
