@@ -392,7 +392,7 @@ def scan(
             min_severity=min_severity,
             problems=problem or [],
         )
-        if write_baseline is not None and accepted is None:
+        if write_baseline is not None and accepted is None and not strict_problem:
             policy.adopt_as_baseline(result)  # the run that adopts the gate passes
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)
