@@ -15,8 +15,9 @@ from m2maudit.config import load_config
 from m2maudit.console import print_trimmed
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.errors import AuditError
+from m2maudit.reporters.serialize import clean_text
 from m2maudit.rules import Rule, RuleErrors, load_rules, name_clashes, same_rule_file
-from m2maudit.ruletest import case_row_problems, run_rule_tests
+from m2maudit.ruletest import case_data_problems, run_rule_tests
 from m2maudit.timeutil import utc_now
 from m2maudit.wording import counted
 
@@ -157,11 +158,11 @@ def _checked(directory: Path | None, clashes: bool = False) -> list[Rule]:
         check_rules_against_schema(loaded, load_config(None), utc_now())
     except RuleErrors as exc:
         errors += exc.errors
-    errors += case_row_problems(loaded)
+    errors += case_data_problems(loaded)
     if clashes:
         errors += _clashes_with_the_pack(directory, loaded)
-    for error in errors:
-        typer.echo(f"m2maudit: error: {error}", err=True)
+    for error in errors:  # rule files are untrusted: their text reaches the terminal inert
+        typer.echo(f"m2maudit: error: {clean_text(error)}", err=True)
     if errors:
         raise typer.Exit(EXIT_ERROR)
     return loaded
@@ -194,13 +195,12 @@ def test_rules(directory: DirArg = None) -> None:
         loaded = _checked(directory)
         # The cases still run; what `scan --rules` would refuse is said, not hidden.
         for clash in _clashes_with_the_pack(directory, loaded):
-            typer.echo(f"m2maudit: warning: {clash}", err=True)
+            typer.echo(f"m2maudit: warning: {clean_text(clash)}", err=True)
         results = run_rule_tests(loaded)
         failed = [r for r in results if not r.passed]
         for result in failed:
-            typer.echo(
-                f"FAIL {result.path}: {result.rule_id} {result.name!r}: {result.detail}", err=True
-            )
+            line = f"FAIL {result.path}: {result.rule_id} {result.name!r}: {result.detail}"
+            typer.echo(clean_text(line), err=True)
         typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
         if failed:
             raise typer.Exit(EXIT_FINDINGS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -120,10 +120,28 @@ def describe_error(
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         return f"{where}: query output lacks required column(s): {', '.join(missing)}"
+    types = {d[0]: str(d[1]) for d in cursor.description or []}
+    for column in ("first_seen", "last_seen"):
+        if types[column] not in TIME_TYPES:
+            return f"{where}: {column} must be a time (TIMESTAMPTZ), not {types[column]}"
     unknown = [f for f in message_fields(rule.message) if f not in columns]
     if unknown:
         return f"{rule.path}: message uses {', '.join(unknown)}, not columns of the query"
     return None
+
+
+def utc_instant(value: Any) -> datetime | None:
+    """A rule's time as a tz-aware UTC instant: a plain TIMESTAMP is UTC (the store's time
+    zone), a DATE its midnight. Compared with a baseline's times, a naive one would fail."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
+
+
+# What `first_seen` and `last_seen` may be (DuckDB's names for the query's column types).
+TIME_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "DATE", '"NULL"')
 
 
 def binder_words(message: str) -> str:
@@ -189,8 +207,8 @@ def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
         principal=principal,
         token_id=token_id,
         count=int(row.get("count") or 0),
-        first_seen=row.get("first_seen"),
-        last_seen=row.get("last_seen"),
+        first_seen=utc_instant(row.get("first_seen")),
+        last_seen=utc_instant(row.get("last_seen")),
         evidence=evidence,
         locations=_locations(row.get("locations")),
         remediation=rule.remediation.strip(),

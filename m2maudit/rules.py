@@ -198,8 +198,9 @@ def same_rule_file(first: Path, second: Path) -> bool:
 def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
     """Parse one rule file, appending `file:line: problem` strings to `errors`.
 
-    Returns the rule whenever it can be built (its required keys are there), problems or
-    not: the caller fails on any error, and a linter goes on to bind its query."""
+    Returns the rule whenever it can be built (its required keys are there) and its query
+    is one SELECT that reads no file, other problems or not: the caller fails on any error,
+    and a linter goes on to bind the query."""
     try:
         text = path.read_text(encoding="utf-8")
         node = compose_yaml(text, fast=True)
@@ -241,7 +242,10 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
         tests_line=lines.get("tests", 1),
     )
     _check_values(rule, lines, errors)
-    return rule
+    query_ok = _check_query(rule, errors)
+    # A query refused here is never run, not even to bind it: it is untrusted text, and
+    # `SELECT ... FROM (<query>)` would run a second statement hidden in it.
+    return rule if query_ok else None
 
 
 def _check_keys(path: Path, data: dict[str, Any], lines: dict[str, int], errors: list[str]) -> bool:
@@ -297,8 +301,7 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
                 f"message: {braced} is not a placeholder: write {{column}}, {{column|noun}} "
                 "or {column|noun|plural} (a noun of letters, spaces and hyphens)",
             )
-    stray = re.sub(r"\{[^{}]*\}", "", rule.message)
-    if "{" in stray or "}" in stray:
+    if _unpaired_brace(rule.message):
         err("message", "message: a { or } without its pair; a placeholder is {column}")
     for name in rule.requires:
         if name not in REQUIRABLE:
@@ -314,7 +317,15 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
             continue
         for problem in case_problems(case):
             err("tests", f"tests[{index}]: {problem}")
-    _check_query(rule, errors)
+
+
+def _unpaired_brace(message: str) -> bool:
+    """Whether a `{` or `}` is left once the braced pairs are taken out, innermost first
+    (`{{token_id}}` is a placeholder in braces, and prints `{key-1}`)."""
+    left, previous = message, None
+    while left != previous:
+        left, previous = re.sub(r"\{[^{}]*\}", "", left), left
+    return "{" in left or "}" in left
 
 
 def case_problems(case: dict[str, Any]) -> list[str]:
@@ -350,27 +361,30 @@ def _param_value_ok(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _check_query(rule: Rule, errors: list[str]) -> None:
+def _check_query(rule: Rule, errors: list[str]) -> bool:
+    """Append what is wrong with the query's text; False when it must not be run at all."""
     where = f"{rule.path}:{rule.query_line}"
     try:
         statements = duckdb.extract_statements(rule.query)
     except duckdb.Error as exc:
         errors.append(f"{where}: query does not parse: {first_line(exc)}")
-        return
+        return False
     if len(statements) != 1:
         errors.append(
             f"{where}: query must be exactly one SELECT (found {len(statements)} statements)"
         )
-        return
+        return False
     if statements[0].type != duckdb.StatementType.SELECT:
         errors.append(f"{where}: query must be a SELECT, not {statements[0].type.name}")
-        return
+        return False
     reader = _FILE_READERS.search(rule.query)
     if reader:
         errors.append(
             f"{where}: query may not read files or the environment "
             f"({reader.group(1)}); it reads only the canonical tables"
         )
+        return False
+    return True
 
 
 def message_fields(message: str) -> list[str]:

@@ -147,7 +147,10 @@ def _matches(want: dict[str, Any], finding: Finding, by_principal_only: bool) ->
     if "message" in want and str(want["message"]) != finding.message:
         return False
     evidence = want.get("evidence") or {}
-    return all(_same_evidence(finding.evidence.get(key), value) for key, value in evidence.items())
+    return all(
+        key in finding.evidence and _same_evidence(finding.evidence[key], value)
+        for key, value in evidence.items()
+    )
 
 
 def _same_evidence(actual: Any, written: Any) -> bool:
@@ -214,8 +217,9 @@ def _insert(
         con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(values.values()))
 
 
-def case_row_problems(rules: list[Rule]) -> list[str]:
-    """`file:line: tests[i]: ...` for each case row naming a column its table lacks."""
+def case_data_problems(rules: list[Rule]) -> list[str]:
+    """`file:line: tests[i]: ...` for each case row naming a column its table lacks, and
+    each case parameter the rule does not take as given: what `rules test` would fail on."""
     store = Store.open()
     try:
         columns = table_columns(store.con)
@@ -226,5 +230,18 @@ def case_row_problems(rules: list[Rule]) -> list[str]:
         for rule in rules
         for index, case in enumerate(rule.tests)
         if isinstance(case, dict)
-        for problem in row_problems(case, columns)
+        for problem in [*row_problems(case, columns), *_param_problems(rule, case)]
     ]
+
+
+def _param_problems(rule: Rule, case: dict[str, Any]) -> list[str]:
+    params = case.get("params") or {}
+    if not isinstance(params, dict):
+        return ["params must be a mapping of name: value"]
+    problems = []
+    for name, value in params.items():
+        try:
+            checked_param(rule, str(name), value, "params")
+        except AuditError as exc:
+            problems.append(str(exc))
+    return problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,10 @@ def test_good_rule_loads_and_tests_pass(tmp_path: Path) -> None:
         (GOOD.replace('message: "{principal}"', 'message: "{nope}"'), "message uses nope"),
         (GOOD.replace("problem: broad-scopes", "problem: Bad Vibes"), "problem must be one of"),
         (GOOD + "incident: 'yes'\n", "X100-demo.yaml:21: incident must be true or false"),
+        (
+            GOOD.replace("NULL::TIMESTAMPTZ AS last_seen", "'x' AS last_seen"),
+            "last_seen must be a time (TIMESTAMPTZ), not VARCHAR",
+        ),
     ],
 )
 def test_bad_rule_is_a_clear_error_naming_the_file(
@@ -202,22 +207,25 @@ def test_copies_of_bundled_rules_are_no_clash_for_lint_or_scan(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("case_params", "expected"),
     [
-        ("{owner: 12}", "case 'fires': params.owner: expected text; put it in quotes"),
-        ("{nope: 1}", "case 'fires': params: rule has no parameter 'nope'"),
+        ("{owner: 12}", "tests[0]: params.owner: expected text; put it in quotes"),
+        ("{nope: 1}", "tests[0]: params: rule has no parameter 'nope'"),
+        ("[1]", "tests[0]: params must be a mapping of name: value"),
     ],
 )
 def test_a_bad_case_parameter_names_the_rule_file_and_case(
     tmp_path: Path, case_params: str, expected: str
 ) -> None:
+    """Lint finds it, so `rules test` stops before running any case."""
     rule = GOOD.replace("  FROM cred\n", "  FROM cred WHERE principal = $owner\n").replace(
         "remediation: r\n", "remediation: r\nparams: {owner: p}\n"
     )
     rule = rule.replace("  - name: fires\n", f"  - name: fires\n    params: {case_params}\n")
     directory = write_rule(tmp_path, rule)
-    result = CliRunner().invoke(app, ["rules", "test", str(directory)])
-    assert result.exit_code == 1
-    assert f"FAIL {directory / 'X100-demo.yaml'}: X100 'fires': error: {expected}" in result.output
-    assert "config" not in result.output
+    for command in ("lint", "test"):
+        result = CliRunner().invoke(app, ["rules", command, str(directory)])
+        assert result.exit_code == 2
+        assert f"{directory / 'X100-demo.yaml'}:16: {expected}" in result.output
+        assert "config" not in result.output
 
 
 def test_a_rule_name_used_twice_is_an_error_for_lint_and_scan(tmp_path: Path) -> None:
@@ -360,3 +368,51 @@ def test_a_file_that_is_not_yaml_is_not_a_rules_directory(tmp_path: Path) -> Non
         app, ["rules", "lint", str(write_rule(tmp_path, GOOD) / "X100-demo.yaml")]
     )
     assert single.exit_code == 0 and single.output.strip() == "1 rule OK"
+
+
+def test_lint_never_runs_a_query_it_refused(tmp_path: Path) -> None:
+    """Binding wraps the query in `SELECT * FROM (...)`: text that closes the bracket would
+    run statements of its own. A query that is not one SELECT is never bound."""
+    breakout = (
+        "SELECT 1 AS principal) AS t; SELECT error('SECOND STATEMENT RAN'); SELECT * FROM (SELECT 1"
+    )
+    text = GOOD.replace(
+        GOOD[GOOD.index("query: |") : GOOD.index("message:")], f'query: "{breakout}"\n'
+    )
+    result = CliRunner().invoke(app, ["rules", "lint", str(write_rule(tmp_path, text))])
+    assert result.exit_code == 2 and "query does not parse" in result.output
+    assert "SECOND STATEMENT RAN" not in result.output
+
+
+def test_a_placeholder_in_braces_is_no_lone_brace(tmp_path: Path) -> None:
+    write_rule(tmp_path, GOOD.replace('message: "{principal}"', 'message: "key {{token_id}}"'))
+    assert load_rules([tmp_path], include_pack=False)[0].message == "key {{token_id}}"
+
+
+def test_an_expected_evidence_column_the_finding_lacks_fails(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "expect: [{principal: p, token_id: k1}]",
+        "expect: [{principal: p, token_id: k1, evidence: {typo_column: null}}]",
+    )
+    result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, text))])
+    assert result.exit_code == 1 and "typo_column" in result.output
+
+
+def test_an_incident_rule_with_a_plain_timestamp_baselines(tmp_path: Path) -> None:
+    """A custom rule's TIMESTAMP (not TIMESTAMPTZ) is UTC, as the store's clock is."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    text = GOOD.replace(
+        "NULL::TIMESTAMPTZ AS last_seen", "TIMESTAMP '2026-11-01 10:00:00' AS last_seen"
+    )
+    write_rule(rules, text.replace("confidence: high", "confidence: high\nincident: true"))
+    inventory = tmp_path / "inv.csv"
+    inventory.write_text("credential_id,principal\nk1,p\n")
+    base = tmp_path / "b.json"
+    flags = ["--inventory", str(inventory), "--as-of", "2026-11-28T00:00:00Z", "-f", "json"]
+    first = scan_with_rules(rules, *flags, "--write-baseline", str(base))
+    assert first.exit_code == 0, first.output
+    [entry] = [e for e in json.loads(base.read_text())["findings"] if e["rule_id"] == "X100"]
+    assert entry["last_seen"] == "2026-11-01T10:00:00Z"
+    again = scan_with_rules(rules, *flags, "--baseline", str(base), "--fail-on", "never")
+    assert again.exit_code == 0, again.output
