@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ BASELINE_SCHEMA_VERSION = "1.1"
 # A baseline as read: each finding id, with the last call it covers for an incident rule's
 # finding (None: it covers the finding whatever its calls).
 Baseline = Mapping[str, datetime | None]
+# What an incident's entry covers when the finding had no call time: no call at all.
+NO_CALL = datetime.min.replace(tzinfo=UTC)
 
 
 # --- flags -------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ def baseline_entry(finding: Finding, incident: bool) -> dict[str, Any]:
         "principal": finding.principal,
         "token_id": finding.token_id,
     }
-    if incident and finding.last_seen is not None:
+    if incident:  # null when the finding had no call time: any later call is new
         entry["last_seen"] = iso(finding.last_seen)
     return entry
 
@@ -287,13 +289,26 @@ def load_baseline(path: str | Path) -> Baseline:
         isinstance(item, dict) and isinstance(item.get("id"), str) for item in entries
     ):
         raise AuditError(f"{where}: not an m2maudit baseline (bad 'findings' list)")
-    return {item["id"]: _covered_until(item, where) for item in entries}
+    covered: dict[str, datetime | None] = {}
+    for item in entries:  # an id listed twice (files merged by hand) covers the most
+        until = _covered_until(item, where)
+        covered[item["id"]] = _later(covered.get(item["id"], until), until)
+    return covered
+
+
+def _later(first: datetime | None, second: datetime | None) -> datetime | None:
+    """The wider of two covers (None covers everything)."""
+    if first is None or second is None:
+        return None
+    return max(first, second)
 
 
 def _covered_until(entry: dict[str, Any], where: str) -> datetime | None:
-    value = entry.get("last_seen")
-    if value is None:
+    if "last_seen" not in entry:  # a finding of a standing rule, or a 1.0 baseline
         return None
+    value = entry["last_seen"]
+    if value is None:
+        return NO_CALL
     try:
         return parse_instant(str(value))
     except AuditError:

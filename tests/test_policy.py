@@ -345,6 +345,42 @@ def test_a_baseline_without_last_seen_covers_incidents_as_before(tmp_path: Path)
     assert all(f.baselined for f in later.findings)
 
 
+def test_an_incident_baselined_without_a_call_time_is_active_at_its_first_call(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "baseline.json"
+    before = incident_result(datetime(2025, 6, 30, tzinfo=UTC))
+    for item in before.findings:
+        item.last_seen = None
+    write_baseline(path, before)
+    entries = {item["rule_id"]: item for item in json.loads(path.read_text())["findings"]}
+    assert entries["M2M406"]["last_seen"] is None
+    later = incident_result(datetime(2025, 6, 30, tzinfo=UTC))
+    apply_policy(later, baseline=load_baseline(path))
+    assert by_rule(later.findings, "M2M406").after_baseline
+
+
+def test_an_id_listed_twice_covers_the_later_time(tmp_path: Path) -> None:
+    """Whatever the order of the entries (two baselines merged by hand)."""
+    result = incident_result(datetime(2025, 6, 5, tzinfo=UTC))
+    ident = by_rule(result.findings, "M2M406").id
+    for times in (
+        ["2025-06-10T00:00:00Z", "2025-06-01T00:00:00Z"],
+        ["2025-06-01T00:00:00Z", "2025-06-10T00:00:00Z"],
+    ):
+        path = tmp_path / "baseline.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "m2maudit_baseline": True,
+                    "schema_version": "1.1",
+                    "findings": [{"id": ident, "last_seen": t} for t in times],
+                }
+            )
+        )
+        assert load_baseline(path)[ident] == datetime(2025, 6, 10, tzinfo=UTC)
+
+
 def test_a_suppressed_incident_after_the_baseline_is_not_warned_about() -> None:
     result = incident_result(datetime(2025, 7, 1, tzinfo=UTC))
     covered = {f.id: datetime(2025, 6, 1, tzinfo=UTC) for f in result.findings}
