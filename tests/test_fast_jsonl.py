@@ -190,7 +190,7 @@ def test_the_fast_read_finds_secrets_in_fields_it_does_not_map(
 GITHUB = "ghp_" + "A1b2C3d4" * 4 + "E5f6"
 
 
-@pytest.mark.parametrize("where", ["last", "middle"])
+@pytest.mark.parametrize("where", ["last", "last, no line break", "middle"])
 def test_a_key_first_seen_after_the_first_lines_is_read_too(
     tmp_path: Path, fast_reads: list[bool], where: str
 ) -> None:
@@ -199,13 +199,32 @@ def test_a_key_first_seen_after_the_first_lines_is_read_too(
     call = {"timestamp": TS, "principal": "agent-1", "action": "GET"}
     lines = [json.dumps({**call, "n": str(n)}) for n in range(30_000)]
     late = [json.dumps({**call, "debug": f"token {GITHUB}"}), json.dumps({**call, "debug": "b"})]
-    at = len(lines) if where == "last" else 20_500
-    lines[at:at] = late * (1 if where == "last" else 2_000)
+    if where == "middle":  # from line 20 501 on: past what the first look reads
+        lines[20_500:20_500] = late * 2_000
+    elif where == "last":
+        lines += late
+    else:  # the file's last line alone holds the key, and ends without a line break
+        lines += late[:1]
+    path = write(tmp_path / "log.jsonl", lines)
+    if where == "last, no line break":
+        path.write_bytes(path.read_bytes().rstrip(b"\n"))
     store = Store.open()
-    report = ingest_paths(store, [str(write(tmp_path / "log.jsonl", lines))])
+    report = ingest_paths(store, [str(path)])
     assert fast_reads == [True]
     assert store.scalar("SELECT count(*) FROM events WHERE leaked_secret = 'github_token'") >= 1
     assert report.files[0].loaded == len(lines)
+
+
+def test_a_line_nested_too_deep_for_python_is_left_to_the_read(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    """Sampling the keys parses a few lines in Python: one nested 3 000 deep must not crash
+    the scan (the read rejects it, line and reason)."""
+    deep = '{"timestamp": "' + TS + '", "x": ' + '{"a": ' * 3_000 + "1" + "}" * 3_001
+    lines = [json.dumps({"timestamp": TS, "principal": "a"}), deep]
+    store = Store.open()
+    report = ingest_paths(store, [str(write(tmp_path / "log.jsonl", lines))])
+    assert report.files[0].loaded + report.files[0].rejected == 2
 
 
 def test_a_gzipped_log_is_not_sampled(tmp_path: Path) -> None:

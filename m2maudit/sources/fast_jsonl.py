@@ -182,22 +182,29 @@ def sampled_keys(ctx: LoadContext) -> set[str]:
     keys: set[str] = set()
     try:
         size = ctx.file.path.stat().st_size
+        starts = {
+            max(0, size * piece // SAMPLED_PIECES - SAMPLED_PIECE_BYTES)
+            for piece in range(1, SAMPLED_PIECES + 1)
+        }
         with open(ctx.file.path, "rb") as handle:
-            for piece in range(1, SAMPLED_PIECES + 1):
-                handle.seek(max(0, size * piece // SAMPLED_PIECES - SAMPLED_PIECE_BYTES))
-                keys |= _keys_of_whole_lines(handle.read(SAMPLED_PIECE_BYTES))
+            for start in sorted(starts):  # a small file is read once, from its start
+                handle.seek(start)
+                data = handle.read(SAMPLED_PIECE_BYTES)
+                keys |= _keys_of_whole_lines(data, start > 0, start + len(data) < size)
     except OSError:
         return set()
     return keys
 
 
-def _keys_of_whole_lines(data: bytes) -> set[str]:
-    """Keys of the JSON objects among the lines of `data` but its first and last (cut)."""
+def _keys_of_whole_lines(data: bytes, cut_at_start: bool, cut_at_end: bool) -> set[str]:
+    """Keys of the JSON objects among the lines of `data`, but a line cut by its start or
+    end (the file's last line, without a line break, is whole)."""
+    lines = data.split(b"\n")
     keys: set[str] = set()
-    for line in data.split(b"\n")[1:-1]:
+    for line in lines[int(cut_at_start) : len(lines) - int(cut_at_end)]:
         try:
             record = json.loads(line, parse_constant=refuse_json_constant)
-        except ValueError:  # not JSON, not UTF-8: the read itself says so, line by line
+        except (ValueError, RecursionError):  # the read itself says why, line by line
             continue
         if isinstance(record, dict):
             keys.update(record)
