@@ -306,13 +306,23 @@ def _lifetime(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:
 
 def _impossible_window(row: TokenRow, as_of: datetime) -> str | None:
     """Time claims no honest issuer writes: they make `exp - iat` say nothing true."""
-    if row.nbf is not None and row.exp is not None and row.nbf >= row.exp:
-        return "nbf is not before exp: the token is never valid (a broken or forged issuer)"
+    for claim, start in (("nbf", row.nbf), ("iat", row.iat)):
+        if start is not None and row.exp is not None and start >= row.exp:
+            return (
+                f"{claim} is not before exp: the token is never valid (a broken or forged issuer)"
+            )
     if row.iat is not None and row.iat - as_of > CLOCK_SKEW:
         ahead = humanize(row.iat - as_of)
-        valid = f"it expires in {humanize(row.exp - as_of)}" if row.exp else "it never expires"
-        return f"iat is {ahead} in the future: exp - iat understates how long it is valid ({valid})"
+        return (
+            f"iat is {ahead} in the future: exp - iat understates how long it is valid "
+            f"({_expiry_words(row.exp, as_of)})"
+        )
     return None
+
+
+def _expiry_words(exp: datetime | None, as_of: datetime) -> str:
+    """After an `iat` ahead of the clock, an `exp` (later still: see above) is ahead too."""
+    return "it never expires" if exp is None else f"it expires in {humanize(exp - as_of)}"
 
 
 def _untraceable(row: TokenRow) -> list[Problem]:

@@ -175,6 +175,9 @@ def test_an_act_that_is_not_an_object_is_a_broken_chain(act: object) -> None:
     [
         ({"iat": NOW + 86400, "exp": NOW + 86400 + 600}, "iat is 24 h in the future"),
         ({"nbf": NOW + 7200, "exp": NOW + 600}, "nbf is not before exp: the token is never valid"),
+        ({"iat": NOW + 7200, "exp": NOW + 600}, "iat is not before exp: the token is never valid"),
+        ({"iat": NOW + 86400, "exp": NOW + 86400 + 600}, "valid (it expires in 24 h)"),
+        ({"iat": NOW + 86400, "exp": None}, "valid (it never expires)"),
     ],
 )
 def test_time_claims_no_honest_issuer_writes(claims: dict[str, int], expected: str) -> None:
