@@ -368,6 +368,37 @@ def test_session_lifetime_comes_from_its_assume_role_in_any_file_order(
     assert before_issue["credential_expires_at"] is None
 
 
+def test_a_key_id_issued_again_later_is_not_given_the_old_lifetime(tmp_path: Path) -> None:
+    """A session begun after an issuance expired is not that issuance's: no use after
+    expiry is invented (a tool reusing one key id, or test data's placeholder ids)."""
+    key = "ASIAISSUED0000000002"
+    later = role_event("2026-12-10T10:00:00Z", role="other", key=key)
+    later["userIdentity"]["sessionContext"]["attributes"]["creationDate"] = "2026-12-10T09:59:00Z"
+    during = role_event("2026-11-01T15:00:00Z", role="deploy", key=key)  # expired at 14:00
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [assume_role_event("2026-11-01T02:00:00Z", key), later, during]
+    )
+    store, _ = load(path)
+    assert event_at(store, "a.jsonl", 2)["credential_expires_at"] is None
+    assert event_at(store, "a.jsonl", 3)["credential_expires_at"] == utc("2026-11-01T14:00:00")
+    result = run_scan(store, Config(), utc("2026-12-11T00:00:00"))
+    assert [f.count for f in result.findings if f.rule_id == "M2M405"] == [1]
+
+
+def test_a_placeholder_key_id_gives_no_lifetime(tmp_path: Path) -> None:
+    """Only what looks like an STS key id (ASIA...) is linked to later calls."""
+    path = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            assume_role_event("2026-11-01T02:00:00Z", "SAMPLE_ACCESS_KEY"),
+            role_event("2026-11-01T15:00:00Z", key="SAMPLE_ACCESS_KEY"),
+        ],
+    )
+    store, _ = load(path)
+    assert store.scalar("SELECT count(*) FROM issued_credentials") == 0
+    assert event_at(store, "a.jsonl", 2)["credential_expires_at"] is None
+
+
 def test_an_event_time_before_2000_is_rejected_not_read_as_1970(tmp_path: Path) -> None:
     records = [role_event(session=name) for name in "abcd"]
     records[1]["eventTime"] = 12345

@@ -111,6 +111,7 @@ def _slots() -> q.Slots:
 
 SLOTS = _slots()
 # Slots kept as JSON (objects, or times read by the time parser); the rest are read as text.
+STS_KEY_ID = "(ASIA|AKIA)[A-Z0-9]{12,124}"
 JSON_SLOTS = ("time", "identity", "session_created", "issued_expiration")
 
 
@@ -319,7 +320,10 @@ def _columns() -> dict[str, str]:
         **q.leak_columns(leak_scope),
         # Staging only (not stored): the credential an issuing call handed out, for lifetimes.
         "issued_credential_id": (
-            f"CASE WHEN t_event_name IN ({issuing}) AND t_error_code IS NULL THEN t_issued_key END"
+            f"CASE WHEN t_event_name IN ({issuing}) AND t_error_code IS NULL "
+            # A key id as STS issues them: a placeholder (`REDACTED`, `SAMPLE_ACCESS_KEY`)
+            # names no credential, and would lend its lifetime to unrelated calls.
+            f"AND regexp_full_match(t_issued_key, '{STS_KEY_ID}') THEN t_issued_key END"
         ),
         "issued_at": "CASE WHEN issued_credential_id IS NOT NULL THEN ts END",
         "issued_expires_at": (

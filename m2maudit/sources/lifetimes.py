@@ -14,11 +14,26 @@ from __future__ import annotations
 
 from m2maudit.sources.base import LoadContext
 
-_KNOWN_LIFETIMES = """
-    SELECT credential_id, min(issued_at) AS issued_at, max(expires_at) AS expires_at
-    FROM issued_credentials
-    WHERE source_format = $format AND {scope}
-    GROUP BY credential_id
+# The issuance a call used: the last one of its credential id at or before the call. When the
+# call states when its session began (CloudTrail's `creationDate`), that issuance must have
+# been valid then, give or take a clock's skew: an id reused for another credential (a
+# placeholder in test data, a key id some tool writes for every session) is no evidence of
+# this call's lifetime, and an expiry before the session began would be a use after expiry
+# that never happened.
+_SKEW = "INTERVAL 5 MINUTE"
+_MATCHED = """
+    SELECT c.rowid AS call, i.issued_at, i.expires_at
+    FROM {calls} AS c ASOF JOIN (
+        SELECT credential_id, issued_at, max(expires_at) AS expires_at
+        FROM issued_credentials
+        WHERE source_format = $format
+          AND credential_id IN (SELECT credential_id FROM {scope})
+        GROUP BY credential_id, issued_at
+    ) AS i ON c.credential_id = i.credential_id AND c.ts >= i.issued_at
+    WHERE {calls_filter}
+      AND (c.credential_issued_at IS NULL
+           OR (i.issued_at <= c.credential_issued_at + {skew}
+               AND i.expires_at + {skew} > c.credential_issued_at))
 """
 
 
@@ -38,8 +53,8 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
         """,
         params,
     )
-    this_file = _KNOWN_LIFETIMES.format(
-        scope="credential_id IN (SELECT credential_id FROM _mapped)"
+    this_file = _MATCHED.format(
+        calls="_mapped", scope="_mapped", calls_filter="c.reject_reason IS NULL", skew=_SKEW
     )
     ctx.con.execute(
         f"""
@@ -47,25 +62,30 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
         SET credential_issued_at = coalesce(m.credential_issued_at, i.issued_at),
             credential_expires_at = coalesce(m.credential_expires_at, i.expires_at)
         FROM ({this_file}) AS i
-        WHERE m.credential_id = i.credential_id AND m.reject_reason IS NULL
-          AND m.ts >= i.issued_at
+        WHERE m.rowid = i.call
         """,
         {"format": ctx.format_name},
     )
-    issued_here = _KNOWN_LIFETIMES.format(
-        scope="source_file IN (SELECT DISTINCT source_file FROM _mapped)"
+    issued_here = (
+        "(SELECT DISTINCT credential_id FROM issued_credentials WHERE source_file IN "
+        "(SELECT DISTINCT source_file FROM _mapped))"
         if ctx.batch_files
-        else "source_file = $file"
+        else "(SELECT DISTINCT credential_id FROM issued_credentials WHERE source_file = $file)"
+    )
+    earlier_calls = _MATCHED.format(
+        calls="events",
+        scope=issued_here,
+        calls_filter="c.source_format = $format "
+        "AND (c.credential_expires_at IS NULL OR c.credential_issued_at IS NULL)",
+        skew=_SKEW,
     )
     ctx.con.execute(
         f"""
         UPDATE events AS e
         SET credential_issued_at = coalesce(e.credential_issued_at, i.issued_at),
             credential_expires_at = coalesce(e.credential_expires_at, i.expires_at)
-        FROM ({issued_here}) AS i
-        WHERE e.credential_id = i.credential_id AND e.source_format = $format
-          AND e.ts >= i.issued_at
-          AND (e.credential_expires_at IS NULL OR e.credential_issued_at IS NULL)
+        FROM ({earlier_calls}) AS i
+        WHERE e.rowid = i.call
         """,
         params,
     )
