@@ -95,7 +95,19 @@ DEFAULT_INFRASTRUCTURE_PATTERNS = [
     r"|falcon|zabbix|nagios|chef|salt|octopus|bamboo|kube|cloudwatch|google-cloud-ops"
     r"|stackdriver|sumo|logdna|fluent|filebeat)-agent\b.*",
     r".*\b(konnectivity|ip-masq|grafana|spire|instana|config|dynatrace-one|kube-state)-agent\b.*",
+    # Security and monitoring vendors' agents, and CI runners (Terraform Cloud's `tfc-agent`).
+    # Names only a vendor uses: a word an AI agent may be named by (`insight`, `defender`)
+    # would hide that agent's findings.
+    r".*\b(guardduty|clusterconnect|otel-collector|sysdig|lacework|nrk8s|crowdstrike"
+    r"|sentinelone|qualys|tenable|nessus|rapid7|twistlock|trendmicro|eks-pod-identity|tfc)"
+    r"-agent\b.*",
     r".*\b(omsagent|oneagent|cloudwatchagent\w*)\b.*",
+    # AWS-managed: service-linked roles, and the roles a vendor's integration assumes.
+    r".*:(assumed-)?role/aws-service-role/.*",
+    r".*\bAWSServiceRoleFor\w*.*",
+    r".*\bAmazonEKS\w*Role\b.*",
+    r".*\b(Splunk|Datadog|NewRelic|Sumo|Lacework|Sysdig|Wiz|Orca|CrowdStrike)"
+    r"(Agent|Integration|Access|Scanner|Security|Audit|ReadOnly)?Role\b.*",
     r"system:serviceaccount:kube-system:.*",  # the cluster's own add-ons
     r".*@system\.gserviceaccount\.com",
     r"service-\d+@.*\.gserviceaccount\.com",

@@ -48,6 +48,10 @@ def macro_sql(config: Config) -> list[str]:
     return [
         f"CREATE OR REPLACE TEMP MACRO m2m_kind(name) AS "
         f"{kind_by_name('name', config.name_kinds())}",
+        # The platform's own daemons and managed roles (`infrastructure_patterns`): services
+        # no person ever starts, which rules about people's delegation leave out.
+        f"CREATE OR REPLACE TEMP MACRO m2m_infrastructure(name) AS "
+        f"{regex_any('name', config.infrastructure_patterns)}",
         f"""CREATE OR REPLACE TEMP MACRO m2m_broad_scope(s) AS
             {regex_any("s", config.wildcard_scopes + config.admin_scopes)}""",
         # Which credential a call used: the inventory's id, else the token's jti, else

@@ -259,6 +259,16 @@ def test_sample_estate() -> None:
         ("system:serviceaccount:kube-system:elastic-agent", "service"),  # a log shipper
         ("system:serviceaccount:ci:jenkins-agent", "service"),  # a CI runner
         ("system:serviceaccount:etl:loader", "service"),
+        # Security and monitoring vendors' default names (a new user's trial).
+        ("system:serviceaccount:amazon-guardduty:aws-guardduty-agent", "service"),
+        ("system:serviceaccount:azure-arc:clusterconnect-agent", "service"),
+        ("system:serviceaccount:signalfx:splunk-otel-collector-agent", "service"),
+        ("system:serviceaccount:sysdig:sysdig-agent", "service"),
+        ("system:serviceaccount:newrelic:nri-bundle-nrk8s-agent", "service"),
+        ("system:serviceaccount:tfc:tfc-agent", "service"),
+        # ... but not a word an AI agent may be named by.
+        ("system:serviceaccount:sales:sales-insight-agent", "agent"),
+        ("system:serviceaccount:etl:data-collector-agent", "agent"),
     ],
 )
 def test_a_service_account_is_an_agent_by_its_name_unless_infrastructure(
