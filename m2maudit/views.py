@@ -75,6 +75,15 @@ def macro_sql(config: Config) -> list[str]:
         # and refresh). A role that runs all day holds dozens; no inventory lists them.
         # A time as the reports write it (`2026-11-20T10:00:00Z`), for a message's text that
         # a rule composes itself: `coalesce('last used ' || m2m_iso(t), 'never used')`.
+        # Who did something, for a message: `agent-a`, `3 principals (a, b, c)` (five named,
+        # then `...`), or `no named principal`; from a list of distinct names.
+        """CREATE OR REPLACE TEMP MACRO m2m_who(names) AS
+            CASE coalesce(len(names), 0)
+                WHEN 0 THEN 'no named principal'
+                WHEN 1 THEN names[1]
+                ELSE len(names) || ' principals (' || array_to_string(names[1:5], ', ')
+                     || CASE WHEN len(names) > 5 THEN ', ...' ELSE '' END || ')'
+            END""",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
         """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS
