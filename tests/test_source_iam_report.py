@@ -162,3 +162,19 @@ def test_report_links_to_cloudtrail_by_user_arn() -> None:
         "reporting-export#access_key_1": 0,
     }
     assert all(row["key_in_logs"].startswith("AKIA") for row in linked if row["calls"])
+
+
+def test_a_format_hint_on_another_file_is_an_error_not_an_empty_report(tmp_path: Path) -> None:
+    """A JSON log read `--format-hint iam-credential-report` held 73 records; it was said to
+    be an empty export, and `--strict` passed."""
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    log = tmp_path / "okta.jsonl"
+    log.write_text('{"published": "2026-11-01T00:00:00Z", "actor": {"id": "x"}}\n')
+    result = CliRunner().invoke(
+        app, ["scan", str(log), "--format-hint", "iam-credential-report", "--strict", "-q"]
+    )
+    assert result.exit_code == 2
+    assert f"{log}: not an IAM credential report (a CSV with access_key_1_active" in result.stderr

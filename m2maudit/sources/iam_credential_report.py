@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from m2maudit.config import Config
+from m2maudit.errors import InputError
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -80,6 +81,11 @@ class IamCredentialReportAdapter:
         return sample.layout == "csv" and set(sample.csv_header) >= REQUIRED_COLUMNS
 
     def load(self, ctx: LoadContext) -> None:
+        if not self.detect(ctx.sample, ctx.config):  # a --format-hint on another file
+            columns = ", ".join(sorted(REQUIRED_COLUMNS))
+            raise InputError(
+                ctx.file.display, f"not an IAM credential report (a CSV with {columns})"
+            )
         stage(ctx)
         _unpivot_slots(ctx)
         map_records(ctx, _columns(ctx.config), _checks())
