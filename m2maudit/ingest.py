@@ -553,6 +553,9 @@ def _layout_words(sample: Sample) -> str:
     if sample.layout == "csv" and len(names) < len(keys):
         return "CSV whose first row is not a header of field names; see `m2maudit formats`"
     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    if not shown and sample.layout not in ("jsonl", "json_object", "json_array", "csv"):
+        # A syslog line parses as a YAML string, XML as nothing: neither holds records.
+        return "text that is not JSON, CSV or YAML records; see `m2maudit formats`"
     layout = _LAYOUT_WORDS.get(sample.layout, sample.layout)
     return f"{layout} with {shown or 'no fields'}; see `m2maudit formats`"
 

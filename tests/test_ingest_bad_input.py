@@ -374,9 +374,22 @@ def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Pat
     assert error.startswith("unrecognised format (JSON objects with when, who;")
 
 
-def test_plain_text_is_unrecognised(store: Store, tmp_path: Path) -> None:
-    path = write_bytes(tmp_path / "app.log", b"2024-05-01 INFO started\n2024-05-01 INFO ok\n")
-    assert _file_error(store, path).startswith("unrecognised format")
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("app.log", b"2024-05-01 INFO started\n2024-05-01 INFO ok\n"),
+        ("sys.log", b"Nov 29 12:00:00 host sshd[1]: Accepted publickey for root\n"),
+        ("x.xml", b'<?xml version="1.0"?><a><b>1</b></a>\n'),
+    ],
+)
+def test_plain_text_is_unrecognised(
+    store: Store, tmp_path: Path, name: str, content: bytes
+) -> None:
+    """Said as what it is: not 'YAML with no fields' (a syslog line parses as a YAML string)."""
+    error = _file_error(store, write_bytes(tmp_path / name, content))
+    assert error == (
+        "unrecognised format (text that is not JSON, CSV or YAML records; see `m2maudit formats`)"
+    )
 
 
 def test_broken_json_array_is_one_file_error(store: Store, tmp_path: Path) -> None:
