@@ -385,6 +385,21 @@ def test_a_key_id_issued_again_later_is_not_given_the_old_lifetime(tmp_path: Pat
     assert [f.count for f in result.findings if f.rule_id == "M2M405"] == [1]
 
 
+def test_a_console_login_is_a_person_even_without_its_event_type(tmp_path: Path) -> None:
+    """A trimmed record (a SIEM's export, a rule's test data) may drop `eventType`; the
+    sign-in itself still says a person is at the console."""
+    login = {
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "userName": "some_user"},
+        "eventTime": "2026-11-01T10:00:00Z",
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin",
+        "responseElements": {"ConsoleLogin": "Success"},
+    }
+    store, _ = load(write_jsonl(tmp_path / "a.jsonl", [login]))
+    assert event_at(store, "a.jsonl", 1)["principal_type"] == "human"
+
+
 def test_a_placeholder_key_id_gives_no_lifetime(tmp_path: Path) -> None:
     """Only what looks like an STS key id (ASIA...) is linked to later calls."""
     path = write_jsonl(

@@ -244,6 +244,7 @@ def _derived(config: Config) -> list[dict[str, str]]:
         # the console made for an IAM user or the root user (`invokedBy` the sign-in service).
         "console": (
             "(lower(coalesce(t_from_console, '')) = 'true' OR t_event_type = 'AwsConsoleSignIn' "
+            "OR coalesce(t_event_name = 'ConsoleLogin', false) "
             "OR coalesce(t_invoked_by = 'signin.amazonaws.com', false))"
         ),
         "kind": (
