@@ -105,7 +105,10 @@ DEFAULT_INFRASTRUCTURE_PATTERNS = [
     # AWS-managed: service-linked roles, and the roles a vendor's integration assumes.
     r".*:(assumed-)?role/aws-service-role/.*",
     r".*\bAWSServiceRoleFor\w*.*",
-    r".*\bAmazonEKS\w*Role\b.*",
+    # The roles AWS's EKS documentation names; a role of one's own named after them
+    # (`AmazonEKSPodIdentityResearchAgentRole`) is judged by its name.
+    r".*\bAmazonEKS(Cluster|Node|AutoCluster|AutoNode|FargatePodExecution|PodIdentityAgent"
+    r"|VPCCNI|EBSCSIDriver|EFSCSIDriver|LoadBalancerController)Role\b.*",
     r".*\b(Splunk|Datadog|NewRelic|Sumo|Lacework|Sysdig|Wiz|Orca|CrowdStrike)"
     r"(Agent|Integration|Access|Scanner|Security|Audit|ReadOnly)?Role\b.*",
     r"system:serviceaccount:kube-system:.*",  # the cluster's own add-ons

@@ -40,6 +40,7 @@ def role_event(
     session: str = "task-1",
     key: str = "ASIAEXAMPLE0000000001",
     source_identity: str | None = None,
+    created: str = "2026-11-01T09:59:00Z",
     name: str = "GetObject",
     source: str = "s3.amazonaws.com",
     **extra: Any,
@@ -50,7 +51,7 @@ def role_event(
             "arn": f"arn:aws:iam::123456789012:role/{role}",
             "userName": role,
         },
-        "attributes": {"creationDate": "2026-11-01T09:59:00Z", "mfaAuthenticated": "false"},
+        "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
     }
     if source_identity:
         context["sourceIdentity"] = source_identity
@@ -349,13 +350,16 @@ def test_session_lifetime_comes_from_its_assume_role_in_any_file_order(
     tmp_path: Path, issuing_first: bool
 ) -> None:
     issuing = write_jsonl(
-        tmp_path / "a.jsonl", [assume_role_event("2026-11-01T02:00:00Z", "ASIAISSUED0000000001")]
+        tmp_path / "a.jsonl", [assume_role_event("2026-11-01T09:59:00Z", "ASIAISSUED0000000001")]
     )
+    key = "ASIAISSUED0000000001"
     using = write_jsonl(
         tmp_path / "b.jsonl",
         [
-            role_event("2026-11-01T13:00:00Z", role="deploy", key="ASIAISSUED0000000001"),
-            role_event("2026-11-01T01:00:00Z", role="deploy", key="ASIAISSUED0000000001"),
+            role_event("2026-11-01T13:00:00Z", role="deploy", key=key),
+            role_event(
+                "2026-11-01T01:00:00Z", role="deploy", key=key, created="2026-11-01T00:59:00Z"
+            ),
         ],
     )
     store = Store.open()
@@ -363,7 +367,7 @@ def test_session_lifetime_comes_from_its_assume_role_in_any_file_order(
         ingest_paths(store, [str(path)])
     later = event_at(store, "b.jsonl", 1)
     assert later["credential_issued_at"] == utc("2026-11-01T09:59:00")  # creationDate
-    assert later["credential_expires_at"] == utc("2026-11-01T14:00:00")  # +43200 s
+    assert later["credential_expires_at"] == utc("2026-11-01T21:59:00")  # +43200 s
     before_issue = event_at(store, "b.jsonl", 2)
     assert before_issue["credential_expires_at"] is None
 
@@ -372,17 +376,42 @@ def test_a_key_id_issued_again_later_is_not_given_the_old_lifetime(tmp_path: Pat
     """A session begun after an issuance expired is not that issuance's: no use after
     expiry is invented (a tool reusing one key id, or test data's placeholder ids)."""
     key = "ASIAISSUED0000000002"
-    later = role_event("2026-12-10T10:00:00Z", role="other", key=key)
-    later["userIdentity"]["sessionContext"]["attributes"]["creationDate"] = "2026-12-10T09:59:00Z"
-    during = role_event("2026-11-01T15:00:00Z", role="deploy", key=key)  # expired at 14:00
+    later = role_event(
+        "2026-12-10T10:00:00Z", role="other", key=key, created="2026-12-10T09:59:00Z"
+    )
+    # Another session of the same id, begun while the first issuance was valid but not at it.
+    other = role_event(
+        "2026-11-02T00:30:00Z", role="other", key=key, created="2026-11-01T10:20:00Z"
+    )
+    during = role_event("2026-11-01T22:30:00Z", role="deploy", key=key)  # expired at 21:59
     path = write_jsonl(
-        tmp_path / "a.jsonl", [assume_role_event("2026-11-01T02:00:00Z", key), later, during]
+        tmp_path / "a.jsonl",
+        [assume_role_event("2026-11-01T09:59:00Z", key), later, other, during],
     )
     store, _ = load(path)
     assert event_at(store, "a.jsonl", 2)["credential_expires_at"] is None
-    assert event_at(store, "a.jsonl", 3)["credential_expires_at"] == utc("2026-11-01T14:00:00")
+    assert event_at(store, "a.jsonl", 3)["credential_expires_at"] is None
+    assert event_at(store, "a.jsonl", 4)["credential_expires_at"] == utc("2026-11-01T21:59:00")
     result = run_scan(store, Config(), utc("2026-12-11T00:00:00"))
     assert [f.count for f in result.findings if f.rule_id == "M2M405"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("role", "kind"),
+    [
+        ("AmazonEKSPodIdentityAgentRole", "service"),  # AWS's documented role names
+        ("AmazonEKSNodeRole", "service"),
+        ("SplunkAgentRole", "service"),  # a vendor's integration
+        ("AmazonEKSPodIdentityResearchAgentRole", "agent"),  # one's own, named after them
+        ("AmazonEKS_SupportAgentRole", "agent"),
+        ("research-agent", "agent"),
+    ],
+)
+def test_managed_and_vendor_roles_are_services_but_agents_named_like_them_are_not(
+    tmp_path: Path, role: str, kind: str
+) -> None:
+    store, _ = load(write_jsonl(tmp_path / "a.jsonl", [role_event(role=role)]))
+    assert event_at(store, "a.jsonl", 1)["principal_type"] == kind
 
 
 def test_a_console_login_is_a_person_even_without_its_event_type(tmp_path: Path) -> None:

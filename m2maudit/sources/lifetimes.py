@@ -14,26 +14,26 @@ from __future__ import annotations
 
 from m2maudit.sources.base import LoadContext
 
-# The issuance a call used: the last one of its credential id at or before the call. When the
-# call states when its session began (CloudTrail's `creationDate`), that issuance must have
-# been valid then, give or take a clock's skew: an id reused for another credential (a
-# placeholder in test data, a key id some tool writes for every session) is no evidence of
-# this call's lifetime, and an expiry before the session began would be a use after expiry
-# that never happened.
+# The issuance a call used: the last one of its credential id before the call. When the call
+# states when its session began (CloudTrail's `creationDate`), the session began AT that
+# issuance, give or take a clock's skew: the last issuance before the session began, and
+# only if it was issued then. An id reused for another credential (a placeholder in test
+# data, a key id some tool writes for every session) is no evidence of this call's
+# lifetime, and an expiry taken from it would be a use after expiry that never happened.
 _SKEW = "INTERVAL 5 MINUTE"
 _MATCHED = """
-    SELECT c.rowid AS call, i.issued_at, i.expires_at
-    FROM {calls} AS c ASOF JOIN (
+    SELECT c.call, i.issued_at, i.expires_at
+    FROM (SELECT rowid AS call, * FROM {calls} WHERE {calls_filter}
+          AND credential_id IN (SELECT credential_id FROM {scope})) AS c
+    ASOF JOIN (
         SELECT credential_id, issued_at, max(expires_at) AS expires_at
         FROM issued_credentials
         WHERE source_format = $format
           AND credential_id IN (SELECT credential_id FROM {scope})
         GROUP BY credential_id, issued_at
-    ) AS i ON c.credential_id = i.credential_id AND c.ts >= i.issued_at
-    WHERE {calls_filter}
-      AND (c.credential_issued_at IS NULL
-           OR (i.issued_at <= c.credential_issued_at + {skew}
-               AND i.expires_at + {skew} > c.credential_issued_at))
+    ) AS i ON c.credential_id = i.credential_id
+          AND coalesce(c.credential_issued_at + {skew}, c.ts) >= i.issued_at
+    WHERE c.credential_issued_at IS NULL OR c.credential_issued_at <= i.issued_at + {skew}
 """
 
 
@@ -54,7 +54,7 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
         params,
     )
     this_file = _MATCHED.format(
-        calls="_mapped", scope="_mapped", calls_filter="c.reject_reason IS NULL", skew=_SKEW
+        calls="_mapped", scope="_mapped", calls_filter="reject_reason IS NULL", skew=_SKEW
     )
     ctx.con.execute(
         f"""
@@ -75,8 +75,8 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
     earlier_calls = _MATCHED.format(
         calls="events",
         scope=issued_here,
-        calls_filter="c.source_format = $format "
-        "AND (c.credential_expires_at IS NULL OR c.credential_issued_at IS NULL)",
+        calls_filter="source_format = $format "
+        "AND (credential_expires_at IS NULL OR credential_issued_at IS NULL)",
         skew=_SKEW,
     )
     ctx.con.execute(
