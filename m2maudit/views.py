@@ -84,6 +84,11 @@ def macro_sql(config: Config) -> list[str]:
                 ELSE len(names) || ' principals (' || array_to_string(names[1:5], ', ')
                      || CASE WHEN len(names) > 5 THEN ', ...' ELSE '' END || ')'
             END""",
+        # When a token was seen to be valid from: its issue time, or its first use when that is
+        # earlier by more than a clock's skew (no `iat`, or one set in the future).
+        """CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
+            CASE WHEN issued IS NULL OR first_use < issued - INTERVAL 5 MINUTE
+                 THEN first_use ELSE issued END""",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
         """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS
