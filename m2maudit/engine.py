@@ -126,7 +126,10 @@ def describe_error(
             return f"{where}: {column} must be a time (TIMESTAMPTZ), not {types[column]}"
     unknown = [f for f in message_fields(rule.message) if f not in columns]
     if unknown:
-        return f"{rule.path}: message uses {', '.join(unknown)}, not columns of the query"
+        return (
+            f"{rule.path}:{rule.message_line}: message uses {', '.join(unknown)}, not columns "
+            f"of the query (it gives {', '.join(columns)})"
+        )
     return None
 
 

@@ -89,7 +89,16 @@ class Rule:
     # saw, not later ones. See `policy.apply_baseline`.
     incident: bool = False
     query_line: int = 1
-    tests_line: int = 1
+    message_line: int = 1
+    # The line of each test case, for errors that name the case.
+    case_lines: list[int] = field(default_factory=list)
+
+    def case_where(self, index: int) -> str:
+        """`file:line: case 'name'` of test case `index`, for an error about it."""
+        line = self.case_lines[index] if index < len(self.case_lines) else 1
+        case = self.tests[index] if index < len(self.tests) else None
+        name = case.get("name") if isinstance(case, dict) else None
+        return f"{self.path}:{line}: case {str(name or f'#{index + 1}')!r}"
 
     def info(self, severity: str | None = None) -> RuleInfo:
         return RuleInfo(
@@ -239,13 +248,22 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
         falsepositives=list(data.get("falsepositives") or []),
         incident=data.get("incident") is True,
         query_line=lines.get("query", 1),
-        tests_line=lines.get("tests", 1),
+        message_line=lines.get("message", 1),
+        case_lines=_case_lines(node),
     )
     _check_values(rule, lines, errors)
     query_ok = _check_query(rule, errors)
     # A query refused here is never run, not even to bind it: it is untrusted text, and
     # `SELECT ... FROM (<query>)` would run a second statement hidden in it.
     return rule if query_ok else None
+
+
+def _case_lines(node: yaml.MappingNode) -> list[int]:
+    """The 1-based line of each item of the `tests` list."""
+    for key, value in node.value:
+        if key.value == "tests" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
 
 
 def _check_keys(path: Path, data: dict[str, Any], lines: dict[str, int], errors: list[str]) -> bool:
@@ -313,10 +331,10 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
             err("params", f"param {name} must be a number, text, boolean or list of text")
     for index, case in enumerate(rule.tests):
         if not isinstance(case, dict):
-            err("tests", f"tests[{index}] must be a mapping")
+            errors.append(f"{rule.case_where(index)}: a test case must be a mapping")
             continue
         for problem in case_problems(case):
-            err("tests", f"tests[{index}]: {problem}")
+            errors.append(f"{rule.case_where(index)}: {problem}")
 
 
 def _unpaired_brace(message: str) -> bool:

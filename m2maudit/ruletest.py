@@ -87,7 +87,9 @@ def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> Ca
         store.close()
     expected = list(case.get("expect") or [])
     if not _all_matched(expected, findings):
-        return result(False, f"expected {_expected_text(expected)}; got {_found_text(findings)}")
+        pinned = any(e.get("evidence") for e in expected)  # show what to compare it with
+        found = _found_text(findings, with_evidence=pinned)
+        return result(False, f"expected {_expected_text(expected)}; got {found}")
     counts = [f.count for f in findings]
     if "expect_count" in case and counts != [int(case["expect_count"])]:
         detail = f"expected one finding of count {int(case['expect_count'])}, got counts {counts}"
@@ -182,11 +184,13 @@ def _expected_text(expected: list[dict[str, Any]]) -> str:
     )
 
 
-def _found_text(findings: list[Finding]) -> str:
+def _found_text(findings: list[Finding], with_evidence: bool) -> str:
     if not findings:
         return "no findings"
     return "; ".join(
-        f"{f.principal or '-'} / {f.token_id or '-'} saying {f.message!r}" for f in findings
+        f"{f.principal or '-'} / {f.token_id or '-'} saying {f.message!r}"
+        + (f" with evidence {f.evidence}" if with_evidence else "")
+        for f in findings
     )
 
 
@@ -226,7 +230,7 @@ def case_data_problems(rules: list[Rule]) -> list[str]:
     finally:
         store.close()
     return [
-        f"{rule.path}:{rule.tests_line}: tests[{index}]: {problem}"
+        f"{rule.case_where(index)}: {problem}"
         for rule in rules
         for index, case in enumerate(rule.tests)
         if isinstance(case, dict)

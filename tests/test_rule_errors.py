@@ -169,7 +169,8 @@ def test_lint_reports_every_file_even_after_one_that_does_not_load(tmp_path: Pat
     assert result.exit_code == 2
     assert "X100-broken.yaml:2: invalid YAML" in result.output
     assert "X200-demo.yaml:9: query output lacks required column(s): locations" in result.output
-    assert "X300-demo.yaml: message uses nope" in result.output
+    [line] = [line for line in result.output.splitlines() if "message uses nope" in line]
+    assert "X300-demo.yaml:" in line and "(it gives principal, token_id, count" in line
 
 
 def test_lint_refuses_an_id_the_bundled_pack_uses(tmp_path: Path) -> None:
@@ -207,9 +208,9 @@ def test_copies_of_bundled_rules_are_no_clash_for_lint_or_scan(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("case_params", "expected"),
     [
-        ("{owner: 12}", "tests[0]: params.owner: expected text; put it in quotes"),
-        ("{nope: 1}", "tests[0]: params: rule has no parameter 'nope'"),
-        ("[1]", "tests[0]: params must be a mapping of name: value"),
+        ("{owner: 12}", "case 'fires': params.owner: expected text; put it in quotes"),
+        ("{nope: 1}", "case 'fires': params: rule has no parameter 'nope'"),
+        ("[1]", "case 'fires': params must be a mapping of name: value"),
     ],
 )
 def test_a_bad_case_parameter_names_the_rule_file_and_case(
@@ -224,7 +225,7 @@ def test_a_bad_case_parameter_names_the_rule_file_and_case(
     for command in ("lint", "test"):
         result = CliRunner().invoke(app, ["rules", command, str(directory)])
         assert result.exit_code == 2
-        assert f"{directory / 'X100-demo.yaml'}:16: {expected}" in result.output
+        assert f"{directory / 'X100-demo.yaml'}:17: {expected}" in result.output  # its line
         assert "config" not in result.output
 
 
@@ -317,7 +318,7 @@ def test_a_test_row_with_a_column_typo_is_a_lint_error(tmp_path: Path) -> None:
     path = write_rule(tmp_path, text) / "X100-demo.yaml"
     linted = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
     assert linted.exit_code == 2
-    assert f"{path}:15: tests[0]: credentials[0]: principle: not a column of credentials" in (
+    assert f"{path}:16: case 'fires': credentials[0]: principle: not a column of credentials" in (
         linted.output
     )
 
@@ -356,7 +357,7 @@ def test_an_unknown_key_in_an_expected_finding_is_a_lint_error(tmp_path: Path) -
         tmp_path,
         GOOD.replace("expect: [{principal: p, token_id: k1}]", "expect: [{principal: p, msg: x}]"),
     )
-    assert "tests[0]: expect[0]: unknown key(s) msg; one of principal" in errors_for(tmp_path)
+    assert "case 'fires': expect[0]: unknown key(s) msg; one of principal" in errors_for(tmp_path)
 
 
 def test_a_file_that_is_not_yaml_is_not_a_rules_directory(tmp_path: Path) -> None:
@@ -416,3 +417,12 @@ def test_an_incident_rule_with_a_plain_timestamp_baselines(tmp_path: Path) -> No
     assert entry["last_seen"] == "2026-11-01T10:00:00Z"
     again = scan_with_rules(rules, *flags, "--baseline", str(base), "--fail-on", "never")
     assert again.exit_code == 0, again.output
+
+
+def test_a_failed_evidence_check_shows_the_evidence_found(tmp_path: Path) -> None:
+    text = GOOD.replace("AS locations\n", "AS locations, 7 AS extra\n").replace(
+        "expect: [{principal: p, token_id: k1}]",
+        "expect: [{principal: p, token_id: k1, evidence: {extra: 8}}]",
+    )
+    result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, text))])
+    assert result.exit_code == 1 and "with evidence {'extra': 7}" in result.output
