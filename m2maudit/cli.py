@@ -376,6 +376,8 @@ def scan(
         # The scan still runs and reports what could be read: a CI job that fails on a bad
         # line still uploads the findings of the rest. The exit code is 2 all the same.
         strict_problem = strict_failure(report, strict, stored=from_store)
+        if strict_problem and write_baseline is not None:
+            strict_problem += f"; no baseline written to {write_baseline}"
         with scan_progress(stderr_console(), len(pack) + 1, enabled=not quiet) as on_step:
             result = run_scan(
                 store,
@@ -407,7 +409,12 @@ def scan(
     else:
         sys.stdout.write(text)
     if write_baseline is not None and not strict_problem:  # not from inputs --strict refused
-        policy.write_baseline(write_baseline, result)
+        recorded = policy.write_baseline(write_baseline, result)
+        if not quiet:
+            console.print(
+                f"baseline: {counted(recorded, 'finding')} recorded in {write_baseline}",
+                markup=False,
+            )
     code = EXIT_ERROR if strict_problem else policy.exit_code(result, fail_on)
     if output is not None or reporter.name != DEFAULT_FORMAT:
         # The table carries its own summary; a machine format on stdout or a file does not.

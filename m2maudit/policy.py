@@ -285,13 +285,17 @@ def load_baseline(path: str | Path) -> Baseline:
             f"(this m2maudit reads {BASELINE_SCHEMA_VERSION.split('.')[0]}.x)"
         )
     entries = document.get("findings")
-    if not isinstance(entries, list) or not all(
-        isinstance(item, dict) and isinstance(item.get("id"), str) for item in entries
-    ):
+    if not isinstance(entries, list) or not all(isinstance(item, dict) for item in entries):
         raise AuditError(f"{where}: not an m2maudit baseline (bad 'findings' list)")
+    # From 1.1 on, an entry without `last_seen` covers no call of an incident (a hand-edited
+    # entry must not cover it for ever); a 1.0 file's entries cover every call.
+    timed = version.split(".")[:2] != ["1", "0"]
     covered: dict[str, datetime | None] = {}
-    for item in entries:  # an id listed twice (files merged by hand) covers the most
-        until = _covered_until(item, where)
+    for number, item in enumerate(entries):
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            raise AuditError(f"{where}: findings[{number}] has no id")
+        until = _covered_until(item, where, timed)
+        # An id listed twice (files merged by hand) covers the later of its two times.
         covered[item["id"]] = _later(covered.get(item["id"], until), until)
     return covered
 
@@ -303,9 +307,9 @@ def _later(first: datetime | None, second: datetime | None) -> datetime | None:
     return max(first, second)
 
 
-def _covered_until(entry: dict[str, Any], where: str) -> datetime | None:
-    if "last_seen" not in entry:  # a finding of a standing rule, or a 1.0 baseline
-        return None
+def _covered_until(entry: dict[str, Any], where: str, timed: bool) -> datetime | None:
+    if "last_seen" not in entry:  # a 1.0 baseline: no time; 1.1: no call is covered
+        return NO_CALL if timed else None
     value = entry["last_seen"]
     if value is None:
         return NO_CALL
@@ -343,13 +347,29 @@ def apply_baseline(
     return marked
 
 
-def incidents_after_baseline(findings: Iterable[Finding]) -> list[str]:
-    """The warning for baselined incidents that happened again, if any."""
+def incidents_after_baseline(
+    findings: Iterable[Finding], baseline: Baseline, incidents: set[str]
+) -> list[str]:
+    """The warnings for baselined incidents: those that happened again, and those an old
+    baseline covers whatever their calls."""
+    findings = list(findings)
+    untimed = [
+        f
+        for f in findings
+        if f.baselined and f.rule_id in incidents and baseline.get(f.id, NO_CALL) is None
+    ]
+    warnings = []
+    if untimed:
+        warnings.append(
+            f"the baseline covers {counted(len(untimed), 'incident finding')} whatever their "
+            "later calls (it has no last_seen: written by an older m2maudit); write it again"
+        )
     again = [f for f in findings if f.after_baseline and not f.suppressed]
     if not again:
-        return []
+        return warnings
     rules = ", ".join(sorted({f.rule_id for f in again}))
     return [
+        *warnings,
         f"{counted(len(again), 'baselined finding')} of incident rules ({rules}) "
         f"{'has' if len(again) == 1 else 'have'} calls after the last the baseline covers: "
         "active again (write the baseline again once they are reviewed)"
@@ -408,8 +428,9 @@ def apply_policy(
         *apply_suppressions(result.findings, suppressions, result.as_of),
     ]
     if baseline is not None:
-        apply_baseline(result.findings, baseline, incident_rules(result.rules))
-        warnings.extend(incidents_after_baseline(result.findings))
+        incidents = incident_rules(result.rules)
+        apply_baseline(result.findings, baseline, incidents)
+        warnings.extend(incidents_after_baseline(result.findings, baseline, incidents))
     result.stats["policy"] = {
         "min_severity": min_severity,
         "problems": sorted(wanted),

@@ -238,7 +238,8 @@ def test_strict_still_reports_what_could_be_read(cli: RunCli, tmp_path: Path) ->
     )
     assert result.code == 2
     assert result.error_lines() == [
-        "m2maudit: error: --strict: 1 record rejected, 0 files unreadable"
+        "m2maudit: error: --strict: 1 record rejected, 0 files unreadable; "
+        "no baseline written to b.json"
     ]
     assert "; exit 2" in result.stderr
     results = json.loads((tmp_path / "r.sarif").read_text())["runs"][0]["results"]

@@ -341,8 +341,31 @@ def test_a_baseline_without_last_seen_covers_incidents_as_before(tmp_path: Path)
             }
         )
     )
-    assert apply_policy(later, baseline=load_baseline(path)) == []
+    assert apply_policy(later, baseline=load_baseline(path)) == [
+        "the baseline covers 1 incident finding whatever their later calls (it has no "
+        "last_seen: written by an older m2maudit); write it again"
+    ]
     assert all(f.baselined for f in later.findings)
+
+
+def test_a_hand_edited_entry_without_last_seen_covers_no_incident(tmp_path: Path) -> None:
+    """In a 1.1 file, deleting an incident's `last_seen` must not cover it for ever."""
+    later = incident_result(datetime(2025, 7, 1, tzinfo=UTC))
+    path = tmp_path / "baseline.json"
+    entries = [{"id": f.id} for f in later.findings]
+    document = {"m2maudit_baseline": True, "schema_version": "1.1", "findings": entries}
+    path.write_text(json.dumps(document))
+    apply_policy(later, baseline=load_baseline(path))
+    assert by_rule(later.findings, "M2M406").after_baseline
+    assert by_rule(later.findings, "M2M101").baselined  # a standing finding: its id suffices
+
+
+def test_a_baseline_entry_without_an_id_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    document = {"m2maudit_baseline": True, "schema_version": "1.1", "findings": [{"id": "a"}, {}]}
+    path.write_text(json.dumps(document))
+    with pytest.raises(AuditError, match=r"findings\[1\] has no id"):
+        load_baseline(path)
 
 
 def test_an_incident_baselined_without_a_call_time_is_active_at_its_first_call(

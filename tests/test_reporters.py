@@ -182,7 +182,9 @@ def test_json_findings_carry_every_field_sorted() -> None:
         f.id for f in sorted(result.findings, key=Finding.sort_key)
     ]
     for item in findings:
-        assert DESIGN_FIELDS | {"suppressed", "suppression", "baselined"} == set(item)
+        assert DESIGN_FIELDS | {"suppressed", "suppression", "baselined", "after_baseline"} == set(
+            item
+        )
     first = findings[0]
     assert first["severity"] == "critical" and first["suppressed"] is True
     assert first["suppression"]["reason"] == "CI bootstrap, =accepted"

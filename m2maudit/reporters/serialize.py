@@ -82,6 +82,8 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "suppressed": finding.suppressed,
         "suppression": jsonable(finding.suppression),
         "baselined": finding.baselined,
+        # In the baseline, but an incident with calls after the last its entry covers.
+        "after_baseline": finding.after_baseline,
     }
 
 
