@@ -372,7 +372,7 @@ def incidents_after_baseline(
         *warnings,
         f"{counted(len(again), 'baselined finding')} of incident rules ({rules}) "
         f"{'has' if len(again) == 1 else 'have'} calls after the last the baseline covers: "
-        "active again (write the baseline again once they are reviewed)"
+        "active again (write the baseline again once they are reviewed)",
     ]
 
 

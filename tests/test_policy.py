@@ -328,6 +328,16 @@ def test_a_baseline_covers_an_incident_only_up_to_its_last_call(tmp_path: Path) 
     ]
 
 
+def test_the_terminal_report_says_an_incident_is_active_again() -> None:
+    from m2maudit.reporters import ReportOptions, get_reporter
+
+    later = incident_result(datetime(2025, 7, 1, 9, tzinfo=UTC))
+    covered = {f.id: datetime(2025, 6, 30, tzinfo=UTC) for f in later.findings}
+    apply_policy(later, baseline=covered)
+    text = get_reporter("table").render(later, ReportOptions())
+    assert text.count("active again: calls after the last the baseline covers") == 1
+
+
 def test_a_baseline_without_last_seen_covers_incidents_as_before(tmp_path: Path) -> None:
     """Version 1.0 files (and entries without a time) keep their meaning."""
     later = incident_result(datetime(2025, 7, 1, tzinfo=UTC))

@@ -285,6 +285,8 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
     if finding.first_seen:  # calls in the logs; an inventory-only finding has none
         seen = f"{counted(finding.count, 'time')}, {iso(finding.first_seen)} .. "
         rows.add("seen", Text(seen + str(iso(finding.last_seen))))
+    if finding.after_baseline:  # looks new, but the baseline held it: say why it fails
+        rows.add("baseline", Text("active again: calls after the last the baseline covers"))
     rows.add("", _clean(finding.message))
     for label, value in evidence_items(finding.evidence, options.verbose):
         rows.add(clean_text(label), _clean(value))
