@@ -97,31 +97,49 @@ def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> Ca
     return result(True, "ok")
 
 
-def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
-    """The columns a case may fill, per canonical table."""
+def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """The columns a case may fill, with their types, per canonical table."""
     rows = con.execute(
-        "SELECT table_name, column_name FROM duckdb_columns() "
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
         "WHERE table_name IN ('events', 'credentials', 'tokens')"
     ).fetchall()
-    columns: dict[str, set[str]] = {}
-    for table, column in rows:
-        columns.setdefault(str(table), set()).add(str(column))
+    columns: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        columns.setdefault(str(table), {})[str(column)] = str(data_type)
     return columns
 
 
-def row_problems(case: dict[str, Any], columns: dict[str, set[str]]) -> list[str]:
-    """Rows of a case naming a column their table does not have (a typo: `actoin`)."""
+def row_problems(case: dict[str, Any], columns: dict[str, dict[str, str]]) -> list[str]:
+    """Rows of a case naming a column their table does not have (a typo: `actoin`), or
+    giving a time column text that is no time (`2026-13-05`)."""
     problems = []
     for table in ("events", "credentials", "tokens"):
         rows = case.get(table) or []
         for number, row in enumerate(rows if isinstance(rows, list) else []):
-            unknown = sorted(map(str, set(row) - columns[table])) if isinstance(row, dict) else []
+            if not isinstance(row, dict):
+                continue
+            unknown = sorted(map(str, set(row) - set(columns[table])))
             if unknown:
                 problems.append(
                     f"{table}[{number}]: {', '.join(unknown)}: not a column of {table} "
                     "(the README's canonical store lists them)"
                 )
+            problems += [
+                f"{table}[{number}]: {name}: {value!r} is not an ISO 8601 time"
+                for name, value in row.items()
+                if columns[table].get(str(name), "").startswith("TIMESTAMP")
+                and isinstance(value, str)
+                and not _is_instant(value)
+            ]
     return problems
+
+
+def _is_instant(text: str) -> bool:
+    try:
+        parse_instant(text)
+    except AuditError:
+        return False
+    return True
 
 
 def _all_matched(expected: list[dict[str, Any]], findings: list[Finding]) -> bool:

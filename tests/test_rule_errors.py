@@ -426,3 +426,16 @@ def test_a_failed_evidence_check_shows_the_evidence_found(tmp_path: Path) -> Non
     )
     result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, text))])
     assert result.exit_code == 1 and "with evidence {'extra': 7}" in result.output
+
+
+def test_an_impossible_time_in_a_test_row_is_a_lint_error(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "[{credential_id: k1, principal: p}]",
+        "[{credential_id: k1, principal: p, created_at: '2026-13-05T00:00:00Z'}]",
+    )
+    path = write_rule(tmp_path, text) / "X100-demo.yaml"
+    result = CliRunner().invoke(app, ["rules", "lint", str(path)])
+    assert result.exit_code == 2
+    assert "case 'fires': credentials[0]: created_at: '2026-13-05T00:00:00Z' is not an ISO" in (
+        result.output
+    )
