@@ -197,7 +197,11 @@ def run_rule(
 def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
     principal = _text(row.get("principal"))
     token_id = _text(row.get("token_id"))
-    evidence = {k: jsonable(v) for k, v in row.items() if k not in _CORE_COLUMNS}
+    # A column named `_...` is for the message alone (text the rule composed from evidence
+    # it also gives): shown once, in the message, not again as evidence.
+    evidence = {
+        k: jsonable(v) for k, v in row.items() if k not in _CORE_COLUMNS and not k.startswith("_")
+    }
     return Finding(
         id=finding_id(rule.id, principal, token_id, _text(row.get("discriminator"))),
         rule_id=rule.id,

@@ -439,3 +439,22 @@ def test_an_impossible_time_in_a_test_row_is_a_lint_error(tmp_path: Path) -> Non
     assert "case 'fires': credentials[0]: created_at: '2026-13-05T00:00:00Z' is not an ISO" in (
         result.output
     )
+
+
+def test_a_column_named_with_an_underscore_is_for_the_message_only(tmp_path: Path) -> None:
+    """A rule composes text for its message from evidence it also gives: shown once."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    text = GOOD.replace("AS locations\n", "AS locations, 'two words' AS _note, 3 AS n\n").replace(
+        'message: "{principal}"', 'message: "{principal}: {_note}"'
+    )
+    write_rule(rules, text)
+    inventory = tmp_path / "inv.csv"
+    inventory.write_text("credential_id,principal\nk1,p\n")
+    result = scan_with_rules(
+        rules, "--inventory", str(inventory), "-f", "json", "--fail-on", "never"
+    )
+    assert result.exit_code == 0, result.output
+    [finding] = [f for f in json.loads(result.stdout)["findings"] if f["rule_id"] == "X100"]
+    assert finding["message"] == "p: two words"
+    assert finding["evidence"] == {"n": 3}
