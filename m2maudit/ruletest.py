@@ -10,6 +10,7 @@ fire.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -134,7 +135,16 @@ def row_problems(case: dict[str, Any], columns: dict[str, dict[str, str]]) -> li
     return problems
 
 
+# What DuckDB reads into a TIMESTAMPTZ column; Python also takes `20261120T100000Z`.
+_DUCKDB_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?",
+    re.IGNORECASE,
+)
+
+
 def _is_instant(text: str) -> bool:
+    if not _DUCKDB_TIME.fullmatch(text.strip()):
+        return False
     try:
         parse_instant(text)
     except AuditError:
