@@ -75,6 +75,10 @@ def macro_sql(config: Config) -> list[str]:
         # and refresh). A role that runs all day holds dozens; no inventory lists them.
         # A time as the reports write it (`2026-11-20T10:00:00Z`), for a message's text that
         # a rule composes itself: `coalesce('last used ' || m2m_iso(t), 'never used')`.
+        # The distinct names of a group, sorted, without NULL (NULL for a group of none): the
+        # `actors` of `usage`, and the principals a rule lists.
+        """CREATE OR REPLACE TEMP MACRO m2m_names(name) AS
+            list(DISTINCT name ORDER BY name) FILTER (WHERE name IS NOT NULL)""",
         # Who did something, for a message: `agent-a`, `3 principals (a, b, c)` (five named,
         # then `...`), or `no named principal`; from a list of distinct names.
         """CREATE OR REPLACE TEMP MACRO m2m_who(names) AS
@@ -177,7 +181,7 @@ VIEW_SQL = [
         SELECT credential,
             sum(calls)::BIGINT AS calls,
             min(first_ts) AS first_ts, max(last_ts) AS last_ts,
-            list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL) AS actors
+            m2m_names(actor) AS actors
         FROM ev_groups
         WHERE credential IS NOT NULL
         GROUP BY credential
