@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -21,6 +21,7 @@ from m2maudit.errors import AuditError, first_line
 from m2maudit.findings import Finding, Location, SkippedRule, finding_id
 from m2maudit.rules import REQUIRED_COLUMNS, Rule, RuleErrors, message_fields, render_message
 from m2maudit.store import Store
+from m2maudit.timeutil import utc_instant
 from m2maudit.views import create_views
 
 MAX_LOCATIONS = 5
@@ -130,16 +131,6 @@ def describe_error(
             f"{rule.path}:{rule.message_line}: message uses {', '.join(unknown)}, not columns "
             f"of the query (it gives {', '.join(columns)})"
         )
-    return None
-
-
-def utc_instant(value: Any) -> datetime | None:
-    """A rule's time as a tz-aware UTC instant: a plain TIMESTAMP is UTC (the store's time
-    zone), a DATE its midnight. Compared with a baseline's times, a naive one would fail."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -23,7 +23,7 @@ from m2maudit.errors import AuditError, first_line
 from m2maudit.findings import Finding
 from m2maudit.rules import Rule
 from m2maudit.store import Store
-from m2maudit.timeutil import parse_instant
+from m2maudit.timeutil import parse_instant, utc_instant
 from m2maudit.views import create_views
 
 DEFAULT_AS_OF = "2026-11-28T00:00:00Z"
@@ -186,9 +186,9 @@ def _matches(want: dict[str, Any], finding: Finding, by_principal_only: bool) ->
 def _same_evidence(actual: Any, written: Any) -> bool:
     """Whether an evidence value is what a case wrote: a time in any ISO 8601 spelling
     (`2026-11-01T10:00:00Z`, `...+00:00`, a YAML timestamp) matches the report's."""
-    if isinstance(written, datetime) and written.tzinfo is None:
-        written = written.replace(tzinfo=UTC)
-    if isinstance(written, date) and not isinstance(written, datetime):
+    if isinstance(written, datetime):
+        written = utc_instant(written)
+    elif isinstance(written, date):
         written = written.isoformat()
     written = jsonable(written)
     if actual == written:

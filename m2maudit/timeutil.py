@@ -1,7 +1,8 @@
 """Time handling: every instant m2maudit uses is a tz-aware UTC datetime."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from m2maudit.errors import AuditError
 
@@ -25,6 +26,17 @@ def parse_instant(text: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def utc_instant(value: Any) -> datetime | None:
+    """A value as a tz-aware UTC instant, or None: a naive datetime (a rule's plain
+    TIMESTAMP, a YAML time without offset) is UTC, the store's time zone; a date is its
+    midnight. Compared with an aware one, a naive datetime would fail."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
 
 
 def parse_duration(value: str | int | float) -> timedelta:
