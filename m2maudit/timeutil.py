@@ -10,6 +10,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGN
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# How far the clocks of issuers, servers and loggers may disagree: a time this close to
+# another is not before or after it (an `iat` seconds ahead, a session begun at its issuance).
+CLOCK_SKEW = timedelta(minutes=5)
+CLOCK_SKEW_SQL = f"INTERVAL {int(CLOCK_SKEW.total_seconds())} SECOND"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

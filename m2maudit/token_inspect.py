@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from m2maudit.config import EXPOSURE, Config
 from m2maudit.errors import AuditError
 from m2maudit.fingerprint import bare_token
-from m2maudit.timeutil import iso
+from m2maudit.timeutil import CLOCK_SKEW, iso
 from m2maudit.token_claims import (
     REASON_ALG_NONE,
     UNNAMED_ACTOR,
@@ -271,10 +271,6 @@ def _stale(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:
             )
         ]
     return []
-
-
-# Clocks of issuers and servers differ by seconds; past this, an `iat` ahead is no skew.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _lifetime(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:

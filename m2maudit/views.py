@@ -23,6 +23,7 @@ import duckdb
 
 from m2maudit.config import Config
 from m2maudit.sources.sqlfrag import kind_by_name, regex_any
+from m2maudit.timeutil import CLOCK_SKEW_SQL
 
 # Long-lived secrets that do not expire by themselves (the `credential_type` vocabulary of
 # docs/formats/README.md); rotation rules judge these.
@@ -90,8 +91,8 @@ def macro_sql(config: Config) -> list[str]:
             END""",
         # When a token was seen to be valid from: its issue time, or its first use when that is
         # earlier by more than a clock's skew (no `iat`, or one set in the future).
-        """CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
-            CASE WHEN issued IS NULL OR first_use < issued - INTERVAL 5 MINUTE
+        f"""CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
+            CASE WHEN issued IS NULL OR first_use < issued - {CLOCK_SKEW_SQL}
                  THEN first_use ELSE issued END""",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",

@@ -13,6 +13,7 @@ from this file's issuances.
 from __future__ import annotations
 
 from m2maudit.sources.base import LoadContext
+from m2maudit.timeutil import CLOCK_SKEW_SQL
 
 # The issuance a call used: the last one of its credential id before the call. When the call
 # states when its session began (CloudTrail's `creationDate`), the session began AT that
@@ -20,7 +21,6 @@ from m2maudit.sources.base import LoadContext
 # only if it was issued then. An id reused for another credential (a placeholder in test
 # data, a key id some tool writes for every session) is no evidence of this call's
 # lifetime, and an expiry taken from it would be a use after expiry that never happened.
-_SKEW = "INTERVAL 5 MINUTE"
 _MATCHED = """
     SELECT c.call, i.issued_at, i.expires_at
     FROM (SELECT rowid AS call, * FROM {calls} WHERE {calls_filter}
@@ -54,7 +54,7 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
         params,
     )
     this_file = _MATCHED.format(
-        calls="_mapped", scope="_mapped", calls_filter="reject_reason IS NULL", skew=_SKEW
+        calls="_mapped", scope="_mapped", calls_filter="reject_reason IS NULL", skew=CLOCK_SKEW_SQL
     )
     ctx.con.execute(
         f"""
@@ -77,7 +77,7 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
         scope=issued_here,
         calls_filter="source_format = $format "
         "AND (credential_expires_at IS NULL OR credential_issued_at IS NULL)",
-        skew=_SKEW,
+        skew=CLOCK_SKEW_SQL,
     )
     ctx.con.execute(
         f"""
