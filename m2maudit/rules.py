@@ -347,8 +347,8 @@ def _unpaired_brace(message: str) -> bool:
 
 
 def case_problems(case: dict[str, Any]) -> list[str]:
-    """What is wrong with the shape of one test case (its rows' columns are checked against
-    the store by `engine.check_rules_against_schema`)."""
+    """What is wrong with the shape of one test case (its rows' columns, times and params
+    are checked against the store by `ruletest.case_data_problems`)."""
     problems = []
     unknown = sorted(map(str, set(case) - set(TEST_KEYS)))
     if unknown:
