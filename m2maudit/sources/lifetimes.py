@@ -53,39 +53,36 @@ def propagate_issued_lifetimes(ctx: LoadContext) -> None:
         """,
         params,
     )
-    this_file = _MATCHED.format(
-        calls="_mapped", scope="_mapped", calls_filter="reject_reason IS NULL", skew=CLOCK_SKEW_SQL
-    )
-    ctx.con.execute(
-        f"""
-        UPDATE _mapped AS m
-        SET credential_issued_at = coalesce(m.credential_issued_at, i.issued_at),
-            credential_expires_at = coalesce(m.credential_expires_at, i.expires_at)
-        FROM ({this_file}) AS i
-        WHERE m.rowid = i.call
-        """,
-        {"format": ctx.format_name},
-    )
+    # This file's calls, from every issuance of the same format.
+    _give_lifetimes(ctx, "_mapped", "_mapped", "reject_reason IS NULL", {"format": ctx.format_name})
     issued_here = (
         "(SELECT DISTINCT credential_id FROM issued_credentials WHERE source_file IN "
         "(SELECT DISTINCT source_file FROM _mapped))"
         if ctx.batch_files
         else "(SELECT DISTINCT credential_id FROM issued_credentials WHERE source_file = $file)"
     )
-    earlier_calls = _MATCHED.format(
-        calls="events",
-        scope=issued_here,
-        calls_filter="source_format = $format "
-        "AND (credential_expires_at IS NULL OR credential_issued_at IS NULL)",
-        skew=CLOCK_SKEW_SQL,
+    # The earlier files' calls, from this file's issuances.
+    without_lifetime = "(credential_expires_at IS NULL OR credential_issued_at IS NULL)"
+    _give_lifetimes(
+        ctx, "events", issued_here, f"source_format = $format AND {without_lifetime}", params
+    )
+
+
+def _give_lifetimes(
+    ctx: LoadContext, calls: str, scope: str, calls_filter: str, params: dict[str, str]
+) -> None:
+    """Fill the issue and expiry times the `calls` table's rows do not state (of the
+    `calls_filter` rows whose credential id is in `scope`) from the issuance each used."""
+    matched = _MATCHED.format(
+        calls=calls, scope=scope, calls_filter=calls_filter, skew=CLOCK_SKEW_SQL
     )
     ctx.con.execute(
         f"""
-        UPDATE events AS e
-        SET credential_issued_at = coalesce(e.credential_issued_at, i.issued_at),
-            credential_expires_at = coalesce(e.credential_expires_at, i.expires_at)
-        FROM ({earlier_calls}) AS i
-        WHERE e.rowid = i.call
+        UPDATE {calls} AS c
+        SET credential_issued_at = coalesce(c.credential_issued_at, i.issued_at),
+            credential_expires_at = coalesce(c.credential_expires_at, i.expires_at)
+        FROM ({matched}) AS i
+        WHERE c.rowid = i.call
         """,
         params,
     )
