@@ -443,6 +443,41 @@ def test_a_placeholder_key_id_gives_no_lifetime(tmp_path: Path) -> None:
     assert event_at(store, "a.jsonl", 2)["credential_expires_at"] is None
 
 
+def test_a_root_or_user_key_of_no_known_shape_is_a_session_when_the_call_has_one(
+    tmp_path: Path,
+) -> None:
+    """Test data writes key ids like "1"; only temporary credentials carry a session context,
+    so such a call is a session's, not a long-lived key's (which M2M204 would report)."""
+
+    def root_call(when: str, **identity: Any) -> dict[str, Any]:
+        return {
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": "Root",
+                "arn": "arn:aws:iam::123456789012:root",
+                "accountId": "123456789012",
+                "accessKeyId": "1",
+                **identity,
+            },
+            "eventTime": when,
+            "eventSource": "iam.amazonaws.com",
+            "eventName": "ListAccessKeys",
+        }
+
+    session = {"attributes": {"creationDate": "2026-11-01T09:00:00Z"}}
+    path = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            root_call("2026-11-01T10:00:00Z"),
+            root_call("2026-11-01T10:01:00Z", sessionContext=session),
+            root_call("2026-11-01T10:02:00Z", invokedBy="signin.amazonaws.com"),
+        ],
+    )
+    store, _ = load(path)
+    types = [event_at(store, "a.jsonl", line)["credential_type"] for line in (1, 2, 3)]
+    assert types == ["aws_access_key", "aws_session", "aws_session"]
+
+
 def test_an_event_time_before_2000_is_rejected_not_read_as_1970(tmp_path: Path) -> None:
     records = [role_event(session=name) for name in "abcd"]
     records[1]["eventTime"] = 12345

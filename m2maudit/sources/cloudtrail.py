@@ -152,7 +152,8 @@ class CloudTrailAdapter(StagedLoad):
         ("credential_id", "userIdentity.accessKeyId"),
         (
             "credential_type",
-            "AKIA...: aws_access_key; ASIA...: aws_session; else by userIdentity.type",
+            "AKIA...: aws_access_key; ASIA...: aws_session; else by userIdentity.type "
+            "and session context",
         ),
         (
             "on_behalf_of",
@@ -280,6 +281,9 @@ def _columns() -> dict[str, str]:
             f"WHEN starts_with(t_access_key, 'AKIA') THEN 'aws_access_key' "
             f"WHEN starts_with(t_access_key, 'ASIA') THEN 'aws_session' "
             f"WHEN t_type IN {SESSION_TYPES} THEN 'aws_session' "
+            # Only temporary credentials carry a session context (a console sign-in's).
+            f"WHEN t_type IN ('IAMUser', 'Root') AND (j_session_created IS NOT NULL OR console) "
+            f"THEN 'aws_session' "
             f"WHEN t_type IN ('IAMUser', 'Root') THEN 'aws_access_key' "
             f"ELSE 'aws_credential' END"
         ),
