@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from m2maudit.canonical import CREDENTIAL_COLUMNS
 from m2maudit.config import Config
+from m2maudit.scan import run_scan
 from m2maudit.sources.base import Sample
 from m2maudit.sources.iam_credential_report import IamCredentialReportAdapter
 from tests.cloud_fixtures import SAMPLE_LOGS, load, rejects, rows, utc
@@ -41,16 +43,17 @@ def test_sample_report_has_one_credential_per_key_in_use() -> None:
     assert (file.format, file.kind, file.loaded, file.rejected) == (
         "iam-credential-report",
         "inventory",
-        4,
+        5,
         0,
     )
     by_id = {row["credential_id"]: row for row in rows(store, "SELECT * FROM credentials")}
     assert sorted(by_id) == [
+        "arn:aws:iam::111122223333:root#access_key_1",
         "arn:aws:iam::111122223333:user/ci-deployer#access_key_1",
         "arn:aws:iam::111122223333:user/legacy-batch#access_key_1",
         "arn:aws:iam::111122223333:user/legacy-batch#access_key_2",
         "arn:aws:iam::111122223333:user/reporting-export#access_key_1",
-    ]  # the root account and the console-only person hold no key
+    ]  # the console-only person holds no key; the root account does (M2M204)
     stale = by_id["arn:aws:iam::111122223333:user/legacy-batch#access_key_1"]
     assert stale["last_rotated_at"] == utc("2026-03-02T14:05:33")
     assert stale["created_at"] == stale["last_rotated_at"]
@@ -157,6 +160,7 @@ def test_report_links_to_cloudtrail_by_user_arn() -> None:
     )
     calls = {row["credential_id"].split("/")[-1]: row["calls"] for row in linked}
     assert calls == {
+        "arn:aws:iam::111122223333:root#access_key_1": 0,
         "ci-deployer#access_key_1": 4,
         "legacy-batch#access_key_1": 4,
         "reporting-export#access_key_1": 0,
@@ -178,3 +182,52 @@ def test_a_format_hint_on_another_file_is_an_error_not_an_empty_report(tmp_path:
     )
     assert result.exit_code == 2
     assert f"{log}: not an IAM credential report (a CSV with access_key_1_active" in result.stderr
+
+
+def test_a_root_access_key_is_reported_from_the_report_and_from_its_calls(
+    tmp_path: Path,
+) -> None:
+    """M2M204: the report's root row holding an active key, and CloudTrail calls signed with
+    a root key (not the console session's); an IAM user's key is not the root's."""
+    report = tmp_path / "report.csv"
+    root = "<root_account>,arn:aws:iam::123456789012:root,2025-01-01T00:00:00+00:00,true,N/A,N/A,"
+    root += "N/A,true,true,2025-02-01T00:00:00+00:00,2026-11-19T08:00:00+00:00,us-east-1,iam,"
+    root += NO_KEY + ",false,N/A,false,N/A"
+    report.write_text(
+        "\n".join([HEADER, root, report_row("ci", "true,2026-10-01T00:00:00+00:00,N/A,N/A,N/A")])
+        + "\n"
+    )
+    identity = {
+        "type": "Root",
+        "arn": "arn:aws:iam::123456789012:root",
+        "accountId": "123456789012",
+    }
+    trail = tmp_path / "trail.jsonl"
+    calls = [
+        {**identity, "accessKeyId": "AKIAROOTEXAMPLE00001"},
+        {**identity, "accessKeyId": "ASIAROOTCONSOLE00001", "sessionContext": {}},
+    ]
+    trail.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "eventVersion": "1.08",
+                    "userIdentity": who,
+                    "eventTime": f"2026-11-20T10:0{n}:00Z",
+                    "eventSource": "iam.amazonaws.com",
+                    "eventName": "CreateUser",
+                }
+            )
+            + "\n"
+            for n, who in enumerate(calls)
+        )
+    )
+    store, _ = load(trail, inventories=[report])
+    result = run_scan(store, Config(), utc("2026-11-21T00:00:00"))
+    found = sorted(
+        (f.token_id, f.evidence["seen_in"]) for f in result.findings if f.rule_id == "M2M204"
+    )
+    assert found == [
+        ("AKIAROOTEXAMPLE00001", "logs"),
+        ("arn:aws:iam::123456789012:root#access_key_1", "inventory"),
+    ]
