@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from m2maudit.config import load_config
+from m2maudit.errors import AuditError
 from m2maudit.timeutil import parse_instant, utc_now
 from m2maudit.token_inspect import inspect_token, read_token_file, to_json
 from m2maudit.token_render import print_inspection
@@ -103,8 +104,26 @@ def inspect(
     clock = parse_instant(as_of) if as_of else utc_now()
     settings = load_config(config)
     text = read_token_file(sys.stdin) if token == "-" else token
-    inspection = inspect_token(text, settings, clock, key_file=key, jwks_file=jwks)
+    try:
+        inspection = inspect_token(text, settings, clock, key_file=key, jwks_file=jwks)
+    except AuditError as error:
+        if token != "-" and _looks_like_a_path(token):
+            raise AuditError(
+                f"{error}; to read a token from a file: token inspect - < FILE"
+            ) from None
+        raise
     if output_format is InspectFormat.json:
         typer.echo(json.dumps(to_json(inspection), indent=2))  # ASCII: no raw control bytes
     else:
         print_inspection(Console(highlight=False, emoji=False), inspection)
+
+
+def _looks_like_a_path(argument: str) -> bool:
+    """A JWT holds no slash (base64url has none): a slash, or an existing file, is a path
+    given where the token belongs. The argument is not echoed: it may be an opaque token."""
+    if "/" in argument or "\\" in argument:
+        return True
+    try:
+        return Path(argument).is_file()
+    except (OSError, ValueError):  # a token is too long to be a file name
+        return False

@@ -5,8 +5,11 @@ m2maudit reports the kind of secret and a fingerprint of it, never the secret it
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
+
+from m2maudit.fingerprint import FINGERPRINT_HEX
 
 # Pieces of the patterns below. HTTP Basic credentials are base64 of "user:password", read in
 # the groups of four characters that encode three bytes: a group of printable ASCII (each byte
@@ -287,3 +290,34 @@ def cleaning_sql(
         )
         start = f"{end} + 1"
     return cleaned, picks
+
+
+# --- the same, in Python, for what `token inspect` shows -----------------------------------------
+
+# The patterns as Python reads them (RE2's syntax, as used here, is a subset of it). Python's `\s`
+# is any Unicode space where RE2's is ASCII's, so the fingerprints' line-break removal spells
+# RE2's characters out.
+_COMPILED = tuple((kind, re.compile(pattern)) for kind, pattern in SECRET_PATTERNS)
+_FINGERPRINT_CUTS = {
+    "private_key": re.compile(r"\\[nrt]|[\t\n\f\r ]"),
+    "basic_auth": re.compile(r"[^A-Za-z0-9+/=]$"),
+}
+
+
+def find_secret(text: str) -> tuple[str, str] | None:
+    """The kind and fingerprint of the first secret in `text`, as the scan's SQL gives them
+    (`leaked_secret_kind_sql`, `leaked_secret_fp_sql`), or None."""
+    for kind, pattern in _COMPILED:
+        match = pattern.search(text)
+        if match:
+            cut = _FINGERPRINT_CUTS.get(kind)
+            material = cut.sub("", match.group()) if cut else match.group()
+            return kind, hashlib.sha256(material.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
+    return None
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with every secret replaced as `redact_secrets_sql` replaces it."""
+    for kind, pattern in _COMPILED:
+        text = pattern.sub(_REDACTED_AS.get(kind, "[redacted]"), text)
+    return text

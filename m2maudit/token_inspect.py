@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from m2maudit.config import EXPOSURE, Config
 from m2maudit.errors import AuditError
 from m2maudit.fingerprint import bare_token
+from m2maudit.secrets import find_secret, redact_secrets
 from m2maudit.timeutil import CLOCK_SKEW, iso
 from m2maudit.token_claims import (
     REASON_ALG_NONE,
@@ -52,6 +53,7 @@ _VERIFY_ONLY_SIGNATURE: dict[str, Any] = {
 _FAMILIES = {"HS": "HMAC", "RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "EdDSA"}
 
 SignatureStatus = Literal["valid", "invalid", "not checked"]
+SIGNATURE_MISMATCH = "the signature does not match the key"
 
 
 @dataclass(frozen=True)
@@ -136,12 +138,90 @@ def inspect_token(
     decoded = decode_token(token, config)
     if not decoded.readable:
         raise AuditError(f"cannot read this token: {decoded.row.decode_error}")
-    inspection = Inspection(decoded, as_of)
-    inspection.times = time_claims(decoded, as_of)
-    inspection.problems = token_problems(decoded, config, as_of)
+    shown, secrets = without_secrets(decoded)
+    inspection = Inspection(shown, as_of)
+    inspection.times = time_claims(shown, as_of)
+    inspection.problems = token_problems(shown, config, as_of) + secrets
     if key_file is not None or jwks_file is not None:
         inspection.signature = check_signature(token, decoded, key_file, jwks_file)
+        if inspection.signature.detail == SIGNATURE_MISMATCH:
+            inspection.problems.append(
+                Problem(
+                    EXPOSURE,
+                    "the signature does not match the key given: the token was forged or "
+                    "altered, or another key signed it",
+                )
+            )
     return inspection
+
+
+def without_secrets(decoded: DecodedToken) -> tuple[DecodedToken, list[Problem]]:
+    """The token as it may be shown, and an exposure for each secret cut out of it.
+
+    A token's claims are readable by anyone who holds it, and people put secrets in them: a
+    client secret, an upstream token to replay. Each string member is judged as the scan's
+    leak check judges a record, with its name (`"client_secret": "..."` is a secret by its
+    name); what a pattern finds is redacted, a value that is a secret only by its name is
+    replaced whole. The row's values come from the claims, so they are redacted too.
+    """
+    problems: list[Problem] = []
+    header = _members_without_secrets(decoded.header, "header", problems)
+    claims = _members_without_secrets(decoded.claims, "claim", problems)
+    row = replace(
+        decoded.row,
+        **{
+            column.name: _redacted_value(getattr(decoded.row, column.name))
+            for column in fields(decoded.row)
+        },
+    )
+    return DecodedToken(row, header, claims), problems
+
+
+def _members_without_secrets(
+    members: dict[str, Any] | None, where: str, problems: list[Problem]
+) -> dict[str, Any] | None:
+    if members is None:
+        return None
+    return {
+        name: _member_without_secrets(name, value, f"{where} {name}", problems)
+        for name, value in members.items()
+    }
+
+
+def _member_without_secrets(name: str, value: Any, path: str, problems: list[Problem]) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _member_without_secrets(key, item, f"{path}.{key}", problems)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _member_without_secrets(name, item, f"{path}[{index}]", problems)
+            for index, item in enumerate(value)
+        ]
+    if not isinstance(value, str):
+        return value
+    found = find_secret(json.dumps({name: value})[1:-1])
+    if found is None:
+        return value
+    kind, secret_fp = found
+    problems.append(
+        Problem(
+            EXPOSURE,
+            f"{path} holds a secret in clear ({kind}, fingerprint {secret_fp}): "
+            "anyone the token is sent or shown to can read it",
+        )
+    )
+    redacted = redact_secrets(value)
+    return redacted if redacted != value else "[redacted]"
+
+
+def _redacted_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if isinstance(value, list):
+        return [_redacted_value(item) for item in value]
+    return value
 
 
 def humanize(delta: timedelta) -> str:
@@ -364,7 +444,7 @@ def check_signature(
             warnings.simplefilter("ignore")  # short HMAC keys warn; the check still answers
             jwt.decode(token, key, algorithms=[alg], options=_VERIFY_ONLY_SIGNATURE)  # type: ignore[arg-type]
     except jwt.InvalidSignatureError:
-        return SignatureCheck("invalid", "the signature does not match the key")
+        return SignatureCheck("invalid", SIGNATURE_MISMATCH)
     except (jwt.InvalidKeyError, jwt.InvalidAlgorithmError, jwt.PyJWKError):
         return SignatureCheck("invalid", f"the key does not fit alg {alg}")
     except (jwt.PyJWTError, ValueError, TypeError) as exc:

@@ -1,8 +1,9 @@
 """The rich panel `m2maudit token inspect` prints: header, claims, chain, signature, problems.
 
 Presentation only; every fact comes from `token_inspect.Inspection`. All text from the token
-is printed as plain `Text` with control characters escaped, so a claim such as `[red]` or an
-ANSI escape sequence is shown, not obeyed by rich or the terminal.
+is printed as plain `Text` with control characters and bidirectional overrides escaped, so a
+claim such as `[red]`, an ANSI escape sequence or U+202E is shown, not obeyed by rich or the
+terminal.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from m2maudit.wording import counted
 
 _STATUS_STYLE = {"valid": "green", "invalid": "bold red", "not checked": "yellow"}
 _MAX_VALUE_CHARS = 300
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters, and the bidirectional overrides that make text read otherwise than it is.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def plain(text: str, style: str = "") -> Text:
-    """Token-derived text, safe to print: no markup, control characters as `\\xNN`."""
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text), style=style)
+    """Token-derived text, safe to print: no markup, control characters as `\\xNN`, overrides
+    as `\\u202e`."""
+    return Text(_CONTROL.sub(_escaped, text), style=style)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _value_text(value: Any) -> str:

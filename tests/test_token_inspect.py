@@ -213,6 +213,12 @@ def _write(path: Path, data: bytes) -> str:
     return str(path)
 
 
+FORGED = (
+    "the signature does not match the key given: the token was forged or altered, "
+    "or another key signed it"
+)
+
+
 def test_signature_with_a_pem_key(tmp_path: Path) -> None:
     pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))
     good = signed({"sub": "svc-a"}, alg="RS256")
@@ -222,10 +228,15 @@ def test_signature_with_a_pem_key(tmp_path: Path) -> None:
     forged = f"{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
     other_family = signed({"sub": "svc-a"}, alg="ES256")
     assert run_json(good, "--key", pem)["signature"]["status"] == "valid"
-    assert run_json(forged, "--key", pem)["signature"] == {
+    forged_document = run_json(forged, "--key", pem)
+    assert forged_document["signature"] == {
         "status": "invalid",
         "detail": "the signature does not match the key",
     }
+    # Asked to check it, a forged token is a problem, not "no problem this token shows".
+    assert {"problem": "exposure", "message": FORGED} in forged_document["problems"]
+    assert "signature does not match" in run(forged, "--key", pem).stdout.split("Problems")[1]
+    assert not [p for p in run_json(good, "--key", pem)["problems"] if p["message"] == FORGED]
     assert run_json(other_family, "--key", pem)["signature"]["status"] == "invalid"
     ec_pem = _write(tmp_path / "ec.pem", public_pem(ec_key()))
     assert run_json(other_family, "--key", ec_pem)["signature"]["status"] == "valid"
@@ -274,6 +285,19 @@ def test_garbage_exits_2_with_one_line(text: str, reason: str) -> None:
         assert "Traceback" not in result.stderr
         if len(text) > 20:
             assert text.strip() not in result.stderr
+
+
+def test_a_file_name_where_the_token_belongs_says_how_to_read_a_file(tmp_path: Path) -> None:
+    """A first mistake: `token inspect token.txt`. The argument is not echoed back (it may
+    be an opaque token); the hint says how to pipe a file in."""
+    hint = "to read a token from a file: token inspect - < FILE"
+    existing = tmp_path / "token.txt"
+    existing.write_text("not.a-token\n")
+    for argument in ("/tmp/no/such/file.jwt", str(existing)):
+        result = run(argument)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1
+        assert hint in result.stderr and argument not in result.stderr
+    assert hint not in run("garbage").stderr
 
 
 @pytest.mark.parametrize(
@@ -330,9 +354,57 @@ def test_a_crash_names_no_token_and_prints_no_locals(
 
 
 def test_claims_cannot_drive_the_terminal() -> None:
-    token = signed({"sub": "evil\x1b[2J\x9b", "note": "[bold red]x[/]", "act": {"sub": "\x07"}})
+    token = signed(
+        {"sub": "evil\x1b[2J\x9b\u202eyar", "note": "[bold red]x[/]", "act": {"sub": "\x07"}}
+    )
     for output_format in ("table", "json"):
         result = run(token, "--format", output_format)
         assert result.exit_code == 0
-        assert not any(ch in result.stdout for ch in "\x1b\x07\x9b")
+        assert not any(ch in result.stdout for ch in "\x1b\x07\x9b\u202e")
     assert "[bold red]x[/]" in run(token).stdout
+    assert "\\u202eyar" in run(token).stdout
+
+
+SECRETS_IN_CLAIMS: dict[str, Any] = {
+    "client_secret": "hunter2hunter2hunter2",  # a secret by its name
+    "note": "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "callback": "https://hooks.example/x?token=Zx81kQ0pLm2Nb7Vc4Xz9",
+    "nested": {"upstream": ["ok", "ghp_" + "a" * 36]},
+}
+
+
+def test_secrets_in_claims_are_redacted_and_reported_as_exposures() -> None:
+    """People put secrets in claims; a JWT's claims are readable by anyone holding it, and the
+    command's output goes into tickets and chats: show the kind and fingerprint only."""
+    upstream = signed({"sub": "upstream-service", "iat": NOW})
+    token = chained_token(**SECRETS_IN_CLAIMS, upstream_token=upstream)
+    secrets = [
+        "hunter2hunter2",
+        "wJalrXUtnFEMI",
+        "Zx81kQ0pLm2Nb7Vc4Xz9",
+        "a" * 36,
+        *upstream.split("."),
+    ]
+    table = run(token)
+    assert table.exit_code == 0
+    assert not [secret for secret in secrets if secret in table.stdout]
+    document = run_json(token)
+    assert not [secret for secret in secrets if secret in json.dumps(document)]
+    assert document["claims"]["callback"] == "https://hooks.example/x?token=[redacted]"
+    assert document["claims"]["client_secret"] == "[redacted]"
+    assert document["claims"]["nested"] == {"upstream": ["ok", "[redacted]"]}
+    exposures = [p["message"] for p in document["problems"] if p["problem"] == "exposure"]
+    assert [message.split(" holds")[0] for message in exposures] == [
+        "claim client_secret",
+        "claim note",
+        "claim callback",
+        "claim nested.upstream[1]",
+        "claim upstream_token",
+    ]
+    assert f"(jwt, fingerprint {fingerprint(upstream)})" in exposures[-1]
+
+
+def test_a_token_without_secrets_in_its_claims_shows_them_unchanged() -> None:
+    document = run_json(chained_token(note="password policy: rotate monthly"))
+    assert document["claims"]["note"] == "password policy: rotate monthly"
+    assert not [p for p in document["problems"] if "holds a secret" in p["message"]]
