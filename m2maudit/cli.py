@@ -36,6 +36,7 @@ from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
+from m2maudit.reporters.summary import left_out_note
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
@@ -402,7 +403,9 @@ def scan(
     for warning in [*warnings, *reporter.warnings(result)]:
         console.print(f"m2maudit: warning: {clean_text(warning)}", markup=False, soft_wrap=True)
     stream = None if output is not None else sys.stdout
-    options = ReportOptions.for_stream(stream, verbose=verbose, quiet=quiet, fail_on=fail_on)
+    options = ReportOptions.for_stream(
+        stream, verbose=verbose, quiet=quiet, fail_on=fail_on, strict_failure=strict_problem
+    )
     text = reporter.render(result, options)
     if output is not None:
         policy.write_output(output, text)
@@ -419,9 +422,11 @@ def scan(
     if output is not None or reporter.name != DEFAULT_FORMAT:
         # The table carries its own summary; a machine format on stdout or a file does not.
         active = len(result.active)
+        left_out = left_out_note(result)
         console.print(
-            f"{len(result.findings)} findings ({active} active, "
-            f"{len(result.findings) - active} suppressed or baselined); exit {code}",
+            f"{counted(len(result.findings), 'finding')} ({active} active, "
+            f"{len(result.findings) - active} suppressed or baselined"
+            f"{'; ' + left_out if left_out else ''}); exit {code}",
             markup=False,
         )
     if strict_problem:

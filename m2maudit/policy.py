@@ -435,9 +435,25 @@ def apply_policy(
         "min_severity": min_severity,
         "problems": sorted(wanted),
         "filtered_out": filtered_out,
+        # Rules the filters leave out whole: a report must not show them as checks passed.
+        "rules_left_out": rules_left_out(result.rules, min_severity, wanted),
         "baseline": baseline is not None,
     }
     return warnings
+
+
+def rules_left_out(
+    rules: Sequence[RuleInfo], min_severity: str | None, problems: Iterable[str]
+) -> list[str]:
+    """Ids of the rules whose findings the filters would all leave out (a rule's findings
+    have its severity and problem)."""
+    floor = SEVERITY_ORDER[check_severity(min_severity) or "info"]
+    wanted = set(problems)
+    return sorted(
+        rule.id
+        for rule in rules
+        if SEVERITY_ORDER[rule.severity] < floor or (wanted and rule.problem not in wanted)
+    )
 
 
 # --- exit code ---------------------------------------------------------------------------------

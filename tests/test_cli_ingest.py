@@ -242,10 +242,41 @@ def test_strict_still_reports_what_could_be_read(cli: RunCli, tmp_path: Path) ->
         "no baseline written to b.json"
     ]
     assert "; exit 2" in result.stderr
-    results = json.loads((tmp_path / "r.sarif").read_text())["runs"][0]["results"]
+    run = json.loads((tmp_path / "r.sarif").read_text())["runs"][0]
+    # The uploaded report says the run failed, and why.
+    invocation = run["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    assert invocation["toolExecutionNotifications"][0] == {
+        "level": "error",
+        "message": {
+            "text": "--strict: 1 record rejected, 0 files unreadable; no baseline written to b.json"
+        },
+    }
+    results = run["results"]
     assert results  # the good record's findings, active: no baseline adopted them
     assert not any("baselineState" in item for item in results)
     assert not (tmp_path / "b.json").exists()
+
+
+def test_the_ci_line_counts_in_words_and_names_what_filters_left_out(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    everything = cli("scan", "a.jsonl", "-f", "json", "-o", "r.json", "--fail-on", "never")
+    findings = len(json.loads((tmp_path / "r.json").read_text())["findings"])
+    assert findings > 1
+    assert f"{findings} findings ({findings} active, 0 suppressed or baselined); exit 0" in (
+        everything.stderr
+    )
+    one = cli("scan", "a.jsonl", "-f", "json", "--problem", "missing-user-context")
+    kept = len(json.loads(one.stdout)["findings"])
+    line = next(text for text in one.stderr.splitlines() if text.endswith(f"exit {one.code}"))
+    noun = "finding" if kept == 1 else "findings"
+    assert line.startswith(f"{kept} {noun} ({kept} active, 0 suppressed or baselined; ")
+    assert (
+        f"{findings - kept} finding" in line
+        and "left out by --problem missing-user-context" in line
+    )
 
 
 def test_unreadable_file_among_good_ones(cli: RunCli, tmp_path: Path) -> None:

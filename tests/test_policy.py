@@ -255,6 +255,8 @@ def test_apply_policy_filters_suppresses_baselines_and_records() -> None:
         "min_severity": "medium",
         "problems": ["broad-scopes", "long-lifetime"],
         "filtered_out": 3,
+        # M2M101's problem is not wanted; M2M301 and M2M501 are below medium.
+        "rules_left_out": ["M2M101", "M2M301", "M2M501"],
         "baseline": True,
     }
 

@@ -244,6 +244,17 @@ def test_csv_rows_are_fixed_columns_and_injection_safe() -> None:
     ]
 
 
+def test_csv_cells_cannot_drive_a_terminal() -> None:
+    """`cat report.csv` must not clear the screen or reverse text (a trial's principal
+    `agent-\\x1b[2Jesc`); line breaks become spaces as in the other reports."""
+    hostile = finding(RULES[0], "agent-\x1b[2Jesc\u202eraey", "tok-1", "a\nb")
+    text = render("csv", make_result([hostile]))
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    assert row["principal"] == "agent-\ufffd[2Jesc\ufffdraey"
+    assert row["message"] == "a b"
+
+
 def test_csv_of_an_empty_result_is_the_header() -> None:
     assert render("csv", empty_result()) == ",".join(COLUMNS) + "\n"
 
@@ -378,6 +389,24 @@ def test_markdown_table_survives_hostile_text() -> None:
     assert all(_cells(line) == _cells(header) for line in finding_rows)
     assert "`read:orders`" not in text  # evidence stays out of the table; keep it short
     assert "| suppressed | critical | `M2M201`" in text
+
+
+def test_markdown_stays_under_githubs_comment_limit() -> None:
+    """300 agents and a suppression made a 69 009-character comment that `gh pr comment`
+    refuses; the tables now stop short of 65 536 and say how many more there are."""
+    long_message = "agent made calls with no human on whose behalf it acted " * 5
+    active = [finding(RULES[0], f"agent-{n:03d}", f"tok-{n}", long_message) for n in range(300)]
+    quiet = [finding(RULES[0], f"svc-{n:03d}", f"key-{n}", long_message) for n in range(300)]
+    for item in quiet:
+        item.suppressed = True
+        item.suppression = {"reason": "accepted " * 20}
+    text = render("markdown", make_result(active + quiet))
+    assert 60_000 < len(text) <= 65_536
+    shown = [line for line in text.splitlines() if line.startswith("| high | `M2M101`")]
+    more = re.search(r"… and (\d+) more active findings", text)
+    assert more and int(more.group(1)) + len(shown) == 300
+    assert text.rstrip().endswith("</details>")  # cut by rows, never mid-table
+    assert render("markdown", make_result(active[:3])).count("| high | `M2M101`") == 3
 
 
 def test_markdown_of_an_empty_result_says_so() -> None:
@@ -570,14 +599,59 @@ def _ids(document: dict[str, Any]) -> list[str]:
 
 
 def test_policy_filters_show_in_reports() -> None:
+    """A filtered run must not read as a clean one in any format (a trial found JUnit showing
+    rules the filter left out as passed, and Markdown and SARIF silent about them)."""
     from m2maudit.policy import apply_policy
 
     result = full_result()
     apply_policy(result, min_severity="high")
+    note = "3 findings left out by --min-severity high"
     document = json.loads(render("json", result))
     assert document["policy"]["filtered_out"] == 3
+    left_out = document["policy"]["rules_left_out"]
+    severity = {rule.id: rule.severity for rule in RULES}
+    assert left_out and all(severity[rule] in ("medium", "low", "info") for rule in left_out)
     assert len(_ids(document)) == 3
-    assert "3 findings left out by --min-severity or --problem" in render("table", result)
+    assert note in render("table", result)
+    assert note in render("markdown", result).splitlines()[0]
+    sarif = json.loads(render("sarif", result))["runs"][0]
+    notes = sarif["invocations"][0]["toolExecutionNotifications"]
+    assert {"level": "warning", "message": {"text": note}} in notes
+    assert {
+        note["associatedRule"]["id"]
+        for note in notes
+        if "left out" in note["message"]["text"] and "associatedRule" in note
+    } == set(left_out)
+    assert sarif["properties"]["summary"]["left_out"] == 3
+    cases = ET.fromstring(render("junit", result)).iter("testcase")
+    skipped = {case.get("name", "").split()[0]: case.find("skipped") for case in cases}
+    # M2M403 is skipped for its own reason (no decoded tokens), as without a filter.
+    assert {rule for rule, mark in skipped.items() if mark is not None} == {*left_out, "M2M403"}
+    assert all(
+        skipped[rule].get("message") == "left out by --min-severity high" for rule in left_out
+    )
+
+
+def test_no_filter_leaves_no_rule_out() -> None:
+    from m2maudit.policy import apply_policy
+
+    result = full_result()
+    apply_policy(result)
+    assert result.stats["policy"]["rules_left_out"] == []
+    assert "left out" not in render("markdown", result) + render("sarif", result)
+    assert "left out" not in render("junit", result)
+
+
+def test_a_strict_failure_makes_the_sarif_run_unsuccessful() -> None:
+    failure = "--strict: 13 records rejected, 0 files unreadable"
+    sarif = json.loads(render("sarif", full_result(), ReportOptions(strict_failure=failure)))
+    invocation = sarif["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    assert {"level": "error", "message": {"text": failure}} in (
+        invocation["toolExecutionNotifications"]
+    )
+    plain = json.loads(render("sarif", full_result()))["runs"][0]["invocations"][0]
+    assert plain["executionSuccessful"] is True
 
 
 def test_json_report_writes_one_finding_per_line() -> None:

@@ -40,6 +40,9 @@ class ReportOptions:
     width: int = DEFAULT_WIDTH
     tool_version: str = __version__
     fail_on: str = "high"
+    # Why `--strict` will end the run with exit 2 once the report is written (None: it
+    # will not); a machine report says the run failed.
+    strict_failure: str | None = None
 
     @classmethod
     def for_stream(
@@ -49,6 +52,7 @@ class ReportOptions:
         verbose: bool = False,
         quiet: bool = False,
         fail_on: str = "high",
+        strict_failure: str | None = None,
     ) -> ReportOptions:
         """Options for a report written to `stream`; `None` means a file (`--output`).
 
@@ -65,6 +69,7 @@ class ReportOptions:
             color=terminal and not os.environ.get("NO_COLOR"),
             width=max(40, width),
             fail_on=fail_on,
+            strict_failure=strict_failure,
         )
 
 

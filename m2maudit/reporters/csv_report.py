@@ -12,7 +12,10 @@ in git; spreadsheets and CSV libraries read either.
 
 Formula injection: a cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is
 prefixed with a single quote `'`, so a spreadsheet shows it as text instead of running it.
-Principals, resources and messages come from logs an attacker may write to.
+Principals, resources and messages come from logs an attacker may write to. For the same
+reason escape sequences and bidirectional overrides become U+FFFD and line breaks spaces
+(`serialize.clean_text`): a `cat` of the file must not drive the terminal. The JSON report
+keeps every value as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
-from m2maudit.reporters.serialize import jsonable
+from m2maudit.reporters.serialize import clean_text, jsonable
 from m2maudit.reporters.summary import ordered_findings, status
 from m2maudit.timeutil import iso
 
@@ -92,7 +95,10 @@ def row(finding: Finding) -> list[str]:
         "owasp_nhi": "; ".join(finding.owasp_nhi),
         "references": "; ".join(finding.references),
     }
-    return [neutralize("" if values[column] is None else str(values[column])) for column in COLUMNS]
+    return [
+        neutralize(clean_text("" if values[column] is None else values[column]))
+        for column in COLUMNS
+    ]
 
 
 class CsvReporter(Reporter):

@@ -6,7 +6,8 @@
   suppressed, not baselined); the failure text lists them, one line each;
 - a rule whose only findings are suppressed or baselined passes, and says so in
   `<system-out>`;
-- a skipped rule is a `<skipped message="<reason>">` case.
+- a skipped rule is a `<skipped message="<reason>">` case, and so is a rule that
+  `--min-severity` or `--problem` left out (it was not checked at this level).
 
 The XML never depends on the clock or the machine: `timestamp` is the `--as-of` instant and
 every `time` is 0. Characters XML 1.0 cannot hold (control characters from hostile logs) are
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import clean_text
-from m2maudit.reporters.summary import ordered_findings, rules_of, status
+from m2maudit.reporters.summary import filters_applied, ordered_findings, rules_of, status
 from m2maudit.timeutil import iso
 from m2maudit.wording import counted
 
@@ -88,7 +89,10 @@ class JunitReporter(Reporter):
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         findings = ordered_findings(result)
-        skipped = {item.rule_id: item.reason for item in result.skipped}
+        # A rule the filters left out was not checked at this level: skipped, not passed.
+        left_out = (result.stats.get("policy") or {}).get("rules_left_out") or []
+        skipped = {rule_id: f"left out by {filters_applied(result)}" for rule_id in left_out}
+        skipped |= {item.rule_id: item.reason for item in result.skipped}
         rules = rules_of(result)
         suite = ET.Element(
             "testsuite", {"name": "m2maudit", "timestamp": xml_text(iso(result.as_of) or "")}

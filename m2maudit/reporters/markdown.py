@@ -3,8 +3,8 @@
 Text from logs is hostile in a comment: principals, credentials and rule-controlled values go
 into code spans (no `@mention`, no links, no HTML), and everything else is escaped so a `|`,
 `<`, `*` or newline cannot break the table or inject markup. The table lists active findings
-first (at most `MAX_ROWS`, so the comment stays under size limits), then suppressed and
-baselined ones in a collapsed section.
+first (at most `MAX_ROWS`, and only as many as keep the comment under GitHub's `MAX_CHARS`),
+then suppressed and baselined ones in a collapsed section.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ from m2maudit.timeutil import iso
 
 MAX_ROWS = 100
 MAX_CELL = 300
+# GitHub refuses a comment over 65 536 characters (`gh pr comment --body-file` fails): the
+# tables stop short of it, leaving room for the lines that say how many more there are.
+MAX_CHARS = 65_536
+_TAIL_RESERVE = 1_000
 # Characters that are markup inside a table cell or heading (line-start markers like `-` or
 # `#` cannot occur there); `<`, `>` and `&` become entities first.
 _ESCAPE = re.compile(r"([\\`*_\[\]|~])")
@@ -61,6 +65,27 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
+
+
+def _table_within(
+    header: Sequence[str], rows: Sequence[Sequence[str]], budget: int
+) -> tuple[list[str], int]:
+    """The table with as many rows as fit in `budget` characters (lines and their breaks),
+    and how many that is."""
+    lines = _table(header, [])
+    used = sum(len(line) + 1 for line in lines)
+    shown = 0
+    for row in _table(header, rows)[2:]:
+        used += len(row) + 1
+        if used > budget:
+            break
+        lines.append(row)
+        shown += 1
+    return lines, shown
+
+
+def _size(lines: Sequence[str]) -> int:
+    return sum(len(line) + 1 for line in lines)
 
 
 def _summary_tables(summary: Summary) -> list[str]:
@@ -161,12 +186,13 @@ class MarkdownReporter(Reporter):
             ]
         header = ("Severity", "Rule", "Principal", "Credential", "Finding", "Remediation")
         if active:
-            lines += ["### Findings", ""]
-            lines += _table(header, _finding_rows(active[:MAX_ROWS]))
-            if len(active) > MAX_ROWS:
+            budget = MAX_CHARS - _TAIL_RESERVE - _size(lines)
+            table, shown = _table_within(header, _finding_rows(active[:MAX_ROWS]), budget)
+            lines += ["### Findings", "", *table]
+            if len(active) > shown:
                 lines += [
                     "",
-                    f"… and {len(active) - MAX_ROWS} more active findings "
+                    f"… and {len(active) - shown} more active findings "
                     "(see the JSON or SARIF report).",
                 ]
             lines.append("")
@@ -175,9 +201,13 @@ class MarkdownReporter(Reporter):
                 f"<details><summary>Suppressed and baselined findings ({len(quiet)})</summary>",
                 "",
             ]
-            lines += _table(("Status", *header[:-1], "Reason"), _quiet_rows(quiet[:MAX_ROWS]))
-            if len(quiet) > MAX_ROWS:
-                lines += ["", f"… and {len(quiet) - MAX_ROWS} more."]
+            budget = MAX_CHARS - _TAIL_RESERVE - _size(lines)
+            table, shown = _table_within(
+                ("Status", *header[:-1], "Reason"), _quiet_rows(quiet[:MAX_ROWS]), budget
+            )
+            lines += table
+            if len(quiet) > shown:
+                lines += ["", f"… and {len(quiet) - shown} more."]
             lines += ["", "</details>", ""]
         return "\n".join(lines).rstrip("\n") + "\n"
 

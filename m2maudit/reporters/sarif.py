@@ -34,7 +34,13 @@ from m2maudit.reporters.serialize import (
     jsonable,
     window_dict,
 )
-from m2maudit.reporters.summary import ordered_findings, rules_of, summarize
+from m2maudit.reporters.summary import (
+    filters_applied,
+    left_out_note,
+    ordered_findings,
+    rules_of,
+    summarize,
+)
 from m2maudit.timeutil import iso
 
 SARIF_VERSION = "2.1.0"
@@ -223,15 +229,9 @@ class SarifReporter(Reporter):
             },
             "invocations": [
                 {
-                    "executionSuccessful": True,
-                    "toolExecutionNotifications": [
-                        {
-                            "level": "note",
-                            "message": {"text": f"rule skipped: {item.reason}"},
-                            "associatedRule": {"id": item.rule_id},
-                        }
-                        for item in sorted(result.skipped, key=lambda item: item.rule_id)
-                    ],
+                    # `--strict` ends the run with exit 2 after this report is written.
+                    "executionSuccessful": options.strict_failure is None,
+                    "toolExecutionNotifications": _notifications(result, options),
                 }
             ],
             "columnKind": "unicodeCodePoints",
@@ -244,6 +244,7 @@ class SarifReporter(Reporter):
                     **summary.counts.to_dict(),
                     "failing": summary.failing,
                     "fail_on": options.fail_on,
+                    "left_out": policy.get("filtered_out") or 0,
                 },
             },
         }
@@ -253,3 +254,31 @@ class SarifReporter(Reporter):
             for finding in ordered_findings(result)
         ]
         return dumps_one_item_a_line(document, results)
+
+
+def _notifications(result: ScanResult, options: ReportOptions) -> list[dict[str, Any]]:
+    """What a code-scanning reader should know besides the results: why the run failed
+    (`--strict`), what the filters left out, which rules were skipped."""
+    notes: list[dict[str, Any]] = []
+    if options.strict_failure is not None:
+        notes.append({"level": "error", "message": {"text": options.strict_failure}})
+    left_out = left_out_note(result)
+    if left_out:
+        notes.append({"level": "warning", "message": {"text": left_out}})
+    for rule_id in (result.stats.get("policy") or {}).get("rules_left_out") or []:
+        notes.append(
+            {
+                "level": "note",
+                "message": {"text": f"rule left out by {filters_applied(result)}"},
+                "associatedRule": {"id": rule_id},
+            }
+        )
+    for item in sorted(result.skipped, key=lambda item: item.rule_id):
+        notes.append(
+            {
+                "level": "note",
+                "message": {"text": f"rule skipped: {item.reason}"},
+                "associatedRule": {"id": item.rule_id},
+            }
+        )
+    return notes

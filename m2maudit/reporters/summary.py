@@ -232,7 +232,28 @@ def summary_line(result: ScanResult, fail_on: str) -> str:
         f"{c.active} {severity}" for severity, c in summary.by_severity.items() if c.active
     )
     active = f"{counts.active} active" + (f": {severities}" if severities else "")
-    return (
+    line = (
         f"{counted(counts.total, 'finding')} ({active}; {counts.suppressed} suppressed, "
         f"{counts.baselined} baselined); {gate}"
     )
+    left_out = left_out_note(result)
+    return f"{line}; {left_out}" if left_out else line
+
+
+def left_out_note(result: ScanResult) -> str | None:
+    """`55 findings left out by --min-severity critical`, when the filters left some out: every
+    report says so, or a filtered run reads as a clean one."""
+    policy = result.stats.get("policy") or {}
+    count = policy.get("filtered_out") or 0
+    return f"{counted(count, 'finding')} left out by {filters_applied(result)}" if count else None
+
+
+def filters_applied(result: ScanResult) -> str:
+    """The filters of the run as flags: `--min-severity high and --problem exposure`."""
+    policy = result.stats.get("policy") or {}
+    flags = []
+    if policy.get("min_severity"):
+        flags.append(f"--min-severity {policy['min_severity']}")
+    if policy.get("problems"):
+        flags.append("--problem " + ",".join(policy["problems"]))
+    return " and ".join(flags) or "no filter"
