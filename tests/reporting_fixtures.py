@@ -8,11 +8,11 @@ metacharacters, control characters, a long ARN, an `@mention`.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from m2maudit.config import Suppression
 from m2maudit.findings import Finding, Location, RuleInfo, ScanResult, SkippedRule, finding_id
+from tests.cloud_fixtures import shared_dir as shared_dir  # the reporter tests' SARIF schema
 
 AS_OF = datetime(2025, 7, 1, tzinfo=UTC)
 START = datetime(2025, 6, 1, tzinfo=UTC)
@@ -267,11 +267,3 @@ def suppressed_result() -> ScanResult:
     baseline = dict.fromkeys([finding_id("M2M501", "deploy-agent", None)])
     apply_policy(result, suppressions=SUPPRESSIONS, baseline=baseline)
     return result
-
-
-def shared_dir() -> Path:
-    """`shared/` beside the repository root (as in CI), else /work/shared."""
-    for candidate in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/ directory not found")
