@@ -402,7 +402,8 @@ def _expiry_words(exp: datetime | None, as_of: datetime) -> str:
 
 
 def _untraceable(row: TokenRow) -> list[Problem]:
-    if row.jti is None:
+    """No `jti`, and no `txn` either: a Transaction Token names its transaction instead."""
+    if row.jti is None and row.txn is None:
         return [Problem("untraceable-action", "no jti: calls made with it cannot be told apart")]
     return []
 

@@ -24,6 +24,7 @@ import duckdb
 from m2maudit.config import Config
 from m2maudit.sources.sqlfrag import kind_by_name, regex_any
 from m2maudit.timeutil import CLOCK_SKEW_SQL
+from m2maudit.tokens import claims_read_sql
 
 # Long-lived secrets that do not expire by themselves (the `credential_type` vocabulary of
 # docs/formats/README.md); rotation rules judge these.
@@ -94,6 +95,9 @@ def macro_sql(config: Config) -> list[str]:
         f"""CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
             CASE WHEN issued IS NULL OR first_use < issued - {CLOCK_SKEW_SQL}
                  THEN first_use ELSE issued END""",
+        # Whether a token's claims were read (an unsigned token's were): see claims_read_sql.
+        f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error) AS "
+        f"{claims_read_sql('decode_error')}",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
         """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS

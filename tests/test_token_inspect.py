@@ -157,6 +157,18 @@ def test_problems_the_token_shows_by_itself() -> None:
         assert expected in messages
 
 
+def test_a_transaction_token_is_traced_by_its_txn() -> None:
+    """A Transaction Token (draft-ietf-oauth-transaction-tokens) carries `txn`, the id of the
+    transaction it was minted for, and often no `jti`: it is not untraceable."""
+    txn = signed({"sub": "alice@example.com", "txn": "97053963-771d", "iat": NOW, "exp": NOW + 60})
+    plain = signed({"sub": "alice@example.com", "iat": NOW, "exp": NOW + 60})
+    untraceable = [
+        [p for p in run_json(token)["problems"] if p["problem"] == "untraceable-action"]
+        for token in (txn, plain)
+    ]
+    assert untraceable[0] == [] and len(untraceable[1]) == 1
+
+
 @pytest.mark.parametrize("act", ["agent-z", ["agent-z"], {"sub": "tool", "act": "agent-z"}])
 def test_an_act_that_is_not_an_object_is_a_broken_chain(act: object) -> None:
     """RFC 8693 writes each actor as an object; a bare name is a broken delegation chain."""

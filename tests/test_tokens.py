@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jwt
 import pytest
 
@@ -14,11 +15,12 @@ from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint
 from m2maudit.ingest import ingest_paths
 from m2maudit.store import Store
-from m2maudit.token_claims import UNNAMED_ACTOR, decode_token
-from m2maudit.tokens import create_token_views, decode_staged_tokens
+from m2maudit.token_claims import MAX_ACT_DEPTH, UNNAMED_ACTOR, decode_token
+from m2maudit.tokens import claims_read_sql, create_token_views, decode_staged_tokens
 from tests.jwt_factory import (
     decode_in_sql,
     generated_set,
+    jwe_like,
     nested_act,
     raw_jwt,
     rows_by_fp,
@@ -308,3 +310,33 @@ def test_the_raw_token_reaches_no_table(tmp_path: Path) -> None:
         _header, payload, signature = token.split(".")
         assert signature not in dumped
         assert payload not in dumped
+
+
+def test_claims_read_tells_an_unreadable_token_from_an_odd_one() -> None:
+    """`m2m_claims_read` (rules M2M402, M2M502, M2M603): true for a token whose claims the
+    decoder read as they are (an unsigned one, one with no `alg`, a broken `act`), false where
+    it read none or a time claim is not a number."""
+    read = {
+        "plain": signed({"sub": "a"}),
+        "alg none": raw_jwt({"alg": "none"}, b'{"sub": "a"}', ""),
+        "no alg": raw_jwt({"typ": "JWT"}, b'{"sub": "a"}'),
+        "act not an object": signed({"sub": "a", "act": "agent-z"}),
+        "act too deep": signed(
+            {"sub": "a", "act": nested_act([f"x{n}" for n in range(MAX_ACT_DEPTH + 2)])}
+        ),
+    }
+    unread = {
+        "not a JWT": "not-a-token",
+        "encrypted": jwe_like(),
+        "payload not JSON": raw_jwt({"alg": "HS256"}, b"{nope"),
+        "iat not a number": signed({"sub": "a", "iat": "yesterday"}),
+    }
+    rows = decode_in_sql([*read.values(), *unread.values()])
+    con = duckdb.connect()
+    for name, token in [*read.items(), *unread.items()]:
+        error = rows[fingerprint(token)]["decode_error"]
+        assert (name == "plain") == (error is None), name
+        [(claims_read,)] = con.execute(
+            f"SELECT {claims_read_sql('$e::VARCHAR')}", {"e": error}
+        ).fetchall()
+        assert claims_read == (name in read), (name, error)
