@@ -92,6 +92,17 @@ def test_panther_service_account_key_call(panther: Store) -> None:
     assert event["outcome"] == "success"
 
 
+def test_a_service_account_with_a_personal_looking_email_is_not_a_person(panther: Store) -> None:
+    """Line 18: principalEmail `user@example.com`, but principalSubject says
+    `serviceAccount:` and a service-account key signed the call: a machine."""
+    event = event_at(panther, PANTHER, 18)
+    assert event["principal"] == "user@example.com"
+    assert event["credential_type"] == "gcp_service_account_key"
+    assert event["principal_type"] == "service"
+    person = event_at(panther, PANTHER, 19)  # the same address with no such sign: a person
+    assert (person["principal"], person["principal_type"]) == ("user@runpanther.com", "human")
+
+
 def test_panther_lower_cased_top_level_keys(panther: Store) -> None:
     event = event_at(panther, PANTHER, 78)  # protopayload, insertid, callerIP
     assert (event["principal"], event["principal_type"]) == ("user@domain.com", "human")

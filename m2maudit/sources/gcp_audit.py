@@ -81,7 +81,8 @@ class GcpAuditAdapter(StagedLoad):
             "infrastructure_patterns: service; "
             "agent_patterns: agent; *.gserviceaccount.com, system:*, "
             "workload identity pools: service; workforce pools, user:, "
-            "service_patterns: service; human_patterns: human; else unknown",
+            "service_patterns: service; human_patterns: human; else unknown; "
+            "a serviceAccount: principalSubject or a service-account key: never human",
         ),
         ("client_id", "authenticationInfo.oauthInfo.oauthClientId"),
         (
@@ -128,7 +129,7 @@ class GcpAuditAdapter(StagedLoad):
             SLOTS.named_columns(JSON_SLOTS),
             _delegation(),
             {
-                "kind": _kind_of("principal", ctx.config),
+                "kind": _caller_kind(ctx.config),
                 "root_kind": _kind_of("delegators[1]", ctx.config),
             },
         ]
@@ -153,6 +154,21 @@ def _delegation() -> dict[str, str]:
             f"lambda p: p IS NOT NULL) END"
         ),
     }
+
+
+def _caller_kind(config: Config) -> str:
+    """The caller's kind: by its name, but a caller that Google says is a service account
+    (`principalSubject: serviceAccount:...`) or that signed in with a service-account key is
+    a machine whatever its e-mail looks like."""
+    by_name = _kind_of("principal", config)
+    machine = (
+        "(coalesce(starts_with(trim(t_principal_subject), 'serviceAccount:'), false) "
+        "OR t_key_name IS NOT NULL)"
+    )
+    return (
+        f"CASE WHEN {machine} AND {by_name} NOT IN ('agent', 'service') THEN 'service' "
+        f"ELSE {by_name} END"
+    )
 
 
 def _kind_of(principal: str, config: Config) -> str:
