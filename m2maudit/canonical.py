@@ -29,6 +29,7 @@ EVENT_COLUMNS = (
     "credential_expires_at",
     "leaked_secret",
     "leaked_secret_fp",
+    "leaked_secrets",
 )
 # The event columns that describe a call rather than name who made it: free text, which a
 # log may fill with anything (a request body, `{"code": 200}`), so any of them may hold a

@@ -51,7 +51,10 @@ CREATE TABLE IF NOT EXISTS events (
     leaked_secret_fp VARCHAR,
     source_file VARCHAR NOT NULL,
     source_line BIGINT NOT NULL,
-    record_key UBIGINT NOT NULL         -- content hash of the record, for de-duplication
+    record_key UBIGINT NOT NULL,        -- content hash of the record, for de-duplication
+    -- Every secret seen in clear in the record, each as kind:fingerprint (the first is
+    -- leaked_secret); last, as stores made before it have it added (store.py).
+    leaked_secrets VARCHAR[]
 );
 
 -- Decoded bearer tokens, one row per distinct token. Never the raw token.

@@ -215,13 +215,45 @@ def leaked_secret_kind_sql(text: str) -> str:
 
 def leaked_secret_fp_sql(text: str) -> str:
     """SQL: fingerprint of the first secret found in `text`, so repeats group together."""
+    return _first_secret_sql(text, with_kind=False)
+
+
+def _first_secret_sql(text: str, with_kind: bool) -> str:
+    """SQL: the fingerprint of the first secret in `text` (by pattern order), prefixed with its
+    kind and `:` when `with_kind`."""
     whens = " ".join(
         f"WHEN regexp_matches({text}, {_literal(pattern)}) "
-        f"THEN left(sha256({_fingerprinted(kind, f'regexp_extract({text}, {_literal(pattern)})')})"
+        f"THEN {_literal(kind + ':') + ' || ' if with_kind else ''}"
+        f"left(sha256({_fingerprinted(kind, f'regexp_extract({text}, {_literal(pattern)})')})"
         ", 16)"
         for kind, pattern in SECRET_PATTERNS
     )
     return f"CASE WHEN {text} IS NULL THEN NULL {whens} END"
+
+
+def all_secrets_sql(text: str, first_kind: str, first_fp: str) -> str:
+    """SQL: every secret in `text` as `kind:fingerprint`, sorted, each once, the first secret
+    (`first_kind`, `first_fp`, as `leaked_secret_*_sql` give it) among them.
+
+    One pass of all the patterns as one alternation finds the secrets left to right without
+    overlap (a JWT inside `access_token=...` is one secret, not two); each match is then named
+    and fingerprinted as the first secret is, by the first pattern that matches it, so the
+    same secret has the same fingerprint in every record. For records holding a secret only:
+    clean records never pay for it.
+    """
+    scoped = "|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS)
+    each = (
+        f"list_transform(regexp_extract_all({text}, {_literal(scoped)}), "
+        f"lambda _m: {_first_secret_sql('_m', with_kind=True)})"
+    )
+    return f"list_sort(list_distinct(list_concat([{first_kind} || ':' || {first_fp}], {each})))"
+
+
+def _scoped(pattern: str) -> str:
+    """A pattern as one alternative of many: a leading `(?i)` scoped to it alone."""
+    if pattern.startswith("(?i)"):
+        return f"(?i:{pattern[4:]})"
+    return f"(?:{pattern})"
 
 
 def _fingerprinted(kind: str, match: str) -> str:

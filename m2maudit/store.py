@@ -98,6 +98,9 @@ class Store:
                 f"{self.path}: written by another m2maudit schema "
                 f"({found[0]}, expected {SCHEMA_VERSION})"
             )
+        # Columns added since version 1 was written: a store made before has them added,
+        # empty (its events were loaded without them).
+        self.con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS leaked_secrets VARCHAR[]")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -147,7 +147,7 @@ _TRACED = "coalesce(trace_id, session_id) IS NOT NULL AS traced"
 _GROUPED_BY = f"""
     principal, principal_type, credential_id, credential_type, token_fp, on_behalf_of,
     act_chain, scopes_granted, outcome, credential_issued_at, credential_expires_at,
-    leaked_secret, leaked_secret_fp, {_TRACED}
+    leaked_secret, leaked_secret_fp, leaked_secrets, {_TRACED}
 """
 
 VIEW_SQL = [

@@ -268,6 +268,25 @@ def test_both_reads_find_the_same_secret(
     assert fast.scalar(found) == careful.scalar(found) == kind
 
 
+def test_both_reads_list_every_secret_of_a_record(tmp_path: Path, fast_reads: list[bool]) -> None:
+    line = json.dumps(
+        {
+            "timestamp": TS,
+            "principal": "p",
+            "resource": f"/x?token={GITHUB}",
+            "note": "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        }
+    )
+    fast, careful = Store.open(), Store.open()
+    ingest(fast, write(tmp_path / "log.jsonl", [line]))
+    ingest_carefully(careful, tmp_path / "log.jsonl")
+    assert fast_reads == [True]
+    found = "SELECT leaked_secrets FROM events"
+    listed = fast.scalar(found)
+    assert listed == careful.scalar(found)
+    assert sorted(item.split(":")[0] for item in listed) == ["aws_secret_key", "github_token"]
+
+
 def test_a_key_with_quotes_is_a_name_never_sql(tmp_path: Path, fast_reads: list[bool]) -> None:
     """Keys come from the log: one with a `"` once broke the whole file's read, and a crafted
     set of them ran SQL of the log's choosing."""

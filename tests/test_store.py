@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from m2maudit.config import Config
 from m2maudit.errors import AuditError
+from m2maudit.scan import run_scan
 from m2maudit.store import SCHEMA_VERSION, Store, StoreOptions
 from tests.conftest import RunCli, query, write_jsonl
 
@@ -94,6 +97,33 @@ def test_persisted_store_reopens_with_its_rows(tmp_path: Path) -> None:
         assert again.path == str(db)
         assert again.scalar("SELECT reason FROM ingest_errors") == "kept"
         assert again.scalar("SELECT count(*) FROM m2maudit_meta") == 1
+    finally:
+        again.close()
+
+
+def test_a_store_made_before_leaked_secrets_gets_the_column_and_keeps_its_events(
+    tmp_path: Path,
+) -> None:
+    """Stores written before `events.leaked_secrets` existed are read, not refused: the
+    column is added, empty; M2M601 reads their events' first secret."""
+    db = tmp_path / "before.duckdb"
+    store = Store.open(db)
+    store.con.execute("ALTER TABLE events DROP COLUMN leaked_secrets")
+    store.con.execute(
+        "INSERT INTO events (ts, source_format, principal, leaked_secret, leaked_secret_fp, "
+        "source_file, source_line, record_key) VALUES "
+        "('2026-11-20T10:00:00Z', 'generic-log', 'svc-a', 'jwt', 'aaaa000000000001', 'a', 1, 1)"
+    )
+    store.close()
+    again = Store.open(db)
+    try:
+        assert again.con.execute("SELECT principal, leaked_secrets FROM events").fetchall() == [
+            ("svc-a", None)
+        ]
+        result = run_scan(again, Config(), datetime(2026, 11, 28, tzinfo=UTC))
+        assert [f.token_id for f in result.findings if f.rule_id == "M2M601"] == [
+            "aaaa000000000001"
+        ]
     finally:
         again.close()
 

@@ -189,3 +189,31 @@ def test_a_secret_in_one_item_keeps_the_other_items_as_they_were() -> None:
         f"('x', ['read write', NULL, '{TOKEN}', 'repo:admin'])) t(a, l))"
     ).fetchall()
     assert items == ["read write", None, "[redacted]", "repo:admin"]
+
+
+GITHUB_TOKEN = "ghp_" + "Z" * 36
+
+
+@pytest.mark.parametrize(("fmt", "sample", "path"), SAMPLES, ids=[s[0] for s in SAMPLES])
+def test_every_secret_of_a_vendor_record_is_listed(
+    tmp_path: Path, fmt: str, sample: str, path: list[str]
+) -> None:
+    """A record with two secrets lists both in `leaked_secrets` (M2M601 reports each): the
+    first alone once left the second unrotated."""
+    source = Path(sample) if sample.startswith("/") else real_logs_dir() / sample
+    records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    two = f"{PLANTED} token={GITHUB_TOKEN}"
+    log = tmp_path / "planted.jsonl"
+    log.write_text(
+        "".join(json.dumps(_planted(r, path, fmt)).replace(PLANTED, two) + "\n" for r in records)
+    )
+    store = Store.open()
+    ingest_paths(store, [str(log)], [])
+    planted = store.con.execute(
+        "SELECT leaked_secret, leaked_secrets FROM events WHERE contains(user_agent, 'kubectl')"
+    ).fetchall()
+    store.close()
+    assert planted
+    for first, listed in planted:
+        assert first == "jwt"
+        assert sorted(item.split(":")[0] for item in listed) == ["github_token", "jwt"]

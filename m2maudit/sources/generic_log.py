@@ -15,6 +15,7 @@ from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import (
+    all_secrets_sql,
     leaked_secret_fp_sql,
     secret_needles,
 )
@@ -377,6 +378,11 @@ def _derived_layers(leak_scope: str, suspect: str = "true") -> list[dict[str, st
             "leak_fp": f"CASE WHEN leak IS NOT NULL THEN {leaked_secret_fp_sql('scope')} END",
         },
         {
+            "leak_all": (
+                f"CASE WHEN leak IS NOT NULL THEN {all_secrets_sql('scope', 'leak', 'leak_fp')} END"
+            ),
+        },
+        {
             "principal": "coalesce(t_principal, t_client_id)",
             "principal_type": q.stated_principal_type("t_principal_type"),
             "credential_id": "coalesce(t_token_id, fp)",
@@ -420,6 +426,7 @@ def _columns() -> dict[str, str]:
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         "leaked_secret": "leak",
         "leaked_secret_fp": "leak_fp",
+        "leaked_secrets": "leak_all",
     }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
-from m2maudit.secrets import leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import StagedLoad, map_records
@@ -146,10 +145,7 @@ def _columns() -> dict[str, str]:
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        "leaked_secret": q.leak_check("rec"),
-        "leaked_secret_fp": (
-            f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('rec')} END"
-        ),
+        **q.leak_columns("rec"),
     }
 
 

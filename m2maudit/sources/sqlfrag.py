@@ -10,7 +10,12 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from m2maudit.secrets import leaked_secret_fp_sql, leaked_secret_kind_sql, secret_prefilter_sql
+from m2maudit.secrets import (
+    all_secrets_sql,
+    leaked_secret_fp_sql,
+    leaked_secret_kind_sql,
+    secret_prefilter_sql,
+)
 
 
 def json_path(field: str) -> str:
@@ -380,11 +385,16 @@ def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
 
 
 def leak_columns(scope: str) -> dict[str, str]:
-    """The `leaked_secret` and `leaked_secret_fp` columns for a record's text `scope`."""
+    """The `leaked_secret`, `leaked_secret_fp` and `leaked_secrets` columns for a record's
+    text `scope`: the first secret, and every secret (see `all_secrets_sql`)."""
     return {
         "leaked_secret": leak_check(scope),
         "leaked_secret_fp": (
             f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(scope)} END"
+        ),
+        "leaked_secrets": (
+            "CASE WHEN leaked_secret IS NOT NULL THEN "
+            f"{all_secrets_sql(scope, 'leaked_secret', 'leaked_secret_fp')} END"
         ),
     }
 

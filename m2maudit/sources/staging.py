@@ -909,6 +909,7 @@ NOT_FROM_THE_RECORD = (
     "outcome",
     "leaked_secret",
     "leaked_secret_fp",
+    "leaked_secrets",
     "source_file",
 )
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
-from m2maudit.secrets import leaked_secret_fp_sql
+from m2maudit.secrets import all_secrets_sql, leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -199,6 +199,10 @@ def _columns() -> dict[str, str]:
         "leaked_secret_fp": (
             f"CASE WHEN clear_vault_token IS NOT NULL THEN token_fp "
             f"WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql('without_hmacs')} END"
+        ),
+        "leaked_secrets": (
+            "CASE WHEN leaked_secret IS NOT NULL THEN "
+            f"{all_secrets_sql('without_hmacs', 'leaked_secret', 'leaked_secret_fp')} END"
         ),
     }
 
