@@ -63,7 +63,9 @@ class GitHubAuditAdapter(StagedLoad):
         ("principal", "actor"),
         (
             "principal_type",
-            "service for GitHub App server-to-server tokens, deploy keys, bots; else human",
+            "service for GitHub App server-to-server tokens, deploy keys, bots, GitHub "
+            "itself (actor github) and infrastructure_patterns; agent_patterns: agent; "
+            "service_patterns: service; else human",
         ),
         ("client_id", "oauth_application_id"),
         ("credential_id", "token_id (when not 0), else the fingerprint of hashed_token"),
@@ -90,10 +92,10 @@ class GitHubAuditAdapter(StagedLoad):
         return looks_like_github_audit(sample.first_record)
 
     def map_staged(self, ctx: LoadContext) -> None:
-        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
+        map_records(ctx, _columns(ctx.config), _checks(), prelude=FIELDS.prelude())
 
 
-def _columns() -> dict[str, str]:
+def _columns(config: Config) -> dict[str, str]:
     """Canonical columns as SQL over the staged records."""
     f = FIELDS
     access = f"lower({f.text('access_type')})"
@@ -118,6 +120,12 @@ def _columns() -> dict[str, str]:
         "principal_type": (
             f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} THEN 'service' "
             f"WHEN {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' THEN 'service' "
+            # GitHub itself (secret scanning, Dependabot alerts) and the platform's own.
+            f"WHEN {actor} = 'github' "
+            f"OR {q.matches_any([actor], config.infrastructure_patterns)} THEN 'service' "
+            # A machine user: a user account that automation signs in as.
+            f"WHEN {q.matches_any([actor], config.agent_patterns)} THEN 'agent' "
+            f"WHEN {q.matches_any([actor], config.service_patterns)} THEN 'service' "
             f"WHEN {actor} IS NOT NULL THEN 'human' END"
         ),
         "client_id": f.text("oauth_app"),
