@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     has_amr BOOLEAN,
     txn VARCHAR,
     req_wl VARCHAR,
-    subject_kind VARCHAR                -- client | agent | service | human | unknown
+    subject_kind VARCHAR,               -- client | agent | service | human | unknown
+    claims_secrets VARCHAR[]            -- secrets in clear in the claims, each kind:fingerprint
 );
 
 -- The credential inventory.

@@ -348,6 +348,23 @@ def find_secret(text: str) -> tuple[str, str] | None:
     return None
 
 
+_ALL_AT_ONCE = re.compile("|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS))
+
+
+def all_secrets(text: str) -> list[str] | None:
+    """Every secret in `text` as `kind:fingerprint`, as `all_secrets_sql` lists them (sorted,
+    each once), or None when there is none."""
+    first = find_secret(text)
+    if first is None:
+        return None
+    found = {":".join(first)}
+    for match in _ALL_AT_ONCE.finditer(text):
+        named = find_secret(match.group())
+        if named is not None:
+            found.add(":".join(named))
+    return sorted(found)
+
+
 def redact_secrets(text: str) -> str:
     """`text` with every secret replaced as `redact_secrets_sql` replaces it."""
     for kind, pattern in _COMPILED:

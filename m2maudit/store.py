@@ -100,7 +100,8 @@ class Store:
             )
         # Columns added since version 1 was written: a store made before has them added,
         # empty (its events were loaded without them).
-        self.con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS leaked_secrets VARCHAR[]")
+        for table, column in (("events", "leaked_secrets"), ("tokens", "claims_secrets")):
+            self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} VARCHAR[]")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import bare_token, fingerprint
+from m2maudit.secrets import all_secrets
 
 MAX_TOKEN_BYTES = 65_536
 """A token longer than this is not decoded: real tokens are a few KB; HTTP servers cap headers."""
@@ -116,6 +117,8 @@ class TokenRow:
     txn: str | None = None
     req_wl: str | None = None
     subject_kind: str | None = None
+    # Secrets written in clear in the claims, each `kind:fingerprint` (never the secret).
+    claims_secrets: list[str] | None = None
 
 
 @dataclass
@@ -277,6 +280,9 @@ def decode_token(token: str, config: Config | None = None) -> DecodedToken:
         row.decode_error = str(exc)
         return DecodedToken(row)
     _fill(row, header, claims, config)
+    # The payload's text as the SQL decoder judges it (`tokens._secret_layers`).
+    payload = _b64url_decode(bare.split(".")[1], "payload").decode("utf-8")
+    row.claims_secrets = all_secrets(payload)
     return DecodedToken(row, header, claims)
 
 

@@ -19,6 +19,7 @@ import duckdb
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
+from m2maudit.secrets import all_secrets_sql, leaked_secret_fp_sql, leaked_secret_kind_sql
 from m2maudit.sources.sqlfrag import kind_by_name
 from m2maudit.token_claims import (
     ACT_NOT_OBJECT,
@@ -80,6 +81,7 @@ TOKEN_COLUMNS = (
     "txn",
     "req_wl",
     "subject_kind",
+    "claims_secrets",
 )
 EVENT_TOKENS_VIEW = "event_tokens"
 ACT_FAST_LEVELS = 8
@@ -440,9 +442,28 @@ def _claim_layers(config: Config) -> list[dict[str, str]]:
     ]
 
 
+def _secret_layers() -> list[dict[str, str]]:
+    """Secrets written in the claims (a client secret, an upstream token): the payload's JSON
+    text judged as a log record is (see `secrets.all_secrets_sql`)."""
+    return [
+        {"claims_secret": f"CASE WHEN pj IS NOT NULL THEN {leaked_secret_kind_sql('pj')} END"},
+        {
+            "claims_secret_fp": (
+                f"CASE WHEN claims_secret IS NOT NULL THEN {leaked_secret_fp_sql('pj')} END"
+            )
+        },
+        {
+            "claims_secrets": (
+                "CASE WHEN claims_secret IS NOT NULL THEN "
+                f"{all_secrets_sql('pj', 'claims_secret', 'claims_secret_fp')} END"
+            )
+        },
+    ]
+
+
 def decode_select(source: str, config: Config) -> str:
     """One SELECT decoding every `(token_fp, raw_token)` row of `source` into TOKEN_COLUMNS."""
-    decoded = _layered(source, _structure_layers() + _claim_layers(config))
+    decoded = _layered(source, _structure_layers() + _claim_layers(config) + _secret_layers())
     ok = "hard_error IS NULL"
     return f"""
     SELECT token_fp,
@@ -464,7 +485,8 @@ def decode_select(source: str, config: Config) -> str:
            CASE WHEN {ok} THEN has_acr END AS has_acr,
            CASE WHEN {ok} THEN has_amr END AS has_amr,
            txn, req_wl,
-           CASE WHEN {ok} THEN subject_kind_ END AS subject_kind
+           CASE WHEN {ok} THEN subject_kind_ END AS subject_kind,
+           claims_secrets
     FROM ({decoded})
     """
 

@@ -526,7 +526,12 @@ def report_rows() -> list[tuple[str, ...]]:
             "not_supported",
             "not_supported",
             "true",
-            *NO_KEY,
+            # A root access key made for a backup script in 2023 (rule M2M204).
+            "true",
+            "2023-02-06T15:20:11+00:00",
+            "2026-11-03T02:14:00+00:00",
+            "us-east-1",
+            "s3",
             *NO_KEY,
             *NO_CERTS,
         ),

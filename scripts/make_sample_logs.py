@@ -516,6 +516,33 @@ def problem_estate(estate: Estate) -> list[dict[str, Any]]:
         trace_id=estate.trace(),
         on_behalf_of="bob@northwind.example",
     )
+    # agent-relay: its issuer put the partner's API key in the token's claims (M2M605).
+    issued = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    relay = token(
+        {
+            "iss": ISSUER,
+            "sub": "dana@northwind.example",
+            "act": {"sub": "agent-relay"},
+            "client_id": "agent-relay",
+            "aud": API,
+            "scope": "partners:read",
+            "iat": epoch(issued),
+            "exp": epoch(issued + timedelta(minutes=15)),
+            "jti": "jti-relay-1",
+            "partner_api_key": "sk_live_" + "0123456789abcdef" * 2,
+        }
+    )
+    for minute in (1, 4, 9):
+        estate.add(
+            timestamp=stamp(issued + timedelta(minutes=minute)),
+            principal="agent-relay",
+            principal_type="agent",
+            authorization=f"Bearer {relay}",
+            action="GET /partners/orders",
+            scopes="partners:read",
+            status=200,
+            trace_id=estate.trace(),
+        )
     cred(
         token_id="key-crawler-1",
         principal="agent-crawler",

@@ -15,6 +15,8 @@ from m2maudit.secrets import (
     SECRET_NEEDLE_PATTERNS,
     SECRET_NEEDLES,
     SECRET_PATTERNS,
+    all_secrets,
+    all_secrets_sql,
     find_secret,
     leaked_secret_fp_sql,
     leaked_secret_kind_sql,
@@ -194,6 +196,25 @@ def test_the_python_twin_finds_fingerprints_and_redacts_as_the_sql(
     expected = (kind, _run(con, leaked_secret_fp_sql(T), text)) if kind else None
     assert find_secret(text) == expected
     assert redact_secrets(text) == _run(con, redact_secrets_sql(T), text)
+
+
+MANY_SECRETS = [" and ".join(text for text, _, _ in FOUND[start::7]) for start in range(7)] + [
+    '{"url": "https://x/y?access_token=' + FOUND[1][2] + '", "pwd": "hunter2hunter2"}'
+]
+
+
+@pytest.mark.parametrize("text", MANY_SECRETS + [text for text, _, _ in FOUND] + NOT_SECRETS)
+def test_every_secret_is_listed_alike_in_sql_and_python(
+    con: duckdb.DuckDBPyConnection, text: str
+) -> None:
+    """`leaked_secrets` (SQL, every log record) and `all_secrets` (Python) list the same."""
+    sql = f"""SELECT CASE WHEN k IS NOT NULL THEN {all_secrets_sql("$t", "k", "f")} END
+              FROM (SELECT {leaked_secret_kind_sql(T)} AS k, {leaked_secret_fp_sql(T)} AS f)"""
+    row = con.execute(sql, {"t": text}).fetchone()
+    assert row is not None
+    assert all_secrets(text) == row[0]
+    if row[0] is not None:
+        assert all(re.fullmatch("[a-z_]+:[0-9a-f]{16}", item) for item in row[0])
 
 
 def test_redaction_keeps_what_is_not_the_secret(con: duckdb.DuckDBPyConnection) -> None:

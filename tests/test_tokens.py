@@ -124,6 +124,21 @@ def test_sql_rows_equal_the_python_twin(generated: list[str], sql_rows: dict[str
         assert sql_rows[fingerprint(token)] == asdict(decode_token(token).row)
 
 
+def test_secrets_in_claims_are_listed_alike_by_sql_and_python() -> None:
+    """`claims_secrets` (rule M2M605): kinds and fingerprints only, the same both ways."""
+    upstream = signed({"sub": "upstream"})
+    tokens = [
+        signed({"sub": "a", "client_secret": "hunter2hunter2hunter2"}),
+        signed({"sub": "b", "upstream_token": upstream, "note": "pwd=hunter22"}),
+        signed({"sub": "c", "note": "no secret here"}),
+    ]
+    rows = decode_in_sql(tokens)
+    listed = [rows[fingerprint(token)]["claims_secrets"] for token in tokens]
+    assert listed == [decode_token(token).row.claims_secrets for token in tokens]
+    assert [len(item or []) for item in listed] == [1, 2, 0]
+    assert f"jwt:{fingerprint(upstream)}" in listed[1]
+
+
 def test_three_level_chain_is_flattened_outermost_first() -> None:
     token = signed(
         {
