@@ -326,10 +326,11 @@ def cleaning_sql(
 
 # --- the same, in Python, for what `token inspect` shows -----------------------------------------
 
-# The patterns as Python reads them (RE2's syntax, as used here, is a subset of it). Python's `\s`
-# is any Unicode space where RE2's is ASCII's, so the fingerprints' line-break removal spells
-# RE2's characters out.
-_COMPILED = tuple((kind, re.compile(pattern)) for kind, pattern in SECRET_PATTERNS)
+# The patterns as Python reads them (RE2's syntax, as used here, is a subset of it), with
+# RE2's ASCII meaning of `\b`, `\w` and `\s` (Python's would follow Unicode: `éghp_...` would
+# hide a GitHub token from the twin that SQL finds). The fingerprints' line-break removal
+# spells RE2's space characters out.
+_COMPILED = tuple((kind, re.compile(pattern, re.ASCII)) for kind, pattern in SECRET_PATTERNS)
 _FINGERPRINT_CUTS = {
     "private_key": re.compile(r"\\[nrt]|[\t\n\f\r ]"),
     "basic_auth": re.compile(r"[^A-Za-z0-9+/=]$"),
@@ -348,7 +349,7 @@ def find_secret(text: str) -> tuple[str, str] | None:
     return None
 
 
-_ALL_AT_ONCE = re.compile("|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS))
+_ALL_AT_ONCE = re.compile("|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS), re.ASCII)
 
 
 def all_secrets(text: str) -> list[str] | None:

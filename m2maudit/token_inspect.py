@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives import serialization
 from m2maudit.config import EXPOSURE, Config
 from m2maudit.errors import AuditError
 from m2maudit.fingerprint import bare_token
-from m2maudit.secrets import find_secret, redact_secrets
 from m2maudit.timeutil import CLOCK_SKEW, iso
 from m2maudit.token_claims import (
     REASON_ALG_NONE,
@@ -35,6 +34,7 @@ from m2maudit.token_claims import (
     is_act_problem,
     numeric_date,
 )
+from m2maudit.token_redaction import ExposedSecrets, without_secrets
 
 JSON_SCHEMA_VERSION = "1.0"  # a string, as in the scan's JSON report
 MAX_INPUT_BYTES = 16 * 1024 * 1024
@@ -54,6 +54,7 @@ _FAMILIES = {"HS": "HMAC", "RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "EdDSA"}
 
 SignatureStatus = Literal["valid", "invalid", "not checked"]
 SIGNATURE_MISMATCH = "the signature does not match the key"
+UNSIGNED = "unsigned: alg none or no alg"
 
 
 @dataclass(frozen=True)
@@ -138,90 +139,44 @@ def inspect_token(
     decoded = decode_token(token, config)
     if not decoded.readable:
         raise AuditError(f"cannot read this token: {decoded.row.decode_error}")
-    shown, secrets = without_secrets(decoded)
+    shown, exposed = without_secrets(decoded)
     inspection = Inspection(shown, as_of)
     inspection.times = time_claims(shown, as_of)
-    inspection.problems = token_problems(shown, config, as_of) + secrets
+    inspection.problems = token_problems(shown, config, as_of) + _exposures(exposed)
     if key_file is not None or jwks_file is not None:
         inspection.signature = check_signature(token, decoded, key_file, jwks_file)
-        if inspection.signature.detail == SIGNATURE_MISMATCH:
-            inspection.problems.append(
-                Problem(
-                    EXPOSURE,
-                    "the signature does not match the key given: the token was forged or "
-                    "altered, or another key signed it",
-                )
-            )
+        inspection.problems += _signature_problems(inspection.signature)
     return inspection
 
 
-def without_secrets(decoded: DecodedToken) -> tuple[DecodedToken, list[Problem]]:
-    """The token as it may be shown, and an exposure for each secret cut out of it.
-
-    A token's claims are readable by anyone who holds it, and people put secrets in them: a
-    client secret, an upstream token to replay. Each string member is judged as the scan's
-    leak check judges a record, with its name (`"client_secret": "..."` is a secret by its
-    name); what a pattern finds is redacted, a value that is a secret only by its name is
-    replaced whole. The row's values come from the claims, so they are redacted too.
-    """
-    problems: list[Problem] = []
-    header = _members_without_secrets(decoded.header, "header", problems)
-    claims = _members_without_secrets(decoded.claims, "claim", problems)
-    row = replace(
-        decoded.row,
-        **{
-            column.name: _redacted_value(getattr(decoded.row, column.name))
-            for column in fields(decoded.row)
-        },
-    )
-    return DecodedToken(row, header, claims), problems
-
-
-def _members_without_secrets(
-    members: dict[str, Any] | None, where: str, problems: list[Problem]
-) -> dict[str, Any] | None:
-    if members is None:
-        return None
-    return {
-        name: _member_without_secrets(name, value, f"{where} {name}", problems)
-        for name, value in members.items()
-    }
-
-
-def _member_without_secrets(name: str, value: Any, path: str, problems: list[Problem]) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: _member_without_secrets(key, item, f"{path}.{key}", problems)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [
-            _member_without_secrets(name, item, f"{path}[{index}]", problems)
-            for index, item in enumerate(value)
-        ]
-    if not isinstance(value, str):
-        return value
-    found = find_secret(json.dumps({name: value})[1:-1])
-    if found is None:
-        return value
-    kind, secret_fp = found
-    problems.append(
+def _signature_problems(check: SignatureCheck) -> list[Problem]:
+    """Asked to check the signature, a token the key does not verify is a problem (an unsigned
+    one already is: its `alg` is reported with the other exposures)."""
+    if check.status != "invalid" or check.detail == UNSIGNED:
+        return []
+    return [
         Problem(
             EXPOSURE,
-            f"{path} holds a secret in clear ({kind}, fingerprint {secret_fp}): "
-            "anyone the token is sent or shown to can read it",
+            f"the signature does not verify with the key given ({check.detail}): the token "
+            "was forged or altered, or another key signed it",
         )
-    )
-    redacted = redact_secrets(value)
-    return redacted if redacted != value else "[redacted]"
+    ]
 
 
-def _redacted_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact_secrets(value)
-    if isinstance(value, list):
-        return [_redacted_value(item) for item in value]
-    return value
+def _exposures(exposed: list[ExposedSecrets]) -> list[Problem]:
+    """One exposure per member holding secrets, each named by kind and fingerprint."""
+    problems = []
+    for item in exposed:
+        named = ", ".join(secret.replace(":", ", fingerprint ") for secret in item.secrets)
+        what = "a secret" if len(item.secrets) == 1 else f"{len(item.secrets)} secrets"
+        problems.append(
+            Problem(
+                EXPOSURE,
+                f"{item.path} holds {what} in clear ({named}): anyone the token is sent or "
+                "shown to can read it",
+            )
+        )
+    return problems
 
 
 def humanize(delta: timedelta) -> str:
@@ -430,7 +385,7 @@ def check_signature(
     """Verify the signature with a local key; reports the outcome, never the key or token."""
     alg = decoded.row.alg
     if alg is None or alg.lower() == "none":
-        return SignatureCheck("invalid", "unsigned: alg none or no alg")
+        return SignatureCheck("invalid", UNSIGNED)
     if jwks_file is not None:
         key = _jwks_key(jwks_file, alg, decoded.row.kid)
         if isinstance(key, SignatureCheck):

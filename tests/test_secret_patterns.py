@@ -177,6 +177,9 @@ def test_ordinary_text_is_no_secret(con: duckdb.DuckDBPyConnection, text: str) -
     assert not any(re.search(pattern, text) for _, pattern in SECRET_PATTERNS)
 
 
+# RE2's `\b` is ASCII's: a letter like `é` before a token is a word boundary.
+UNICODE_NEIGHBOURS = ["é" + "ghp_" + "A" * 36, "naïve password=hunter2hunter2", "ß sk-" + "x" * 40]
+
 PRIVATE_KEY_SPELLINGS = [
     "\n".join(KEY_LINES),
     "\r\n".join(KEY_LINES),
@@ -185,7 +188,8 @@ PRIVATE_KEY_SPELLINGS = [
 
 
 @pytest.mark.parametrize(
-    "text", [text for text, _, _ in FOUND] + NOT_SECRETS + PRIVATE_KEY_SPELLINGS
+    "text",
+    [text for text, _, _ in FOUND] + NOT_SECRETS + PRIVATE_KEY_SPELLINGS + UNICODE_NEIGHBOURS,
 )
 def test_the_python_twin_finds_fingerprints_and_redacts_as_the_sql(
     con: duckdb.DuckDBPyConnection, text: str
@@ -198,9 +202,11 @@ def test_the_python_twin_finds_fingerprints_and_redacts_as_the_sql(
     assert redact_secrets(text) == _run(con, redact_secrets_sql(T), text)
 
 
-MANY_SECRETS = [" and ".join(text for text, _, _ in FOUND[start::7]) for start in range(7)] + [
-    '{"url": "https://x/y?access_token=' + FOUND[1][2] + '", "pwd": "hunter2hunter2"}'
-]
+MANY_SECRETS = (
+    UNICODE_NEIGHBOURS
+    + [" and ".join(text for text, _, _ in FOUND[start::7]) for start in range(7)]
+    + ['{"url": "https://x/y?access_token=' + FOUND[1][2] + '", "pwd": "hunter2hunter2"}']
+)
 
 
 @pytest.mark.parametrize("text", MANY_SECRETS + [text for text, _, _ in FOUND] + NOT_SECRETS)

@@ -226,8 +226,8 @@ def _write(path: Path, data: bytes) -> str:
 
 
 FORGED = (
-    "the signature does not match the key given: the token was forged or altered, "
-    "or another key signed it"
+    "the signature does not verify with the key given (the signature does not match the key): "
+    "the token was forged or altered, or another key signed it"
 )
 
 
@@ -259,8 +259,11 @@ def test_signature_with_a_shared_secret_and_algorithm_confusion(tmp_path: Path) 
     secret = _write(tmp_path / "secret", HMAC_KEY.encode() + b"\n")
     assert run_json(token, "--key", secret)["signature"]["status"] == "valid"
     pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))
-    check = run_json(token, "--key", pem)["signature"]
+    document = run_json(token, "--key", pem)
+    check = document["signature"]
     assert check["status"] == "invalid" and "algorithm confusion" in check["detail"]
+    # Refused for algorithm confusion is a problem too, not "no problem".
+    assert any("algorithm confusion" in p["message"] for p in document["problems"])
 
 
 def test_signature_with_a_jwks_file(tmp_path: Path) -> None:
@@ -414,6 +417,32 @@ def test_secrets_in_claims_are_redacted_and_reported_as_exposures() -> None:
         "claim upstream_token",
     ]
     assert f"(jwt, fingerprint {fingerprint(upstream)})" in exposures[-1]
+
+
+def test_no_secret_survives_in_any_corner_of_the_output() -> None:
+    """From a review: a by-name secret next to a pattern's match kept its clear part; a private
+    key split across scope items stayed in `columns.scope`; secrets as member names, and
+    after a non-ASCII letter, were printed."""
+    github = "ghp_" + "Q" * 36
+    stripe = "sk_live_" + "R" * 24
+    key = "-----BEGIN PRIVATE KEY----- MIIBVAIBADANBgkqhkiG9w0B -----END PRIVATE KEY-----"
+    token = chained_token(
+        client_secret="TopSecretValue12345 sig=AAAAAAAAAAAAAAAAAAAAAAAA",
+        scope=f"openid client_secret: Zk8s9dJq2LmN4pQr7T {key}",
+        ctx={github: True},
+        note="é" + github,
+        **{stripe: 1},
+    )
+    clear = ["TopSecretValue12345", "Zk8s9dJq2LmN4pQr7T", "MIIBVAIB", github, stripe]
+    for output in (run(token).stdout, json.dumps(run_json(token))):
+        assert [secret for secret in clear if secret in output] == []
+    document = run_json(token)
+    assert document["claims"]["client_secret"] == "[redacted]"
+    assert document["columns"]["scope"] == ["[redacted]"]
+    paths = [
+        p["message"].split(" holds")[0] for p in document["problems"] if "holds" in p["message"]
+    ]
+    assert "claim ctx.#1 (its name)" in paths and "claim #" in " ".join(paths)
 
 
 def test_a_token_without_secrets_in_its_claims_shows_them_unchanged() -> None:

@@ -1,0 +1,95 @@
+"""What `token inspect` may show of a token: its header and claims with every secret cut out.
+
+A JWT's claims are only base64, readable by anyone who holds the token, and people put
+secrets in them: a client secret, a password, an upstream token to replay. The command's
+output goes into tickets and chats, so it must not carry them. Each member is judged as the
+scan's leak check judges a log record (`secrets`, the Python twin of its SQL), with its name
+(`"client_secret": "..."` is a secret by its name); a member whose name is itself a secret is
+renamed. What a pattern finds is redacted; a value still holding a secret after that (one by
+its name, one cut across list items) is replaced whole.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from m2maudit.secrets import all_secrets, find_secret, redact_secrets
+from m2maudit.token_claims import DecodedToken
+
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class ExposedSecrets:
+    """The secrets one member holds (`claim note`, `header jku`), each `kind:fingerprint`."""
+
+    path: str
+    secrets: list[str]
+
+
+def without_secrets(decoded: DecodedToken) -> tuple[DecodedToken, list[ExposedSecrets]]:
+    """The token as it may be shown, and where each secret was cut out.
+
+    The row's values come from the claims, so they are cleaned too: its lists also as their
+    items joined, as the scan cleans stored lists (a private key split into scopes)."""
+    exposed: list[ExposedSecrets] = []
+    header = _members(decoded.header, "header", exposed)
+    claims = _members(decoded.claims, "claim", exposed)
+    row = replace(
+        decoded.row,
+        **{
+            column.name: _clean_value(getattr(decoded.row, column.name))
+            for column in fields(decoded.row)
+        },
+    )
+    return DecodedToken(row, header, claims), exposed
+
+
+def _members(
+    members: dict[str, Any] | None, where: str, exposed: list[ExposedSecrets]
+) -> dict[str, Any] | None:
+    """`where` is `claim` or `header` at the top (`claim sub`), a member's path below it
+    (`claim ctx.key`)."""
+    if members is None:
+        return None
+    separator = " " if where in ("claim", "header") else "."
+    cleaned: dict[str, Any] = {}
+    for index, (name, value) in enumerate(members.items(), start=1):
+        shown, path = name, f"{where}{separator}{name}"
+        if find_secret(name) is not None:  # a secret written as a member's name
+            shown, path = f"{REDACTED} #{index}", f"{where}{separator}#{index}"
+            exposed.append(ExposedSecrets(f"{path} (its name)", all_secrets(name) or []))
+        cleaned[shown] = _member(name, value, path, exposed)
+    return cleaned
+
+
+def _member(name: str, value: Any, path: str, exposed: list[ExposedSecrets]) -> Any:
+    if isinstance(value, dict):
+        return _members(value, path, exposed)
+    if isinstance(value, list):
+        return [_member(name, item, f"{path}[{n}]", exposed) for n, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    found = all_secrets(_as_member(name, value))
+    if found is None:
+        return value
+    exposed.append(ExposedSecrets(path, found))
+    redacted = redact_secrets(value)
+    return redacted if find_secret(_as_member(name, redacted)) is None else REDACTED
+
+
+def _as_member(name: str, value: str) -> str:
+    """`"name": "value"` as the record's JSON text has it (not ASCII-escaped, as a log's)."""
+    return json.dumps({name: value}, ensure_ascii=False)[1:-1]
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        redacted = redact_secrets(value)
+        return redacted if find_secret(redacted) is None else REDACTED
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = [_clean_value(item) for item in value]
+        return items if find_secret(" ".join(items)) is None else [REDACTED]
+    return value
