@@ -111,21 +111,24 @@ def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def claims_read_sql(decode_error: str) -> str:
-    """SQL: true when a token's claims were read as they are, so a missing claim is missing.
+def claims_read_sql(decode_error: str, claim: str) -> str:
+    """SQL: true when a token's claims were read, so that `claim` (a SQL text) is missing
+    when NULL.
 
     `decode_error` also holds reasons that leave the claims readable: an unsigned token, one
-    with no `alg`, a broken `act`. A rule judging a claim's absence must not skip such a token
-    (an `alg: none` token without `exp` still never expires). A time claim that is not a
-    number is not one of them: its claim is there, unread, not missing."""
+    with no `alg`, a broken `act`, another claim's time that is not a number. A rule judging
+    a claim's absence must not skip such a token (an `alg: none` token without `exp` still
+    never expires); only `<claim> is not a NumericDate` means the claim is there, unread."""
     soft = ", ".join(
         lit(reason) for reason in (REASON_ALG_NONE, REASON_NO_ALG, REASON_ACT_TOO_DEEP)
     )
     act_prefix = ACT_NOT_OBJECT.split("{", 1)[0]
+    bad_time = BAD_TIME.split("}", 1)[1]  # ` is not a NumericDate`
     reasons = f"string_split({decode_error}, '; ')"
     return (
         f"({decode_error} IS NULL OR list_bool_and(list_transform({reasons}, "
-        f"lambda r: r IN ({soft}) OR starts_with(r, {lit(act_prefix)}))))"
+        f"lambda r: r IN ({soft}) OR starts_with(r, {lit(act_prefix)}) "
+        f"OR (ends_with(r, {lit(bad_time)}) AND r <> {claim} || {lit(bad_time)}))))"
     )
 
 
