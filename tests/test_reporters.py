@@ -211,7 +211,16 @@ def test_csv_neutralizes_formula_prefixes(prefix: str) -> None:
     assert neutralize(f"{prefix}SUM(A1)") == f"'{prefix}SUM(A1)"
 
 
-@pytest.mark.parametrize("cell", ["svc-agent", "1+1", "a=b", "", " =x", "'quoted"])
+@pytest.mark.parametrize("lead", ["\t", "\r", "\n", " "])
+def test_csv_guards_a_formula_behind_white_space(lead: str) -> None:
+    """From a review: cleaning turned `\\t=HYPERLINK(...)` into ` =HYPERLINK(...)` before the
+    guard looked, and the quote was lost."""
+    hostile = finding(RULES[0], f"{lead}=HYPERLINK(1)", "tok-1", "m")
+    [row] = list(csv.DictReader(io.StringIO(render("csv", make_result([hostile])))))
+    assert row["principal"].startswith("'")
+
+
+@pytest.mark.parametrize("cell", ["svc-agent", "1+1", "a=b", "", " x=1", "'quoted"])
 def test_csv_leaves_ordinary_cells_alone(cell: str) -> None:
     assert neutralize(cell) == cell
 
@@ -652,6 +661,25 @@ def test_a_strict_failure_makes_the_sarif_run_unsuccessful() -> None:
     )
     plain = json.loads(render("sarif", full_result()))["runs"][0]["invocations"][0]
     assert plain["executionSuccessful"] is True
+
+
+def test_a_strict_failure_shows_in_every_machine_format() -> None:
+    """From a review: only SARIF said so; Markdown showed ✅ over a run that exits 2."""
+    failure = "--strict: 1 record rejected, 0 files unreadable"
+    options = ReportOptions(strict_failure=failure)
+    clean = empty_result()
+    heading = render("markdown", clean, options).splitlines()[0]
+    assert heading.startswith("## ❌") and failure.replace("-", "") in heading.replace("-", "")
+    assert render("markdown", clean).startswith("## ✅")
+    assert json.loads(render("json", clean, options))["summary"]["strict_failure"] == failure
+    assert json.loads(render("json", clean))["summary"]["strict_failure"] is None
+    root = ET.fromstring(render("junit", clean, options))
+    assert root.get("errors") == "1"
+    errors = [
+        case.find("error") for case in root.iter("testcase") if case.find("error") is not None
+    ]
+    assert [error.get("message") for error in errors if error is not None] == [failure]
+    assert ET.fromstring(render("junit", clean)).get("errors") == "0"
 
 
 def test_json_report_writes_one_finding_per_line() -> None:

@@ -60,8 +60,9 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralize(cell: str) -> str:
-    """Prefix a cell a spreadsheet would read as a formula with `'`."""
-    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
+    """Prefix a cell a spreadsheet would read as a formula with `'`: also one whose formula
+    starts after white space, which some spreadsheets skip."""
+    return "'" + cell if cell.lstrip(" ").startswith(FORMULA_PREFIXES) else cell
 
 
 def row(finding: Finding) -> list[str]:

@@ -39,6 +39,8 @@ def report_document(result: ScanResult, options: ReportOptions) -> dict[str, Any
             **summary.counts.to_dict(),
             "failing": summary.failing,
             "fail_on": options.fail_on,
+            # Why `--strict` ends this run with exit 2 (a rejected record, an unreadable file).
+            "strict_failure": options.strict_failure,
             "by_severity": {key: value.to_dict() for key, value in summary.by_severity.items()},
             "by_problem": {key: value.to_dict() for key, value in summary.by_problem.items()},
             "attribution": attribution_dict(summary, result.attribution),

@@ -7,7 +7,9 @@
 - a rule whose only findings are suppressed or baselined passes, and says so in
   `<system-out>`;
 - a skipped rule is a `<skipped message="<reason>">` case, and so is a rule that
-  `--min-severity` or `--problem` left out (it was not checked at this level).
+  `--min-severity` or `--problem` left out (it was not checked at this level);
+- a run `--strict` fails (a rejected record, an unreadable file) adds a `--strict` case in
+  class `m2maudit.run` with an `<error>` saying why.
 
 The XML never depends on the clock or the machine: `timestamp` is the `--as-of` instant and
 every `time` is 0. Characters XML 1.0 cannot hold (control characters from hostile logs) are
@@ -23,7 +25,13 @@ from collections.abc import Sequence
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import clean_text
-from m2maudit.reporters.summary import filters_applied, ordered_findings, rules_of, status
+from m2maudit.reporters.summary import (
+    filters_applied,
+    ordered_findings,
+    rules_left_out,
+    rules_of,
+    status,
+)
 from m2maudit.timeutil import iso
 from m2maudit.wording import counted
 
@@ -90,8 +98,9 @@ class JunitReporter(Reporter):
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         findings = ordered_findings(result)
         # A rule the filters left out was not checked at this level: skipped, not passed.
-        left_out = (result.stats.get("policy") or {}).get("rules_left_out") or []
-        skipped = {rule_id: f"left out by {filters_applied(result)}" for rule_id in left_out}
+        skipped = {
+            rule_id: f"left out by {filters_applied(result)}" for rule_id in rules_left_out(result)
+        }
         skipped |= {item.rule_id: item.reason for item in result.skipped}
         rules = rules_of(result)
         suite = ET.Element(
@@ -110,10 +119,15 @@ class JunitReporter(Reporter):
             case = _case(suite, "m2maudit.skipped", rule_id)
             ET.SubElement(case, "skipped", {"message": xml_text(skipped[rule_id])})
             skipped_count += 1
+        errors = 0
+        if options.strict_failure:  # the run itself failed: one case says why
+            case = _case(suite, "m2maudit.run", "--strict")
+            ET.SubElement(case, "error", {"message": xml_text(options.strict_failure)})
+            errors = 1
         counts = {
             "tests": str(len(suite)),
             "failures": str(failures),
-            "errors": "0",
+            "errors": str(errors),
             "skipped": str(skipped_count),
             "time": "0",
         }

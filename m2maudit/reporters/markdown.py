@@ -163,10 +163,13 @@ class MarkdownReporter(Reporter):
         findings = ordered_findings(result)
         active = [finding for finding in findings if status(finding) == "active"]
         quiet = [finding for finding in findings if status(finding) != "active"]
-        verdict = "❌" if summary.failing else "✅"
+        verdict = "❌" if summary.failing or options.strict_failure else "✅"
+        headline = summary_line(result, options.fail_on)
+        if options.strict_failure:
+            headline += f"; the run failed, {options.strict_failure}"
         start, end = result.window
         lines = [
-            f"## {verdict} m2maudit: {text(summary_line(result, options.fail_on), 500)}",
+            f"## {verdict} m2maudit: {text(headline, 600)}",
             "",
             f"As of {code(iso(result.as_of))}; window {code(iso(start))} to {code(iso(end))}; "
             f"{len(result.inputs)} input(s): "

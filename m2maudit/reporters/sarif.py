@@ -38,6 +38,7 @@ from m2maudit.reporters.summary import (
     filters_applied,
     left_out_note,
     ordered_findings,
+    rules_left_out,
     rules_of,
     summarize,
 )
@@ -265,7 +266,7 @@ def _notifications(result: ScanResult, options: ReportOptions) -> list[dict[str,
     left_out = left_out_note(result)
     if left_out:
         notes.append({"level": "warning", "message": {"text": left_out}})
-    for rule_id in (result.stats.get("policy") or {}).get("rules_left_out") or []:
+    for rule_id in rules_left_out(result):
         notes.append(
             {
                 "level": "note",

@@ -248,6 +248,11 @@ def left_out_note(result: ScanResult) -> str | None:
     return f"{counted(count, 'finding')} left out by {filters_applied(result)}" if count else None
 
 
+def rules_left_out(result: ScanResult) -> list[str]:
+    """Ids of the rules the filters left out whole (`policy.rules_left_out`)."""
+    return list((result.stats.get("policy") or {}).get("rules_left_out") or [])
+
+
 def filters_applied(result: ScanResult) -> str:
     """The filters of the run as flags: `--min-severity high and --problem exposure`."""
     policy = result.stats.get("policy") or {}
