@@ -471,11 +471,16 @@ def test_a_root_or_user_key_of_no_known_shape_is_a_session_when_the_call_has_one
             root_call("2026-11-01T10:00:00Z"),
             root_call("2026-11-01T10:01:00Z", sessionContext=session),
             root_call("2026-11-01T10:02:00Z", invokedBy="signin.amazonaws.com"),
+            # A session context without its creation date is still a session's.
+            root_call(
+                "2026-11-01T10:03:00Z",
+                sessionContext={"attributes": {"mfaAuthenticated": "true"}},
+            ),
         ],
     )
     store, _ = load(path)
-    types = [event_at(store, "a.jsonl", line)["credential_type"] for line in (1, 2, 3)]
-    assert types == ["aws_access_key", "aws_session", "aws_session"]
+    types = [event_at(store, "a.jsonl", line)["credential_type"] for line in (1, 2, 3, 4)]
+    assert types == ["aws_access_key", "aws_session", "aws_session", "aws_session"]
 
 
 def test_an_event_time_before_2000_is_rejected_not_read_as_1970(tmp_path: Path) -> None:

@@ -72,6 +72,7 @@ _PATHS = {
     "access_key": "$.userIdentity.accessKeyId",
     "issuer_arn": "$.userIdentity.sessionContext.sessionIssuer.arn",
     "issuer_name": "$.userIdentity.sessionContext.sessionIssuer.userName",
+    "session_context": "$.userIdentity.sessionContext",
     "session_created": "$.userIdentity.sessionContext.attributes.creationDate",
     "source_identity": "$.userIdentity.sessionContext.sourceIdentity",
     "behalf_user": "$.userIdentity.onBehalfOf.userId",
@@ -112,7 +113,7 @@ def _slots() -> q.Slots:
 SLOTS = _slots()
 # Slots kept as JSON (objects, or times read by the time parser); the rest are read as text.
 STS_KEY_ID = "(ASIA|AKIA)[A-Z0-9]{12,124}"
-JSON_SLOTS = ("time", "identity", "session_created", "issued_expiration")
+JSON_SLOTS = ("time", "identity", "session_context", "session_created", "issued_expiration")
 
 
 def looks_like_cloudtrail(event: dict[str, Any]) -> bool:
@@ -282,7 +283,8 @@ def _columns() -> dict[str, str]:
             f"WHEN starts_with(t_access_key, 'ASIA') THEN 'aws_session' "
             f"WHEN t_type IN {SESSION_TYPES} THEN 'aws_session' "
             # Only temporary credentials carry a session context (a console sign-in's).
-            f"WHEN t_type IN ('IAMUser', 'Root') AND (j_session_created IS NOT NULL OR console) "
+            f"WHEN t_type IN ('IAMUser', 'Root') "
+            f"AND (coalesce(json_type(j_session_context) = 'OBJECT', false) OR console) "
             f"THEN 'aws_session' "
             f"WHEN t_type IN ('IAMUser', 'Root') THEN 'aws_access_key' "
             f"ELSE 'aws_credential' END"
