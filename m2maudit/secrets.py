@@ -237,9 +237,9 @@ def all_secrets_sql(text: str, first_kind: str, first_fp: str) -> str:
 
     One pass of all the patterns as one alternation finds the secrets left to right without
     overlap (a JWT inside `access_token=...` is one secret, not two); each match is then named
-    and fingerprinted as the first secret is, by the first pattern that matches it, so the
-    same secret has the same fingerprint in every record. For records holding a secret only:
-    clean records never pay for it.
+    and fingerprinted as the first secret is, by the first pattern that matches it (a kind
+    found by its name, `password=...`, is fingerprinted with the name as written). For
+    records holding a secret only: clean records never pay for it.
     """
     scoped = "|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS)
     each = (

@@ -73,7 +73,7 @@ def _table_within(
     """The table with as many rows as fit in `budget` characters (lines and their breaks),
     and how many that is."""
     lines = _table(header, [])
-    used = sum(len(line) + 1 for line in lines)
+    used = _size(lines)
     shown = 0
     for row in _table(header, rows)[2:]:
         used += len(row) + 1
