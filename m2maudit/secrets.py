@@ -241,9 +241,8 @@ def all_secrets_sql(text: str, first_kind: str, first_fp: str) -> str:
     found by its name, `password=...`, is fingerprinted with the name as written). For
     records holding a secret only: clean records never pay for it.
     """
-    scoped = "|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS)
     each = (
-        f"list_transform(regexp_extract_all({text}, {_literal(scoped)}), "
+        f"list_transform(regexp_extract_all({text}, {_literal(_any_secret())}), "
         f"lambda _m: {_first_secret_sql('_m', with_kind=True)})"
     )
     return f"list_sort(list_distinct(list_concat([{first_kind} || ':' || {first_fp}], {each})))"
@@ -275,11 +274,20 @@ def redact_secrets_sql(text: str) -> str:
 
 def secret_safe_id_sql(text: str) -> str:
     """SQL: an identifier that is itself a secret (a token pasted as an id) becomes
-    `secret:<fingerprint>`, so it still groups and joins but is never stored in clear."""
+    `secret:<fingerprint>`, so it still groups and joins but is never stored in clear.
+
+    Whether it holds a secret, not which kind: the needles, then all the patterns as one
+    alternation (any pattern matches exactly when the alternation does)."""
     return (
-        f"CASE WHEN {leaked_secret_kind_sql(text)} IS NOT NULL "
+        f"CASE WHEN {text} IS NOT NULL AND {secret_prefilter_sql(text)} "
+        f"AND regexp_matches({text}, {_literal(_any_secret())}) "
         f"THEN 'secret:' || left(sha256({text}), 16) ELSE {text} END"
     )
+
+
+def _any_secret() -> str:
+    """Every pattern as one alternative of one regex, each with its own flags."""
+    return "|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS)
 
 
 CLEANED = "_cleaned"
@@ -349,7 +357,14 @@ def find_secret(text: str) -> tuple[str, str] | None:
     return None
 
 
-_ALL_AT_ONCE = re.compile("|".join(_scoped(pattern) for _, pattern in SECRET_PATTERNS), re.ASCII)
+_ALL_AT_ONCE = re.compile(_any_secret(), re.ASCII)
+
+
+def secret_safe_id(text: str) -> str:
+    """`secret_safe_id_sql` in Python."""
+    if find_secret(text) is None:
+        return text
+    return "secret:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
 
 
 def all_secrets(text: str) -> list[str] | None:

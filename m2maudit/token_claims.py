@@ -23,7 +23,7 @@ from typing import Any
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import bare_token, fingerprint
-from m2maudit.secrets import all_secrets
+from m2maudit.secrets import all_secrets, secret_safe_id
 
 MAX_TOKEN_BYTES = 65_536
 """A token longer than this is not decoded: real tokens are a few KB; HTTP servers cap headers."""
@@ -280,10 +280,44 @@ def decode_token(token: str, config: Config | None = None) -> DecodedToken:
         row.decode_error = str(exc)
         return DecodedToken(row)
     _fill(row, header, claims, config)
-    # The payload's text as the SQL decoder judges it (`tokens._secret_layers`).
-    payload = _b64url_decode(bare.split(".")[1], "payload").decode("utf-8")
-    row.claims_secrets = all_secrets(payload)
+    # The payload as the SQL decoder judges it (`tokens._secret_layers`): written again, as
+    # DuckDB's json() writes it, so escapes hide no secret.
+    row.claims_secrets = all_secrets(json.dumps(claims, ensure_ascii=False, separators=(",", ":")))
+    _without_secret_ids(row)
     return DecodedToken(row, header, claims)
+
+
+# The row's names that are ids in the store (the twin of `tokens.SAFE_ID_CLAIMS` and the lists
+# the SQL decoder cleans).
+_SAFE_ID_FIELDS = (
+    "alg",
+    "kid",
+    "typ",
+    "iss",
+    "sub",
+    "client_id",
+    "azp",
+    "jti",
+    "txn",
+    "req_wl",
+    "root_subject",
+    "current_actor",
+    "chain_actor_not_allowed",
+)
+_SAFE_ID_LISTS = ("act_chain", "may_act", "scope", "aud")
+
+
+def _without_secret_ids(row: TokenRow) -> None:
+    """A claim that names someone or something and is itself a secret becomes
+    `secret:<fingerprint>` (`secrets.secret_safe_id`), as the SQL decoder writes it."""
+    for name in _SAFE_ID_FIELDS:
+        value = getattr(row, name)
+        if value is not None:
+            setattr(row, name, secret_safe_id(value))
+    for name in _SAFE_ID_LISTS:
+        items = getattr(row, name)
+        if items is not None:
+            setattr(row, name, [secret_safe_id(item) for item in items])
 
 
 def _read(bare: str, length: int) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -19,7 +19,12 @@ import duckdb
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
-from m2maudit.secrets import all_secrets_sql, leaked_secret_fp_sql, leaked_secret_kind_sql
+from m2maudit.secrets import (
+    all_secrets_sql,
+    leaked_secret_fp_sql,
+    leaked_secret_kind_sql,
+    secret_safe_id_sql,
+)
 from m2maudit.sources.sqlfrag import kind_by_name
 from m2maudit.token_claims import (
     ACT_NOT_OBJECT,
@@ -445,21 +450,44 @@ def _claim_layers(config: Config) -> list[dict[str, str]]:
     ]
 
 
+# Claims that name someone or something, kept as text (`_safe_ids[n]` below, in this order).
+SAFE_ID_CLAIMS = ("alg", "kid", "typ", "iss", "sub", "client_id", "azp", "jti", "txn", "req_wl")
+
+
 def _secret_layers() -> list[dict[str, str]]:
-    """Secrets written in the claims (a client secret, an upstream token): the payload's JSON
-    text judged as a log record is (see `secrets.all_secrets_sql`)."""
+    """Secrets in the claims: listed (a client secret, an upstream token, judged as a log
+    record is: `secrets.all_secrets_sql`), and kept out of the names the store holds.
+
+    The payload is judged as DuckDB writes it again (`json(pj)`): `\\u0067hp_...` or a
+    password in `\\u00fc` escapes is a secret all the same. A claim that names someone or
+    something (`sub`, `client_id`, `jti`, an actor, a scope) that is itself a secret becomes
+    `secret:<fingerprint>`, as a log's ids do: it is a principal or a credential in every
+    report."""
+    safe = secret_safe_id_sql("v")
     return [
-        {"claims_secret": f"CASE WHEN pj IS NOT NULL THEN {leaked_secret_kind_sql('pj')} END"},
+        {"payload_text": "json(pj)::VARCHAR"},
+        {
+            "claims_secret": (
+                f"CASE WHEN pj IS NOT NULL THEN {leaked_secret_kind_sql('payload_text')} END"
+            )
+        },
         {
             "claims_secret_fp": (
-                f"CASE WHEN claims_secret IS NOT NULL THEN {leaked_secret_fp_sql('pj')} END"
-            )
+                "CASE WHEN claims_secret IS NOT NULL "
+                f"THEN {leaked_secret_fp_sql('payload_text')} END"
+            ),
+            "_ids": f"[{', '.join(SAFE_ID_CLAIMS)}]",
         },
         {
             "claims_secrets": (
                 "CASE WHEN claims_secret IS NOT NULL THEN "
-                f"{all_secrets_sql('pj', 'claims_secret', 'claims_secret_fp')} END"
-            )
+                f"{all_secrets_sql('payload_text', 'claims_secret', 'claims_secret_fp')} END"
+            ),
+            "_safe_ids": f"list_transform(_ids, lambda v: {safe})",
+            **{
+                f"_safe_{name}": f"list_transform({name}, lambda v: {safe})"
+                for name in ("act_chain_", "may_act", "scope", "aud")
+            },
         },
     ]
 
@@ -468,26 +496,28 @@ def decode_select(source: str, config: Config) -> str:
     """One SELECT decoding every `(token_fp, raw_token)` row of `source` into TOKEN_COLUMNS."""
     decoded = _layered(source, _structure_layers() + _claim_layers(config) + _secret_layers())
     ok = "hard_error IS NULL"
+    ids = ", ".join(f"_safe_ids[{n}] AS {name}" for n, name in enumerate(SAFE_ID_CLAIMS, 1))
+    safe_sub = f"_safe_ids[{SAFE_ID_CLAIMS.index('sub') + 1}]"
     return f"""
     SELECT token_fp,
            coalesce(hard_error, nullif(concat_ws('; ', alg_error, time_errors, act_error), ''))
                AS decode_error,
-           token_length, alg, kid, typ, iss, sub, aud, client_id, azp, scope, iat, nbf, exp, jti,
-           CASE WHEN {ok} THEN act_chain_ END AS act_chain,
+           token_length, {ids}, _safe_aud AS aud, _safe_scope AS scope, iat, nbf, exp,
+           CASE WHEN {ok} THEN _safe_act_chain_ END AS act_chain,
            CASE WHEN {ok} THEN chain_depth END AS chain_depth,
-           sub AS root_subject,
-           CASE WHEN {ok} THEN coalesce(act_chain_[1], sub) END AS current_actor,
+           {safe_sub} AS root_subject,
+           CASE WHEN {ok} THEN coalesce(_safe_act_chain_[1], {safe_sub}) END AS current_actor,
            CASE WHEN {ok} THEN len(list_distinct(named_actors)) < len(named_actors) END
                AS chain_has_cycle,
-           may_act,
+           _safe_may_act AS may_act,
            CASE WHEN may_act IS NOT NULL
-                THEN list_filter(act_chain_, lambda a: NOT list_contains(may_act, a))[1]
+                THEN list_filter(_safe_act_chain_,
+                                 lambda a: NOT list_contains(_safe_may_act, a))[1]
            END AS chain_actor_not_allowed,
            CASE WHEN {ok} THEN has_cnf END AS has_cnf,
            CASE WHEN {ok} THEN has_auth_time END AS has_auth_time,
            CASE WHEN {ok} THEN has_acr END AS has_acr,
            CASE WHEN {ok} THEN has_amr END AS has_amr,
-           txn, req_wl,
            CASE WHEN {ok} THEN subject_kind_ END AS subject_kind,
            claims_secrets
     FROM ({decoded})

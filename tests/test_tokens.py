@@ -139,6 +139,38 @@ def test_secrets_in_claims_are_listed_alike_by_sql_and_python() -> None:
     assert f"jwt:{fingerprint(upstream)}" in listed[1]
 
 
+def test_a_claim_naming_someone_that_is_a_secret_is_kept_as_its_fingerprint() -> None:
+    """From a trial: a token whose `sub` or `jti` was a GitHub or Vault token printed it as the
+    principal or credential in every report. Such an id becomes `secret:<fp>`, both ways."""
+    github, vault = "ghp_" + "A1b2" * 9, "hvs.CAESIAbcdefghijklmnopqrstuvwxyz012345"
+    token = signed(
+        {"sub": github, "jti": vault, "act": {"sub": "xoxb-1234567890-abcdefghij"}, "scope": "x"}
+    )
+    row = decode_in_sql([token])[fingerprint(token)]
+    assert row == asdict(decode_token(token).row)
+    assert row["sub"] == row["root_subject"] == f"secret:{fingerprint(github)}"
+    assert row["jti"] == f"secret:{fingerprint(vault)}"
+    assert row["current_actor"].startswith("secret:") and row["act_chain"] == [row["current_actor"]]
+    assert row["scope"] == ["x"]
+    assert not [value for value in map(str, row.values()) if github in value or vault in value]
+
+
+def test_escaped_secrets_in_the_claims_are_found_alike_by_sql_and_python() -> None:
+    """`\\u0067hp_...` and a password written in `\\u00fc` escapes (pyjwt escapes non-ASCII)
+    are secrets all the same: the payload is judged as JSON writes it again."""
+    payload = (
+        b'{"sub":"agent-u","db_password":"Gr\\u00fc\\u00dfe-Passw\\u00f6rt-2026",'
+        b'"note":"\\u0067hp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"}'
+    )
+    token = raw_jwt({"alg": "HS256"}, payload)
+    row = decode_in_sql([token])[fingerprint(token)]
+    assert row["claims_secrets"] == decode_token(token).row.claims_secrets
+    assert sorted(item.split(":")[0] for item in row["claims_secrets"]) == [
+        "github_token",
+        "password_or_key",
+    ]
+
+
 def test_three_level_chain_is_flattened_outermost_first() -> None:
     token = signed(
         {
