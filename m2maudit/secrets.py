@@ -61,7 +61,10 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("openai_key", r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}"),
     (
         "password_or_key",
-        r"(?i)(client_secret|api[_-]?key|password|passwd|access_token|refresh_token)"
+        # snake_case, kebab-case and camelCase (`clientSecret`, `accessToken`: Azure, Auth0,
+        # Spring).
+        r"(?i)(client[_-]?secret|api[_-]?key|password|passwd|access[_-]?token"
+        r"|refresh[_-]?token)"
         # Assigned (`=`, or `"name": "`): the whole value, to the next quote, space or
         # separator, so that `!` or `#` in a password leaves no tail in clear; not a
         # placeholder (`****`, `${VAR}`). After a bare `name:` (prose: `Invalid password:
@@ -142,12 +145,18 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
         "ASSWD",
         "assword",
         "ASSWORD",
-        "ccess_token",
-        "ccess_Token",
-        "CCESS_TOKEN",
-        "efresh_token",
-        "efresh_Token",
-        "EFRESH_TOKEN",
+        *(
+            f"{stem}{sep}{token}"
+            for stem, token in (
+                ("ccess", "token"),
+                ("ccess", "Token"),
+                ("CCESS", "TOKEN"),
+                ("efresh", "token"),
+                ("efresh", "Token"),
+                ("EFRESH", "TOKEN"),
+            )
+            for sep in ("_", "-", "")
+        ),
         *(f"{pwd}{sep}" for pwd in ("pwd", "Pwd", "PWD") for sep in ("=", '"', "'", "\\")),
     ),
     "vault_token": ("hvs.", "hvb.", "hvr."),

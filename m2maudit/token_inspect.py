@@ -34,7 +34,7 @@ from m2maudit.token_claims import (
     is_act_problem,
     numeric_date,
 )
-from m2maudit.token_redaction import ExposedSecrets, without_secrets
+from m2maudit.token_redaction import ExposedSecrets, redacted_text, without_secrets
 
 JSON_SCHEMA_VERSION = "1.0"  # a string, as in the scan's JSON report
 MAX_INPUT_BYTES = 16 * 1024 * 1024
@@ -144,7 +144,9 @@ def inspect_token(
     inspection.times = time_claims(shown, as_of)
     inspection.problems = token_problems(shown, config, as_of) + _exposures(exposed)
     if key_file is not None or jwks_file is not None:
-        inspection.signature = check_signature(token, decoded, key_file, jwks_file)
+        check = check_signature(token, decoded, key_file, jwks_file)
+        # The detail may quote the header's `kid` or `alg`, which may hold anything.
+        inspection.signature = SignatureCheck(check.status, redacted_text(check.detail))
         inspection.problems += _signature_problems(inspection.signature)
     return inspection
 
@@ -154,11 +156,13 @@ def _signature_problems(check: SignatureCheck) -> list[Problem]:
     one already is: its `alg` is reported with the other exposures)."""
     if check.status != "invalid" or check.detail == UNSIGNED:
         return []
+    if check.detail == SIGNATURE_MISMATCH:
+        why = "the token was forged or altered, or another key signed it"
+    else:  # the key does not fit the token's alg (an algorithm confusion, say)
+        why = "a wrong key was given, or the token was forged to fit another algorithm"
     return [
         Problem(
-            EXPOSURE,
-            f"the signature does not verify with the key given ({check.detail}): the token "
-            "was forged or altered, or another key signed it",
+            EXPOSURE, f"the signature does not verify with the key given ({check.detail}): {why}"
         )
     ]
 
@@ -358,7 +362,7 @@ def _expiry_words(exp: datetime | None, as_of: datetime) -> str:
 
 def _untraceable(row: TokenRow) -> list[Problem]:
     """No `jti`, and no `txn` either: a Transaction Token names its transaction instead."""
-    if row.jti is None and row.txn is None:
+    if not (row.jti or "").strip() and not (row.txn or "").strip():
         return [Problem("untraceable-action", "no jti: calls made with it cannot be told apart")]
     return []
 
@@ -371,7 +375,7 @@ def _exposure(row: TokenRow) -> list[Problem]:
         for reason in (row.decode_error or "").split("; ")
         if reason and not is_act_problem(reason)
     ]
-    if not row.aud:
+    if not [audience for audience in row.aud or [] if audience.strip()]:  # "" is none
         found.append(Problem(EXPOSURE, "no aud: any service that trusts the issuer accepts it"))
     return found
 

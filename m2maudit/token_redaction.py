@@ -48,41 +48,73 @@ def without_secrets(decoded: DecodedToken) -> tuple[DecodedToken, list[ExposedSe
 
 
 def _members(
-    members: dict[str, Any] | None, where: str, exposed: list[ExposedSecrets]
+    members: dict[str, Any] | None,
+    where: str,
+    exposed: list[ExposedSecrets],
+    parent: str | None = None,
 ) -> dict[str, Any] | None:
     """`where` is `claim` or `header` at the top (`claim sub`), a member's path below it
-    (`claim ctx.key`)."""
+    (`claim ctx.key`); `parent` the name of the member holding these (`"client_secret":
+    {"v1": "..."}` is a secret by its parent's name)."""
     if members is None:
         return None
-    separator = " " if where in ("claim", "header") else "."
+    separator = " " if parent is None else "."
     cleaned: dict[str, Any] = {}
     for index, (name, value) in enumerate(members.items(), start=1):
         shown, path = name, f"{where}{separator}{name}"
         if find_secret(name) is not None:  # a secret written as a member's name
             shown, path = f"{REDACTED} #{index}", f"{where}{separator}#{index}"
             exposed.append(ExposedSecrets(f"{path} (its name)", all_secrets(name) or []))
-        cleaned[shown] = _member(name, value, path, exposed)
+        names = (name,) if parent is None else (name, parent)
+        cleaned[shown] = _member(names, value, path, exposed)
     return cleaned
 
 
-def _member(name: str, value: Any, path: str, exposed: list[ExposedSecrets]) -> Any:
+def _member(names: tuple[str, ...], value: Any, path: str, exposed: list[ExposedSecrets]) -> Any:
+    """`names`: the member's own name, then its parent's."""
     if isinstance(value, dict):
-        return _members(value, path, exposed)
+        return _members(value, path, exposed, parent=names[0])
     if isinstance(value, list):
-        return [_member(name, item, f"{path}[{n}]", exposed) for n, item in enumerate(value)]
+        return _list_member(names, value, path, exposed)
     if not isinstance(value, str):
         return value
-    found = all_secrets(_as_member(name, value))
+    found = _secrets_of(names, value)
     if found is None:
         return value
     exposed.append(ExposedSecrets(path, found))
     redacted = redact_secrets(value)
-    return redacted if find_secret(_as_member(name, redacted)) is None else REDACTED
+    return redacted if _secrets_of(names, redacted) is None else REDACTED
+
+
+def _list_member(
+    names: tuple[str, ...], value: list[Any], path: str, exposed: list[ExposedSecrets]
+) -> list[Any]:
+    """Item by item, then the text items joined: a private key split into scopes is one."""
+    items = [_member(names, item, f"{path}[{n}]", exposed) for n, item in enumerate(value)]
+    if not items or not all(isinstance(item, str) for item in value):
+        return items
+    if _secrets_of(names, " ".join(items)) is None:
+        return items
+    exposed.append(ExposedSecrets(path, _secrets_of(names, " ".join(value)) or []))
+    return [REDACTED]
+
+
+def _secrets_of(names: tuple[str, ...], value: str) -> list[str] | None:
+    """The secrets of `value` judged under each of its names, or None."""
+    found = sorted({s for name in names for s in all_secrets(_as_member(name, value)) or []})
+    return found or None
 
 
 def _as_member(name: str, value: str) -> str:
     """`"name": "value"` as the record's JSON text has it (not ASCII-escaped, as a log's)."""
     return json.dumps({name: value}, ensure_ascii=False)[1:-1]
+
+
+def redacted_text(text: str) -> str:
+    """Text m2maudit writes about a token (a signature check naming its `kid` or `alg`),
+    cleaned as a member's value is."""
+    cleaned = _clean_value(text)
+    return cleaned if isinstance(cleaned, str) else REDACTED
 
 
 def _clean_value(value: Any) -> Any:

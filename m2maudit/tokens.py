@@ -116,14 +116,13 @@ def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def claims_read_sql(decode_error: str, claim: str) -> str:
-    """SQL: true when a token's claims were read, so that `claim` (a SQL text) is missing
-    when NULL.
+def claims_read_sql(decode_error: str) -> str:
+    """SQL: true when a token's claims were read, so that a NULL claim is missing or unusable.
 
     `decode_error` also holds reasons that leave the claims readable: an unsigned token, one
-    with no `alg`, a broken `act`, another claim's time that is not a number. A rule judging
-    a claim's absence must not skip such a token (an `alg: none` token without `exp` still
-    never expires); only `<claim> is not a NumericDate` means the claim is there, unread."""
+    with no `alg`, a broken `act`, a time claim that is not a number. A rule judging a claim's
+    absence must not skip such a token: an `alg: none` token without `exp` still never
+    expires, and one whose `exp` is `"never"` has no usable expiry either."""
     soft = ", ".join(
         lit(reason) for reason in (REASON_ALG_NONE, REASON_NO_ALG, REASON_ACT_TOO_DEEP)
     )
@@ -133,7 +132,7 @@ def claims_read_sql(decode_error: str, claim: str) -> str:
     return (
         f"({decode_error} IS NULL OR list_bool_and(list_transform({reasons}, "
         f"lambda r: r IN ({soft}) OR starts_with(r, {lit(act_prefix)}) "
-        f"OR (ends_with(r, {lit(bad_time)}) AND r <> {claim} || {lit(bad_time)}))))"
+        f"OR ends_with(r, {lit(bad_time)}))))"
     )
 
 

@@ -95,10 +95,10 @@ def macro_sql(config: Config) -> list[str]:
         f"""CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
             CASE WHEN issued IS NULL OR first_use < issued - {CLOCK_SKEW_SQL}
                  THEN first_use ELSE issued END""",
-        # Whether a token's claims were read, so that `claim` is missing when NULL (an
+        # Whether a token's claims were read, so that a NULL claim is missing or unusable (an
         # unsigned token's were): see claims_read_sql.
-        f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error, claim) AS "
-        f"{claims_read_sql('decode_error', 'claim')}",
+        f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error) AS "
+        f"{claims_read_sql('decode_error')}",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
         """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS

@@ -89,6 +89,11 @@ FOUND = [
     ("token=ya29.a0AfH6SMBx8qL2vKd9Rt3Yw7ZpQ1nM", "secret_param", "a0AfH6SMBx8qL2vK"),
     ('{"url": "/cb?a=1\\u0026token=Q2hhbmdlTWUtOTk4ODc3NjY1NTQ0"}', "secret_param", "Q2hhbmdlTWUt"),
     ("login user=bob password=hunter2x&next=/", "password_or_key", "hunter2x"),
+    # camelCase and kebab-case names (Azure, Auth0, Spring):
+    ('{"clientSecret": "Qm9vbGVhbk9wZXJhdG9yc2Vj"}', "password_or_key", "Qm9vbGVhbk9wZXJhdG9y"),
+    ('{"accessToken": "opaqueAT9f8e7d6c5b4a3f2e1d0"}', "password_or_key", "opaqueAT9f8e7d6c5b4a"),
+    ("refresh-token=rt9f8e7d6c5b4a3f2e1d0c9b8a7", "password_or_key", "rt9f8e7d6c5b4a3f2e1d"),
+    ('"client-secret": "Zk8s9dJq2LmN4pQr7Tx1"', "password_or_key", "Zk8s9dJq2LmN4pQr7Tx1"),
     ('{"user": "bob", "pwd": "S3cr3t!"}', "password_or_key", "S3cr3t!"),
     ("DB_PASSWD=letmein", "password_or_key", "letmein"),
     ("password=secret", "password_or_key", "=secret"),

@@ -81,18 +81,19 @@ def test_app_server_to_server_token_is_a_service(panther: Loaded) -> None:
 
 def test_github_itself_and_machine_users_are_not_people(panther: Loaded, tmp_path: Path) -> None:
     """Line 90: `secret_scanning_alert.create` by actor `github` (GitHub's own scanner) was
-    stored as a person. A machine user named like an agent is an agent."""
+    stored as a person. A machine user named as a service is one; a login that merely contains
+    an agent word (`claude-martin`, `magenta-dev`) is still a person's handle."""
     assert (panther.event(90)["principal"], panther.event(90)["principal_type"]) == (
         "github",
         "service",
     )
     calls = [
         {"action": "git.clone", "actor": actor, "@timestamp": 1700000000000 + n}
-        for n, actor in enumerate(["release-agent", "svc-mirror", "octocat"])
+        for n, actor in enumerate(["GitHub", "svc-mirror", "claude-martin", "magenta-dev"])
     ]
     loaded = load(write_jsonl(tmp_path / "audit.jsonl", calls))
-    kinds = [loaded.event(line)["principal_type"] for line in (1, 2, 3)]
-    assert kinds == ["agent", "service", "human"]
+    kinds = [loaded.event(line)["principal_type"] for line in (1, 2, 3, 4)]
+    assert kinds == ["service", "service", "human", "human"]
 
 
 def test_oauth_token_acts_for_its_user(panther: Loaded) -> None:

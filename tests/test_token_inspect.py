@@ -157,6 +157,13 @@ def test_problems_the_token_shows_by_itself() -> None:
         assert expected in messages
 
 
+def test_an_empty_aud_jti_or_txn_is_none() -> None:
+    token = signed({"sub": "a", "aud": "", "jti": " ", "txn": "", "iat": NOW, "exp": NOW + 60})
+    messages = [p["message"] for p in run_json(token)["problems"]]
+    assert any(m.startswith("no aud") for m in messages)
+    assert any(m.startswith("no jti") for m in messages)
+
+
 def test_a_transaction_token_is_traced_by_its_txn() -> None:
     """A Transaction Token (draft-ietf-oauth-transaction-tokens) carries `txn`, the id of the
     transaction it was minted for, and often no `jti`: it is not untraceable."""
@@ -262,8 +269,13 @@ def test_signature_with_a_shared_secret_and_algorithm_confusion(tmp_path: Path) 
     document = run_json(token, "--key", pem)
     check = document["signature"]
     assert check["status"] == "invalid" and "algorithm confusion" in check["detail"]
-    # Refused for algorithm confusion is a problem too, not "no problem".
-    assert any("algorithm confusion" in p["message"] for p in document["problems"])
+    # Refused for algorithm confusion is a problem too, not "no problem", worded as such.
+    [refused] = [
+        p["message"] for p in document["problems"] if "algorithm confusion" in p["message"]
+    ]
+    assert refused.endswith(
+        "a wrong key was given, or the token was forged to fit another algorithm"
+    )
 
 
 def test_signature_with_a_jwks_file(tmp_path: Path) -> None:
@@ -443,6 +455,34 @@ def test_no_secret_survives_in_any_corner_of_the_output() -> None:
         p["message"].split(" holds")[0] for p in document["problems"] if "holds" in p["message"]
     ]
     assert "claim ctx.#1 (its name)" in paths and "claim #" in " ".join(paths)
+
+
+def test_secrets_in_camel_case_names_nested_objects_split_lists_and_the_kid_are_cut(
+    tmp_path: Path,
+) -> None:
+    """From a second trial: `clientSecret`, an object under `client_secret`, a private key
+    split across a JSON list of scopes, and a `kid` quoted by the signature check were shown."""
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw"
+    github = "ghp_" + "A1b2" * 9
+    token = signed(
+        {
+            "sub": "a",
+            "clientSecret": "Qm9vbGVhbk9wZXJhdG9yc2Vj",
+            "client_secret": {"v1": "Ab3dEf6hIj9kLm2nOp5qRs"},
+            "scope": ["read", "-----BEGIN", "PRIVATE", "KEY-----", body, "-----END", "PRIVATE"],
+        },
+        headers={"kid": github},
+    )
+    jwks = _write(
+        tmp_path / "jwks.json",
+        json.dumps({"keys": [{"kty": "oct", "kid": "x", "k": "c2VjcmV0"}]}).encode(),
+    )
+    clear = ["Qm9vbGVhbk9wZXJhdG9y", "Ab3dEf6hIj9kLm2nOp5qRs", body, github]
+    for output in (run(token, "--jwks", jwks).stdout, json.dumps(run_json(token, "--jwks", jwks))):
+        assert [secret for secret in clear if secret in output] == []
+    claims = run_json(token)["claims"]
+    assert claims["scope"] == ["[redacted]"]
+    assert claims["client_secret"] == {"v1": "[redacted]"}
 
 
 def test_a_token_without_secrets_in_its_claims_shows_them_unchanged() -> None:

@@ -64,8 +64,7 @@ class GitHubAuditAdapter(StagedLoad):
         (
             "principal_type",
             "service for GitHub App server-to-server tokens, deploy keys, bots, GitHub "
-            "itself (actor github) and infrastructure_patterns; agent_patterns: agent; "
-            "service_patterns: service; else human",
+            "itself (actor github), infrastructure_patterns and service_patterns; else human",
         ),
         ("client_id", "oauth_application_id"),
         ("credential_id", "token_id (when not 0), else the fingerprint of hashed_token"),
@@ -120,12 +119,12 @@ def _columns(config: Config) -> dict[str, str]:
         "principal_type": (
             f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} THEN 'service' "
             f"WHEN {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' THEN 'service' "
-            # GitHub itself (secret scanning, Dependabot alerts) and the platform's own.
-            f"WHEN {actor} = 'github' "
-            f"OR {q.matches_any([actor], config.infrastructure_patterns)} THEN 'service' "
-            # A machine user: a user account that automation signs in as.
-            f"WHEN {q.matches_any([actor], config.agent_patterns)} THEN 'agent' "
-            f"WHEN {q.matches_any([actor], config.service_patterns)} THEN 'service' "
+            # GitHub itself (secret scanning, Dependabot alerts), the platform's own daemons and
+            # machine users named as services. Not agent_patterns: a login is a person's
+            # handle, and `claude-martin` or `magenta-dev` would match them.
+            f"WHEN lower({actor}) = 'github' "
+            f"OR {q.matches_any([actor], config.infrastructure_patterns)} "
+            f"OR {q.matches_any([actor], config.service_patterns)} THEN 'service' "
             f"WHEN {actor} IS NOT NULL THEN 'human' END"
         ),
         "client_id": f.text("oauth_app"),
