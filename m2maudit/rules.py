@@ -438,5 +438,9 @@ def _display(value: Any) -> str:
 
         return str(iso(value))
     if isinstance(value, float):
-        return f"{value:.4g}"
+        # Four significant digits, but never an exponent: "valid for 5e+04 h" read badly.
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        text = f"{value:.4g}"
+        return f"{value:.1f}" if "e" in text else text
     return str(value)

@@ -144,13 +144,19 @@ def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.Mon
         ("cycle: {has_cycle}, {ok}", {"has_cycle": False, "ok": True}, "cycle: no, yes"),
         ("made {n|destructive call}", {"n": 2}, "made 2 destructive calls"),
         ("{principal} made {count|call}", {"principal": "bot", "count": 1}, "bot made 1 call"),
+        # Floats: four significant digits, never an exponent (a trial saw "valid for 5e+04 h").
+        ("valid for {hours} h", {"hours": 50000.0}, "valid for 50000 h"),
+        ("valid for {hours} h", {"hours": 123456.7}, "valid for 123456.7 h"),
+        ("valid for {hours} h", {"hours": 1.5}, "valid for 1.5 h"),
+        ("share {share}", {"share": 0.4723}, "share 0.4723"),
     ],
 )
 def test_message_counts_read_right_for_one(template: str, values: dict, expected: str) -> None:
     from m2maudit.rules import message_fields, render_message
 
     assert render_message(template, values) == expected
-    assert set(message_fields(template)) <= {"count", "n", "days", "principal", "has_cycle", "ok"}
+    fields = {"count", "n", "days", "principal", "has_cycle", "ok", "hours", "share"}
+    assert set(message_fields(template)) <= fields
 
 
 def test_no_bundled_message_says_one_times() -> None:

@@ -69,6 +69,16 @@ def test_root_policy_and_ttl_give_scope_and_expiry(sample: Loaded) -> None:
     assert event["user_agent"] is None  # HMAC'd in the response entry
 
 
+def test_a_lookup_self_response_gives_the_callers_token_its_lifetime(sample: Loaded) -> None:
+    """Line 2: `auth/token/lookup-self` answers with the caller's own token: issued in 2018 with
+    a TTL of 180 000 000 s (5.7 years). A trial found it unreported while a 4 h token was."""
+    event = sample.event(2)
+    assert event["resource"] == "auth/token/lookup-self"
+    assert event["credential_issued_at"] == datetime(2018, 4, 9, 21, 1, 22, 892962, tzinfo=UTC)
+    lifetime = event["credential_expires_at"] - event["credential_issued_at"]
+    assert lifetime.total_seconds() == 180_000_000
+
+
 def test_hmac_values_are_ids_not_secrets(sample: Loaded) -> None:
     event = sample.event(2)
     assert event["credential_id"].startswith("hmac-sha256:f5a8798113bb")

@@ -38,6 +38,9 @@ FIELDS = q.JsonFields(
         "token_type": _auth("token_type"),
         "token_ttl": _auth("token_ttl"),
         "token_issue_time": _auth("token_issue_time"),
+        # A `lookup-self` response describes the caller's own token (its creation and TTL).
+        "self_issue_time": ("response.data.issue_time", "response.data.creation_time"),
+        "self_ttl": "response.data.creation_ttl",
         "client_token": (*_auth("client_token"), "request.client_token"),
         "role": (
             "auth.metadata.role_name",
@@ -98,8 +101,15 @@ class VaultAuditAdapter:
         ("credential_type", "auth.token_type: vault_token (service) | vault_batch_token"),
         ("token_fp", "fingerprint of auth.client_token, only when logged in clear"),
         ("scopes_granted", "auth.policies (e.g. root), else token_policies + identity_policies"),
-        ("credential_issued_at", "auth.token_issue_time"),
-        ("credential_expires_at", "auth.token_issue_time + auth.token_ttl seconds (TTL 0: none)"),
+        (
+            "credential_issued_at",
+            "auth.token_issue_time; for auth/token/lookup-self, the response's "
+            "data.issue_time (else data.creation_time)",
+        ),
+        (
+            "credential_expires_at",
+            "issued + auth.token_ttl seconds (TTL 0: none); for lookup-self, data.creation_ttl",
+        ),
         ("action", "request.operation"),
         ("resource", "request.namespace.path + request.path"),
         ("outcome / status", "error (non-empty: failure); a response without error: success"),
@@ -126,7 +136,13 @@ def _value_layers() -> list[dict[str, str]]:
     return [
         {
             "client_token": f.text("client_token"),
-            "issued_at": f.timestamp("token_issue_time"),
+            "self_lookup": f"coalesce({f.text('path')} = 'auth/token/lookup-self', false)",
+        },
+        {
+            "issued_at": (
+                f"coalesce({f.timestamp('token_issue_time')}, "
+                f"CASE WHEN self_lookup THEN {f.timestamp('self_issue_time')} END)"
+            ),
             "issue_time_given": f["token_issue_time"],  # the first spelling present
             "without_hmacs": f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')",
         },
@@ -144,7 +160,10 @@ def _columns() -> dict[str, str]:
     f = FIELDS
     display = f"lower({f.text('display_name')})"
     mount = f"regexp_extract({display}, '^([a-z0-9_]+)', 1)"
-    ttl = q.json_number(f["token_ttl"])
+    ttl = (
+        f"coalesce({q.json_number(f['token_ttl'])}, "
+        f"CASE WHEN self_lookup THEN {q.json_number(f['self_ttl'])} END)"
+    )
     error = f.text("error")
     namespace = f"nullif(rtrim({f.text('namespace')}, '/'), '')"
     return {
