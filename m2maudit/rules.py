@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -441,6 +442,7 @@ def _display(value: Any) -> str:
         # Four significant digits, but never an exponent: "valid for 5e+04 h" read badly.
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
-        text = f"{value:.4g}"
-        return f"{value:.1f}" if "e" in text else text
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        return format(Decimal(f"{value:.4g}"), "f")
     return str(value)

@@ -200,7 +200,8 @@ def secret_prefilter_sql(text: str) -> str:
     One alternation of literals (and the few needle patterns): RE2 scans the text once for all
     of them, where a `contains` per needle would scan it fifty times.
     """
-    return f"regexp_matches({text}, {_literal('|'.join(secret_needles()))})"
+    # Ignoring case, as the `(?i)` patterns do: `X-API-Key` holds the needle `pi-key`.
+    return f"regexp_matches({text}, {_literal('|'.join(secret_needles()))}, 'i')"
 
 
 def _literal(pattern: str) -> str:
@@ -283,14 +284,19 @@ def redact_secrets_sql(text: str) -> str:
 
 def secret_safe_id_sql(text: str) -> str:
     """SQL: an identifier that is itself a secret (a token pasted as an id) becomes
-    `secret:<fingerprint>`, so it still groups and joins but is never stored in clear.
-
-    Whether it holds a secret, not which kind: the needles, then all the patterns as one
-    alternation (any pattern matches exactly when the alternation does)."""
+    `secret:<fingerprint>`, so it still groups and joins but is never stored in clear."""
     return (
-        f"CASE WHEN {text} IS NOT NULL AND {secret_prefilter_sql(text)} "
-        f"AND regexp_matches({text}, {_literal(_any_secret())}) "
+        f"CASE WHEN {holds_secret_sql(text)} "
         f"THEN 'secret:' || left(sha256({text}), 16) ELSE {text} END"
+    )
+
+
+def holds_secret_sql(text: str) -> str:
+    """SQL: whether `text` holds a secret, not which kind: the needles, then all the patterns
+    as one alternation (any pattern matches exactly when the alternation does)."""
+    return (
+        f"({text} IS NOT NULL AND {secret_prefilter_sql(text)} "
+        f"AND regexp_matches({text}, {_literal(_any_secret())}))"
     )
 
 
@@ -374,6 +380,16 @@ def secret_safe_id(text: str) -> str:
     if find_secret(text) is None:
         return text
     return "secret:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
+
+
+def secret_safe_list(items: list[str]) -> list[str]:
+    """`tokens`' lists in Python: each item as `secret_safe_id`, or the whole list as one
+    `secret:<fingerprint>` when the items joined by spaces hold a secret (a private key split
+    into scopes)."""
+    joined = " ".join(items)
+    if find_secret(joined) is not None:
+        return [secret_safe_id(joined)]
+    return [secret_safe_id(item) for item in items]
 
 
 def all_secrets(text: str) -> list[str] | None:

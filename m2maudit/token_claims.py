@@ -23,7 +23,7 @@ from typing import Any
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import bare_token, fingerprint
-from m2maudit.secrets import all_secrets, secret_safe_id
+from m2maudit.secrets import all_secrets, secret_safe_id, secret_safe_list
 
 MAX_TOKEN_BYTES = 65_536
 """A token longer than this is not decoded: real tokens are a few KB; HTTP servers cap headers."""
@@ -304,7 +304,7 @@ _SAFE_ID_FIELDS = (
     "current_actor",
     "chain_actor_not_allowed",
 )
-_SAFE_ID_LISTS = ("act_chain", "may_act", "scope", "aud")
+_SAFE_ID_LISTS = ("act_chain", "may_act", "aud")
 
 
 def _without_secret_ids(row: TokenRow) -> None:
@@ -318,6 +318,8 @@ def _without_secret_ids(row: TokenRow) -> None:
         items = getattr(row, name)
         if items is not None:
             setattr(row, name, [secret_safe_id(item) for item in items])
+    if row.scope is not None:  # split on spaces: a private key in it is judged whole too
+        row.scope = secret_safe_list(row.scope)
 
 
 def _read(bare: str, length: int) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -386,12 +386,18 @@ def _exposure(row: TokenRow) -> list[Problem]:
 def check_signature(
     token: str, decoded: DecodedToken, key_file: Path | None, jwks_file: Path | None
 ) -> SignatureCheck:
-    """Verify the signature with a local key; reports the outcome, never the key or token."""
-    alg = decoded.row.alg
+    """Verify the signature with a local key; reports the outcome, never the key or token.
+
+    The header as written, not the row: the row keeps a secret-looking `kid` as its
+    fingerprint, which no key set names (the detail shown is cleaned by the caller)."""
+    header = decoded.header or {}
+    alg, kid = (header.get(name) for name in ("alg", "kid"))
+    alg = alg if isinstance(alg, str) else decoded.row.alg
+    kid = kid if isinstance(kid, str) else decoded.row.kid
     if alg is None or alg.lower() == "none":
         return SignatureCheck("invalid", UNSIGNED)
     if jwks_file is not None:
-        key = _jwks_key(jwks_file, alg, decoded.row.kid)
+        key = _jwks_key(jwks_file, alg, kid)
         if isinstance(key, SignatureCheck):
             return key
     else:

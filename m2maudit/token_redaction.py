@@ -51,29 +51,28 @@ def _members(
     members: dict[str, Any] | None,
     where: str,
     exposed: list[ExposedSecrets],
-    parent: str | None = None,
+    parents: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
     """`where` is `claim` or `header` at the top (`claim sub`), a member's path below it
-    (`claim ctx.key`); `parent` the name of the member holding these (`"client_secret":
-    {"v1": "..."}` is a secret by its parent's name)."""
+    (`claim ctx.key`); `parents` the names of the members holding these (`"client_secret":
+    {"current": {"value": "..."}}` is a secret by an enclosing name)."""
     if members is None:
         return None
-    separator = " " if parent is None else "."
+    separator = "." if parents else " "
     cleaned: dict[str, Any] = {}
     for index, (name, value) in enumerate(members.items(), start=1):
         shown, path = name, f"{where}{separator}{name}"
         if find_secret(name) is not None:  # a secret written as a member's name
             shown, path = f"{REDACTED} #{index}", f"{where}{separator}#{index}"
             exposed.append(ExposedSecrets(f"{path} (its name)", all_secrets(name) or []))
-        names = (name,) if parent is None else (name, parent)
-        cleaned[shown] = _member(names, value, path, exposed)
+        cleaned[shown] = _member((name, *parents), value, path, exposed)
     return cleaned
 
 
 def _member(names: tuple[str, ...], value: Any, path: str, exposed: list[ExposedSecrets]) -> Any:
-    """`names`: the member's own name, then its parent's."""
+    """`names`: the member's own name, then its parents'."""
     if isinstance(value, dict):
-        return _members(value, path, exposed, parent=names[0])
+        return _members(value, path, exposed, parents=names)
     if isinstance(value, list):
         return _list_member(names, value, path, exposed)
     if not isinstance(value, str):

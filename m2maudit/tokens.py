@@ -21,6 +21,7 @@ from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
 from m2maudit.secrets import (
     all_secrets_sql,
+    holds_secret_sql,
     leaked_secret_fp_sql,
     leaked_secret_kind_sql,
     secret_safe_id_sql,
@@ -485,10 +486,23 @@ def _secret_layers() -> list[dict[str, str]]:
             "_safe_ids": f"list_transform(_ids, lambda v: {safe})",
             **{
                 f"_safe_{name}": f"list_transform({name}, lambda v: {safe})"
-                for name in ("act_chain_", "may_act", "scope", "aud")
+                for name in ("act_chain_", "may_act", "aud")
             },
+            # A scope string is split on spaces: a private key in it is judged whole too.
+            "_safe_scope": _safe_list_sql("scope", safe),
         },
     ]
+
+
+def _safe_list_sql(name: str, safe: str) -> str:
+    """A list of names, each kept out of clear (`safe`, over `v`), or one `secret:<fp>` for
+    the whole list when its items joined hold a secret (`secrets.secret_safe_list`)."""
+    joined = f"array_to_string({name}, ' ')"
+    return (
+        f"CASE WHEN {holds_secret_sql(joined)} "
+        f"THEN ['secret:' || left(sha256({joined}), 16)] "
+        f"ELSE list_transform({name}, lambda v: {safe}) END"
+    )
 
 
 def decode_select(source: str, config: Config) -> str:

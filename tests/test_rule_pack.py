@@ -146,7 +146,8 @@ def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.Mon
         ("{principal} made {count|call}", {"principal": "bot", "count": 1}, "bot made 1 call"),
         # Floats: four significant digits, never an exponent (a trial saw "valid for 5e+04 h").
         ("valid for {hours} h", {"hours": 50000.0}, "valid for 50000 h"),
-        ("valid for {hours} h", {"hours": 123456.7}, "valid for 123456.7 h"),
+        ("valid for {hours} h", {"hours": 123456.7}, "valid for 123500 h"),
+        ("share {share}", {"share": 1.234e-05}, "share 0.00001234"),
         ("valid for {hours} h", {"hours": 1.5}, "valid for 1.5 h"),
         ("share {share}", {"share": 0.4723}, "share 0.4723"),
     ],

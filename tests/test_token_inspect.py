@@ -450,7 +450,8 @@ def test_no_secret_survives_in_any_corner_of_the_output() -> None:
         assert [secret for secret in clear if secret in output] == []
     document = run_json(token)
     assert document["claims"]["client_secret"] == "[redacted]"
-    assert document["columns"]["scope"] == ["[redacted]"]
+    assert len(document["columns"]["scope"]) == 1  # the decoder's secret:<fingerprint>
+    assert document["columns"]["scope"][0].startswith("secret:")
     paths = [
         p["message"].split(" holds")[0] for p in document["problems"] if "holds" in p["message"]
     ]
@@ -468,7 +469,10 @@ def test_secrets_in_camel_case_names_nested_objects_split_lists_and_the_kid_are_
         {
             "sub": "a",
             "clientSecret": "Qm9vbGVhbk9wZXJhdG9yc2Vj",
-            "client_secret": {"v1": "Ab3dEf6hIj9kLm2nOp5qRs"},
+            "client_secret": {
+                "v1": "Ab3dEf6hIj9kLm2nOp5qRs",
+                "old": {"value": "Zk8s9dJq2LmN4pQr7Tx"},
+            },
             "scope": ["read", "-----BEGIN", "PRIVATE", "KEY-----", body, "-----END", "PRIVATE"],
         },
         headers={"kid": github},
@@ -477,12 +481,12 @@ def test_secrets_in_camel_case_names_nested_objects_split_lists_and_the_kid_are_
         tmp_path / "jwks.json",
         json.dumps({"keys": [{"kty": "oct", "kid": "x", "k": "c2VjcmV0"}]}).encode(),
     )
-    clear = ["Qm9vbGVhbk9wZXJhdG9y", "Ab3dEf6hIj9kLm2nOp5qRs", body, github]
+    clear = ["Qm9vbGVhbk9wZXJhdG9y", "Ab3dEf6hIj9kLm2nOp5qRs", "Zk8s9dJq2LmN4pQr7Tx", body, github]
     for output in (run(token, "--jwks", jwks).stdout, json.dumps(run_json(token, "--jwks", jwks))):
         assert [secret for secret in clear if secret in output] == []
     claims = run_json(token)["claims"]
     assert claims["scope"] == ["[redacted]"]
-    assert claims["client_secret"] == {"v1": "[redacted]"}
+    assert claims["client_secret"] == {"v1": "[redacted]", "old": {"value": "[redacted]"}}
 
 
 def test_a_token_without_secrets_in_its_claims_shows_them_unchanged() -> None:

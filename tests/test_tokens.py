@@ -155,6 +155,30 @@ def test_a_claim_naming_someone_that_is_a_secret_is_kept_as_its_fingerprint() ->
     assert not [value for value in map(str, row.values()) if github in value or vault in value]
 
 
+def test_ids_in_any_case_and_keys_split_into_scopes_stay_out_of_the_tokens_table() -> None:
+    """From a review: `X-API-Key: ...` as `sub` passed the SQL needles (case) and printed in a
+    report; a private key split into scopes was stored in `scope` item by item."""
+    key = (
+        "-----BEGIN RSA PRIVATE KEY----- MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX "
+        "-----END RSA PRIVATE KEY-----"
+    )
+    tokens = [
+        signed({"sub": "X-API-Key: 0123456789abcdefABCD"}),
+        signed(
+            {"sub": "a", "APIKey": "0123456789abcdefABCD", "AccessTOKEN": "0123456789abcdefABCD"}
+        ),
+        signed({"sub": "b", "scope": f"read {key}"}),
+    ]
+    rows = decode_in_sql(tokens)
+    for token in tokens:
+        assert rows[fingerprint(token)] == asdict(decode_token(token).row)
+    first, second, third = (rows[fingerprint(token)] for token in tokens)
+    assert first["sub"].startswith("secret:")
+    assert len(second["claims_secrets"]) == 2
+    assert len(third["scope"]) == 1 and third["scope"][0].startswith("secret:")
+    assert "MIIBOgIB" not in str(third)
+
+
 def test_escaped_secrets_in_the_claims_are_found_alike_by_sql_and_python() -> None:
     """`\\u0067hp_...` and a password written in `\\u00fc` escapes (pyjwt escapes non-ASCII)
     are secrets all the same: the payload is judged as JSON writes it again."""

@@ -328,7 +328,7 @@ def _fast_value_layers(extras: list[str]) -> list[dict[str, str]]:
     return [
         {**values, "joined": joined},
         {
-            "suspect": f"regexp_matches(joined, {q.sql_regex_literal(suspect)})",
+            "suspect": f"regexp_matches(joined, {q.sql_regex_literal(suspect)}, 'i')",
             "odd": "coalesce(" + " OR ".join(_odd_text(f) for f in texts) + ", false)",
         },
         kinds,
