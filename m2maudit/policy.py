@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -92,13 +92,20 @@ def filter_findings(
     findings: Sequence[Finding], min_severity: str | None = None, problems: Iterable[str] = ()
 ) -> list[Finding]:
     """Keep the findings at or above `min_severity` and, if given, in one of `problems`."""
+    passes = _filters(min_severity, problems)
+    return [finding for finding in findings if passes(finding.severity, finding.problem)]
+
+
+def _filters(min_severity: str | None, problems: Iterable[str]) -> Callable[[str, str], bool]:
+    """Whether a severity and problem pass `--min-severity` and `--problem`: the one test that
+    findings are filtered by and that says which rules the filters leave out whole."""
     floor = SEVERITY_ORDER[check_severity(min_severity) or "info"]
     wanted = set(problems)
-    return [
-        finding
-        for finding in findings
-        if finding.severity_rank >= floor and (not wanted or finding.problem in wanted)
-    ]
+
+    def passes(severity: str, problem: str) -> bool:
+        return SEVERITY_ORDER[severity] >= floor and (not wanted or problem in wanted)
+
+    return passes
 
 
 # --- suppressions --------------------------------------------------------------------------
@@ -447,13 +454,8 @@ def rules_left_out(
 ) -> list[str]:
     """Ids of the rules whose findings the filters would all leave out (a rule's findings
     have its severity and problem)."""
-    floor = SEVERITY_ORDER[check_severity(min_severity) or "info"]
-    wanted = set(problems)
-    return sorted(
-        rule.id
-        for rule in rules
-        if SEVERITY_ORDER[rule.severity] < floor or (wanted and rule.problem not in wanted)
-    )
+    passes = _filters(min_severity, problems)
+    return sorted(rule.id for rule in rules if not passes(rule.severity, rule.problem))
 
 
 # --- exit code ---------------------------------------------------------------------------------
