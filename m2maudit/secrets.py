@@ -285,10 +285,12 @@ def redact_secrets_sql(text: str) -> str:
 def secret_safe_id_sql(text: str) -> str:
     """SQL: an identifier that is itself a secret (a token pasted as an id) becomes
     `secret:<fingerprint>`, so it still groups and joins but is never stored in clear."""
-    return (
-        f"CASE WHEN {holds_secret_sql(text)} "
-        f"THEN 'secret:' || left(sha256({text}), 16) ELSE {text} END"
-    )
+    return f"CASE WHEN {holds_secret_sql(text)} THEN {secret_id_sql(text)} ELSE {text} END"
+
+
+def secret_id_sql(text: str) -> str:
+    """SQL: `secret:<fingerprint>`, the name a secret is kept under where an id belongs."""
+    return f"'secret:' || left(sha256({text}), 16)"
 
 
 def holds_secret_sql(text: str) -> str:
@@ -368,8 +370,13 @@ def find_secret(text: str) -> tuple[str, str] | None:
         if match:
             cut = _FINGERPRINT_CUTS.get(kind)
             material = cut.sub("", match.group()) if cut else match.group()
-            return kind, hashlib.sha256(material.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
+            return kind, _sha256_prefix(material)
     return None
+
+
+def _sha256_prefix(text: str) -> str:
+    """The SQL's `left(sha256(text), 16)`."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
 
 
 _ALL_AT_ONCE = re.compile(_any_secret(), re.ASCII)
@@ -379,7 +386,7 @@ def secret_safe_id(text: str) -> str:
     """`secret_safe_id_sql` in Python."""
     if find_secret(text) is None:
         return text
-    return "secret:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
+    return "secret:" + _sha256_prefix(text)
 
 
 def secret_safe_list(items: list[str]) -> list[str]:

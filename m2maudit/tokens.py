@@ -24,6 +24,7 @@ from m2maudit.secrets import (
     holds_secret_sql,
     leaked_secret_fp_sql,
     leaked_secret_kind_sql,
+    secret_id_sql,
     secret_safe_id_sql,
 )
 from m2maudit.sources.sqlfrag import kind_by_name
@@ -500,7 +501,7 @@ def _safe_list_sql(name: str, safe: str) -> str:
     joined = f"array_to_string({name}, ' ')"
     return (
         f"CASE WHEN {holds_secret_sql(joined)} "
-        f"THEN ['secret:' || left(sha256({joined}), 16)] "
+        f"THEN [{secret_id_sql(joined)}] "
         f"ELSE list_transform({name}, lambda v: {safe}) END"
     )
 
