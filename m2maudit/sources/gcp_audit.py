@@ -129,9 +129,10 @@ class GcpAuditAdapter(StagedLoad):
             SLOTS.named_columns(JSON_SLOTS),
             _delegation(),
             {
-                "kind": _caller_kind(ctx.config),
+                "name_kind": _kind_of("principal", ctx.config),
                 "root_kind": _kind_of("delegators[1]", ctx.config),
             },
+            {"kind": _caller_kind()},
         ]
         map_records(ctx, _columns(), _checks(), layers)
 
@@ -156,18 +157,17 @@ def _delegation() -> dict[str, str]:
     }
 
 
-def _caller_kind(config: Config) -> str:
-    """The caller's kind: by its name, but a caller that Google says is a service account
-    (`principalSubject: serviceAccount:...`) or that signed in with a service-account key is
-    a machine whatever its e-mail looks like."""
-    by_name = _kind_of("principal", config)
+def _caller_kind() -> str:
+    """The caller's kind: by its name (`name_kind`), but a caller that Google says is a service
+    account (`principalSubject: serviceAccount:...`) or that signed in with a service-account
+    key is a machine whatever its e-mail looks like."""
     machine = (
         "(coalesce(starts_with(trim(t_principal_subject), 'serviceAccount:'), false) "
         "OR t_key_name IS NOT NULL)"
     )
     return (
-        f"CASE WHEN {machine} AND {by_name} NOT IN ('agent', 'service') THEN 'service' "
-        f"ELSE {by_name} END"
+        f"CASE WHEN {machine} AND name_kind NOT IN ('agent', 'service') THEN 'service' "
+        "ELSE name_kind END"
     )
 
 
