@@ -75,11 +75,13 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ),
     # A shorter password, 6 characters or more, when it is assigned (`password=`, `"pwd": "`);
     # not a placeholder (`****`, `<redacted>`, `[redacted]`, `${DB_PASSWORD}`, `%s`) nor a
-    # directory (`PWD=/home/x`). `password: ...` in prose is not an assignment.
+    # directory (`PWD=/home/x`). `password: ...` in prose is not an assignment. A JSON number
+    # of 6 digits or more is a password too (`"password": 987654321`, a PIN).
     (
         "password_or_key",
         r"(?i)(password|passwd|pwd)(=|\\?[\"']\s*:\s*\\?[\"'])"
-        r"[^\s\"'&;,<>\[\]{}()*$%/\\][^\s\"'&;,<>\\]{5,}",
+        r"[^\s\"'&;,<>\[\]{}()*$%/\\][^\s\"'&;,<>\\]{5,}"
+        r"|(password|passwd|pwd)\\?[\"']\s*:\s*[0-9][0-9.]{5,}",
     ),
     ("vault_token", r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}"),
     ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),

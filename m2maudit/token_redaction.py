@@ -75,12 +75,14 @@ def _member(names: tuple[str, ...], value: Any, path: str, exposed: list[Exposed
         return _members(value, path, exposed, parents=names)
     if isinstance(value, list):
         return _list_member(names, value, path, exposed)
-    if not isinstance(value, str):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return value
     found = _secrets_of(names, value)
     if found is None:
         return value
     exposed.append(ExposedSecrets(path, found))
+    if not isinstance(value, str):  # a number under a password's name: a PIN
+        return REDACTED
     redacted = redact_secrets(value)
     return redacted if _secrets_of(names, redacted) is None else REDACTED
 
@@ -98,13 +100,13 @@ def _list_member(
     return [REDACTED]
 
 
-def _secrets_of(names: tuple[str, ...], value: str) -> list[str] | None:
+def _secrets_of(names: tuple[str, ...], value: str | float) -> list[str] | None:
     """The secrets of `value` judged under each of its names, or None."""
     found = sorted({s for name in names for s in all_secrets(_as_member(name, value)) or []})
     return found or None
 
 
-def _as_member(name: str, value: str) -> str:
+def _as_member(name: str, value: str | float) -> str:
     """`"name": "value"` as the record's JSON text has it (not ASCII-escaped, as a log's)."""
     return json.dumps({name: value}, ensure_ascii=False)[1:-1]
 

@@ -97,6 +97,7 @@ FOUND = [
     ('{"user": "bob", "pwd": "S3cr3t!"}', "password_or_key", "S3cr3t!"),
     ("DB_PASSWD=letmein", "password_or_key", "letmein"),
     ("password=secret", "password_or_key", "=secret"),
+    ('{"user": "bob", "password": 987654321}', "password_or_key", "987654321"),  # a PIN
 ]
 
 NOT_SECRETS = [
@@ -127,6 +128,7 @@ NOT_SECRETS = [
     "password=",
     "password=abc",
     "password: required",
+    '{"password": 12345, "password_age": 1234567, "passwordExpiry": 1767225600}',
     "reset password: success",
     '{"displayName": "Password", "id": "lae1at5k3ir9bV1gr697"}',
     "PWD=/home/agent/project",

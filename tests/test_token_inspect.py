@@ -493,3 +493,14 @@ def test_a_token_without_secrets_in_its_claims_shows_them_unchanged() -> None:
     document = run_json(chained_token(note="password policy: rotate monthly"))
     assert document["claims"]["note"] == "password policy: rotate monthly"
     assert not [p for p in document["problems"] if "holds a secret" in p["message"]]
+
+
+def test_a_number_under_a_password_name_is_a_secret() -> None:
+    """From a trial: `"password": 987654321` (a PIN) was printed, and judged no secret."""
+    document = run_json(chained_token(password=987654321, retries=123456))
+    assert "987654321" not in json.dumps(document)
+    assert document["claims"]["password"] == "[redacted]"
+    assert document["claims"]["retries"] == 123456
+    assert [
+        p["message"].split(" holds")[0] for p in document["problems"] if "holds" in p["message"]
+    ] == ["claim password"]

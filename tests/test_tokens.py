@@ -130,12 +130,13 @@ def test_secrets_in_claims_are_listed_alike_by_sql_and_python() -> None:
     tokens = [
         signed({"sub": "a", "client_secret": "hunter2hunter2hunter2"}),
         signed({"sub": "b", "upstream_token": upstream, "note": "pwd=hunter22"}),
-        signed({"sub": "c", "note": "no secret here"}),
+        signed({"sub": "c", "note": "no secret here", "password_age": 1234567}),
+        signed({"sub": "d", "password": 987654321}),  # a PIN, as a JSON number
     ]
     rows = decode_in_sql(tokens)
     listed = [rows[fingerprint(token)]["claims_secrets"] for token in tokens]
     assert listed == [decode_token(token).row.claims_secrets for token in tokens]
-    assert [len(item or []) for item in listed] == [1, 2, 0]
+    assert [len(item or []) for item in listed] == [1, 2, 0, 1]
     assert f"jwt:{fingerprint(upstream)}" in listed[1]
 
 
