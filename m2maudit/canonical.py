@@ -7,6 +7,7 @@ and record key).
 EVENT_COLUMNS = (
     "ts",
     "principal",
+    "principal_id",
     "principal_type",
     "client_id",
     "credential_id",

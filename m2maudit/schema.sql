@@ -53,8 +53,12 @@ CREATE TABLE IF NOT EXISTS events (
     source_line BIGINT NOT NULL,
     record_key UBIGINT NOT NULL,        -- content hash of the record, for de-duplication
     -- Every secret seen in clear in the record, each as kind:fingerprint (the first is
-    -- leaked_secret); last, as stores made before it have it added (store.py).
-    leaked_secrets VARCHAR[]
+    -- leaked_secret). This column and the next are last: stores made before them have them
+    -- added (store.py).
+    leaked_secrets VARCHAR[],
+    -- The log's stable id for the principal (Okta actor.id, GitHub actor_id, an Entra object
+    -- id), when it gives one: names change (a login renamed), ids do not.
+    principal_id VARCHAR
 );
 
 -- Decoded bearer tokens, one row per distinct token. Never the raw token.

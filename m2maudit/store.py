@@ -100,8 +100,12 @@ class Store:
             )
         # Columns added since version 1 was written: a store made before has them added,
         # empty (its events were loaded without them).
-        for table, column in (("events", "leaked_secrets"), ("tokens", "claims_secrets")):
-            self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} VARCHAR[]")
+        for table, column, sql_type in (
+            ("events", "leaked_secrets", "VARCHAR[]"),
+            ("events", "principal_id", "VARCHAR"),
+            ("tokens", "claims_secrets", "VARCHAR[]"),
+        ):
+            self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -12,6 +12,9 @@ Rules never read a vendor format and never write the same joins:
   much as reading the log. Rules that compare each call's time with something (expiry,
   revocation) or list its actions or tasks read `ev`.
 - `usage` (per credential, what the logs show) and `cred` (the inventory with its usage).
+- `principal_names`: for a principal the log also names by a stable id (an Okta or GitHub
+  login, an Entra object) and that had several names, the latest. `ev` and `ev_groups` call
+  it by that name, so a renamed login is one principal, not two sharing a credential.
 
 Patterns come from the config and are written into the SQL as escaped literals, because
 they must be fixed before the configuration is locked.
@@ -108,9 +111,13 @@ def macro_sql(config: Config) -> list[str]:
     ]
 
 
+# The log's name for the caller: for a principal it also gives a stable id (`principal_id`),
+# the latest name that id had (`principal_names`, `n`), so a login renamed mid-window is one
+# principal, named as it is now.
+_PRINCIPAL = "coalesce(n.name, e.principal)"
 # Who acted: the log's name for the caller, else the token's, else the owner the inventory
 # gives the credential (a call that names only its key is still someone's).
-_NAMED = "coalesce(e.principal, t.current_actor, t.client_id, t.sub)"
+_NAMED = f"coalesce({_PRINCIPAL}, t.current_actor, t.client_id, t.sub)"
 _ACTOR = f"coalesce({_NAMED}, o.owner)"
 
 # Who and what is behind an event, from the event (`e`), its decoded token (`t`) and its
@@ -132,7 +139,7 @@ _IDENTITY = f"""
              CASE WHEN t.subject_kind = 'human' THEN t.sub END,
              CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END,
              -- The log says the caller is a person (a console sign-in, an SSO session).
-             CASE WHEN e.principal_type = 'human' THEN e.principal END)
+             CASE WHEN e.principal_type = 'human' THEN {_PRINCIPAL} END)
         AS human,
     coalesce(t.act_chain, e.act_chain) AS chain,
     t.decode_error AS token_error, t.sub AS token_sub, t.client_id AS token_client_id,
@@ -146,9 +153,18 @@ _IDENTITY = f"""
 # reads: as a key they would triple the groups and double the cost of building them.
 _TRACED = "coalesce(trace_id, session_id) IS NOT NULL AS traced"
 _GROUPED_BY = f"""
-    principal, principal_type, credential_id, credential_type, token_fp, on_behalf_of,
-    act_chain, scopes_granted, outcome, credential_issued_at, credential_expires_at,
-    leaked_secret, leaked_secret_fp, leaked_secrets, {_TRACED}
+    source_format, principal, principal_id, principal_type, credential_id, credential_type,
+    token_fp, on_behalf_of, act_chain, scopes_granted, outcome, credential_issued_at,
+    credential_expires_at, leaked_secret, leaked_secret_fp, leaked_secrets, {_TRACED}
+"""
+
+# How each view reaches the tables behind who acted: the token, the inventory's owner, the
+# principal's latest name.
+_IDENTITY_JOINS = """
+    LEFT JOIN tokens t USING (token_fp)
+    LEFT JOIN credential_owners o ON o.credential_id = e.credential_id
+    LEFT JOIN principal_names n
+        ON n.source_format = e.source_format AND n.principal_id = e.principal_id
 """
 
 VIEW_SQL = [
@@ -161,11 +177,21 @@ VIEW_SQL = [
     FROM credentials
     WHERE principal IS NOT NULL GROUP BY credential_id
     """,
+    # Only ids seen under more than one name: the table stays tiny, so joining every event
+    # to it costs nothing. The latest name wins (ties: the greatest), whatever file it is in.
+    """
+    CREATE OR REPLACE TEMP TABLE principal_names AS
+    SELECT source_format, principal_id,
+           arg_max(principal, {'ts': ts, 'name': principal}) AS name
+    FROM events
+    WHERE principal_id IS NOT NULL AND principal IS NOT NULL
+    GROUP BY source_format, principal_id
+    HAVING count(DISTINCT principal) > 1
+    """,
     f"""
     CREATE OR REPLACE TEMP VIEW ev AS
     SELECT e.*, {_IDENTITY}, {_TRACED}
-    FROM events e LEFT JOIN tokens t USING (token_fp)
-    LEFT JOIN credential_owners o ON o.credential_id = e.credential_id
+    FROM events e {_IDENTITY_JOINS}
     """,
     # Most rules count calls per principal and credential: they read these groups, tens of
     # times fewer rows than events, where each reading `ev` would scan and join every event.
@@ -178,8 +204,7 @@ VIEW_SQL = [
             min({{'file': source_file, 'line': source_line}}, 5) AS locations
         FROM events
         GROUP BY ALL
-    ) e LEFT JOIN tokens t USING (token_fp)
-    LEFT JOIN credential_owners o ON o.credential_id = e.credential_id
+    ) e {_IDENTITY_JOINS}
     """,
     """
     CREATE OR REPLACE TEMP TABLE usage AS

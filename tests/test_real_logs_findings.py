@@ -37,3 +37,6 @@ def test_real_logs_produce_findings_where_the_evidence_is() -> None:
     assert "cloudtrail" in platforms["M2M105"]  # role sessions with no human at the root
     # elastic-agent, the only "agent" of the Kubernetes samples, ships logs: not an AI agent.
     assert "k8s_audit" not in platforms["M2M101"]
+    # Panther's Okta sample renames one user (actor.id 00u99ped55av2JpGs5d7) between calls
+    # with one API token: one principal under two logins, not a shared credential.
+    assert "okta" not in platforms["M2M504"]

@@ -65,13 +65,17 @@ def test_panther_mix_of_sign_ins_and_audit_events(panther: Loaded) -> None:
     assert (panther.file.loaded, panther.file.rejected) == (47, 0)
     machine = panther.event(35)
     assert machine["principal"] == "very-normal-service-principal"
+    assert machine["principal_id"] == "4b6986ec-c49c-40c0-89ce-b2ac51213e39"
     assert machine["credential_id"] == "2afc776a-4e79-4588-b2ad-f62c94d6bea8"
     assert machine["credential_type"] == "client_credential"  # clientCredentialType "none"
     person = panther.event(34)
     assert (person["principal"], person["principal_type"]) == ("eve@lexcorp.com", "human")
+    # The user's object id, not the app's: its servicePrincipalId is "".
+    assert person["principal_id"] == "8105c513-d24b-4b8d-9035-f8d48854d703"
     assert person["credential_type"] is None  # the client app's credential, not the user's
     audit = panther.event(2)
     assert (audit["principal"], audit["action"]) == ("denethor@lotr.com", "Invite external user")
+    assert audit["principal_id"] == "123456789"  # initiatedBy.user.id
     assert (audit["outcome"], audit["resource"]) == ("failure", "Zeus.Theboss")
     assert panther.event(14)["outcome"] == "success"  # resultType "Success" as a word
 

@@ -51,6 +51,7 @@ def test_api_request_with_a_token(github_dir: Path) -> None:
     assert (loaded.file.loaded, loaded.file.rejected) == (2, 0)
     event = loaded.event(1)
     assert (event["principal"], event["principal_type"]) == ("user_actor", "human")
+    assert event["principal_id"] == "11111"  # actor_id: a renamed login keeps it
     assert event["credential_id"] == "555555"
     assert event["credential_type"] == "github_token"  # token data but no access type logged
     assert event["scopes_granted"] == ["repo", "read:org"]
@@ -75,6 +76,7 @@ def test_panther_samples_load_or_are_rejected_with_reasons(panther: Loaded) -> N
 def test_app_server_to_server_token_is_a_service(panther: Loaded) -> None:
     event = panther.event(97)
     assert (event["principal"], event["principal_type"]) == ("github-actions[bot]", "service")
+    assert event["principal_id"] == "12345678"
     assert event["credential_type"] == "github_app_token"
     assert event["credential_id"] == "1111111111111"
 

@@ -84,6 +84,8 @@ def test_oauth_event_by_an_app_names_client_user_and_scopes(panther: Loaded) -> 
 def test_api_token_call_is_a_human_using_a_static_token(panther: Loaded) -> None:
     event = panther.event(8)
     assert event["principal"] == "alice.beaver@company.com"
+    assert event["principal_id"] == "00u99ped55av2JpGs5d7"  # line 60 renames this login
+    assert panther.event(60)["principal_id"] == "00u99ped55av2JpGs5d7"
     assert event["principal_type"] == "human"
     assert event["credential_id"] == "00T1bjatrp6Nl1dOc5d7"
     assert event["credential_type"] == "okta_api_token"

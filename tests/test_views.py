@@ -253,3 +253,46 @@ def test_platform_daemons_named_agent_are_services() -> None:
         "arn:aws:sts::123456789012:assumed-role/CloudWatchAgentServerRole/i-0abc",
     ]
     assert kinds_by_name(Config(), names) == dict.fromkeys(names, "service")
+
+
+def _okta_call(login: str, actor_id: str, published: str) -> dict[str, Any]:
+    return {
+        "published": published,
+        "eventType": "system.org.rate_limit.warning",
+        "actor": {"id": actor_id, "type": "User", "alternateId": login},
+        "transaction": {"id": "txn-1", "detail": {"requestApiTokenId": "00T-shared"}},
+        "outcome": {"result": "SUCCESS"},
+    }
+
+
+def test_a_renamed_login_is_one_actor_named_as_it_is_now(tmp_path: Any) -> None:
+    """Okta's `actor.alternateId` (a login) changes when a user is renamed; `actor.id` does
+    not. Calls before and after, in two files, are one actor under the latest login, in `ev`
+    and `ev_groups` alike; another user on the same token stays another actor."""
+    days = [
+        [_okta_call("alice@old.example", "00u1", "2026-11-20T10:00:00Z")],
+        [
+            _okta_call("alice@new.example", "00u1", "2026-11-21T10:00:00Z"),
+            _okta_call("bob@example", "00u2", "2026-11-21T11:00:00Z"),
+        ],
+    ]
+    paths = []
+    for day, records in enumerate(days):
+        path = tmp_path / f"okta-{day}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        paths.append(str(path))
+    store = Store.open()
+    try:
+        ingest_paths(store, paths, [], Config())
+        create_views(store.con, Config())
+        per_event = store.con.execute("SELECT actor, count(*) FROM ev GROUP BY 1 ORDER BY 1")
+        assert per_event.fetchall() == [("alice@new.example", 2), ("bob@example", 1)]
+        grouped = store.con.execute(
+            "SELECT actor, sum(calls)::INT FROM ev_groups GROUP BY 1 ORDER BY 1"
+        )
+        assert grouped.fetchall() == [("alice@new.example", 2), ("bob@example", 1)]
+        assert store.con.execute("SELECT actors FROM usage").fetchall() == [
+            (["alice@new.example", "bob@example"],)
+        ]
+    finally:
+        store.close()

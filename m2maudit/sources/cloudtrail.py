@@ -322,6 +322,7 @@ def _columns() -> dict[str, str]:
         "trace_id": "coalesce(t_request_id, t_event_id)",
         "session_id": "session_name",
         "task_id": "NULL::VARCHAR",
+        "principal_id": "NULL::VARCHAR",
         "credential_issued_at": q.json_timestamp_any("j_session_created", AWS_TIME_FORMATS),
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         **q.leak_columns(leak_scope),

@@ -101,6 +101,7 @@ class EntraSignInAdapter:
             "servicePrincipalName/servicePrincipalId (machine sign-ins); "
             "userPrincipalName/userId (users); initiatedBy.user/app (audit)",
         ),
+        ("principal_id", "the principal's object id: servicePrincipalId, userId, initiatedBy's id"),
         (
             "principal_type",
             "service for service-principal and managed-identity sign-ins "
@@ -172,6 +173,15 @@ class EntraSignInAdapter:
                 f"WHEN 'machine' THEN coalesce({f.text('sp_name')}, {f.text('sp_id')}, "
                 f"{f.text('app_id')}) "
                 f"ELSE coalesce({f.text('upn')}, {f.text('user_id')}) END"
+            ),
+            # The object id of the one named, not of the app a user signed in to.
+            "principal_id": (
+                f"nullif(CASE WHEN principal IS NULL THEN NULL "
+                f"WHEN _shape = 'audit' THEN CASE WHEN coalesce({f.text('init_upn')}, "
+                f"{f.text('init_user_id')}) IS NOT NULL THEN {f.text('init_user_id')} "
+                f"ELSE {f.text('init_sp_id')} END "
+                f"WHEN _shape = 'machine' THEN {f.text('sp_id')} "
+                f"ELSE {f.text('user_id')} END, '')"
             ),
             "principal_type": (
                 f"CASE WHEN principal IS NULL THEN NULL "

@@ -222,6 +222,7 @@ def _columns() -> dict[str, str]:
         "trace_id": "coalesce(t_trace, t_operation_id, t_insert_id)",
         "session_id": "NULL::VARCHAR",
         "task_id": "NULL::VARCHAR",
+        "principal_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         **q.leak_columns("rec"),

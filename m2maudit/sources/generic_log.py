@@ -402,6 +402,7 @@ def _columns() -> dict[str, str]:
     return {
         "ts": "ts",
         "principal": "principal",
+        "principal_id": "NULL::VARCHAR",
         "principal_type": "principal_type",
         "client_id": "t_client_id",
         "credential_id": "credential_id",

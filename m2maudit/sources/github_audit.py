@@ -19,6 +19,7 @@ FIELDS = q.JsonFields(
     {
         "time": ("@timestamp", "created_at", "at_sign_timestamp", "timestamp"),
         "actor": "actor",
+        "actor_id": "actor_id",
         "actor_is_bot": "actor_is_bot",
         "action": "action",
         "access_type": "programmatic_access_type",
@@ -61,6 +62,7 @@ class GitHubAuditAdapter(StagedLoad):
     field_map: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ts", "@timestamp, else created_at (epoch ms or ISO 8601)"),
         ("principal", "actor"),
+        ("principal_id", "actor_id (a renamed login keeps it)"),
         (
             "principal_type",
             "service for GitHub App server-to-server tokens, deploy keys, bots, GitHub "
@@ -115,6 +117,10 @@ def _columns(config: Config) -> dict[str, str]:
     return {
         "ts": f.timestamp("time"),
         "principal": actor,
+        "principal_id": (
+            f"CASE WHEN {actor} IS NOT NULL AND {f.text('actor_id')} NOT IN ('', '0') "
+            f"THEN {f.text('actor_id')} END"
+        ),
         "credential_type": credential_kind,
         "principal_type": (
             f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} THEN 'service' "

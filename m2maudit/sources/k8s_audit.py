@@ -258,6 +258,7 @@ def _columns() -> dict[str, str]:
         "trace_id": "t_audit_id",
         "session_id": "coalesce(pod, aws_session_name)",
         "task_id": "NULL::VARCHAR",
+        "principal_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         **q.leak_columns(leak_scope),

@@ -174,6 +174,7 @@ def _columns() -> dict[str, str]:
         "trace_id": f.text("trace"),
         "session_id": f.text("session_uid"),
         "task_id": "NULL::VARCHAR",
+        "principal_id": "NULL::VARCHAR",
         "credential_issued_at": (
             f"CASE WHEN {session_credential} IS NOT NULL THEN {f.timestamp('session_created')} END"
         ),

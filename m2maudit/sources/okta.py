@@ -57,6 +57,7 @@ class OktaSystemLogAdapter(StagedLoad):
     field_map: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ts", "published (else Panther's p_event_time)"),
         ("principal", "actor.alternateId, else actor.displayName, else actor.id"),
+        ("principal_id", "actor.id (a renamed login keeps it)"),
         ("principal_type", "actor.type: User -> human; *App*/*Client*/System* -> service"),
         ("client_id", "client.id (not on API-token calls), else actor.id of an app actor"),
         ("credential_id", "transaction.detail.requestApiTokenId; client id on client_credentials"),
@@ -95,6 +96,7 @@ def _columns() -> dict[str, str]:
             q.unknown_as_null(f.text(name)) for name in ("actor_alt", "actor_name", "actor_id")
         )
         + ")",
+        "principal_id": q.unknown_as_null(f.text("actor_id")),
         "principal_type": (
             f"CASE WHEN {actor_type} IS NULL THEN NULL "
             f"WHEN regexp_matches(lower({actor_type}), 'user') THEN 'human' "

@@ -898,7 +898,7 @@ class StagedLoad(ABC):
 # among them, which keep grouping as `secret:<fingerprint>` (see `secrets.secret_safe_id_sql`).
 STORED_EVENT_TEXT = ("principal", "client_id", "on_behalf_of", *CALL_TEXT_COLUMNS)
 # `issued_credential_id` is staged only, for `issued_credentials` (see `lifetimes`).
-STORED_EVENT_IDS = ("credential_id", "issued_credential_id")
+STORED_EVENT_IDS = ("principal_id", "credential_id", "issued_credential_id")
 STORED_EVENT_LISTS = ("act_chain", "scopes_used", "scopes_granted")
 # The other text columns hold only what m2maudit writes: fixed words, fingerprints, names.
 NOT_FROM_THE_RECORD = (

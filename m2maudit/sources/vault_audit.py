@@ -209,6 +209,7 @@ def _columns() -> dict[str, str]:
         "trace_id": f.text("request_id"),
         "session_id": "NULL::VARCHAR",
         "task_id": "NULL::VARCHAR",
+        "principal_id": "NULL::VARCHAR",
         "credential_issued_at": "issued_at",
         "credential_expires_at": q.add_seconds("credential_issued_at", ttl),
         "leaked_secret": (
