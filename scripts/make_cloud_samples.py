@@ -1,4 +1,4 @@
-"""Generate the small CloudTrail, IAM credential report and Kubernetes audit sample estate.
+"""Generate the small CloudTrail, IAM credential report, Kubernetes and GitHub audit estate.
 
     python scripts/make_cloud_samples.py [OUTPUT_DIR]   (default: sample_logs/)
 
@@ -20,6 +20,9 @@ IAM credential report: the same users; `legacy-batch` not rotated for > 90 days,
 Kubernetes (`audit.jsonl`): agent pods' service accounts with bound tokens, a 24-hour token
 request, an agent impersonating a person, a CI service account on a legacy token, a person
 with kubectl, forbidden calls and an anonymous probe.
+GitHub audit log (`github/audit.jsonl`, the org's streamed events): secret scanning found an
+OpenAI key committed to `acme/agent-tools` (still open) and a personal access token in
+`acme/support-bot` (resolved the same day by a person).
 """
 
 from __future__ import annotations
@@ -883,15 +886,55 @@ def k8s_events() -> list[Json]:
     return events
 
 
+def github_event(moment: datetime, action: str, actor: str, actor_id: int, **fields: Any) -> Json:
+    """One event as GitHub's audit log streaming writes it (times in epoch milliseconds)."""
+    millis = int(moment.timestamp() * 1000)
+    return {
+        "@timestamp": millis,
+        "_document_id": uid().replace("-", "")[:22],
+        "action": action,
+        "actor": actor,
+        "actor_id": actor_id,
+        "business": "acme",
+        "created_at": millis,
+        "operation_type": "create" if action.endswith("create") else "modify",
+        "org": "acme",
+        **fields,
+    }
+
+
+def github_events() -> list[Json]:
+    """Secret scanning alerts: one still open, one resolved (by `dana`)."""
+    open_alert = {"repo": "acme/agent-tools", "number": 7, "secret_type": "openai_api_key"}
+    resolved = {
+        "repo": "acme/support-bot",
+        "number": 2,
+        "secret_type": "github_personal_access_token",
+    }
+    return [
+        github_event(
+            at("2026-11-03T14:12:09"), "secret_scanning_alert.create", "github", 9919, **open_alert
+        ),
+        github_event(
+            at("2026-11-10T09:30:41"), "secret_scanning_alert.create", "github", 9919, **resolved
+        ),
+        github_event(
+            at("2026-11-10T11:02:17"), "secret_scanning_alert.resolve", "dana", 5012, **resolved
+        ),
+    ]
+
+
 def main(argv: list[str]) -> None:
     out = Path(argv[1]) if len(argv) > 1 else Path("sample_logs")
-    for folder in ("cloudtrail", "aws", "k8s"):
+    for folder in ("cloudtrail", "aws", "k8s", "github"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     for name, records in cloudtrail_files().items():
         write_gzip_json(out / "cloudtrail" / name, {"Records": records})
     write_report(out / "aws" / "credential_report.csv")
     lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in k8s_events())
     (out / "k8s" / "audit.jsonl").write_text(lines, encoding="utf-8")
+    lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in github_events())
+    (out / "github" / "audit.jsonl").write_text(lines, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,5 @@ def test_real_logs_produce_findings_where_the_evidence_is() -> None:
     # Panther's Okta sample renames one user (actor.id 00u99ped55av2JpGs5d7) between calls
     # with one API token: one principal under two logins, not a shared credential.
     assert "okta" not in platforms["M2M504"]
+    # GitHub's secret scanning found a secret in acme-inc/crown-jewels (alert 12).
+    assert "github_audit" in platforms["M2M606"]

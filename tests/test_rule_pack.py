@@ -186,7 +186,7 @@ def test_the_incident_rules_are_the_uses_that_should_never_happen() -> None:
 
     from m2maudit.cli import app
 
-    incidents = ["M2M405", "M2M406", "M2M601", "M2M602"]
+    incidents = ["M2M405", "M2M406", "M2M601", "M2M602", "M2M606"]
     assert sorted(r.id for r in RULES if r.incident) == incidents
     listed = json.loads(CliRunner().invoke(app, ["rules", "list", "--format", "json"]).output)
     assert [item["id"] for item in listed if item["incident"]] == incidents

@@ -89,6 +89,8 @@ def test_github_itself_and_machine_users_are_not_people(panther: Loaded, tmp_pat
         "github",
         "service",
     )
+    # The alert is its repository and number (rule M2M606 follows it to its resolution).
+    assert panther.event(90)["resource"] == "acme-inc/crown-jewels#12"
     calls = [
         {"action": "git.clone", "actor": actor, "@timestamp": 1700000000000 + n}
         for n, actor in enumerate(["GitHub", "svc-mirror", "claude-martin", "magenta-dev"])
@@ -171,3 +173,17 @@ def test_edge_cases_are_rejected_or_parsed(tmp_path: Path) -> None:
     assert rejects[3] == "no actor, token_id or hashed_token"
     assert rejects[5].startswith('field "token_scopes" must be')
     assert rejects[6].startswith("unparseable @timestamp")
+
+
+def test_a_secret_scanning_alert_is_its_repository_and_number(tmp_path: Path) -> None:
+    """The alert's kind of secret is kept as its status (never the secret: the log has none);
+    an alert without a number is its repository; other events keep their status code."""
+    base = {"actor": "github", "@timestamp": 1700000000000, "repo": "acme/api"}
+    records = [
+        {**base, "action": "secret_scanning_alert.create", "number": 4, "secret_type": "slack"},
+        {**base, "action": "secret_scanning_alert.resolve"},
+        {**base, "action": "api.request", "number": 4, "status_code": 404},
+    ]
+    loaded = load(write_jsonl(tmp_path / "audit.jsonl", records))
+    shown = [(loaded.event(n)["resource"], loaded.event(n)["status"]) for n in (1, 2, 3)]
+    assert shown == [("acme/api#4", "slack"), ("acme/api", None), ("acme/api", "404")]

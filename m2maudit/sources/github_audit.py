@@ -35,8 +35,14 @@ FIELDS = q.JsonFields(
         "actor_ip": "actor_ip",
         "user_agent": "user_agent",
         "request_id": "request_id",
+        "alert_number": "number",
+        "secret_type": "secret_type",
     }
 )
+
+# GitHub's secret scanning reports a secret found in a repository with these actions; the
+# alert is its repository and number.
+SECRET_ALERT_ACTIONS = "secret_scanning_alert."
 
 # programmatic_access_type, lower-cased -> our credential type. First match wins; the order
 # matters ("Public Key (User/Deploy)" is an SSH key, not a deploy key for sure).
@@ -80,9 +86,17 @@ class GitHubAuditAdapter(StagedLoad):
         ("token_fp", "hashed_token (base64 SHA-256 of the token) as m2maudit's fingerprint"),
         ("on_behalf_of", "actor, when an OAuth app or GitHub App user token acted for them"),
         ("action", "action"),
-        ("resource", "repo (or repository), else route, else org, else business"),
+        (
+            "resource",
+            "repo (or repository), else route, else org, else business; "
+            "secret_scanning_alert.*: repo#number",
+        ),
         ("scopes_granted", "token_scopes (classic tokens)"),
-        ("outcome / status", "status_code (api.request events); else unknown"),
+        (
+            "outcome / status",
+            "status_code (api.request events); else unknown. "
+            "secret_scanning_alert.*: status is the alert's secret_type",
+        ),
         ("source_ip", "actor_ip"),
         ("user_agent", "user_agent"),
         ("trace_id", "request_id"),
@@ -114,6 +128,7 @@ def _columns(config: Config) -> dict[str, str]:
         )
     )
     actor = f.text("actor")
+    secret_alert = f"coalesce(starts_with({f.text('action')}, '{SECRET_ALERT_ACTIONS}'), false)"
     return {
         "ts": f.timestamp("time"),
         "principal": actor,
@@ -143,12 +158,19 @@ def _columns(config: Config) -> dict[str, str]:
         "on_behalf_of": f"CASE WHEN credential_type IN {q.text_list(DELEGATED)} THEN {actor} END",
         "act_chain": "NULL::VARCHAR[]",
         "action": f.text("action"),
+        # A secret-scanning alert is its repository and number: `org/repo#12`.
         "resource": (
             f"coalesce({f.text('repo')}, {f.text('route')}, {f.text('org')}, {f.text('business')})"
+            f" || CASE WHEN {secret_alert} THEN coalesce('#' || {f.text('alert_number')}, '') "
+            f"ELSE '' END"
         ),
         "scopes_used": "NULL::VARCHAR[]",
         "scopes_granted": q.json_string_list(f["token_scopes"]),
-        "status": f.text("status_code"),
+        # A secret-scanning alert has no status code; its secret's type (never the secret).
+        "status": (
+            f"CASE WHEN {secret_alert} THEN {f.text('secret_type')} "
+            f"ELSE {f.text('status_code')} END"
+        ),
         "outcome": q.outcome(f.text("status_code")),
         "source_ip": f.text("actor_ip"),
         "user_agent": f.text("user_agent"),
