@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS events (
     -- added (store.py).
     leaked_secrets VARCHAR[],
     -- The log's stable id for the principal (Okta actor.id, GitHub actor_id, an Entra object
-    -- id), when it gives one: names change (a login renamed), ids do not.
+    -- id, CloudTrail's IAM unique id), when it gives one: names change (a login renamed), ids
+    -- do not.
     principal_id VARCHAR
 );
 

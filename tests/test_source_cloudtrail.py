@@ -648,3 +648,44 @@ def test_scan_of_all_real_logs_runs_to_completion(tmp_path: Path) -> None:
         AND on_behalf_of IS NULL""",
     )
     assert no_source_identity[0]["n"] > 0
+
+
+def test_an_iam_user_renamed_between_calls_is_one_principal(tmp_path: Path) -> None:
+    """IAM users can be renamed (`UpdateUser`); their `principalId` stays. A role session is
+    named by its role, and the role's part of `principalId` is its id."""
+
+    def user_call(when: str, name: str) -> dict[str, Any]:
+        return {
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "IAMUser",
+                "principalId": "AIDAEXAMPLEUSER00001",
+                "arn": f"arn:aws:iam::123456789012:user/{name}",
+                "accountId": "123456789012",
+                "accessKeyId": "AKIAEXAMPLE000000001",
+                "userName": name,
+            },
+            "eventTime": when,
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "ListBuckets",
+            "requestID": "req-" + when,
+        }
+
+    path = write_jsonl(
+        tmp_path / "events.jsonl",
+        [
+            user_call("2026-11-01T10:00:00Z", "batch-old"),
+            user_call("2026-11-02T10:00:00Z", "batch"),
+            role_event("2026-11-03T10:00:00Z"),
+        ],
+    )
+    store, _ = load(path)
+    ids = [event_at(store, "events.jsonl", line)["principal_id"] for line in (1, 2, 3)]
+    assert ids == ["AIDAEXAMPLEUSER00001", "AIDAEXAMPLEUSER00001", "AROAEXAMPLE"]
+    findings = run_scan(store, Config(), utc("2026-11-28T00:00:00"))
+    shared = [f for f in findings.findings if f.rule_id == "M2M504"]
+    assert shared == []  # one key, one user under two names
+    actors = store.con.execute(
+        "SELECT DISTINCT actor FROM ev WHERE credential_id = 'AKIAEXAMPLE000000001'"
+    ).fetchall()
+    assert actors == [("arn:aws:iam::123456789012:user/batch",)]  # the latest name

@@ -143,6 +143,10 @@ class CloudTrailAdapter(StagedLoad):
             "AWSService: invokedBy; else userIdentity.arn, principalId, userName",
         ),
         (
+            "principal_id",
+            "principalId of an IAMUser; of a role session, its role's part (before ':')",
+        ),
+        (
             "principal_type",
             "AWSService: service; Root, IdentityCenterUser, console sessions (and calls "
             "invokedBy signin.amazonaws.com), "
@@ -274,6 +278,15 @@ def _columns() -> dict[str, str]:
     return {
         "ts": "ts",
         "principal": "principal",
+        # IAM's unique id of the user or role named: a user renamed keeps it. A role's
+        # principalId is `AROA...:session`; its first part is the role's, and it names the
+        # principal only when that is the role, not a session.
+        "principal_id": (
+            "CASE WHEN t_type = 'IAMUser' THEN nullif(t_principal_id, '') "
+            "WHEN t_type = 'AssumedRole' "
+            "AND regexp_matches(principal, '^arn:[^:]+:iam::[0-9]*:role/') "
+            "THEN nullif(split_part(t_principal_id, ':', 1), '') END"
+        ),
         "principal_type": "kind",
         "client_id": "NULL::VARCHAR",
         "credential_id": "t_access_key",
@@ -322,7 +335,6 @@ def _columns() -> dict[str, str]:
         "trace_id": "coalesce(t_request_id, t_event_id)",
         "session_id": "session_name",
         "task_id": "NULL::VARCHAR",
-        "principal_id": "NULL::VARCHAR",
         "credential_issued_at": q.json_timestamp_any("j_session_created", AWS_TIME_FORMATS),
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         **q.leak_columns(leak_scope),
