@@ -13,8 +13,9 @@ Rules never read a vendor format and never write the same joins:
   revocation) or list its actions or tasks read `ev`.
 - `usage` (per credential, what the logs show) and `cred` (the inventory with its usage).
 - `principal_names`: for a principal the log also names by a stable id (an Okta or GitHub
-  login, an Entra object, an IAM user or role) and that had several names, the latest. `ev` and `ev_groups` call
-  it by that name, so a renamed login is one principal, not two sharing a credential.
+  login, an Entra object, an IAM user or role) and that had several names, the latest.
+  `ev` and `ev_groups` call it by that name, so a renamed login is one principal, not two
+  sharing a credential.
 
 Patterns come from the config and are written into the SQL as escaped literals, because
 they must be fixed before the configuration is locked.
