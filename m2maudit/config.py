@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from m2maudit.errors import AuditError, yaml_problem
+from m2maudit.errors import AuditError, shown, yaml_problem
 from m2maudit.timeutil import parse_duration
 from m2maudit.yamlsafe import load_yaml
 
@@ -207,6 +207,14 @@ _SUPPRESSION_KEYS = {
 }
 
 
+# A config is a page or two of YAML; one of megabytes is the wrong file or an attack, and
+# thousands of patterns would slow every name's classification.
+MAX_CONFIG_BYTES = 1_000_000
+# The largest count or number of days a threshold takes: beyond it, DuckDB's 32-bit integers
+# in the rules' date arithmetic overflow, and no real threshold is that large.
+MAX_COUNT = 1_000_000
+
+
 def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | None:
     """`--config FILE` wins; else `.m2maudit.yaml` in the working directory, if any."""
     if explicit:
@@ -225,6 +233,11 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
     if path is None:
         return Config()
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise AuditError(
+                f"{path}: a config of {path.stat().st_size:,} bytes; the limit is "
+                f"{MAX_CONFIG_BYTES:,} (is this the right file?)"
+            )
         raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         reason, line = yaml_problem(exc)
@@ -300,7 +313,7 @@ def _patterns(raw: dict[str, Any], key: str, default: list[str], where: str) -> 
             re.compile(pattern)
         except re.error as exc:
             raise AuditError(
-                f"{where}: {key}: invalid regular expression {pattern!r}: {exc}"
+                f"{where}: {key}: invalid regular expression {shown(pattern)}: {exc}"
             ) from None
     return patterns
 
@@ -320,14 +333,16 @@ def _thresholds(raw: Any, where: str) -> Thresholds:
             except AuditError as exc:
                 raise AuditError(f"{label}: {exc}") from None
             if parsed[key] <= timedelta(0):
-                raise AuditError(f"{label}: expected a duration above zero, got {value!r}")
+                raise AuditError(f"{label}: expected a duration above zero, got {shown(value)}")
         elif key == "min_attribution":
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise AuditError(f"{label}: expected a number between 0 and 1, got {value!r}")
+                raise AuditError(f"{label}: expected a number between 0 and 1, got {shown(value)}")
             parsed[key] = float(value)
         else:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise AuditError(f"{label}: expected a whole number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+                raise AuditError(
+                    f"{label}: expected a whole number from 0 to {MAX_COUNT:,}, got {shown(value)}"
+                )
             parsed[key] = value
     return Thresholds(**parsed)
 
@@ -346,11 +361,13 @@ def _field_mapping(raw: Any, where: str) -> dict[str, str]:
         if value.startswith("$"):
             if not _JSON_PATH.fullmatch(value):
                 raise AuditError(
-                    f"{where}: mapping.{key}: {value!r} is not a JSON path like "
+                    f"{where}: mapping.{key}: {shown(value)} is not a JSON path like "
                     '$.a.b, $."a.b" or $.a[0]'
                 )
         elif not all(value.split(".")):
-            raise AuditError(f"{where}: mapping.{key}: {value!r} has an empty part between dots")
+            raise AuditError(
+                f"{where}: mapping.{key}: {shown(value)} has an empty part between dots"
+            )
     return dict(values)
 
 
@@ -359,7 +376,8 @@ def _severity_overrides(raw: Any, where: str) -> dict[str, str]:
     for key, value in values.items():
         if value not in SEVERITIES:
             raise AuditError(
-                f"{where}: severity.{key}: expected one of {', '.join(SEVERITIES)}, got {value!r}"
+                f"{where}: severity.{key}: expected one of {', '.join(SEVERITIES)}, "
+                f"got {shown(value)}"
             )
     return {str(key): str(value) for key, value in values.items()}
 
@@ -380,7 +398,7 @@ def _suppression(raw: Any, where: str) -> Suppression:
     if not item.get("rule") and not item.get("problem"):
         raise AuditError(f"{where}: a suppression names a 'rule' or a 'problem'")
     if item.get("problem") and item["problem"] not in (*PROBLEMS, EXPOSURE):
-        raise AuditError(f"{where}: unknown problem {item['problem']!r}")
+        raise AuditError(f"{where}: unknown problem {shown(item['problem'])}")
     if not item.get("principal") and not item.get("credential"):
         raise AuditError(f"{where}: a suppression names a 'principal' or a 'credential' (a glob)")
     for key in ("rule", "problem", "principal", "credential", "owner", "ticket"):
@@ -414,7 +432,7 @@ def _expiry(value: Any, where: str) -> date | None:
             return datetime.fromisoformat(value.strip()).date()
         except ValueError:
             pass
-    raise AuditError(f"{where}: expires: not a date (YYYY-MM-DD): {value!r}")
+    raise AuditError(f"{where}: expires: not a date (YYYY-MM-DD): {shown(value)}")
 
 
 def starter_config() -> str:

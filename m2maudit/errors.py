@@ -4,6 +4,8 @@ Anything raised as `AuditError` is printed as one line on stderr and ends the ru
 code 2. Its message must never contain a raw token or secret.
 """
 
+import reprlib
+
 
 class AuditError(Exception):
     """The audit could not run: bad flags, config, input or rule."""
@@ -23,6 +25,23 @@ class InputError(AuditError):
 class NothingToAudit(InputError):
     """A file of a known kind that holds no events (a CloudTrail digest, an empty batch):
     passed over and said so, not an unreadable file."""
+
+
+def shown(value: object) -> str:
+    """A user's value quoted in an error: its repr, cut short. A config value may be a
+    megabyte of text or a list nested a thousand deep; the error stays one short line."""
+    return _SHORT.repr(value)
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 60
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 4
+    short.maxlevel = 2
+    return short
+
+
+_SHORT = _short_repr()
 
 
 def first_line(exc: BaseException) -> str:

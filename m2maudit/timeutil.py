@@ -4,7 +4,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from m2maudit.errors import AuditError
+from m2maudit.errors import AuditError, shown
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -28,7 +28,7 @@ def parse_instant(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise AuditError(f"not an ISO 8601 date or time: {text!r}") from None
+        raise AuditError(f"not an ISO 8601 date or time: {shown(text)}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -45,17 +45,22 @@ def utc_instant(value: Any) -> datetime | None:
     return None
 
 
-def parse_duration(value: str | int | float) -> timedelta:
+# Longer than any credential lives; `timedelta` itself overflows near 2.7 million years.
+MAX_DURATION = timedelta(days=36_525)
+
+
+def parse_duration(value: object) -> timedelta:
     """Parse `3600`, `90s`, `15m`, `1h`, `90d` or `2w` (a bare number is seconds)."""
-    if isinstance(value, bool):
-        raise AuditError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    match = _DURATION.match(value)
-    if not match:
-        raise AuditError(f"not a duration (use e.g. 90s, 15m, 1h, 90d): {value!r}")
-    number, unit = float(match.group(1)), (match.group(2) or "s").lower()
-    return timedelta(seconds=number * _UNIT_SECONDS[unit])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match:
+            raise AuditError(f"not a duration (use e.g. 90s, 15m, 1h, 90d): {shown(value)}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    if not abs(seconds) <= MAX_DURATION.total_seconds():  # NaN too
+        raise AuditError(f"not a duration of at most 100 years: {shown(value)}")
+    return timedelta(seconds=seconds)
 
 
 def iso(instant: datetime | None) -> str | None:

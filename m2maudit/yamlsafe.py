@@ -5,6 +5,11 @@ loader turns `2026-02-30` into a Python `ValueError` from `datetime`, not a YAML
 impossible date stopped a scan with "internal error". As text, the code that reads the value
 says what is wrong with it and where: a config expiry "not a date", an inventory time
 "unparseable" on its line.
+
+Two more refusals, each an error on its line: a key given twice in one mapping (PyYAML keeps
+the last silently, so a second `thresholds:` dropped the first), and aliases that expand a
+document far beyond its size (a "billion laughs" of a few hundred bytes that any code walking
+the value, an error message quoting it, would expand to gigabytes).
 """
 
 from __future__ import annotations
@@ -12,8 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# How many values aliases may add to a document beyond those written in it.
+MAX_ALIAS_EXPANSION = 100_000
 
 
 class TextTimesLoader(yaml.SafeLoader):
@@ -40,18 +49,106 @@ def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
         return str(loader.construct_scalar(node))
 
 
-TextTimesLoader.add_constructor(_TIMESTAMP_TAG, _timestamp_as_text)
-FastTextTimesLoader.add_constructor(_TIMESTAMP_TAG, _timestamp_as_text)
+def _mapping_without_duplicates(
+    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    """A mapping, refusing a key written twice (a merge `<<` may still override)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value if getattr(loader, "judged", True) else ():
+        if key_node.tag == _MERGE_TAG:
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: the safe constructor refuses it itself
+            continue
+        if duplicate:
+            raise ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"the key {key!r} is given twice; only one may be"[:200],
+                key_node.start_mark,
+            )
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
-def load_yaml(text: str, fast: bool = False) -> Any:
-    """The plain data of one YAML document; raises `yaml.YAMLError` on bad YAML."""
-    return yaml.load(text, Loader=_loader_for(fast))  # a safe loader (see above)
+for _loader in (TextTimesLoader, FastTextTimesLoader):
+    _loader.add_constructor(_TIMESTAMP_TAG, _timestamp_as_text)
+    _loader.construct_mapping = _mapping_without_duplicates  # type: ignore[method-assign]
+
+
+def load_yaml(text: str, fast: bool = False, judged: bool = True) -> Any:
+    """The plain data of one YAML document; raises `yaml.YAMLError` on bad YAML.
+
+    `judged=False` lets a key given twice and an alias bomb pass: for a glance at the head
+    of a file whose records are each judged later (sniffing an inventory's format)."""
+    loader = _loader_for(fast)(text)  # a safe loader (see above)
+    loader.judged = judged  # type: ignore[attr-defined]
+    try:
+        node = loader.get_single_node() if not judged else _single_node(loader)
+        return None if node is None else loader.construct_document(node)
+    except RecursionError:
+        raise yaml.YAMLError("values nested too deep") from None
+    finally:
+        loader.dispose()
 
 
 def compose_yaml(text: str, fast: bool = False) -> yaml.Node | None:
-    """The node tree of one YAML document, for line numbers; raises `yaml.YAMLError`."""
-    return yaml.compose(text, Loader=_loader_for(fast))
+    """The node tree of one YAML document, for line numbers; raises `yaml.YAMLError`.
+
+    Aliases are not judged here: the caller reads the tree node by node (`node_value`, which
+    does), so that one record's alias bomb in an inventory costs that record only."""
+    loader = _loader_for(fast)(text)
+    try:
+        return loader.get_single_node()
+    except RecursionError:
+        raise yaml.YAMLError("values nested too deep") from None
+    finally:
+        loader.dispose()
+
+
+def _single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
+    node = loader.get_single_node()
+    if node is not None:
+        refuse_alias_bombs(node)
+    return node
+
+
+def refuse_alias_bombs(root: yaml.Node) -> None:
+    """Raise when aliases make the document hold far more values than it writes.
+
+    Counted without expanding: a node's size is one plus its children's, each node's size
+    computed once (an alias is the same node object as its anchor)."""
+    sizes: dict[int, int] = {}
+    written: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in written:  # an anchor used inside itself: a value without end
+            raise ConstructorError(None, None, "an alias refers to itself", node.start_mark)
+        if depth > 1000:
+            raise ConstructorError(None, None, "values nested too deep", node.start_mark)
+        written.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        total = 1 + sum(size(child, depth + 1) for child in children)
+        sizes[id(node)] = total
+        if total > len(written) + MAX_ALIAS_EXPANSION:
+            raise ConstructorError(
+                None,
+                None,
+                f"aliases expand this document beyond {MAX_ALIAS_EXPANSION:,} values "
+                "(a YAML alias bomb?)",
+                node.start_mark,
+            )
+        return total
+
+    size(root, 0)
 
 
 def node_value(node: yaml.Node) -> Any:

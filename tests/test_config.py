@@ -150,6 +150,19 @@ def test_full_config_parses(tmp_path: Path) -> None:
             ": thresholds.max_token_lifetime: expected a",
         ),
         ({"thresholds": {"max_token_lifetime": "0s"}}, ": thresholds.max_token_lifetime: expected"),
+        # From a trial: these were "internal error: TypeError / OverflowError", or passed and
+        # then failed inside a bundled rule's SQL, blamed on the rule file.
+        ({"thresholds": {"max_token_lifetime": None}}, ": thresholds.max_token_lifetime: not a"),
+        ({"thresholds": {"max_token_lifetime": [1]}}, ": thresholds.max_token_lifetime: not a"),
+        ({"thresholds": {"max_token_lifetime": {"a": 1}}}, ": thresholds.max_token_lifetime: not"),
+        (
+            {"thresholds": {"max_token_lifetime": "99999999999999999999d"}},
+            ": thresholds.max_token_lifetime: not a duration of at most 100 years",
+        ),
+        (
+            {"thresholds": {"rotation_days": 9999999999}},
+            ": thresholds.rotation_days: expected a whole number from 0 to 1,000,000",
+        ),
         ({"admin_scopes": ["(unclosed"]}, ": admin_scopes: invalid regular expression '(unclosed'"),
         ({"human_patterns": "x@y"}, ": human_patterns: expected a list, got str"),
         ({"agent_patterns": [1, 2]}, ": agent_patterns: expected a list of strings"),
@@ -315,3 +328,40 @@ def test_an_expiry_written_as_a_yaml_time_is_its_day(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert load_config(path).suppressions[0].expires == date(2099, 9, 30)
+
+
+def test_a_key_given_twice_is_refused_on_its_line(tmp_path: Path) -> None:
+    """From a trial: a second `thresholds:` silently replaced the first."""
+    text = "thresholds:\n  rotation_days: 30\nignore: []\nthresholds:\n  dormant_days: 10\n"
+    message = config_error(tmp_path, text)
+    assert message == ":4: invalid YAML: the key 'thresholds' is given twice; only one may be"
+    assert "dormant_days" in config_error(
+        tmp_path, "thresholds: {dormant_days: 1, dormant_days: 2}\n"
+    )
+    merged = "base: &b {rotation_days: 30}\nthresholds: {<<: *b, rotation_days: 60}\n"
+    with pytest.raises(AuditError, match="unknown key"):  # the merge itself is allowed
+        load_config(write_config(tmp_path, merged))
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    """From a trial: under 1 KB of aliases took 8 s and 2.2 GB to print a 351 MB error."""
+    levels = ["a: &a [" + ", ".join(['"lol"'] * 9) + "]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    text = "params:\n  M2M408:\n" + "".join(f"    {line}\n" for line in levels)
+    message = config_error(tmp_path, text)
+    assert "aliases expand this document beyond 100,000 values" in message
+    assert len(message) < 200
+    assert "refers to itself" in config_error(tmp_path, "params: {M2M408: &x [1, *x]}\n")
+    assert "nested too deep" in config_error(tmp_path, "params: " + "[" * 5000 + "]" * 5000)
+
+
+def test_a_long_value_is_quoted_short(tmp_path: Path) -> None:
+    message = config_error(tmp_path, {"thresholds": {"rotation_days": "9" * 100_000 + "x"}})
+    assert len(message) < 200 and "..." in message
+
+
+def test_a_config_over_a_megabyte_is_refused_unread(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "# padding\n" * 120_000)
+    with pytest.raises(AuditError, match=r"a config of 1,200,000 bytes; the limit is 1,000,000"):
+        load_config(path)

@@ -516,6 +516,19 @@ def test_an_impossible_yaml_date_in_an_inventory_is_a_rejected_record(
     assert rejected(store) == [(2, 'unparseable created_at: "2026-02-30"')]
 
 
+def test_a_key_given_twice_in_a_yaml_record_rejects_that_record(
+    store: Store, tmp_path: Path
+) -> None:
+    """YAML keeps the last of two keys silently; which principal is meant is unknown."""
+    body = "tokens:\n  - token_id: t1\n    principal: a\n    principal: b\n  - token_id: t2\n"
+    path = write_bytes(tmp_path / "inv.yaml", body.encode())
+    [file] = ingest_paths(store, [], [str(path)], Config()).files
+    assert (file.loaded, file.error) == (1, None)
+    assert rejected(store) == [
+        (2, "invalid YAML: the key 'principal' is given twice; only one may be")
+    ]
+
+
 def test_invalid_yaml_given_as_a_log_path_names_its_line(store: Store, tmp_path: Path) -> None:
     """Not only with --inventory: a .yaml file that does not parse says where."""
     body = "tokens:\n  - token_id: t1\n  - token_id: [unclosed\n"

@@ -77,6 +77,7 @@ def test_good_rule_loads_and_tests_pass(tmp_path: Path) -> None:
         (GOOD.replace('message: "{principal}"', 'message: "{nope}"'), "message uses nope"),
         (GOOD.replace("problem: broad-scopes", "problem: Bad Vibes"), "problem must be one of"),
         (GOOD + "incident: 'yes'\n", "X100-demo.yaml:21: incident must be true or false"),
+        (GOOD + "severity: high\n", "X100-demo.yaml:21: invalid YAML: the key 'severity' is given"),
         (
             GOOD.replace("NULL::TIMESTAMPTZ AS last_seen", "'x' AS last_seen"),
             "last_seen must be a time (TIMESTAMPTZ), not VARCHAR",

@@ -343,9 +343,11 @@ def _sniff_yaml(text: str, extension: str) -> Sample:
     from m2maudit.yamlsafe import load_yaml
 
     try:
-        # Only the head is parsed: cut at the last complete line, then at a list item.
+        # Only the head is parsed: cut at the last complete line, then at a list item. Only the
+        # first record's keys are looked at, and each record is judged when staged (a key
+        # given twice, an alias bomb: that record rejected, not the file).
         cut = text[: text.rfind("\n")] if "\n" in text else text
-        value = load_yaml(cut)
+        value = load_yaml(cut, judged=False)
     except yaml.YAMLError as exc:
         if extension not in (".yaml", ".yml"):
             return Sample(text, "unknown", extension=extension)

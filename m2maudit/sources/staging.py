@@ -812,7 +812,11 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = INVENTORY_LIST_KEYS)
                 )
             )
             continue
-        value = node_value(node) if isinstance(node, yaml.Node) else None
+        try:
+            value = node_value(node) if isinstance(node, yaml.Node) else None
+        except yaml.YAMLError as exc:  # a key given twice, say
+            rejects.append((line, yaml_problem(exc)[0]))
+            continue
         if isinstance(value, dict):
             records.append((line, json.dumps(value, default=str)))
         else:
