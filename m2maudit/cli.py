@@ -349,12 +349,18 @@ def scan(
 ) -> None:
     """Ingest the inputs, run the rule pack, report findings; the exit code gates CI."""
     try:
-        clock: datetime = parse_instant(as_of) if as_of else utc_now()
+        # `--as-of ""` (an unset variable in CI) is an error, not a scan pinned to nothing.
+        clock: datetime = parse_instant(as_of) if as_of is not None else utc_now()
     except AuditError as exc:
         raise AuditError(f"--as-of: {exc}") from None
     reporter = get_reporter(output_format)
     fail_on = policy.check_fail_on(fail_on)
     min_severity = policy.check_severity(min_severity)
+    if write_baseline is not None and (min_severity or problem):
+        raise AuditError(
+            "--write-baseline records every finding: run it without --min-severity and "
+            "--problem (a baseline of what they leave in fails the next run on the rest)"
+        )
     for path, label in ((output, "--output"), (write_baseline, "--write-baseline")):
         if path is not None:
             policy.check_output_path(path, label)

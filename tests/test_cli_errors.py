@@ -34,6 +34,17 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["scan"], "scan: give a log PATH, or --db with a store that already holds events"),
         (["ingest", "--db", "never-created.duckdb"], "ingest: give a log PATH or --inventory FILE"),
         (["ingest", "sample_logs"], "Missing option '--db'"),
+        # From a trial: `--as-of "$AS_OF"` with the variable unset scanned as of now.
+        (["scan", "sample_logs/clean", "--as-of", ""], "--as-of: not an ISO 8601 date"),
+        # A baseline of what a filter leaves in failed the next run on the rest.
+        (
+            ["scan", "sample_logs/clean", "--write-baseline", "b.json", "--problem", "exposure"],
+            "--write-baseline records every finding: run it without --min-severity",
+        ),
+        (
+            ["scan", "sample_logs/clean", "--write-baseline", "b.json", "--min-severity", "high"],
+            "--write-baseline records every finding",
+        ),
     ],
 )
 def test_usage_errors_are_one_line(args: list[str], expected: str) -> None:
