@@ -25,7 +25,7 @@ from m2maudit.commit import (
     nothing_loaded,
     record_file_error,
 )
-from m2maudit.config import Config
+from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.errors import AuditError, InputError, NothingToAudit
 from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.secrets import SECRET_PATTERNS
@@ -45,6 +45,7 @@ from m2maudit.sources.fast_jsonl import (
     FastReadFailed,
     drop_line_macro,
 )
+from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation, sql_str
 from m2maudit.store import Store
@@ -525,7 +526,7 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     empty = nothing_to_audit(sample)
     if empty:
         raise NothingToAudit(file.display, empty)
-    hint = _mapping_hint(sample, config)
+    hint = _mapping_hint(sample, config) or _missing_time_hint(sample, config)
     raise InputError(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
 
 
@@ -541,6 +542,20 @@ def _mapping_hint(sample: Sample, config: Config) -> str:
     if not missed:
         return ""
     return f"; the config's mapping reads keys these records lack ({', '.join(missed)})"
+
+
+def _missing_time_hint(sample: Sample, config: Config) -> str:
+    """Records that name a caller or a call but no time: a generic log whose time field has
+    another name (`time`, `ts`), which the config's mapping can name."""
+    keys = sample.keys()
+    log_fields = set().union(*(top_keys(config, name) for name in GENERIC_LOG_FIELDS))
+    if top_keys(config, "timestamp") & keys or len(keys & log_fields) < 2:
+        return ""
+    time_field = config.mapping.get("timestamp", "timestamp")
+    return (
+        f"; as an access log it lacks its time field {time_field!r}: name yours in the "
+        f"config (mapping: {{timestamp: <your field>}})"
+    )
 
 
 def _layout_words(sample: Sample) -> str:

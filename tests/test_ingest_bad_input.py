@@ -377,6 +377,28 @@ def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Pat
 @pytest.mark.parametrize(
     ("name", "content"),
     [
+        ("calls.csv", b"time,principal,token_id,action\n" + TS.encode() + b",agent-a,k1,read\n"),
+        ("calls.jsonl", json.dumps({"time": TS, "token_id": "k1", "action": "read"}).encode()),
+        ("calls.json", json.dumps([{"ts": TS, "client_id": "c", "trace_id": "t"}]).encode()),
+    ],
+)
+def test_a_log_without_its_time_field_is_no_inventory(
+    store: Store, tmp_path: Path, name: str, content: bytes
+) -> None:
+    """From a trial: a log whose time column was `time` was loaded as a token inventory, its
+    calls stored as credentials that "never expire"."""
+    error = _file_error(store, write_bytes(tmp_path / name, content))
+    assert error.startswith("unrecognised format (")
+    assert error.endswith(
+        "as an access log it lacks its time field 'timestamp': name yours in the config "
+        "(mapping: {timestamp: <your field>})"
+    )
+    assert store.scalar("SELECT count(*) FROM credentials") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
         ("app.log", b"2024-05-01 INFO started\n2024-05-01 INFO ok\n"),
         ("sys.log", b"Nov 29 12:00:00 host sshd[1]: Accepted publickey for root\n"),
         ("x.xml", b'<?xml version="1.0"?><a><b>1</b></a>\n'),

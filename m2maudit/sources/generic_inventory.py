@@ -27,6 +27,23 @@ TEXT_FIELDS = (
     "environment",
 )
 ID_ALIASES = ("token_id", "credential_id")
+# Fields of the generic access log that describe a call, which no inventory row has: a file
+# with any of them is a log (without a `timestamp`, perhaps under another name), not an
+# inventory. Read as one, its calls became credentials that "never expire".
+CALL_FIELDS = frozenset(
+    {
+        "timestamp",
+        "authorization",
+        "action",
+        "resource",
+        "on_behalf_of",
+        "source_ip",
+        "user_agent",
+        "trace_id",
+        "session_id",
+        "task_id",
+    }
+)
 STATUSES = ("active", "revoked", "disabled")
 PRINCIPAL_STATUSES = ("active", "decommissioned")
 
@@ -54,22 +71,18 @@ class GenericInventoryAdapter:
         keys = _row_keys(sample)
         if not any(alias in keys for alias in ID_ALIASES):
             return False
-        return (
-            "timestamp" not in keys
-            and "authorization" not in keys
-            and bool(
-                keys
-                & {
-                    "created_at",
-                    "last_rotated_at",
-                    "expires_at",
-                    "status",
-                    "scopes",
-                    "type",
-                    "owner",
-                    "principal",
-                }
-            )
+        return not (keys & CALL_FIELDS) and bool(
+            keys
+            & {
+                "created_at",
+                "last_rotated_at",
+                "expires_at",
+                "status",
+                "scopes",
+                "type",
+                "owner",
+                "principal",
+            }
         )
 
     def load(self, ctx: LoadContext) -> None:

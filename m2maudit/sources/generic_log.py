@@ -46,7 +46,7 @@ def field_name(config: Config, canonical: str) -> str:
     return config.mapping.get(canonical, canonical)
 
 
-def _top_keys(config: Config, canonical: str) -> set[str]:
+def top_keys(config: Config, canonical: str) -> set[str]:
     """Top-level keys that hold a field: `a.b` may be the key `a.b` (a CSV header) or `a`."""
     name = field_name(config, canonical)
     if name.startswith("$"):
@@ -96,8 +96,8 @@ class GenericLogAdapter:
 
     def detect(self, sample: Sample, config: Config) -> bool:
         keys = sample.keys()
-        has_time = bool(_top_keys(config, "timestamp") & keys)
-        has_identity = any(_top_keys(config, name) & keys for name in IDENTITY_FIELDS)
+        has_time = bool(top_keys(config, "timestamp") & keys)
+        has_identity = any(top_keys(config, name) & keys for name in IDENTITY_FIELDS)
         return has_time and has_identity
 
     def load(self, ctx: LoadContext) -> None:
