@@ -53,7 +53,9 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
         "aws_secret_key",
-        r"(?i)(aws_secret_access_key|secretaccesskey)[\\\"' ]*[:=][\\\"' ]*[A-Za-z0-9/+]{40}",
+        r"(?i)(aws_secret_access_key|secretaccesskey)[\\\"' ]*[:=][\\\"' ]*[A-Za-z0-9/+]{40}"
+        # Unnamed, right after its key id (`AKIA...:secret`, a CSV's `AKIA...,secret`).
+        r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}[\s:=,;|\"'\\]{1,4}[A-Za-z0-9/+]{40}",
     ),
     ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
@@ -126,7 +128,7 @@ _FINGERPRINTED_AS: dict[str, str] = {
 SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "private_key": ("PRIVATE KEY",),
     "jwt": ("eyJ",),
-    "aws_secret_key": ("ecret", "ECRET"),
+    "aws_secret_key": ("ecret", "ECRET", "AKIA", "ASIA"),
     "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     "slack_token": ("xox",),
     "anthropic_key": ("sk-ant-",),

@@ -98,6 +98,18 @@ FOUND = [
     ("DB_PASSWD=letmein", "password_or_key", "letmein"),
     ("password=secret", "password_or_key", "=secret"),
     ('{"user": "bob", "password": 987654321}', "password_or_key", "987654321"),  # a PIN
+    # From a trial: an AWS key pair without the secret's name, as `aws configure` or a CSV
+    # export writes it, was stored raw.
+    (
+        '{"trace_id": "AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}',
+        "aws_secret_key",
+        "wJalrXUtnFEMI/K7MDENG",
+    ),
+    (
+        "ASIAIOSFODNN7EXAMPLE, wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_secret_key",
+        "bPxRfiCYEXAMPLEKEY",
+    ),
 ]
 
 NOT_SECRETS = [
@@ -129,6 +141,8 @@ NOT_SECRETS = [
     "password=abc",
     "password: required",
     '{"password": 12345, "password_age": 1234567, "passwordExpiry": 1767225600}',
+    "key AKIAIOSFODNN7EXAMPLE rotated by ci-bot on 2026-11-20",  # an id is no secret
+    "ASIAN_MARKETS_REPORT_2026_Q3: summary",
     "reset password: success",
     '{"displayName": "Password", "id": "lae1at5k3ir9bV1gr697"}',
     "PWD=/home/agent/project",
