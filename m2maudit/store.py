@@ -66,6 +66,22 @@ class Store:
             raise
         return store
 
+    def _refuse_foreign_database(self) -> None:
+        """A DuckDB file of someone else's tables is not a store: m2maudit's tables must not
+        be added to it, and its own `events` would fail every insert obscurely."""
+        tables = {
+            row[0]
+            for row in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()
+        }
+        if tables and "m2maudit_meta" not in tables:
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise AuditError(
+                f"{self.path}: a DuckDB database that is not an m2maudit store (its tables: "
+                f"{shown}); give --db a new file or one m2maudit made"
+            )
+
     def _configure(self, options: StoreOptions) -> None:
         self.con.execute("SET TimeZone = 'UTC'")
         if options.threads:
@@ -79,6 +95,7 @@ class Store:
             self.con.execute(f"SET temp_directory = '{_quote_free(options.temp_directory)}'")
 
     def _create_schema(self) -> None:
+        self._refuse_foreign_database()
         schema = resources.files("m2maudit").joinpath("schema.sql").read_text(encoding="utf-8")
         try:
             self.con.execute(schema)

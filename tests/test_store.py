@@ -355,3 +355,19 @@ def test_a_line_over_a_lowered_limit_says_how_to_raise_it(tmp_path: Path) -> Non
         assert line == 3 and reason.endswith("bytes (a larger --memory-limit raises it)")
     finally:
         store.close()
+
+
+def test_a_duckdb_file_of_other_tables_is_refused_untouched(tmp_path: Path) -> None:
+    """From a trial: such a file was given m2maudit's seven tables, then failed obscurely
+    ("Table events does not have a column ts")."""
+    db = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE events (a INTEGER)")
+    con.close()
+    with pytest.raises(AuditError, match="a DuckDB database that is not an m2maudit store"):
+        Store.open(db)
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("events",)]
+    finally:
+        con.close()
