@@ -64,7 +64,11 @@ def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
         return bool({rule.id, rule.name, rule.problem} & set(names))
 
     chosen = [r for r in rules if not config.select or named(r, config.select)]
-    return [r for r in chosen if not named(r, config.ignore)]
+    chosen = [r for r in chosen if not named(r, config.ignore)]
+    if rules and not chosen:  # a gate with no check passes on anything
+        where = f"{config.path}: " if config.path else ""
+        raise AuditError(f"{where}select and ignore leave no rule to run")
+    return chosen
 
 
 def prepare_rules(

@@ -63,6 +63,24 @@ def test_a_select_typo_is_an_error_not_a_silent_pass(tmp_path: Path) -> None:
     assert "select: no rule or problem named 'M2M10'" in result.output
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ignore: [missing-user-context, broad-scopes, stale-rotation, long-lifetime,"
+        " untraceable-action, exposure]\n",
+        "select: [broad-scopes]\nignore: [broad-scopes]\n",
+    ],
+)
+def test_a_config_that_leaves_no_rule_is_an_error(tmp_path: Path, text: str) -> None:
+    """From a trial: such a config gave "No findings." and exit 0, a CI gate passing on
+    nothing."""
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    result = CliRunner().invoke(app, ["scan", str(ROOT / "sample_logs"), "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}: select and ignore leave no rule to run" in result.output
+
+
 def test_problem_keys_beyond_the_five_are_accepted() -> None:
     result = CliRunner().invoke(
         app,
