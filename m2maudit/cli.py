@@ -253,6 +253,9 @@ def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> N
 
 def strict_failure(report: IngestReport, strict: bool, stored: bool = False) -> str | None:
     """Why `--strict` fails the run, if it does."""
+    warned = [file for file in report.files if file.warnings]
+    if strict and warned and not (report.rejected or report.failed_files):
+        return f"--strict: {counted(len(warned), 'file')} loaded with a warning (see above)"
     if not strict or not (report.rejected or report.failed_files):
         return None
     where = " when the store's files were ingested (see its ingest_errors table)"

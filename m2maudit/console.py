@@ -342,6 +342,12 @@ def print_problems(
                 f"are in the inputs of a json report{in_store if store_path else ''})",
                 markup=False,
             )
+    for file in report.files:
+        for warning in file.warnings:
+            console.print(
+                f"[yellow]warning[/]: {escape(clean_text(f'{file.source}: {warning}'))}",
+                soft_wrap=True,
+            )
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
         console.print(
             f"[yellow]rejected[/]: {escape(clean_text(f'{source}:{line}: {reason}'))}",
@@ -354,4 +360,4 @@ def print_problems(
             if store_path
             else "a --db store keeps all of them in its ingest_errors table"
         )
-        console.print(f"... and {hidden} more rejected records ({where})", markup=False)
+        console.print(f"... and {counted(hidden, 'more rejected record')} ({where})", markup=False)

@@ -467,6 +467,9 @@ def _load(
         ):
             raise _SeenBefore
         commit_file(store, ctx, adapter.kind, report)
+        check_loaded = getattr(adapter, "check_loaded", None)  # an adapter may judge its load
+        if check_loaded is not None:
+            report.warnings.extend(check_loaded(ctx, report.loaded))
         _record_file(store, digest.identity(), report)
 
 

@@ -30,6 +30,8 @@ class FileReport:
     error: str | None = None
     already_ingested: bool = False
     skipped: str | None = None  # why a file with nothing to audit was passed over
+    # What loaded but looks wrong (a mapped field no record had); `--strict` fails on it.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -365,3 +365,35 @@ def test_a_config_over_a_megabyte_is_refused_unread(tmp_path: Path) -> None:
     path = write_config(tmp_path, "# padding\n" * 120_000)
     with pytest.raises(AuditError, match=r"a config of 1,200,000 bytes; the limit is 1,000,000"):
         load_config(path)
+
+
+def test_a_mapped_field_no_record_has_is_a_warning_and_fails_strict(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    """From a trial: `on_behalf_of: user.emial` was accepted silently; every call then lacked
+    its human and trace, and M2M101, M2M501 and M2M505 fired on data that has both."""
+    calls = [
+        {
+            "timestamp": f"2024-05-01T10:0{n}:00Z",
+            "principal": "agent-a",
+            "user": {"email": "alice@example.com"},
+            "trace": {"id": f"t{n}"},
+        }
+        for n in range(3)
+    ]
+    write_jsonl(tmp_path / "a.jsonl", calls)
+    mapping = {"on_behalf_of": "user.emial", "trace_id": "trace.id"}
+    write_config(tmp_path, {"mapping": mapping}, name="typo.yaml")
+    result = cli("scan", "a.jsonl", "--config", "typo.yaml", "--fail-on", "never", "-q")
+    assert result.code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: a.jsonl: mapping.on_behalf_of reads 'user.emial', which none of the 3 "
+        "records loaded has (a typo?)"
+    ]
+    strict = cli("scan", "a.jsonl", "--config", "typo.yaml", "--fail-on", "never", "--strict")
+    assert strict.code == 2
+    assert "--strict: 1 file loaded with a warning (see above)" in strict.stderr
+    write_config(tmp_path, {"mapping": {**mapping, "on_behalf_of": "user.email"}}, name="ok.yaml")
+    fixed = cli("scan", "a.jsonl", "--config", "ok.yaml", "--fail-on", "never", "--strict")
+    assert fixed.code == 0 and "warning" not in fixed.stderr

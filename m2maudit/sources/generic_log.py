@@ -69,6 +69,26 @@ def field_paths(config: Config, canonical: str) -> list[str]:
     return ['$."' + name.replace('"', '\\"') + '"', q.json_path(name)]
 
 
+# The fields a mapping may rename whose value lands in one `events` column alone (NULL there
+# when the record lacks it). `principal` and `token_id` are not: a record without them takes
+# `client_id` or the token's fingerprint, and is rejected when it has neither.
+STORED_AS = {
+    "principal_type": "principal_type",
+    "client_id": "client_id",
+    "authorization": "token_fp",
+    "on_behalf_of": "on_behalf_of",
+    "action": "action",
+    "resource": "resource",
+    "scopes": "scopes_used",
+    "status": "status",
+    "source_ip": "source_ip",
+    "user_agent": "user_agent",
+    "trace_id": "trace_id",
+    "session_id": "session_id",
+    "task_id": "task_id",
+}
+
+
 class GenericLogAdapter:
     name: ClassVar[str] = "generic-log"
     kind: ClassVar[Kind] = "events"
@@ -93,6 +113,25 @@ class GenericLogAdapter:
         ("trace_id / session_id / task_id", "trace_id / session_id / task_id"),
         ("leaked_secret", "secret patterns in any value but the token, keys named too"),
     )
+
+    def check_loaded(self, ctx: LoadContext, loaded: int) -> list[str]:
+        """Fields the config's `mapping:` renames that no loaded record had: most likely a
+        typo (`user.emial`), which would silently make every call lack, say, its human or its
+        trace, and fire rules on data that has them. Said per file, after its insert."""
+        mapped = {name: column for name, column in STORED_AS.items() if name in ctx.config.mapping}
+        if not mapped or not loaded:
+            return []
+        counts = ctx.con.execute(
+            f"SELECT {', '.join(f'count({column})' for column in mapped.values())} "
+            "FROM events WHERE source_file = ?",
+            [ctx.file.display],
+        ).fetchone()
+        return [
+            f"mapping.{name} reads {ctx.config.mapping[name]!r}, which none of the "
+            f"{loaded:,} records loaded has (a typo?)"
+            for name, count in zip(mapped, counts or (), strict=True)
+            if count == 0
+        ]
 
     def detect(self, sample: Sample, config: Config) -> bool:
         keys = sample.keys()
