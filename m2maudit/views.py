@@ -103,6 +103,11 @@ def macro_sql(config: Config) -> list[str]:
         # unsigned token's were): see claims_read_sql.
         f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error) AS "
         f"{claims_read_sql('decode_error')}",
+        # A credential for a message: `agent-a's api_key k1`, or without what is not known
+        # (`api_key k1`, `agent-a's k1`, `k1`); a message template would print `-` for it.
+        """CREATE OR REPLACE TEMP MACRO m2m_whose(principal, credential_type, credential_id) AS
+            coalesce(principal || '''s ', '') || coalesce(credential_type || ' ', '')
+            || credential_id""",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
         """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS
