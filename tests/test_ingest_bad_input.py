@@ -793,3 +793,14 @@ def test_a_file_blank_for_its_whole_sample_is_not_taken_for_empty(
     [file] = report.files
     assert file.skipped is None
     assert file.error == "its first 256 KiB are blank; cannot tell the format"
+
+
+def test_a_stray_nul_byte_costs_its_line_not_the_file(store: Store, tmp_path: Path) -> None:
+    """From a trial: one NUL in line 51 made the whole file "binary", losing 100 good lines
+    (the same byte at line 3001 cost one line)."""
+    lines = [json.dumps({"timestamp": TS, "principal": f"agent-{n}"}) for n in range(101)]
+    lines[50] = lines[50][:20] + "\x00" + lines[50][20:]
+    path = write_bytes(tmp_path / "nul.jsonl", ("\n".join(lines) + "\n").encode())
+    report = ingest(store, path)
+    assert (report.loaded, report.rejected) == (100, 1)
+    assert rejected(store) == [(51, "not valid JSON")]

@@ -133,6 +133,13 @@ def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> by
         raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
 
 
+def _looks_binary(head: bytes) -> bool:
+    """NUL bytes at the start (a zip, an image, an executable, UTF-16 without its BOM) or
+    more than a stray one a KiB. One NUL in a text log is one broken line, rejected as
+    such; it must not lose the file's other lines."""
+    return b"\x00" in head[:512] or head.count(b"\x00") > len(head) // 1024
+
+
 def sniff(file: InputFile) -> Sample:
     """Look at the head of a file: is it text, how are records laid out, what is the first one?"""
     if file.unreadable:
@@ -148,7 +155,7 @@ def sniff(file: InputFile) -> Sample:
         raise InputError(file.display, f"{blank}; cannot tell the format")
     if head.startswith(_UTF16_BOMS):
         raise InputError(file.display, "UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16)")
-    if b"\x00" in head:
+    if _looks_binary(head):
         raise InputError(file.display, "not a text file (binary content)")
     text = _decode(head, file)
     extension = "".join(file.path.suffixes[-2:]).lower().removesuffix(".gz")
