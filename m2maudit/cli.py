@@ -227,14 +227,15 @@ def _nothing_read(report: IngestReport, names: list[str]) -> str:
 def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
     """Open the store; a `--db` file this run created is removed again if the run fails.
 
-    So a failed first `ingest` never leaves an empty or half-made database behind.
+    So a failed or interrupted first `ingest` never leaves an empty or half-made database
+    behind.
     """
     created = db is not None and not db.exists()
     store = Store.open(db, options)
     try:
         with prompt_interrupts(store.con):
             yield store
-    except AuditError:
+    except BaseException:
         store.close()
         if created and db is not None:
             for path in (db, db.with_name(db.name + ".wal")):

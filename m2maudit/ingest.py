@@ -446,6 +446,7 @@ def ingest_file(
     except BaseException:  # Ctrl-C, or a bug: the run ends, so does the file's digest
         if digest is not None:
             digest.cancel()
+        store.rollback_quietly()  # so that dropping the staging tables below can run
         raise
     finally:
         if digest is not None:

@@ -5,6 +5,10 @@ gigabyte log come seconds apart (3.5 s measured on 5 M events). The signal modul
 write each signal's number to a socket the moment it arrives; a thread waiting on that
 socket interrupts the connection's running query, which then stops within milliseconds.
 Python's own handler still raises KeyboardInterrupt as usual.
+
+SIGTERM (`timeout`, a CI runner cancelling a job, `kill`) is handled the same way: without a
+handler Python dies at once, the store is never closed, and DuckDB leaves its spill directory
+(gigabytes, beside a `--db` file) behind.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def prompt_interrupts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    previous_term = signal.signal(signal.SIGTERM, _stop)
     watcher = threading.Thread(
         target=_interrupt_on_sigint, args=(reader, con), name="m2maudit-sigint", daemon=True
     )
@@ -34,13 +39,19 @@ def prompt_interrupts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         signal.set_wakeup_fd(previous)
         writer.close()  # the watcher reads the end of the stream and returns
         watcher.join()
         reader.close()
 
 
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM ends the run as Ctrl-C does: the store is closed on the way out."""
+    raise KeyboardInterrupt
+
+
 def _interrupt_on_sigint(reader: socket.socket, con: duckdb.DuckDBPyConnection) -> None:
     while signals := reader.recv(64):
-        if signal.SIGINT in signals:
+        if signal.SIGINT in signals or signal.SIGTERM in signals:
             con.interrupt()

@@ -7,7 +7,7 @@ pinned to UTC so `TIMESTAMPTZ` values render and compare the same on every machi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -131,9 +131,17 @@ class Store:
         try:
             yield
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self.rollback_quietly()
             raise
         self.con.execute("COMMIT")
+
+    def rollback_quietly(self) -> None:
+        """End a transaction a failure left open, if one is. Ctrl-C can land between a
+        query's interruption and the `with` block's exit, so that the rollback above never
+        runs; the connection may also be closed by then (this block's generator is then
+        closed last, when it is collected)."""
+        with suppress(duckdb.Error):  # no transaction open, or the connection closed
+            self.con.execute("ROLLBACK")
 
     def scalar(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
         row = self.con.execute(sql, params or []).fetchone()

@@ -577,6 +577,23 @@ def test_a_scan_without_a_path_says_what_it_needs(cli: RunCli, tmp_path: Path) -
     assert not (tmp_path / "new.duckdb").exists()  # a store this failed run made is removed
 
 
+def test_an_interrupted_first_ingest_leaves_no_store_behind(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or SIGTERM (`timeout`, a cancelled CI job) half-way: one line, exit 130, and
+    the --db file this run created is gone, as after any failed first run."""
+    from m2maudit import cli as cli_module
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    write_jsonl(tmp_path / "a.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", "principal": "a"}])
+    monkeypatch.setattr(cli_module, "ingest_paths", interrupted)
+    result = cli("ingest", "--db", "new.duckdb", "a.jsonl")
+    assert (result.code, result.error_lines()) == (130, ["m2maudit: error: interrupted"])
+    assert not (tmp_path / "new.duckdb").exists()
+
+
 def test_a_scan_of_a_db_alone_is_strict_as_the_ingest_was(cli: RunCli, tmp_path: Path) -> None:
     """--strict judges the stored files as it judged them when they came in: their rejected
     records, and files that could not be read at all, are still in the store."""
