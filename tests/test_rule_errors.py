@@ -71,6 +71,12 @@ def test_good_rule_loads_and_tests_pass(tmp_path: Path) -> None:
         (GOOD.replace("SELECT principal", "SELEC principal"), "does not parse"),
         (GOOD.replace("FROM cred", "FROM cred; DROP TABLE events"), "exactly one SELECT"),
         (GOOD.replace("FROM cred", "FROM read_csv('secrets.csv')"), "may not read files"),
+        # From a trial: refused only by DuckDB's "Table ... does not exist", and readable.
+        (
+            GOOD.replace("FROM cred", "FROM '/etc/passwd'"),
+            "may not read files or the environment (FROM ')",
+        ),
+        (GOOD.replace("FROM cred", "FROM cred, duckdb_settings()"), "(duckdb_settings)"),
         (GOOD.replace("FROM cred", "FROM cred, nosuchtable"), "query does not run"),
         (GOOD.replace("AS locations", "AS places"), "lacks required column(s): locations"),
         (GOOD + "colour: red\n", "unknown key 'colour'"),
