@@ -300,7 +300,8 @@ def load_baseline(path: str | Path) -> Baseline:
     covered: dict[str, datetime | None] = {}
     for number, item in enumerate(entries):
         if not isinstance(item.get("id"), str) or not item["id"]:
-            raise AuditError(f"{where}: findings[{number}] has no id")
+            found = "no id" if item.get("id") in (None, "") else "an id that is not text"
+            raise AuditError(f"{where}: findings[{number}] has {found}")
         until = _covered_until(item, where, timed)
         # An id listed twice (files merged by hand) covers the later of its two times.
         covered[item["id"]] = _later(covered.get(item["id"], until), until)

@@ -378,6 +378,10 @@ def test_a_baseline_entry_without_an_id_is_named(tmp_path: Path) -> None:
     path.write_text(json.dumps(document))
     with pytest.raises(AuditError, match=r"findings\[1\] has no id"):
         load_baseline(path)
+    document["findings"] = [{"id": 42}]  # from a trial: "has no id" misled
+    path.write_text(json.dumps(document))
+    with pytest.raises(AuditError, match=r"findings\[0\] has an id that is not text"):
+        load_baseline(path)
 
 
 def test_an_incident_baselined_without_a_call_time_is_active_at_its_first_call(
