@@ -137,7 +137,7 @@ _IDENTITY = f"""
     -- What findings group by: per-request JWTs of one OAuth client are one credential, and
     -- so are the session keys a principal is issued one after another.
     CASE WHEN m2m_session_key(e.credential_type, e.credential_id) AND e.principal IS NOT NULL
-         THEN e.credential_type || ':' || e.principal
+         THEN e.credential_type || ':' || {_PRINCIPAL}
          ELSE coalesce(nullif(e.credential_id, e.token_fp),
                        'client:' || coalesce(t.client_id, t.azp), t.jti, e.token_fp)
     END AS credential_group,
@@ -164,6 +164,9 @@ _GROUPED_BY = f"""
     credential_expires_at, leaked_secret, leaked_secret_fp, leaked_secrets, {_TRACED}
 """
 
+# A login renamed has a few names in any window; more, and the id is not one principal's.
+MAX_NAMES_OF_ONE_ID = 3
+
 # How each view reaches the tables behind who acted: the token, the inventory's owner, the
 # principal's latest name.
 _IDENTITY_JOINS = """
@@ -185,14 +188,19 @@ VIEW_SQL = [
     """,
     # Only ids seen under more than one name: the table stays tiny, so joining every event
     # to it costs nothing. The latest name wins (ties: the greatest), whatever file it is in.
-    """
+    # An id under many names is not a login renamed but an id that is not unique (AWS's
+    # documentation examples reuse one for every user): those names stay apart.
+    f"""
     CREATE OR REPLACE TEMP TABLE principal_names AS
     SELECT source_format, principal_id,
-           arg_max(principal, {'ts': ts, 'name': principal}) AS name
+           -- Not the id itself, which a log gives where it has no name.
+           arg_max(principal, {{'ts': ts, 'name': principal}})
+               FILTER (WHERE principal <> principal_id) AS name
     FROM events
     WHERE principal_id IS NOT NULL AND principal IS NOT NULL
     GROUP BY source_format, principal_id
-    HAVING count(DISTINCT principal) > 1
+    HAVING count(DISTINCT principal) BETWEEN 2 AND {MAX_NAMES_OF_ONE_ID}
+       AND count(*) FILTER (WHERE principal <> principal_id) > 0
     """,
     f"""
     CREATE OR REPLACE TEMP VIEW ev AS
