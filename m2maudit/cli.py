@@ -225,10 +225,12 @@ def _nothing_read(report: IngestReport, names: list[str]) -> str:
 
 @contextmanager
 def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
-    """Open the store; a `--db` file this run created is removed again if the run fails.
+    """Open the store; a `--db` file this run created is removed again if the run fails
+    before it committed a file.
 
-    So a failed or interrupted first `ingest` never leaves an empty or half-made database
-    behind.
+    So a failed or interrupted first `ingest` never leaves an empty database behind, and one
+    interrupted after some files keeps them (each file is committed on its own): run it
+    again to add the rest.
     """
     created = db is not None and not db.exists()
     store = Store.open(db, options)
@@ -236,6 +238,7 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
         with prompt_interrupts(store.con):
             yield store
     except BaseException:
+        created = created and not _holds_files(store)
         store.close()
         if created and db is not None:
             for path in (db, db.with_name(db.name + ".wal")):
@@ -243,6 +246,15 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
         raise
     finally:
         store.close()
+
+
+def _holds_files(store: Store) -> bool:
+    """Whether the store committed any input file (an interrupted run may have)."""
+    store.rollback_quietly()  # an interrupt may have left a transaction open
+    try:
+        return bool(store.scalar("SELECT count(*) FROM ingested_files"))
+    except duckdb.Error:
+        return False
 
 
 def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> None:

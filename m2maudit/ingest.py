@@ -215,6 +215,9 @@ def ingest_group(
         return _ingest_batch(store, group, config, on_staged)
     except (InputError, duckdb.Error, _BatchSplit):
         pass  # rolled back: split it below
+    except BaseException:  # Ctrl-C: as in ingest_file, so that the drop below can run
+        store.rollback_quietly()
+        raise
     finally:
         _drop_staging(store, "_batch_records", "_batch_rejects", "_batch_files")
     # Halves, each a batch again: one broken file among thousands costs a few more batches.
@@ -467,10 +470,15 @@ def _load(
             and _already_ingested(store, digest.identity(), report)
         ):
             raise _SeenBefore
-        commit_file(store, ctx, adapter.kind, report)
         check_loaded = getattr(adapter, "check_loaded", None)  # an adapter may judge its load
+        # The rows this load adds follow the last one before it (in a --db store, the same
+        # file may have been loaded before, with other content).
+        if not ctx.config.mapping:
+            check_loaded = None
+        before = store.scalar("SELECT max(rowid) FROM events") if check_loaded else None
+        commit_file(store, ctx, adapter.kind, report)
         if check_loaded is not None:
-            report.warnings.extend(check_loaded(ctx, report.loaded))
+            report.warnings.extend(check_loaded(ctx, report.loaded, before))
         _record_file(store, digest.identity(), report)
 
 

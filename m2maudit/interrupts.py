@@ -31,18 +31,23 @@ def prompt_interrupts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    previous_term = signal.signal(signal.SIGTERM, _stop)
+    # A SIGTERM the parent set to be ignored stays ignored; a handler not set from Python
+    # (None) is put back as the default.
+    previous_term = signal.getsignal(signal.SIGTERM)
     watcher = threading.Thread(
         target=_interrupt_on_sigint, args=(reader, con), name="m2maudit-sigint", daemon=True
     )
-    watcher.start()
     try:
+        if previous_term is not signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, _stop)
+        watcher.start()
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGTERM, previous_term or signal.SIG_DFL)
         signal.set_wakeup_fd(previous)
         writer.close()  # the watcher reads the end of the stream and returns
-        watcher.join()
+        if watcher.is_alive():
+            watcher.join()
         reader.close()
 
 

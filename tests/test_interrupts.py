@@ -86,3 +86,14 @@ def test_an_interrupt_that_skips_the_rollback_still_ends_as_an_interrupt(
     assert store.scalar("SELECT count(*) FROM events") == 0  # usable, nothing half-loaded
     store.close()
     store.rollback_quietly()  # on a closed connection too: no error
+
+
+def test_a_sigterm_the_parent_ignores_stays_ignored() -> None:
+    """From a review: the handler replaced an inherited SIG_IGN."""
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with prompt_interrupts(duckdb.connect()):
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)
