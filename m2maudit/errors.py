@@ -28,9 +28,12 @@ class NothingToAudit(InputError):
 
 
 def shown(value: object) -> str:
-    """A user's value quoted in an error: its repr, cut short. A config value may be a
-    megabyte of text or a list nested a thousand deep; the error stays one short line."""
-    return _SHORT.repr(value)
+    """A user's value quoted in an error: its repr, cut short, any secret in it cut out. A
+    config value may be a megabyte of text or a list nested a thousand deep; the error
+    stays one short line."""
+    from m2maudit.secrets import redact_secrets  # (secrets -> fingerprint -> errors)
+
+    return redact_secrets(_SHORT.repr(value))
 
 
 def _short_repr() -> reprlib.Repr:

@@ -52,7 +52,10 @@ MAX_DURATION = timedelta(days=36_525)
 def parse_duration(value: object) -> timedelta:
     """Parse `3600`, `90s`, `15m`, `1h`, `90d` or `2w` (a bare number is seconds)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            seconds = float("inf")
     else:
         match = _DURATION.match(value) if isinstance(value, str) else None
         if not match:

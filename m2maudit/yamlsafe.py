@@ -19,10 +19,12 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError
 
+from m2maudit.errors import shown
+
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # How many values aliases may add to a document beyond those written in it.
-MAX_ALIAS_EXPANSION = 100_000
+MAX_ALIAS_EXPANSION = 1_000_000
 
 
 class TextTimesLoader(yaml.SafeLoader):
@@ -49,33 +51,8 @@ def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
         return str(loader.construct_scalar(node))
 
 
-def _mapping_without_duplicates(
-    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    """A mapping, refusing a key written twice (a merge `<<` may still override)."""
-    seen: set[Any] = set()
-    for key_node, _ in node.value if getattr(loader, "judged", True) else ():
-        if key_node.tag == _MERGE_TAG:
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError:  # an unhashable key: the safe constructor refuses it itself
-            continue
-        if duplicate:
-            raise ConstructorError(
-                "while reading a mapping",
-                node.start_mark,
-                f"the key {key!r} is given twice; only one may be"[:200],
-                key_node.start_mark,
-            )
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
 for _loader in (TextTimesLoader, FastTextTimesLoader):
     _loader.add_constructor(_TIMESTAMP_TAG, _timestamp_as_text)
-    _loader.construct_mapping = _mapping_without_duplicates  # type: ignore[method-assign]
 
 
 def load_yaml(text: str, fast: bool = False, judged: bool = True) -> Any:
@@ -84,12 +61,17 @@ def load_yaml(text: str, fast: bool = False, judged: bool = True) -> Any:
     `judged=False` lets a key given twice and an alias bomb pass: for a glance at the head
     of a file whose records are each judged later (sniffing an inventory's format)."""
     loader = _loader_for(fast)(text)  # a safe loader (see above)
-    loader.judged = judged  # type: ignore[attr-defined]
     try:
-        node = loader.get_single_node() if not judged else _single_node(loader)
-        return None if node is None else loader.construct_document(node)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if judged:
+            judge_document(node)
+        return loader.construct_document(node)
     except RecursionError:
         raise yaml.YAMLError("values nested too deep") from None
+    except ValueError as exc:  # an integer of thousands of digits, past Python's limit
+        raise yaml.YAMLError(f"a value YAML cannot read: {str(exc)[:80]}") from None
     finally:
         loader.dispose()
 
@@ -97,8 +79,9 @@ def load_yaml(text: str, fast: bool = False, judged: bool = True) -> Any:
 def compose_yaml(text: str, fast: bool = False) -> yaml.Node | None:
     """The node tree of one YAML document, for line numbers; raises `yaml.YAMLError`.
 
-    Aliases are not judged here: the caller reads the tree node by node (`node_value`, which
-    does), so that one record's alias bomb in an inventory costs that record only."""
+    Not judged here: the caller reads the tree node by node (`node_value`, which judges),
+    so that a key given twice or an alias bomb in one record of an inventory costs that
+    record only."""
     loader = _loader_for(fast)(text)
     try:
         return loader.get_single_node()
@@ -108,52 +91,63 @@ def compose_yaml(text: str, fast: bool = False) -> yaml.Node | None:
         loader.dispose()
 
 
-def _single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
-    node = loader.get_single_node()
-    if node is not None:
-        refuse_alias_bombs(node)
-    return node
+def node_value(node: yaml.Node) -> Any:
+    """The plain data of one node of a composed document."""
+    return load_yaml(yaml.serialize(node))
 
 
-def refuse_alias_bombs(root: yaml.Node) -> None:
-    """Raise when aliases make the document hold far more values than it writes.
+def judge_document(root: yaml.Node) -> None:
+    """Raise on a key given twice in one mapping, on an alias used inside its own anchor,
+    and when aliases make the document hold far more values than it writes.
 
-    Counted without expanding: a node's size is one plus its children's, each node's size
-    computed once (an alias is the same node object as its anchor)."""
+    Judged on the tree as written, before any merge (`<<`) is applied: a merge may override
+    a key, and PyYAML rewrites merged mappings in place as it builds them. Sizes are counted
+    without expanding: a node's is one plus its children's, each node's computed once (an
+    alias is the same node object as its anchor)."""
     sizes: dict[int, int] = {}
     written: set[int] = set()
 
-    def size(node: yaml.Node, depth: int) -> int:
+    def size(node: yaml.Node) -> int:
         if id(node) in sizes:
             return sizes[id(node)]
         if id(node) in written:  # an anchor used inside itself: a value without end
             raise ConstructorError(None, None, "an alias refers to itself", node.start_mark)
-        if depth > 1000:
-            raise ConstructorError(None, None, "values nested too deep", node.start_mark)
         written.add(id(node))
         children: list[yaml.Node] = []
         if isinstance(node, yaml.SequenceNode):
             children = list(node.value)
         elif isinstance(node, yaml.MappingNode):
+            _refuse_duplicate_keys(node)
             children = [item for pair in node.value for item in pair]
-        total = 1 + sum(size(child, depth + 1) for child in children)
+        total = 1 + sum(size(child) for child in children)
         sizes[id(node)] = total
         if total > len(written) + MAX_ALIAS_EXPANSION:
             raise ConstructorError(
                 None,
                 None,
-                f"aliases expand this document beyond {MAX_ALIAS_EXPANSION:,} values "
+                f"aliases expand this document beyond {MAX_ALIAS_EXPANSION:,} more values "
                 "(a YAML alias bomb?)",
                 node.start_mark,
             )
         return total
 
-    size(root, 0)
+    size(root)
 
 
-def node_value(node: yaml.Node) -> Any:
-    """The plain data of one node of a composed document."""
-    return load_yaml(yaml.serialize(node))
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    seen: set[tuple[str, str]] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        key = (key_node.tag, key_node.value)
+        if key in seen:
+            raise ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"the key {shown(key_node.value)} is given twice; only one may be",
+                key_node.start_mark,
+            )
+        seen.add(key)
 
 
 def _loader_for(fast: bool) -> type[yaml.SafeLoader]:

@@ -160,6 +160,10 @@ def test_full_config_parses(tmp_path: Path) -> None:
             ": thresholds.max_token_lifetime: not a duration of at most 100 years",
         ),
         (
+            {"thresholds": {"max_token_lifetime": 10**400}},
+            ": thresholds.max_token_lifetime: not a duration of at most 100 years",
+        ),
+        (
             {"thresholds": {"rotation_days": 9999999999}},
             ": thresholds.rotation_days: expected a whole number from 0 to 1,000,000",
         ),
@@ -350,10 +354,27 @@ def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
         levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
     text = "params:\n  M2M408:\n" + "".join(f"    {line}\n" for line in levels)
     message = config_error(tmp_path, text)
-    assert "aliases expand this document beyond 100,000 values" in message
+    assert "aliases expand this document beyond 1,000,000 more values" in message
     assert len(message) < 200
     assert "refers to itself" in config_error(tmp_path, "params: {M2M408: &x [1, *x]}\n")
     assert "nested too deep" in config_error(tmp_path, "params: " + "[" * 5000 + "]" * 5000)
+
+
+def test_merges_may_override_and_be_reused_by_alias(tmp_path: Path) -> None:
+    """From a review: a merged mapping used again through an alias was refused as a key given
+    twice (PyYAML rewrites merged mappings in place)."""
+    text = "params:\n  M2M408: {<<: &b {<<: {max_tasks_per_token: 1}, max_tasks_per_token: 2}}\n"
+    text += "  M2M405: *b\n"
+    params = load_config(write_config(tmp_path, text)).params
+    assert set(params["M2M405"]) == set(params["M2M408"]) == {"max_tasks_per_token"}
+    many = "agent_patterns: [" + ", ".join(f"'a{n}'" for n in range(20)) + "]\n"
+    assert len(load_config(write_config(tmp_path, many)).agent_patterns) == 20
+
+
+def test_an_integer_past_pythons_digit_limit_is_a_config_error(tmp_path: Path) -> None:
+    assert "a value YAML cannot read" in config_error(
+        tmp_path, "thresholds: {rotation_days: " + "9" * 5000 + "}\n"
+    )
 
 
 def test_a_long_value_is_quoted_short(tmp_path: Path) -> None:
@@ -397,3 +418,13 @@ def test_a_mapped_field_no_record_has_is_a_warning_and_fails_strict(
     write_config(tmp_path, {"mapping": {**mapping, "on_behalf_of": "user.email"}}, name="ok.yaml")
     fixed = cli("scan", "a.jsonl", "--config", "ok.yaml", "--fail-on", "never", "--strict")
     assert fixed.code == 0 and "warning" not in fixed.stderr
+    # In a --db store, a later copy of the file is judged by its own records (a review: the
+    # earlier copy's hid the typo).
+    assert cli("ingest", "--db", "s.duckdb", "a.jsonl", "--config", "ok.yaml").code == 0
+    for call in calls:
+        call.pop("user")
+    write_jsonl(
+        tmp_path / "a.jsonl", [{**call, "timestamp": "2024-05-02T10:00:00Z"} for call in calls]
+    )
+    again = cli("ingest", "--db", "s.duckdb", "a.jsonl", "--config", "ok.yaml", "-q")
+    assert "mapping.on_behalf_of reads 'user.email', which none of the 3" in again.stderr

@@ -396,6 +396,17 @@ def test_a_log_without_its_time_field_is_no_inventory(
     assert store.scalar("SELECT count(*) FROM credentials") == 0
 
 
+def test_a_log_whose_call_fields_are_mapped_is_no_inventory(tmp_path: Path) -> None:
+    """From a review: the call fields were judged by their own names only."""
+    store = Store.open()
+    path = write_bytes(
+        tmp_path / "c.csv", b"time,principal,token_id,verb\n" + TS.encode() + b",a,k1,read\n"
+    )
+    [file] = ingest_paths(store, [str(path)], [], Config(mapping={"action": "verb"})).files
+    assert file.error is not None and file.error.startswith("unrecognised format (")
+    assert store.scalar("SELECT count(*) FROM credentials") == 0
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [

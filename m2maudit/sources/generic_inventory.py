@@ -13,6 +13,7 @@ from m2maudit.config import Config
 from m2maudit.secrets import CLEANED, cleaning_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
+from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.staging import INVENTORY_LIST_KEYS, inventory_rows, map_records, stage
 
 TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
@@ -28,8 +29,9 @@ TEXT_FIELDS = (
 )
 ID_ALIASES = ("token_id", "credential_id")
 # Fields of the generic access log that describe a call, which no inventory row has: a file
-# with any of them is a log (without a `timestamp`, perhaps under another name), not an
-# inventory. Read as one, its calls became credentials that "never expire".
+# with any of them (or the names the config's mapping gives them) is a log, without its
+# `timestamp` perhaps, not an inventory. Read as one, its calls became credentials that
+# "never expire".
 CALL_FIELDS = frozenset(
     {
         "timestamp",
@@ -71,7 +73,8 @@ class GenericInventoryAdapter:
         keys = _row_keys(sample)
         if not any(alias in keys for alias in ID_ALIASES):
             return False
-        return not (keys & CALL_FIELDS) and bool(
+        call_keys = set().union(*(top_keys(config, name) for name in CALL_FIELDS))
+        return not (keys & call_keys) and bool(
             keys
             & {
                 "created_at",

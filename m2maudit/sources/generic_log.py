@@ -114,17 +114,18 @@ class GenericLogAdapter:
         ("leaked_secret", "secret patterns in any value but the token, keys named too"),
     )
 
-    def check_loaded(self, ctx: LoadContext, loaded: int) -> list[str]:
+    def check_loaded(self, ctx: LoadContext, loaded: int, after_rowid: int | None) -> list[str]:
         """Fields the config's `mapping:` renames that no loaded record had: most likely a
         typo (`user.emial`), which would silently make every call lack, say, its human or its
-        trace, and fire rules on data that has them. Said per file, after its insert."""
+        trace, and fire rules on data that has them. Said per file, after its insert, of the
+        rows it inserted (those after `after_rowid`, the last before it)."""
         mapped = {name: column for name, column in STORED_AS.items() if name in ctx.config.mapping}
         if not mapped or not loaded:
             return []
         counts = ctx.con.execute(
             f"SELECT {', '.join(f'count({column})' for column in mapped.values())} "
-            "FROM events WHERE source_file = ?",
-            [ctx.file.display],
+            "FROM events WHERE rowid > ?",
+            [-1 if after_rowid is None else after_rowid],
         ).fetchone()
         return [
             f"mapping.{name} reads {ctx.config.mapping[name]!r}, which none of the "
