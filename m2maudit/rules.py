@@ -7,6 +7,8 @@ file is collected, with file and line, so a rule author sees them all at once.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,7 +19,7 @@ import duckdb
 import yaml
 
 from m2maudit.config import PROBLEMS, SEVERITIES
-from m2maudit.errors import AuditError, first_line, yaml_problem
+from m2maudit.errors import AuditError, first_line, shown, yaml_problem
 from m2maudit.findings import RuleInfo
 from m2maudit.wording import noun_for
 from m2maudit.yamlsafe import compose_yaml, load_yaml
@@ -61,15 +63,17 @@ _NOUN = r"[A-Za-z](?:[A-Za-z -]*[A-Za-z])?"
 _PLACEHOLDER = re.compile(rf"\{{([A-Za-z_][A-Za-z0-9_]*)(?:\|({_NOUN})(?:\|({_NOUN}))?)?\}}")
 # Readers of files and of the environment, and DuckDB's own catalog of settings and attached
 # databases (the store's path, the secret directory): nothing a rule about credentials needs.
-# A quoted name after FROM or JOIN is a file (`FROM '/etc/passwd'`) to DuckDB. External
-# access is locked anyway; this says so on the rule's line instead of "table not found".
+# External access is locked anyway; this says so on the rule's line instead of "table not
+# found". Table references are judged on the parsed query (`_outside_tables`).
 _FILE_READERS = re.compile(
     r"\b(read_\w+|glob|parquet_scan|parquet_metadata|sniff_csv|query_table|query|"
     r"sqlite_scan|postgres_scan|iceberg_scan|delta_scan|getenv|duckdb_settings|"
-    r"duckdb_databases|duckdb_secrets|duckdb_extensions|current_setting)\s*\(|"
-    r"\b((?:FROM|JOIN)\s+')",
+    r"duckdb_databases|duckdb_secrets|duckdb_extensions|current_setting)\s*\(",
     re.IGNORECASE,
 )
+# A table whose name is a path (`FROM '/etc/passwd'` reads the file), or one of DuckDB's
+# catalog views (`FROM duckdb_databases` names the store's file).
+_OUTSIDE_TABLE = re.compile(r"[^A-Za-z0-9_]|(?i:^(duckdb_|pragma_|pg_))")
 
 
 @dataclass
@@ -403,14 +407,40 @@ def _check_query(rule: Rule, errors: list[str]) -> bool:
         errors.append(f"{where}: query must be a SELECT, not {statements[0].type.name}")
         return False
     reader = _FILE_READERS.search(rule.query)
-    if reader:
+    outside = reader.group(1) if reader else _outside_tables(rule.query)
+    if outside:
         errors.append(
-            f"{where}: query may not read files or the environment "
-            f"({' '.join((reader.group(1) or reader.group(2)).split())}); it reads only the "
-            "canonical tables"
+            f"{where}: query may not read files or the environment ({outside}); it reads "
+            "only the canonical tables"
         )
         return False
     return True
+
+
+def _outside_tables(query: str) -> str | None:
+    """The first table the parsed query reads that is a file or DuckDB's catalog, if any."""
+    row = _parser().execute("SELECT json_serialize_sql(?)", [query]).fetchone()
+    tree = json.loads(row[0]) if row else {}
+    names: list[str] = []
+    _base_tables(tree, names)
+    return next((shown(name) for name in names if _OUTSIDE_TABLE.search(name)), None)
+
+
+@functools.cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    """One in-memory connection to parse rule queries with (a connection costs 10 ms)."""
+    return duckdb.connect()
+
+
+def _base_tables(node: Any, names: list[str]) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE":
+            names.append(str(node.get("table_name", "")))
+        for value in node.values():
+            _base_tables(value, names)
+    elif isinstance(node, list):
+        for value in node:
+            _base_tables(value, names)
 
 
 def message_fields(message: str) -> list[str]:

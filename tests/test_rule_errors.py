@@ -72,11 +72,11 @@ def test_good_rule_loads_and_tests_pass(tmp_path: Path) -> None:
         (GOOD.replace("FROM cred", "FROM cred; DROP TABLE events"), "exactly one SELECT"),
         (GOOD.replace("FROM cred", "FROM read_csv('secrets.csv')"), "may not read files"),
         # From a trial: refused only by DuckDB's "Table ... does not exist", and readable.
-        (
-            GOOD.replace("FROM cred", "FROM '/etc/passwd'"),
-            "may not read files or the environment (FROM ')",
-        ),
+        (GOOD.replace("FROM cred", "FROM '/etc/passwd'"), "environment ('/etc/passwd')"),
+        (GOOD.replace("FROM cred", 'FROM cred, "/etc/hosts"'), "environment ('/etc/hosts')"),
         (GOOD.replace("FROM cred", "FROM cred, duckdb_settings()"), "(duckdb_settings)"),
+        (GOOD.replace("FROM cred", "FROM cred, duckdb_databases"), "('duckdb_databases')"),
+        (GOOD.replace("FROM cred", "FROM cred, pragma_database_list"), "('pragma_database_list')"),
         (GOOD.replace("FROM cred", "FROM cred, nosuchtable"), "query does not run"),
         (GOOD.replace("AS locations", "AS places"), "lacks required column(s): locations"),
         (GOOD + "colour: red\n", "unknown key 'colour'"),
@@ -96,6 +96,22 @@ def test_bad_rule_is_a_clear_error_naming_the_file(
     message = errors_for(write_rule(tmp_path, text))
     assert "X100-demo.yaml" in message
     assert expected in message
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "WHERE principal <> 'calls from ' || 'x'",
+        "WHERE extract(epoch FROM '2026-01-01'::TIMESTAMP) > 0",
+        "WHERE trim(both FROM ' x') = 'x'",
+        "-- not FROM 'x'\n",
+    ],
+)
+def test_a_quoted_text_after_from_that_is_no_table_is_allowed(tmp_path: Path, where: str) -> None:
+    """From a review: a pattern over the query's text refused these."""
+    text = GOOD.replace("FROM cred", f"FROM cred {where}")
+    rules = load_rules([write_rule(tmp_path, text)], include_pack=False)
+    check_rules_against_schema(rules, Config(), parse_instant("2026-11-28"))  # raises if not
 
 
 def test_duplicate_ids_and_file_names_are_caught(tmp_path: Path) -> None:
