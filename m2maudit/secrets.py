@@ -53,9 +53,14 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
         "aws_secret_key",
-        r"(?i)(aws_secret_access_key|secretaccesskey)[\\\"' ]*[:=][\\\"' ]*[A-Za-z0-9/+]{40}"
-        # Unnamed, right after its key id (`AKIA...:secret`, a CSV's `AKIA...,secret`).
-        r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}[\s:=,;|\"'\\]{1,4}[A-Za-z0-9/+]{40}",
+        # The empty group: what the redaction puts back (see the entry below).
+        r"(?i)(?:aws_secret_access_key|secretaccesskey)[\\\"' ]*[:=][\\\"' ]*[A-Za-z0-9/+]{40}()",
+    ),
+    # Unnamed, right after its key id (`AKIA...:secret`, a CSV's `AKIA...,secret`), and then
+    # the secret's end: a longer run (a session token) is not one.
+    (
+        "aws_secret_key",
+        r"\b(?:AKIA|ASIA)[A-Z0-9]{16}[\s:=,;|\"'\\]{1,4}[A-Za-z0-9/+]{40}($|[^A-Za-z0-9/+=])",
     ),
     ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
@@ -83,7 +88,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         "password_or_key",
         r"(?i)(password|passwd|pwd)(=|\\?[\"']\s*:\s*\\?[\"'])"
         r"[^\s\"'&;,<>\[\]{}()*$%/\\][^\s\"'&;,<>\\]{5,}"
-        r"|(password|passwd|pwd)\\?[\"']\s*:\s*[0-9][0-9.]{5,}",
+        r"|\b(password|passwd|pwd)\\?[\"']\s*:\s*[0-9][0-9.]{5,}",
     ),
     ("vault_token", r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}"),
     ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),
@@ -110,6 +115,7 @@ _REDACTED_AS: dict[str, str] = {
     "url_credentials": r"\1[redacted]\2",
     "basic_auth": r"\1[redacted]\2",
     "signed_url": r"\1[redacted]",
+    "aws_secret_key": r"[redacted]\1",
     "secret_param": r"\1[redacted]",
 }
 
@@ -119,6 +125,7 @@ _REDACTED_AS: dict[str, str] = {
 _FINGERPRINTED_AS: dict[str, str] = {
     "private_key": r"regexp_replace({match}, '\\[nrt]|\s', '', 'g')",
     "basic_auth": r"regexp_replace({match}, '[^A-Za-z0-9+/=]$', '')",
+    "aws_secret_key": r"regexp_replace({match}, '[^A-Za-z0-9+/=]$', '')",
 }
 
 
@@ -363,6 +370,7 @@ _COMPILED = tuple((kind, re.compile(pattern, re.ASCII)) for kind, pattern in SEC
 _FINGERPRINT_CUTS = {
     "private_key": re.compile(r"\\[nrt]|[\t\n\f\r ]"),
     "basic_auth": re.compile(r"[^A-Za-z0-9+/=]$"),
+    "aws_secret_key": re.compile(r"[^A-Za-z0-9+/=]$"),
 }
 
 

@@ -142,6 +142,11 @@ NOT_SECRETS = [
     "password: required",
     '{"password": 12345, "password_age": 1234567, "passwordExpiry": 1767225600}',
     "key AKIAIOSFODNN7EXAMPLE rotated by ci-bot on 2026-11-20",  # an id is no secret
+    # From a review: not a key id (lower case), a session token (longer than a secret key),
+    # an epoch under a name that only ends in "password".
+    "akiaiosfodnn7example:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "ASIAIOSFODNN7EXAMPLE " + "IQoJb3JpZ2luX2VjEJr" * 5,
+    '{"last_changed_password": 1700000000}',
     "ASIAN_MARKETS_REPORT_2026_Q3: summary",
     "reset password: success",
     '{"displayName": "Password", "id": "lae1at5k3ir9bV1gr697"}',
@@ -317,3 +322,14 @@ def test_a_password_with_punctuation_is_redacted_whole() -> None:
     text = "login password=Abcdefgh12345678!Tail9z ok"
     [(redacted,)] = duckdb.sql(f"SELECT {redact_secrets_sql(repr(text))}").fetchall()
     assert "Tail9z" not in redacted and "Abcdefgh" not in redacted and redacted.endswith(" ok")
+
+
+def test_a_key_pair_loses_its_secret_and_keeps_its_quotes(con: duckdb.DuckDBPyConnection) -> None:
+    text = '{"trace_id": "AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}'
+    assert (
+        redact_secrets(text)
+        == _run(con, redact_secrets_sql(T), text)
+        == ('{"trace_id": "[redacted]"}')
+    )
+    quoted, bare = (find_secret(text), find_secret(text.replace('"}', " ")))
+    assert quoted == bare  # the character after the secret is not part of its fingerprint
