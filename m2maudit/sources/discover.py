@@ -134,9 +134,9 @@ def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> by
 
 
 def _looks_binary(head: bytes) -> bool:
-    """NUL bytes at the start (a zip, an image, an executable, UTF-16 without its BOM) or
-    more than a stray one a KiB. One NUL in a text log is one broken line, rejected as
-    such; it must not lose the file's other lines."""
+    """NUL bytes in the first 512 bytes (a zip, an image, an executable, UTF-16 without
+    its BOM), or more than one a KiB (any, in a file under 1 KiB). One NUL further into a
+    text log is one broken line, rejected as such; it must not lose the file's others."""
     return b"\x00" in head[:512] or head.count(b"\x00") > len(head) // 1024
 
 
