@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -97,3 +98,29 @@ def test_a_sigterm_the_parent_ignores_stays_ignored() -> None:
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_an_interrupt_in_a_batch_of_small_files_ends_as_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: the same race in a batch (thousands of small CloudTrail objects) ended
+    as "database error", its staging tables dropped on the aborted transaction."""
+    from m2maudit import ingest
+
+    for n in range(3):
+        event = {"eventTime": f"2026-11-20T10:0{n}:00Z", "eventName": "GetObject"}
+        event["userIdentity"] = {"type": "IAMUser", "arn": f"arn:aws:iam::1:user/u{n}"}
+        (tmp_path / f"ct{n}.json").write_text(json.dumps({"Records": [event]}))
+    store = Store.open()
+
+    def interrupted_batch(store_: Store, *args: object) -> None:
+        store_.con.execute("BEGIN TRANSACTION")
+        with pytest.raises(duckdb.Error):
+            store_.con.execute("SELECT * FROM no_such_table")  # aborts the transaction
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest, "_ingest_batch", interrupted_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths(store, [str(tmp_path)], [], Config())
+    assert store.scalar("SELECT count(*) FROM events") == 0
+    store.close()
