@@ -268,7 +268,10 @@ def strict_failure(report: IngestReport, strict: bool, stored: bool = False) -> 
     """Why `--strict` fails the run, if it does."""
     warned = [file for file in report.files if file.warnings]
     if strict and warned and not (report.rejected or report.failed_files):
-        return f"--strict: {counted(len(warned), 'file')} loaded with a warning (see above)"
+        return (
+            f"--strict: {counted(len(warned), 'file')} loaded with a warning (in the ingest "
+            "summary, and in a json report's inputs)"
+        )
     if not strict or not (report.rejected or report.failed_files):
         return None
     where = " when the store's files were ingested (see its ingest_errors table)"

@@ -33,6 +33,7 @@ def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
             "rejected": f.rejected,
             "error": f.error,
             "skipped": f.skipped,
+            "warnings": list(f.warnings),
         }
         for f in report.files
     ]

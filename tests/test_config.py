@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -414,7 +415,10 @@ def test_a_mapped_field_no_record_has_is_a_warning_and_fails_strict(
     ]
     strict = cli("scan", "a.jsonl", "--config", "typo.yaml", "--fail-on", "never", "--strict")
     assert strict.code == 2
-    assert "--strict: 1 file loaded with a warning (see above)" in strict.stderr
+    assert "--strict: 1 file loaded with a warning (in the ingest summary" in strict.stderr
+    report = cli("scan", "a.jsonl", "--config", "typo.yaml", "--fail-on", "never", "-f", "json")
+    [source] = json.loads(report.stdout)["inputs"]
+    assert source["warnings"] == [warnings[0].split("a.jsonl: ", 1)[1]]
     write_config(tmp_path, {"mapping": {**mapping, "on_behalf_of": "user.email"}}, name="ok.yaml")
     fixed = cli("scan", "a.jsonl", "--config", "ok.yaml", "--fail-on", "never", "--strict")
     assert fixed.code == 0 and "warning" not in fixed.stderr
