@@ -470,11 +470,10 @@ def _load(
             and _already_ingested(store, digest.identity(), report)
         ):
             raise _SeenBefore
-        check_loaded = getattr(adapter, "check_loaded", None)  # an adapter may judge its load
-        # The rows this load adds follow the last one before it (in a --db store, the same
-        # file may have been loaded before, with other content).
-        if not ctx.config.mapping:
-            check_loaded = None
+        # An adapter may judge what it loaded (the generic log, its config's mapping). The
+        # rows this load adds are those after the last one before it: in a --db store the
+        # same file may have been loaded before, with other content.
+        check_loaded = getattr(adapter, "check_loaded", None) if ctx.config.mapping else None
         before = store.scalar("SELECT max(rowid) FROM events") if check_loaded else None
         commit_file(store, ctx, adapter.kind, report)
         if check_loaded is not None:
