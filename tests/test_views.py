@@ -296,3 +296,22 @@ def test_a_renamed_login_is_one_actor_named_as_it_is_now(tmp_path: Any) -> None:
         ]
     finally:
         store.close()
+
+
+def test_the_person_a_renamed_login_acted_for_is_named_as_it_is_now() -> None:
+    """From a review: GitHub logs an OAuth token's user as both the actor and the person
+    acted for; `actor` took the latest login, `human` kept the one logged."""
+    store = Store.open()
+    try:
+        for hour, login in ((10, "octo-old"), (11, "octo")):
+            store.con.execute(
+                "INSERT INTO events (ts, source_format, principal, principal_id, on_behalf_of, "
+                "credential_id, source_file, source_line, record_key) VALUES "
+                "(?, 'github-audit', ?, '42', ?, 'tok-1', 'a.jsonl', ?, ?)",
+                [f"2026-11-20T{hour}:00:00Z", login, login, hour, hour],
+            )
+        create_views(store.con, Config())
+        rows = store.con.execute("SELECT DISTINCT actor, human FROM ev").fetchall()
+        assert rows == [("octo", "octo")]
+    finally:
+        store.close()
