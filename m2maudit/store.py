@@ -75,12 +75,24 @@ class Store:
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
             ).fetchall()
         }
-        if tables and "m2maudit_meta" not in tables:
+        if tables and not self._schema_version_written():
             shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
             raise AuditError(
                 f"{self.path}: a DuckDB database that is not an m2maudit store (its tables: "
                 f"{shown}); give --db a new file or one m2maudit made"
             )
+
+    def _schema_version_written(self) -> bool:
+        """A store says its schema version from its first opening on (a table merely named
+        `m2maudit_meta` does not make a store)."""
+        try:
+            return bool(
+                self.con.execute(
+                    "SELECT count(*) FROM m2maudit_meta WHERE key = 'schema_version'"
+                ).fetchone()[0]  # type: ignore[index]
+            )
+        except duckdb.Error:
+            return False
 
     def _configure(self, options: StoreOptions) -> None:
         self.con.execute("SET TimeZone = 'UTC'")

@@ -357,17 +357,47 @@ def test_a_line_over_a_lowered_limit_says_how_to_raise_it(tmp_path: Path) -> Non
         store.close()
 
 
-def test_a_duckdb_file_of_other_tables_is_refused_untouched(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "table",
+    ["events (a INTEGER)", "m2maudit_meta (k VARCHAR, v VARCHAR)", "m2maudit_meta (key VARCHAR)"],
+)
+def test_a_duckdb_file_of_other_tables_is_refused_untouched(tmp_path: Path, table: str) -> None:
     """From a trial: such a file was given m2maudit's seven tables, then failed obscurely
-    ("Table events does not have a column ts")."""
+    ("Table events does not have a column ts"); a table named m2maudit_meta was enough to
+    pass for a store."""
     db = tmp_path / "foreign.duckdb"
     con = duckdb.connect(str(db))
-    con.execute("CREATE TABLE events (a INTEGER)")
+    con.execute(f"CREATE TABLE {table}")
     con.close()
     with pytest.raises(AuditError, match="a DuckDB database that is not an m2maudit store"):
         Store.open(db)
     con = duckdb.connect(str(db))
     try:
-        assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("events",)]
+        assert len(con.execute("SELECT table_name FROM duckdb_tables()").fetchall()) == 1
     finally:
         con.close()
+
+
+def test_findings_are_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a trial: a rescan killed between the delete and the insert left a --db store
+    whose findings table was empty, which any later reader took for a clean estate."""
+    from m2maudit import scan as scan_module
+    from m2maudit.ingest import ingest_paths
+
+    store = Store.open(tmp_path / "s.duckdb")
+    try:
+        sample = Path(__file__).resolve().parent.parent / "sample_logs" / "agents"
+        ingest_paths(store, [str(sample)], [], Config())
+        result = run_scan(store, Config(), datetime(2026, 11, 28, tzinfo=UTC))
+        scan_module.save_findings(store, result)
+        before = store.scalar("SELECT count(*) FROM findings")
+        assert before > 0
+        width = len(store.con.execute("DESCRIBE findings").fetchall())
+        monkeypatch.setattr(scan_module, "_finding_row", lambda f, as_of: ["x"] * width)
+        with pytest.raises(duckdb.Error):
+            scan_module.save_findings(store, result)  # the insert fails after the delete
+        assert store.scalar("SELECT count(*) FROM findings") == before
+    finally:
+        store.close()
