@@ -199,17 +199,27 @@ TABLE_SQL = [
     # to it costs nothing. The latest name wins (ties: the greatest), whatever file it is in.
     # An id under many names is not a login renamed but an id that is not unique (AWS's
     # documentation examples reuse one for every user): those names stay apart.
+    # A name another id (or a caller without one) also has is not taken: GitHub gives a
+    # freed login to someone else, and two people must not become one.
     f"""
     CREATE OR REPLACE TEMP TABLE principal_names AS
-    SELECT source_format, principal_id,
-           -- Not the id itself, which a log gives where it has no name.
-           arg_max(principal, {{'ts': ts, 'name': principal}})
-               FILTER (WHERE principal <> principal_id) AS name
-    FROM events
-    WHERE principal_id IS NOT NULL AND principal IS NOT NULL
-    GROUP BY source_format, principal_id
-    HAVING count(DISTINCT principal) BETWEEN 2 AND {MAX_NAMES_OF_ONE_ID}
-       AND count(*) FILTER (WHERE principal <> principal_id) > 0
+    WITH latest AS (
+        SELECT source_format, principal_id,
+               -- Not the id itself, which a log gives where it has no name.
+               arg_max(principal, {{'ts': ts, 'name': principal}})
+                   FILTER (WHERE principal <> principal_id) AS name
+        FROM events
+        WHERE principal_id IS NOT NULL AND principal IS NOT NULL
+        GROUP BY source_format, principal_id
+        HAVING count(DISTINCT principal) > 1
+           AND count(DISTINCT principal) FILTER (WHERE principal <> principal_id)
+               BETWEEN 1 AND {MAX_NAMES_OF_ONE_ID}
+    )
+    SELECT * FROM latest l
+    WHERE NOT EXISTS (
+        SELECT 1 FROM events e
+        WHERE e.source_format = l.source_format AND e.principal = l.name
+          AND e.principal_id IS DISTINCT FROM l.principal_id)
     """,
 ]
 
