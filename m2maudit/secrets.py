@@ -125,7 +125,9 @@ _REDACTED_AS: dict[str, str] = {
 _FINGERPRINTED_AS: dict[str, str] = {
     "private_key": r"regexp_replace({match}, '\\[nrt]|\s', '', 'g')",
     "basic_auth": r"regexp_replace({match}, '[^A-Za-z0-9+/=]$', '')",
-    "aws_secret_key": r"regexp_replace({match}, '[^A-Za-z0-9+/=]$', '')",
+    # The 40 characters of the secret alone: one secret written `AKIA...:S`, `AKIA... S` or
+    # `aws_secret_access_key=S` is one secret.
+    "aws_secret_key": r"regexp_extract({match}, '[A-Za-z0-9/+]{{40}}')",
 }
 
 
@@ -370,8 +372,8 @@ _COMPILED = tuple((kind, re.compile(pattern, re.ASCII)) for kind, pattern in SEC
 _FINGERPRINT_CUTS = {
     "private_key": re.compile(r"\\[nrt]|[\t\n\f\r ]"),
     "basic_auth": re.compile(r"[^A-Za-z0-9+/=]$"),
-    "aws_secret_key": re.compile(r"[^A-Za-z0-9+/=]$"),
 }
+_FINGERPRINT_PICKS = {"aws_secret_key": re.compile(r"[A-Za-z0-9/+]{40}")}
 
 
 def find_secret(text: str) -> tuple[str, str] | None:
@@ -380,8 +382,12 @@ def find_secret(text: str) -> tuple[str, str] | None:
     for kind, pattern in _COMPILED:
         match = pattern.search(text)
         if match:
-            cut = _FINGERPRINT_CUTS.get(kind)
-            material = cut.sub("", match.group()) if cut else match.group()
+            material = match.group()
+            cut, pick = _FINGERPRINT_CUTS.get(kind), _FINGERPRINT_PICKS.get(kind)
+            if cut:
+                material = cut.sub("", material)
+            if pick and (picked := pick.search(material)):
+                material = picked.group()
             return kind, _sha256_prefix(material)
     return None
 

@@ -333,3 +333,22 @@ def test_a_key_pair_loses_its_secret_and_keeps_its_quotes(con: duckdb.DuckDBPyCo
     )
     quoted, bare = (find_secret(text), find_secret(text.replace('"}', " ")))
     assert quoted == bare  # the character after the secret is not part of its fingerprint
+
+
+def test_one_aws_secret_key_has_one_fingerprint_however_it_is_written(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """From a trial: the key id and separator were part of it, so one secret written five
+    ways was five M2M601 findings."""
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    spellings = [
+        f"AKIAIOSFODNN7EXAMPLE:{secret}",
+        f"AKIAIOSFODNN7EXAMPLE {secret}",
+        f"AKIAIOSFODNN7EXAMPLE\t{secret}",
+        f"AKIAIOSFODNN7EXAMPLE|{secret}",
+        f"aws_secret_access_key={secret}",
+    ]
+    python = {find_secret(text) for text in spellings}
+    sql = {_run(con, leaked_secret_fp_sql(T), text) for text in spellings}
+    assert len(python) == 1 and len(sql) == 1
+    assert python.pop() == ("aws_secret_key", sql.pop())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -504,3 +505,15 @@ def test_a_number_under_a_password_name_is_a_secret() -> None:
     assert [
         p["message"].split(" holds")[0] for p in document["problems"] if "holds" in p["message"]
     ] == ["claim password"]
+
+
+def test_a_claim_secret_has_the_fingerprint_the_scan_gives_it() -> None:
+    """From a trial: inspect said fingerprint 2ef7... for `"password": 987654321`, the scan's
+    M2M605 a4ce...: one wrote the claim with a space after the colon."""
+    document = run_json(chained_token(password=987654321, client_secret="hunter2hunter2hunter2"))
+    stated = sorted(
+        ":".join(found)
+        for p in document["problems"]
+        for found in re.findall(r"\((\w+), fingerprint ([0-9a-f]{16})\)", p["message"])
+    )
+    assert stated == sorted(document["columns"]["claims_secrets"])
