@@ -410,8 +410,8 @@ def test_a_mapped_field_no_record_has_is_a_warning_and_fails_strict(
     assert result.code == 0
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [
-        "warning: a.jsonl: mapping.on_behalf_of reads 'user.emial', which none of the 3 "
-        "records loaded has (a typo?)"
+        "warning: a.jsonl: mapping.on_behalf_of reads 'user.emial', which no record of the 3 "
+        "loaded has a value for (a typo?)"
     ]
     strict = cli("scan", "a.jsonl", "--config", "typo.yaml", "--fail-on", "never", "--strict")
     assert strict.code == 2
@@ -431,4 +431,4 @@ def test_a_mapped_field_no_record_has_is_a_warning_and_fails_strict(
         tmp_path / "a.jsonl", [{**call, "timestamp": "2024-05-02T10:00:00Z"} for call in calls]
     )
     again = cli("ingest", "--db", "s.duckdb", "a.jsonl", "--config", "ok.yaml", "-q")
-    assert "mapping.on_behalf_of reads 'user.email', which none of the 3" in again.stderr
+    assert "mapping.on_behalf_of reads 'user.email', which no record of the 3" in again.stderr

@@ -128,8 +128,8 @@ class GenericLogAdapter:
             [-1 if after_rowid is None else after_rowid],
         ).fetchone()
         return [
-            f"mapping.{name} reads {ctx.config.mapping[name]!r}, which none of the "
-            f"{loaded:,} records loaded has (a typo?)"
+            f"mapping.{name} reads {ctx.config.mapping[name]!r}, which no record of the "
+            f"{loaded:,} loaded has a value for (a typo?)"
             for name, count in zip(mapped, counts or (), strict=True)
             if count == 0
         ]
