@@ -33,7 +33,7 @@ from m2maudit.console import (
 from m2maudit.errors import AuditError
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport, stored_report
-from m2maudit.interrupts import prompt_interrupts
+from m2maudit.interrupts import prompt_interrupts, sigterm_as_interrupt
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import left_out_note
@@ -63,7 +63,8 @@ def handle_errors(command: F) -> F:
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except AuditError as exc:
             _fail(str(exc))
         except (KeyboardInterrupt, RuntimeError, duckdb.Error) as exc:

@@ -23,27 +23,40 @@ import duckdb
 
 
 @contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises KeyboardInterrupt, as Ctrl-C does: the command ends with
+    its one-line "interrupted" and exit 130 wherever it is (start-up, rendering), and a store
+    open at the time is closed. A SIGTERM the parent set to be ignored stays ignored; a
+    handler not set from Python (None) is put back as the default."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can set handlers
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        if previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, _stop)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+
+@contextmanager
 def prompt_interrupts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """While inside, Ctrl-C also interrupts the query running on `con`."""
+    """While inside, Ctrl-C and SIGTERM also interrupt the query running on `con`."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread can watch signals
         return
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    # A SIGTERM the parent set to be ignored stays ignored; a handler not set from Python
-    # (None) is put back as the default.
-    previous_term = signal.getsignal(signal.SIGTERM)
     watcher = threading.Thread(
         target=_interrupt_on_sigint, args=(reader, con), name="m2maudit-sigint", daemon=True
     )
     try:
-        if previous_term is not signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, _stop)
-        watcher.start()
-        yield
+        with sigterm_as_interrupt():
+            watcher.start()
+            yield
     finally:
-        signal.signal(signal.SIGTERM, previous_term or signal.SIG_DFL)
         signal.set_wakeup_fd(previous)
         writer.close()  # the watcher reads the end of the stream and returns
         if watcher.is_alive():

@@ -151,3 +151,24 @@ def test_another_runtime_error_is_not_called_an_interrupt(
     log.write_text('{"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a"}\n')
     result = CliRunner().invoke(app, ["scan", str(log), "--quiet"])
     assert isinstance(result.exception, RuntimeError)
+
+
+def test_sigterm_outside_a_query_ends_as_an_interrupt(tmp_path: Path) -> None:
+    """From a second trial: SIGTERM at start-up or while a report was written killed the
+    process with 143 and no message; the README promises exit 130 and one line."""
+    import signal
+    import time
+
+    # `token inspect -` waits on standard input: a command in progress.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "m2maudit", "token", "inspect", "-"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert stderr.strip() == "m2maudit: error: interrupted"
