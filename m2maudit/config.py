@@ -210,6 +210,10 @@ _SUPPRESSION_KEYS = {
 # A config is a page or two of YAML; one of megabytes is the wrong file or an attack, and
 # thousands of patterns would slow every name's classification.
 MAX_CONFIG_BYTES = 1_000_000
+# Patterns are spliced into the SQL that classifies every name: thousands of them made a
+# scan of three events take a minute, and DuckDB refuses one too large to compile.
+MAX_PATTERNS = 1_000
+MAX_PATTERN_CHARS = 1_000
 # The largest count or number of days a threshold takes: beyond it, DuckDB's 32-bit integers
 # in the rules' date arithmetic overflow, and no real threshold is that large.
 MAX_COUNT = 1_000_000
@@ -308,7 +312,17 @@ def _patterns(raw: dict[str, Any], key: str, default: list[str], where: str) -> 
     if key not in raw:
         return list(default)
     patterns = _string_list(raw[key], f"{where}: {key}")
+    if len(patterns) > MAX_PATTERNS:
+        raise AuditError(
+            f"{where}: {key}: {len(patterns):,} patterns; at most {MAX_PATTERNS:,} (each is "
+            "tried on every name: join alternatives into one pattern)"
+        )
     for pattern in patterns:
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise AuditError(
+                f"{where}: {key}: a pattern of {len(pattern):,} characters; at most "
+                f"{MAX_PATTERN_CHARS:,}"
+            )
         try:
             re.compile(pattern)
         except re.error as exc:
