@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from m2maudit.fingerprint import FINGERPRINT_HEX
 
@@ -369,11 +369,26 @@ def cleaning_sql(
 # hide a GitHub token from the twin that SQL finds). The fingerprints' line-break removal
 # spells RE2's space characters out.
 _COMPILED = tuple((kind, re.compile(pattern, re.ASCII)) for kind, pattern in SECRET_PATTERNS)
-_FINGERPRINT_CUTS = {
-    "private_key": re.compile(r"\\[nrt]|[\t\n\f\r ]"),
-    "basic_auth": re.compile(r"[^A-Za-z0-9+/=]$"),
+
+
+def _cut(pattern: str) -> Callable[[str], str]:
+    """A match with what `pattern` finds removed (`regexp_replace(..., '')`)."""
+    compiled = re.compile(pattern)
+    return lambda text: compiled.sub("", text)
+
+
+def _pick(pattern: str) -> Callable[[str], str]:
+    """What `pattern` finds first in a match (`regexp_extract`)."""
+    compiled = re.compile(pattern)
+    return lambda text: found.group() if (found := compiled.search(text)) else text
+
+
+# What a kind's fingerprint is taken of in Python: `_FINGERPRINTED_AS`'s twin.
+_FINGERPRINT_MATERIAL: dict[str, Callable[[str], str]] = {
+    "private_key": _cut(r"\\[nrt]|[\t\n\f\r ]"),
+    "basic_auth": _cut(r"[^A-Za-z0-9+/=]$"),
+    "aws_secret_key": _pick(r"[A-Za-z0-9/+]{40}"),
 }
-_FINGERPRINT_PICKS = {"aws_secret_key": re.compile(r"[A-Za-z0-9/+]{40}")}
 
 
 def find_secret(text: str) -> tuple[str, str] | None:
@@ -382,12 +397,7 @@ def find_secret(text: str) -> tuple[str, str] | None:
     for kind, pattern in _COMPILED:
         match = pattern.search(text)
         if match:
-            material = match.group()
-            cut, pick = _FINGERPRINT_CUTS.get(kind), _FINGERPRINT_PICKS.get(kind)
-            if cut:
-                material = cut.sub("", material)
-            if pick and (picked := pick.search(material)):
-                material = picked.group()
+            material = _FINGERPRINT_MATERIAL.get(kind, str)(match.group())
             return kind, _sha256_prefix(material)
     return None
 
