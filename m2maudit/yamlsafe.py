@@ -14,6 +14,8 @@ the value, an error message quoting it, would expand to gigabytes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -60,20 +62,16 @@ def load_yaml(text: str, fast: bool = False, judged: bool = True) -> Any:
 
     `judged=False` lets a key given twice and an alias bomb pass: for a glance at the head
     of a file whose records are each judged later (sniffing an inventory's format)."""
-    loader = _loader_for(fast)(text)  # a safe loader (see above)
-    try:
+    with _reading(text, fast) as loader:
         node = loader.get_single_node()
         if node is None:
             return None
         if judged:
             judge_document(node)
-        return loader.construct_document(node)
-    except RecursionError:
-        raise yaml.YAMLError("values nested too deep") from None
-    except ValueError as exc:  # an integer of thousands of digits, past Python's limit
-        raise yaml.YAMLError(f"a value YAML cannot read: {str(exc)[:80]}") from None
-    finally:
-        loader.dispose()
+        try:
+            return loader.construct_document(node)
+        except ValueError as exc:  # an integer of thousands of digits, past Python's limit
+            raise yaml.YAMLError(f"a value YAML cannot read: {str(exc)[:80]}") from None
 
 
 def compose_yaml(text: str, fast: bool = False) -> yaml.Node | None:
@@ -82,9 +80,17 @@ def compose_yaml(text: str, fast: bool = False) -> yaml.Node | None:
     Not judged here: the caller reads the tree node by node (`node_value`, which judges),
     so that a key given twice or an alias bomb in one record of an inventory costs that
     record only."""
+    with _reading(text, fast) as loader:
+        return loader.get_single_node()
+
+
+@contextmanager
+def _reading(text: str, fast: bool) -> Iterator[yaml.SafeLoader]:
+    """A safe loader (see above) over `text`; nesting past Python's recursion limit is a
+    YAML error like any other."""
     loader = _loader_for(fast)(text)
     try:
-        return loader.get_single_node()
+        yield loader
     except RecursionError:
         raise yaml.YAMLError("values nested too deep") from None
     finally:
