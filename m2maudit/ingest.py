@@ -559,7 +559,7 @@ def _missing_time_hint(sample: Sample, config: Config) -> str:
     """Records that name a caller or a call but no time: a generic log whose time field has
     another name (`time`, `ts`), which the config's mapping can name."""
     keys = sample.keys()
-    log_fields = set().union(*(top_keys(config, name) for name in GENERIC_LOG_FIELDS))
+    log_fields = top_keys(config, *GENERIC_LOG_FIELDS)
     if top_keys(config, "timestamp") & keys or len(keys & log_fields) < 2:
         return ""
     time_field = config.mapping.get("timestamp", "timestamp")

@@ -73,8 +73,7 @@ class GenericInventoryAdapter:
         keys = _row_keys(sample)
         if not any(alias in keys for alias in ID_ALIASES):
             return False
-        call_keys = set().union(*(top_keys(config, name) for name in CALL_FIELDS))
-        return not (keys & call_keys) and bool(
+        return not (keys & top_keys(config, *CALL_FIELDS)) and bool(
             keys
             & {
                 "created_at",

@@ -46,8 +46,13 @@ def field_name(config: Config, canonical: str) -> str:
     return config.mapping.get(canonical, canonical)
 
 
-def top_keys(config: Config, canonical: str) -> set[str]:
-    """Top-level keys that hold a field: `a.b` may be the key `a.b` (a CSV header) or `a`."""
+def top_keys(config: Config, *canonicals: str) -> set[str]:
+    """Top-level keys that hold these fields: `a.b` may be the key `a.b` (a CSV header) or
+    `a`."""
+    return set().union(*(_top_keys_of(config, canonical) for canonical in canonicals))
+
+
+def _top_keys_of(config: Config, canonical: str) -> set[str]:
     name = field_name(config, canonical)
     if name.startswith("$"):
         rest = name[1:].lstrip(".")
