@@ -237,9 +237,10 @@ def load_config(explicit: str | Path | None = None, cwd: Path | None = None) -> 
     if path is None:
         return Config()
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
             raise AuditError(
-                f"{path}: a config of {path.stat().st_size:,} bytes; the limit is "
+                f"{path}: a config of {size:,} bytes; the limit is "
                 f"{MAX_CONFIG_BYTES:,} (is this the right file?)"
             )
         raw = load_yaml(path.read_text(encoding="utf-8"))
