@@ -17,6 +17,7 @@ from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources.base import Kind, LoadContext
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS
+from m2maudit.sources.gzip_recovery import CUT_LINE_REASON
 from m2maudit.sources.staging import temp_relations
 from m2maudit.store import Store
 from m2maudit.tokens import decode_staged_tokens
@@ -244,6 +245,17 @@ def no_records(read: int, error: str | None) -> str | None:
     """Why a readable file of a known format holds nothing to audit: an export of a quiet
     hour (a CSV header alone, `[]`) is normal, not an unreadable file."""
     return "no records (an empty export)" if not read and not error else None
+
+
+def reject_cut_line(store: Store, ctx: LoadContext, line: int, report: FileReport) -> None:
+    """Reject the line where a gzip file's data breaks off (see `gzip_recovery`): the file's
+    lines before it were read, what came after is lost, and `--strict` must say so."""
+    store.con.execute(
+        "INSERT INTO ingest_errors VALUES (?, ?, ?, ?)",
+        [ctx.file.display, line, ctx.format_name, CUT_LINE_REASON],
+    )
+    report.read += 1
+    report.rejected += 1
 
 
 def record_file_error(store: Store, report: FileReport) -> None:

@@ -6,6 +6,9 @@ code 2. Its message must never contain a raw token or secret.
 
 import reprlib
 
+# Why a gzip file cannot be read: DuckDB's readers and Python's say it in many ways.
+GZIP_BROKEN = "truncated or corrupt gzip data"
+
 
 class AuditError(Exception):
     """The audit could not run: bad flags, config, input or rule."""

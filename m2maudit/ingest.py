@@ -24,9 +24,10 @@ from m2maudit.commit import (
     no_records,
     nothing_loaded,
     record_file_error,
+    reject_cut_line,
 )
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
-from m2maudit.errors import AuditError, InputError, NothingToAudit
+from m2maudit.errors import GZIP_BROKEN, AuditError, InputError, NothingToAudit
 from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
@@ -46,6 +47,7 @@ from m2maudit.sources.fast_jsonl import (
     drop_line_macro,
 )
 from m2maudit.sources.generic_log import top_keys
+from m2maudit.sources.gzip_recovery import recover_whole_lines
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation, sql_str
 from m2maudit.store import Store
@@ -402,6 +404,7 @@ def ingest_file(
     """
     report = FileReport(source=file.display, size=file.size)
     digest: FileDigest | None = None
+    cut_short = False  # a gzip file that breaks off: its whole lines are read below
     try:
         if sniffed is not None and sniffed.sample is not None and sniffed.adapter is not None:
             sample, adapter, skipped = sniffed.sample, sniffed.adapter, sniffed.skipped
@@ -442,7 +445,9 @@ def ingest_file(
         report.skipped = exc.reason
     except InputError as exc:
         report.error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
-        record_file_error(store, report)
+        cut_short = file.compressed and exc.reason == GZIP_BROKEN
+        if not cut_short:
+            record_file_error(store, report)
     except duckdb.Error as exc:
         report.error = f"could not load: {str(exc).strip().splitlines()[0][:300]}"
         record_file_error(store, report)
@@ -455,7 +460,27 @@ def ingest_file(
         if digest is not None:
             digest.wait()
         _drop_staging(store)
+    if cut_short:
+        return _ingest_whole_lines(store, file, config, report)
     return report
+
+
+def _ingest_whole_lines(
+    store: Store, file: InputFile, config: Config, failed: FileReport
+) -> FileReport:
+    """Ingest the whole lines of a gzip file cut short (see `gzip_recovery`), its last line
+    rejected as cut; `failed` (the file unreadable) when that reads nothing: no whole line,
+    or a document rather than lines."""
+    whole_lines = recover_whole_lines(file)
+    if whole_lines is not None:
+        try:
+            report = ingest_file(store, whole_lines, config)
+        finally:
+            remove_temporary([whole_lines])
+        if report.error is None and report.skipped is None:
+            return report
+    record_file_error(store, failed)
+    return failed
 
 
 def _load(
@@ -476,6 +501,8 @@ def _load(
         check_loaded = getattr(adapter, "check_loaded", None) if ctx.config.mapping else None
         before = store.scalar("SELECT max(rowid) FROM events") if check_loaded else None
         commit_file(store, ctx, adapter.kind, report)
+        if ctx.file.cut_after_line is not None:
+            reject_cut_line(store, ctx, ctx.file.cut_after_line + 1, report)
         if check_loaded is not None:
             report.warnings.extend(check_loaded(ctx, report.loaded, before))
         _record_file(store, digest.identity(), report)

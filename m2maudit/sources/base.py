@@ -33,6 +33,8 @@ class InputFile:
     format_hint: str | None = None
     temporary: bool = False  # a spool of standard input, removed once ingested
     unreadable: str | None = None  # why it could not be opened: named, and the rest read
+    # A stand-in for a gzip file cut short (`gzip_recovery`): its whole lines, this many.
+    cut_after_line: int | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from m2maudit.errors import InputError, NothingToAudit, yaml_problem
+from m2maudit.errors import GZIP_BROKEN, InputError, NothingToAudit, yaml_problem
 from m2maudit.sources.base import InputFile, Kind, Sample
 from m2maudit.sources.staging import inventory_rows, json_error_line
 
@@ -128,9 +128,14 @@ def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> by
             data: bytes = handle.read(limit)
             return data
     except (EOFError, gzip.BadGzipFile, zlib.error):
-        raise InputError(file.display, "truncated or corrupt gzip data") from None
+        raise InputError(file.display, GZIP_BROKEN) from None
     except OSError as exc:
         raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
+
+
+def content_extension(path: Path) -> str:
+    """The extension that says what a file holds (`.jsonl` for `x.jsonl.gz`), lower case."""
+    return "".join(path.suffixes[-2:]).lower().removesuffix(".gz")
 
 
 def _looks_binary(head: bytes) -> bool:
@@ -158,7 +163,7 @@ def sniff(file: InputFile) -> Sample:
     if _looks_binary(head):
         raise InputError(file.display, "not a text file (binary content)")
     text = _decode(head, file)
-    extension = "".join(file.path.suffixes[-2:]).lower().removesuffix(".gz")
+    extension = content_extension(file.path)
     stripped = text.lstrip(_WHITESPACE)
     try:
         sample = _sniff_text(file, text, stripped, extension)
@@ -327,7 +332,7 @@ def _lines_after_first(file: InputFile) -> list[str]:
                     return ["", *rest.decode("utf-8", errors="replace").split("\n")]
                 scanned += len(chunk)
     except (EOFError, gzip.BadGzipFile, zlib.error):
-        raise InputError(file.display, "truncated or corrupt gzip data") from None
+        raise InputError(file.display, GZIP_BROKEN) from None
     except OSError as exc:
         raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
     return []

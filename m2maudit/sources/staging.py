@@ -23,7 +23,7 @@ import duckdb
 import yaml
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
-from m2maudit.errors import InputError, first_line, yaml_problem
+from m2maudit.errors import GZIP_BROKEN, InputError, first_line, yaml_problem
 from m2maudit.secrets import CLEANED, cleaning_sql
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.lineindex import digest_and_index
@@ -137,7 +137,7 @@ def describe_read_error(exc: BaseException) -> str:
     text = str(exc)
     lowered = text.lower()
     if "gzip" in lowered or "zlib" in lowered or "inflate" in lowered or "compress" in lowered:
-        return "truncated or corrupt gzip data"
+        return GZIP_BROKEN
     if "utf-8" in lowered or "unicode" in lowered:
         return "not UTF-8 text"
     if "out of memory" in lowered:
