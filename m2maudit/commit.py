@@ -17,8 +17,8 @@ from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources.base import Kind, LoadContext
 from m2maudit.sources.fast_jsonl import STAGED_TOKENS
-from m2maudit.sources.gzip_recovery import CUT_LINE_REASON
 from m2maudit.sources.staging import temp_relations
+from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
 from m2maudit.tokens import decode_staged_tokens
 
@@ -248,7 +248,7 @@ def no_records(read: int, error: str | None) -> str | None:
 
 
 def reject_cut_line(store: Store, ctx: LoadContext, line: int, report: FileReport) -> None:
-    """Reject the line where a gzip file's data breaks off (see `gzip_recovery`): the file's
+    """Reject the line where a gzip file's data breaks off (see `standins`): the file's
     lines before it were read, what came after is lost, and `--strict` must say so."""
     store.con.execute(
         "INSERT INTO ingest_errors VALUES (?, ?, ?, ?)",

@@ -47,9 +47,9 @@ from m2maudit.sources.fast_jsonl import (
     drop_line_macro,
 )
 from m2maudit.sources.generic_log import top_keys
-from m2maudit.sources.gzip_recovery import recover_whole_lines
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation, sql_str
+from m2maudit.sources.standins import recover_whole_lines
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
 
@@ -468,7 +468,7 @@ def ingest_file(
 def _ingest_whole_lines(
     store: Store, file: InputFile, config: Config, failed: FileReport
 ) -> FileReport:
-    """Ingest the whole lines of a gzip file cut short (see `gzip_recovery`), its last line
+    """Ingest the whole lines of a gzip file cut short (see `standins`), its last line
     rejected as cut; `failed` (the file unreadable) when that reads nothing: no whole line,
     or a document rather than lines."""
     whole_lines = recover_whole_lines(file)

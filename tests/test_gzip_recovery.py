@@ -1,7 +1,7 @@
 """A gzip file cut short in transfer: its whole lines load, the line it breaks off in is
 rejected, and nothing is left behind.
 
-DuckDB's readers refuse such a file whole; `gzip_recovery` decompresses what it can into a
+DuckDB's readers refuse such a file whole; `standins` decompresses what it can into a
 stand-in file that ingest reads under the original name.
 """
 
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from m2maudit.config import Config
 from m2maudit.errors import GZIP_BROKEN
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
-from m2maudit.sources.gzip_recovery import CUT_LINE_REASON
+from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
 from tests.conftest import RunCli, query
 from tests.test_source_k8s import audit_event
@@ -28,14 +26,7 @@ from tests.test_source_k8s import audit_event
 TS = "2026-11-20T10:00:00Z"
 
 
-@pytest.fixture(autouse=True)
-def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Stand-ins are written here, so that a test can see none is left behind."""
-    spools = tmp_path / "spools"
-    spools.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spools))
-    yield spools
-    assert list(spools.iterdir()) == []
+pytestmark = pytest.mark.usefixtures("stand_ins_removed")
 
 
 def lines(start: int, stop: int, pad: int = 0) -> bytes:

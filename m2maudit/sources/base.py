@@ -33,8 +33,13 @@ class InputFile:
     format_hint: str | None = None
     temporary: bool = False  # a spool of standard input, removed once ingested
     unreadable: str | None = None  # why it could not be opened: named, and the rest read
-    # A stand-in for a gzip file cut short (`gzip_recovery`): its whole lines, this many.
+    # A stand-in for a gzip file cut short (`standins`): its whole lines, this many.
     cut_after_line: int | None = None
+
+    @property
+    def content_extension(self) -> str:
+        """The extension that says what the file holds (`.jsonl` for `x.jsonl.gz`), lower case."""
+        return "".join(self.path.suffixes[-2:]).lower().removesuffix(".gz")
 
 
 @dataclass(frozen=True)

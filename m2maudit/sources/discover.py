@@ -133,11 +133,6 @@ def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> by
         raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
 
 
-def content_extension(path: Path) -> str:
-    """The extension that says what a file holds (`.jsonl` for `x.jsonl.gz`), lower case."""
-    return "".join(path.suffixes[-2:]).lower().removesuffix(".gz")
-
-
 def _looks_binary(head: bytes) -> bool:
     """NUL bytes in the first 512 bytes (a zip, an image, an executable, UTF-16 without
     its BOM), or more than one a KiB (any, in a file under 1 KiB). One NUL further into a
@@ -163,7 +158,7 @@ def sniff(file: InputFile) -> Sample:
     if _looks_binary(head):
         raise InputError(file.display, "not a text file (binary content)")
     text = _decode(head, file)
-    extension = content_extension(file.path)
+    extension = file.content_extension
     stripped = text.lstrip(_WHITESPACE)
     try:
         sample = _sniff_text(file, text, stripped, extension)

@@ -16,7 +16,7 @@ import re
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
@@ -26,7 +26,14 @@ from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.errors import GZIP_BROKEN, InputError, first_line, yaml_problem
 from m2maudit.secrets import CLEANED, cleaning_sql
 from m2maudit.sources.base import InputFile, LoadContext, Sample
+from m2maudit.sources.csv_quotes import (
+    any_odd_line_sql,
+    continuation_sql,
+    quote_states_sql,
+    unclosed_sql,
+)
 from m2maudit.sources.lineindex import digest_and_index
+from m2maudit.sources.standins import with_lines_blanked
 from m2maudit.yamlsafe import compose_yaml, node_value
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -598,14 +605,57 @@ _CSV_REASONS = {
 }
 
 
+# A quote that never closes makes the rest of a CSV file one cell: DuckDB rejects that row and
+# reads nothing after it. The file is read again with that line blank, up to this many times.
+_UNCLOSED_QUOTES = 100
+UNCLOSED_QUOTE_REASON = "malformed CSV row: a quote opened on this line is never closed"
+
+
 def stage_csv(ctx: LoadContext) -> None:
     """A CSV file with a header row; all cells are read as text and become JSON records.
 
     Rows DuckDB rejects (wrong column count, bad quoting, not UTF-8) are kept as rejects. Every
     record keeps the physical line it starts on: DuckDB numbers good rows only among good
     rows, so the numbers step over the header, blank lines, rejected rows and the extra lines
-    of quoted cells that span lines (found from the quote count of each physical line).
+    of quoted cells that span lines (see `csv_quotes`).
+
+    A row whose quote never closes is rejected, and the file read again from a stand-in with
+    that line blank (see `standins`), so that the lines after it are not lost.
     """
+    blanked: set[int] = set()
+    reading = ctx
+    try:
+        while (unclosed := _stage_csv_once(reading)) is not None:
+            if len(blanked) == _UNCLOSED_QUOTES or not _rejected_record(ctx, unclosed):
+                break
+            stand_in = with_lines_blanked(ctx.file, blanked | {unclosed})
+            if stand_in is None:  # no room for it: the rest of the file stays one cell
+                break
+            blanked.add(unclosed)
+            if reading is not ctx:
+                reading.file.path.unlink()
+            reading = replace(ctx, file=stand_in)
+            drop_relation(ctx.con, "_records", "_staging_rejects")
+    finally:  # the stand-in may hold raw tokens
+        if reading is not ctx:
+            reading.file.path.unlink(missing_ok=True)
+    if blanked:
+        ctx.con.executemany(
+            "INSERT INTO _staging_rejects VALUES (?, ?)",
+            [(line, UNCLOSED_QUOTE_REASON) for line in sorted(blanked)],
+        )
+
+
+def _rejected_record(ctx: LoadContext, line: int) -> bool:
+    """Whether DuckDB rejected the record on this line (not the header: it is not read)."""
+    found = ctx.con.execute(
+        "SELECT count(*) FROM _staging_rejects WHERE source_line = ?", [line]
+    ).fetchone()
+    return line > _leading_blank_lines(ctx.sample.text) + 1 and bool(found and found[0])
+
+
+def _stage_csv_once(ctx: LoadContext) -> int | None:
+    """`stage_csv` with the file as it is; the line of a quote that never closes, if any."""
     header = _csv_columns(ctx)
     leading = _leading_blank_lines(ctx.sample.text)
     # Cells are read into columns c1..cN and named by the header only in the JSON record, so
@@ -641,7 +691,7 @@ def stage_csv(ctx: LoadContext) -> None:
         """,
     )
     _drop_reader_rejects(ctx)
-    _csv_line_map(ctx)
+    unclosed = _csv_line_map(ctx)
     # Good rows: ordinal among good rows -> record number -> physical line.
     # Records before the header (blank lines DuckDB is told to skip) and the header itself.
     _renumber(
@@ -685,6 +735,7 @@ def stage_csv(ctx: LoadContext) -> None:
         "_blank_records",
     ):
         _run(ctx, f"DROP TABLE IF EXISTS {table}")
+    return unclosed
 
 
 def _leading_blank_lines(text: str) -> int:
@@ -711,32 +762,23 @@ def _csv_columns(ctx: LoadContext) -> list[str]:
     return names
 
 
-def _csv_line_map(ctx: LoadContext) -> None:
-    """`_continuation(pos)`: physical lines inside a quoted cell that began on an earlier line;
-    `_blank_records(record_number)`: empty lines, which DuckDB skips but still counts.
-
-    A line with an odd number of `"` opens or closes a quoted cell (a doubled `""` counts two),
-    so only those few lines are looked at; most files have none.
+def _csv_line_map(ctx: LoadContext) -> int | None:
+    """`_continuation(pos)`: physical lines inside a quoted cell that began on an earlier line
+    (see `csv_quotes`); `_blank_records(record_number)`: empty lines, which DuckDB skips but
+    still counts. Returns the line of a quoted cell still open at the end of the file, if any.
     """
     read_lines(ctx)
-    _run(
-        ctx,
-        """
-        CREATE OR REPLACE TEMP TABLE _continuation AS
-        WITH odd AS (
-            SELECT source_line AS p, row_number() OVER (ORDER BY source_line) AS i
-            FROM _lines WHERE (strlen(line) - strlen(replace(line, '"', ''))) % 2 = 1
-        ),
-        last AS (SELECT greatest((SELECT max(source_line) FROM _lines),
-                                 (SELECT max(source_line) FROM _line_rejects)) AS n),
-        pairs AS (
-            SELECT o.p AS open, coalesce(c.p, (SELECT n FROM last)) AS close
-            FROM odd o LEFT JOIN odd c ON c.i = o.i + 1
-            WHERE o.i % 2 = 1
-        )
-        SELECT unnest(range(open + 1, close + 1)) AS pos FROM pairs
-        """,
+    odd = ctx.con.execute(any_odd_line_sql("_lines")).fetchone()
+    states = quote_states_sql("_lines", ctx.sample.csv_delimiter, bool(odd and odd[0]))
+    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _quote_states AS {states}")
+    last_line = (
+        "SELECT greatest((SELECT max(source_line) FROM _lines), "
+        "(SELECT max(source_line) FROM _line_rejects))"
     )
+    continuation = continuation_sql("_quote_states", last_line)
+    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _continuation AS {continuation}")
+    row = ctx.con.execute(unclosed_sql("_quote_states")).fetchone()
+    unclosed = int(row[0]) if row and row[0] is not None else None
     _run(
         ctx,
         """
@@ -756,8 +798,9 @@ def _csv_line_map(ctx: LoadContext) -> None:
         ) c ON b.kept > c.pos
         """,
     )
-    for table in ("_blank_physical", "_lines", "_line_rejects"):
+    for table in ("_blank_physical", "_lines", "_line_rejects", "_quote_states"):
         _run(ctx, f"DROP TABLE {table}")
+    return unclosed
 
 
 @dataclass(frozen=True)
