@@ -30,6 +30,7 @@ from m2maudit.console import (
     scan_progress,
     stderr_console,
 )
+from m2maudit.engine import DEFAULT_RULE_TIMEOUT
 from m2maudit.errors import AuditError
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport, stored_report
@@ -365,6 +366,15 @@ def scan(
     strict: StrictOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
+    rule_timeout: Annotated[
+        float,
+        typer.Option(
+            "--rule-timeout",
+            min=0.001,
+            metavar="SECONDS",
+            help="Stop a rule still running after this long, and fail the scan.",
+        ),
+    ] = DEFAULT_RULE_TIMEOUT,
     quiet: QuietOpt = False,
 ) -> None:
     """Ingest the inputs, run the rule pack, report findings; the exit code gates CI."""
@@ -413,6 +423,7 @@ def scan(
                 inputs=input_summaries(report),
                 rules=pack,
                 on_step=on_step,
+                rule_timeout=rule_timeout,
             )
         warnings = policy.apply_policy(
             result,

@@ -9,7 +9,9 @@ per finding; Python only turns those few rows into `Finding` objects.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +27,11 @@ from m2maudit.timeutil import utc_instant
 from m2maudit.views import create_views
 
 MAX_LOCATIONS = 5
+# Rule SQL is untrusted, and so is its cost: a rule that runs away (a join of every event with
+# every event) is stopped after this long, and one that gives more rows than this did not
+# aggregate (a row per event, say). Either fails the scan, naming the rule.
+DEFAULT_RULE_TIMEOUT = 600.0
+MAX_FINDINGS_PER_RULE = 250_000
 _CORE_COLUMNS = {*REQUIRED_COLUMNS, "discriminator"}
 _REQUIRE_REASONS = {
     "events": "no access events were loaded",
@@ -151,9 +158,11 @@ def run_rules(
     as_of: datetime,
     severity: dict[str, str] | None = None,
     on_rule: Callable[[str], None] | None = None,
+    timeout: float = DEFAULT_RULE_TIMEOUT,
 ) -> RuleRun:
     """Run rules on a prepared, locked store; rules whose input is absent are skipped.
-    `on_rule` hears each rule's id as it starts (a progress display)."""
+    `on_rule` hears each rule's id as it starts (a progress display); `timeout` is each
+    rule's time limit, in seconds."""
     present = {table: store.has_rows(table) for table in ("events", "credentials", "tokens")}
     findings: list[Finding] = []
     skipped: list[SkippedRule] = []
@@ -165,24 +174,57 @@ def run_rules(
             skipped.append(SkippedRule(rule.id, _REQUIRE_REASONS[absent[0]]))
             continue
         level = (severity or {}).get(rule.id, rule.severity)
-        findings.extend(run_rule(store.con, rule, config, as_of, level))
+        findings.extend(run_rule(store.con, rule, config, as_of, level, timeout))
     findings.sort(key=Finding.sort_key)
     return RuleRun(findings, skipped)
 
 
 def run_rule(
-    con: duckdb.DuckDBPyConnection, rule: Rule, config: Config, as_of: datetime, severity: str
+    con: duckdb.DuckDBPyConnection,
+    rule: Rule,
+    config: Config,
+    as_of: datetime,
+    severity: str,
+    timeout: float = DEFAULT_RULE_TIMEOUT,
 ) -> list[Finding]:
     params = used_params(rule, rule_params(rule, config, as_of))
-    try:
-        cursor = con.execute(rule.query, params)
-        columns = [d[0] for d in cursor.description or []]
-        rows = cursor.fetchall()
-    except duckdb.Error as exc:
+    where = f"{rule.path}:{rule.query_line}: rule {rule.id}"
+    with _time_limit(con, timeout) as expired:
+        try:
+            cursor = con.execute(rule.query, params)
+            columns = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchmany(MAX_FINDINGS_PER_RULE + 1)
+        except duckdb.Error as exc:
+            if expired.is_set():
+                raise AuditError(
+                    f"{where} was stopped after {timeout:g} s (--rule-timeout)"
+                ) from None
+            raise AuditError(f"{where} failed: {first_line(exc)}") from None
+    if len(rows) > MAX_FINDINGS_PER_RULE:
         raise AuditError(
-            f"{rule.path}:{rule.query_line}: rule {rule.id} failed: {first_line(exc)}"
-        ) from None
+            f"{where} gave over {MAX_FINDINGS_PER_RULE:,} findings: a rule must aggregate "
+            "to one row per finding (GROUP BY the principal or the credential)"
+        )
     return [to_finding(rule, dict(zip(columns, row, strict=True)), severity) for row in rows]
+
+
+@contextmanager
+def _time_limit(con: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[threading.Event]:
+    """Interrupt `con`'s query once `seconds` have passed; the event says whether it did.
+    An interrupt that comes after the query ended does not carry over to the next one."""
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()
+        con.interrupt()
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
 
 
 def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:

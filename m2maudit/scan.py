@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from m2maudit.config import Config
-from m2maudit.engine import check_rules_against_schema, lock_down, run_rules
+from m2maudit.engine import (
+    DEFAULT_RULE_TIMEOUT,
+    check_rules_against_schema,
+    lock_down,
+    run_rules,
+)
 from m2maudit.errors import AuditError
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.ingest_report import IngestReport
@@ -122,11 +127,13 @@ def run_scan(
     inputs: list[dict[str, Any]] | None = None,
     rules: list[Rule] | None = None,
     on_step: Callable[[str], None] | None = None,
+    rule_timeout: float = DEFAULT_RULE_TIMEOUT,
 ) -> ScanResult:
     """Validate the rules, build the shared views, lock the store down, run every rule.
 
     `on_step` hears what starts: "shared views", then each rule's id (a progress display;
-    on millions of events each takes seconds)."""
+    on millions of events each takes seconds). A rule still running after `rule_timeout`
+    seconds is stopped and fails the scan."""
     if rules is None:
         rules = prepare_rules(config, as_of, rule_dirs, include_pack)
     if on_step:
@@ -136,7 +143,9 @@ def run_scan(
     window = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchone() or (None, None)
     lock_down(store.con)
     overrides = severity_overrides(rules, config)
-    outcome = run_rules(store, rules, config, as_of, overrides, on_rule=on_step)
+    outcome = run_rules(
+        store, rules, config, as_of, overrides, on_rule=on_step, timeout=rule_timeout
+    )
     return ScanResult(
         as_of=as_of,
         findings=outcome.findings,

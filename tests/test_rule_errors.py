@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from m2maudit import engine
 from m2maudit.cli import app
 from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema
@@ -481,3 +483,45 @@ def test_a_column_named_with_an_underscore_is_for_the_message_only(tmp_path: Pat
     [finding] = [f for f in json.loads(result.stdout)["findings"] if f["rule_id"] == "X100"]
     assert finding["message"] == "p: two words"
     assert finding["evidence"] == {"n": 3}
+
+
+RUNAWAY = GOOD.replace(
+    """  SELECT principal, credential_id AS token_id, 1::BIGINT AS count,
+         NULL::TIMESTAMPTZ AS first_seen, NULL::TIMESTAMPTZ AS last_seen,
+         [{'file': source_file, 'line': source_line}] AS locations
+  FROM cred
+""",
+    """  SELECT e.principal || r.range::VARCHAR AS principal, NULL::VARCHAR AS token_id,
+         count(*)::BIGINT AS count, NULL::TIMESTAMPTZ AS first_seen,
+         NULL::TIMESTAMPTZ AS last_seen, [] AS locations
+  FROM ev e, range($rows) r
+  GROUP BY ALL
+""",
+).replace("description: d\n", "description: d\nparams:\n  rows: 1\n")
+
+
+def test_a_rule_that_runs_away_is_stopped_and_named(tmp_path: Path) -> None:
+    """Rule SQL is untrusted: a join that would run for hours is stopped after
+    `--rule-timeout`, and the scan fails naming the rule's file and line."""
+    (tmp_path / "rules").mkdir()
+    rules = write_rule(tmp_path / "rules", RUNAWAY.replace("rows: 1", "rows: 100000000000"))
+    started = time.monotonic()
+    result = scan_with_rules(rules, "--rule-timeout", "0.5")
+    assert time.monotonic() - started < 60
+    assert result.exit_code == 2
+    assert "X100-demo.yaml:" in result.output
+    assert "rule X100 was stopped after 0.5 s (--rule-timeout)" in result.output
+
+
+def test_a_rule_of_a_row_per_event_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule must aggregate: millions of rows would be millions of findings in memory."""
+    monkeypatch.setattr(engine, "MAX_FINDINGS_PER_RULE", 10)
+    (tmp_path / "rules").mkdir()
+    rules = write_rule(tmp_path / "rules", RUNAWAY)
+    assert scan_with_rules(rules, "--fail-on", "never").exit_code == 0
+    write_rule(tmp_path / "rules", RUNAWAY.replace("rows: 1", "rows: 11"))
+    result = scan_with_rules(rules, "--fail-on", "never")
+    assert result.exit_code == 2
+    assert "rule X100 gave over 10 findings: a rule must aggregate" in result.output
