@@ -247,17 +247,6 @@ def no_records(read: int, error: str | None) -> str | None:
     return "no records (an empty export)" if not read and not error else None
 
 
-def reject_cut_line(store: Store, ctx: LoadContext, line: int, report: FileReport) -> None:
-    """Reject the line where a gzip file's data breaks off (see `standins`): the file's
-    lines before it were read, what came after is lost, and `--strict` must say so."""
-    store.con.execute(
-        "INSERT INTO ingest_errors VALUES (?, ?, ?, ?)",
-        [ctx.file.display, line, ctx.format_name, CUT_LINE_REASON],
-    )
-    report.read += 1
-    report.rejected += 1
-
-
 def record_file_error(store: Store, report: FileReport) -> None:
     """A file's own error, in `ingest_errors` as line 0 (the whole file); once, however
     often the same file fails the same way in a `--db` store."""
@@ -270,20 +259,21 @@ def record_file_error(store: Store, report: FileReport) -> None:
 
 
 def clear_file_errors(store: Store, sources: list[str]) -> None:
-    """Forget the file-level error (line 0) of each file that was read fine this time.
+    """Forget the file-level error (line 0) of each file that was read fine this time, and
+    the line where an earlier copy of it was cut short (see `standins`).
 
     A `--db` store keeps the error of a file that failed once: a gzip cut off in transfer
     and fetched again, or a CloudTrail digest file that an older version could not read.
-    Without this, a scan of the store alone would call such a file unreadable for ever, and
-    `--strict` would fail on it. Ingest calls it after each group of files, so a run that
-    is interrupted keeps what it cleared. Errors are kept by the file's name as given: the
-    same relative name read from another directory counts as the same file.
+    Without this, a scan of the store alone would call such a file unreadable (or cut) for
+    ever, and `--strict` would fail on it. Ingest calls it after each group of files, so a
+    run that is interrupted keeps what it cleared. Errors are kept by the file's name as
+    given: the same relative name read from another directory counts as the same file.
     """
     if sources:
         store.con.execute(
-            "DELETE FROM ingest_errors WHERE source_line = 0 "
+            "DELETE FROM ingest_errors WHERE (source_line = 0 OR reason = $cut) "
             "AND source_file IN (SELECT unnest($sources::VARCHAR[]))",
-            {"sources": sources},
+            {"sources": sources, "cut": CUT_LINE_REASON},
         )
 
 

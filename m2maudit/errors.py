@@ -25,6 +25,14 @@ class InputError(AuditError):
         self.line = line
 
 
+class BrokenGzip(InputError):
+    """A gzip file whose data is truncated or corrupt: ingest still reads its whole lines
+    (see `m2maudit.sources.standins`)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source, GZIP_BROKEN)
+
+
 class NothingToAudit(InputError):
     """A file of a known kind that holds no events (a CloudTrail digest, an empty batch):
     passed over and said so, not an unreadable file."""

@@ -24,11 +24,10 @@ from m2maudit.commit import (
     no_records,
     nothing_loaded,
     record_file_error,
-    reject_cut_line,
 )
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
-from m2maudit.errors import GZIP_BROKEN, AuditError, InputError, NothingToAudit
-from m2maudit.ingest_report import FileReport, IngestReport
+from m2maudit.errors import GZIP_BROKEN, AuditError, BrokenGzip, InputError, NothingToAudit
+from m2maudit.ingest_report import HELD_REJECTS, STILL_REJECTED, FileReport, IngestReport
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import (
@@ -49,7 +48,11 @@ from m2maudit.sources.fast_jsonl import (
 from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.staging import drop_relation, sql_str
-from m2maudit.sources.standins import recover_whole_lines
+from m2maudit.sources.standins import (
+    CUT_LINE_REASON,
+    StandInFailed,
+    recover_whole_lines,
+)
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_now
 
@@ -106,7 +109,7 @@ def ingest_paths(
                 if on_file:
                     on_file(file, file_report)
             # Standard input is "<stdin>" whatever it holds: not the file that failed.
-            read_fine = [f for f, r in done if r.error is None and not f.temporary]
+            read_fine = [f for f, r in done if not (r.error or r.cut_short or f.temporary)]
             clear_file_errors(store, [f.display for f in read_fine if f.display in failed_before])
     finally:
         remove_temporary(files)
@@ -118,9 +121,11 @@ def _by_name(file: InputFile) -> str:
 
 
 def _files_that_failed_before(store: Store) -> set[str]:
-    """The files a `--db` store holds a whole-file error for (see `clear_file_errors`)."""
+    """The files a `--db` store holds a whole-file error for, or a copy cut short (see
+    `clear_file_errors`)."""
     rows = store.con.execute(
-        "SELECT DISTINCT source_file FROM ingest_errors WHERE source_line = 0"
+        "SELECT DISTINCT source_file FROM ingest_errors WHERE source_line = 0 OR reason = ?",
+        [CUT_LINE_REASON],
     ).fetchall()
     return {str(row[0]) for row in rows}
 
@@ -402,9 +407,11 @@ def ingest_file(
     is known only once it is loaded; then the load is rolled back. `sniffed` saves sniffing
     the file again when `_groups` already did.
     """
-    report = FileReport(source=file.display, size=file.size)
+    report = FileReport(
+        source=file.display, size=file.size, cut_short=file.cut_after_line is not None
+    )
     digest: FileDigest | None = None
-    cut_short = False  # a gzip file that breaks off: its whole lines are read below
+    broken_gzip = False  # its whole lines are read below
     try:
         if sniffed is not None and sniffed.sample is not None and sniffed.adapter is not None:
             sample, adapter, skipped = sniffed.sample, sniffed.adapter, sniffed.skipped
@@ -445,8 +452,8 @@ def ingest_file(
         report.skipped = exc.reason
     except InputError as exc:
         report.error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
-        cut_short = file.compressed and exc.reason == GZIP_BROKEN
-        if not cut_short:
+        broken_gzip = isinstance(exc, BrokenGzip) and file.compressed
+        if not broken_gzip:
             record_file_error(store, report)
     except duckdb.Error as exc:
         report.error = f"could not load: {str(exc).strip().splitlines()[0][:300]}"
@@ -460,7 +467,7 @@ def ingest_file(
         if digest is not None:
             digest.wait()
         _drop_staging(store)
-    if cut_short:
+    if broken_gzip:
         return _ingest_whole_lines(store, file, config, report)
     return report
 
@@ -468,19 +475,36 @@ def ingest_file(
 def _ingest_whole_lines(
     store: Store, file: InputFile, config: Config, failed: FileReport
 ) -> FileReport:
-    """Ingest the whole lines of a gzip file cut short (see `standins`), its last line
-    rejected as cut; `failed` (the file unreadable) when that reads nothing: no whole line,
-    or a document rather than lines."""
-    whole_lines = recover_whole_lines(file)
-    if whole_lines is not None:
-        try:
-            report = ingest_file(store, whole_lines, config)
-        finally:
-            remove_temporary([whole_lines])
-        if report.error is None and report.skipped is None:
-            return report
-    record_file_error(store, failed)
-    return failed
+    """Ingest the whole lines of a gzip file whose data is cut short or corrupt (see
+    `standins`), the line where they end rejected; `failed` (the file unreadable), with
+    nothing stored but its error, when there is no whole line or the file is a document
+    rather than lines."""
+    try:
+        whole_lines = recover_whole_lines(file)
+    except StandInFailed as exc:
+        failed.error = f"{GZIP_BROKEN}; its whole lines could not be copied to read ({exc})"
+        whole_lines = None
+    if whole_lines is not None and not _holds_lines(whole_lines):
+        remove_temporary([whole_lines])
+        whole_lines = None
+    if whole_lines is None:
+        record_file_error(store, failed)
+        return failed
+    try:
+        report = ingest_file(store, whole_lines, config)
+    finally:
+        remove_temporary([whole_lines])
+    report.size = file.size
+    return report
+
+
+def _holds_lines(file: InputFile) -> bool:
+    """Whether a file is lines (JSON lines, CSV), which keep what they hold when cut: a JSON
+    document cut short (a CloudTrail object, an array) is not JSON."""
+    try:
+        return sniff(file).layout in ("jsonl", "csv")
+    except InputError:
+        return False
 
 
 def _load(
@@ -500,9 +524,12 @@ def _load(
         # same file may have been loaded before, with other content.
         check_loaded = getattr(adapter, "check_loaded", None) if ctx.config.mapping else None
         before = store.scalar("SELECT max(rowid) FROM events") if check_loaded else None
+        if ctx.file.cut_after_line is not None:  # the line where a cut file's data ends
+            store.con.execute(
+                "INSERT INTO _staging_rejects (source_line, reason) VALUES (?, ?)",
+                [ctx.file.cut_after_line + 1, CUT_LINE_REASON],
+            )
         commit_file(store, ctx, adapter.kind, report)
-        if ctx.file.cut_after_line is not None:
-            reject_cut_line(store, ctx, ctx.file.cut_after_line + 1, report)
         if check_loaded is not None:
             report.warnings.extend(check_loaded(ctx, report.loaded, before))
         _record_file(store, digest.identity(), report)
@@ -528,7 +555,8 @@ def _ingested_before(store: Store, identities: list[str]) -> dict[str, tuple[int
     if not store.has_rows("ingested_files"):
         return {}
     rows = store.con.execute(
-        "SELECT content_sha256, records_read, rejected FROM ingested_files "
+        f"SELECT content_sha256, records_read - rejected + {STILL_REJECTED}, {STILL_REJECTED} "
+        f"FROM ingested_files f LEFT JOIN ({HELD_REJECTS}) r USING (source_file) "
         "WHERE content_sha256 IN (SELECT unnest(?::VARCHAR[]))",
         [identities],
     ).fetchall()

@@ -30,6 +30,7 @@ class FileReport:
     error: str | None = None
     already_ingested: bool = False
     skipped: str | None = None  # why a file with nothing to audit was passed over
+    cut_short: bool = False  # a gzip file cut short: its whole lines were read (`standins`)
     # What loaded but looks wrong (a mapped field no record had); `--strict` fails on it.
     warnings: list[str] = field(default_factory=list)
 
@@ -59,27 +60,41 @@ class IngestReport:
         return any(f.loaded or f.duplicates or f.already_ingested for f in self.files)
 
 
+# The rejected records of each file that `ingest_errors` still holds. A user who has dealt
+# with a file's rejects deletes them there; a complete copy of a file cut short clears its cut.
+HELD_REJECTS = (
+    "SELECT source_file, count(*) AS held_rejects FROM ingest_errors "
+    "WHERE source_line > 0 GROUP BY source_file"
+)
+# A row of `ingested_files` (f), joined to `HELD_REJECTS` (r): the rejects it counted that
+# are still held.
+STILL_REJECTED = "least(f.rejected, coalesce(r.held_rejects, 0))"
+
+
 def stored_report(store: Store) -> IngestReport:
     """What a store says it ingested before, as a report: for a scan of a `--db` store given
     no new files, so its inputs and `--strict` read as they did when the files came in.
 
     Files that could not be read at all are only in `ingest_errors` (as line 0). An inventory
     read again says what the store holds from it, not what its last reading added (nothing,
-    when the export had not changed).
+    when the export had not changed). Rejects are counted as `ingest_errors` still holds
+    them (see `STILL_REJECTED`).
     """
     rows = store.con.execute(
-        """
-        SELECT f.source_file, f.source_format, f.kind, f.records_read,
+        f"""
+        SELECT f.source_file, f.source_format, f.kind,
+               f.records_read - f.rejected + {STILL_REJECTED},
                CASE WHEN f.kind = 'inventory' THEN coalesce(c.held, 0) ELSE f.loaded END,
                CASE WHEN f.kind = 'inventory'
                     THEN greatest(f.records_read - f.rejected - coalesce(c.held, 0), 0)
                     ELSE f.duplicates END,
-               f.rejected, f.first_ts, f.last_ts, e.reason
+               {STILL_REJECTED}, f.first_ts, f.last_ts, e.reason
         FROM ingested_files f
         LEFT JOIN (SELECT source_file, min(reason) AS reason FROM ingest_errors
                    WHERE source_line = 0 GROUP BY source_file) e USING (source_file)
         LEFT JOIN (SELECT source_file, count(*) AS held FROM credentials
                    GROUP BY source_file) c USING (source_file)
+        LEFT JOIN ({HELD_REJECTS}) r USING (source_file)
         UNION ALL
         SELECT source_file, min(source_format), NULL, 0, 0, 0, 0, NULL, NULL, min(reason)
         FROM ingest_errors

@@ -675,3 +675,22 @@ def test_a_rejected_line_keeps_its_number_whatever_it_is(cli: RunCli, tmp_path: 
     result = cli("ingest", "a.jsonl", "--db", "s.duckdb")
     assert result.code == 0
     assert "rejected: a.jsonl:100: not valid JSON" in result.stderr
+
+
+def test_rejects_deleted_from_the_store_no_longer_fail_strict(cli: RunCli, tmp_path: Path) -> None:
+    """The README's remedy for rejects dealt with: delete them from `ingest_errors`, and a
+    scan of the store alone judges what it still holds."""
+    write_jsonl(tmp_path / "day1.jsonl", [ev(10), ev(11)])
+    with (tmp_path / "day1.jsonl").open("a") as log:
+        log.write("{bad\n")
+    assert cli("ingest", "day1.jsonl", "--db", "s.duckdb").code == 0
+    common = ["--db", "s.duckdb", "-f", "json", "--fail-on", "never", "--strict"]
+    assert cli("scan", *common).code == 2
+    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
+        con.execute("DELETE FROM ingest_errors WHERE source_file = 'day1.jsonl'")
+    result = cli("scan", *common)
+    assert result.code == 0, result.stderr
+    [given] = json.loads(result.stdout)["inputs"]
+    assert (given["loaded"], given["rejected"]) == (2, 0)
+    again = cli("ingest", "day1.jsonl", "--db", "s.duckdb", "--strict")
+    assert again.code == 0 and "already ingested" in again.stderr

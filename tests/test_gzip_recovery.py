@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from m2maudit.config import Config
 from m2maudit.errors import GZIP_BROKEN
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
+from m2maudit.sources import standins
+from m2maudit.sources.base import InputFile
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
 from tests.conftest import RunCli, query
@@ -122,8 +125,10 @@ def test_corrupt_data_keeps_only_the_members_before_it(tmp_path: Path) -> None:
 
 
 def test_bytes_after_the_last_member_lose_nothing_before_them(tmp_path: Path) -> None:
+    """The members were checked whole: their last line counts, with or without its break."""
     path = tmp_path / "log.jsonl.gz"
-    path.write_bytes(gzip.compress(lines(0, 10)) + gzip.compress(lines(10, 20)) + b"junk")
+    last = gzip.compress(lines(10, 20)[:-1])
+    path.write_bytes(gzip.compress(lines(0, 10)) + last + b"junk")
     store = Store.open()
     [file] = ingest(store, path).files
     assert (file.loaded, rejects(store)) == (20, [(21, CUT_LINE_REASON)])
@@ -141,29 +146,135 @@ def test_zero_padding_after_the_data_is_whole(tmp_path: Path) -> None:
     assert rejects(store) == []
 
 
-def cloudtrail_object(count: int) -> bytes:
-    records = [{"eventTime": TS, "eventName": "GetObject", "eventSource": "s3.amazonaws.com"}]
-    return json.dumps({"Records": records * count}).encode()
+RECORDS = [{"eventTime": TS, "eventName": "GetObject", "eventSource": "s3.amazonaws.com"}] * 3000
 
 
 @pytest.mark.parametrize(
     ("name", "cut"),
     [
-        # A CloudTrail object cut short is not JSON, whatever of it is decompressed.
-        ("trail.json.gz", gzip.compress(cloudtrail_object(3000))[:-200]),
+        # A document cut short is not JSON, whatever of it is decompressed, even where its
+        # lines are records: an object indented, an array of an object a line.
+        ("trail.json.gz", gzip.compress(json.dumps({"Records": RECORDS}, indent=1).encode())),
+        ("array.json.gz", gzip.compress(("[\n" + ",\n".join(map(json.dumps, RECORDS))).encode())),
         ("log.jsonl.gz", gzip.compress(lines(0, 500))[:40]),  # inside the first line
     ],
-    ids=["a-document", "no-whole-line"],
+    ids=["an-indented-object", "an-array-of-lines", "no-whole-line"],
 )
 def test_a_cut_file_without_whole_lines_stays_unreadable(
     tmp_path: Path, name: str, cut: bytes
 ) -> None:
     path = tmp_path / name
-    path.write_bytes(cut)
+    path.write_bytes(cut if name.endswith("jsonl.gz") else cut[:-300])
     store = Store.open()
     [file] = ingest(store, path).files
-    assert (file.error, file.loaded) == (GZIP_BROKEN, 0)
+    assert (file.error, file.loaded, file.rejected) == (GZIP_BROKEN, 0, 0)
     assert rejects(store) == [(0, GZIP_BROKEN)]
+    assert store.con.execute("SELECT count(*) FROM ingested_files").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "rejected"),
+    [
+        ("bad-times.jsonl.gz", lines(0, 500).replace(TS.encode(), b"not a time"), "every line"),
+        ("header.csv.gz", f"timestamp,principal,action\n{TS},agent-1,".encode() * 1, "the cut"),
+    ],
+)
+def test_whole_lines_that_all_fail_are_counted_as_they_are_stored(
+    cli: RunCli, tmp_path: Path, name: str, text: bytes, rejected: str
+) -> None:
+    """What the summary, the report's inputs and `--strict` say is what the store holds."""
+    data = gzip.compress(text)
+    (tmp_path / name).write_bytes(data[:-12] if rejected == "every line" else data[:-5])
+    (tmp_path / "good.jsonl").write_bytes(lines(0, 1))
+    common = ["-f", "json", "--fail-on", "never", "--as-of", "2026-11-21T00:00:00Z"]
+    result = cli("scan", name, "good.jsonl", "--db", "s.duckdb", *common, "--strict")
+    assert result.code == 2
+    [stored] = query(
+        tmp_path / "s.duckdb", "SELECT count(*) FROM ingest_errors WHERE source_line > 0"
+    )
+    inputs = json.loads(result.stdout)["inputs"]
+    [given] = [i for i in inputs if i["source"] == name]
+    assert given["rejected"] == stored[0] > 0
+    assert given["error"] == f"no record could be loaded ({stored[0]} rejected)"
+    assert f"--strict: {stored[0]} record" in result.stderr
+    again = cli("scan", "--db", "s.duckdb", *common)
+    assert json.loads(again.stdout)["inputs"] == inputs
+
+
+def test_a_cut_inside_a_line_longer_than_any_reader_takes_stops_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file cut inside a line of gigabytes would fill the disk with its copy."""
+    monkeypatch.setattr(standins, "_LONGEST_LINE", 10_000)
+    compressor = zlib.compressobj(wbits=31)
+    head = lines(0, 50) + b'{"timestamp": "' + b"a" * 20_000_000
+    data = compressor.compress(head) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    path = tmp_path / "log.jsonl.gz"
+    path.write_bytes(data)
+    written: list[int] = []
+    real = standins._Output.write
+
+    def spy(self: standins._Output, chunk: bytes) -> None:
+        try:
+            real(self, chunk)
+        finally:
+            written.append(self.written)
+
+    monkeypatch.setattr(standins._Output, "write", spy)
+    store = Store.open()
+    [file] = ingest(store, path).files
+    assert (file.loaded, rejects(store)) == (50, [(51, CUT_LINE_REASON)])
+    assert max(written) <= 4 << 20  # one piece of output, not the 20 MB of the line
+
+
+def test_no_room_for_the_copy_leaves_the_file_unreadable_and_the_run_going(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(lines(0, 500))[:-30])
+    (tmp_path / "good.jsonl").write_bytes(lines(500, 510))
+    store = Store.open()
+    report = ingest_paths(store, [str(tmp_path)], [], Config())
+    errors = {Path(f.source).name: f.error for f in report.files}
+    assert errors == {
+        "cut.jsonl.gz": f"{GZIP_BROKEN}; its whole lines could not be copied to read "
+        "(No such file or directory)",
+        "good.jsonl": None,
+    }
+    assert report.loaded == 10
+
+
+@pytest.mark.parametrize("limit", [1000, 4096])
+def test_every_cut_keeps_what_zlib_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """Output comes in pieces of a set size; a piece that fills it leaves more in zlib,
+    which must still be written when the input runs out."""
+    monkeypatch.setattr(standins, "_OUTPUT_BYTES", limit)
+    data = gzip.compress(b"".join(b"A" * (i % 3000) + b"\n" for i in range(200)))
+    for cut in range(40, len(data) - 8, 97):
+        path = tmp_path / "log.jsonl.gz"
+        path.write_bytes(data[:cut])
+        expected = zlib.decompressobj(wbits=31).decompress(data[:cut])
+        expected = expected[: expected.rfind(b"\n") + 1]
+        stand_in = standins.recover_whole_lines(InputFile(path, "log", cut, compressed=True))
+        assert stand_in is not None and stand_in.path.read_bytes() == expected
+        assert stand_in.cut_after_line == expected.count(b"\n")
+        stand_in.path.unlink()
+
+
+def test_a_complete_copy_read_later_clears_the_cut(cli: RunCli, tmp_path: Path) -> None:
+    """The copy cut in transfer, then fetched whole under the same name: the store no longer
+    calls the file cut, and a scan of it alone passes `--strict`."""
+    whole = gzip.compress(lines(0, 3000))
+    (tmp_path / "log.jsonl.gz").write_bytes(whole[:-300])
+    assert cli("ingest", "log.jsonl.gz", "--db", "s.duckdb").code == 0
+    (tmp_path / "log.jsonl.gz").write_bytes(whole)
+    assert cli("ingest", "log.jsonl.gz", "--db", "s.duckdb", "--strict").code == 0
+    common = ["--db", "s.duckdb", "-f", "json", "--fail-on", "never", "--strict"]
+    assert cli("scan", *common).code == 0
+    assert query(tmp_path / "s.duckdb", "SELECT count(*) FROM ingest_errors") == [(0,)]
+    assert query(tmp_path / "s.duckdb", "SELECT count(*) FROM events") == [(3000,)]
 
 
 def test_a_cut_file_among_small_ones_of_a_batch(tmp_path: Path) -> None:

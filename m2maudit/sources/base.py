@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from m2maudit.config import Config
     from m2maudit.sources.lineindex import LineIndex
 
+# The longest record (a line, or a document of a batch) any reader takes; longer is rejected.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
 Kind = Literal["events", "inventory"]
 Layout = Literal["jsonl", "json_array", "json_object", "csv", "yaml", "unknown"]
 
@@ -31,7 +34,8 @@ class InputFile:
     compressed: bool
     forced_kind: Kind | None = None
     format_hint: str | None = None
-    temporary: bool = False  # a spool of standard input, removed once ingested
+    # A copy made to be read in its place (standard input, a stand-in): removed once read.
+    temporary: bool = False
     unreadable: str | None = None  # why it could not be opened: named, and the rest read
     # A stand-in for a gzip file cut short (`standins`): its whole lines, this many.
     cut_after_line: int | None = None

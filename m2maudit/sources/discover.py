@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from m2maudit.errors import GZIP_BROKEN, InputError, NothingToAudit, yaml_problem
+from m2maudit.errors import BrokenGzip, InputError, NothingToAudit, yaml_problem
 from m2maudit.sources.base import InputFile, Kind, Sample
 from m2maudit.sources.staging import inventory_rows, json_error_line
 
@@ -112,7 +112,7 @@ def _stdin_file(forced_kind: Kind | None, format_hint: str | None) -> InputFile:
 
 
 def remove_temporary(files: list[InputFile]) -> None:
-    """Delete the stdin spools among `files` (they may hold raw tokens)."""
+    """Delete the stdin spools and stand-ins among `files` (they may hold raw tokens)."""
     for file in files:
         if file.temporary:
             file.path.unlink(missing_ok=True)
@@ -128,7 +128,7 @@ def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> by
             data: bytes = handle.read(limit)
             return data
     except (EOFError, gzip.BadGzipFile, zlib.error):
-        raise InputError(file.display, GZIP_BROKEN) from None
+        raise BrokenGzip(file.display) from None
     except OSError as exc:
         raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
 
@@ -327,7 +327,7 @@ def _lines_after_first(file: InputFile) -> list[str]:
                     return ["", *rest.decode("utf-8", errors="replace").split("\n")]
                 scanned += len(chunk)
     except (EOFError, gzip.BadGzipFile, zlib.error):
-        raise InputError(file.display, GZIP_BROKEN) from None
+        raise BrokenGzip(file.display) from None
     except OSError as exc:
         raise InputError(file.display, f"cannot read: {exc.strerror or exc}") from None
     return []

@@ -25,10 +25,9 @@ from collections.abc import Sequence
 
 import duckdb
 
-from m2maudit.sources.base import LoadContext
+from m2maudit.sources.base import MAX_RECORD_BYTES, LoadContext
 from m2maudit.sources.lineindex import LineIndex
 from m2maudit.sources.staging import (
-    MAX_RECORD_BYTES,
     drop_relation,
     refuse_json_constant,
     sql_path,

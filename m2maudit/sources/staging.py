@@ -23,9 +23,9 @@ import duckdb
 import yaml
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
-from m2maudit.errors import GZIP_BROKEN, InputError, first_line, yaml_problem
+from m2maudit.errors import GZIP_BROKEN, BrokenGzip, InputError, first_line, yaml_problem
 from m2maudit.secrets import CLEANED, cleaning_sql
-from m2maudit.sources.base import InputFile, LoadContext, Sample
+from m2maudit.sources.base import MAX_RECORD_BYTES, InputFile, LoadContext, Sample
 from m2maudit.sources.csv_quotes import (
     any_odd_line_sql,
     continuation_sql,
@@ -33,10 +33,9 @@ from m2maudit.sources.csv_quotes import (
     unclosed_sql,
 )
 from m2maudit.sources.lineindex import digest_and_index
-from m2maudit.sources.standins import with_lines_blanked
+from m2maudit.sources.standins import StandInFailed, with_lines_blanked
 from m2maudit.yamlsafe import compose_yaml, node_value
 
-MAX_RECORD_BYTES = 16 * 1024 * 1024
 _YAML_NODE_LIMIT = 100_000
 _READER_LINE_LIMIT = 256 * 1024 * 1024
 _MIN_READER_LIMIT = 1024 * 1024
@@ -114,7 +113,10 @@ def read_error(file: InputFile, exc: BaseException) -> InputError:
     if malformed:
         reason = malformed.group(1).strip().rstrip(".")
         return InputError(file.display, f"not valid JSON ({reason})", json_error_line(file))
-    return InputError(file.display, describe_read_error(exc))
+    reason = describe_read_error(exc)
+    if reason == GZIP_BROKEN:
+        return BrokenGzip(file.display)
+    return InputError(file.display, reason)
 
 
 def json_error_line(file: InputFile) -> int | None:
@@ -628,8 +630,9 @@ def stage_csv(ctx: LoadContext) -> None:
         while (unclosed := _stage_csv_once(reading)) is not None:
             if len(blanked) == _UNCLOSED_QUOTES or not _rejected_record(ctx, unclosed):
                 break
-            stand_in = with_lines_blanked(ctx.file, blanked | {unclosed})
-            if stand_in is None:  # no room for it: the rest of the file stays one cell
+            try:
+                stand_in = with_lines_blanked(ctx.file, blanked | {unclosed})
+            except StandInFailed:  # no room for it: the rest of the file stays one cell
                 break
             blanked.add(unclosed)
             if reading is not ctx:
@@ -641,7 +644,7 @@ def stage_csv(ctx: LoadContext) -> None:
             reading.file.path.unlink(missing_ok=True)
     if blanked:
         ctx.con.executemany(
-            "INSERT INTO _staging_rejects VALUES (?, ?)",
+            "INSERT INTO _staging_rejects (source_line, reason) VALUES (?, ?)",
             [(line, UNCLOSED_QUOTE_REASON) for line in sorted(blanked)],
         )
 
