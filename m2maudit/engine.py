@@ -8,6 +8,7 @@ per finding; Python only turns those few rows into `Finding` objects.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -228,6 +229,14 @@ def _time_limit(con: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[thre
 
 
 def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
+    # The id is of the values as the store holds them; what a report shows is cut short.
+    stable_id = finding_id(
+        rule.id,
+        _text(row.get("principal")),
+        _text(row.get("token_id")),
+        _text(row.get("discriminator")),
+    )
+    row = {name: shortened(value) for name, value in row.items()}
     principal = _text(row.get("principal"))
     token_id = _text(row.get("token_id"))
     # A column named `_...` is for the message alone (text the rule composed from evidence
@@ -236,7 +245,7 @@ def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
         k: jsonable(v) for k, v in row.items() if k not in _CORE_COLUMNS and not k.startswith("_")
     }
     return Finding(
-        id=finding_id(rule.id, principal, token_id, _text(row.get("discriminator"))),
+        id=stable_id,
         rule_id=rule.id,
         rule_name=rule.name,
         problem=rule.problem,
@@ -255,6 +264,25 @@ def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
         references=tuple(rule.references),
         owasp_nhi=tuple(rule.owasp_nhi),
     )
+
+
+# Text longer than this is cut short in a finding: a log can name a principal with
+# megabytes of text, which every report would otherwise copy, once per finding.
+LONGEST_SHOWN = 1000
+_SHOWN_START = 200
+
+
+def shortened(value: Any) -> Any:
+    """`value` with any text in it over `LONGEST_SHOWN` characters cut to its start, its
+    length and a fingerprint (two long values that differ stay apart)."""
+    if isinstance(value, str) and len(value) > LONGEST_SHOWN:
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"{value[:_SHOWN_START]}... [{len(value):,} characters, sha256 {digest}]"
+    if isinstance(value, list | tuple):
+        return [shortened(item) for item in value]
+    if isinstance(value, dict):
+        return {key: shortened(item) for key, item in value.items()}
+    return value
 
 
 def _locations(value: Any) -> list[Location]:

@@ -233,3 +233,35 @@ def test_calls_after_now_name_the_clock_without_as_of(tmp_path: Path) -> None:
     ]
     assert "after the scan's clock 20" in warning and "(default now)" in warning
     assert "." not in warning.split("clock ", 1)[1].split(" ", 1)[0]  # whole seconds
+
+
+def test_a_principal_of_megabytes_is_cut_short_in_reports(tmp_path: Path) -> None:
+    """A log may name a caller with megabytes of text; each report would copy it once per
+    finding. Reports show its start, its length and a fingerprint; the finding ids are of
+    the whole values, so two long names that differ stay two findings."""
+    from m2maudit.findings import finding_id
+
+    names = ["agent-" + "x" * 5_000_000, "agent-" + "x" * 4_999_999 + "y"]
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps({"timestamp": "2026-11-20T10:00:00Z", "principal": name}) + "\n"
+            for name in names
+        )
+    )
+    report = tmp_path / "report.json"
+    args = ["scan", str(log), "--as-of", "2026-11-21T00:00:00Z", "-f", "json", "-o", str(report)]
+    result = CliRunner().invoke(app, [*args, "--fail-on", "never", "-q"])
+    assert result.exit_code == 0, result.output
+    assert report.stat().st_size < 100_000
+    findings = json.loads(report.read_text())["findings"]
+    assert findings
+    shown = {f["principal"] for f in findings}
+    assert len(shown) == 2
+    assert all(p.startswith("agent-xxx") and "5,000,006 characters, sha256 " in p for p in shown)
+    by_rule: dict[str, set[str]] = {}
+    for finding in findings:
+        by_rule.setdefault(finding["rule_id"], set()).add(finding["id"])
+    assert all(len(ids) == 2 for ids in by_rule.values())
+    missing_user = {finding_id("M2M101", name, None) for name in names}
+    assert by_rule["M2M101"] == missing_user
