@@ -159,3 +159,37 @@ def test_a_secret_in_an_action_is_stored_and_shown_redacted(
     for shown in (result.output, out.read_text()):
         assert hidden not in shown
     assert hidden.encode() not in db.read_bytes()
+
+
+def test_principals_that_are_secrets_stay_apart_under_their_fingerprints(tmp_path: Path) -> None:
+    """A secret logged where a name belongs is kept as `secret:<fingerprint>`, as a token
+    pasted as an id is: two different secrets stay two principals (as `[redacted]` they
+    were one), and the log's and the inventory's copy of one secret are the same name."""
+    from m2maudit.fingerprint import fingerprint
+    from m2maudit.store import Store
+
+    other = "ghp_" + "B" * 36
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps({**VALID, "principal": name, "on_behalf_of": name}) + "\n"
+            for name in (GITHUB_TOKEN, other)
+        )
+    )
+    inventory = tmp_path / "inv.csv"
+    inventory.write_text(f"token_id,principal,owner,created_at\nk1,{other},{other},2026-01-01\n")
+    db = tmp_path / "store.duckdb"
+    result = CliRunner().invoke(app, ["ingest", str(log), "-i", str(inventory), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    names = {f"secret:{fingerprint(GITHUB_TOKEN)}", f"secret:{fingerprint(other)}"}
+    store = Store.open(db)
+    try:
+        for column in ("principal", "on_behalf_of"):
+            rows = store.con.execute(f"SELECT DISTINCT {column} FROM events").fetchall()
+            assert {row[0] for row in rows} == names
+        assert store.con.execute("SELECT principal, owner FROM credentials").fetchall() == [
+            (f"secret:{fingerprint(other)}", f"secret:{fingerprint(other)}")
+        ]
+    finally:
+        store.close()
+    assert GITHUB_TOKEN.encode() not in db.read_bytes() and other.encode() not in db.read_bytes()

@@ -17,6 +17,8 @@ from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.staging import INVENTORY_LIST_KEYS, inventory_rows, map_records, stage
 
 TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
+# The fields that name a credential or someone: a secret in them becomes its fingerprint.
+_NAMING_FIELDS = ("token_id", "principal", "owner")
 TEXT_FIELDS = (
     "token_id",
     "type",
@@ -100,10 +102,11 @@ class GenericInventoryAdapter:
         values |= {f"time_{name}": _time(slot[name]) for name in TIME_FIELDS}
         values["scope_list"] = q.json_string_list(slot["scopes"])
         # A secret pasted into an inventory (a token as its id, a key in a note) is never
-        # stored: ids become `secret:<fingerprint>`, other text and scopes are redacted.
+        # stored: ids and names become `secret:<fingerprint>`, other text and scopes are
+        # redacted.
         cleaned, picks = cleaning_sql(
-            [f"text_{name}" for name in TEXT_FIELDS if name != "token_id"],
-            ["text_token_id"],
+            [f"text_{name}" for name in TEXT_FIELDS if name not in _NAMING_FIELDS],
+            [f"text_{name}" for name in _NAMING_FIELDS],
             ["scope_list"],
         )
         times = {f"parsed_{name}": q.json_timestamp(f"time_{name}") for name in TIME_FIELDS}

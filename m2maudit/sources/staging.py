@@ -945,10 +945,19 @@ class StagedLoad(ABC):
 
 
 # Text columns of `events` a secret in the record could have been copied into, and the ids
-# among them, which keep grouping as `secret:<fingerprint>` (see `secrets.secret_safe_id_sql`).
-STORED_EVENT_TEXT = ("principal", "client_id", "on_behalf_of", *CALL_TEXT_COLUMNS)
+# and names among them, which keep grouping as `secret:<fingerprint>` (see
+# `secrets.secret_safe_id_sql`): two principals that are different secrets stay two, as the
+# claims of a token that name someone do.
+STORED_EVENT_TEXT = CALL_TEXT_COLUMNS
 # `issued_credential_id` is staged only, for `issued_credentials` (see `lifetimes`).
-STORED_EVENT_IDS = ("principal_id", "credential_id", "issued_credential_id")
+STORED_EVENT_IDS = (
+    "principal",
+    "principal_id",
+    "client_id",
+    "on_behalf_of",
+    "credential_id",
+    "issued_credential_id",
+)
 STORED_EVENT_LISTS = ("act_chain", "scopes_used", "scopes_granted")
 # The other text columns hold only what m2maudit writes: fixed words, fingerprints, names.
 NOT_FROM_THE_RECORD = (
