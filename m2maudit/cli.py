@@ -198,7 +198,9 @@ def run_ingest(
 
 
 def _first_rejections(store: Store, report: IngestReport) -> list[tuple[str, int, str]]:
-    sources = [f.source for f in report.files]
+    """The first rejects the store holds of the files this run rejected records of (a
+    `--db` store also holds the rejects of an earlier copy of a file read fine now)."""
+    sources = [f.source for f in report.files if f.rejected]
     return [
         (str(source), int(line), str(reason))
         for source, line, reason in store.con.execute(
@@ -371,6 +373,7 @@ def scan(
         typer.Option(
             "--rule-timeout",
             min=0.001,
+            max=1_000_000,  # 11 days; more overflows the timer
             metavar="SECONDS",
             help="Stop a rule still running after this long, and fail the scan.",
         ),

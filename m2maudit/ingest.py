@@ -525,9 +525,10 @@ def _load(
         check_loaded = getattr(adapter, "check_loaded", None) if ctx.config.mapping else None
         before = store.scalar("SELECT max(rowid) FROM events") if check_loaded else None
         if ctx.file.cut_after_line is not None:  # the line where a cut file's data ends
-            store.con.execute(
-                "INSERT INTO _staging_rejects (source_line, reason) VALUES (?, ?)",
-                [ctx.file.cut_after_line + 1, CUT_LINE_REASON],
+            store.con.execute(  # unless staging found the cut inside a record (a CSV cell)
+                "INSERT INTO _staging_rejects (source_line, reason) SELECT $line, $cut "
+                "WHERE NOT EXISTS (SELECT 1 FROM _staging_rejects WHERE reason = $cut)",
+                {"line": ctx.file.cut_after_line + 1, "cut": CUT_LINE_REASON},
             )
         commit_file(store, ctx, adapter.kind, report)
         if check_loaded is not None:

@@ -212,14 +212,21 @@ def _expected_text(expected: list[dict[str, Any]]) -> str:
     )
 
 
+# A failed case names at most this many of what its rule found (a rule that gives a row per
+# event would otherwise print every one of them on one line).
+_FOUND_SHOWN = 5
+
+
 def _found_text(findings: list[Finding], with_evidence: bool) -> str:
     if not findings:
         return "no findings"
-    return "; ".join(
+    shown = "; ".join(
         f"{f.principal or '-'} / {f.token_id or '-'} saying {f.message!r}"
         + (f" with evidence {f.evidence}" if with_evidence else "")
-        for f in findings
+        for f in findings[:_FOUND_SHOWN]
     )
+    more = len(findings) - _FOUND_SHOWN
+    return f"{shown}; and {more} more" if more > 0 else shown
 
 
 def _instant(value: Any) -> datetime:

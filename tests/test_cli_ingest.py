@@ -694,3 +694,18 @@ def test_rejects_deleted_from_the_store_no_longer_fail_strict(cli: RunCli, tmp_p
     assert (given["loaded"], given["rejected"]) == (2, 0)
     again = cli("ingest", "day1.jsonl", "--db", "s.duckdb", "--strict")
     assert again.code == 0 and "already ingested" in again.stderr
+
+
+def test_the_summary_lists_only_the_rejects_of_this_run(cli: RunCli, tmp_path: Path) -> None:
+    """A fixed copy read into a store that holds the broken one's rejects: the summary's
+    list agrees with its count of none."""
+    log = tmp_path / "day1.jsonl"
+    write_jsonl(log, [ev(10)])
+    with log.open("a") as handle:
+        handle.write("{bad\n")
+    first = cli("ingest", "day1.jsonl", "--db", "s.duckdb")
+    assert "rejected: day1.jsonl:2: " in first.stderr
+    write_jsonl(log, [ev(10), ev(11)])
+    again = cli("ingest", "day1.jsonl", "--db", "s.duckdb")
+    assert again.code == 0 and "0 rejected" in again.stderr
+    assert "rejected: day1.jsonl" not in again.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import zlib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from m2maudit.config import Config
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources.staging import UNCLOSED_QUOTE_REASON
+from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
 
 TS = "2026-11-20T10:00:00Z"
@@ -43,6 +45,8 @@ BAD_SHAPES = {
     "text after a closing quote": ('"s3:Get"Object', 1),
     "text after a quoted cell over lines": ('"s3:\nGet"Object', 2),
     "a tab after a closing quote": ('"s3:Get"\t', 1),
+    "text after a closing quote, then a cell over lines": ('"s3"Get,"x\ny"', 2),
+    "text with a quote after a closing quote": ('"s3"Get"Object', 1),
 }
 
 
@@ -108,11 +112,14 @@ def test_records_of_every_shape_keep_their_lines(tmp_path: Path, seed: int) -> N
     assert set(rejects(store)) == bad
 
 
-def test_a_quote_never_closed_costs_its_own_row(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "opening", ['"s3:GetObject', '"s3" Get,"note'], ids=["alone", "after-text-after-a-quote"]
+)
+def test_a_quote_never_closed_costs_its_own_row(tmp_path: Path, opening: str) -> None:
     """It made the rest of the file one cell: DuckDB rejected that row and read nothing after."""
     path = tmp_path / "calls.csv"
     rows = [f"{TS},agent-{i},s3:GetObject" for i in range(40)]
-    rows[9] = f'{TS},agent-9,"s3:GetObject'
+    rows[9] = f"{TS},agent-9,{opening}"
     rows[20] = f'{TS},agent-20,say ""hi""'  # text, whose quotes cannot close a cell
     path.write_text("\n".join([HEADER, *rows]) + "\n")
     store, file = load(path)
@@ -145,8 +152,41 @@ def test_a_quote_never_closed_in_a_gzip_csv(tmp_path: Path) -> None:
     assert rejects(store) == {5: UNCLOSED_QUOTE_REASON}
 
 
-def test_a_header_with_a_quote_never_closed_is_not_read_again(tmp_path: Path) -> None:
+def test_a_header_with_a_quote_never_closed_is_an_unreadable_file(tmp_path: Path) -> None:
+    """It made the whole file its header: an empty export, which `--strict` let pass."""
     path = tmp_path / "calls.csv"
-    path.write_text(f'timestamp,"principal,action\n{TS},agent-1,x\n')
+    path.write_text(f'timestamp,principal,"action\n{TS},agent-1,x\n{TS},agent-2,y\n')
     _, file = load(path)
-    assert file.loaded == 0
+    assert file.error == "line 1: the CSV header opens a quote it never closes"
+    assert (file.loaded, file.skipped) == (0, None)
+
+
+def cut_where(data: bytes, last_whole_line_ends: bytes) -> bytes:
+    """`data` (gzip) cut where the whole lines it decompresses to end with this text."""
+    for cut in range(len(data) // 2, len(data)):
+        text = zlib.decompressobj(wbits=31).decompress(data[:cut])
+        if text[: text.rfind(b"\n")].endswith(last_whole_line_ends):
+            return data[:cut]
+    raise AssertionError("no such cut")
+
+
+@pytest.mark.parametrize("ending", [b'"multi', b'"'], ids=["inside-a-cell", "after-a-record"])
+def test_a_cut_gzip_csv_rejects_the_record_cut_once(tmp_path: Path, ending: bytes) -> None:
+    """Data that ends inside a cell over lines cuts the record it begins, not the next one;
+    a complete copy read later clears the cut."""
+    text = "timestamp,principal,action\n" + "".join(
+        f'{TS},agent-{i},"multi\nline {i}"\n' for i in range(400)
+    )
+    whole = gzip.compress(text.encode())
+    path = tmp_path / "calls.csv.gz"
+    path.write_bytes(cut_where(whole, ending))
+    store = Store.open()
+    [file] = ingest_paths(store, [str(path)], [], Config()).files
+    [(line, reason)] = rejects(store).items()
+    assert reason == CUT_LINE_REASON
+    assert (file.read, file.loaded, file.rejected) == (file.loaded + 1, (line - 2) // 2, 1)
+    assert lines_of(store)[f"agent-{file.loaded - 1}"] == line - 2
+    path.write_bytes(whole)
+    ingest_paths(store, [str(path)], [], Config())
+    assert rejects(store) == {}
+    assert len(lines_of(store)) == 400

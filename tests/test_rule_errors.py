@@ -358,6 +358,18 @@ def test_rules_test_says_the_file_and_what_was_found(tmp_path: Path) -> None:
     assert f"FAIL {path}: X100 'fires': expected q / k1; got p / k1 saying 'p'" in result.output
 
 
+def test_rules_test_names_five_of_many_findings(tmp_path: Path) -> None:
+    """A rule that gives a row per event would print every finding on one line."""
+    rows = "\n".join(f"      - {{credential_id: k{i}, principal: p}}" for i in range(40))
+    text = GOOD.replace(
+        "    credentials: [{credential_id: k1, principal: p}]", f"    credentials:\n{rows}"
+    )
+    result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, text))])
+    assert result.exit_code == 1
+    [failed] = [line for line in result.output.splitlines() if "'fires'" in line]
+    assert failed.count(" saying ") == 5 and failed.endswith("; and 35 more")
+
+
 @pytest.mark.parametrize(
     ("expect", "passes"),
     [

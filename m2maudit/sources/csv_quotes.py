@@ -10,8 +10,7 @@ Each line that holds a quote is judged twice, in SQL: does it end inside a quote
 began outside one, and if it began inside one? Lines without a quote keep the state they
 begin in. The state at each line then follows from the last line that sets it whatever it
 began in, and the number of lines since that flip it. The rules mirror DuckDB's reader as
-used by `staging.stage_csv` (quote and escape `"`, `strict_mode` on): text after a closing
-quote makes a row DuckDB rejects, after which a new record begins.
+used by `staging.stage_csv` (quote and escape `"`, `strict_mode` on).
 """
 
 from __future__ import annotations
@@ -29,9 +28,11 @@ _ODD = """(strlen(line) - strlen(replace(line, '"', ''))) % 2 = 1"""
 def _line_patterns(delimiter: str) -> dict[str, str]:
     """RE2 patterns for a whole line: how it ends, given how it began."""
     d = re.escape(delimiter)
-    # DuckDB takes one space before a cell's opening quote (not two, not a tab), and any
-    # number of spaces after its closing one.
-    quoted = f' ?"{_INSIDE}" *'
+    # DuckDB takes one space before a cell's opening quote (not two, not a tab). Text after
+    # its closing quote (spaces, or `"c"d`, which makes a row DuckDB rejects) runs to the
+    # next delimiter, quotes in it are text, and the row goes on: `"c"d,"x` opens a cell.
+    after_closing = f'(?:[^"{d}][^{d}]*)?'
+    quoted = f' ?"{_INSIDE}"{after_closing}'
     unquoted = f'(?:[^"{d} ][^{d}]*| (?:[^"{d}][^{d}]*)?)?'
     field = f"(?:{quoted}|{unquoted})"
     opened = f' ?"{_INSIDE}'  # a quoted cell that goes on past the line's end
@@ -39,7 +40,7 @@ def _line_patterns(delimiter: str) -> dict[str, str]:
     return {
         "opens_from_outside": f"(?:{field}{d})*{opened}",
         "stays_inside": _INSIDE,
-        "reopens_from_inside": f'{_INSIDE}" *{fields}{d}{opened}',
+        "reopens_from_inside": f'{_INSIDE}"{after_closing}{fields}{d}{opened}',
     }
 
 

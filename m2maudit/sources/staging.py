@@ -33,7 +33,7 @@ from m2maudit.sources.csv_quotes import (
     unclosed_sql,
 )
 from m2maudit.sources.lineindex import digest_and_index
-from m2maudit.sources.standins import StandInFailed, with_lines_blanked
+from m2maudit.sources.standins import CUT_LINE_REASON, StandInFailed, with_lines_blanked
 from m2maudit.yamlsafe import compose_yaml, node_value
 
 _YAML_NODE_LIMIT = 100_000
@@ -628,6 +628,16 @@ def stage_csv(ctx: LoadContext) -> None:
     reading = ctx
     try:
         while (unclosed := _stage_csv_once(reading)) is not None:
+            if unclosed <= _leading_blank_lines(ctx.sample.text) + 1:
+                raise InputError(
+                    ctx.file.display, "the CSV header opens a quote it never closes", unclosed
+                )
+            if ctx.file.cut_after_line is not None:  # the cut is inside this record's cell
+                ctx.con.execute(
+                    "UPDATE _staging_rejects SET reason = ? WHERE source_line = ?",
+                    [CUT_LINE_REASON, unclosed],
+                )
+                break
             if len(blanked) == _UNCLOSED_QUOTES or not _rejected_record(ctx, unclosed):
                 break
             try:
@@ -650,11 +660,11 @@ def stage_csv(ctx: LoadContext) -> None:
 
 
 def _rejected_record(ctx: LoadContext, line: int) -> bool:
-    """Whether DuckDB rejected the record on this line (not the header: it is not read)."""
+    """Whether DuckDB rejected the record on this line."""
     found = ctx.con.execute(
         "SELECT count(*) FROM _staging_rejects WHERE source_line = ?", [line]
     ).fetchone()
-    return line > _leading_blank_lines(ctx.sample.text) + 1 and bool(found and found[0])
+    return bool(found and found[0])
 
 
 def _stage_csv_once(ctx: LoadContext) -> int | None:
