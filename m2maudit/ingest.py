@@ -27,7 +27,13 @@ from m2maudit.commit import (
 )
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.errors import GZIP_BROKEN, AuditError, BrokenGzip, InputError, NothingToAudit
-from m2maudit.ingest_report import HELD_REJECTS, STILL_REJECTED, FileReport, IngestReport
+from m2maudit.ingest_report import (
+    HELD_REJECTS,
+    STILL_READ,
+    STILL_REJECTED,
+    FileReport,
+    IngestReport,
+)
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import (
@@ -524,16 +530,22 @@ def _load(
         # same file may have been loaded before, with other content.
         check_loaded = getattr(adapter, "check_loaded", None) if ctx.config.mapping else None
         before = store.scalar("SELECT max(rowid) FROM events") if check_loaded else None
-        if ctx.file.cut_after_line is not None:  # the line where a cut file's data ends
-            store.con.execute(  # unless staging found the cut inside a record (a CSV cell)
-                "INSERT INTO _staging_rejects (source_line, reason) SELECT $line, $cut "
-                "WHERE NOT EXISTS (SELECT 1 FROM _staging_rejects WHERE reason = $cut)",
-                {"line": ctx.file.cut_after_line + 1, "cut": CUT_LINE_REASON},
-            )
+        if ctx.file.cut_after_line is not None:
+            _reject_cut_line(store, ctx.file.cut_after_line + 1)
         commit_file(store, ctx, adapter.kind, report)
         if check_loaded is not None:
             report.warnings.extend(check_loaded(ctx, report.loaded, before))
         _record_file(store, digest.identity(), report)
+
+
+def _reject_cut_line(store: Store, line: int) -> None:
+    """Stage the reject of the line where a gzip file's data breaks off (see `standins`),
+    unless staging found the cut inside a record (a CSV cell over lines) and rejected that."""
+    store.con.execute(
+        "INSERT INTO _staging_rejects (source_line, reason) SELECT $line, $cut "
+        "WHERE NOT EXISTS (SELECT 1 FROM _staging_rejects WHERE reason = $cut)",
+        {"line": line, "cut": CUT_LINE_REASON},
+    )
 
 
 def _seen_before(adapter: SourceAdapter) -> bool:
@@ -556,7 +568,7 @@ def _ingested_before(store: Store, identities: list[str]) -> dict[str, tuple[int
     if not store.has_rows("ingested_files"):
         return {}
     rows = store.con.execute(
-        f"SELECT content_sha256, records_read - rejected + {STILL_REJECTED}, {STILL_REJECTED} "
+        f"SELECT content_sha256, {STILL_READ}, {STILL_REJECTED} "
         f"FROM ingested_files f LEFT JOIN ({HELD_REJECTS}) r USING (source_file) "
         "WHERE content_sha256 IN (SELECT unnest(?::VARCHAR[]))",
         [identities],

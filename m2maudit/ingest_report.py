@@ -67,8 +67,9 @@ HELD_REJECTS = (
     "WHERE source_line > 0 GROUP BY source_file"
 )
 # A row of `ingested_files` (f), joined to `HELD_REJECTS` (r): the rejects it counted that
-# are still held.
+# are still held, and the records it read but for the rejects no longer held.
 STILL_REJECTED = "least(f.rejected, coalesce(r.held_rejects, 0))"
+STILL_READ = f"f.records_read - f.rejected + {STILL_REJECTED}"
 
 
 def stored_report(store: Store) -> IngestReport:
@@ -82,8 +83,7 @@ def stored_report(store: Store) -> IngestReport:
     """
     rows = store.con.execute(
         f"""
-        SELECT f.source_file, f.source_format, f.kind,
-               f.records_read - f.rejected + {STILL_REJECTED},
+        SELECT f.source_file, f.source_format, f.kind, {STILL_READ},
                CASE WHEN f.kind = 'inventory' THEN coalesce(c.held, 0) ELSE f.loaded END,
                CASE WHEN f.kind = 'inventory'
                     THEN greatest(f.records_read - f.rejected - coalesce(c.held, 0), 0)

@@ -628,17 +628,7 @@ def stage_csv(ctx: LoadContext) -> None:
     reading = ctx
     try:
         while (unclosed := _stage_csv_once(reading)) is not None:
-            if unclosed <= _leading_blank_lines(ctx.sample.text) + 1:
-                raise InputError(
-                    ctx.file.display, "the CSV header opens a quote it never closes", unclosed
-                )
-            if ctx.file.cut_after_line is not None:  # the cut is inside this record's cell
-                ctx.con.execute(
-                    "UPDATE _staging_rejects SET reason = ? WHERE source_line = ?",
-                    [CUT_LINE_REASON, unclosed],
-                )
-                break
-            if len(blanked) == _UNCLOSED_QUOTES or not _rejected_record(ctx, unclosed):
+            if not _read_past(ctx, unclosed, len(blanked)):
                 break
             try:
                 stand_in = with_lines_blanked(ctx.file, blanked | {unclosed})
@@ -659,12 +649,23 @@ def stage_csv(ctx: LoadContext) -> None:
         )
 
 
-def _rejected_record(ctx: LoadContext, line: int) -> bool:
-    """Whether DuckDB rejected the record on this line."""
-    found = ctx.con.execute(
-        "SELECT count(*) FROM _staging_rejects WHERE source_line = ?", [line]
+def _read_past(ctx: LoadContext, unclosed: int, blanked: int) -> bool:
+    """Whether to read the file again with the line of a quote never closed blank: not when
+    it is the header's (an error), nor in a gzip file cut short (the cut is inside that
+    record's cell: it is the record cut), nor when DuckDB did not reject that record or
+    `_UNCLOSED_QUOTES` lines were blanked already."""
+    if unclosed <= _leading_blank_lines(ctx.sample.text) + 1:
+        raise InputError(ctx.file.display, "the CSV header opens a quote it never closes", unclosed)
+    if ctx.file.cut_after_line is not None:
+        ctx.con.execute(
+            "UPDATE _staging_rejects SET reason = ? WHERE source_line = ?",
+            [CUT_LINE_REASON, unclosed],
+        )
+        return False
+    rejected = ctx.con.execute(
+        "SELECT count(*) FROM _staging_rejects WHERE source_line = ?", [unclosed]
     ).fetchone()
-    return bool(found and found[0])
+    return blanked < _UNCLOSED_QUOTES and bool(rejected and rejected[0])
 
 
 def _stage_csv_once(ctx: LoadContext) -> int | None:
