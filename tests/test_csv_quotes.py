@@ -17,6 +17,8 @@ import pytest
 from m2maudit.config import Config
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import FileReport
+from m2maudit.sources import standins
+from m2maudit.sources.base import InputFile
 from m2maudit.sources.staging import UNCLOSED_QUOTE_REASON
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
@@ -190,3 +192,39 @@ def test_a_cut_gzip_csv_rejects_the_record_cut_once(tmp_path: Path, ending: byte
     ingest_paths(store, [str(path)], [], Config())
     assert rejects(store) == {}
     assert len(lines_of(store)) == 400
+
+
+@pytest.mark.parametrize(
+    ("text", "first_line"),
+    [
+        # A header written on Linux above rows exported on Windows: DuckDB's reader failed.
+        (f'{HEADER}\n{TS},agent-0,s3:Get\r\n{TS},agent-1,"a\r\nb"\r\n{TS},agent-2,x\r\n', 2),
+        # Blank LF lines before a CRLF file: it read as an empty export.
+        (f"\n\n{HEADER}\r\n{TS},agent-0,s3:Get\r\n{TS},agent-1,x\r\n{TS},agent-2,y\r\n", 4),
+    ],
+    ids=["lf-header-crlf-rows", "lf-blank-lines-crlf-file"],
+)
+def test_lines_ending_in_lf_and_crlf_in_one_file(
+    tmp_path: Path, text: str, first_line: int
+) -> None:
+    path = tmp_path / "calls.csv"
+    path.write_bytes(text.encode())
+    store, file = load(path)
+    assert (file.error, file.skipped, file.loaded) == (None, None, 3)
+    lines = lines_of(store)
+    assert lines["agent-0"] == first_line and lines["agent-2"] == first_line + 2 + ("a\r" in text)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 64])
+def test_the_lf_stand_in_joins_a_crlf_cut_by_a_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(standins, "_READ_BYTES", block)
+    data = b"a\r\nbb\r\n\r\nccc\r\r\nd\re\r"
+    path = tmp_path / "calls.csv"
+    path.write_bytes(data)
+    stand_in = standins.with_lf_line_breaks(InputFile(path, "calls.csv", len(data), False))
+    try:
+        assert stand_in.path.read_bytes() == data.replace(b"\r\n", b"\n")
+    finally:
+        stand_in.path.unlink()

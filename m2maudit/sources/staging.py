@@ -9,6 +9,7 @@ rejected row, not a failed file.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -33,7 +34,12 @@ from m2maudit.sources.csv_quotes import (
     unclosed_sql,
 )
 from m2maudit.sources.lineindex import digest_and_index
-from m2maudit.sources.standins import CUT_LINE_REASON, StandInFailed, with_lines_blanked
+from m2maudit.sources.standins import (
+    CUT_LINE_REASON,
+    StandInFailed,
+    with_lf_line_breaks,
+    with_lines_blanked,
+)
 from m2maudit.yamlsafe import compose_yaml, node_value
 
 _YAML_NODE_LIMIT = 100_000
@@ -621,9 +627,28 @@ def stage_csv(ctx: LoadContext) -> None:
     rows, so the numbers step over the header, blank lines, rejected rows and the extra lines
     of quoted cells that span lines (see `csv_quotes`).
 
-    A row whose quote never closes is rejected, and the file read again from a stand-in with
-    that line blank (see `standins`), so that the lines after it are not lost.
+    A file whose lines end in both LF and CRLF is read from a stand-in that ends them all in
+    LF (see `standins`): DuckDB's reader fails on it.
     """
+    reading = ctx
+    if _mixed_line_breaks(ctx.sample.text):
+        with contextlib.suppress(StandInFailed):  # no room for it: read as it is
+            reading = replace(ctx, file=with_lf_line_breaks(ctx.file))
+    try:
+        _stage_csv_past_unclosed_quotes(reading)
+    finally:  # the stand-in may hold raw tokens
+        if reading is not ctx:
+            reading.file.path.unlink(missing_ok=True)
+
+
+def _mixed_line_breaks(text: str) -> bool:
+    return "\r\n" in text and re.search(r"(?<!\r)\n", text) is not None
+
+
+def _stage_csv_past_unclosed_quotes(ctx: LoadContext) -> None:
+    """`_stage_csv_once`, again and again while a row's quote never closes: that row is
+    rejected, and the file read again from a stand-in with its line blank (see `standins`),
+    so that the lines after it are not lost."""
     blanked: set[int] = set()
     reading = ctx
     try:

@@ -10,6 +10,9 @@ removed as soon as it is read (`remove_temporary`), and at once if writing it fa
 - A CSV file with a quote that never closes: the rest of the file is one cell to DuckDB,
   which rejects that row and reads nothing after it. The stand-in has that line blank (so
   every other line keeps its number), and the line is rejected.
+- A CSV file whose lines end both in LF and CRLF (a header written on Linux above rows
+  exported on Windows): DuckDB's CSV reader fails on it, or reads it as empty. The stand-in
+  ends every line in LF.
 """
 
 from __future__ import annotations
@@ -219,3 +222,22 @@ def _copy_blanking(read: Callable[[int], bytes], sink: BinaryIO, lines: set[int]
             if not last:
                 sink.write(b"\n")
                 line += 1
+
+
+def with_lf_line_breaks(file: InputFile) -> InputFile:
+    """A stand-in of `file`'s text with every CRLF line break written as LF: each line keeps
+    its number. Raises `StandInFailed`."""
+
+    def fill(sink: BinaryIO) -> bool:
+        with (gzip.open if file.compressed else open)(file.path, "rb") as source:
+            held = b""  # a CR that ends a block may begin a CRLF
+            for block in iter(partial(source.read, _READ_BYTES), b""):
+                block = held + block
+                held = b"\r" if block.endswith(b"\r") else b""
+                sink.write(block[: len(block) - len(held)].replace(b"\r\n", b"\n"))
+            sink.write(held)
+        return True
+
+    written = _write_stand_in(file, fill)
+    assert written is not None  # `fill` always gives True
+    return written[0]
