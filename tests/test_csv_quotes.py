@@ -49,6 +49,7 @@ BAD_SHAPES = {
     "a tab after a closing quote": ('"s3:Get"\t', 1),
     "text after a closing quote, then a cell over lines": ('"s3"Get,"x\ny"', 2),
     "text with a quote after a closing quote": ('"s3"Get"Object', 1),
+    "a quote inside text, then a cell over lines": ('5" wide,"x\ny" 5" wide', 2),
 }
 
 
@@ -115,7 +116,9 @@ def test_records_of_every_shape_keep_their_lines(tmp_path: Path, seed: int) -> N
 
 
 @pytest.mark.parametrize(
-    "opening", ['"s3:GetObject', '"s3" Get,"note'], ids=["alone", "after-text-after-a-quote"]
+    "opening",
+    ['"s3:GetObject', '"s3" Get,"note', 'screen 5" wide,"note'],
+    ids=["alone", "after-text-after-a-quote", "after-a-quote-inside-text"],
 )
 def test_a_quote_never_closed_costs_its_own_row(tmp_path: Path, opening: str) -> None:
     """It made the rest of the file one cell: DuckDB rejected that row and read nothing after."""
