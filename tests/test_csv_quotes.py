@@ -18,7 +18,7 @@ from m2maudit.config import Config
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources import standins
-from m2maudit.sources.base import InputFile
+from m2maudit.sources.base import InputFile, LoadContext
 from m2maudit.sources.staging import UNCLOSED_QUOTE_REASON
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
@@ -231,3 +231,30 @@ def test_the_lf_stand_in_joins_a_crlf_cut_by_a_block(
         assert stand_in.path.read_bytes() == data.replace(b"\r\n", b"\n")
     finally:
         stand_in.path.unlink()
+
+
+def test_a_chain_of_quotes_never_closed_is_read_past_in_one_more_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows like `agent",x,"b` each open a cell wherever they begin: blanking one leaves the
+    next open. The quote model finds them all from the first reading, so a garbled file of
+    many costs one more reading, not one each."""
+    from m2maudit.sources import staging
+
+    readings: list[list[int]] = []
+    real = staging._stage_csv_once
+
+    def counted(ctx: LoadContext) -> list[int]:
+        readings.append(real(ctx))
+        return readings[-1]
+
+    monkeypatch.setattr(staging, "_stage_csv_once", counted)
+    rows = [f"{TS},agent-{i},s3:Get" for i in range(10)]
+    rows[3:3] = [f'{TS},agent-x{i}",x,"b' for i in range(12)]
+    path = tmp_path / "calls.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    store, file = load(path)
+    assert readings == [list(range(5, 17)), []]
+    assert rejects(store) == {line: UNCLOSED_QUOTE_REASON for line in range(5, 17)}
+    assert lines_of(store) == {f"agent-{i}": i + 2 + 12 * (i >= 3) for i in range(10)}
+    assert (file.read, file.loaded, file.rejected) == (22, 10, 12)

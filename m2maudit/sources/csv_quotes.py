@@ -54,29 +54,35 @@ def any_odd_line_sql(lines: str) -> str:
     return f"SELECT coalesce(bool_or({_ODD}), false) FROM {lines}"
 
 
-def quote_states_sql(lines: str, delimiter: str, any_odd_line: bool = True) -> str:
-    """A query of `lines(source_line, line)`: for each line where the quote state may change,
-    `p` (its line), `inside_before` and `inside_after` (whether it begins and ends inside a
-    quoted cell). Lines not listed keep the state of the listed line before them. None are
-    listed when no line has an odd number of quotes (see `any_odd_line_sql`)."""
+def judged_lines_sql(lines: str, delimiter: str, any_odd_line: bool = True) -> str:
+    """A query of `lines(source_line, line)`: for each line with a quote, `p` (its line) and
+    whether it ends inside a quoted cell if it began outside one (`from_outside`) and if it
+    began inside one (`from_inside`). None when no cell can span lines (see
+    `any_odd_line_sql`): those files are most, and the judging costs."""
     if not any_odd_line:
-        return "SELECT NULL::BIGINT AS p, false AS inside_before, false AS inside_after LIMIT 0"
+        return "SELECT NULL::BIGINT AS p, false AS from_outside, false AS from_inside LIMIT 0"
     patterns = {name: _sql_regex(p) for name, p in _line_patterns(delimiter).items()}
     return f"""
-        WITH judged AS (
-            SELECT source_line AS p,
-                   regexp_full_match(line, {patterns["opens_from_outside"]}) AS from_outside,
-                   regexp_full_match(line, {patterns["stays_inside"]})
-                       OR regexp_full_match(line, {patterns["reopens_from_inside"]})
-                       AS from_inside
-            FROM {lines} WHERE contains(line, '"')
-        ),
-        setting AS (  -- all but the lines that keep the state they begin in
+        SELECT source_line AS p,
+               regexp_full_match(line, {patterns["opens_from_outside"]}) AS from_outside,
+               regexp_full_match(line, {patterns["stays_inside"]})
+                   OR regexp_full_match(line, {patterns["reopens_from_inside"]})
+                   AS from_inside
+        FROM {lines} WHERE contains(line, '"')
+    """
+
+
+def quote_states_sql(judged: str) -> str:
+    """A query of `judged_lines_sql`'s rows (`judged`): for each line where the quote state
+    may change, `p`, `inside_before` and `inside_after` (whether it begins and ends inside a
+    quoted cell). Lines not listed keep the state of the listed line before them."""
+    return f"""
+        WITH setting AS (  -- all but the lines that keep the state they begin in
             SELECT p, from_outside, from_inside,
                    from_outside = from_inside AS sets,
                    sum(CASE WHEN from_outside <> from_inside THEN 1 ELSE 0 END)
                        OVER (ORDER BY p ROWS UNBOUNDED PRECEDING) AS flips_through
-            FROM judged WHERE from_outside OR NOT from_inside
+            FROM {judged} WHERE from_outside OR NOT from_inside
         ),
         anchored AS (
             SELECT *, max(CASE WHEN sets THEN p END)
@@ -105,6 +111,13 @@ def continuation_sql(states: str, last_line: str) -> str:
         FROM (SELECT p, inside_after, lead(p) OVER (ORDER BY p) AS next_p FROM {states})
         WHERE inside_after
     """
+
+
+def unclosed_after_blanking_sql(judged: str, blanked: list[int]) -> str:
+    """`unclosed_sql` of the file with the `blanked` lines blank (see `staging.stage_csv`):
+    a blank line holds no quote, so its judgment is left out."""
+    kept = f"(SELECT * FROM {judged} WHERE p NOT IN ({', '.join(map(str, blanked))}))"
+    return unclosed_sql(f"({quote_states_sql(kept)})")
 
 
 def unclosed_sql(states: str) -> str:

@@ -30,7 +30,9 @@ from m2maudit.sources.base import MAX_RECORD_BYTES, InputFile, LoadContext, Samp
 from m2maudit.sources.csv_quotes import (
     any_odd_line_sql,
     continuation_sql,
+    judged_lines_sql,
     quote_states_sql,
+    unclosed_after_blanking_sql,
     unclosed_sql,
 )
 from m2maudit.sources.lineindex import digest_and_index
@@ -614,7 +616,8 @@ _CSV_REASONS = {
 
 
 # A quote that never closes makes the rest of a CSV file one cell: DuckDB rejects that row and
-# reads nothing after it. The file is read again with that line blank, up to this many times.
+# reads nothing after it. The file is read again with that line blank, and with the lines that
+# blanking it would leave the same way: up to this many lines a file.
 _UNCLOSED_QUOTES = 100
 UNCLOSED_QUOTE_REASON = "malformed CSV row: a quote opened on this line is never closed"
 
@@ -652,14 +655,17 @@ def _stage_csv_past_unclosed_quotes(ctx: LoadContext) -> None:
     blanked: set[int] = set()
     reading = ctx
     try:
-        while (unclosed := _stage_csv_once(reading)) is not None:
-            if not _read_past(ctx, unclosed, len(blanked)):
+        while unclosed := _stage_csv_once(reading):
+            if not _read_past(ctx, unclosed[0], len(blanked)):
                 break
+            # The first is checked against DuckDB's rejects; the rest are what the quote
+            # model says blanking it leaves, which the next reading checks in turn.
+            more = set(unclosed[: max(1, _UNCLOSED_QUOTES - len(blanked))])
             try:
-                stand_in = with_lines_blanked(ctx.file, blanked | {unclosed})
+                stand_in = with_lines_blanked(ctx.file, blanked | more)
             except StandInFailed:  # no room for it: the rest of the file stays one cell
                 break
-            blanked.add(unclosed)
+            blanked |= more
             if reading is not ctx:
                 reading.file.path.unlink()
             reading = replace(ctx, file=stand_in)
@@ -693,8 +699,9 @@ def _read_past(ctx: LoadContext, unclosed: int, blanked: int) -> bool:
     return blanked < _UNCLOSED_QUOTES and bool(rejected and rejected[0])
 
 
-def _stage_csv_once(ctx: LoadContext) -> int | None:
-    """`stage_csv` with the file as it is; the line of a quote that never closes, if any."""
+def _stage_csv_once(ctx: LoadContext) -> list[int]:
+    """`stage_csv` with the file as it is; the lines of quotes that never close (see
+    `_unclosed_lines`)."""
     header = _csv_columns(ctx)
     leading = _leading_blank_lines(ctx.sample.text)
     # Cells are read into columns c1..cN and named by the header only in the JSON record, so
@@ -801,6 +808,24 @@ def _csv_columns(ctx: LoadContext) -> list[str]:
     return names
 
 
+def _unclosed_lines(ctx: LoadContext) -> list[int]:
+    """The line of a quoted cell still open at the end of the file, then those the file would
+    have one after another as each is blanked: one reading of the file serves them all
+    (see `_stage_csv_past_unclosed_quotes`)."""
+    found: list[int] = []
+    while len(found) < _UNCLOSED_QUOTES:
+        query = (
+            unclosed_after_blanking_sql("_judged_lines", found)
+            if found
+            else unclosed_sql("_quote_states")
+        )
+        row = ctx.con.execute(query).fetchone()
+        if not row or row[0] is None:
+            break
+        found.append(int(row[0]))
+    return found
+
+
 def _cells_may_span_lines(ctx: LoadContext) -> bool:
     """Whether a quoted cell may span lines: a line has an odd number of quotes, or DuckDB
     read fewer rows than the file has lines that are not blank (besides its header). The
@@ -816,22 +841,23 @@ def _cells_may_span_lines(ctx: LoadContext) -> bool:
     return bool(counts and counts[0] != counts[1])
 
 
-def _csv_line_map(ctx: LoadContext) -> int | None:
+def _csv_line_map(ctx: LoadContext) -> list[int]:
     """`_continuation(pos)`: physical lines inside a quoted cell that began on an earlier line
     (see `csv_quotes`); `_blank_records(record_number)`: empty lines, which DuckDB skips but
-    still counts. Returns the line of a quoted cell still open at the end of the file, if any.
+    still counts. Returns the lines of quoted cells still open at the end of the file (see
+    `_unclosed_lines`).
     """
     read_lines(ctx)
-    states = quote_states_sql("_lines", ctx.sample.csv_delimiter, _cells_may_span_lines(ctx))
-    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _quote_states AS {states}")
+    judged = judged_lines_sql("_lines", ctx.sample.csv_delimiter, _cells_may_span_lines(ctx))
+    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _judged_lines AS {judged}")
+    _run(ctx, f"CREATE OR REPLACE TEMP TABLE _quote_states AS {quote_states_sql('_judged_lines')}")
     last_line = (
         "SELECT greatest((SELECT max(source_line) FROM _lines), "
         "(SELECT max(source_line) FROM _line_rejects))"
     )
     continuation = continuation_sql("_quote_states", last_line)
     _run(ctx, f"CREATE OR REPLACE TEMP TABLE _continuation AS {continuation}")
-    row = ctx.con.execute(unclosed_sql("_quote_states")).fetchone()
-    unclosed = int(row[0]) if row and row[0] is not None else None
+    unclosed = _unclosed_lines(ctx)
     _run(
         ctx,
         """
@@ -851,7 +877,7 @@ def _csv_line_map(ctx: LoadContext) -> int | None:
         ) c ON b.kept > c.pos
         """,
     )
-    for table in ("_blank_physical", "_lines", "_line_rejects", "_quote_states"):
+    for table in ("_blank_physical", "_lines", "_line_rejects", "_quote_states", "_judged_lines"):
         _run(ctx, f"DROP TABLE {table}")
     return unclosed
 
