@@ -8,7 +8,6 @@ per finding; Python only turns those few rows into `Finding` objects.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import duckdb
 from m2maudit.config import Config
 from m2maudit.errors import AuditError, first_line
 from m2maudit.findings import Finding, Location, SkippedRule, finding_id
+from m2maudit.fingerprint import sha256_prefix
 from m2maudit.rules import REQUIRED_COLUMNS, Rule, RuleErrors, message_fields, render_message
 from m2maudit.store import Store
 from m2maudit.timeutil import utc_instant
@@ -276,7 +276,7 @@ def shortened(value: Any) -> Any:
     """`value` with any text in it over `LONGEST_SHOWN` characters cut to its start, its
     length and a fingerprint (two long values that differ stay apart)."""
     if isinstance(value, str) and len(value) > LONGEST_SHOWN:
-        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        digest = sha256_prefix(value)
         return f"{value[:_SHOWN_START]}... [{len(value):,} characters, sha256 {digest}]"
     if isinstance(value, list | tuple):
         return [shortened(item) for item in value]

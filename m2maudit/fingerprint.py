@@ -19,8 +19,12 @@ def bare_token(authorization: str) -> str:
 
 def fingerprint(secret: str) -> str:
     """SHA-256 of the bare secret, first 16 hex characters."""
-    digest = hashlib.sha256(bare_token(secret).encode("utf-8")).hexdigest()
-    return digest[:FINGERPRINT_HEX]
+    return sha256_prefix(bare_token(secret))
+
+
+def sha256_prefix(text: str) -> str:
+    """The first 16 hex characters of the SHA-256 of `text`: the SQL's `left(sha256(t), 16)`."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
 
 
 _WHITESPACE_SQL = "(' ' || chr(9) || chr(13) || chr(10))"

@@ -5,11 +5,10 @@ m2maudit reports the kind of secret and a fingerprint of it, never the secret it
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 
-from m2maudit.fingerprint import FINGERPRINT_HEX
+from m2maudit.fingerprint import sha256_prefix
 
 # Pieces of the patterns below. HTTP Basic credentials are base64 of "user:password", read in
 # the groups of four characters that encode three bytes: a group of printable ASCII (each byte
@@ -398,13 +397,8 @@ def find_secret(text: str) -> tuple[str, str] | None:
         match = pattern.search(text)
         if match:
             material = _FINGERPRINT_MATERIAL.get(kind, str)(match.group())
-            return kind, _sha256_prefix(material)
+            return kind, sha256_prefix(material)
     return None
-
-
-def _sha256_prefix(text: str) -> str:
-    """The SQL's `left(sha256(text), 16)`."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
 
 
 _ALL_AT_ONCE = re.compile(_any_secret(), re.ASCII)
@@ -414,7 +408,7 @@ def secret_safe_id(text: str) -> str:
     """`secret_safe_id_sql` in Python."""
     if find_secret(text) is None:
         return text
-    return "secret:" + _sha256_prefix(text)
+    return "secret:" + sha256_prefix(text)
 
 
 def secret_safe_list(items: list[str]) -> list[str]:
