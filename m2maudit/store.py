@@ -87,9 +87,7 @@ class Store:
         `m2maudit_meta` does not make a store)."""
         try:
             return bool(
-                self.con.execute(
-                    "SELECT count(*) FROM m2maudit_meta WHERE key = 'schema_version'"
-                ).fetchone()[0]  # type: ignore[index]
+                self.scalar("SELECT count(*) FROM m2maudit_meta WHERE key = 'schema_version'")
             )
         except duckdb.Error:
             return False
