@@ -170,6 +170,9 @@ def save_findings(store: Store, result: ScanResult) -> None:
     The old findings are replaced in one transaction: a run interrupted half-way (a trial's
     SIGTERM between the delete and the insert) must not leave a store that says "no findings".
     """
+    if not result.findings:  # one statement: nothing to insert, and no pandas to import
+        store.con.execute("DELETE FROM findings")
+        return
     import pandas as pd  # here, not at the top: importing pandas costs every command 0.3 s
 
     columns = [row[0] for row in store.con.execute("DESCRIBE findings").fetchall()]
