@@ -258,6 +258,11 @@ def record_file_error(store: Store, report: FileReport) -> None:
     )
 
 
+# The errors of a file that a later good read of it clears (see `clear_file_errors`): its
+# file-level error, and the line where an earlier copy was cut short.
+CLEARED_BY_A_GOOD_READ = f"(source_line = 0 OR reason = '{CUT_LINE_REASON}')"
+
+
 def clear_file_errors(store: Store, sources: list[str]) -> None:
     """Forget the file-level error (line 0) of each file that was read fine this time, and
     the line where an earlier copy of it was cut short (see `standins`).
@@ -271,9 +276,9 @@ def clear_file_errors(store: Store, sources: list[str]) -> None:
     """
     if sources:
         store.con.execute(
-            "DELETE FROM ingest_errors WHERE (source_line = 0 OR reason = $cut) "
+            f"DELETE FROM ingest_errors WHERE {CLEARED_BY_A_GOOD_READ} "
             "AND source_file IN (SELECT unnest($sources::VARCHAR[]))",
-            {"sources": sources, "cut": CUT_LINE_REASON},
+            {"sources": sources},
         )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from m2maudit.commit import (
+    CLEARED_BY_A_GOOD_READ,
     clear_file_errors,
     commit_batch,
     commit_file,
@@ -130,8 +131,7 @@ def _files_that_failed_before(store: Store) -> set[str]:
     """The files a `--db` store holds a whole-file error for, or a copy cut short (see
     `clear_file_errors`)."""
     rows = store.con.execute(
-        "SELECT DISTINCT source_file FROM ingest_errors WHERE source_line = 0 OR reason = ?",
-        [CUT_LINE_REASON],
+        f"SELECT DISTINCT source_file FROM ingest_errors WHERE {CLEARED_BY_A_GOOD_READ}"
     ).fetchall()
     return {str(row[0]) for row in rows}
 
