@@ -660,7 +660,7 @@ def _stage_csv_past_unclosed_quotes(ctx: LoadContext) -> None:
                 break
             # The first is checked against DuckDB's rejects; the rest are what the quote
             # model says blanking it leaves, which the next reading checks in turn.
-            more = set(unclosed[: max(1, _UNCLOSED_QUOTES - len(blanked))])
+            more = set(unclosed[: _UNCLOSED_QUOTES - len(blanked)])
             try:
                 stand_in = with_lines_blanked(ctx.file, blanked | more)
             except StandInFailed:  # no room for it: the rest of the file stays one cell

@@ -193,10 +193,21 @@ def with_lines_blanked(file: InputFile, lines: set[int]) -> InputFile:
 
     Whole blocks are copied as they are; only a block holding one of the lines is split.
     """
+    return _text_copy(file, partial(_copy_blanking, lines=lines))
+
+
+def with_lf_line_breaks(file: InputFile) -> InputFile:
+    """A stand-in of `file`'s text with every CRLF line break written as LF: each line keeps
+    its number. Raises `StandInFailed`."""
+    return _text_copy(file, _copy_with_lf)
+
+
+def _text_copy(file: InputFile, copy: Callable[[Callable[[], bytes], BinaryIO], None]) -> InputFile:
+    """A stand-in that `copy` writes from `file`'s text (decompressed) read block by block."""
 
     def fill(sink: BinaryIO) -> bool:
         with (gzip.open if file.compressed else open)(file.path, "rb") as source:
-            _copy_blanking(source.read, sink, lines)
+            copy(partial(source.read, _READ_BYTES), sink)
         return True
 
     written = _write_stand_in(file, fill)
@@ -204,9 +215,9 @@ def with_lines_blanked(file: InputFile, lines: set[int]) -> InputFile:
     return written[0]
 
 
-def _copy_blanking(read: Callable[[int], bytes], sink: BinaryIO, lines: set[int]) -> None:
+def _copy_blanking(read: Callable[[], bytes], sink: BinaryIO, lines: set[int]) -> None:
     line = 1  # the line the next byte belongs to
-    for block in iter(partial(read, _READ_BYTES), b""):
+    for block in iter(read, b""):
         breaks = block.count(b"\n")
         if not any(line <= n <= line + breaks for n in lines):
             sink.write(block)
@@ -224,20 +235,10 @@ def _copy_blanking(read: Callable[[int], bytes], sink: BinaryIO, lines: set[int]
                 line += 1
 
 
-def with_lf_line_breaks(file: InputFile) -> InputFile:
-    """A stand-in of `file`'s text with every CRLF line break written as LF: each line keeps
-    its number. Raises `StandInFailed`."""
-
-    def fill(sink: BinaryIO) -> bool:
-        with (gzip.open if file.compressed else open)(file.path, "rb") as source:
-            held = b""  # a CR that ends a block may begin a CRLF
-            for block in iter(partial(source.read, _READ_BYTES), b""):
-                block = held + block
-                held = b"\r" if block.endswith(b"\r") else b""
-                sink.write(block[: len(block) - len(held)].replace(b"\r\n", b"\n"))
-            sink.write(held)
-        return True
-
-    written = _write_stand_in(file, fill)
-    assert written is not None  # `fill` always gives True
-    return written[0]
+def _copy_with_lf(read: Callable[[], bytes], sink: BinaryIO) -> None:
+    held = b""  # a CR that ends a block may begin a CRLF
+    for block in iter(read, b""):
+        block = held + block
+        held = b"\r" if block.endswith(b"\r") else b""
+        sink.write(block[: len(block) - len(held)].replace(b"\r\n", b"\n"))
+    sink.write(held)
