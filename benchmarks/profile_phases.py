@@ -254,13 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--json", type=Path, help="also write the profile here")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     if args.log:
         if not args.inventory:
             parser.error("--log needs --inventory")
         log, inventory = args.log, args.inventory
     else:
-        data = generate(args.events, args.seed, DATA_DIR, log=lambda m: print(m, file=sys.stderr))
+        data = generate(
+            args.events, args.seed, args.data_dir, log=lambda m: print(m, file=sys.stderr)
+        )
         log, inventory = data.events, data.inventory
     startup = cli_startup_seconds()
     profile, findings = profile_scan(log, inventory, args.as_of, args.memory_limit, args.threads)
