@@ -35,6 +35,7 @@ from m2maudit.ingest_report import (
     FileReport,
     IngestReport,
 )
+from m2maudit.reporters import report_written_as
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import (
@@ -587,6 +588,11 @@ def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
 
 
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:
+    written_as = report_written_as(sample.text)
+    if written_as:  # never an input, whatever the hint: a CSV report reads as an inventory
+        raise NothingToAudit(
+            file.display, f"an m2maudit {written_as} report (this tool's output, not an input)"
+        )
     if file.format_hint:
         adapter = adapter_named(file.format_hint)
         if adapter is not None and (file.forced_kind is None or adapter.kind == file.forced_kind):

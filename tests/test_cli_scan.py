@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from m2maudit.cli import app
+from m2maudit.reporters import REPORTERS, report_written_as
+from m2maudit.reporters.csv_report import COLUMNS as CSV_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = ["--as-of", "2026-11-28T00:00:00Z"]
@@ -265,3 +268,43 @@ def test_a_principal_of_megabytes_is_cut_short_in_reports(tmp_path: Path) -> Non
     assert all(len(ids) == 2 for ids in by_rule.values())
     missing_user = {finding_id("M2M101", name, None) for name in names}
     assert by_rule["M2M101"] == missing_user
+
+
+@pytest.mark.parametrize("output_format", sorted(REPORTERS))
+@pytest.mark.parametrize("quiet", [False, True], ids=["full", "quiet"])
+def test_a_report_written_among_the_logs_is_passed_over(
+    tmp_path: Path, output_format: str, quiet: bool
+) -> None:
+    """The next scan of the folder is the scan before it: the CSV report (with `principal`
+    and `token_id` columns) had been read as an inventory, and a high finding went missing."""
+    estate = tmp_path / "estate"
+    shutil.copytree(ROOT / "sample_logs" / "agents", estate)
+    before = json.loads(scan(str(estate), "-f", "json")[1])
+    report = estate / f"m2maudit-report.{output_format}"
+    args = ["-f", output_format, "-o", str(report)]
+    CliRunner().invoke(app, ["scan", str(estate), *args, *AS_OF, *(["-q"] if quiet else [])])
+    assert report.stat().st_size > 0
+    after = json.loads(scan(str(estate), "-f", "json", "--strict")[1])
+    assert [f["id"] for f in after["findings"]] == [f["id"] for f in before["findings"]]
+    (entry,) = [i for i in after["inputs"] if i["source"].endswith(report.name)]
+    assert (
+        entry["skipped"] == f"an m2maudit {output_format} report (this tool's output, not an input)"
+    )
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "id,severity,principal,token_id,scopes\n",  # an inventory that shares a few columns
+        '{"schema_version": "1.0", "tool": {"name": "other"}}\n',
+        '{"timestamp": "2026-11-20T10:00:00Z", "principal": "m2maudit: 3 findings"}\n',
+        "## m2maudit notes\n",
+    ],
+)
+def test_an_input_that_looks_a_little_like_a_report_is_still_read(head: str) -> None:
+    assert report_written_as(head) is None
+
+
+def test_a_csv_report_saved_again_with_a_bom_and_crlf_is_still_a_report() -> None:
+    header = ",".join(CSV_COLUMNS)
+    assert report_written_as(f"\ufeff{header}\r\nabc,high\r\n") == "csv"

@@ -37,6 +37,20 @@ REPORTERS: dict[str, Reporter] = {
 }
 
 
+def report_written_as(head: str) -> str | None:
+    """The format of the m2maudit report whose text starts with `head`, else None.
+
+    Why: a report written into the directory that a later scan reads is this tool's output,
+    not an input. A CSV report has `principal` and `token_id` columns, so it was read as a
+    token inventory, and the next scan's findings changed (a high one went missing).
+    """
+    text = head.removeprefix("\ufeff")  # a spreadsheet saved it again
+    for reporter in REPORTERS.values():
+        if reporter.signature.match(text):
+            return reporter.name
+    return None
+
+
 def get_reporter(name: str) -> Reporter:
     """The reporter registered as `name`; an unknown name is one clear error line."""
     try:
@@ -47,4 +61,11 @@ def get_reporter(name: str) -> Reporter:
         ) from None
 
 
-__all__ = ["DEFAULT_FORMAT", "REPORTERS", "ReportOptions", "Reporter", "get_reporter"]
+__all__ = [
+    "DEFAULT_FORMAT",
+    "REPORTERS",
+    "ReportOptions",
+    "Reporter",
+    "get_reporter",
+    "report_written_as",
+]

@@ -4,13 +4,16 @@ A reporter turns a finished `ScanResult` into text; it never writes files, print
 the exit code. That keeps every format testable as a pure function and lets the CLI write the
 report only after the scan succeeded (`m2maudit.policy.write_output`).
 
-To add a format: subclass `Reporter` in its own module, then register an instance in
-`m2maudit.reporters.REPORTERS`. `tests/test_reporters.py` renders every registered format.
+To add a format: subclass `Reporter` in its own module (with the `signature` its output
+starts with), then register an instance in `m2maudit.reporters.REPORTERS`.
+`tests/test_reporters.py` renders every registered format, and `tests/test_cli_scan.py`
+checks that a scan passes over every format's report.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -87,6 +90,10 @@ class Reporter(ABC):
     extension: ClassVar[str]
     media_type: ClassVar[str]
     description: ClassVar[str]
+    # What the start of this format's output matches, and nothing else does: a report
+    # written among the logs a later scan reads is passed over as this tool's own output
+    # (see `m2maudit.reporters.report_written_as`).
+    signature: ClassVar[re.Pattern[str]]
 
     @abstractmethod
     def render(self, result: ScanResult, options: ReportOptions) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 from m2maudit.findings import Finding, ScanResult
@@ -107,6 +108,7 @@ class CsvReporter(Reporter):
     extension = "csv"
     media_type = "text/csv"
     description = "one row per finding, fixed columns, safe against formula injection"
+    signature = re.compile(re.escape(",".join(COLUMNS)) + r"\r?\n")
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         buffer = io.StringIO()

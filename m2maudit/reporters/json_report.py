@@ -9,6 +9,7 @@ timings); only the filters and baseline recorded by `m2maudit.policy.apply_polic
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from m2maudit.findings import ScanResult
@@ -59,6 +60,9 @@ class JsonReporter(Reporter):
     extension = "json"
     media_type = "application/json"
     description = "versioned JSON report with every finding field (schema_version 1.0)"
+    signature = re.compile(
+        r'\{\s*"schema_version":\s*"[^"]*",\s*"tool":\s*\{\s*"name":\s*"m2maudit"'
+    )
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         """Indented, but one finding per line (see `dumps_one_item_a_line`)."""

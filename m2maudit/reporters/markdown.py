@@ -157,6 +157,7 @@ class MarkdownReporter(Reporter):
     extension = "md"
     media_type = "text/markdown"
     description = "summary and findings table for a pull-request comment"
+    signature = re.compile(r"## \S+ m2maudit: ")
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         summary = summarize(result, options.fail_on)

@@ -21,6 +21,7 @@ A finding without file locations is still valid SARIF (only logical locations, o
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
@@ -200,6 +201,10 @@ class SarifReporter(Reporter):
     extension = "sarif"
     media_type = "application/sarif+json"
     description = "SARIF 2.1.0 for code-scanning dashboards"
+    signature = re.compile(
+        r'\{\s*"\$schema":\s*"[^"]*",\s*"version":\s*"[^"]*",\s*"runs":\s*\[\s*\{\s*'
+        r'"tool":\s*\{\s*"driver":\s*\{\s*"name":\s*"m2maudit"'
+    )
 
     def warnings(self, result: ScanResult) -> list[str]:
         count = len(result.findings)

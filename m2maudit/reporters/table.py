@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -444,6 +445,8 @@ class TableReporter(Reporter):
     extension = "txt"
     media_type = "text/plain"
     description = "terminal report (default): summary, riskiest principals, findings by problem"
+    # The header, or with --quiet the summary line alone.
+    signature = re.compile(r"m2maudit(?: \S+ credential audit\n|: \d)")
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         console = make_console(options)
