@@ -243,7 +243,8 @@ def ingest_group(
 
 
 class _BatchSplit(Exception):
-    """The batch holds the same content twice: split it until the copies are apart."""
+    """The batch holds the same content twice, or a broken gzip file: split it until the
+    copies are apart and the broken file is read alone."""
 
 
 def _ingest_batch(
@@ -258,13 +259,20 @@ def _ingest_batch(
     reports = [FileReport(source=f.display, size=f.size) for f in files]
     if len({f.display for f in files}) < len(files):
         raise _BatchSplit
-    every_identity = [
+    digests = [
         FileDigest(
-            m.file.path, m.file.compressed, m.file.size, index=False, hash_content=m.hash_content
-        ).identity()
+            m.file.path,
+            m.file.compressed,
+            m.file.size,
+            index=False,
+            hash_content=m.hash_content,
+            check_gzip=m.sample is not None and _is_lines(m.sample),
+        )
         for m in group
     ]
-    if len(set(every_identity)) < len(every_identity):
+    every_identity = [digest.identity() for digest in digests]
+    # The same content twice, or a broken gzip file (read alone, it keeps its whole lines).
+    if len(set(every_identity)) < len(every_identity) or any(d.gzip_broken() for d in digests):
         raise _BatchSplit
     before = _ingested_before(store, every_identity)
     identities: dict[str, str] = {}  # display -> content hash, of the files to load
@@ -436,6 +444,8 @@ def ingest_file(
             file.size,
             index=wants_index,
             hash_content=sniffed.hash_content if sniffed else True,
+            # Lines keep loading after a corrupt stretch; a JSON document stops parsing.
+            check_gzip=_is_lines(sample),
         )
         if (
             not digest.in_background
@@ -509,9 +519,13 @@ def _holds_lines(file: InputFile) -> bool:
     """Whether a file is lines (JSON lines, CSV), which keep what they hold when cut: a JSON
     document cut short (a CloudTrail object, an array) is not JSON."""
     try:
-        return sniff(file).layout in ("jsonl", "csv")
+        return _is_lines(sniff(file))
     except InputError:
         return False
+
+
+def _is_lines(sample: Sample) -> bool:
+    return sample.layout in ("jsonl", "csv")
 
 
 def _load(
@@ -520,6 +534,8 @@ def _load(
     with store.transaction():
         ctx.line_index = digest.line_index
         adapter.load(ctx)
+        if digest.gzip_broken():  # read as it is, after a corrupt stretch: garbage lines
+            raise BrokenGzip(ctx.file.display)
         if (
             digest.in_background
             and _seen_before(adapter)

@@ -19,7 +19,7 @@ from m2maudit.config import Config
 from m2maudit.errors import GZIP_BROKEN
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
-from m2maudit.sources import standins
+from m2maudit.sources import lineindex, standins
 from m2maudit.sources.base import InputFile
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
@@ -118,6 +118,64 @@ def test_corrupt_data_keeps_only_the_members_before_it(tmp_path: Path) -> None:
     second[len(second) // 2] ^= 0xFF
     path = tmp_path / "log.jsonl.gz"
     path.write_bytes(gzip.compress(lines(0, 100)) + bytes(second))
+    store = Store.open()
+    [file] = ingest(store, path).files
+    assert principals(store) == [f"agent-{i}" for i in range(100)]
+    assert (file.loaded, rejects(store)) == (100, [(101, CUT_LINE_REASON)])
+
+
+def with_crc_flipped(member: bytes) -> bytes:
+    """A gzip member whose data is whole but whose CRC-32 (its trailer's first 4 bytes) says
+    otherwise: DuckDB reads it without a word, as it reads a member corrupted inside its
+    data without breaking the deflate stream."""
+    broken = bytearray(member)
+    broken[-8] ^= 0xFF
+    return bytes(broken)
+
+
+@pytest.mark.parametrize("in_background", [False, True], ids=["small", "checked-while-read"])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("log.jsonl.gz", lines(0, 3000)),
+        ("calls.csv.gz", b"timestamp,principal\n" + f"{TS},agent-1\n".encode() * 3000),
+        ("audit.jsonl.gz", "".join(json.dumps(audit_event()) + "\n" for _ in range(500)).encode()),
+    ],
+    ids=["fast-json-lines", "csv", "k8s-audit"],
+)
+def test_a_member_that_fails_its_crc_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: bytes, in_background: bool
+) -> None:
+    """DuckDB does not check gzip's CRC: every line of a corrupt member that still parsed
+    loaded as a record. Whatever reads it, the file is now one unreadable input."""
+    if in_background:
+        monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 1)
+    path = tmp_path / name
+    path.write_bytes(with_crc_flipped(gzip.compress(text)))
+    store = Store.open()
+    [file] = ingest(store, path).files
+    assert (file.error, file.loaded) == (GZIP_BROKEN, 0)
+    assert store.scalar("SELECT count(*) FROM events") == 0
+
+
+def test_a_byte_flipped_inside_the_only_member_loads_nothing(tmp_path: Path) -> None:
+    """The garbage DuckDB read after the flipped byte had loaded beside the good lines,
+    thousands of them rejected as "not valid JSON" and the rest kept as records."""
+    data = bytearray(gzip.compress(lines(0, 20_000, pad=8)))
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / "log.jsonl.gz"
+    path.write_bytes(bytes(data))
+    store = Store.open()
+    [file] = ingest(store, path).files
+    assert (file.error, file.loaded, file.rejected) == (GZIP_BROKEN, 0, 0)
+    assert store.scalar("SELECT count(*) FROM events") == 0
+
+
+def test_a_member_that_fails_its_crc_keeps_the_members_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl.gz"
+    path.write_bytes(
+        gzip.compress(lines(0, 100)) + with_crc_flipped(gzip.compress(lines(100, 200)))
+    )
     store = Store.open()
     [file] = ingest(store, path).files
     assert principals(store) == [f"agent-{i}" for i in range(100)]
@@ -297,6 +355,27 @@ def test_a_cut_file_among_small_ones_of_a_batch(tmp_path: Path) -> None:
         "SELECT source_file, source_line, reason FROM ingest_errors"
     ).fetchall()
     assert (source, line, reason) == (cut.source, cut.loaded + 1, CUT_LINE_REASON)
+
+
+def test_a_file_that_fails_its_crc_among_small_ones_of_a_batch(tmp_path: Path) -> None:
+    """Read with the others, its lines had all loaded; read alone, it is refused. Each
+    file is longer than the head that sniffing reads (whose gzip reader checks the CRC of a
+    file it reads to the end)."""
+    logs = tmp_path / "audit"
+    logs.mkdir()
+    for n in range(4):
+        events = [audit_event(when=f"2026-11-20T08:{n:02}:00Z", n=s) for s in range(1000)]
+        data = gzip.compress("".join(json.dumps(e) + "\n" for e in events).encode())
+        (logs / f"audit-{n}.log.gz").write_bytes(data if n != 2 else with_crc_flipped(data))
+    store = Store.open()
+    report = ingest_paths(store, [str(logs)], [], Config())
+    outcome = {Path(f.source).name: (f.error, f.loaded) for f in report.files}
+    assert outcome == {
+        "audit-0.log.gz": (None, 1000),
+        "audit-1.log.gz": (None, 1000),
+        "audit-2.log.gz": (GZIP_BROKEN, 0),
+        "audit-3.log.gz": (None, 1000),
+    }
 
 
 def test_a_store_says_the_same_of_the_cut_file_again(cli: RunCli, tmp_path: Path) -> None:
