@@ -20,6 +20,7 @@ from rich.console import Console
 
 from m2maudit.config import load_config
 from m2maudit.errors import AuditError
+from m2maudit.policy import EXIT_FINDINGS
 from m2maudit.timeutil import parse_instant, utc_now
 from m2maudit.token_inspect import inspect_token, read_token_file, to_json
 from m2maudit.token_render import print_inspection
@@ -116,6 +117,8 @@ def inspect(
         typer.echo(json.dumps(to_json(inspection), indent=2))  # ASCII: no raw control bytes
     else:
         print_inspection(Console(highlight=False, emoji=False), inspection)
+    if (key or jwks) and inspection.signature.status != "valid":
+        raise typer.Exit(EXIT_FINDINGS)  # asked to verify it, a script can gate on the answer
 
 
 def _looks_like_a_path(argument: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner, Result
 
 from m2maudit.cli import app, main
@@ -42,9 +43,10 @@ def run(*args: str, stdin: str | None = None) -> Result:
     )
 
 
-def run_json(*args: str, stdin: str | None = None) -> dict[str, Any]:
+def run_json(*args: str, stdin: str | None = None, exit_code: int = 0) -> dict[str, Any]:
+    """The JSON report; `exit_code` 1 where a signature check was asked for and failed."""
     result = run(*args, "--format", "json", stdin=stdin)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == exit_code, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
     return document
 
@@ -223,7 +225,7 @@ def test_alg_none_is_reported_and_fails_a_signature_check(tmp_path: Path) -> Non
     token = raw_jwt({"alg": "none"}, {"sub": "agent-1", "exp": NOW + 60}, signature="")
     key = tmp_path / "rsa.pem"
     key.write_bytes(public_pem(rsa_key()))
-    document = run_json(token, "--key", str(key))
+    document = run_json(token, "--key", str(key), exit_code=1)
     assert document["signature"]["status"] == "invalid"
     assert any("alg none" in p["message"] for p in document["problems"])
 
@@ -248,7 +250,7 @@ def test_signature_with_a_pem_key(tmp_path: Path) -> None:
     forged = f"{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
     other_family = signed({"sub": "svc-a"}, alg="ES256")
     assert run_json(good, "--key", pem)["signature"]["status"] == "valid"
-    forged_document = run_json(forged, "--key", pem)
+    forged_document = run_json(forged, "--key", pem, exit_code=1)
     assert forged_document["signature"] == {
         "status": "invalid",
         "detail": "the signature does not match the key",
@@ -257,7 +259,7 @@ def test_signature_with_a_pem_key(tmp_path: Path) -> None:
     assert {"problem": "exposure", "message": FORGED} in forged_document["problems"]
     assert "signature does not match" in run(forged, "--key", pem).stdout.split("Problems")[1]
     assert not [p for p in run_json(good, "--key", pem)["problems"] if p["message"] == FORGED]
-    assert run_json(other_family, "--key", pem)["signature"]["status"] == "invalid"
+    assert run_json(other_family, "--key", pem, exit_code=1)["signature"]["status"] == "invalid"
     ec_pem = _write(tmp_path / "ec.pem", public_pem(ec_key()))
     assert run_json(other_family, "--key", ec_pem)["signature"]["status"] == "valid"
 
@@ -267,7 +269,7 @@ def test_signature_with_a_shared_secret_and_algorithm_confusion(tmp_path: Path) 
     secret = _write(tmp_path / "secret", HMAC_KEY.encode() + b"\n")
     assert run_json(token, "--key", secret)["signature"]["status"] == "valid"
     pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))
-    document = run_json(token, "--key", pem)
+    document = run_json(token, "--key", pem, exit_code=1)
     check = document["signature"]
     assert check["status"] == "invalid" and "algorithm confusion" in check["detail"]
     # Refused for algorithm confusion is a problem too, not "no problem", worded as such.
@@ -285,7 +287,8 @@ def test_signature_with_a_jwks_file(tmp_path: Path) -> None:
     matching = signed({"sub": "svc-a"}, alg="RS256", headers={"kid": "k1"})
     unknown_kid = signed({"sub": "svc-a"}, alg="RS256", headers={"kid": "k9"})
     assert run_json(matching, "--jwks", jwks)["signature"]["status"] == "valid"
-    assert run_json(unknown_kid, "--jwks", jwks)["signature"]["status"] == "not checked"
+    unchecked = run_json(unknown_kid, "--jwks", jwks, exit_code=1)
+    assert unchecked["signature"]["status"] == "not checked"
 
 
 @pytest.mark.parametrize(
@@ -483,7 +486,8 @@ def test_secrets_in_camel_case_names_nested_objects_split_lists_and_the_kid_are_
         json.dumps({"keys": [{"kty": "oct", "kid": "x", "k": "c2VjcmV0"}]}).encode(),
     )
     clear = ["Qm9vbGVhbk9wZXJhdG9y", "Ab3dEf6hIj9kLm2nOp5qRs", "Zk8s9dJq2LmN4pQr7Tx", body, github]
-    for output in (run(token, "--jwks", jwks).stdout, json.dumps(run_json(token, "--jwks", jwks))):
+    document = run_json(token, "--jwks", jwks, exit_code=1)  # its kid names no key there
+    for output in (run(token, "--jwks", jwks).stdout, json.dumps(document)):
         assert [secret for secret in clear if secret in output] == []
     claims = run_json(token)["claims"]
     assert claims["scope"] == ["[redacted]"]
@@ -517,3 +521,16 @@ def test_a_claim_secret_has_the_fingerprint_the_scan_gives_it() -> None:
         for found in re.findall(r"\((\w+), fingerprint ([0-9a-f]{16})\)", p["message"])
     )
     assert stated == sorted(document["columns"]["claims_secrets"])
+
+
+def test_the_exit_code_says_whether_a_signature_asked_for_was_verified(tmp_path: Path) -> None:
+    """A script gates on it: `token inspect - --key k.pem < t.jwt && deploy`."""
+    pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))
+    good = signed({"sub": "svc-a"}, alg="RS256")
+    another = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other_key = _write(tmp_path / "other.pem", public_pem(another))
+    assert run(good, "--key", pem).exit_code == 0
+    assert run(good).exit_code == 0  # no check asked for: read is enough
+    wrong = run(good, "--key", other_key)
+    assert wrong.exit_code == 1
+    assert "signature" in wrong.stdout and wrong.stderr == ""
