@@ -93,3 +93,23 @@ def test_a_name_with_a_backslash_and_a_glob_character(tmp_path: Path, name: str)
     report = ingest_paths(store, [str(tmp_path)], [], Config())
     assert not any(f.error for f in report.files)
     assert _loaded(store) == {f"{name}.jsonl": 2, "other.jsonl": 3}
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    _generic(log, 1)
+    report = ingest_paths(Store.open(), [str(log), str(tmp_path), str(log)], [], Config())
+    assert [(f.source, f.loaded, f.duplicates) for f in report.files] == [(str(log), 1, 0)]
+
+
+def test_a_recursive_pattern_through_a_symbolic_link_loop_reads_each_file_once(
+    tmp_path: Path,
+) -> None:
+    """`**` follows a link to a directory, round a loop until the system's limit."""
+    (tmp_path / "sub").mkdir()
+    _generic(tmp_path / "sub" / "calls.jsonl", 1)
+    (tmp_path / "sub" / "loop").symlink_to("..")
+    report = ingest_paths(Store.open(), [str(tmp_path / "**" / "*.jsonl")], [], Config())
+    assert [(Path(f.source).name, f.loaded, f.duplicates) for f in report.files] == [
+        ("calls.jsonl", 1, 0)
+    ]

@@ -9,6 +9,7 @@ import csv
 import glob
 import gzip
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -34,8 +35,15 @@ _WHITESPACE = "\ufeff \t\r\n"
 def expand_inputs(
     paths: list[str], forced_kind: Kind | None = None, format_hint: str | None = None
 ) -> list[InputFile]:
-    """Every file the user named, in a stable order; a name that matches nothing is an error."""
+    """Every file the user named, in a stable order, each once; a name that matches nothing
+    is an error.
+
+    Once: a file named twice, reached through a pattern and a directory, or through a
+    symbolic link to a directory (a `**` pattern follows one, round a loop up to the
+    system's limit) is one file, not several counted as duplicates of each other.
+    """
     found: list[InputFile] = []
+    seen: set[str] = set()
     for raw in paths:
         if raw == "-":
             found.append(_stdin_file(forced_kind, format_hint))
@@ -61,7 +69,11 @@ def expand_inputs(
                 raise InputError(raw, "no file matches this pattern")
         else:
             raise InputError(raw, "no such file or directory")
-        found.extend(_input_file(p, forced_kind, format_hint) for p in candidates)
+        for candidate in candidates:
+            real = os.path.realpath(candidate)
+            if real not in seen:
+                seen.add(real)
+                found.append(_input_file(candidate, forced_kind, format_hint))
     return found
 
 
