@@ -44,6 +44,9 @@ from m2maudit.timeutil import parse_instant, utc_now
 from m2maudit.wording import counted, noun_for
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+# The metavar of an option that takes no value: typer 0.29 shows `<bool>` after a flag
+# without one, and `--strict true` then reads `true` as a path.
+FLAG = ""
 
 app = typer.Typer(
     name="m2maudit",
@@ -105,7 +108,11 @@ def root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+            metavar=FLAG,
         ),
     ] = False,
 ) -> None:
@@ -143,7 +150,13 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="Config file (default: ./.m2maudit.yaml if present)."),
 ]
 StrictOpt = Annotated[
-    bool, typer.Option("--strict", help="Exit 2 if any record or file was rejected.")
+    bool,
+    typer.Option(
+        "--strict",
+        help="Exit 2 if any record or file was rejected, or a file loaded with a warning "
+        "(a mapped field no record has).",
+        metavar=FLAG,
+    ),
 ]
 HintOpt = Annotated[
     str | None,
@@ -158,7 +171,16 @@ MemoryOpt = Annotated[
         "--memory-limit", help="DuckDB memory limit, e.g. 4GB; it spills to disk beyond it."
     ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Print only the summary lines: what was read and what was found "
+        "(and the names of unreadable files).",
+        metavar=FLAG,
+    ),
+]
 
 
 def run_ingest(
@@ -362,7 +384,12 @@ def scan(
     ] = None,
     verbose: Annotated[
         bool,
-        typer.Option("--verbose", "-v", help="Add locations and rule ids to the terminal report."),
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Add locations and rule ids to the terminal report.",
+            metavar=FLAG,
+        ),
     ] = False,
     format_hint: HintOpt = None,
     strict: StrictOpt = False,
@@ -464,8 +491,8 @@ def scan(
         active = len(result.active)
         left_out = left_out_note(result)
         console.print(
-            f"{counted(len(result.findings), 'finding')} ({active} active, "
-            f"{len(result.findings) - active} suppressed or baselined"
+            f"{counted(len(result.findings), 'finding')} ({active:,} active, "
+            f"{len(result.findings) - active:,} suppressed or baselined"
             f"{'; ' + left_out if left_out else ''}); exit {code}",
             markup=False,
         )
@@ -480,7 +507,9 @@ def init(
     path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path(
         CONFIG_FILENAME
     ),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing file.", metavar=FLAG)
+    ] = False,
 ) -> None:
     """Write a commented starter `.m2maudit.yaml` with every threshold at its default."""
     if path.exists() and not force:

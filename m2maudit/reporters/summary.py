@@ -225,16 +225,16 @@ def summary_line(result: ScanResult, fail_on: str) -> str:
     """
     summary = summarize(result, fail_on)
     counts = summary.counts
-    gate = f"{summary.failing} failing (--fail-on {fail_on})"
+    gate = f"{summary.failing:,} failing (--fail-on {fail_on})"
     if counts.total == 0:
         return f"no findings; {gate}"
     severities = ", ".join(
-        f"{c.active} {severity}" for severity, c in summary.by_severity.items() if c.active
+        f"{c.active:,} {severity}" for severity, c in summary.by_severity.items() if c.active
     )
-    active = f"{counts.active} active" + (f": {severities}" if severities else "")
+    active = f"{counts.active:,} active" + (f": {severities}" if severities else "")
     line = (
-        f"{counted(counts.total, 'finding')} ({active}; {counts.suppressed} suppressed, "
-        f"{counts.baselined} baselined); {gate}"
+        f"{counted(counts.total, 'finding')} ({active}; {counts.suppressed:,} suppressed, "
+        f"{counts.baselined:,} baselined); {gate}"
     )
     left_out = left_out_note(result)
     return f"{line}; {left_out}" if left_out else line
