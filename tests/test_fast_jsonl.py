@@ -227,15 +227,48 @@ def test_a_line_nested_too_deep_for_python_is_left_to_the_read(
     assert report.files[0].loaded + report.files[0].rejected == 2
 
 
-def test_a_gzipped_log_is_not_sampled(tmp_path: Path) -> None:
-    """It cannot be sought in; the README says its keys are those of its first lines."""
-    from m2maudit.sources.base import LoadContext
-    from m2maudit.sources.discover import expand_inputs, sniff
+@pytest.mark.parametrize("compress", [True, False], ids=["gzipped", "plain"])
+def test_a_key_the_line_count_finds_later_is_read_by_a_second_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool], compress: bool
+) -> None:
+    """A gzipped log cannot be sought in for pieces: its keys were those of its first 20 000
+    lines, and a secret under a key first seen later was never checked. The line count
+    passes every byte anyway, and samples keys as it goes."""
+    monkeypatch.setattr(lineindex, "KEY_SAMPLE_EVERY", 256 * 1024)
+    monkeypatch.setattr(fast_jsonl, "SAMPLED_PIECES", 0)  # only the line count's pieces
+    call = {"timestamp": TS, "principal": "agent-1", "action": "GET"}
+    lines = [json.dumps({**call, "n": str(n)}) for n in range(30_000)]
+    late = [json.dumps({**call, "debug": f"token {GITHUB}"}), json.dumps({**call, "debug": "b"})]
+    lines[20_500:20_500] = late * 2_000
+    path = write(tmp_path / ("log.jsonl.gz" if compress else "log.jsonl"), lines, compress)
+    store = Store.open()
+    report = ingest_paths(store, [str(path)])
+    assert fast_reads == [True, True]
+    assert store.scalar("SELECT count(*) FROM events WHERE leaked_secret = 'github_token'") == 2000
+    assert report.files[0].loaded == len(lines)
 
-    path = write(tmp_path / "log.jsonl.gz", [json.dumps({"timestamp": TS, "x": 1})], True)
-    file = expand_inputs([str(path)])[0]
-    ctx = LoadContext(Store.open().con, file, sniff(file), Config(), "generic-log")
-    assert fast_jsonl.sampled_keys(ctx) == set()
+
+def test_keys_the_first_read_named_cost_no_second_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
+) -> None:
+    monkeypatch.setattr(lineindex, "KEY_SAMPLE_EVERY", 64 * 1024)
+    lines = [json.dumps({"timestamp": TS, "principal": "a", "n": str(n)}) for n in range(30_000)]
+    store = Store.open()
+    report = ingest_paths(store, [str(write(tmp_path / "log.jsonl.gz", lines, True))])
+    assert fast_reads == [True]
+    assert report.files[0].loaded == len(lines)
+
+
+def test_the_line_count_samples_keys_every_so_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lineindex, "KEY_SAMPLE_EVERY", 64 * 1024)
+    lines = [json.dumps({"timestamp": TS, "n": n}) for n in range(5_000)]
+    lines += [json.dumps({"timestamp": TS, "later": n}) for n in range(5_000)]
+    for compress in (False, True):
+        path = write(tmp_path / f"log-{compress}.jsonl", lines, compress)
+        _, index = digest_and_index(path, compress)
+        assert index is not None and index.sampled_keys == {"timestamp", "n", "later"}
 
 
 @pytest.mark.parametrize(

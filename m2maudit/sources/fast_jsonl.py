@@ -26,13 +26,9 @@ from collections.abc import Sequence
 import duckdb
 
 from m2maudit.sources.base import MAX_RECORD_BYTES, LoadContext
+from m2maudit.sources.jsonkeys import keys_of_whole_lines, refuse_json_constant
 from m2maudit.sources.lineindex import LineIndex
-from m2maudit.sources.staging import (
-    drop_relation,
-    refuse_json_constant,
-    sql_path,
-    sql_str,
-)
+from m2maudit.sources.staging import drop_relation, sql_path, sql_str
 
 RAW_TABLE = "_raw"
 VERDICT_TABLE = "_line_verdicts"
@@ -158,11 +154,24 @@ def other_keys(ctx: LoadContext, known: set[str], limit: int = 500) -> list[str]
             ).fetchall()
     except duckdb.Error:
         return None
-    found = sorted({str(row[0]) for row in rows} | sampled_keys(ctx))
-    lowered = [name.lower() for name in [*known, *found]]
-    if len(set(lowered)) < len(set(known)) + len(set(found) - known):
+    return _keys_beyond(known, {str(row[0]) for row in rows} | sampled_keys(ctx), limit)
+
+
+def keys_found_later(ctx: LoadContext, read: set[str], limit: int) -> list[str] | None:
+    """Keys beyond `read` that the line count saw in pieces of the whole file, gzipped too
+    (`LineIndex.sampled_keys`): a read that named only `read` missed their values. None, as
+    for `other_keys`, when they cannot be read fast."""
+    index = ctx.line_index() if ctx.line_index else None
+    return _keys_beyond(read, set(index.sampled_keys) if index else set(), limit)
+
+
+def _keys_beyond(known: set[str], found: set[str], limit: int) -> list[str] | None:
+    """The keys of `found` not in `known`, sorted; None when a name equals another but for
+    case (DuckDB's columns do not tell them apart) or there are over `limit`."""
+    lowered = {name.lower() for name in known | found}
+    if len(lowered) < len(known) + len(found - known):
         return None
-    extra = [name for name in found if name not in known]
+    extra = sorted(found - known)
     return extra if len(extra) <= limit else None
 
 
@@ -189,24 +198,9 @@ def sampled_keys(ctx: LoadContext) -> set[str]:
             for start in sorted(starts):  # a small file is read once, from its start
                 handle.seek(start)
                 data = handle.read(SAMPLED_PIECE_BYTES)
-                keys |= _keys_of_whole_lines(data, start > 0, start + len(data) < size)
+                keys |= keys_of_whole_lines(data, start > 0, start + len(data) < size)
     except OSError:
         return set()
-    return keys
-
-
-def _keys_of_whole_lines(data: bytes, cut_at_start: bool, cut_at_end: bool) -> set[str]:
-    """Keys of the JSON objects among the lines of `data`, but a line cut by its start or
-    end (the file's last line, without a line break, is whole)."""
-    lines = data.split(b"\n")
-    keys: set[str] = set()
-    for line in lines[int(cut_at_start) : len(lines) - int(cut_at_end)]:
-        try:
-            record = json.loads(line, parse_constant=refuse_json_constant)
-        except (ValueError, RecursionError):  # the read itself says why, line by line
-            continue
-        if isinstance(record, dict):
-            keys.update(record)
     return keys
 
 

@@ -22,17 +22,21 @@ from m2maudit.secrets import (
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.fast_jsonl import (
+    FAST_STAGING,
     RAW_TABLE,
     STAGED_TOKENS,
     can_read_fast,
+    keys_found_later,
     other_keys,
     quoted,
     raw_source,
     stage_json_columns,
 )
-from m2maudit.sources.staging import map_records, sql_str, stage
+from m2maudit.sources.staging import drop_relation, map_records, sql_str, stage
 
 IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
+# Beyond this many keys that the mapping does not use, a log is read the careful way.
+MAX_OTHER_KEYS = 500
 # Fields that describe a call rather than name who made it: an object or a list there (a
 # request body, `{"code": 200}`) is kept as its JSON text, not a reason to lose the call. The
 # fast read could not tell such a value from a string holding JSON (a logged body) anyway.
@@ -163,18 +167,21 @@ class GenericLogAdapter:
 
         Keys the mapping does not read are read too, as JSON: the leak check looks at them,
         and the de-duplication key covers them, so two calls that differ only in, say, the
-        host that logged them stay two calls.
+        host that logged them stay two calls. Keys that the line count found further on than
+        the first lines (a field a deploy added at noon) mean a second read that names them.
         """
         keys = _plain_keys(ctx.config)
         if not keys or AUTH_HASH in keys.values() or not can_read_fast(ctx):
             return False
-        extras = other_keys(ctx, {*keys.values(), AUTH_HASH})
-        # A key named like DuckDB's row id would hide it, and the line numbers with it.
-        if extras is None or any(k.lower() == "rowid" for k in [*keys.values(), *extras]):
+        known = {*keys.values(), AUTH_HASH}
+        extras = other_keys(ctx, known, MAX_OTHER_KEYS)
+        if extras is None or not _stage_fast(ctx, keys, extras):
             return False
-        types = {**_read_types(keys), **{key: "JSON" for key in extras}}
-        if not stage_json_columns(ctx, types, {AUTH_HASH: _auth_hash(keys)}):
+        later = keys_found_later(ctx, known | set(extras), MAX_OTHER_KEYS - len(extras))
+        if later is None or (later and not _stage_fast(ctx, keys, [*extras, *later])):
+            drop_relation(ctx.con, *FAST_STAGING)
             return False
+        extras += later
         _stage_tokens(ctx)
         map_records(
             ctx,
@@ -188,6 +195,16 @@ class GenericLogAdapter:
             materialize=False,
         )
         return True
+
+
+def _stage_fast(ctx: LoadContext, keys: dict[str, str], extras: list[str]) -> bool:
+    """`stage_json_columns` of the mapping's keys and `extras`; False when the fast read
+    cannot take them (see there)."""
+    # A key named like DuckDB's row id would hide it, and the line numbers with it.
+    if any(key.lower() == "rowid" for key in [*keys.values(), *extras]):
+        return False
+    types = {**_read_types(keys), **{key: "JSON" for key in extras}}
+    return stage_json_columns(ctx, types, {AUTH_HASH: _auth_hash(keys)})
 
 
 # The mapping is computed in layers (see `map_records`), each value once per record: DuckDB

@@ -35,6 +35,7 @@ from m2maudit.sources.csv_quotes import (
     unclosed_after_blanking_sql,
     unclosed_sql,
 )
+from m2maudit.sources.jsonkeys import refuse_json_constant
 from m2maudit.sources.lineindex import digest_and_index
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
@@ -142,11 +143,6 @@ def json_error_line(file: InputFile) -> int | None:
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return None
-
-
-def refuse_json_constant(name: str) -> None:
-    """NaN and Infinity are not JSON, though Python's parser takes them."""
-    raise ValueError(name)
 
 
 def describe_read_error(exc: BaseException) -> str:
