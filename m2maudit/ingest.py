@@ -243,8 +243,8 @@ def ingest_group(
 
 
 class _BatchSplit(Exception):
-    """The batch holds the same content twice, or a broken gzip file: split it until the
-    copies are apart and the broken file is read alone."""
+    """The batch holds the same content twice, a broken gzip file or one that cannot be
+    read: split it until the copies are apart and such a file is read alone."""
 
 
 def _ingest_batch(
@@ -270,9 +270,13 @@ def _ingest_batch(
         )
         for m in group
     ]
-    every_identity = [digest.identity() for digest in digests]
+    try:
+        every_identity = [digest.identity() for digest in digests]
+        broken = any(digest.gzip_broken() for digest in digests)
+    except OSError:  # gone since it was sniffed, say: read alone, it is named unreadable
+        raise _BatchSplit from None
     # The same content twice, or a broken gzip file (read alone, it keeps its whole lines).
-    if len(set(every_identity)) < len(every_identity) or any(d.gzip_broken() for d in digests):
+    if len(set(every_identity)) < len(every_identity) or broken:
         raise _BatchSplit
     before = _ingested_before(store, every_identity)
     identities: dict[str, str] = {}  # display -> content hash, of the files to load

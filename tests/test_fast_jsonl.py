@@ -659,10 +659,12 @@ def test_a_one_shot_store_hashes_only_files_that_could_repeat(
     hashed: list[Path] = []
     real = lineindex.digest_and_index
 
-    def spy(path: Path, compressed: bool = False, hash_content: bool = True, *rest: Any) -> Any:
+    def spy(
+        path: Path, compressed: bool = False, hash_content: bool = True, *rest: Any, **more: Any
+    ) -> Any:
         if hash_content:
             hashed.append(path)
-        return real(path, compressed, hash_content, *rest)
+        return real(path, compressed, hash_content, *rest, **more)
 
     monkeypatch.setattr(lineindex, "digest_and_index", spy)
     logs = tmp_path / "logs"

@@ -12,15 +12,18 @@ import json
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from m2maudit import ingest as ingest_module
 from m2maudit.config import Config
 from m2maudit.errors import GZIP_BROKEN
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
 from m2maudit.sources import lineindex, standins
 from m2maudit.sources.base import InputFile
+from m2maudit.sources.generic_log import GenericLogAdapter
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
 from tests.conftest import RunCli, query
@@ -137,9 +140,9 @@ def with_crc_flipped(member: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("name", "text"),
     [
-        ("log.jsonl.gz", lines(0, 3000)),
-        ("calls.csv.gz", b"timestamp,principal\n" + f"{TS},agent-1\n".encode() * 3000),
-        ("audit.jsonl.gz", "".join(json.dumps(audit_event()) + "\n" for _ in range(500)).encode()),
+        ("log.jsonl.gz", lines(0, 8000)),
+        ("calls.csv.gz", b"timestamp,principal\n" + f"{TS},agent-1\n".encode() * 20_000),
+        ("audit.jsonl.gz", "".join(json.dumps(audit_event()) + "\n" for _ in range(800)).encode()),
     ],
     ids=["fast-json-lines", "csv", "k8s-audit"],
 )
@@ -147,7 +150,10 @@ def test_a_member_that_fails_its_crc_is_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: bytes, in_background: bool
 ) -> None:
     """DuckDB does not check gzip's CRC: every line of a corrupt member that still parsed
-    loaded as a record. Whatever reads it, the file is now one unreadable input."""
+    loaded as a record. Whatever reads it, the file is now one unreadable input. Each text
+    is longer than the head that sniffing reads, whose gzip reader checks the CRC of a
+    file it reads to the end."""
+    assert len(text) > 256 * 1024
     if in_background:
         monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 1)
     path = tmp_path / name
@@ -390,3 +396,56 @@ def test_a_store_says_the_same_of_the_cut_file_again(cli: RunCli, tmp_path: Path
     assert scan.code == 2 and "1 record rejected" in scan.stderr
     [(count,)] = query(tmp_path / "s.duckdb", "SELECT count(*) FROM ingest_errors")
     assert count == 1
+
+
+def test_a_file_gone_after_it_was_sniffed_leaves_the_rest_of_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its gzip check cannot open it: it is named unreadable, the others load."""
+    logs = tmp_path / "audit"
+    logs.mkdir()
+    for n in range(4):
+        events = [audit_event(when=f"2026-11-20T08:{n:02}:00Z", n=s) for s in range(50)]
+        data = gzip.compress("".join(json.dumps(e) + "\n" for e in events).encode())
+        (logs / f"audit-{n}.log.gz").write_bytes(data)
+    real_sniff = ingest_module._sniff
+
+    def sniff_then_rotate(file: InputFile, config: Config) -> Any:
+        sniffed = real_sniff(file, config)
+        if file.path.name == "audit-2.log.gz":
+            file.path.unlink()
+        return sniffed
+
+    monkeypatch.setattr(ingest_module, "_sniff", sniff_then_rotate)
+    report = ingest_paths(Store.open(), [str(logs)], [], Config())
+    outcome = {Path(f.source).name: (f.error is None, f.loaded) for f in report.files}
+    assert outcome == {
+        "audit-0.log.gz": (True, 50),
+        "audit-1.log.gz": (True, 50),
+        "audit-2.log.gz": (False, 0),
+        "audit-3.log.gz": (True, 50),
+    }
+
+
+def test_a_gzip_file_stored_before_is_passed_over_before_it_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzip file big enough for its check to run on the thread is still hashed at once,
+    so that a --db store skips it without reading it again."""
+    monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 16 * 1024)
+    path = tmp_path / "log.jsonl.gz"
+    path.write_bytes(gzip.compress(lines(0, 2000)))
+    assert 16 * 1024 // lineindex.GZIP_RATIO <= path.stat().st_size < 16 * 1024
+    loads: list[str] = []
+    real_load = GenericLogAdapter.load
+
+    def counted_load(self: GenericLogAdapter, ctx: Any) -> None:
+        loads.append(ctx.file.display)
+        real_load(self, ctx)
+
+    monkeypatch.setattr(GenericLogAdapter, "load", counted_load)
+    store = Store.open(tmp_path / "store.duckdb")
+    first = ingest(store, path).files[0]
+    again = ingest(store, path).files[0]
+    assert (first.loaded, again.loaded, again.duplicates) == (2000, 0, 2000)
+    assert loads == [str(path)]

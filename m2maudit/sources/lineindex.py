@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -132,6 +132,7 @@ def digest_and_index(
     compressed: bool = False,
     hash_content: bool = True,
     cancelled: threading.Event | None = None,
+    keep_checkpoints: bool = True,
 ) -> tuple[str | None, LineIndex | None]:
     """SHA-256 of the file's bytes (None without `hash_content`) and the index of its
     (decompressed) lines, in one read; `cancelled` stops it between chunks.
@@ -141,7 +142,9 @@ def digest_and_index(
     """
     digest = hashlib.sha256() if hash_content else None
     counter = _Counter()
-    checkpoints: list[_Checkpoint] = []
+    # Where to resume decompressing, for reading a few lines again (`read_lines`); a
+    # decompressor copy is ~50 KB a checkpoint, kept only where lines will be read.
+    checkpoints: list[_Checkpoint] | None = [] if keep_checkpoints else None
     keys = _KeySampler()
     try:
         if compressed:
@@ -170,7 +173,7 @@ def digest_and_index(
         counter.last == b"\n",
         counter.longest_run,
         compressed,
-        tuple(checkpoints),
+        tuple(checkpoints or ()),
         counter.trailing_blank_lines(),
         frozenset(keys.found),
     )
@@ -353,8 +356,10 @@ UNHASHED = "unhashed:"
 
 
 class FileDigest:
-    """A file's SHA-256 and, with `index`, its line index: computed at once for a small file,
-    on a thread for a big one (`identity` and `line_index` wait for it).
+    """A file's SHA-256 and, with `index` or `check_gzip`, its line index: computed at once
+    for a small file, on a thread for a big one (`identity` and `line_index` wait for it).
+    `in_background` says that the identity arrives while the file loads, so that whether it
+    was loaded before is known only after the load.
 
     Without `hash_content` the identity is `unhashed:<size>:<path>`, which no SHA-256
     matches: for content that nothing will be compared with (see `ingest._files_to_hash`),
@@ -363,7 +368,9 @@ class FileDigest:
     With `check_gzip`, a gzip file is decompressed through to its end (as an index needs it
     to be anyway), so that `gzip_broken` can say whether its data passed gzip's own checks.
     DuckDB's reader does not check a member's CRC: a corrupt member is read as garbage
-    lines, and those that parse would load as records.
+    lines, and those that parse would load as records. A gzip file of 8 to 64 MiB is hashed
+    at once (a file loaded before is still passed over before it loads) and decompressed on
+    the thread: its text is several times its size, a second of zlib per 40 MB.
     """
 
     def __init__(
@@ -376,31 +383,37 @@ class FileDigest:
         check_gzip: bool = False,
     ) -> None:
         decompress = index or (compressed and check_gzip)
-        work_bytes = size * GZIP_RATIO if compressed and decompress else size
-        self.in_background = work_bytes >= BACKGROUND_BYTES and (decompress or hash_content)
+        self.in_background = size >= BACKGROUND_BYTES and (decompress or hash_content)
+        text_apart = not self.in_background and decompress and size * GZIP_RATIO >= BACKGROUND_BYTES
         self._unhashed = None if hash_content else f"{UNHASHED}{size}:{path}"
         self._cancelled = threading.Event()
         self._checks_gzip = compressed and decompress
+        self._hashed_first: Future[str] | None = None
+        if text_apart and hash_content:
+            self._hashed_first = _done(lambda: file_sha256(path, self._cancelled))
+        with_hash = hash_content and self._hashed_first is None
 
         def work() -> tuple[str | None, LineIndex | None]:
             if decompress:
-                return digest_and_index(path, compressed, hash_content, self._cancelled)
-            return (file_sha256(path, self._cancelled) if hash_content else None), None
+                return digest_and_index(
+                    path, compressed, with_hash, self._cancelled, keep_checkpoints=index
+                )
+            return (file_sha256(path, self._cancelled) if with_hash else None), None
 
         self._future: Future[tuple[str | None, LineIndex | None]]
-        if self.in_background:
+        if self.in_background or text_apart:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2maudit-digest")
             self._future = executor.submit(work)
             executor.shutdown(wait=False)
         else:
-            self._future = Future()
-            try:
-                self._future.set_result(work())
-            except OSError as exc:
-                self._future.set_exception(exc)
+            self._future = _done(work)
 
     def identity(self) -> str:
-        return self._unhashed or str(self._future.result()[0])
+        if self._unhashed:
+            return self._unhashed
+        if self._hashed_first is not None:
+            return self._hashed_first.result()
+        return str(self._future.result()[0])
 
     def line_index(self) -> LineIndex | None:
         return self._future.result()[1]
@@ -418,3 +431,17 @@ class FileDigest:
         """Stop a background digest at its next chunk: on Ctrl-C, the rest of a 3 GB file
         is not worth hashing before the run can end."""
         self._cancelled.set()
+
+
+_Result = TypeVar("_Result")
+
+
+def _done(work: Callable[[], _Result]) -> Future[_Result]:
+    """A future already holding what `work` returned, or the OSError it raised (read when
+    asked for, as a background digest's would be)."""
+    future: Future[_Result] = Future()
+    try:
+        future.set_result(work())
+    except OSError as exc:
+        future.set_exception(exc)
+    return future
