@@ -35,7 +35,6 @@ from m2maudit.ingest_report import (
     FileReport,
     IngestReport,
 )
-from m2maudit.reporters import report_written_as
 from m2maudit.secrets import SECRET_PATTERNS
 from m2maudit.sources import ADAPTERS, adapter_named
 from m2maudit.sources.base import (
@@ -608,11 +607,9 @@ def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
 
 
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:
-    written_as = report_written_as(sample.text)
-    if written_as:  # never an input, whatever the hint: a CSV report reads as an inventory
-        raise NothingToAudit(
-            file.display, f"an m2maudit {written_as} report (this tool's output, not an input)"
-        )
+    own = _own_output(sample.text)
+    if own:  # never an input, whatever the hint: a CSV report reads as an inventory
+        raise NothingToAudit(file.display, f"{own} (this tool's output, not an input)")
     if file.format_hint:
         adapter = adapter_named(file.format_hint)
         if adapter is not None and (file.forced_kind is None or adapter.kind == file.forced_kind):
@@ -633,6 +630,21 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
         raise NothingToAudit(file.display, empty)
     hint = _mapping_hint(sample, config) or _missing_time_hint(sample, config)
     raise InputError(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
+
+
+def _own_output(head: str) -> str | None:
+    """What m2maudit file a file's head shows it is (`an m2maudit csv report`), if one.
+
+    Imported here, not at the top: the report formats (and rich) are not otherwise part of
+    ingest, which a library user may call alone.
+    """
+    from m2maudit.policy import BASELINE_SIGNATURE
+    from m2maudit.reporters import report_written_as
+
+    written_as = report_written_as(head)
+    if written_as:
+        return f"an m2maudit {written_as} report"
+    return "an m2maudit baseline" if BASELINE_SIGNATURE.match(head.lstrip()) else None
 
 
 def _mapping_hint(sample: Sample, config: Config) -> str:

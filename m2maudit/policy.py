@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -44,6 +45,8 @@ DEFAULT_FAIL_ON = "high"
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
 BASELINE_MARKER = "m2maudit_baseline"
+# How a baseline file starts (`baseline_document`): found among the inputs, it is passed over.
+BASELINE_SIGNATURE = re.compile(r'\{\s*"' + BASELINE_MARKER + r'":\s*true\b')
 # 1.1: an incident rule's entry holds the last call it covers (`last_seen`).
 BASELINE_SCHEMA_VERSION = "1.1"
 

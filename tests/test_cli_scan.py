@@ -272,13 +272,14 @@ def test_a_principal_of_megabytes_is_cut_short_in_reports(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("output_format", sorted(REPORTERS))
 @pytest.mark.parametrize("quiet", [False, True], ids=["full", "quiet"])
+@pytest.mark.parametrize("sample", ["agents", "clean"])  # with findings, and with none
 def test_a_report_written_among_the_logs_is_passed_over(
-    tmp_path: Path, output_format: str, quiet: bool
+    tmp_path: Path, output_format: str, quiet: bool, sample: str
 ) -> None:
     """The next scan of the folder is the scan before it: the CSV report (with `principal`
     and `token_id` columns) had been read as an inventory, and a high finding went missing."""
     estate = tmp_path / "estate"
-    shutil.copytree(ROOT / "sample_logs" / "agents", estate)
+    shutil.copytree(ROOT / "sample_logs" / sample, estate)
     before = json.loads(scan(str(estate), "-f", "json")[1])
     report = estate / f"m2maudit-report.{output_format}"
     args = ["-f", output_format, "-o", str(report)]
@@ -290,6 +291,17 @@ def test_a_report_written_among_the_logs_is_passed_over(
     assert (
         entry["skipped"] == f"an m2maudit {output_format} report (this tool's output, not an input)"
     )
+
+
+def test_a_baseline_written_among_the_logs_is_passed_over(tmp_path: Path) -> None:
+    estate = tmp_path / "estate"
+    shutil.copytree(ROOT / "sample_logs" / "agents", estate)
+    baseline = estate / "baseline.json"
+    scan(str(estate), "-f", "json", "--write-baseline", str(baseline))
+    code, out = scan(str(estate), "-f", "json", "--strict", "--baseline", str(baseline))
+    assert code == 0  # every finding baselined, and no input refused
+    (entry,) = [i for i in json.loads(out)["inputs"] if i["source"].endswith("baseline.json")]
+    assert entry["skipped"] == "an m2maudit baseline (this tool's output, not an input)"
 
 
 @pytest.mark.parametrize(

@@ -445,8 +445,8 @@ class TableReporter(Reporter):
     extension = "txt"
     media_type = "text/plain"
     description = "terminal report (default): summary, riskiest principals, findings by problem"
-    # The header, or with --quiet the summary line alone.
-    signature = re.compile(r"m2maudit(?: \S+ credential audit\n|: \d)")
+    # The header, or with --quiet the summary line alone (`summary_line`).
+    signature = re.compile(r"m2maudit(?: \S+ credential audit\n|: (?:\d|no findings;))")
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         console = make_console(options)
