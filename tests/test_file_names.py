@@ -113,3 +113,24 @@ def test_a_recursive_pattern_through_a_symbolic_link_loop_reads_each_file_once(
     assert [(Path(f.source).name, f.loaded, f.duplicates) for f in report.files] == [
         ("calls.jsonl", 1, 0)
     ]
+
+
+def test_a_file_and_a_link_to_it_keep_the_same_name_in_either_order(tmp_path: Path) -> None:
+    real = tmp_path / "b-real.jsonl"
+    _generic(real, 1)
+    (tmp_path / "a-link.jsonl").symlink_to(real.name)
+    names = [
+        [f.source for f in ingest_paths(Store.open(), order, [], Config()).files]
+        for order in ([str(real), str(tmp_path / "a-link.jsonl")], [str(tmp_path)])
+    ]
+    assert names == [[str(tmp_path / "a-link.jsonl")]] * 2
+
+
+def test_two_broken_links_to_one_missing_file_are_both_named(tmp_path: Path) -> None:
+    for name in ("a.jsonl", "b.jsonl"):
+        (tmp_path / name).symlink_to("gone.jsonl")
+    report = ingest_paths(Store.open(), [str(tmp_path)])
+    assert [(Path(f.source).name, f.error is not None) for f in report.files] == [
+        ("a.jsonl", True),
+        ("b.jsonl", True),
+    ]

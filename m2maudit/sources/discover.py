@@ -39,11 +39,12 @@ def expand_inputs(
     is an error.
 
     Once: a file named twice, reached through a pattern and a directory, or through a
-    symbolic link to a directory (a `**` pattern follows one, round a loop up to the
-    system's limit) is one file, not several counted as duplicates of each other.
+    symbolic link (a `**` pattern follows one to a directory, round a loop up to the
+    system's limit) is one file, not several counted as duplicates of each other. It keeps
+    the least of its names, whatever order they came in.
     """
     found: list[InputFile] = []
-    seen: set[str] = set()
+    place: dict[str, int] = {}  # a file's real path -> where it is in `found`
     for raw in paths:
         if raw == "-":
             found.append(_stdin_file(forced_kind, format_hint))
@@ -70,11 +71,19 @@ def expand_inputs(
         else:
             raise InputError(raw, "no such file or directory")
         for candidate in candidates:
-            real = os.path.realpath(candidate)
-            if real not in seen:
-                seen.add(real)
+            real = _real_path(candidate)
+            if real not in place:
+                place[real] = len(found)
                 found.append(_input_file(candidate, forced_kind, format_hint))
+            elif str(candidate) < found[place[real]].display:  # a lesser name of it
+                found[place[real]] = _input_file(candidate, forced_kind, format_hint)
     return found
+
+
+def _real_path(path: Path) -> str:
+    """The file a path leads to; a broken link is itself (two that point to the same
+    missing file are each named unreadable)."""
+    return os.path.realpath(path) if path.exists() else os.path.abspath(path)
 
 
 def _a_file(path: Path) -> bool:
