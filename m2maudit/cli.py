@@ -43,7 +43,7 @@ from m2maudit.store import Store, StoreOptions
 from m2maudit.timeutil import parse_instant, utc_now
 from m2maudit.wording import counted, noun_for
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_ERROR = 2  # 0 and 1 (nothing or something failing) are policy's: EXIT_OK, EXIT_FINDINGS
 # The metavar of an option that takes no value: typer 0.29 shows `<bool>` after a flag
 # without one, and `--strict true` then reads `true` as a path.
 FLAG = ""
@@ -552,7 +552,7 @@ def main() -> None:
     except BaseException as exc:  # a bug: say so in one line, without locals or tokens
         print(f"m2maudit: internal error: {type(exc).__name__}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    sys.exit(code if isinstance(code, int) else policy.EXIT_OK)
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -188,7 +188,8 @@ def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[st
 @rules_app.command("test")
 def test_rules(directory: DirArg = None) -> None:
     """Run every rule's own test cases (a case that fires and one that must not)."""
-    from m2maudit.cli import EXIT_FINDINGS, handle_errors
+    from m2maudit.cli import handle_errors
+    from m2maudit.policy import EXIT_FINDINGS
 
     @handle_errors
     def run() -> None:

@@ -261,10 +261,12 @@ def print_ingest_summary(
     read = sum(f.read for f in report.files)
     duplicates = sum(f.duplicates for f in report.files)
     console.print(
-        f"{counted(len(report.files), 'file')}: {read} {noun_for(read, 'record')} read, "
-        f"{report.loaded} loaded, {duplicates} {noun_for(duplicates, 'duplicate')} skipped, "
-        f"{report.rejected} rejected, {counted(len(report.failed_files), 'file')} unreadable"
-        + (f", {len(report.skipped_files)} with nothing to audit" if report.skipped_files else ""),
+        f"{counted(len(report.files), 'file')}: {read:,} {noun_for(read, 'record')} read, "
+        f"{report.loaded:,} loaded, {duplicates:,} {noun_for(duplicates, 'duplicate')} skipped, "
+        f"{report.rejected:,} rejected, {counted(len(report.failed_files), 'file')} unreadable"
+        + (
+            f", {len(report.skipped_files):,} with nothing to audit" if report.skipped_files else ""
+        ),
         soft_wrap=True,
     )
 

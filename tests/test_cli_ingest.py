@@ -164,7 +164,7 @@ def test_same_size_file_changed_in_the_middle_is_ingested(cli: RunCli, tmp_path:
     path.write_bytes(bytes(data))
     result = cli("ingest", "big.jsonl", "--db", "s.duckdb")
     assert summary(result.stderr).startswith(
-        "1 file: 2000 records read, 1 loaded, 1999 duplicates skipped"
+        "1 file: 2,000 records read, 1 loaded, 1,999 duplicates skipped"
     )
     assert count(tmp_path / "s.duckdb") == 2001
 
@@ -434,7 +434,7 @@ def test_an_id_listed_twice_in_one_inventory_keeps_its_last_line(
     (tmp_path / "inv.csv").write_text("token_id,principal,status\n" + "\n".join(rows) + "\n")
     result = cli("ingest", "--inventory", "inv.csv", "--db", "s.duckdb")
     assert result.code == 0
-    assert "3000 loaded, 3000 duplicates skipped" in result.stderr
+    assert "3,000 loaded, 3,000 duplicates skipped" in result.stderr
     rows_kept = query(tmp_path / "s.duckdb", "SELECT status, count(*) FROM credentials GROUP BY 1")
     assert rows_kept == [("revoked", 3000)]
 

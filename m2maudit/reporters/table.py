@@ -195,8 +195,8 @@ def _summary_panel(result: ScanResult, summary: Summary) -> RenderableType:
     else:
         parts += [_severity_table(summary), Text(""), _problem_table(summary), Text("")]
     parts.append(_attribution(summary, result.attribution))
-    gate = Text(f"{counts.suppressed} suppressed, {counts.baselined} baselined, ")
-    gate.append(f"{summary.failing} failing", style="bold red" if summary.failing else "green")
+    gate = Text(f"{counts.suppressed:,} suppressed, {counts.baselined:,} baselined, ")
+    gate.append(f"{summary.failing:,} failing", style="bold red" if summary.failing else "green")
     gate.append(f" (--fail-on {summary.fail_on})")
     parts.append(gate)
     left_out = left_out_note(result)
@@ -414,7 +414,9 @@ def _problem_section(
 ) -> None:
     active = [finding for finding in findings if status(finding) == "active"]
     quiet = [finding for finding in findings if status(finding) != "active"]
-    console.rule(Text(f"{problem_title(problem)} ({problem}): {len(active)} active"), align="left")
+    console.rule(
+        Text(f"{problem_title(problem)} ({problem}): {len(active):,} active"), align="left"
+    )
     by_rule: dict[str, list[Finding]] = {}
     for finding in active:
         by_rule.setdefault(finding.rule_id, []).append(finding)
@@ -432,7 +434,7 @@ def _problem_section(
         suppressed = sum(1 for finding in quiet if finding.suppressed)
         console.print(
             Text(
-                f"+ {suppressed} suppressed, {len(quiet) - suppressed} baselined "
+                f"+ {suppressed:,} suppressed, {len(quiet) - suppressed:,} baselined "
                 "(listed with --verbose)",
                 style="dim",
             )
