@@ -161,7 +161,9 @@ StrictOpt = Annotated[
 HintOpt = Annotated[
     str | None,
     typer.Option(
-        "--format-hint", help="Read the log paths as this format instead of detecting it."
+        "--format-hint",
+        help="Read the log paths as this format instead of detecting it (an inventory "
+        "found beside the logs in a directory stays one).",
     ),
 ]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="DuckDB threads.")]

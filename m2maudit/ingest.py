@@ -610,10 +610,9 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     own = _own_output(sample.text)
     if own:  # never an input, whatever the hint: a CSV report reads as an inventory
         raise NothingToAudit(file.display, f"{own} (this tool's output, not an input)")
-    if file.format_hint:
-        adapter = adapter_named(file.format_hint)
-        if adapter is not None and (file.forced_kind is None or adapter.kind == file.forced_kind):
-            return adapter
+    hinted = _hinted_adapter(file, sample, config)
+    if hinted is not None:
+        return hinted
     candidates = [a for a in ADAPTERS if file.forced_kind in (None, a.kind)]
     for adapter in candidates:
         if adapter.detect(sample, config):
@@ -630,6 +629,23 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
         raise NothingToAudit(file.display, empty)
     hint = _mapping_hint(sample, config) or _missing_time_hint(sample, config)
     raise InputError(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
+
+
+def _hinted_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter | None:
+    """The format `--format-hint` names, for a file it may apply to.
+
+    A file found in a directory or by a pattern keeps the other kind when a format of that
+    kind claims it: `scan logs/ --format-hint generic-log` still reads the inventory beside
+    the logs as an inventory. A file named by its own path is read as the hint says.
+    """
+    adapter = adapter_named(file.format_hint) if file.format_hint else None
+    if adapter is None or file.forced_kind not in (None, adapter.kind):
+        return None
+    if not file.named and any(
+        other.detect(sample, config) for other in ADAPTERS if other.kind != adapter.kind
+    ):
+        return None
+    return adapter
 
 
 def _own_output(head: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from m2maudit.sources import ADAPTERS
 from tests.source_support import real_logs_dir, write_jsonl
 
 runner = CliRunner()
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_logs"
 
 
 def test_lists_every_registered_adapter_in_detection_order() -> None:
@@ -90,6 +92,21 @@ def test_format_hint_on_scan(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["scan", str(path), "--format-hint", "oktaa"])
     assert unknown.exit_code == 2
     assert "--format-hint: unknown format 'oktaa'" in unknown.stderr
+
+
+def test_a_format_hint_keeps_the_inventory_found_beside_the_logs(tmp_path: Path) -> None:
+    """A directory of logs holds an inventory: the hint names the logs' format, and the
+    inventory stays one. Named by its own path, a file is read as the hint says."""
+    estate = tmp_path / "estate"
+    shutil.copytree(SAMPLES / "agents", estate)
+    args = ["--format-hint", "generic-log", "-f", "json", "--fail-on", "never", "-q"]
+    found = runner.invoke(app, ["scan", str(estate), *args])
+    assert found.exit_code == 0, found.stderr
+    formats = {Path(i["source"]).name: i["format"] for i in json.loads(found.stdout)["inputs"]}
+    assert formats == {"access.jsonl": "generic-log", "inventory.csv": "generic-inventory"}
+    named = runner.invoke(app, ["scan", str(estate / "inventory.csv"), *args])
+    assert named.exit_code == 2  # read as a log, none of its rows is a call
+    assert "inventory.csv: no record could be loaded (9 rejected)" in named.stderr
 
 
 def test_scan_of_my_sample_folders_detects_each_file() -> None:

@@ -34,6 +34,9 @@ class InputFile:
     compressed: bool
     forced_kind: Kind | None = None
     format_hint: str | None = None
+    # Given by its own path, not found in a directory or by a pattern: a format hint then
+    # overrides what its content shows (see `ingest.choose_adapter`).
+    named: bool = True
     # A copy made to be read in its place (standard input, a stand-in): removed once read.
     temporary: bool = False
     unreadable: str | None = None  # why it could not be opened: named, and the rest read

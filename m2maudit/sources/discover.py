@@ -72,11 +72,12 @@ def expand_inputs(
             raise InputError(raw, "no such file or directory")
         for candidate in candidates:
             real = _real_path(candidate)
+            named = candidates == [path]
             if real not in place:
                 place[real] = len(found)
-                found.append(_input_file(candidate, forced_kind, format_hint))
+                found.append(_input_file(candidate, forced_kind, format_hint, named))
             elif str(candidate) < found[place[real]].display:  # a lesser name of it
-                found[place[real]] = _input_file(candidate, forced_kind, format_hint)
+                found[place[real]] = _input_file(candidate, forced_kind, format_hint, named)
     return found
 
 
@@ -92,7 +93,9 @@ def _a_file(path: Path) -> bool:
     return path.is_file() or (path.is_symlink() and not path.exists())
 
 
-def _input_file(path: Path, forced_kind: Kind | None, format_hint: str | None) -> InputFile:
+def _input_file(
+    path: Path, forced_kind: Kind | None, format_hint: str | None, named: bool = True
+) -> InputFile:
     """A file that cannot be opened is still an input: ingest names it as unreadable and
     goes on with the others (one file with the wrong mode must not hide the rest)."""
     unreadable = None
@@ -109,6 +112,7 @@ def _input_file(path: Path, forced_kind: Kind | None, format_hint: str | None) -
         compressed=magic == _GZIP_MAGIC,
         forced_kind=forced_kind,
         format_hint=format_hint,
+        named=named,
         unreadable=unreadable,
     )
 
