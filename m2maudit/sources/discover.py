@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,9 @@ def expand_inputs(
     is an error.
 
     Once: a file named twice, reached through a pattern and a directory, or through a
-    symbolic link (a `**` pattern follows one to a directory, round a loop up to the
-    system's limit) is one file, not several counted as duplicates of each other. It keeps
-    the least of its names, whatever order they came in.
+    symbolic link is one file, not several counted as duplicates of each other. It keeps
+    the least of its names, whatever order they came in. Neither a directory's walk nor a
+    `**` pattern follows a link to a directory (`_matches`).
     """
     found: list[InputFile] = []
     place: dict[str, int] = {}  # a file's real path -> where it is in `found`
@@ -64,8 +65,7 @@ def expand_inputs(
             if not candidates:
                 raise InputError(raw, "directory holds no files")
         elif glob.has_magic(raw):
-            matches = glob.glob(raw, recursive=True)
-            candidates = sorted(Path(p) for p in matches if _a_file(Path(p)))
+            candidates = sorted(p for p in _matches(path) if _a_file(p))
             if not candidates:
                 raise InputError(raw, "no file matches this pattern")
         else:
@@ -79,6 +79,21 @@ def expand_inputs(
             elif str(candidate) < found[place[real]].display:  # a lesser name of it
                 found[place[real]] = _input_file(candidate, forced_kind, format_hint, named)
     return found
+
+
+def _matches(pattern: Path) -> Iterator[Path]:
+    """The paths a pattern matches, `**` through directories but not through symbolic links
+    to them: `glob.glob` follows each link round a loop to the system's limit, and with two
+    loops in one tree that is 2^40 paths. Hidden names match only a pattern that starts them
+    with a dot, as in the shell."""
+    parts = pattern.parts
+    first_magic = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:first_magic]) if first_magic else Path()
+    rest = parts[first_magic:]
+    for match in root.glob(str(Path(*rest))):
+        hidden = any(name.startswith(".") for name in match.relative_to(root).parts)
+        if not hidden or any(part.startswith(".") for part in rest):
+            yield match
 
 
 def _real_path(path: Path) -> str:
