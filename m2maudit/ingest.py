@@ -607,7 +607,7 @@ def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
 
 
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:
-    own = _own_output(sample.text)
+    own = _own_output(sample)
     if own:  # never an input, whatever the hint: a CSV report reads as an inventory
         raise NothingToAudit(file.display, f"{own} (this tool's output, not an input)")
     hinted = _hinted_adapter(file, sample, config)
@@ -648,8 +648,11 @@ def _hinted_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAd
     return adapter
 
 
-def _own_output(head: str) -> str | None:
+def _own_output(sample: Sample) -> str | None:
     """What m2maudit file a file's head shows it is (`an m2maudit csv report`), if one.
+
+    Only a file that is that one thing: a head of lines of JSON records (a log with a
+    report's first line above it) is an input, or a log could hide behind one line.
 
     Imported here, not at the top: the report formats (and rich) are not otherwise part of
     ingest, which a library user may call alone.
@@ -657,10 +660,18 @@ def _own_output(head: str) -> str | None:
     from m2maudit.policy import BASELINE_SIGNATURE
     from m2maudit.reporters import report_written_as
 
+    head = sample.text
+    records = sample.layout == "jsonl" or (
+        sample.layout != "json_object"
+        and any(line.lstrip().startswith("{") for line in head.splitlines()[1:])
+    )
+    if records:
+        return None
     written_as = report_written_as(head)
     if written_as:
         return f"an m2maudit {written_as} report"
-    return "an m2maudit baseline" if BASELINE_SIGNATURE.match(head.lstrip()) else None
+    baseline = sample.layout == "json_object" and BASELINE_SIGNATURE.match(head.lstrip())
+    return "an m2maudit baseline" if baseline else None
 
 
 def _mapping_hint(sample: Sample, config: Config) -> str:

@@ -320,3 +320,36 @@ def test_an_input_that_looks_a_little_like_a_report_is_still_read(head: str) -> 
 def test_a_csv_report_saved_again_with_a_bom_and_crlf_is_still_a_report() -> None:
     header = ",".join(CSV_COLUMNS)
     assert report_written_as(f"\ufeff{header}\r\nabc,high\r\n") == "csv"
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [
+        '{"m2maudit_baseline": true}',
+        '{"schema_version": "1.0", "tool": {"name": "m2maudit"}}',
+        "m2maudit: 1 finding",
+    ],
+)
+def test_a_log_below_a_line_like_a_report_is_not_passed_over(
+    tmp_path: Path, first_line: str
+) -> None:
+    """One line must not hide a log from the audit: the file is unreadable, not skipped,
+    so --strict still fails."""
+    log = tmp_path / "calls.jsonl"
+    calls = (ROOT / "sample_logs" / "agents" / "access.jsonl").read_text()
+    log.write_text(first_line + "\n" + calls)
+    code, _ = scan(str(log), "-f", "json", "--strict")
+    assert code == 2
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ",".join(CSV_COLUMNS[:-2]),  # columns dropped in a spreadsheet
+        ",".join([*CSV_COLUMNS, "notes"]),  # a column added
+        ",".join(f'"{c}"' for c in CSV_COLUMNS),  # every cell quoted
+    ],
+    ids=["dropped", "added", "quoted"],
+)
+def test_a_csv_report_edited_a_little_is_still_a_report(header: str) -> None:
+    assert report_written_as(f"{header}\n1,high,high,broad-scopes,M2M201\n") == "csv"

@@ -108,7 +108,9 @@ class CsvReporter(Reporter):
     extension = "csv"
     media_type = "text/csv"
     description = "one row per finding, fixed columns, safe against formula injection"
-    signature = re.compile(re.escape(",".join(COLUMNS)) + r"\r?\n")
+    # The first columns, each perhaps quoted: a copy with columns dropped or added after
+    # them (edited in a spreadsheet) is still the report, not an inventory.
+    signature = re.compile(",".join(f'"?{re.escape(c)}"?' for c in COLUMNS[:5]) + r"[,\r\n]")
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         buffer = io.StringIO()
