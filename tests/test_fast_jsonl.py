@@ -234,7 +234,6 @@ def test_a_key_the_line_count_finds_later_is_read_by_a_second_read(
     """A gzipped log cannot be sought in for pieces: its keys were those of its first 20 000
     lines, and a secret under a key first seen later was never checked. The line count
     passes every byte anyway, and samples keys as it goes."""
-    monkeypatch.setattr(lineindex, "KEY_SAMPLE_EVERY", 256 * 1024)
     monkeypatch.setattr(fast_jsonl, "SAMPLED_PIECES", 0)  # only the line count's pieces
     call = {"timestamp": TS, "principal": "agent-1", "action": "GET"}
     lines = [json.dumps({**call, "n": str(n)}) for n in range(30_000)]
@@ -251,7 +250,6 @@ def test_a_key_the_line_count_finds_later_is_read_by_a_second_read(
 def test_keys_the_first_read_named_cost_no_second_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
 ) -> None:
-    monkeypatch.setattr(lineindex, "KEY_SAMPLE_EVERY", 64 * 1024)
     lines = [json.dumps({"timestamp": TS, "principal": "a", "n": str(n)}) for n in range(30_000)]
     store = Store.open()
     report = ingest_paths(store, [str(write(tmp_path / "log.jsonl.gz", lines, True))])
@@ -259,16 +257,32 @@ def test_keys_the_first_read_named_cost_no_second_read(
     assert report.files[0].loaded == len(lines)
 
 
-def test_the_line_count_samples_keys_every_so_often(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(lineindex, "KEY_SAMPLE_EVERY", 64 * 1024)
-    lines = [json.dumps({"timestamp": TS, "n": n}) for n in range(5_000)]
-    lines += [json.dumps({"timestamp": TS, "later": n}) for n in range(5_000)]
+def test_the_line_count_samples_keys_past_the_first_lines(tmp_path: Path) -> None:
+    lines = [json.dumps({"timestamp": TS, "n": n}) for n in range(30_000)]
+    lines += [json.dumps({"timestamp": TS, "later": n}) for n in range(30_000)]
     for compress in (False, True):
         path = write(tmp_path / f"log-{compress}.jsonl", lines, compress)
         _, index = digest_and_index(path, compress)
         assert index is not None and index.sampled_keys == {"timestamp", "n", "later"}
+        _, index = digest_and_index(path, compress, sample_keys=False)
+        assert index is not None and index.sampled_keys == frozenset()
+
+
+def test_a_key_added_halfway_through_a_gzipped_hourly_log_is_read(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    """The trial's case: 60 000 lines gzipped to a few MB, a key holding a secret from line
+    30 001 on. Pieces every 32 MiB of text never reached it; pieces spread over the
+    compressed bytes do."""
+    call = {"timestamp": TS, "principal": "agent-1", "action": "GET"}
+    lines = [json.dumps({**call, "n": str(n)}) for n in range(30_000)]
+    lines += [json.dumps({**call, "x_debug_header": GITHUB}) for _ in range(30_000)]
+    store = Store.open()
+    report = ingest_paths(store, [str(write(tmp_path / "hour.jsonl.gz", lines, True))])
+    assert fast_reads == [True, True]
+    leaks = "SELECT count(*), min(source_line) FROM events WHERE leaked_secret = 'github_token'"
+    assert store.con.execute(leaks).fetchone() == (30_000, 30_001)
+    assert report.files[0].loaded == len(lines)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,11 @@ from collections.abc import Sequence
 import duckdb
 
 from m2maudit.sources.base import MAX_RECORD_BYTES, LoadContext
-from m2maudit.sources.jsonkeys import keys_of_whole_lines, refuse_json_constant
+from m2maudit.sources.jsonkeys import (
+    FIRST_LINES_READ,
+    keys_of_whole_lines,
+    refuse_json_constant,
+)
 from m2maudit.sources.lineindex import LineIndex
 from m2maudit.sources.staging import drop_relation, sql_path, sql_str
 
@@ -149,7 +153,7 @@ def other_keys(ctx: LoadContext, known: set[str], limit: int = 500) -> list[str]
                 "SELECT DISTINCT unnest(json_keys(json)) FROM ("
                 f"SELECT json FROM read_json_objects({sql_path(ctx.file)}, "
                 "format = 'newline_delimited', ignore_errors = true, "
-                f"compression = '{compression}') LIMIT 20000"
+                f"compression = '{compression}') LIMIT {FIRST_LINES_READ}"
                 ") WHERE json_type(json) = 'OBJECT' ORDER BY 1"
             ).fetchall()
     except duckdb.Error:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 
+# The lines at a file's start whose keys DuckDB finds for the fast read (`other_keys`).
+FIRST_LINES_READ = 20_000
+
 
 def refuse_json_constant(name: str) -> None:
     """NaN and Infinity are not JSON, though Python's parser takes them."""

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
-from m2maudit.sources.jsonkeys import keys_of_whole_lines
+from m2maudit.sources.jsonkeys import FIRST_LINES_READ, keys_of_whole_lines
 
 BLOCK_BYTES = 1 << 20
 _CHUNK_BYTES = 16 * BLOCK_BYTES
@@ -50,8 +50,8 @@ class LineIndex:
     checkpoints: tuple[_Checkpoint, ...] = ()
     # Empty or white-space lines after the last line with content (a log ending in "\n\n").
     trailing_blank_lines: int = 0
-    # Top-level keys of the records in a piece of text every `KEY_SAMPLE_EVERY` bytes: the
-    # fast read learns from them keys that first appear after the lines it looks at first.
+    # Top-level keys of the records in pieces spread over the file (`_KeySampler`): the fast
+    # read learns from them keys that first appear after the lines it looks at first.
     sampled_keys: frozenset[str] = frozenset()
 
     def may_have_line_over(self, limit: int) -> bool:
@@ -133,6 +133,7 @@ def digest_and_index(
     hash_content: bool = True,
     cancelled: threading.Event | None = None,
     keep_checkpoints: bool = True,
+    sample_keys: bool = True,
 ) -> tuple[str | None, LineIndex | None]:
     """SHA-256 of the file's bytes (None without `hash_content`) and the index of its
     (decompressed) lines, in one read; `cancelled` stops it between chunks.
@@ -145,14 +146,14 @@ def digest_and_index(
     # Where to resume decompressing, for reading a few lines again (`read_lines`); a
     # decompressor copy is ~50 KB a checkpoint, kept only where lines will be read.
     checkpoints: list[_Checkpoint] | None = [] if keep_checkpoints else None
-    keys = _KeySampler()
+    keys = _KeySampler(path.stat().st_size if sample_keys else 0)
     try:
         if compressed:
             for raw, text in _gzip_pieces(path, _Checkpoint(0, 0, None), checkpoints, counter):
                 _go_on(cancelled)
                 if digest:
                     digest.update(raw)
-                keys.add(text, counter.size)
+                keys.add(text, len(raw), counter.newlines)
                 counter.add(text)
         else:
             with path.open("rb") as handle:
@@ -160,11 +161,13 @@ def digest_and_index(
                     _go_on(cancelled)
                     if digest:
                         digest.update(chunk)
-                    keys.add(chunk, counter.size)
+                    keys.add(chunk, len(chunk), counter.newlines)
                     counter.add(chunk)
     except (zlib.error, EOFError):
         return (file_sha256(path, cancelled) if hash_content else None), None
     counter.finish()
+    if sample_keys:
+        keys.add_tail(counter.tail)
     index = LineIndex(
         path,
         counter.size,
@@ -180,28 +183,40 @@ def digest_and_index(
     return (digest.hexdigest() if digest else None), index
 
 
-# How often, and how much, of the text the line count reads the keys of (a JSON-lines log):
-# 128 KiB of every 32 MiB is ~0.4 % of the file, a few hundred lines parsed in Python.
-KEY_SAMPLE_EVERY = 32 * BLOCK_BYTES
+# How many pieces of a file, and how big, the line count reads the keys of (a JSON-lines
+# log): at most 4 MiB parsed in Python, and none for a file of fewer lines than the fast
+# read looks at first anyway.
+KEY_SAMPLE_PIECES = 32
 KEY_SAMPLE_BYTES = 128 * 1024
 
 
 class _KeySampler:
-    """The keys of the whole lines in a piece of text every `KEY_SAMPLE_EVERY` bytes after
-    the first (DuckDB's own look at a file's first lines covers those). Text that is not
-    JSON lines gives none, at the cost of a failed parse per line of a piece."""
+    """The keys of the whole lines in `KEY_SAMPLE_PIECES` pieces spread evenly over a file
+    of `size` bytes (0: none), and in its last lines. A gzip file's pieces are spread over
+    its compressed bytes, each taken from the text they decompress to. Pieces within the
+    first `FIRST_LINES_READ` lines are passed over: DuckDB's own look covers those."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         self.found: set[str] = set()
-        self.next_at = KEY_SAMPLE_EVERY
+        self.step = size // KEY_SAMPLE_PIECES if size else 0
+        self.read = 0  # bytes of the file so far
+        self.next_at = self.step
 
-    def add(self, text: bytes, offset: int) -> None:
-        """`text` is the file's text from `offset` on."""
-        while self.next_at < offset + len(text):
-            start = max(0, self.next_at - offset)
-            piece = text[start : start + KEY_SAMPLE_BYTES]
-            self.found |= keys_of_whole_lines(piece, cut_at_start=True, cut_at_end=True)
-            self.next_at += KEY_SAMPLE_EVERY
+    def add(self, text: bytes, raw_bytes: int, lines_before: int) -> None:
+        """`text` is what the file's next `raw_bytes` bytes hold; `lines_before` the lines
+        of the text before it."""
+        end = self.read + raw_bytes
+        while self.step and self.next_at < end:
+            start = (self.next_at - self.read) * len(text) // max(raw_bytes, 1)
+            if lines_before + text.count(b"\n", 0, start) >= FIRST_LINES_READ:
+                piece = text[start : start + KEY_SAMPLE_BYTES]
+                self.found |= keys_of_whole_lines(piece, cut_at_start=True, cut_at_end=True)
+            self.next_at += self.step
+        self.read = end
+
+    def add_tail(self, tail: bytes) -> None:
+        """The file's last bytes: a key a deploy added an hour before the file ended."""
+        self.found |= keys_of_whole_lines(tail, cut_at_start=True, cut_at_end=False)
 
 
 def file_sha256(path: Path, cancelled: threading.Event | None = None) -> str:
@@ -396,7 +411,12 @@ class FileDigest:
         def work() -> tuple[str | None, LineIndex | None]:
             if decompress:
                 return digest_and_index(
-                    path, compressed, with_hash, self._cancelled, keep_checkpoints=index
+                    path,
+                    compressed,
+                    with_hash,
+                    self._cancelled,
+                    keep_checkpoints=index,
+                    sample_keys=index,
                 )
             return (file_sha256(path, self._cancelled) if with_hash else None), None
 
