@@ -111,10 +111,14 @@ def token_from_text(text: str) -> str:
 
 def read_token_file(stream: Any) -> str:
     """Read a token from a text stream (stdin), refusing input no token could be."""
-    text = stream.read(MAX_INPUT_BYTES + 1)
+    text = str(stream.read(MAX_INPUT_BYTES + 1))
     if len(text) > MAX_INPUT_BYTES:
-        raise AuditError(f"standard input is over {MAX_INPUT_BYTES} bytes: not a token")
-    return str(text)
+        raise AuditError(f"standard input is over {MAX_INPUT_BYTES:,} bytes: not a token")
+    try:  # stdin decodes bytes that are not UTF-8 as lone surrogates, which no hash takes
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AuditError("standard input is not UTF-8 text: not a token") from None
+    return text
 
 
 # --- the inspection ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ column; and all of them together go through a real ingest, which must load every
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from m2maudit.errors import AuditError
 from m2maudit.fingerprint import fingerprint
 from m2maudit.ingest import ingest_paths
 from m2maudit.store import Store
@@ -27,6 +29,7 @@ from m2maudit.token_claims import (
     REASON_NO_ALG,
     decode_token,
 )
+from m2maudit.token_inspect import read_token_file
 from tests.jwt_factory import (
     b64url,
     decode_in_sql,
@@ -246,3 +249,10 @@ def test_every_bad_token_in_one_log_loads_and_decodes(
     assert len(rows) == len(tokens) + 1
     assert rows[fingerprint(good)]["decode_error"] is None
     assert sum(1 for r in rows.values() if r["decode_error"]) == len(tokens)
+
+
+def test_stdin_that_is_not_utf8_is_one_line_not_an_internal_error() -> None:
+    """Python decodes such stdin bytes as lone surrogates; hashing the text then failed."""
+    stream = io.TextIOWrapper(io.BytesIO(b"abc\xffdef"), encoding="utf-8", errors="surrogateescape")
+    with pytest.raises(AuditError, match="not UTF-8 text"):
+        read_token_file(stream)
