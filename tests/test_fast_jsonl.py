@@ -264,7 +264,7 @@ def test_the_line_count_samples_keys_past_the_first_lines(tmp_path: Path) -> Non
         path = write(tmp_path / f"log-{compress}.jsonl", lines, compress)
         _, index = digest_and_index(path, compress)
         assert index is not None and index.sampled_keys == {"timestamp", "n", "later"}
-        _, index = digest_and_index(path, compress, sample_keys=False)
+        _, index = digest_and_index(path, compress, for_fast_read=False)
         assert index is not None and index.sampled_keys == frozenset()
 
 

@@ -51,7 +51,8 @@ def expand_inputs(
             found.append(_stdin_file(forced_kind, format_hint))
             continue
         path = Path(raw).expanduser()
-        if path.is_file():
+        named = path.is_file()  # not found in a directory or by a pattern
+        if named:
             candidates = [path]
         elif path.is_dir():
             candidates = sorted(
@@ -72,7 +73,6 @@ def expand_inputs(
             raise InputError(raw, "no such file or directory")
         for candidate in candidates:
             real = _real_path(candidate)
-            named = candidates == [path]
             if real not in place:
                 place[real] = len(found)
                 found.append(_input_file(candidate, forced_kind, format_hint, named))

@@ -132,21 +132,21 @@ def digest_and_index(
     compressed: bool = False,
     hash_content: bool = True,
     cancelled: threading.Event | None = None,
-    keep_checkpoints: bool = True,
-    sample_keys: bool = True,
+    for_fast_read: bool = True,
 ) -> tuple[str | None, LineIndex | None]:
     """SHA-256 of the file's bytes (None without `hash_content`) and the index of its
     (decompressed) lines, in one read; `cancelled` stops it between chunks.
 
     The index is None for a gzip stream that ends early or is corrupt: the careful path
-    reports that.
+    reports that. `for_fast_read`: the fast JSON-lines read will use the index, so it keeps
+    where decompression can resume (to read a few lines again, `read_lines`; ~50 KB a
+    checkpoint) and the keys of pieces past the first lines (`sampled_keys`). A count of
+    lines alone, or a gzip check, needs neither.
     """
     digest = hashlib.sha256() if hash_content else None
     counter = _Counter()
-    # Where to resume decompressing, for reading a few lines again (`read_lines`); a
-    # decompressor copy is ~50 KB a checkpoint, kept only where lines will be read.
-    checkpoints: list[_Checkpoint] | None = [] if keep_checkpoints else None
-    keys = _KeySampler(path.stat().st_size if sample_keys else 0)
+    checkpoints: list[_Checkpoint] | None = [] if for_fast_read else None
+    keys = _KeySampler(path.stat().st_size if for_fast_read else 0)
     try:
         if compressed:
             for raw, text in _gzip_pieces(path, _Checkpoint(0, 0, None), checkpoints, counter):
@@ -166,7 +166,7 @@ def digest_and_index(
     except (zlib.error, EOFError):
         return (file_sha256(path, cancelled) if hash_content else None), None
     counter.finish()
-    if sample_keys:
+    if for_fast_read:
         keys.add_tail(counter.tail)
     index = LineIndex(
         path,
@@ -411,12 +411,7 @@ class FileDigest:
         def work() -> tuple[str | None, LineIndex | None]:
             if decompress:
                 return digest_and_index(
-                    path,
-                    compressed,
-                    with_hash,
-                    self._cancelled,
-                    keep_checkpoints=index,
-                    sample_keys=index,
+                    path, compressed, with_hash, self._cancelled, for_fast_read=index
                 )
             return (file_sha256(path, self._cancelled) if with_hash else None), None
 

@@ -333,7 +333,9 @@ def text_size(file: InputFile) -> int:
 def _line_count(file: InputFile) -> int | None:
     """The lines of a file's text as the reader counts them; None if it cannot be read."""
     try:
-        _, index = digest_and_index(file.path, file.compressed, hash_content=False)
+        _, index = digest_and_index(
+            file.path, file.compressed, hash_content=False, for_fast_read=False
+        )
     except OSError:
         return None
     return index.lines if index is not None else None
