@@ -265,7 +265,6 @@ def _ingest_batch(
             m.file.size,
             index=False,
             hash_content=m.hash_content,
-            check_gzip=m.sample is not None and _is_lines(m.sample),
         )
         for m in group
     ]
@@ -447,8 +446,6 @@ def ingest_file(
             file.size,
             index=wants_index,
             hash_content=sniffed.hash_content if sniffed else True,
-            # Lines keep loading after a corrupt stretch; a JSON document stops parsing.
-            check_gzip=_is_lines(sample),
         )
         if (
             not digest.in_background

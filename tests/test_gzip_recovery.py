@@ -177,6 +177,34 @@ def test_a_byte_flipped_inside_the_only_member_loads_nothing(tmp_path: Path) -> 
     assert store.scalar("SELECT count(*) FROM events") == 0
 
 
+def with_a_name_changed(text: bytes, name: bytes) -> bytes:
+    """`text` in a stored (level-0) gzip member, one letter of `name` changed in the data
+    and not in the CRC: the JSON around it still parses."""
+    data = bytearray(gzip.compress(text, compresslevel=0))
+    data[data.index(name)] ^= 0x20  # the letter's case
+    return bytes(data)
+
+
+@pytest.mark.parametrize("in_background", [False, True], ids=["small", "checked-while-read"])
+def test_a_json_array_changed_inside_its_member_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_background: bool
+) -> None:
+    """A JSON array whose member fails its CRC loaded, an invented name among its records
+    (`agent-2500` became `Agent-2500`). The array is longer than the head that sniffing
+    reads, whose gzip reader checks the CRC of a file it reads to the end (as it does a
+    CloudTrail object's, up to the 8 MiB it parses)."""
+    text = json.dumps([json.loads(line) for line in lines(0, 5000).splitlines()]).encode()
+    assert len(text) > 256 * 1024
+    if in_background:
+        monkeypatch.setattr(lineindex, "BACKGROUND_BYTES", 1)
+    path = tmp_path / "calls.json.gz"
+    path.write_bytes(with_a_name_changed(text, b"agent-2500"))
+    store = Store.open()
+    [file] = ingest(store, path).files
+    assert (file.error, file.loaded) == (GZIP_BROKEN, 0)
+    assert store.scalar("SELECT count(*) FROM events") == 0
+
+
 def test_a_member_that_fails_its_crc_keeps_the_members_before_it(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl.gz"
     path.write_bytes(

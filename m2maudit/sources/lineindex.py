@@ -371,8 +371,8 @@ UNHASHED = "unhashed:"
 
 
 class FileDigest:
-    """A file's SHA-256 and, with `index` or `check_gzip`, its line index: computed at once
-    for a small file, on a thread for a big one (`identity` and `line_index` wait for it).
+    """A file's SHA-256 and, with `index` or for a gzip file, its line index: computed at
+    once for a small file, on a thread for a big one (`identity` and `line_index` wait for it).
     `in_background` says that the identity arrives while the file loads, so that whether it
     was loaded before is known only after the load.
 
@@ -380,12 +380,14 @@ class FileDigest:
     matches: for content that nothing will be compared with (see `ingest._files_to_hash`),
     hashing gigabytes would take the second core from DuckDB's read.
 
-    With `check_gzip`, a gzip file is decompressed through to its end (as an index needs it
-    to be anyway), so that `gzip_broken` can say whether its data passed gzip's own checks.
-    DuckDB's reader does not check a member's CRC: a corrupt member is read as garbage
-    lines, and those that parse would load as records. A gzip file of 8 to 64 MiB is hashed
-    at once (a file loaded before is still passed over before it loads) and decompressed on
-    the thread: its text is several times its size, a second of zlib per 40 MB.
+    A gzip file is decompressed through to its end (as an index needs it to be anyway), so
+    that `gzip_broken` can say whether its data passed gzip's own checks. DuckDB's readers
+    do not check a member's CRC: a corrupt member is read as garbage lines, and those that
+    parse would load as records; in a JSON document, a byte flipped inside a string (in a
+    stored, level-0 member, say) changes a value and the document still parses. A gzip file
+    of 8 to 64 MiB is hashed at once (a file loaded before is still passed over before it
+    loads) and decompressed on the thread: its text is several times its size, a second of
+    zlib per 40 MB.
     """
 
     def __init__(
@@ -395,14 +397,13 @@ class FileDigest:
         size: int,
         index: bool = True,
         hash_content: bool = True,
-        check_gzip: bool = False,
     ) -> None:
-        decompress = index or (compressed and check_gzip)
+        decompress = index or compressed
         self.in_background = size >= BACKGROUND_BYTES and (decompress or hash_content)
         text_apart = not self.in_background and decompress and size * GZIP_RATIO >= BACKGROUND_BYTES
         self._unhashed = None if hash_content else f"{UNHASHED}{size}:{path}"
         self._cancelled = threading.Event()
-        self._checks_gzip = compressed and decompress
+        self._compressed = compressed
         self._hashed_first: Future[str] | None = None
         if text_apart and hash_content:
             self._hashed_first = _done(lambda: file_sha256(path, self._cancelled))
@@ -434,9 +435,9 @@ class FileDigest:
         return self._future.result()[1]
 
     def gzip_broken(self) -> bool:
-        """Whether the gzip data was found cut short or corrupt (only when it was checked:
-        see `check_gzip`). A stream that ends early or fails its CRC gives no index."""
-        return self._checks_gzip and self._future.result()[1] is None
+        """Whether the gzip data was found cut short or corrupt. A stream that ends early or
+        fails its CRC gives no index."""
+        return self._compressed and self._future.result()[1] is None
 
     def wait(self) -> None:
         """Let a background digest finish (its error, if any, was or will be seen)."""
