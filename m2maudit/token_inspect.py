@@ -19,6 +19,7 @@ from typing import Any, Literal
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from m2maudit.config import EXPOSURE, Config
 from m2maudit.errors import AuditError
@@ -445,7 +446,26 @@ def _file_key(path: Path, alg: str) -> Any:
         return data.rstrip(b"\r\n")
     if not is_pem:
         raise AuditError(f"--key {path}: not a PEM public key, certificate or private key")
-    return _pem_public_key(data, path)
+    key = _pem_public_key(data, path)
+    wanted, kind = _family(alg), _key_family(key)
+    if wanted is not None and kind != wanted:
+        given = f"an {kind} key" if kind else "of another kind"
+        return SignatureCheck(
+            "invalid", f"alg {alg} needs an {wanted} key; the key given is {given}"
+        )
+    return key
+
+
+def _key_family(key: Any) -> str | None:
+    """The algorithm family a public key serves: given a key of another family, pyjwt's
+    check fails with a bare TypeError, which says nothing to a user."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC"
+    if isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        return "EdDSA"
+    return None
 
 
 def _pem_public_key(data: bytes, path: Path) -> Any:

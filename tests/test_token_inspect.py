@@ -11,7 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner, Result
 
 from m2maudit.cli import app, main
@@ -259,9 +259,23 @@ def test_signature_with_a_pem_key(tmp_path: Path) -> None:
     assert {"problem": "exposure", "message": FORGED} in forged_document["problems"]
     assert "signature does not match" in run(forged, "--key", pem).stdout.split("Problems")[1]
     assert not [p for p in run_json(good, "--key", pem)["problems"] if p["message"] == FORGED]
-    assert run_json(other_family, "--key", pem, exit_code=1)["signature"]["status"] == "invalid"
     ec_pem = _write(tmp_path / "ec.pem", public_pem(ec_key()))
     assert run_json(other_family, "--key", ec_pem)["signature"]["status"] == "valid"
+
+
+def test_a_key_of_another_family_is_named_as_such(tmp_path: Path) -> None:
+    """pyjwt fails such a check with a bare TypeError: it read "cannot verify: TypeError"."""
+    rsa_pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))
+    ec_pem = _write(tmp_path / "ec.pem", public_pem(ec_key()))
+    ed_pem = _write(tmp_path / "ed.pem", public_pem(ed25519.Ed25519PrivateKey.generate()))
+    es256, rs256 = signed({"sub": "a"}, alg="ES256"), signed({"sub": "a"}, alg="RS256")
+    for token, key, detail in [
+        (es256, rsa_pem, "alg ES256 needs an EC key; the key given is an RSA key"),
+        (rs256, ec_pem, "alg RS256 needs an RSA key; the key given is an EC key"),
+        (rs256, ed_pem, "alg RS256 needs an RSA key; the key given is an EdDSA key"),
+    ]:
+        document = run_json(token, "--key", key, exit_code=1)
+        assert document["signature"] == {"status": "invalid", "detail": detail}
 
 
 def test_signature_with_a_shared_secret_and_algorithm_confusion(tmp_path: Path) -> None:
