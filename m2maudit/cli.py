@@ -20,6 +20,7 @@ import typer
 
 from m2maudit import __version__, policy
 from m2maudit.cli_formats import formats_command
+from m2maudit.cli_help import FLAG, HelpCommand, HelpGroup
 from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
 from m2maudit.config import CONFIG_FILENAME, PROBLEMS, Config, load_config, starter_config
@@ -44,11 +45,8 @@ from m2maudit.timeutil import parse_instant, utc_now
 from m2maudit.wording import counted, noun_for
 
 EXIT_ERROR = 2  # 0 and 1 (nothing or something failing) are policy's: EXIT_OK, EXIT_FINDINGS
-# The metavar of an option that takes no value: typer 0.29 shows `<bool>` after a flag
-# without one, and `--strict true` then reads `true` as a path.
-FLAG = ""
-
 app = typer.Typer(
+    cls=HelpGroup,
     name="m2maudit",
     help="Find dangerous machine and AI-agent credentials in access logs and token inventories.",
     no_args_is_help=True,
@@ -125,7 +123,7 @@ IngestPathsArg = Annotated[
         help="Log files, directories (recursive), globs, or - for stdin. None with "
         "--inventory: load only the inventory.",
         show_default=False,
-        metavar="[PATH]...",
+        metavar="PATH",
     ),
 ]
 ScanPathsArg = Annotated[
@@ -134,20 +132,29 @@ ScanPathsArg = Annotated[
         help="Log files, directories (recursive), globs, or - for stdin. None with --db: "
         "check what the store already holds.",
         show_default=False,
-        metavar="[PATH]...",
+        metavar="PATH",
     ),
 ]
 InventoryOpt = Annotated[
     list[str] | None,
-    typer.Option("--inventory", "-i", help="Read this file as a token inventory (repeatable)."),
+    typer.Option(
+        "--inventory",
+        "-i",
+        metavar="FILE",
+        help="Read this file as a token inventory (repeatable).",
+    ),
 ]
 DbOpt = Annotated[
     Path | None,
-    typer.Option("--db", help="Persist the store in this DuckDB file (default: in memory)."),
+    typer.Option(
+        "--db", metavar="FILE", help="Persist the store in this DuckDB file (default: in memory)."
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Config file (default: ./.m2maudit.yaml if present)."),
+    typer.Option(
+        "--config", "-c", metavar="FILE", help="Config file (default: ./.m2maudit.yaml if present)."
+    ),
 ]
 StrictOpt = Annotated[
     bool,
@@ -162,15 +169,20 @@ HintOpt = Annotated[
     str | None,
     typer.Option(
         "--format-hint",
+        metavar="FORMAT",
         help="Read the log paths as this format instead of detecting it (an inventory "
         "found beside the logs in a directory stays one).",
     ),
 ]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="DuckDB threads.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", metavar="N", min=1, help="DuckDB threads.")
+]
 MemoryOpt = Annotated[
     str | None,
     typer.Option(
-        "--memory-limit", help="DuckDB memory limit, e.g. 4GB; it spills to disk beyond it."
+        "--memory-limit",
+        metavar="SIZE",
+        help="DuckDB memory limit, e.g. 4GB; it spills to disk beyond it.",
     ),
 ]
 QuietOpt = Annotated[
@@ -309,10 +321,10 @@ def strict_failure(report: IngestReport, strict: bool, stored: bool = False) -> 
     )
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 @handle_errors
 def ingest(
-    db: Annotated[Path, typer.Option("--db", help="The DuckDB file to add to.")],
+    db: Annotated[Path, typer.Option("--db", metavar="FILE", help="The DuckDB file to add to.")],
     paths: IngestPathsArg = None,
     inventory: InventoryOpt = None,
     config: ConfigOpt = None,
@@ -331,7 +343,7 @@ def ingest(
     _check_strict(report, strict)
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 @handle_errors
 def scan(
     paths: ScanPathsArg = None,
@@ -341,48 +353,67 @@ def scan(
     as_of: Annotated[
         str | None,
         typer.Option(
-            "--as-of", help="The clock every check uses (ISO 8601, UTC if no offset). Default: now."
+            "--as-of",
+            metavar="TIME",
+            help="The clock every check uses (ISO 8601, UTC if no offset). Default: now.",
         ),
     ] = None,
     rules: Annotated[
         list[Path] | None,
         typer.Option(
-            "--rules", help="Extra rules directory (repeatable), added to the bundled pack."
+            "--rules",
+            metavar="DIR",
+            help="Extra rules directory (repeatable), added to the bundled pack.",
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", "-f", help="table, json, csv, sarif, junit or markdown.")
+        str,
+        typer.Option(
+            "--format", "-f", metavar="FORMAT", help="table, json, csv, sarif, junit or markdown."
+        ),
     ] = DEFAULT_FORMAT,
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write the report to this file (only once the scan succeeded)."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report to this file (only once the scan succeeded).",
         ),
     ] = None,
     fail_on: Annotated[
         str,
         typer.Option(
             "--fail-on",
+            metavar="SEVERITY",
             help="Exit 1 on findings at or above: info, low, medium, high, critical, or never.",
         ),
     ] = "high",
     min_severity: Annotated[
         str | None,
-        typer.Option("--min-severity", help="Report only findings at or above this severity."),
+        typer.Option(
+            "--min-severity",
+            metavar="SEVERITY",
+            help="Report only findings at or above this severity.",
+        ),
     ] = None,
     problem: Annotated[
         list[str] | None,
-        typer.Option("--problem", help="Report only this problem key (repeatable)."),
+        typer.Option("--problem", metavar="KEY", help="Report only this problem key (repeatable)."),
     ] = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
-            "--baseline", help="Findings listed in this baseline file do not fail the run."
+            "--baseline",
+            metavar="FILE",
+            help="Findings listed in this baseline file do not fail the run.",
         ),
     ] = None,
     write_baseline: Annotated[
         Path | None,
-        typer.Option("--write-baseline", help="Record the current finding ids in this file."),
+        typer.Option(
+            "--write-baseline", metavar="FILE", help="Record the current finding ids in this file."
+        ),
     ] = None,
     verbose: Annotated[
         bool,
@@ -503,12 +534,12 @@ def scan(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 @handle_errors
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path(
-        CONFIG_FILENAME
-    ),
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="Where to write the starter config.")
+    ] = Path(CONFIG_FILENAME),
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing file.", metavar=FLAG)
     ] = False,
@@ -521,7 +552,7 @@ def init(
 
 
 app.add_typer(rules_app, name="rules")
-app.command("formats")(handle_errors(formats_command))
+app.command("formats", cls=HelpCommand)(handle_errors(formats_command))
 
 
 # Python's cycle collector runs every 700 new objects by default; a scan builds hundreds of

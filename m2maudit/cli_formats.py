@@ -38,10 +38,14 @@ def formats_command(
     name: Annotated[
         str | None,
         typer.Argument(
-            help="Show how this format maps to the canonical columns.", show_default=False
+            metavar="FORMAT",
+            help="Show how this format maps to the canonical columns.",
+            show_default=False,
         ),
     ] = None,
-    output: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
+    output: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help="Output: table or json.")
+    ] = "table",
 ) -> None:
     """List the input formats m2maudit detects (in detection order), or one format's mapping.
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
+from m2maudit.cli_help import HelpCommand, HelpGroup
 from m2maudit.config import load_config
 from m2maudit.console import print_trimmed
 from m2maudit.engine import check_rules_against_schema
@@ -21,18 +22,25 @@ from m2maudit.ruletest import case_data_problems, run_rule_tests
 from m2maudit.timeutil import utc_now
 from m2maudit.wording import counted
 
-rules_app = typer.Typer(help="List, show, lint and test rules.", no_args_is_help=True)
+rules_app = typer.Typer(
+    cls=HelpGroup, help="List, show, lint and test rules.", no_args_is_help=True
+)
 
 DirArg = Annotated[
     Path | None,
     typer.Argument(
         help="A rules directory or one rule file (default: the bundled pack).",
         show_default=False,
+        metavar="PATH",
     ),
 ]
 RulesOpt = Annotated[
     list[Path] | None,
-    typer.Option("--rules", help="Extra rules directory (repeatable), added to the bundled pack."),
+    typer.Option(
+        "--rules",
+        metavar="DIR",
+        help="Extra rules directory (repeatable), added to the bundled pack.",
+    ),
 ]
 
 
@@ -42,10 +50,12 @@ def _load(directory: Path | None, extra: list[Path] | None) -> list[Rule]:
     return load_rules(list(extra or []))
 
 
-@rules_app.command("list")
+@rules_app.command("list", cls=HelpCommand)
 def list_rules(
     rules: RulesOpt = None,
-    output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    output_format: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="table or json.")
+    ] = "table",
 ) -> None:
     """Every rule with its problem, severity and OWASP NHI mapping."""
     from m2maudit.cli import handle_errors
@@ -87,9 +97,9 @@ def list_rules(
     run()
 
 
-@rules_app.command("show")
+@rules_app.command("show", cls=HelpCommand)
 def show_rule(
-    rule_id: Annotated[str, typer.Argument(help="Rule id or name, e.g. M2M101.")],
+    rule_id: Annotated[str, typer.Argument(metavar="RULE", help="Rule id or name, e.g. M2M101.")],
     rules: RulesOpt = None,
 ) -> None:
     """One rule: its documentation, parameters and SQL."""
@@ -127,7 +137,7 @@ def show_rule(
     run()
 
 
-@rules_app.command("lint")
+@rules_app.command("lint", cls=HelpCommand)
 def lint_rules(directory: DirArg = None) -> None:
     """Check every rule file: keys, types, one SELECT, output columns (no data needed)."""
     from m2maudit.cli import handle_errors
@@ -185,7 +195,7 @@ def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[st
     ] + name_clashes(rules, pack)
 
 
-@rules_app.command("test")
+@rules_app.command("test", cls=HelpCommand)
 def test_rules(directory: DirArg = None) -> None:
     """Run every rule's own test cases (a case that fires and one that must not)."""
     from m2maudit.cli import handle_errors

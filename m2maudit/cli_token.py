@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from m2maudit.cli_help import HelpCommand, HelpGroup
 from m2maudit.config import load_config
 from m2maudit.errors import AuditError
 from m2maudit.policy import EXIT_FINDINGS
@@ -26,6 +27,7 @@ from m2maudit.token_inspect import inspect_token, read_token_file, to_json
 from m2maudit.token_render import print_inspection
 
 token_app = typer.Typer(
+    cls=HelpGroup,
     help="Inspect one bearer token (JWT): claims, delegation chain, problems, signature.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -53,7 +55,7 @@ def _guarded(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@token_app.command("inspect")
+@token_app.command("inspect", cls=HelpCommand)
 @_guarded
 def inspect(
     token: Annotated[
@@ -62,6 +64,7 @@ def inspect(
             help="The token (a JWT, with or without 'Bearer '), or - to read it from stdin "
             "(safer: keeps it out of shell history).",
             show_default=False,
+            metavar="TOKEN",
         ),
     ],
     output_format: Annotated[
@@ -69,6 +72,7 @@ def inspect(
         typer.Option(
             "--format",
             "-f",
+            metavar="FORMAT",
             help="table (a panel for people) or json (for scripts).",
             case_sensitive=False,
         ),
@@ -77,6 +81,7 @@ def inspect(
         Path | None,
         typer.Option(
             "--key",
+            metavar="FILE",
             help="Check the signature with this PEM public key or certificate "
             "(for HS* tokens: a file holding the shared secret).",
         ),
@@ -85,18 +90,25 @@ def inspect(
         Path | None,
         typer.Option(
             "--jwks",
+            metavar="FILE",
             help="Check the signature with the key of this JWK Set file that "
             "matches the token's kid. Never fetched from the network.",
         ),
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config file (default: ./.m2maudit.yaml if present)."),
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="FILE",
+            help="Config file (default: ./.m2maudit.yaml if present).",
+        ),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             "--as-of",
+            metavar="TIME",
             help="The clock for expiry and age (ISO 8601, UTC if no offset). Default: now.",
         ),
     ] = None,

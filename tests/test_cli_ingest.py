@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,37 @@ def test_every_command_has_help(cli: RunCli, name: str) -> None:
     assert "Usage: " in result.stdout and name in result.stdout
     docstring = typer.main.get_command(app).commands[name].help  # type: ignore[attr-defined]
     assert docstring and docstring.split()[0] in result.stdout
+
+
+def _every_command_path() -> list[tuple[str, ...]]:
+    """Each command and group, by the words that call it: (), ("scan",), ("token", "inspect")..."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        paths.append(path)
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return paths
+
+
+@pytest.mark.parametrize("path", _every_command_path(), ids=" ".join)
+def test_help_names_what_each_option_takes(cli: RunCli, path: tuple[str, ...]) -> None:
+    """typer 0.29 showed `<bool>` after a flag (users typed `--strict true`, then read as a
+    path) and `<list[str]>` or `<str>` after an option; a flag now shows nothing, and an
+    option its value's name (`--as-of TIME`)."""
+    result = cli(*path, "--help")
+    assert result.code == 0, result.stderr
+    assert "<bool>" not in result.stdout
+    assert not re.search(r"--[a-z-]+ +(-[a-z] +)?<(str|path|list)", result.stdout)
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    for option in command.params:
+        if getattr(option, "is_flag", False) or option.param_type_name != "option":
+            continue
+        assert option.metavar and option.metavar.isupper(), option.opts
 
 
 # --- ingest: summary and incremental loads ----------------------------------------------
