@@ -76,12 +76,12 @@ def ingest_progress(
 
     def on_start(files: list[InputFile]) -> None:
         state.files = files
-        progress.update(task, total=sum(f.size for f in files), files=f"0/{len(files)} files")
+        progress.update(task, total=sum(f.size for f in files), files=f"0/{len(files):,} files")
 
     def on_file(file: InputFile, _report: FileReport) -> None:
         state.file_done(file)
         progress.update(
-            task, completed=state.position(), files=f"{state.done}/{len(state.files)} files"
+            task, completed=state.position(), files=f"{state.done:,}/{len(state.files):,} files"
         )
 
     def on_staged(file: InputFile) -> None:
@@ -295,10 +295,10 @@ def _file_row(file: FileReport) -> tuple[str, ...]:
     return (
         escape(clean_text(file.source)),
         file.format or "-",
-        str(file.read),
-        str(file.loaded),
-        str(file.duplicates),
-        str(file.rejected),
+        f"{file.read:,}",
+        f"{file.loaded:,}",
+        f"{file.duplicates:,}",
+        f"{file.rejected:,}",
         window,
     )
 
@@ -310,12 +310,12 @@ def _rest_row(rest: list[FileReport], alone: bool = False) -> tuple[str, ...]:
     window = f"{iso(min(starts))} .. {iso(max(ends))}" if starts and ends else ""
     formats = sorted({f.format or "-" for f in rest})
     return (
-        f"all {len(rest)} files" if alone else f"... {len(rest)} more files",
+        f"all {len(rest):,} files" if alone else f"... {len(rest):,} more files",
         ", ".join(formats),
-        str(sum(f.read for f in rest)),
-        str(sum(f.loaded for f in rest)),
-        str(sum(f.duplicates for f in rest)),
-        str(sum(f.rejected for f in rest)),
+        f"{sum(f.read for f in rest):,}",
+        f"{sum(f.loaded for f in rest):,}",
+        f"{sum(f.duplicates for f in rest):,}",
+        f"{sum(f.rejected for f in rest):,}",
         window,
     )
 

@@ -198,6 +198,7 @@ def test_same_size_file_changed_in_the_middle_is_ingested(cli: RunCli, tmp_path:
     assert summary(result.stderr).startswith(
         "1 file: 2,000 records read, 1 loaded, 1,999 duplicates skipped"
     )
+    assert re.search(r"│ big\.jsonl +│ generic-log +│ 2,000 +│ +1 +│ 1,999 +│", result.stderr)
     assert count(tmp_path / "s.duckdb") == 2001
 
 

@@ -418,6 +418,16 @@ def test_markdown_stays_under_githubs_comment_limit() -> None:
     assert render("markdown", make_result(active[:3])).count("| high | `M2M101`") == 3
 
 
+def test_counts_in_the_tables_are_grouped_by_thousands() -> None:
+    """The summary lines said "1,200 active" beside tables that said 1200."""
+    many = [finding(RULES[0], f"agent-{n:04d}", f"tok-{n}", "no human") for n in range(1200)]
+    markdown = render("markdown", make_result(many))
+    assert "| high | 1,200 | 0 | 0 |" in markdown
+    assert re.search(r"… and \d,\d{3} more active findings", markdown)
+    table = render("table", make_result(many))
+    assert re.search(r"active +(0 +)*1,200 +(0 +)*1,200", table)
+
+
 def test_markdown_of_an_empty_result_says_so() -> None:
     text = render("markdown", empty_result())
     assert text.startswith("## ✅ m2maudit: no findings")

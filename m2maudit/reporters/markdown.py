@@ -90,7 +90,7 @@ def _size(lines: Sequence[str]) -> int:
 
 def _summary_tables(summary: Summary) -> list[str]:
     severity_rows = [
-        [severity, str(c.active), str(c.suppressed), str(c.baselined)]
+        [severity, f"{c.active:,}", f"{c.suppressed:,}", f"{c.baselined:,}"]
         for severity, c in summary.by_severity.items()
         if c.total
     ]
@@ -98,9 +98,9 @@ def _summary_tables(summary: Summary) -> list[str]:
         [
             text(problem_title(problem)),
             code(problem),
-            str(c.active),
-            str(c.suppressed),
-            str(c.baselined),
+            f"{c.active:,}",
+            f"{c.suppressed:,}",
+            f"{c.baselined:,}",
         ]
         for problem, c in summary.by_problem.items()
         if c.total
@@ -113,7 +113,7 @@ def _summary_tables(summary: Summary) -> list[str]:
         lines += _table(("Problem", "Key", "Active", "Suppressed", "Baselined"), problem_rows)
         lines.append("")
     if summary.attribution:
-        actions = "?" if summary.agent_actions is None else str(summary.agent_actions)
+        actions = "?" if summary.agent_actions is None else f"{summary.agent_actions:,}"
         lines += [
             f"Attribution of {actions} agent actions: "
             + ", ".join(f"{part.label} {percent(part.share)}" for part in summary.attribution),
@@ -173,7 +173,7 @@ class MarkdownReporter(Reporter):
             f"## {verdict} m2maudit: {text(headline, 600)}",
             "",
             f"As of {code(iso(result.as_of))}; window {code(iso(start))} to {code(iso(end))}; "
-            f"{len(result.inputs)} input(s): "
+            f"{len(result.inputs):,} input(s): "
             + (", ".join(_input(item) for item in result.inputs[:10]) or "-")
             + (" …" if len(result.inputs) > 10 else ""),
             "",
@@ -196,13 +196,13 @@ class MarkdownReporter(Reporter):
             if len(active) > shown:
                 lines += [
                     "",
-                    f"… and {len(active) - shown} more active findings "
+                    f"… and {len(active) - shown:,} more active findings "
                     "(see the JSON or SARIF report).",
                 ]
             lines.append("")
         if quiet:
             lines += [
-                f"<details><summary>Suppressed and baselined findings ({len(quiet)})</summary>",
+                f"<details><summary>Suppressed and baselined findings ({len(quiet):,})</summary>",
                 "",
             ]
             budget = MAX_CHARS - _TAIL_RESERVE - _size(lines)
@@ -211,7 +211,7 @@ class MarkdownReporter(Reporter):
             )
             lines += table
             if len(quiet) > shown:
-                lines += ["", f"… and {len(quiet) - shown} more."]
+                lines += ["", f"… and {len(quiet) - shown:,} more."]
             lines += ["", "</details>", ""]
         return "\n".join(lines).rstrip("\n") + "\n"
 

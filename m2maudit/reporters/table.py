@@ -125,7 +125,7 @@ def _header(result: ScanResult, options: ReportOptions) -> RenderableType:
     for position, item in enumerate(inputs):
         grid.add_row("inputs" if position == 0 else "", _clean(_input_text(item)))
     if len(result.inputs) > len(inputs):
-        grid.add_row("", f"... and {len(result.inputs) - len(inputs)} more")
+        grid.add_row("", f"... and {len(result.inputs) - len(inputs):,} more")
     title = Text(f"m2maudit {options.tool_version}", style="bold")
     title.append(" credential audit", style="")
     return Group(title, grid)
@@ -151,7 +151,7 @@ def _severity_table(summary: Summary) -> Table:
     table.add_column("total", justify="right")
     for kind in ("active", "suppressed", "baselined"):
         values = [getattr(counts, kind) for counts in summary.by_severity.values()]
-        table.add_row(kind, *(str(value) for value in values), str(sum(values)))
+        table.add_row(kind, *(f"{value:,}" for value in values), f"{sum(values):,}")
     return table
 
 
@@ -163,9 +163,9 @@ def _problem_table(summary: Summary) -> Table:
     for problem, counts in summary.by_problem.items():
         table.add_row(
             _clean(problem_title(problem)),
-            str(counts.active),
-            str(counts.suppressed),
-            str(counts.baselined),
+            f"{counts.active:,}",
+            f"{counts.suppressed:,}",
+            f"{counts.baselined:,}",
         )
     return table
 
