@@ -20,6 +20,7 @@ from m2maudit.errors import AuditError
 from m2maudit.findings import Finding, Location, ScanResult
 from m2maudit.reporters import DEFAULT_FORMAT, REPORTERS, ReportOptions, get_reporter
 from m2maudit.reporters.csv_report import COLUMNS, neutralize
+from m2maudit.reporters.markdown import prose
 from m2maudit.reporters.sarif import artifact_uri
 from m2maudit.reporters.summary import summary_line
 from tests.reporting_fixtures import (
@@ -398,6 +399,18 @@ def test_markdown_table_survives_hostile_text() -> None:
     assert all(_cells(line) == _cells(header) for line in finding_rows)
     assert "`read:orders`" not in text  # evidence stays out of the table; keep it short
     assert "| suppressed | critical | `M2M201`" in text
+
+
+def test_markdown_remediation_keeps_its_code_spans() -> None:
+    """Rules write commands and claims as `code`; they showed as \\`exp\\`. What is outside
+    a span is still escaped, what is inside cannot break the table, and a backtick left
+    unpaired (a cut) escapes the whole text."""
+    assert prose("Validate `exp` and `alg: none` @team <b>") == (
+        "Validate `exp` and `alg: none` &#64;team &lt;b&gt;"
+    )
+    assert prose("pipe `a|b` here") == "pipe `a\\|b` here"
+    assert prose("cut `exp` and `sub") == "cut \\`exp\\` and \\`sub"
+    assert prose("empty `` span") == "empty  span"
 
 
 def test_markdown_stays_under_githubs_comment_limit() -> None:

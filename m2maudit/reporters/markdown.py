@@ -41,9 +41,29 @@ _ESCAPE = re.compile(r"([\\`*_\[\]|~])")
 def text(value: object, limit: int = MAX_CELL) -> str:
     """Escape text for a Markdown table cell: one line, no markup, no HTML, no escape
     sequences (a `cat` of the file must not drive the terminal)."""
+    return _escaped(_one_line(value, limit))
+
+
+def prose(value: object, limit: int = MAX_CELL) -> str:
+    """`text` that keeps its `code spans` (a rule's remediation names commands and keys):
+    each span goes through `code`, the rest is escaped. With a backtick left unpaired, all
+    of it is escaped."""
+    parts = _one_line(value, limit).split("`")
+    if len(parts) % 2 == 0:
+        return _escaped("`".join(parts))
+    pieces = []
+    for n, part in enumerate(parts):
+        in_code = n % 2 == 1 and part.strip()
+        pieces.append(code(part, len(part)) if in_code else _escaped(part))
+    return "".join(pieces)
+
+
+def _one_line(value: object, limit: int) -> str:
     raw = " ".join(clean_text(value).split())
-    if len(raw) > limit:
-        raw = raw[: limit - 1] + "…"
+    return raw if len(raw) <= limit else raw[: limit - 1] + "…"
+
+
+def _escaped(raw: str) -> str:
     escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     escaped = _ESCAPE.sub(r"\\\1", escaped)
     return escaped.replace("@", "&#64;")
@@ -53,10 +73,7 @@ def code(value: object | None, limit: int = 80) -> str:
     """A code span for identifiers (principal, credential, rule id); `-` when absent."""
     if value is None or value == "":
         return "-"
-    raw = " ".join(clean_text(value).split())
-    if len(raw) > limit:
-        raw = raw[: limit - 1] + "…"
-    raw = raw.replace("|", "\\|")
+    raw = _one_line(value, limit).replace("|", "\\|")
     fence = "``" if "`" in raw else "`"
     return f"{fence} {raw} {fence}" if fence == "``" else f"`{raw}`"
 
@@ -130,7 +147,7 @@ def _finding_rows(findings: Sequence[Finding]) -> list[list[str]]:
             code(finding.principal),
             code(finding.token_id),
             text(finding.message or finding.title),
-            text(finding.remediation, 200),
+            prose(finding.remediation, 200),
         ]
         for finding in findings
     ]
