@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
@@ -79,6 +79,23 @@ def handle_errors(command: F) -> F:
             _fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _read_by_the_run(
+    paths: list[str] | None, inventories: list[str] | None, config: Path | None, db: Path | None
+) -> list[tuple[str, str | Path]]:
+    """The files a scan reads that are named by a flag or path, each with what named it: a
+    report or baseline written over one would replace the evidence (a log named by a pattern
+    or found in a directory is not here: a report there is passed over as this tool's)."""
+    named = [("input", path) for path in paths or [] if path != "-" and Path(path).is_file()]
+    named += [("--inventory", path) for path in inventories or []]
+    return [*named, *_given([("--config", config), ("--db", db)])]
+
+
+def _given(
+    flags: Sequence[tuple[str, str | Path | None]],
+) -> list[tuple[str, str | Path]]:
+    return [(label, value) for label, value in flags if value is not None]
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -454,11 +471,14 @@ def scan(
             "--write-baseline records every finding: run it without --min-severity and "
             "--problem (a baseline of what they leave in fails the next run on the rest)"
         )
-    for path, label in ((output, "--output"), (write_baseline, "--write-baseline")):
-        if path is not None:
-            policy.check_output_path(path, label)
-    accepted = policy.load_baseline(baseline) if baseline else None
     settings = load_config(config)
+    read = _read_by_the_run(paths, inventory, settings.path, db)
+    if output is not None:
+        baselines = [("--baseline", baseline), ("--write-baseline", write_baseline)]
+        policy.check_output_path(output, "--output", [*read, *_given(baselines)])
+    if write_baseline is not None:  # it may be the --baseline: updated in place
+        policy.check_output_path(write_baseline, "--write-baseline", read)
+    accepted = policy.load_baseline(baseline) if baseline else None
     # Everything that can be wrong with the flags, config and rules fails before any input
     # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.
     pack = prepare_rules(settings, clock, list(rules or []))

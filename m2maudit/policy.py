@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -486,26 +487,85 @@ def exit_code(result: ScanResult, fail_on: str = DEFAULT_FAIL_ON) -> int:
 # --- output files ------------------------------------------------------------------------------
 
 
-def check_output_path(path: str | Path, label: str = "--output") -> Path:
-    """Fail early (before the scan) if a report or baseline could not be written there."""
+def check_output_path(
+    path: str | Path,
+    label: str = "--output",
+    read_by_the_run: Iterable[tuple[str, str | Path]] = (),
+) -> Path:
+    """Fail early (before the scan) if a report or baseline could not be written there, or
+    would replace a file the run reads (`read_by_the_run`: each with the flag that names it).
+
+    A symbolic link is written through to its target; a FIFO, a terminal or another device
+    (`-o /dev/stdout`, `-o >(gzip > r.gz)`) is written to as it is, never replaced.
+    """
     target = Path(path)
-    parent = target.parent
     if target.is_dir():
         raise AuditError(f"{label} {path}: is a directory")
+    for other_label, other in read_by_the_run:
+        if _same_file(target, Path(other)):
+            raise AuditError(
+                f"{label} {path}: is also {other_label} {other}; writing there would replace "
+                "what the run reads"
+            )
+    if _is_special(target):
+        if not os.access(target, os.W_OK):
+            raise AuditError(f"{label} {path}: not writable")
+        return target
+    real = Path(os.path.realpath(target))
+    parent = real.parent
     if not parent.is_dir():
         raise AuditError(f"{label} {path}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise AuditError(f"{label} {path}: directory {str(parent)!r} is not writable")
-    return target
+    try:  # a file made and removed: permissions alone miss a read-only mount, or /proc
+        handle, probe = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=parent)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise AuditError(
+            f"{label} {path}: cannot write in directory {str(parent)!r}: {exc.strerror or exc}"
+        ) from None
+    return real
 
 
-def write_output(path: str | Path, text: str, label: str = "--output") -> None:
+def _is_special(path: Path) -> bool:
+    """A FIFO, device or socket (through any link): written to in place, never renamed over."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # not there (yet), or a link to nothing: a new regular file
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name one file: the same inode when both exist, else the same real
+    path (two outputs not written yet)."""
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return os.path.realpath(one) == os.path.realpath(other)
+
+
+def write_output(
+    path: str | Path,
+    text: str,
+    label: str = "--output",
+    read_by_the_run: Iterable[tuple[str, str | Path]] = (),
+) -> None:
     """Write `text` as UTF-8 via a temporary file and a rename: all of it or nothing.
 
     Bytes are written as given (no newline translation), so every platform produces the same
     file. The file gets the usual permissions (0666 less the umask), not the temp file's 0600.
+    A link is followed (the file it names is replaced, not the link); a FIFO or device is
+    written to directly.
     """
-    target = check_output_path(path, label)
+    target = check_output_path(path, label, read_by_the_run)
+    data = text.encode("utf-8")
+    if _is_special(target):
+        try:
+            with open(target, "wb") as stream:
+                stream.write(data)
+        except OSError as exc:
+            raise AuditError(f"{label} {path}: cannot write: {exc.strerror or exc}") from None
+        return
     try:
         handle, temp_name = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
@@ -514,7 +574,7 @@ def write_output(path: str | Path, text: str, label: str = "--output") -> None:
         raise AuditError(f"{label} {path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(text.encode("utf-8"))
+            stream.write(data)
         os.chmod(temp_name, 0o666 & ~_umask())
         os.replace(temp_name, target)
     except OSError as exc:

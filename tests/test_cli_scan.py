@@ -201,6 +201,40 @@ def test_bad_gate_input_is_one_line_exit_2(tmp_path: Path, args: list[str], mess
     assert "Traceback" not in result.output
 
 
+def test_a_report_never_replaces_a_file_the_run_reads(tmp_path: Path) -> None:
+    """`-o audit.jsonl` replaced the evidence log with the report, and `--baseline b.json
+    -o b.json` the baseline (the next CI run then failed on it). Both are refused before the
+    scan; `--write-baseline` over the `--baseline` still updates it in place."""
+    log = tmp_path / "audit.jsonl"
+    log.write_bytes((ROOT / "sample_logs" / "k8s" / "audit.jsonl").read_bytes())
+    config = tmp_path / "c.yaml"
+    config.write_text("thresholds: {}\n")
+    baseline = tmp_path / "b.json"
+    runner = CliRunner()
+    common = ["scan", str(log), "--as-of", "2026-11-28T00:00:00Z", "-q", "-f", "json"]
+    assert runner.invoke(app, [*common, "--write-baseline", str(baseline)]).exit_code == 0
+    before = {path: path.read_bytes() for path in (log, config, baseline)}
+    for args, named in [
+        (["-o", str(log)], "input"),
+        (["--baseline", str(baseline), "-o", str(baseline)], "--baseline"),
+        (["-c", str(config), "-o", str(config)], "--config"),
+        (
+            ["-o", str(tmp_path / "r.json"), "--write-baseline", str(tmp_path / "r.json")],
+            "--write-baseline",
+        ),
+        (["--write-baseline", str(log)], "input"),
+    ]:
+        result = runner.invoke(app, [*common, *args])
+        assert result.exit_code == 2, args
+        assert f"is also {named} " in result.output and "Traceback" not in result.output
+    assert {path: path.read_bytes() for path in before} == before
+    assert not (tmp_path / "r.json").exists()
+    again = runner.invoke(
+        app, [*common, "--baseline", str(baseline), "--write-baseline", str(baseline)]
+    )
+    assert again.exit_code == 0, again.output
+
+
 def test_format_names_are_read_in_any_case(tmp_path: Path) -> None:
     """As `--fail-on HIGH` is: `-f JSON` is the json report, on scan, formats and token."""
     clean = str(ROOT / "sample_logs" / "clean")
