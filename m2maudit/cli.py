@@ -316,9 +316,34 @@ def _holds_files(store: Store) -> bool:
 
 def _check_strict(report: IngestReport, strict: bool, stored: bool = False) -> None:
     """`stored`: the report is what a --db store ingested before, not this run's files."""
-    problem = strict_failure(report, strict, stored)
+    problem = run_failure(report, strict, stored)
     if problem:
         raise AuditError(problem)
+
+
+def run_failure(report: IngestReport, strict: bool, stored: bool = False) -> str | None:
+    """Why the run fails (exit 2) whatever it found, if it does: no log could be read, or
+    what `--strict` refuses."""
+    return no_event_read(report) or strict_failure(report, strict, stored)
+
+
+def no_event_read(report: IngestReport) -> str | None:
+    """Logs were given and not one event of them loaded, though an inventory did: a mapping
+    typo that made every record a reject passed the gate with a green check, the inventory
+    audited and no call at all."""
+    unreadable_logs = [f for f in report.failed_files if f.kind != "inventory"]
+    events_read = any(
+        f.kind == "events" and (f.loaded or f.duplicates or f.already_ingested)
+        for f in report.files
+    )
+    if not unreadable_logs or events_read:
+        return None
+    names = ", ".join(f.source for f in unreadable_logs[:3])
+    more = f" and {len(unreadable_logs) - 3:,} more" if len(unreadable_logs) > 3 else ""
+    return (
+        f"no event could be loaded: {counted(len(unreadable_logs), 'log')} unreadable "
+        f"({names}{more}), so no call was audited"
+    )
 
 
 def strict_failure(report: IngestReport, strict: bool, stored: bool = False) -> str | None:
@@ -495,7 +520,7 @@ def scan(
             report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
         # The scan still runs and reports what could be read: a CI job that fails on a bad
         # line still uploads the findings of the rest. The exit code is 2 all the same.
-        strict_problem = strict_failure(report, strict, stored=from_store)
+        strict_problem = run_failure(report, strict, stored=from_store)
         if strict_problem and write_baseline is not None:
             strict_problem += f"; no baseline written to {write_baseline}"
         with scan_progress(stderr_console(), len(pack) + 1, enabled=not quiet) as on_step:

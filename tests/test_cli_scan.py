@@ -235,6 +235,41 @@ def test_a_report_never_replaces_a_file_the_run_reads(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
 
 
+def test_logs_of_which_no_event_loads_fail_the_gate(tmp_path: Path) -> None:
+    """A mapping typo made every record of the only log a reject; the inventory alone was
+    audited, and the gate passed with a green check. It now fails (exit 2) with the report
+    written; a second log that loads makes it a partial read again, which `--strict` judges."""
+    (tmp_path / "m.yaml").write_text("mapping:\n  timestamp: time\n")
+    log = str(ROOT / "sample_logs" / "agents" / "access.jsonl")
+    inventory = str(ROOT / "sample_logs" / "clean" / "inventory.csv")
+    common = ["scan", "--inventory", inventory, "--as-of", "2026-11-28T00:00:00Z", "-q"]
+    typo = CliRunner().invoke(
+        app,
+        [
+            *common,
+            log,
+            "-c",
+            str(tmp_path / "m.yaml"),
+            "-f",
+            "markdown",
+            "-o",
+            str(tmp_path / "pr.md"),
+        ],
+    )
+    assert typo.exit_code == 2
+    assert "no event could be loaded: 1 log unreadable" in typo.output
+    assert (tmp_path / "pr.md").read_text().startswith("## ❌ m2maudit: no findings")
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"time": "2026-11-27T10:00:00Z", "principal": "agent-a"}) + "\n")
+    partial = CliRunner().invoke(
+        app, [*common, log, str(good), "-c", str(tmp_path / "m.yaml"), "-f", "json"]
+    )
+    assert partial.exit_code in (0, 1) and "no event could be loaded" not in partial.output
+    assert (
+        CliRunner().invoke(app, [*common, log, "-f", "json", "--fail-on", "never"]).exit_code == 0
+    )
+
+
 def test_format_names_are_read_in_any_case(tmp_path: Path) -> None:
     """As `--fail-on HIGH` is: `-f JSON` is the json report, on scan, formats and token."""
     clean = str(ROOT / "sample_logs" / "clean")
