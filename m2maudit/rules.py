@@ -11,6 +11,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import yaml
 from m2maudit.config import PROBLEMS, SEVERITIES
 from m2maudit.errors import AuditError, first_line, shown, yaml_problem
 from m2maudit.findings import RuleInfo
+from m2maudit.timeutil import parse_instant
 from m2maudit.wording import noun_for
 from m2maudit.yamlsafe import compose_yaml, load_yaml
 
@@ -315,7 +317,13 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
         err("id", f"file must be named {expected_file}.yaml")
     beyond_five = rule.id.startswith("M2M6") or not rule.id.startswith("M2M")
     if rule.problem not in PROBLEMS and not (beyond_five and _NAME.match(rule.problem)):
-        own = " or, for this id, a kebab-case key of your own" if beyond_five else ""
+        own = (
+            " or, for this id, a kebab-case key of your own"
+            if beyond_five
+            else " (a key of your own, `exposure` among them, needs an id of M2M6xx or with a "
+            "prefix of your own, such as ACME101: M2M1xx-M2M5xx and M2M7xx-M2M9xx are the "
+            "five problems' ranges)"
+        )
         err("problem", f"problem must be one of {', '.join(PROBLEMS)}{own}")
     if rule.severity not in SEVERITIES:
         err("severity", f"severity must be one of {', '.join(SEVERITIES)}")
@@ -381,7 +389,25 @@ def case_problems(case: dict[str, Any]) -> list[str]:
             )
         if "evidence" in expected and not isinstance(expected["evidence"], dict):
             problems.append(f"expect[{number}]: evidence must be a mapping of column: value")
+    count = case.get("expect_count")
+    if "expect_count" in case and (isinstance(count, bool) or not isinstance(count, int)):
+        problems.append(f"expect_count must be a whole number, got {shown(count)}")
+    elif isinstance(count, int) and count < 0:
+        problems.append(f"expect_count must be 0 or more (the one finding's count), got {count}")
+    if "as_of" in case and not _is_time(case["as_of"]):
+        problems.append(f"as_of must be an ISO 8601 time, got {shown(case['as_of'])}")
     return problems
+
+
+def _is_time(value: Any) -> bool:
+    """A case's clock: YAML reads an unquoted time as a datetime, a quoted one as text."""
+    if isinstance(value, datetime):
+        return True
+    try:
+        parse_instant(str(value))
+    except AuditError:
+        return False
+    return True
 
 
 def _param_value_ok(value: Any) -> bool:

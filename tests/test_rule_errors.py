@@ -397,6 +397,34 @@ def test_an_unknown_key_in_an_expected_finding_is_a_lint_error(tmp_path: Path) -
     assert "case 'fires': expect[0]: unknown key(s) msg; one of principal" in errors_for(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('expect_count: "x"', "expect_count must be a whole number, got 'x'"),
+        ("expect_count: [1]", "expect_count must be a whole number, got [1]"),
+        ("expect_count: 1.5", "expect_count must be a whole number, got 1.5"),
+        ("expect_count: -1", "expect_count must be 0 or more"),
+        ("as_of: notadate", "as_of must be an ISO 8601 time, got 'notadate'"),
+    ],
+)
+def test_a_case_with_a_bad_count_or_clock_is_a_lint_error(
+    tmp_path: Path, extra: str, problem: str
+) -> None:
+    """`rules lint` passed them; `rules test` then ended in "internal error: ValueError" (or
+    TypeError), passed 1.5 against a count of 1, or failed a case without saying why."""
+    write_rule(
+        tmp_path,
+        GOOD.replace(
+            "expect: [{principal: p, token_id: k1}]",
+            f"expect: [{{principal: p, token_id: k1}}]\n    {extra}",
+        ),
+    )
+    assert f"case 'fires': {problem}" in errors_for(tmp_path)
+    result = CliRunner().invoke(app, ["rules", "test", str(tmp_path)])
+    assert result.exit_code == 2 and problem in result.output
+    assert "internal error" not in result.output
+
+
 def test_a_file_that_is_not_yaml_is_not_a_rules_directory(tmp_path: Path) -> None:
     (tmp_path / "rules.txt").write_text("x")
     result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path / "rules.txt")])
