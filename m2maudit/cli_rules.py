@@ -69,6 +69,7 @@ def list_rules(
                     "id": r.id,
                     "name": r.name,
                     "title": r.title,
+                    "status": r.status,
                     "problem": r.problem,
                     "severity": r.severity,
                     "confidence": r.confidence,
@@ -116,7 +117,8 @@ def show_rule(
         console.print(f"[bold]{r.id} {r.name}[/]: {r.title}")
         console.print(
             f"problem: {r.problem}   severity: {r.severity}   "
-            f"confidence: {r.confidence}   OWASP: {', '.join(r.owasp_nhi) or '-'}"
+            f"confidence: {r.confidence}   status: {r.status}   "
+            f"OWASP: {', '.join(r.owasp_nhi) or '-'}"
         )
         console.print(f"\n{r.description.strip()}\n\n[bold]Remediation[/]: {r.remediation.strip()}")
         if r.incident:

@@ -39,6 +39,8 @@ _REQUIRE_REASONS = {
     "credentials": "no token inventory was given (use --inventory)",
     "tokens": "no bearer tokens were seen in the logs",
 }
+# A rule its author retired (Sigma's `status: deprecated`) is kept for reference, not run.
+DEPRECATED_REASON = "its status is deprecated (set another status to run it)"
 
 
 @dataclass
@@ -170,6 +172,9 @@ def run_rules(
     for rule in rules:
         if on_rule:
             on_rule(rule.id)
+        if rule.status == "deprecated":
+            skipped.append(SkippedRule(rule.id, DEPRECATED_REASON))
+            continue
         absent = [t for t in rule.requires if not present[t]]
         if absent:
             skipped.append(SkippedRule(rule.id, _REQUIRE_REASONS[absent[0]]))

@@ -425,6 +425,33 @@ def test_a_case_with_a_bad_count_or_clock_is_a_lint_error(
     assert "internal error" not in result.output
 
 
+def test_a_deprecated_rule_is_reported_as_skipped_not_run(tmp_path: Path) -> None:
+    """`status: deprecated` changed nothing: the rule ran and failed the gate."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    on_events = GOOD.replace("FROM cred", "FROM ev").replace(
+        "credential_id AS token_id", "NULL AS token_id"
+    )
+    write_rule(rules, on_events)
+    write_rule(
+        rules,
+        on_events.replace("id: X100", "id: X101").replace(
+            "name: demo", "name: old\nstatus: deprecated"
+        ),
+        "X101-old.yaml",
+    )
+    result = scan_with_rules(rules, "-f", "json", "--fail-on", "never")
+    document = json.loads(result.stdout)
+    assert {f["rule_id"] for f in document["findings"]} >= {"X100"}
+    assert "X101" not in {f["rule_id"] for f in document["findings"]}
+    skipped = {item["rule_id"]: item["reason"] for item in document["skipped_rules"]}
+    assert skipped["X101"] == "its status is deprecated (set another status to run it)"
+    shown = CliRunner().invoke(app, ["rules", "show", "X101", "--rules", str(rules)])
+    assert "status: deprecated" in shown.output
+    listed = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules), "--format", "json"])
+    assert {r["id"]: r["status"] for r in json.loads(listed.stdout)}["X101"] == "deprecated"
+
+
 def test_a_file_that_is_not_yaml_is_not_a_rules_directory(tmp_path: Path) -> None:
     (tmp_path / "rules.txt").write_text("x")
     result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path / "rules.txt")])
