@@ -148,7 +148,7 @@ def full_findings() -> list[Finding]:
             count=5,
             evidence={
                 "unused_scopes": {"admin", "write:all", "delete"},
-                "keep_scopes": ["read:orders", "write:orders"],
+                "minimal_scopes": ["read:orders", "write:orders"],
                 "granted_count": 5,
             },
             locations=[Location("/abs/path with space/ct.json", 3)],

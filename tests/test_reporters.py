@@ -248,7 +248,7 @@ def test_csv_rows_are_fixed_columns_and_injection_safe() -> None:
     assert wildcard["suppression_reason"] == "CI bootstrap, =accepted"
     assert by_rule["M2M501"]["status"] == "baselined"
     assert by_rule["M2M101"]["locations"] == "logs/app.jsonl:12; logs/app.jsonl:40"
-    assert json.loads(by_rule["M2M202"]["evidence"])["keep_scopes"] == [
+    assert json.loads(by_rule["M2M202"]["evidence"])["minimal_scopes"] == [
         "read:orders",
         "write:orders",
     ]

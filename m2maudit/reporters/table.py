@@ -15,8 +15,8 @@ a rule, those seen most often, the rest counted in one line); the summary line l
   does not depend on the environment.
 
 Evidence: entries are shown as `label: value`; the keys in `EVIDENCE_LABELS` come first in that
-order (so `keep_scopes`, the minimal scope set for unused scopes, leads), then the rule's own
-keys in its order.
+order (so `minimal_scopes`, the scopes to keep of a grant with unused ones, leads), then the
+rule's own keys in its order.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ SEVERITY_STYLE = {
     "info": "dim",
 }
 EVIDENCE_LABELS = {
-    "keep_scopes": "scopes to keep",
     "minimal_scopes": "scopes to keep",
     "unused_scopes": "unused scopes",
     "used_scopes": "used scopes",
