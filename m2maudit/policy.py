@@ -431,6 +431,7 @@ def apply_policy(
     what was applied.
     """
     wanted = check_problems(problems, [*PROBLEMS, *(rule.problem for rule in result.rules)])
+    unmatched = _unmatched_entries(baseline, result.findings)  # before the filters
     kept = filter_findings(result.findings, min_severity, wanted)
     filtered_out = len(result.findings) - len(kept)
     result.findings = sorted(kept, key=Finding.sort_key)
@@ -443,6 +444,12 @@ def apply_policy(
         incidents = incident_rules(result.rules)
         apply_baseline(result.findings, baseline, incidents)
         warnings.extend(incidents_after_baseline(result.findings, baseline, incidents))
+        if unmatched:
+            warnings.append(
+                f"{unmatched:,} of {counted(len(baseline), 'baseline entry', 'baseline entries')} "
+                "match no finding of this run: fixed, or from inputs or rules it did not "
+                "cover; --write-baseline writes a baseline without them"
+            )
     result.stats["policy"] = {
         "min_severity": min_severity,
         "problems": sorted(wanted),
@@ -450,8 +457,17 @@ def apply_policy(
         # Rules the filters leave out whole: a report must not show them as checks passed.
         "rules_left_out": rules_left_out(result.rules, min_severity, wanted),
         "baseline": baseline is not None,
+        "baseline_unmatched": unmatched if baseline is not None else None,
     }
     return warnings
+
+
+def _unmatched_entries(baseline: Baseline | None, findings: Iterable[Finding]) -> int:
+    """How many baseline ids no finding of the run has: a baseline only grows stale
+    silently, and rewriting it drops them without a word."""
+    if baseline is None:
+        return 0
+    return len(set(baseline) - {finding.id for finding in findings})
 
 
 def rules_left_out(

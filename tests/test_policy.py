@@ -259,7 +259,29 @@ def test_apply_policy_filters_suppresses_baselines_and_records() -> None:
         # M2M101's problem is not wanted; M2M301 and M2M501 are below medium.
         "rules_left_out": ["M2M101", "M2M301", "M2M501"],
         "baseline": True,
+        "baseline_unmatched": 0,
     }
+
+
+def test_baseline_entries_no_finding_matches_are_counted_and_said() -> None:
+    """Fixed findings (or a scan of fewer logs) left entries behind without a word, and
+    rewriting the baseline dropped them silently. A filter leaves findings out of the
+    report, not out of what the baseline is matched against."""
+    result = full_result()
+    gone = [finding_id("M2M101", f"retired-agent-{n}", None) for n in range(2)]
+    baseline = dict.fromkeys([result.findings[0].id, *gone])
+    warnings = apply_policy(result, baseline=baseline, problems=["broad-scopes"])
+    assert result.stats["policy"]["baseline_unmatched"] == 2
+    assert warnings == [
+        "2 of 3 baseline entries match no finding of this run: fixed, or from inputs or "
+        "rules it did not cover; --write-baseline writes a baseline without them"
+    ]
+    again = full_result()
+    assert apply_policy(again, baseline=dict.fromkeys(f.id for f in again.findings)) == []
+    assert again.stats["policy"]["baseline_unmatched"] == 0
+    without = full_result()
+    assert apply_policy(without) == []
+    assert without.stats["policy"]["baseline_unmatched"] is None
 
 
 # --- baseline ----------------------------------------------------------------------------
