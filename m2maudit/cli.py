@@ -10,7 +10,6 @@ import gc
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -41,7 +40,7 @@ from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import left_out_note
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.store import Store, StoreOptions
-from m2maudit.timeutil import parse_instant, utc_now
+from m2maudit.timeutil import clock_of
 from m2maudit.wording import counted, noun_for
 
 EXIT_ERROR = 2  # 0 and 1 (nothing or something failing) are policy's: EXIT_OK, EXIT_FINDINGS
@@ -483,11 +482,7 @@ def scan(
     quiet: QuietOpt = False,
 ) -> None:
     """Ingest the inputs, run the rule pack, report findings; the exit code gates CI."""
-    try:
-        # `--as-of ""` (an unset variable in CI) is an error, not a scan pinned to nothing.
-        clock: datetime = parse_instant(as_of) if as_of is not None else utc_now()
-    except AuditError as exc:
-        raise AuditError(f"--as-of: {exc}") from None
+    clock = clock_of(as_of)
     reporter = get_reporter(output_format)
     fail_on = policy.check_fail_on(fail_on)
     min_severity = policy.check_severity(min_severity)

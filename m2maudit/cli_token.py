@@ -22,7 +22,7 @@ from m2maudit.cli_help import HelpCommand, HelpGroup
 from m2maudit.config import load_config
 from m2maudit.errors import AuditError
 from m2maudit.policy import EXIT_FINDINGS
-from m2maudit.timeutil import parse_instant, utc_now
+from m2maudit.timeutil import clock_of
 from m2maudit.token_inspect import inspect_token, read_token_file, to_json
 from m2maudit.token_render import print_inspection
 
@@ -114,7 +114,7 @@ def inspect(
     ] = None,
 ) -> None:
     """Decode one token and show what it says and which problems it shows by itself."""
-    clock = parse_instant(as_of) if as_of else utc_now()
+    clock = clock_of(as_of)
     settings = load_config(config)
     text = read_token_file(sys.stdin) if token == "-" else token
     try:

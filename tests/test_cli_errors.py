@@ -36,6 +36,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["ingest", "sample_logs"], "Missing option '--db'"),
         # From a trial: `--as-of "$AS_OF"` with the variable unset scanned as of now.
         (["scan", "sample_logs/clean", "--as-of", ""], "--as-of: not an ISO 8601 date"),
+        (["token", "inspect", "x.y.z", "--as-of", "nope"], "--as-of: not an ISO 8601 date"),
+        (["token", "inspect", "x.y.z", "--as-of", ""], "--as-of: not an ISO 8601 date"),
         # A baseline of what a filter leaves in failed the next run on the rest.
         (
             ["scan", "sample_logs/clean", "--write-baseline", "b.json", "--problem", "exposure"],
