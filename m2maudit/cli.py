@@ -242,7 +242,12 @@ def run_ingest(
         # One line says why; the table of zeros would only hide it. (Inputs that all hold
         # nothing to audit, a quiet hour's exports, are a run with nothing found.)
         print_problems(
-            console, report, errors, show_files=len(report.files) > 1, store_path=store.path
+            console,
+            report,
+            [] if quiet else errors,  # --quiet counts rejected records, never lists them
+            show_files=len(report.files) > 1,
+            hide_count=quiet,
+            store_path=store.path,
         )
         raise AuditError(_nothing_read(report, [*paths, *(inventory or [])]))
     print_ingest_summary(console, report, errors, quiet=quiet, store_path=store.path)
@@ -618,7 +623,9 @@ def main() -> None:
             print("m2maudit: error: interrupted", file=sys.stderr)
             sys.exit(130)
         if _is_usage_error(exc):
-            print(f"m2maudit: error: {_usage_message(exc)}", file=sys.stderr)
+            if str(exc.format_message()).strip():  # type: ignore[attr-defined]
+                print(f"m2maudit: error: {_usage_message(exc)}", file=sys.stderr)
+            # else: a command with no arguments printed its help; the line would be empty
             sys.exit(EXIT_ERROR)
         print(f"m2maudit: internal error: {type(exc).__name__}", file=sys.stderr)
         sys.exit(EXIT_ERROR)

@@ -57,6 +57,25 @@ def test_usage_errors_are_one_line(args: list[str], expected: str) -> None:
     assert expected in lines[0]
 
 
+@pytest.mark.parametrize("args", [[], ["token"], ["rules"]], ids=["m2maudit", "token", "rules"])
+def test_a_command_without_arguments_shows_its_help_and_no_empty_error(args: list[str]) -> None:
+    """It printed its help, then `m2maudit: error:  (see --help)`."""
+    result = run(*args)
+    assert result.returncode == 2
+    assert "Usage:" in result.stdout + result.stderr
+    assert "error" not in result.stderr
+
+
+def test_quiet_counts_the_rejects_of_a_run_that_read_nothing() -> None:
+    """--quiet lists no rejected record; a run that read nothing listed ten of them."""
+    inventory = "sample_logs/k8s/audit.jsonl"  # a log, read as an inventory: every row rejected
+    result = run("scan", "--inventory", inventory, "-q", "--as-of", "2026-11-28T00:00:00Z")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"m2maudit: error: {inventory}: no record could be loaded (27 rejected)"
+    ]
+
+
 def test_a_select_typo_is_an_error_not_a_silent_pass(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("select: [M2M10]\n")
