@@ -392,6 +392,23 @@ def test_a_csv_report_saved_again_with_a_bom_and_crlf_is_still_a_report() -> Non
 
 
 @pytest.mark.parametrize(
+    ("head", "written_as"),
+    [
+        ("m2maudit 0.1.0 credential audit\r\n  as of  2026-11-28\r\n", "table"),
+        ('\n<testsuites name="m2maudit" tests="3">', "junit"),
+        ('<?xml version="1.0"?>\r\n<testsuites name="m2maudit">', "junit"),
+    ],
+    ids=["table-crlf", "junit-no-declaration", "junit-crlf"],
+)
+def test_a_report_checked_out_with_crlf_or_rewritten_is_still_a_report(
+    head: str, written_as: str
+) -> None:
+    """Committed and checked out on Windows (CRLF), or written again by an XML tool without
+    the declaration: such a report failed the next `--strict` scan as unreadable."""
+    assert report_written_as(head) == written_as
+
+
+@pytest.mark.parametrize(
     "first_line",
     [
         '{"m2maudit_baseline": true}',

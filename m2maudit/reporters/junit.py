@@ -94,7 +94,7 @@ class JunitReporter(Reporter):
     extension = "xml"
     media_type = "application/xml"
     description = "JUnit XML, one test case per rule, failed when it has active findings"
-    signature = re.compile(r'<\?xml[^>]*\?>\s*<testsuites name="m2maudit"')
+    signature = re.compile(r'\s*(?:<\?xml[^>]*\?>\s*)?<testsuites name="m2maudit"')
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         findings = ordered_findings(result)

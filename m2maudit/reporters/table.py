@@ -447,7 +447,7 @@ class TableReporter(Reporter):
     media_type = "text/plain"
     description = "terminal report (default): summary, riskiest principals, findings by problem"
     # The header, or with --quiet the summary line alone (`summary_line`).
-    signature = re.compile(r"m2maudit(?: \S+ credential audit\n|: (?:\d|no findings;))")
+    signature = re.compile(r"m2maudit(?: \S+ credential audit\r?\n|: (?:\d|no findings;))")
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
         console = make_console(options)
