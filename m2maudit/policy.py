@@ -560,12 +560,7 @@ def _same_file(one: Path, other: Path) -> bool:
         return os.path.realpath(one) == os.path.realpath(other)
 
 
-def write_output(
-    path: str | Path,
-    text: str,
-    label: str = "--output",
-    read_by_the_run: Iterable[tuple[str, str | Path]] = (),
-) -> None:
+def write_output(path: str | Path, text: str, label: str = "--output") -> None:
     """Write `text` as UTF-8 via a temporary file and a rename: all of it or nothing.
 
     Bytes are written as given (no newline translation), so every platform produces the same
@@ -573,7 +568,7 @@ def write_output(
     A link is followed (the file it names is replaced, not the link); a FIFO or device is
     written to directly.
     """
-    target = check_output_path(path, label, read_by_the_run)
+    target = check_output_path(path, label)  # again: the scan took a while
     data = text.encode("utf-8")
     if _is_special(target):
         try:
