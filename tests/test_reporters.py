@@ -413,6 +413,22 @@ def test_markdown_remediation_keeps_its_code_spans() -> None:
     assert prose("empty `` span") == "empty  span"
 
 
+@pytest.mark.parametrize(
+    "remediation",
+    [
+        "Docs at https://example.com/x`<img src=https://evil.example/p.gif>`",
+        "see www.example.com`</details><h1>pwned</h1>`",
+        "mail ops@example.com`<script>x</script>`",
+    ],
+)
+def test_a_span_right_after_a_link_is_escaped_with_the_rest(remediation: str) -> None:
+    """GitHub's autolinks took the backtick into the link: the span never formed, and what it
+    held went out as HTML (found by rendering with cmark-gfm)."""
+    rendered = prose(remediation)
+    assert "<" not in rendered and ">" not in rendered
+    assert "\\`" in rendered  # the backticks escaped: no span at all
+
+
 def test_markdown_stays_under_githubs_comment_limit() -> None:
     """300 agents and a suppression made a 69 009-character comment that `gh pr comment`
     refuses; the tables now stop short of 65 536 and say how many more there are."""

@@ -36,6 +36,9 @@ _TAIL_RESERVE = 1_000
 # Characters that are markup inside a table cell or heading (line-start markers like `-` or
 # `#` cannot occur there); `<`, `>` and `&` become entities first.
 _ESCAPE = re.compile(r"([\\`*_\[\]|~])")
+# What in the word before a code span makes GitHub read it as a link, backtick included.
+_AUTOLINKED = ("://", "www.", "@", "mailto:", "xmpp:")
+_LAST_WORD = re.compile(r"\S*$")
 
 
 def text(value: object, limit: int = MAX_CELL) -> str:
@@ -46,16 +49,38 @@ def text(value: object, limit: int = MAX_CELL) -> str:
 
 def prose(value: object, limit: int = MAX_CELL) -> str:
     """`text` that keeps its `code spans` (a rule's remediation names commands and keys):
-    each span goes through `code`, the rest is escaped. With a backtick left unpaired, all
-    of it is escaped."""
-    parts = _one_line(value, limit).split("`")
-    if len(parts) % 2 == 0:
-        return _escaped("`".join(parts))
+    each span goes through `code`, the rest is escaped.
+
+    All of it is escaped, spans too, when a backtick is left unpaired (a cut) or a span opens
+    right after a URL or an address: GitHub's autolinks take the backtick into the link
+    (`https://x.example/a`<img>``), the span never forms, and what it held would be read
+    as HTML.
+    """
+    raw = _one_line(value, limit)
+    parts = raw.split("`")
+    if not _spans_form(raw, parts):
+        return _escaped(raw)
     pieces = []
     for n, part in enumerate(parts):
         in_code = n % 2 == 1 and part.strip()
+        # `len(part)`: the limit was applied to the whole text above, not to each span.
         pieces.append(code(part, len(part)) if in_code else _escaped(part))
     return "".join(pieces)
+
+
+def _spans_form(raw: str, parts: list[str]) -> bool:
+    """Whether every backtick is paired, and no span opens right after what GitHub would
+    make a link (a URL, `www.`, an address): the word before each opening backtick."""
+    if len(parts) % 2 == 0:
+        return False
+    position = 0
+    for n, part in enumerate(parts[:-1]):
+        position += len(part)
+        word = _LAST_WORD.search(raw[:position])
+        if n % 2 == 0 and word and any(t in word.group().lower() for t in _AUTOLINKED):
+            return False
+        position += 1  # the backtick
+    return True
 
 
 def _one_line(value: object, limit: int) -> str:
