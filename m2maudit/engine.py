@@ -40,7 +40,7 @@ _REQUIRE_REASONS = {
     "tokens": "no bearer tokens were seen in the logs",
 }
 # A rule its author retired (Sigma's `status: deprecated`) is kept for reference, not run.
-DEPRECATED_REASON = "its status is deprecated (set another status to run it)"
+DEPRECATED_REASON = "its status is deprecated (name it in the config's select: to run it)"
 
 
 @dataclass
@@ -172,7 +172,7 @@ def run_rules(
     for rule in rules:
         if on_rule:
             on_rule(rule.id)
-        if rule.status == "deprecated":
+        if rule.status == "deprecated" and not rule.selected_by_name:
             skipped.append(SkippedRule(rule.id, DEPRECATED_REASON))
             continue
         absent = [t for t in rule.requires if not present[t]]

@@ -105,6 +105,8 @@ class Rule:
     message_line: int = 1
     # The line of each test case, for errors that name the case.
     case_lines: list[int] = field(default_factory=list)
+    # Named by id or name in the config's `select:`: run even when deprecated.
+    selected_by_name: bool = False
 
     def case_where(self, index: int) -> str:
         """`file:line: case 'name'` of test case `index`, for an error about it."""
@@ -321,8 +323,7 @@ def _check_values(rule: Rule, lines: dict[str, int], errors: list[str]) -> None:
             " or, for this id, a kebab-case key of your own"
             if beyond_five
             else " (a key of your own, `exposure` among them, needs an id of M2M6xx or with a "
-            "prefix of your own, such as ACME101: M2M1xx-M2M5xx and M2M7xx-M2M9xx are the "
-            "five problems' ranges)"
+            "prefix of your own, such as ACME101)"
         )
         err("problem", f"problem must be one of {', '.join(PROBLEMS)}{own}")
     if rule.severity not in SEVERITIES:
@@ -394,6 +395,9 @@ def case_problems(case: dict[str, Any]) -> list[str]:
         problems.append(f"expect_count must be a whole number, got {shown(count)}")
     elif isinstance(count, int) and count < 0:
         problems.append(f"expect_count must be 0 or more (the one finding's count), got {count}")
+    expected = case.get("expect")
+    if "expect_count" in case and not (isinstance(expected, list) and len(expected) == 1):
+        problems.append("expect_count is the count of one finding: give exactly one in expect")
     if "as_of" in case and not _is_time(case["as_of"]):
         problems.append(f"as_of must be an ISO 8601 time, got {shown(case['as_of'])}")
     return problems

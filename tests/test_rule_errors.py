@@ -405,6 +405,10 @@ def test_an_unknown_key_in_an_expected_finding_is_a_lint_error(tmp_path: Path) -
         ("expect_count: 1.5", "expect_count must be a whole number, got 1.5"),
         ("expect_count: -1", "expect_count must be 0 or more"),
         ("as_of: notadate", "as_of must be an ISO 8601 time, got 'notadate'"),
+        (
+            "expect: []\n    expect_count: 0",
+            "expect_count is the count of one finding: give exactly one in expect",
+        ),
     ],
 )
 def test_a_case_with_a_bad_count_or_clock_is_a_lint_error(
@@ -412,13 +416,9 @@ def test_a_case_with_a_bad_count_or_clock_is_a_lint_error(
 ) -> None:
     """`rules lint` passed them; `rules test` then ended in "internal error: ValueError" (or
     TypeError), passed 1.5 against a count of 1, or failed a case without saying why."""
-    write_rule(
-        tmp_path,
-        GOOD.replace(
-            "expect: [{principal: p, token_id: k1}]",
-            f"expect: [{{principal: p, token_id: k1}}]\n    {extra}",
-        ),
-    )
+    one_expected = "expect: [{principal: p, token_id: k1}]"
+    case = extra if extra.startswith("expect:") else f"{one_expected}\n    {extra}"
+    write_rule(tmp_path, GOOD.replace(one_expected, case))
     assert f"case 'fires': {problem}" in errors_for(tmp_path)
     result = CliRunner().invoke(app, ["rules", "test", str(tmp_path)])
     assert result.exit_code == 2 and problem in result.output
@@ -445,7 +445,13 @@ def test_a_deprecated_rule_is_reported_as_skipped_not_run(tmp_path: Path) -> Non
     assert {f["rule_id"] for f in document["findings"]} >= {"X100"}
     assert "X101" not in {f["rule_id"] for f in document["findings"]}
     skipped = {item["rule_id"]: item["reason"] for item in document["skipped_rules"]}
-    assert skipped["X101"] == "its status is deprecated (set another status to run it)"
+    assert skipped["X101"] == "its status is deprecated (name it in the config's select: to run it)"
+    # Asked for by name, it runs: a config selecting only it passed on nothing checked.
+    (tmp_path / "select.yaml").write_text("select: [X101]\n")
+    chosen = scan_with_rules(
+        rules, "-f", "json", "--fail-on", "never", "-c", str(tmp_path / "select.yaml")
+    )
+    assert {f["rule_id"] for f in json.loads(chosen.stdout)["findings"]} == {"X101"}
     shown = CliRunner().invoke(app, ["rules", "show", "X101", "--rules", str(rules)])
     assert "status: deprecated" in shown.output
     listed = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules), "--format", "json"])
