@@ -332,12 +332,18 @@ def run_failure(report: IngestReport, strict: bool, stored: bool = False) -> str
 
 
 def no_event_read(report: IngestReport) -> str | None:
-    """Logs were given and not one event of them loaded, though an inventory did: a mapping
-    typo that made every record a reject passed the gate with a green check, the inventory
-    audited and no call at all."""
-    unreadable_logs = [f for f in report.failed_files if f.kind != "inventory"]
+    """Why a run that audited no call fails, when the logs it was given could not be read.
+
+    A log is a file of a log format, or records that no format claims (a log read with a
+    wrong `mapping:`); a stray text file beside an inventory is not one. The run fails when
+    such a log is unreadable and no file yielded an event, whatever else loaded: the
+    findings would cover the inventory alone, and a gate must not pass on that.
+    """
+    unreadable_logs = [
+        f for f in report.failed_files if f.kind == "events" or f.unrecognised_records
+    ]
     events_read = any(
-        f.kind == "events" and (f.loaded or f.duplicates or f.already_ingested)
+        f.kind == "events" and not f.error and (f.loaded or f.duplicates or f.already_ingested)
         for f in report.files
     )
     if not unreadable_logs or events_read:

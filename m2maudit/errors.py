@@ -33,6 +33,12 @@ class BrokenGzip(InputError):
         super().__init__(source, GZIP_BROKEN)
 
 
+class UnrecognisedRecords(InputError):
+    """Records (JSON or CSV) that no format claims: most likely a log read with a wrong
+    mapping, where a file of plain text is likely not a log at all. A run that audits no
+    event because of such files fails (see `cli.no_event_read`)."""
+
+
 class NothingToAudit(InputError):
     """A file of a known kind that holds no events (a CloudTrail digest, an empty batch):
     passed over and said so, not an unreadable file."""

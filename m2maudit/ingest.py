@@ -27,7 +27,14 @@ from m2maudit.commit import (
     record_file_error,
 )
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
-from m2maudit.errors import GZIP_BROKEN, AuditError, BrokenGzip, InputError, NothingToAudit
+from m2maudit.errors import (
+    GZIP_BROKEN,
+    AuditError,
+    BrokenGzip,
+    InputError,
+    NothingToAudit,
+    UnrecognisedRecords,
+)
 from m2maudit.ingest_report import (
     HELD_REJECTS,
     STILL_READ,
@@ -67,6 +74,11 @@ ProgressHook = Callable[[InputFile, FileReport], None]
 StagedHook = Callable[[InputFile], None]
 
 _FIELD_NAME = re.compile(r"[A-Za-z_@$][\w .@$:/-]{0,63}")
+
+# Layouts of records: a file of them that no format claims is likely a log (`UnrecognisedRecords`).
+_RECORDS = ("jsonl", "csv", "json_array", "json_object")
+# How a report or baseline of this tool, found among the inputs, is said to be passed over.
+OWN_OUTPUT = "(this tool's output, not an input)"
 
 
 def ingest_paths(
@@ -469,6 +481,7 @@ def ingest_file(
         report.skipped = exc.reason
     except InputError as exc:
         report.error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
+        report.unrecognised_records = isinstance(exc, UnrecognisedRecords)
         broken_gzip = isinstance(exc, BrokenGzip) and file.compressed
         if not broken_gzip:
             record_file_error(store, report)
@@ -606,7 +619,7 @@ def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
 def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter:
     own = _own_output(sample)
     if own:  # never an input, whatever the hint: a CSV report reads as an inventory
-        raise NothingToAudit(file.display, f"{own} (this tool's output, not an input)")
+        raise NothingToAudit(file.display, f"{own} {OWN_OUTPUT}")
     hinted = _hinted_adapter(file, sample, config)
     if hinted is not None:
         return hinted
@@ -625,7 +638,8 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     if empty:
         raise NothingToAudit(file.display, empty)
     hint = _mapping_hint(sample, config) or _missing_time_hint(sample, config)
-    raise InputError(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
+    unrecognised = UnrecognisedRecords if sample.layout in _RECORDS else InputError
+    raise unrecognised(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
 
 
 def _hinted_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter | None:

@@ -31,6 +31,7 @@ class FileReport:
     already_ingested: bool = False
     skipped: str | None = None  # why a file with nothing to audit was passed over
     cut_short: bool = False  # a gzip file cut short: its whole lines were read (`standins`)
+    unrecognised_records: bool = False  # unreadable: records no format claims (a log?)
     # What loaded but looks wrong (a mapped field no record had); `--strict` fails on it.
     warnings: list[str] = field(default_factory=list)
 

@@ -270,6 +270,35 @@ def test_logs_of_which_no_event_loads_fail_the_gate(tmp_path: Path) -> None:
     )
 
 
+def test_a_stray_text_file_beside_an_inventory_does_not_fail_the_gate(tmp_path: Path) -> None:
+    """Only logs count: notes beside an inventory failed the run as 'no event could be
+    loaded'; records no format claims (a log with a wrong mapping, likely) still do."""
+    estate = tmp_path / "estate"
+    estate.mkdir()
+    (estate / "inventory.csv").write_bytes(
+        (ROOT / "sample_logs" / "clean" / "inventory.csv").read_bytes()
+    )
+    (estate / "notes.txt").write_text("rotate the keys on Friday\n")
+    flags = [*AS_OF, "-q", "-f", "json", "--fail-on", "never"]
+    assert CliRunner().invoke(app, ["scan", str(estate), *flags]).exit_code == 0
+    (estate / "calls.jsonl").write_text('{"when": "2026-11-27T10:00:00Z", "who": "agent-a"}\n')
+    unclaimed = CliRunner().invoke(app, ["scan", str(estate), *flags])
+    assert unclaimed.exit_code == 2 and "1 log unreadable" in unclaimed.output
+
+
+def test_a_log_rejected_whole_fails_the_gate_with_a_store_too(tmp_path: Path) -> None:
+    """Read into a `--db` store before, the log counted as read: the gate passed."""
+    log = tmp_path / "rejected.jsonl"
+    log.write_text('{"timestamp": "not a time", "principal": "agent-a"}\n')
+    inventory = str(ROOT / "sample_logs" / "clean" / "inventory.csv")
+    db = str(tmp_path / "s.duckdb")
+    CliRunner().invoke(app, ["ingest", "--db", db, str(log), "-q"])
+    result = CliRunner().invoke(
+        app, ["scan", "--db", db, str(log), "-i", inventory, *AS_OF, "-q", "-f", "json"]
+    )
+    assert result.exit_code == 2 and "no event could be loaded" in result.output
+
+
 def test_format_names_are_read_in_any_case(tmp_path: Path) -> None:
     """As `--fail-on HIGH` is: `-f JSON` is the json report, on scan, formats and token."""
     clean = str(ROOT / "sample_logs" / "clean")
