@@ -17,9 +17,9 @@ from typing import Annotated, Any, TypeVar
 import duckdb
 import typer
 
-from m2maudit import __version__, policy
+from m2maudit import __version__, output_file, policy
+from m2maudit.cli_common import FLAG, HelpCommand, HelpGroup, clock_of
 from m2maudit.cli_formats import formats_command
-from m2maudit.cli_help import FLAG, HelpCommand, HelpGroup
 from m2maudit.cli_rules import rules_app
 from m2maudit.cli_token import token_app
 from m2maudit.config import CONFIG_FILENAME, PROBLEMS, Config, load_config, starter_config
@@ -32,15 +32,16 @@ from m2maudit.console import (
 )
 from m2maudit.engine import DEFAULT_RULE_TIMEOUT
 from m2maudit.errors import AuditError
-from m2maudit.ingest import ingest_paths
+from m2maudit.ingest import OWN_OUTPUT, ingest_paths
 from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts, sigterm_as_interrupt
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import left_out_note
+from m2maudit.rules import Rule, rule_files
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
+from m2maudit.sources.discover import STDIN_DISPLAY
 from m2maudit.store import Store, StoreOptions
-from m2maudit.timeutil import clock_of
 from m2maudit.wording import counted, noun_for
 
 EXIT_ERROR = 2  # 0 and 1 (nothing or something failing) are policy's: EXIT_OK, EXIT_FINDINGS
@@ -80,20 +81,57 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _read_by_the_run(
-    paths: list[str] | None, inventories: list[str] | None, config: Path | None, db: Path | None
-) -> list[tuple[str, str | Path]]:
-    """The files a scan reads that are named by a flag or path, each with what named it: a
-    report or baseline written over one would replace the evidence (a log named by a pattern
-    or found in a directory is not here: a report there is passed over as this tool's)."""
-    named = [("input", path) for path in paths or [] if path != "-" and Path(path).is_file()]
-    named += [("--inventory", path) for path in inventories or []]
-    return [*named, *_given([("--config", config), ("--db", db)])]
+ReadFiles = list[tuple[str, str | Path]]  # files a scan reads, each with what names it
 
 
-def _given(
-    flags: Sequence[tuple[str, str | Path | None]],
-) -> list[tuple[str, str | Path]]:
+def _named_inputs(
+    paths: list[str] | None,
+    inventories: list[str] | None,
+    config: Config,
+    db: Path | None,
+    pack: list[Rule],
+    rule_dirs: list[Path],
+) -> ReadFiles:
+    """The files a scan will read that are known before it reads them: a report or baseline
+    written over one would replace the evidence, or the rules or config of the next run."""
+    named: ReadFiles = [("input", path) for path in paths or [] if path != "-"]
+    named += [("--inventory", path) for path in inventories or [] if path != "-"]
+    if "-" in [*(paths or []), *(inventories or [])]:
+        named.append(("standard input", "/dev/stdin"))  # the file it was redirected from
+    if config.path is not None:
+        named.append(("the config", config.path))
+    # The pack's files, and every file of a --rules directory (a copy of a bundled rule is
+    # loaded once, under the bundled file's name).
+    rule_paths = [rule.path for rule in pack]
+    rule_paths += [path for directory in rule_dirs for path in rule_files(directory)]
+    named += [("rule file", path) for path in rule_paths]
+    return [*named, *_given([("--db", db)])]
+
+
+def _inputs_read(report: IngestReport) -> ReadFiles:
+    """The files ingest read, found in directories and by patterns too; not the reports of
+    this tool it passed over (a report may be written again where the last one was)."""
+    return [
+        ("input", file.source)
+        for file in report.files
+        if file.source != STDIN_DISPLAY and not (file.skipped or "").endswith(OWN_OUTPUT)
+    ]
+
+
+def _check_outputs(
+    output: Path | None, write_baseline: Path | None, baseline: Path | None, read: ReadFiles
+) -> None:
+    """The report and the baseline can be written, and neither would replace a file the run
+    reads, nor the other; `--write-baseline` may name the `--baseline`, to update it."""
+    if output is not None:
+        others = _given([("--baseline", baseline), ("--write-baseline", write_baseline)])
+        output_file.check_output_path(output, "--output", [*read, *others])
+    if write_baseline is not None:
+        output_file.check_output_path(write_baseline, "--write-baseline", read)
+
+
+def _given(flags: Sequence[tuple[str, str | Path | None]]) -> ReadFiles:
+    """The flags given a value, with it."""
     return [(label, value) for label, value in flags if value is not None]
 
 
@@ -502,18 +540,16 @@ def scan(
             "--write-baseline records every finding: run it without --min-severity and "
             "--problem (a baseline of what they leave in fails the next run on the rest)"
         )
+    if output == Path("-"):  # `-o -`: standard output, as for the inputs
+        output = None
     settings = load_config(config)
-    read = _read_by_the_run(paths, inventory, settings.path, db)
-    if output is not None:
-        baselines = [("--baseline", baseline), ("--write-baseline", write_baseline)]
-        policy.check_output_path(output, "--output", [*read, *_given(baselines)])
-    if write_baseline is not None:  # it may be the --baseline: updated in place
-        policy.check_output_path(write_baseline, "--write-baseline", read)
-    accepted = policy.load_baseline(baseline) if baseline else None
     # Everything that can be wrong with the flags, config and rules fails before any input
     # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.
     pack = prepare_rules(settings, clock, list(rules or []))
     policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
+    named = _named_inputs(paths, inventory, settings, db, pack, list(rules or []))
+    _check_outputs(output, write_baseline, baseline, named)
+    accepted = policy.load_baseline(baseline) if baseline else None
     from_store = not paths and not inventory  # --db alone: check what it already holds
     if from_store and db is None:
         raise AuditError("scan: give a log PATH, or --db with a store that already holds events")
@@ -524,11 +560,13 @@ def scan(
                 raise AuditError(f"{db}: the store holds nothing yet; give a log PATH to ingest")
         else:
             report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
+            # Found in a directory or by a pattern: known only now, and before the rules run.
+            _check_outputs(output, write_baseline, baseline, _inputs_read(report))
         # The scan still runs and reports what could be read: a CI job that fails on a bad
         # line still uploads the findings of the rest. The exit code is 2 all the same.
-        strict_problem = run_failure(report, strict, stored=from_store)
-        if strict_problem and write_baseline is not None:
-            strict_problem += f"; no baseline written to {write_baseline}"
+        run_problem = run_failure(report, strict, stored=from_store)
+        if run_problem and write_baseline is not None:
+            run_problem += f"; no baseline written to {write_baseline}"
         with scan_progress(stderr_console(), len(pack) + 1, enabled=not quiet) as on_step:
             result = run_scan(
                 store,
@@ -546,7 +584,7 @@ def scan(
             min_severity=min_severity,
             problems=problem or [],
         )
-        if write_baseline is not None and accepted is None and not strict_problem:
+        if write_baseline is not None and accepted is None and not run_problem:
             policy.adopt_as_baseline(result)  # the run that adopts the gate passes
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)
@@ -555,21 +593,21 @@ def scan(
         console.print(f"m2maudit: warning: {clean_text(warning)}", markup=False, soft_wrap=True)
     stream = None if output is not None else sys.stdout
     options = ReportOptions.for_stream(
-        stream, verbose=verbose, quiet=quiet, fail_on=fail_on, strict_failure=strict_problem
+        stream, verbose=verbose, quiet=quiet, fail_on=fail_on, strict_failure=run_problem
     )
     text = reporter.render(result, options)
     if output is not None:
-        policy.write_output(output, text)
+        output_file.write_output(output, text)
     else:
         sys.stdout.write(text)
-    if write_baseline is not None and not strict_problem:  # not from inputs --strict refused
+    if write_baseline is not None and not run_problem:  # not from inputs the run refused
         recorded = policy.write_baseline(write_baseline, result)
         if not quiet:
             console.print(
                 f"baseline: {counted(recorded, 'finding')} recorded in {write_baseline}",
                 markup=False,
             )
-    code = EXIT_ERROR if strict_problem else policy.exit_code(result, fail_on)
+    code = EXIT_ERROR if run_problem else policy.exit_code(result, fail_on)
     if output is not None or reporter.name != DEFAULT_FORMAT:
         # The table carries its own summary; a machine format on stdout or a file does not.
         active = len(result.active)
@@ -580,8 +618,8 @@ def scan(
             f"{'; ' + left_out if left_out else ''}); exit {code}",
             markup=False,
         )
-    if strict_problem:
-        raise AuditError(strict_problem)
+    if run_problem:
+        raise AuditError(run_problem)
     raise typer.Exit(code)
 
 

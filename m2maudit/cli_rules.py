@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from m2maudit.cli_help import HelpCommand, HelpGroup
+from m2maudit.cli_common import HelpCommand, HelpGroup
 from m2maudit.config import load_config
 from m2maudit.console import print_trimmed
 from m2maudit.engine import check_rules_against_schema

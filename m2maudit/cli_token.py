@@ -18,11 +18,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from m2maudit.cli_help import HelpCommand, HelpGroup
+from m2maudit.cli_common import HelpCommand, HelpGroup, clock_of
 from m2maudit.config import load_config
 from m2maudit.errors import AuditError
 from m2maudit.policy import EXIT_FINDINGS
-from m2maudit.timeutil import clock_of
 from m2maudit.token_inspect import inspect_token, read_token_file, to_json
 from m2maudit.token_render import print_inspection
 

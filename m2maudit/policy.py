@@ -3,13 +3,13 @@
 Everything here runs after the rules and before a reporter. The order the CLI follows:
 
 1. `check_fail_on(fail_on)`, `check_severity(min_severity)`, `check_problems(problems)`,
-   `check_output_path(output)` and `check_output_path(path, "--write-baseline")` before the
+   `output_file.check_output_path(output)` and `(path, "--write-baseline")` before the
    scan, so a bad flag or a missing output directory fails (exit 2) before any work is done;
 2. `load_baseline(path)` (if `--baseline`), also before the scan;
 3. `apply_policy(result, suppressions=..., baseline=..., min_severity=..., problems=...)`
    after the scan: it filters, marks suppressed and baselined findings in place and returns
    the warnings to print on stderr (expired suppressions, incidents after the baseline);
-4. print each warning on stderr; render with a reporter, then `write_output(output, text)`
+4. print each warning on stderr; render with a reporter, then `output_file.write_output`
    (atomic) or `sys.stdout.write(text)`;
 5. `write_baseline(path, result)` if `--write-baseline`;
 6. `exit_code(result, fail_on)`: 0 nothing failing, 1 something at or above `fail_on`.
@@ -24,10 +24,7 @@ the user asked for, remove findings from the report.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
@@ -38,6 +35,7 @@ from m2maudit import __version__
 from m2maudit.config import PROBLEMS, SEVERITIES, Suppression
 from m2maudit.errors import AuditError
 from m2maudit.findings import SEVERITY_ORDER, Finding, RuleInfo, ScanResult
+from m2maudit.output_file import write_output
 from m2maudit.timeutil import iso, parse_instant
 from m2maudit.wording import counted
 
@@ -498,105 +496,3 @@ def failing(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
 def exit_code(result: ScanResult, fail_on: str = DEFAULT_FAIL_ON) -> int:
     """0 when nothing active is at or above `fail_on`, else 1."""
     return EXIT_FINDINGS if failing(result.findings, fail_on) else EXIT_OK
-
-
-# --- output files ------------------------------------------------------------------------------
-
-
-def check_output_path(
-    path: str | Path,
-    label: str = "--output",
-    read_by_the_run: Iterable[tuple[str, str | Path]] = (),
-) -> Path:
-    """Fail early (before the scan) if a report or baseline could not be written there, or
-    would replace a file the run reads (`read_by_the_run`: each with the flag that names it).
-
-    A symbolic link is written through to its target; a FIFO, a terminal or another device
-    (`-o /dev/stdout`, `-o >(gzip > r.gz)`) is written to as it is, never replaced.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise AuditError(f"{label} {path}: is a directory")
-    for other_label, other in read_by_the_run:
-        if _same_file(target, Path(other)):
-            raise AuditError(
-                f"{label} {path}: is also {other_label} {other}; writing there would replace "
-                "what the run reads"
-            )
-    if _is_special(target):
-        if not os.access(target, os.W_OK):
-            raise AuditError(f"{label} {path}: not writable")
-        return target
-    real = Path(os.path.realpath(target))
-    parent = real.parent
-    if not parent.is_dir():
-        raise AuditError(f"{label} {path}: directory {str(parent)!r} does not exist")
-    try:  # a file made and removed: permissions alone miss a read-only mount, or /proc
-        handle, probe = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=parent)
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as exc:
-        raise AuditError(
-            f"{label} {path}: cannot write in directory {str(parent)!r}: {exc.strerror or exc}"
-        ) from None
-    return real
-
-
-def _is_special(path: Path) -> bool:
-    """A FIFO, device or socket (through any link): written to in place, never renamed over."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:  # not there (yet), or a link to nothing: a new regular file
-        return False
-    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
-
-
-def _same_file(one: Path, other: Path) -> bool:
-    """Whether two paths name one file: the same inode when both exist, else the same real
-    path (two outputs not written yet)."""
-    try:
-        return os.path.samefile(one, other)
-    except OSError:
-        return os.path.realpath(one) == os.path.realpath(other)
-
-
-def write_output(path: str | Path, text: str, label: str = "--output") -> None:
-    """Write `text` as UTF-8 via a temporary file and a rename: all of it or nothing.
-
-    Bytes are written as given (no newline translation), so every platform produces the same
-    file. The file gets the usual permissions (0666 less the umask), not the temp file's 0600.
-    A link is followed (the file it names is replaced, not the link); a FIFO or device is
-    written to directly.
-    """
-    target = check_output_path(path, label)  # again: the scan took a while
-    data = text.encode("utf-8")
-    if _is_special(target):
-        try:
-            with open(target, "wb") as stream:
-                stream.write(data)
-        except OSError as exc:
-            raise AuditError(f"{label} {path}: cannot write: {exc.strerror or exc}") from None
-        return
-    try:
-        handle, temp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-        )
-    except OSError as exc:
-        raise AuditError(f"{label} {path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temp_name, 0o666 & ~_umask())
-        os.replace(temp_name, target)
-    except OSError as exc:
-        Path(temp_name).unlink(missing_ok=True)
-        raise AuditError(f"{label} {path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

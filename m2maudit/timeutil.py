@@ -34,15 +34,6 @@ def parse_instant(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def clock_of(as_of: str | None) -> datetime:
-    """The clock a command's `--as-of` gives, or now when it is not given. `--as-of ""` (an
-    unset variable in CI) is an error, not a run pinned to nothing."""
-    try:
-        return parse_instant(as_of) if as_of is not None else utc_now()
-    except AuditError as exc:
-        raise AuditError(f"--as-of: {exc}") from None
-
-
 def utc_instant(value: Any) -> datetime | None:
     """A value as a tz-aware UTC instant, or None: a naive datetime (a rule's plain
     TIMESTAMP, a YAML time without offset) is UTC, the store's time zone; a date is its

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,7 +219,7 @@ def test_a_report_never_replaces_a_file_the_run_reads(tmp_path: Path) -> None:
     for args, named in [
         (["-o", str(log)], "input"),
         (["--baseline", str(baseline), "-o", str(baseline)], "--baseline"),
-        (["-c", str(config), "-o", str(config)], "--config"),
+        (["-c", str(config), "-o", str(config)], "the config"),
         (
             ["-o", str(tmp_path / "r.json"), "--write-baseline", str(tmp_path / "r.json")],
             "--write-baseline",
@@ -226,13 +228,54 @@ def test_a_report_never_replaces_a_file_the_run_reads(tmp_path: Path) -> None:
     ]:
         result = runner.invoke(app, [*common, *args])
         assert result.exit_code == 2, args
-        assert f"is also {named} " in result.output and "Traceback" not in result.output
+        assert f"is the same file as {named} " in result.output, result.output
+        assert "Traceback" not in result.output
     assert {path: path.read_bytes() for path in before} == before
     assert not (tmp_path / "r.json").exists()
     again = runner.invoke(
         app, [*common, "--baseline", str(baseline), "--write-baseline", str(baseline)]
     )
     assert again.exit_code == 0, again.output
+
+
+def test_a_report_never_replaces_an_input_found_by_a_pattern_or_read_from_stdin(
+    tmp_path: Path,
+) -> None:
+    """A log found in a directory or by a pattern, a rule file and standard input's file
+    were replaced by the report: only the files named on the command line were checked."""
+    estate = tmp_path / "in"
+    estate.mkdir()
+    log = estate / "access.jsonl"
+    log.write_bytes((ROOT / "sample_logs" / "agents" / "access.jsonl").read_bytes())
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    bundled = ROOT / "rules" / "M2M105-delegation-without-human-root.yaml"
+    rule_file = rules / bundled.name  # an unchanged copy of a bundled rule: read once
+    rule_file.write_bytes(bundled.read_bytes())
+    evidence = {path: path.read_bytes() for path in (log, rule_file)}
+    runner = CliRunner()
+    flags = [*AS_OF, "-q", "-f", "json", "--fail-on", "never"]
+    for args, named in [
+        ([str(estate), "-o", str(log)], "input"),
+        ([f"{estate}/*.jsonl", "-o", str(log)], "input"),
+        ([str(log), "--rules", str(rules), "-o", str(rule_file)], "rule file"),
+    ]:
+        result = runner.invoke(app, ["scan", *args, *flags])
+        assert result.exit_code == 2, (args, result.output)
+        assert f"is the same file as {named} " in result.output
+    with log.open("rb") as stdin:
+        piped = subprocess.run(
+            [sys.executable, "-m", "m2maudit", "scan", "-", "-o", str(log), *flags],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+    assert piped.returncode == 2 and "is the same file as standard input" in piped.stderr
+    assert {path: path.read_bytes() for path in evidence} == evidence
+    to_stdout = runner.invoke(app, ["scan", str(log), "-o", "-", *flags])
+    assert to_stdout.exit_code == 0 and json.loads(to_stdout.stdout)["findings"]
+    assert not Path("-").exists()
 
 
 def test_logs_of_which_no_event_loads_fail_the_gate(tmp_path: Path) -> None:

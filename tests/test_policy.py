@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
-import threading
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,7 +18,6 @@ from m2maudit.policy import (
     apply_policy,
     apply_suppressions,
     check_fail_on,
-    check_output_path,
     check_problems,
     check_severity,
     exit_code,
@@ -30,7 +26,6 @@ from m2maudit.policy import (
     load_baseline,
     suppression_matches,
     write_baseline,
-    write_output,
 )
 from tests.reporting_fixtures import (
     AS_OF,
@@ -547,95 +542,6 @@ def test_default_fail_on_is_high() -> None:
 def test_unknown_fail_on_is_an_audit_error() -> None:
     with pytest.raises(AuditError, match="--fail-on"):
         exit_code(full_result(), "sometimes")
-
-
-# --- output files --------------------------------------------------------------------------
-
-
-def test_output_in_a_missing_directory_fails_early(tmp_path: Path) -> None:
-    with pytest.raises(AuditError) as error:
-        check_output_path(tmp_path / "missing" / "report.sarif")
-    assert "does not exist" in str(error.value) and "\n" not in str(error.value)
-    with pytest.raises(AuditError, match="is a directory"):
-        check_output_path(tmp_path)
-    assert check_output_path(tmp_path / "report.sarif") == tmp_path / "report.sarif"
-    assert list(tmp_path.iterdir()) == []  # the probe file is gone
-
-
-def test_a_directory_no_file_can_be_made_in_fails_early() -> None:
-    """Permissions said yes (to root, always): the report failed after the whole scan."""
-    with pytest.raises(
-        AuditError, match=r"^--output /proc/report\.json: cannot write in directory"
-    ):
-        check_output_path("/proc/report.json")
-
-
-def test_write_output_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    target = tmp_path / "report.csv"
-    target.write_text("old")
-    write_output(target, "a,b\nc,d\n")
-    assert target.read_bytes() == b"a,b\nc,d\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.csv"]
-    mode = stat.S_IMODE(target.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    assert mode == 0o666 & ~umask
-
-
-def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "report.json"
-    target.write_text("previous report")
-
-    def broken_replace(src: str, dst: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(AuditError, match="No space left on device"):
-        write_output(target, "new report")
-    assert target.read_text() == "previous report"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
-
-
-def test_a_link_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
-    """The rename replaced the link with a regular file and left its target as it was."""
-    (tmp_path / "reports").mkdir()
-    real = tmp_path / "reports" / "real.json"
-    real.write_text("{}")
-    link = tmp_path / "link.json"
-    link.symlink_to(real)
-    write_output(link, "new report")
-    assert link.is_symlink() and real.read_text() == "new report"
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["real.json"]
-
-
-def test_a_fifo_is_written_to_not_replaced(tmp_path: Path) -> None:
-    """`-o >(gzip > r.gz)` or a named pipe: the reader got nothing and the pipe became a
-    file."""
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
-    reader.start()
-    write_output(fifo, "streamed report")
-    reader.join(timeout=10)
-    assert received == [b"streamed report"]
-    assert stat.S_ISFIFO(fifo.stat().st_mode)
-
-
-def test_an_output_that_is_a_file_the_run_reads_is_refused(tmp_path: Path) -> None:
-    log = tmp_path / "audit.jsonl"
-    log.write_text("evidence")
-    link = tmp_path / "report.json"
-    link.symlink_to(log)
-    for path in (log, link):
-        with pytest.raises(AuditError, match=r"is also input .*audit\.jsonl; writing there"):
-            check_output_path(path, "--output", [("input", log)])
-    assert log.read_text() == "evidence"
-    # Two outputs not written yet are one file when their paths are.
-    with pytest.raises(AuditError, match="is also --write-baseline"):
-        check_output_path(
-            tmp_path / "b.json", "--output", [("--write-baseline", tmp_path / "." / "b.json")]
-        )
 
 
 def test_write_baseline_names_its_own_flag(tmp_path: Path) -> None:

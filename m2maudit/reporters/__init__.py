@@ -6,7 +6,7 @@
 
 `ReportOptions.for_stream(sys.stdout, verbose=..., quiet=..., fail_on=...)` styles the table
 for a terminal; `for_stream(None, ...)` gives the plain, 80-column text used for `--output`.
-Write the returned text as is (`sys.stdout.write(text)` or `m2maudit.policy.write_output`),
+Write the returned text as is (`sys.stdout.write(text)` or `m2maudit.output_file.write_output`),
 not through rich or `typer.echo`, so its bytes stay exactly as rendered. Every format is
 deterministic: the same result and options give the same bytes.
 """

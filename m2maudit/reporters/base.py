@@ -2,7 +2,7 @@
 
 A reporter turns a finished `ScanResult` into text; it never writes files, prints, or decides
 the exit code. That keeps every format testable as a pure function and lets the CLI write the
-report only after the scan succeeded (`m2maudit.policy.write_output`).
+report only after the scan succeeded (`m2maudit.output_file.write_output`).
 
 To add a format: subclass `Reporter` in its own module (with the `signature` its output
 starts with), then register an instance in `m2maudit.reporters.REPORTERS`.

@@ -32,6 +32,9 @@ _SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
 _CSV_DELIMITERS = (",", "\t", ";", "|")
 _WHITESPACE = "\ufeff \t\r\n"
 
+# How standard input (`-`) is named in reports: no file of that name is read.
+STDIN_DISPLAY = "<stdin>"
+
 
 def expand_inputs(
     paths: list[str], forced_kind: Kind | None = None, format_hint: str | None = None
@@ -147,7 +150,7 @@ def _stdin_file(forced_kind: Kind | None, format_hint: str | None) -> InputFile:
         Path(spool.name).unlink(missing_ok=True)
         raise
     return InputFile(
-        path, "<stdin>", stdin.size, stdin.compressed, forced_kind, format_hint, temporary=True
+        path, STDIN_DISPLAY, stdin.size, stdin.compressed, forced_kind, format_hint, temporary=True
     )
 
 
