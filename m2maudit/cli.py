@@ -119,7 +119,7 @@ def _inputs_read(report: IngestReport) -> ReadFiles:
 
 
 def _check_outputs(
-    output: Path | None, write_baseline: Path | None, baseline: Path | None, read: ReadFiles
+    output: str | None, write_baseline: str | None, baseline: Path | None, read: ReadFiles
 ) -> None:
     """The report and the baseline can be written, and neither would replace a file the run
     reads, nor the other; `--write-baseline` may name the `--baseline`, to update it."""
@@ -372,14 +372,13 @@ def run_failure(report: IngestReport, strict: bool, stored: bool = False) -> str
 def no_event_read(report: IngestReport) -> str | None:
     """Why a run that audited no call fails, when the logs it was given could not be read.
 
-    A log is a file of a log format, or records that no format claims (a log read with a
-    wrong `mapping:`); a stray text file beside an inventory is not one. The run fails when
+    A log is a file of a log format, records that no format claims (a log read with a
+    wrong `mapping:`) or a gzip file cut short or corrupt; a stray text file beside an
+    inventory is not one. The run fails when
     such a log is unreadable and no file yielded an event, whatever else loaded: the
     findings would cover the inventory alone, and a gate must not pass on that.
     """
-    unreadable_logs = [
-        f for f in report.failed_files if f.kind == "events" or f.unrecognised_records
-    ]
+    unreadable_logs = [f for f in report.failed_files if f.kind == "events" or f.likely_log]
     events_read = any(
         f.kind == "events" and not f.error and (f.loaded or f.duplicates or f.already_ingested)
         for f in report.files
@@ -462,8 +461,9 @@ def scan(
             "--format", "-f", metavar="FORMAT", help="table, json, csv, sarif, junit or markdown."
         ),
     ] = DEFAULT_FORMAT,
+    # Text, not Path: a Path drops the `/` of `report.json/`, which must stay an error.
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output",
             "-o",
@@ -500,7 +500,7 @@ def scan(
         ),
     ] = None,
     write_baseline: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--write-baseline", metavar="FILE", help="Record the current finding ids in this file."
         ),
@@ -540,8 +540,10 @@ def scan(
             "--write-baseline records every finding: run it without --min-severity and "
             "--problem (a baseline of what they leave in fails the next run on the rest)"
         )
-    if output == Path("-"):  # `-o -`: standard output, as for the inputs
+    if output == "-":  # `-o -`: standard output, as for the inputs
         output = None
+    if write_baseline == "-":
+        raise AuditError("--write-baseline -: a baseline is a file to commit; give its path")
     settings = load_config(config)
     # Everything that can be wrong with the flags, config and rules fails before any input
     # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.

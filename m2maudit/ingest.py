@@ -481,7 +481,9 @@ def ingest_file(
         report.skipped = exc.reason
     except InputError as exc:
         report.error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
-        report.unrecognised_records = isinstance(exc, UnrecognisedRecords)
+        report.likely_log = file.forced_kind != "inventory" and isinstance(
+            exc, (UnrecognisedRecords, BrokenGzip)
+        )
         broken_gzip = isinstance(exc, BrokenGzip) and file.compressed
         if not broken_gzip:
             record_file_error(store, report)

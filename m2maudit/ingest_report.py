@@ -31,7 +31,9 @@ class FileReport:
     already_ingested: bool = False
     skipped: str | None = None  # why a file with nothing to audit was passed over
     cut_short: bool = False  # a gzip file cut short: its whole lines were read (`standins`)
-    unrecognised_records: bool = False  # unreadable: records no format claims (a log?)
+    # Unreadable, yet most likely a log: records no format claims (a wrong mapping), or a
+    # gzip file cut short or corrupt. See `cli.no_event_read`.
+    likely_log: bool = False
     # What loaded but looks wrong (a mapped field no record had); `--strict` fails on it.
     warnings: list[str] = field(default_factory=list)
 

@@ -19,6 +19,7 @@ What a path can be, and why each is written as it is:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -53,7 +54,7 @@ def check_output_path(
                 f"{label} {path}: is the same file as {other_label} {other}; give {label} a "
                 "path of its own"
             )
-    destination = _destination(Path(path), label)
+    destination = _destination(str(path), label)
     if isinstance(destination, Path) and not _is_special(destination):
         _check_directory(destination.parent, label, path)
     return destination
@@ -99,15 +100,20 @@ def _check_name(path: str | Path, label: str) -> None:
         raise AuditError(f"{label} {path}: a path ending in / names a directory")
 
 
-def _destination(path: Path, label: str) -> Destination:
+def _destination(path: str, label: str) -> Destination:
     """The descriptor or real path `path` leads to, following symbolic links one part at a
-    time as the kernel does, and refusing one it would refuse (`_check_link`)."""
-    resolved = Path(path.anchor or os.getcwd())
-    pending = list(path.parts[1:] if path.anchor else path.parts)
+    time as the kernel does, and refusing one it would refuse (`_check_link`). Parts are
+    taken as written (`report.json/.` names no file), not as pathlib tidies them."""
+    resolved = Path("/" if path.startswith("/") else os.getcwd())
+    pending = [part for part in path.split("/") if part]
     links = 0
     while pending:
         part = pending.pop(0)
-        candidate = resolved.parent if part == ".." else resolved / part
+        if resolved.exists() and not resolved.is_dir():
+            raise AuditError(f"{label} {path}: {resolved} is not a directory")
+        candidate = (
+            resolved if part == "." else resolved.parent if part == ".." else resolved / part
+        )
         descriptor = None if pending else _open_descriptor(candidate)
         if descriptor is not None:
             return descriptor
@@ -118,10 +124,10 @@ def _destination(path: Path, label: str) -> Destination:
         if links > MAX_LINKS:
             raise AuditError(f"{label} {path}: too many levels of symbolic links")
         _check_link(candidate, label, path)
-        target = Path(os.readlink(candidate))
-        if target.anchor:
-            resolved = Path(target.anchor)
-        pending[:0] = target.parts[1:] if target.anchor else target.parts
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            resolved = Path("/")
+        pending[:0] = [part for part in target.split("/") if part]
     return resolved
 
 
@@ -138,7 +144,7 @@ def _open_descriptor(path: Path) -> int | None:
     return descriptor
 
 
-def _check_link(link: Path, label: str, path: Path) -> None:
+def _check_link(link: Path, label: str, path: str) -> None:
     """Refuse to follow another user's link in a shared sticky directory (/tmp), unless the
     directory's owner made it: the rule of Linux's `fs.protected_symlinks`, which a resolved
     path renamed over would otherwise get around."""
@@ -177,18 +183,34 @@ def _check_directory(directory: Path, label: str, path: str | Path) -> None:
 
 
 def _replace(target: Path, data: bytes) -> None:
-    """`data` into a temporary file beside `target`, then renamed over it."""
+    """`data` into a temporary file beside `target`, then renamed over it, with the mode and
+    owner the old file had (a report locked down to 0600 names credentials; the shell's `>`
+    would have kept both)."""
     handle, temp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
     )
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-        os.chmod(temp_name, 0o666 & ~_umask())
+        _take_over_mode(temp_name, target)
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _take_over_mode(temp_name: str, target: Path) -> None:
+    """The old file's mode and owner, or for a new file 0666 less the umask (not mkstemp's
+    0600). Only root may give a file to another owner; anyone else keeps their own."""
+    try:
+        old = target.stat()
+    except FileNotFoundError:
+        os.chmod(temp_name, 0o666 & ~_umask())
+        return
+    os.chmod(temp_name, stat.S_IMODE(old.st_mode))
+    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+        with contextlib.suppress(PermissionError):
+            os.chown(temp_name, old.st_uid, old.st_gid)
 
 
 def _umask() -> int:

@@ -73,9 +73,11 @@ def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
     chosen = [r for r in chosen if not named(r, config.ignore)]
     for rule in chosen:  # a rule asked for by name runs, deprecated or not
         rule.selected_by_name = bool({rule.id, rule.name} & set(config.select))
-    if rules and not chosen:  # a gate with no check passes on anything
+    runnable = [r for r in chosen if r.status != "deprecated" or r.selected_by_name]
+    if rules and not runnable:  # a gate with no check passes on anything
         where = f"{config.path}: " if config.path else ""
-        raise AuditError(f"{where}select and ignore leave no rule to run")
+        deprecated = ", all deprecated (name one by id to run it)" if chosen else ""
+        raise AuditError(f"{where}select and ignore leave no rule to run{deprecated}")
     return chosen
 
 

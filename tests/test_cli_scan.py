@@ -329,6 +329,34 @@ def test_a_stray_text_file_beside_an_inventory_does_not_fail_the_gate(tmp_path: 
     assert unclaimed.exit_code == 2 and "1 log unreadable" in unclaimed.output
 
 
+def test_a_cut_gzip_log_beside_an_inventory_fails_the_gate(tmp_path: Path) -> None:
+    """A partly downloaded CloudTrail object is the likeliest unreadable log in CI; with an
+    inventory beside it the run passed, having audited no call."""
+    whole = sorted((ROOT / "sample_logs" / "cloudtrail").glob("*.json.gz"))[0].read_bytes()
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(whole[:2000])
+    inventory = str(ROOT / "sample_logs" / "agents" / "inventory.csv")
+    result = CliRunner().invoke(
+        app, ["scan", str(cut), "-i", inventory, *AS_OF, "-q", "-f", "json", "--fail-on", "never"]
+    )
+    assert result.exit_code == 2 and "no event could be loaded: 1 log unreadable" in result.output
+
+
+def test_an_output_path_through_a_file_is_refused_from_the_command_line(tmp_path: Path) -> None:
+    """typer made `-o report.json/` a Path, which dropped the slash: report.json was
+    replaced. `--write-baseline -` wrote a file named `-`."""
+    (tmp_path / "report.json").write_text("keep")
+    log = str(ROOT / "sample_logs" / "k8s" / "audit.jsonl")
+    for flag, path, message in [
+        ("-o", str(tmp_path / "report.json") + "/", "a path ending in / names a directory"),
+        ("--write-baseline", str(tmp_path / "report.json") + "/", "names a directory"),
+        ("--write-baseline", "-", "a baseline is a file to commit"),
+    ]:
+        result = CliRunner().invoke(app, ["scan", log, *AS_OF, "-q", flag, path])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert (tmp_path / "report.json").read_text() == "keep"
+
+
 def test_a_log_rejected_whole_fails_the_gate_with_a_store_too(tmp_path: Path) -> None:
     """Read into a `--db` store before, the log counted as read: the gate passed."""
     log = tmp_path / "rejected.jsonl"

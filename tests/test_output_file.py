@@ -144,6 +144,8 @@ def test_another_users_link_in_a_shared_directory_is_not_followed(tmp_path: Path
     [
         ("", "--output: an empty path"),
         ("report.json/", "a path ending in / names a directory"),
+        ("report.json/.", "report.json is not a directory"),
+        ("report.json/../other.json", "report.json is not a directory"),
         ("loop-a", "too many levels of symbolic links"),
     ],
 )
@@ -159,3 +161,15 @@ def test_paths_that_name_no_file_to_write_are_refused(
         check_output_path(name)
     assert (tmp_path / "report.json").read_text() == "old"
     assert (tmp_path / "loop-a").is_symlink()
+
+
+def test_a_report_written_again_keeps_the_old_files_mode_and_owner(tmp_path: Path) -> None:
+    """A report locked down to 0600 (it names credentials) came back 0644 and root's."""
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    target.chmod(0o600)
+    os.chown(target, 65534, 65534)  # as CI runs: root may give a file away
+    write_output(target, "new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert (target.stat().st_uid, target.stat().st_gid) == (65534, 65534)

@@ -20,7 +20,7 @@ from m2maudit.errors import AuditError
 from m2maudit.findings import Finding, Location, ScanResult
 from m2maudit.reporters import DEFAULT_FORMAT, REPORTERS, ReportOptions, get_reporter
 from m2maudit.reporters.csv_report import COLUMNS, neutralize
-from m2maudit.reporters.markdown import prose
+from m2maudit.reporters.markdown import code, prose
 from m2maudit.reporters.sarif import artifact_uri
 from m2maudit.reporters.summary import summary_line
 from tests.reporting_fixtures import (
@@ -411,6 +411,17 @@ def test_markdown_remediation_keeps_its_code_spans() -> None:
     assert prose("pipe `a|b` here") == "pipe `a\\|b` here"
     assert prose("cut `exp` and `sub") == "cut \\`exp\\` and \\`sub"
     assert prose("empty `` span") == "empty  span"
+
+
+@pytest.mark.parametrize("name", ["x``<img src=x onerror=alert(1)>``y", "a`b", "```"])
+def test_a_name_holding_backticks_stays_inside_its_code_span(name: str) -> None:
+    """A principal from a log holding `` closed the double fence early: cmark-gfm rendered
+    `<code> x</code><img src=x onerror=alert(1)>`."""
+    span = code(name)
+    fence = re.match("`+", span)
+    assert fence and span.endswith(fence.group())
+    inner = span[len(fence.group()) : -len(fence.group())]
+    assert inner == f" {name} " and fence.group() not in inner
 
 
 @pytest.mark.parametrize(

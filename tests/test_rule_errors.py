@@ -452,6 +452,17 @@ def test_a_deprecated_rule_is_reported_as_skipped_not_run(tmp_path: Path) -> Non
         rules, "-f", "json", "--fail-on", "never", "-c", str(tmp_path / "select.yaml")
     )
     assert {f["rule_id"] for f in json.loads(chosen.stdout)["findings"]} == {"X101"}
+    # Chosen by its problem key alone, it does not run: a gate that checks nothing is an error.
+    only_deprecated = on_events.replace("id: X100", "id: X102").replace(
+        "name: demo", "name: lone\nstatus: deprecated"
+    )
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    write_rule(lone, only_deprecated.replace("broad-scopes", "acme-only"), "X102-lone.yaml")
+    (tmp_path / "by-key.yaml").write_text("select: [acme-only]\n")
+    refused = scan_with_rules(lone, "-c", str(tmp_path / "by-key.yaml"))
+    assert refused.exit_code == 2
+    assert "leave no rule to run, all deprecated" in refused.output
     shown = CliRunner().invoke(app, ["rules", "show", "X101", "--rules", str(rules)])
     assert "status: deprecated" in shown.output
     listed = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules), "--format", "json"])

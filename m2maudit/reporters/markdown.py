@@ -99,8 +99,13 @@ def code(value: object | None, limit: int = 80) -> str:
     if value is None or value == "":
         return "-"
     raw = _one_line(value, limit).replace("|", "\\|")
-    fence = "``" if "`" in raw else "`"
-    return f"{fence} {raw} {fence}" if fence == "``" else f"`{raw}`"
+    longest = max((len(run) for run in re.findall("`+", raw)), default=0)
+    if not longest:
+        return f"`{raw}`"
+    # A fence longer than any run of backticks inside: a name from a log holding ``
+    # closed a double fence early, and what followed went out as HTML.
+    fence = "`" * (longest + 1)
+    return f"{fence} {raw} {fence}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
