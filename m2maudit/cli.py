@@ -130,6 +130,19 @@ def _check_outputs(
         output_file.check_output_path(write_baseline, "--write-baseline", read)
 
 
+def _check_not_a_rule(outputs: list[tuple[str, str | None]], rule_dirs: list[Path]) -> None:
+    """A YAML file written into a `--rules` directory is read as a rule by the next run, and
+    fails it: refused, whether or not it is there yet."""
+    for label, output in outputs:
+        if output is None or Path(output).suffix not in (".yaml", ".yml"):
+            continue
+        parent = Path(output).parent
+        if any(output_file.same_file(parent, directory) for directory in rule_dirs):
+            raise AuditError(
+                f"{label} {output}: in the --rules directory, it would be read as a rule"
+            )
+
+
 def _given(flags: Sequence[tuple[str, str | Path | None]]) -> ReadFiles:
     """The flags given a value, with it."""
     return [(label, value) for label, value in flags if value is not None]
@@ -551,6 +564,7 @@ def scan(
     policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
     named = _named_inputs(paths, inventory, settings, db, pack, list(rules or []))
     _check_outputs(output, write_baseline, baseline, named)
+    _check_not_a_rule([("--output", output), ("--write-baseline", write_baseline)], rules or [])
     accepted = policy.load_baseline(baseline) if baseline else None
     from_store = not paths and not inventory  # --db alone: check what it already holds
     if from_store and db is None:

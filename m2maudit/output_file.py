@@ -114,7 +114,7 @@ def _destination(path: str, label: str) -> Destination:
         candidate = (
             resolved if part == "." else resolved.parent if part == ".." else resolved / part
         )
-        descriptor = None if pending else _open_descriptor(candidate)
+        descriptor = None if pending else _open_descriptor(candidate, label, path)
         if descriptor is not None:
             return descriptor
         if not candidate.is_symlink():
@@ -131,11 +131,14 @@ def _destination(path: str, label: str) -> Destination:
     return resolved
 
 
-def _open_descriptor(path: Path) -> int | None:
-    """The descriptor a path such as /dev/stdout or /dev/fd/63 names, if it is open."""
+def _open_descriptor(path: Path, label: str, given: str) -> int | None:
+    """The descriptor a path such as /dev/stdout or /dev/fd/63 names, if it is open. Another
+    process's (/proc/PID/fd/N) is refused: followed, its file would be renamed over."""
     match = _DESCRIPTOR_PATH.fullmatch(str(path))
-    if match is None or match["pid"] not in (None, "self", str(os.getpid())):
+    if match is None:
         return None
+    if match["pid"] not in (None, "self", str(os.getpid())):
+        raise AuditError(f"{label} {given}: another process's descriptor; give a file's path")
     descriptor = _STANDARD[match["std"]] if match["std"] else int(match["fd"])
     try:
         os.fstat(descriptor)

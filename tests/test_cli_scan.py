@@ -273,6 +273,13 @@ def test_a_report_never_replaces_an_input_found_by_a_pattern_or_read_from_stdin(
         )
     assert piped.returncode == 2 and "is the same file as standard input" in piped.stderr
     assert {path: path.read_bytes() for path in evidence} == evidence
+    # A new YAML file in a --rules directory would be read as a rule by the next run.
+    new_rule = str(rules / "report.yaml")
+    into_rules = runner.invoke(
+        app, ["scan", str(log), "--rules", str(rules), "-o", new_rule, *flags]
+    )
+    assert into_rules.exit_code == 2 and "it would be read as a rule" in into_rules.output
+    assert not (rules / "report.yaml").exists()
     to_stdout = runner.invoke(app, ["scan", str(log), "-o", "-", *flags])
     assert to_stdout.exit_code == 0 and json.loads(to_stdout.stdout)["findings"]
     assert not Path("-").exists()

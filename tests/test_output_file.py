@@ -173,3 +173,10 @@ def test_a_report_written_again_keeps_the_old_files_mode_and_owner(tmp_path: Pat
     assert target.read_text() == "new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert (target.stat().st_uid, target.stat().st_gid) == (65534, 65534)
+
+
+def test_another_process_descriptor_is_refused() -> None:
+    """Followed, /proc/PID/fd/1 of another process led to the file it writes, renamed over."""
+    parent = os.getppid()
+    with pytest.raises(AuditError, match="another process's descriptor"):
+        check_output_path(f"/proc/{parent}/fd/1")
