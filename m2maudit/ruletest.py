@@ -21,7 +21,7 @@ from m2maudit.config import Config
 from m2maudit.engine import checked_param, jsonable, lock_down, run_rule
 from m2maudit.errors import AuditError, first_line
 from m2maudit.findings import Finding
-from m2maudit.rules import Rule
+from m2maudit.rules import Rule, case_clock
 from m2maudit.store import Store
 from m2maudit.timeutil import parse_instant, utc_instant
 from m2maudit.views import create_views
@@ -70,7 +70,7 @@ def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> Ca
 
     store = Store.open()
     try:
-        as_of = _instant(case.get("as_of", DEFAULT_AS_OF))
+        as_of = case_clock(case.get("as_of", DEFAULT_AS_OF))
         problems = row_problems(case, table_columns(store.con))
         if problems:
             return result(False, "; ".join(problems))
@@ -227,12 +227,6 @@ def _found_text(findings: list[Finding], with_evidence: bool) -> str:
     )
     more = len(findings) - _FOUND_SHOWN
     return f"{shown}; and {more} more" if more > 0 else shown
-
-
-def _instant(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return parse_instant(value.isoformat())
-    return parse_instant(str(value))
 
 
 def _with_params(config: Config, rule: Rule, overrides: dict[str, Any]) -> Config:
