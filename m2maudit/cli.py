@@ -391,7 +391,7 @@ def no_event_read(report: IngestReport) -> str | None:
     such a log is unreadable and no file yielded an event, whatever else loaded: the
     findings would cover the inventory alone, and a gate must not pass on that.
     """
-    unreadable_logs = [f for f in report.failed_files if f.kind == "events" or f.likely_log]
+    unreadable_logs = [f for f in report.failed_files if f.counts_as_log]
     events_read = any(
         f.kind == "events" and not f.error and (f.loaded or f.duplicates or f.already_ingested)
         for f in report.files

@@ -94,7 +94,7 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     report.rejected = _count(
         con.execute(
             """
-        INSERT INTO ingest_errors
+        INSERT INTO ingest_errors (source_file, source_line, source_format, reason)
         SELECT ?, source_line, ?, reason FROM (
             SELECT source_line, reason FROM _staging_rejects
             UNION ALL
@@ -251,10 +251,15 @@ def record_file_error(store: Store, report: FileReport) -> None:
     """A file's own error, in `ingest_errors` as line 0 (the whole file); once, however
     often the same file fails the same way in a `--db` store."""
     store.con.execute(
-        "INSERT INTO ingest_errors SELECT $source, 0, $format, $error WHERE NOT EXISTS ("
+        "INSERT INTO ingest_errors SELECT $source, 0, $format, $error, $log WHERE NOT EXISTS ("
         "SELECT 1 FROM ingest_errors WHERE source_file = $source AND source_line = 0 "
         "AND reason = $error)",
-        {"source": report.source, "format": report.format, "error": report.error},
+        {
+            "source": report.source,
+            "format": report.format,
+            "error": report.error,
+            "log": report.counts_as_log,
+        },
     )
 
 
@@ -316,7 +321,7 @@ def commit_batch(
     decode_staged_tokens(con, ctx.config, "_mapped")
     con.execute(
         """
-        INSERT INTO ingest_errors
+        INSERT INTO ingest_errors (source_file, source_line, source_format, reason)
         SELECT source_file, source_line, ?, reason FROM (
             SELECT source_file, source_line, reason FROM _staging_rejects
             UNION ALL

@@ -37,6 +37,12 @@ class FileReport:
     # What loaded but looks wrong (a mapped field no record had); `--strict` fails on it.
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def counts_as_log(self) -> bool:
+        """A file of a log format, or most likely a log: if it is unreadable and no event
+        loaded, the run audited no call (`cli.no_event_read`)."""
+        return self.kind == "events" or self.likely_log
+
 
 @dataclass
 class IngestReport:
@@ -73,13 +79,19 @@ HELD_REJECTS = (
 # are still held, and the records it read but for the rejects no longer held.
 STILL_REJECTED = "least(f.rejected, coalesce(r.held_rejects, 0))"
 STILL_READ = f"f.records_read - f.rejected + {STILL_REJECTED}"
+# Each file's own error (line 0 of `ingest_errors`), and whether the file counts as a log.
+_FILE_ERRORS = (
+    "SELECT source_file, min(source_format) AS source_format, min(reason) AS reason, "
+    "bool_or(unreadable_log) AS log FROM ingest_errors WHERE source_line = 0 GROUP BY source_file"
+)
 
 
 def stored_report(store: Store) -> IngestReport:
     """What a store says it ingested before, as a report: for a scan of a `--db` store given
     no new files, so its inputs and `--strict` read as they did when the files came in.
 
-    Files that could not be read at all are only in `ingest_errors` (as line 0). An inventory
+    Files that could not be read at all are only in `ingest_errors` (as line 0), with whether
+    they count as a log (`FileReport.counts_as_log`, NULL in a store older than that). An inventory
     read again says what the store holds from it, not what its last reading added (nothing,
     when the export had not changed). Rejects are counted as `ingest_errors` still holds
     them (see `STILL_REJECTED`).
@@ -91,23 +103,22 @@ def stored_report(store: Store) -> IngestReport:
                CASE WHEN f.kind = 'inventory'
                     THEN greatest(f.records_read - f.rejected - coalesce(c.held, 0), 0)
                     ELSE f.duplicates END,
-               {STILL_REJECTED}, f.first_ts, f.last_ts, e.reason
+               {STILL_REJECTED}, f.first_ts, f.last_ts, e.reason, coalesce(e.log, false)
         FROM ingested_files f
-        LEFT JOIN (SELECT source_file, min(reason) AS reason FROM ingest_errors
-                   WHERE source_line = 0 GROUP BY source_file) e USING (source_file)
+        LEFT JOIN ({_FILE_ERRORS}) e USING (source_file)
         LEFT JOIN (SELECT source_file, count(*) AS held FROM credentials
                    GROUP BY source_file) c USING (source_file)
         LEFT JOIN ({HELD_REJECTS}) r USING (source_file)
         UNION ALL
-        SELECT source_file, min(source_format), NULL, 0, 0, 0, 0, NULL, NULL, min(reason)
-        FROM ingest_errors
-        WHERE source_line = 0 AND source_file NOT IN (SELECT source_file FROM ingested_files)
-        GROUP BY source_file
+        SELECT source_file, source_format, NULL, 0, 0, 0, 0, NULL, NULL, reason,
+               coalesce(log, false)
+        FROM ({_FILE_ERRORS})
+        WHERE source_file NOT IN (SELECT source_file FROM ingested_files)
         ORDER BY 1
         """
     ).fetchall()
     report = IngestReport()
-    for source, fmt, kind, read, loaded, duplicates, rejected, first, last, error in rows:
+    for source, fmt, kind, read, loaded, duplicates, rejected, first, last, error, log in rows:
         report.files.append(
             FileReport(
                 source=str(source),
@@ -121,6 +132,7 @@ def stored_report(store: Store) -> IngestReport:
                 first_ts=first,
                 last_ts=last,
                 error=error,
+                likely_log=bool(log),
             )
         )
     return report

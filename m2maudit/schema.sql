@@ -124,7 +124,10 @@ CREATE TABLE IF NOT EXISTS ingest_errors (
     source_file VARCHAR NOT NULL,
     source_line BIGINT NOT NULL,
     source_format VARCHAR,
-    reason VARCHAR NOT NULL
+    reason VARCHAR NOT NULL,
+    -- Line 0 only: the file is a log (or most likely one), so a scan of the store alone that
+    -- audited no call fails as the run that read it did (see cli.no_event_read).
+    unreadable_log BOOLEAN
 );
 
 -- What the last scan said, so a persisted database answers it.

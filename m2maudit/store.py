@@ -131,6 +131,7 @@ class Store:
             ("events", "leaked_secrets", "VARCHAR[]"),
             ("events", "principal_id", "VARCHAR"),
             ("tokens", "claims_secrets", "VARCHAR[]"),
+            ("ingest_errors", "unreadable_log", "BOOLEAN"),
         ):
             self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 

@@ -377,6 +377,25 @@ def test_a_log_rejected_whole_fails_the_gate_with_a_store_too(tmp_path: Path) ->
     assert result.exit_code == 2 and "no event could be loaded" in result.output
 
 
+def test_a_scan_of_the_store_alone_fails_as_the_run_that_read_the_log(tmp_path: Path) -> None:
+    """The store kept an unreadable file's error but not whether it was a log, so `scan --db`
+    alone audited the inventory, passed, and said nothing of the log. A stray note beside
+    the inventory still does not fail it."""
+    unclaimed = tmp_path / "calls.jsonl"
+    unclaimed.write_text('{"when": "2026-11-27T10:00:00Z", "who": "agent-a"}\n')
+    notes = tmp_path / "notes.txt"
+    notes.write_text("rotate the keys on Friday\n")
+    inventory = str(ROOT / "sample_logs" / "clean" / "inventory.csv")
+    flags = [*AS_OF, "-q", "-f", "json", "--fail-on", "never"]
+    for log, exit_code in [(unclaimed, 2), (notes, 0)]:
+        db = str(tmp_path / f"{log.stem}.duckdb")
+        first = CliRunner().invoke(app, ["scan", "--db", db, str(log), "-i", inventory, *flags])
+        again = CliRunner().invoke(app, ["scan", "--db", db, *flags])
+        assert (first.exit_code, again.exit_code) == (exit_code, exit_code), again.output
+        failed = f"no event could be loaded: 1 log unreadable ({unclaimed})" in again.output
+        assert failed == (exit_code == 2), again.output
+
+
 def test_format_names_are_read_in_any_case(tmp_path: Path) -> None:
     """As `--fail-on HIGH` is: `-f JSON` is the json report, on scan, formats and token."""
     clean = str(ROOT / "sample_logs" / "clean")
