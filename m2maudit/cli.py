@@ -105,7 +105,10 @@ def _named_inputs(
     rule_paths = [rule.path for rule in pack]
     rule_paths += [path for directory in rule_dirs for path in rule_files(directory)]
     named += [("rule file", path) for path in rule_paths]
-    return [*named, *_given([("--db", db)])]
+    # DuckDB keeps a store's uncommitted changes in a write-ahead log beside it.
+    wal = "the --db store's write-ahead log"
+    store_files = [("--db", db), (wal, db.with_name(db.name + ".wal"))] if db else []
+    return [*named, *_given(store_files)]
 
 
 def _inputs_read(report: IngestReport) -> ReadFiles:

@@ -206,7 +206,9 @@ def test_bad_gate_input_is_one_line_exit_2(tmp_path: Path, args: list[str], mess
 def test_a_report_never_replaces_a_file_the_run_reads(tmp_path: Path) -> None:
     """`-o audit.jsonl` replaced the evidence log with the report, and `--baseline b.json
     -o b.json` the baseline (the next CI run then failed on it). Both are refused before the
-    scan; `--write-baseline` over the `--baseline` still updates it in place."""
+    scan; `--write-baseline` over the `--baseline` still updates it in place. So is a report
+    over the `--db` store or its write-ahead log (which DuckDB would read back as the store's
+    changes next time)."""
     log = tmp_path / "audit.jsonl"
     log.write_bytes((ROOT / "sample_logs" / "k8s" / "audit.jsonl").read_bytes())
     config = tmp_path / "c.yaml"
@@ -225,6 +227,11 @@ def test_a_report_never_replaces_a_file_the_run_reads(tmp_path: Path) -> None:
             "--write-baseline",
         ),
         (["--write-baseline", str(log)], "input"),
+        (["--db", str(tmp_path / "s.db"), "-o", str(tmp_path / "s.db")], "--db"),
+        (
+            ["--db", str(tmp_path / "s.db"), "-o", str(tmp_path / "s.db.wal")],
+            "the --db store's write-ahead log",
+        ),
     ]:
         result = runner.invoke(app, [*common, *args])
         assert result.exit_code == 2, args
