@@ -558,6 +558,8 @@ def scan(
         )
     if output == "-":  # `-o -`: standard output, as for the inputs
         output = None
+    if output is None and sys.stdout is None:  # the shell closed it (`>&-`)
+        raise AuditError("standard output is closed: give --output FILE for the report")
     if write_baseline == "-":
         raise AuditError("--write-baseline -: a baseline is a file to commit; give its path")
     settings = load_config(config)

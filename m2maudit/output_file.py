@@ -34,6 +34,7 @@ _DESCRIPTOR_PATH = re.compile(
     r"/dev/std(?P<std>out|err)|/(?:dev|proc/(?P<pid>self|\d+))/fd/(?P<fd>\d+)"
 )
 _STANDARD = {"out": 1, "err": 2}
+_STANDARD_NAME = {1: "standard output", 2: "standard error"}
 MAX_LINKS = 40  # as the kernel's ELOOP limit
 
 Destination = int | Path  # an open descriptor, or the real path of the file to write
@@ -143,7 +144,8 @@ def _open_descriptor(path: Path, label: str, given: str) -> int | None:
     try:
         os.fstat(descriptor)
     except OSError:
-        return None
+        what = _STANDARD_NAME.get(descriptor, f"descriptor {descriptor}")
+        raise AuditError(f"{label} {given}: {what} is not open") from None
     return descriptor
 
 

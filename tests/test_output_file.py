@@ -15,6 +15,8 @@ import pytest
 from m2maudit.errors import AuditError
 from m2maudit.output_file import check_output_path, write_output
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def test_output_in_a_missing_directory_fails_early(tmp_path: Path) -> None:
     with pytest.raises(AuditError) as error:
@@ -180,3 +182,39 @@ def test_another_process_descriptor_is_refused() -> None:
     parent = os.getppid()
     with pytest.raises(AuditError, match="another process's descriptor"):
         check_output_path(f"/proc/{parent}/fd/1")
+
+
+def test_a_closed_descriptor_is_named_as_closed() -> None:
+    """With standard output closed (`>&-`), `-o /dev/stdout` said it could not write in
+    '/proc/PID/fd', and a report for standard output ended in 'internal error'."""
+    code = (
+        "from m2maudit.errors import AuditError\n"
+        "from m2maudit.output_file import check_output_path\n"
+        "for path in ('/dev/stdout', '/dev/fd/1', '/proc/self/fd/1', '/dev/fd/9'):\n"
+        "    try:\n"
+        "        check_output_path(path)\n"
+        "    except AuditError as exc:\n"
+        "        print(exc, file=__import__('sys').stderr)\n"
+    )
+    closed = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: os.close(1),
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    assert closed.stderr.splitlines() == [
+        "--output /dev/stdout: standard output is not open",
+        "--output /dev/fd/1: standard output is not open",
+        "--output /proc/self/fd/1: standard output is not open",
+        "--output /dev/fd/9: descriptor 9 is not open",
+    ]
+    scan = subprocess.run(
+        [sys.executable, "-m", "m2maudit", "scan", str(ROOT / "sample_logs" / "k8s"), "-q"],
+        preexec_fn=lambda: os.close(1),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert scan.returncode == 2
+    assert "standard output is closed: give --output FILE" in scan.stderr
+    assert "internal error" not in scan.stderr
