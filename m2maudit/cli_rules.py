@@ -93,7 +93,13 @@ def list_rules(
         table.add_column("owasp", overflow="fold", min_width=4)
         for r in loaded:
             table.add_row(r.id, r.name, r.problem, r.severity, ", ".join(r.owasp_nhi))
-        print_trimmed(Console(emoji=False), table)
+        console = Console(emoji=False)
+        print_trimmed(console, table)
+        # The rules not stable (one's own, say: the bundled pack's are), after the table: a
+        # status column would cost it its fit in 80 characters.
+        unstable = [f"{r.id} {r.status}" for r in loaded if r.status != "stable"]
+        if unstable:
+            console.print(f"not stable: {', '.join(unstable)}", markup=False, highlight=False)
 
     run()
 

@@ -467,6 +467,10 @@ def test_a_deprecated_rule_is_reported_as_skipped_not_run(tmp_path: Path) -> Non
     assert "status: deprecated" in shown.output
     listed = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules), "--format", "json"])
     assert {r["id"]: r["status"] for r in json.loads(listed.stdout)}["X101"] == "deprecated"
+    # The table says which rules are not stable (the bundled pack's are).
+    table = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules)]).output
+    assert table.splitlines()[-1] == "not stable: X101 deprecated"
+    assert "not stable" not in CliRunner().invoke(app, ["rules", "list"]).output
 
 
 def test_a_file_that_is_not_yaml_is_not_a_rules_directory(tmp_path: Path) -> None:
