@@ -3,9 +3,8 @@
 typer 0.29 shows each option's Python type after it. After a flag that meant `<bool>`, and
 users typed `--strict true`, which was then read as a path. Every flag therefore gets an
 empty metavar (`FLAG`), every option that takes a value a name for it (`--as-of TIME`), and
-every command the class below, which does the same for the `--help` flag that Click adds.
-(An argument's type is still shown beside its name, `PATH <list[str]>`: typer offers no
-way to name it.)
+every command the class below, which does the same for the `--help` flag that Click adds
+and shows an argument by its name alone (`PATH`, not `PATH <list[str]>`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from m2maudit.errors import AuditError
 from m2maudit.timeutil import parse_instant, utc_now
@@ -22,13 +21,24 @@ FLAG = ""
 
 
 class _FlagHelp:
-    """`--help` shown as the flag it is (its option is made by Click, not declared by us)."""
+    """`--help` shown as the flag it is (its option is made by Click, not declared by us), and
+    each argument by its name alone."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:  # type: ignore[attr-defined]
+            if isinstance(param, TyperArgument):  # not `PATH <list[str]>`: a Python type
+                param.display_type_rich = _no_type  # type: ignore[method-assign]
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             option.metavar = FLAG
         return option
+
+
+def _no_type(ctx: Any) -> None:
+    return None
 
 
 class HelpCommand(_FlagHelp, TyperCommand):

@@ -82,12 +82,13 @@ def _every_command_path() -> list[tuple[str, ...]]:
 @pytest.mark.parametrize("path", _every_command_path(), ids=" ".join)
 def test_help_names_what_each_option_takes(cli: RunCli, path: tuple[str, ...]) -> None:
     """typer 0.29 showed `<bool>` after a flag (users typed `--strict true`, then read as a
-    path) and `<list[str]>` or `<str>` after an option; a flag now shows nothing, and an
-    option its value's name (`--as-of TIME`)."""
+    path) and `<list[str]>` or `<str>` after an option and an argument; a flag now shows
+    nothing, an option its value's name (`--as-of TIME`), an argument its name alone."""
     result = cli(*path, "--help")
     assert result.code == 0, result.stderr
     assert "<bool>" not in result.stdout
     assert not re.search(r"--[a-z-]+ +(-[a-z] +)?<(str|path|list)", result.stdout)
+    assert not re.search(r"<(str|path|list|int)", result.stdout), result.stdout
     command = typer.main.get_command(app)
     for name in path:
         command = command.commands[name]  # type: ignore[attr-defined]
