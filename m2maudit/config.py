@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 
 from m2maudit.errors import AuditError, shown, yaml_problem
@@ -324,13 +325,25 @@ def _patterns(raw: dict[str, Any], key: str, default: list[str], where: str) -> 
                 f"{where}: {key}: a pattern of {len(pattern):,} characters; at most "
                 f"{MAX_PATTERN_CHARS:,}"
             )
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise AuditError(
-                f"{where}: {key}: invalid regular expression {shown(pattern)}: {exc}"
-            ) from None
+    with duckdb.connect() as con:
+        for pattern in patterns:
+            problem = _re2_problem(con, pattern)
+            if problem:
+                raise AuditError(
+                    f"{where}: {key}: invalid regular expression {shown(pattern)}: {problem} "
+                    "(patterns are RE2, as DuckDB runs them: no lookaround, no backreference)"
+                )
     return patterns
+
+
+def _re2_problem(con: duckdb.DuckDBPyConnection, pattern: str) -> str | None:
+    """Why DuckDB's RE2, which runs the patterns, refuses this one. Python's `re` is not the
+    judge: it takes a lookahead that failed the scan later as a database error."""
+    try:
+        con.execute("SELECT regexp_full_match('', ?, 'i')", [pattern])
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
+    return None
 
 
 def _thresholds(raw: Any, where: str) -> Thresholds:

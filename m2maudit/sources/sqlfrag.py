@@ -199,7 +199,8 @@ def kind_by_name(value: str, kinds: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 
 def sql_regex_literal(pattern: str) -> str:
-    re.compile(pattern)  # validated by config already; this keeps a bad one from reaching SQL
+    """A regular expression as a SQL string literal (the config checked users' patterns
+    against RE2, which runs them)."""
     return "'" + pattern.replace("'", "''") + "'"
 
 
