@@ -648,16 +648,22 @@ def scan(
 @handle_errors
 def init(
     path: Annotated[
-        Path, typer.Argument(metavar="PATH", help="Where to write the starter config.")
+        Path,
+        typer.Argument(
+            metavar="PATH",
+            help="Where to write the starter config (in a directory: its .m2maudit.yaml).",
+        ),
     ] = Path(CONFIG_FILENAME),
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing file.", metavar=FLAG)
     ] = False,
 ) -> None:
     """Write a commented starter `.m2maudit.yaml` with every threshold at its default."""
+    if path.is_dir():  # `init repo/`: the config the scans run in that directory would find
+        path = path / CONFIG_FILENAME
     if path.exists() and not force:
         raise AuditError(f"{path}: already exists (use --force to overwrite)")
-    path.write_text(starter_config(), encoding="utf-8")
+    output_file.write_output(path, starter_config(), label="config")
     typer.echo(f"wrote {path}")
 
 

@@ -153,6 +153,18 @@ def test_init_writes_a_config_that_loads_with_its_examples_uncommented(tmp_path:
     assert not re.fullmatch(config.human_patterns[0], "alice@exampleXcom")
 
 
+def test_init_given_a_directory_writes_the_config_inside_it(tmp_path: Path) -> None:
+    """`init somedir` said 'already exists (use --force to overwrite)', and with --force
+    failed with 'Is a directory'."""
+    first = CliRunner().invoke(app, ["init", str(tmp_path)])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / ".m2maudit.yaml").read_text().startswith("#")
+    again = CliRunner().invoke(app, ["init", str(tmp_path)])
+    assert again.exit_code == 2
+    assert f"{tmp_path / '.m2maudit.yaml'}: already exists (use --force" in again.output
+    assert CliRunner().invoke(app, ["init", str(tmp_path), "--force"]).exit_code == 0
+
+
 def test_the_attribution_threshold_reaches_the_report(tmp_path: Path) -> None:
     """The terminal report colours shares below it; JSON carries it beside the counts."""
     report = scan_json(tmp_path, "thresholds: {min_attribution: 0.5}\n")
