@@ -629,9 +629,15 @@ def test_an_inventory_time_of_zero_means_none_not_1970(store: Store, tmp_path: P
         ),
         ({"token_id": "t", "scopes": {"a": 1}}, 'field "scopes" must be a list'),
         ({"token_id": "t", "principal": {"a": 1}}, 'field "principal" must be text'),
-        ({"token_id": "t", "status": "paused"}, "status must be active, revoked or disabled"),
+        (
+            {"token_id": "t", "status": "paused"},
+            "status must be active, revoked or disabled, not paused",
+        ),
         ({"token_id": "t", "created_at": "yesterday"}, 'unparseable created_at: "yesterday"'),
-        ({"token_id": "t", "principal_status": "gone"}, "principal_status must be active or"),
+        (
+            {"token_id": "t", "principal_status": "gone"},
+            "principal_status must be active or decommissioned, not gone",
+        ),
         ({"credential_id": None, "type": "pat"}, "missing token_id"),
     ],
 )

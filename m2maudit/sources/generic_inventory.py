@@ -143,10 +143,14 @@ class GenericInventoryAdapter:
                 q.bad_string_list(slot["scopes"]),
                 "'field \"scopes\" must be a list or a space-separated string'",
             ),
-            (f"status NOT IN {STATUSES}", "'status must be active, revoked or disabled'"),
+            (
+                f"status NOT IN {STATUSES}",
+                f"'status must be active, revoked or disabled, not ' || {q.shown(text['status'])}",
+            ),
             (
                 f"principal_status NOT IN {PRINCIPAL_STATUSES}",
-                "'principal_status must be active or decommissioned'",
+                "'principal_status must be active or decommissioned, not ' || "
+                f"{q.shown(text['principal_status'])}",
             ),
         ]
         prelude = {"v": f"json_extract(rec, [{paths}])", "leak": q.leak_check("rec")}
