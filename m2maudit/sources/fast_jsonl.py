@@ -244,8 +244,6 @@ def judge_line(line: bytes) -> str | None:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         return "not UTF-8 text"
-    if not text.lstrip(" \t\r\n\ufeff").startswith("{"):
-        return "not a JSON object"
     try:
         value = json.loads(text, parse_constant=refuse_json_constant)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate: not text

@@ -387,7 +387,10 @@ def _split_lines(
         WHEN strlen(line) > {MAX_RECORD_BYTES} THEN 'record is ' || strlen(line)
             || ' bytes, over the limit of {MAX_RECORD_BYTES}'
         WHEN {valid} THEN 'not valid JSON'
-        WHEN NOT regexp_matches(line, '^[ \\t\\r\\n\\x{{FEFF}}]*[{{]') THEN 'not a JSON object'
+        WHEN NOT regexp_matches(line, '^[ \\t\\r\\n\\x{{FEFF}}]*[{{]')
+            -- `[1, 2]` is JSON but not an object; `not json at all` is not JSON (checked only
+            -- for these few lines: validating every line cost a parse of each).
+            THEN CASE WHEN json_valid(line) THEN 'not a JSON object' ELSE 'not valid JSON' END
         END"""
     # Anchored regexes stop at the first character that decides; trim() would copy each line.
     present = "line IS NOT NULL AND regexp_matches(line, '[^ \\t\\r\\n]')"
