@@ -30,6 +30,8 @@ PROBLEMS = (
 )
 # The key of the bundled M2M6xx rules, beyond the five: secrets in logs, unsigned tokens...
 EXPOSURE = "exposure"
+# Rule names, and the problem keys of one's own rules (M2M6xx or another prefix).
+KEBAB_CASE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 # Canonical field names of the generic access log (design §4). The mapping section may rename
@@ -425,8 +427,12 @@ def _suppression(raw: Any, where: str) -> Suppression:
         raise AuditError(f"{where}: a suppression needs a 'reason'")
     if not item.get("rule") and not item.get("problem"):
         raise AuditError(f"{where}: a suppression names a 'rule' or a 'problem'")
-    if item.get("problem") and item["problem"] not in (*PROBLEMS, EXPOSURE):
-        raise AuditError(f"{where}: unknown problem {shown(item['problem'])}")
+    problem = item.get("problem")
+    if problem and not KEBAB_CASE.match(str(problem)):  # a rule's own key is checked per run
+        raise AuditError(
+            f"{where}: unknown problem {shown(problem)} (one of {', '.join(PROBLEMS)}, "
+            f"{EXPOSURE}, or the kebab-case key of a rule of your own)"
+        )
     if not item.get("principal") and not item.get("credential"):
         raise AuditError(f"{where}: a suppression names a 'principal' or a 'credential' (a glob)")
     for key in ("rule", "problem", "principal", "credential", "owner", "ticket"):

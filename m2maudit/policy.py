@@ -173,13 +173,19 @@ def suppression_record(entry: Suppression) -> dict[str, Any]:
 def suppressions_of_no_rule(
     suppressions: Sequence[Suppression], rules: Sequence[RuleInfo]
 ) -> list[str]:
-    """A warning for each entry whose `rule` names no rule of this run: a typo there
-    suppresses nothing. A warning, not an error like a typo in `select`: one config may
-    serve runs with and without a `--rules` directory of custom rules."""
+    """A warning for each entry whose `rule` names no rule of this run, or whose `problem` no
+    rule of this run reports under: a typo there suppresses nothing. A warning, not an error
+    like a typo in `select`: one config may serve runs with and without a `--rules`
+    directory of custom rules (and their own problem keys)."""
+    problems = {rule.problem for rule in rules}
     return [
-        f"{suppression_label(index, entry)} names no rule of this run; it suppresses nothing"
+        f"{suppression_label(index, entry)} names no {what} of this run; it suppresses nothing"
         for index, entry in enumerate(suppressions)
-        if entry.rule and not any(_names_rule(entry.rule, rule.id, rule.name) for rule in rules)
+        for what, missing in (
+            ("rule", entry.rule and not any(_names_rule(entry.rule, r.id, r.name) for r in rules)),
+            ("problem", entry.problem and entry.problem not in problems),
+        )
+        if missing
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from m2maudit.config import PROBLEMS, SEVERITIES
+from m2maudit.config import KEBAB_CASE, PROBLEMS, SEVERITIES
 from m2maudit.errors import AuditError, first_line, shown, yaml_problem
 from m2maudit.findings import RuleInfo
 from m2maudit.timeutil import parse_instant
@@ -57,7 +57,7 @@ EXPECT_KEYS = ("principal", "token_id", "message", "evidence")
 # Output columns every rule query must produce (design §6); any other column is evidence.
 REQUIRED_COLUMNS = ("principal", "token_id", "count", "first_seen", "last_seen", "locations")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*[0-9]{3}$")
-_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_NAME = KEBAB_CASE
 _PARAM = re.compile(r"^[a-z_][a-z0-9_]*$")
 # `{column}`, or `{column|noun}` / `{column|noun|plural}`: the value then the noun, singular
 # for 1 ("1 call", "3 calls").

@@ -224,8 +224,8 @@ def test_invalid_mapping(tmp_path: Path, mapping: Any, message: str) -> None:
         ({"principal": "x", "reason": "r"}, ": suppressions[0]: a suppression names a 'rule' or"),
         ({"rule": "M2M101", "reason": "r"}, ": suppressions[0]: a suppression names a 'principal'"),
         (
-            {"problem": "bad-vibes", "principal": "x", "reason": "r"},
-            ": suppressions[0]: unknown problem 'bad-vibes'",
+            {"problem": "Bad Vibes", "principal": "x", "reason": "r"},
+            ": suppressions[0]: unknown problem 'Bad Vibes' (one of missing-user-context,",
         ),
         (
             {"rule": "M2M101", "principal": ["x"], "reason": "r"},

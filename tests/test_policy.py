@@ -570,10 +570,14 @@ def test_a_suppression_naming_no_rule_of_the_run_is_a_warning() -> None:
             entry(rule=known.name, principal="*"),
             entry(rule="M2M*", principal="*"),
             entry(problem="broad-scopes", principal="*"),
+            entry(problem="bad-vibes", principal="*"),
         ],
     )
     assert warnings == [
-        "suppressions[0] (rule M9999, principal *) names no rule of this run; it suppresses nothing"
+        "suppressions[0] (rule M9999, principal *) names no rule of this run; it suppresses "
+        "nothing",
+        "suppressions[5] (problem bad-vibes, principal *) names no problem of this run; it "
+        "suppresses nothing",
     ]
 
 

@@ -613,3 +613,25 @@ def test_a_rule_of_a_row_per_event_is_refused(
     result = scan_with_rules(rules, "--fail-on", "never")
     assert result.exit_code == 2
     assert "rule X100 gave over 10 findings: a rule must aggregate" in result.output
+
+
+def test_a_rule_of_ones_own_key_can_be_suppressed_by_its_key(tmp_path: Path) -> None:
+    """`--problem acme-only` and `select: [acme-only]` took a rule's own key; a suppression
+    by `problem: acme-only` was refused as an unknown problem."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    on_events = GOOD.replace("FROM cred", "FROM ev").replace(
+        "credential_id AS token_id", "NULL AS token_id"
+    )
+    write_rule(rules, on_events.replace("broad-scopes", "acme-only"))
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "suppressions:\n"
+        "  - {problem: acme-only, principal: agent-a, reason: accepted}\n"
+        "  - {problem: acme-typo, principal: agent-a, reason: accepted}\n"
+    )
+    result = scan_with_rules(rules, "-f", "json", "--fail-on", "never", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    ours = [f for f in json.loads(result.stdout)["findings"] if f["rule_id"] == "X100"]
+    assert ours and all(f["suppression"]["problem"] == "acme-only" for f in ours)
+    assert "(problem acme-typo, principal agent-a) names no problem of this run" in result.output
