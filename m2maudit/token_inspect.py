@@ -424,8 +424,15 @@ def check_signature(
 
 
 def _read_key_bytes(path: Path, option: str) -> bytes:
+    """The key file's bytes. A value that names no file is not echoed: it may be the secret
+    itself, pasted where its file's path belongs, and stderr goes to CI logs."""
     try:
         return path.read_bytes()
+    except FileNotFoundError:
+        raise AuditError(
+            f"{option}: no such file (give the path of a file holding the key; the value "
+            "given is not shown, in case it is the key itself)"
+        ) from None
     except OSError as exc:
         raise AuditError(f"{option} {path}: cannot read: {exc.strerror or exc}") from None
 

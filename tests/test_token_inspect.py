@@ -278,6 +278,16 @@ def test_a_key_of_another_family_is_named_as_such(tmp_path: Path) -> None:
         assert document["signature"] == {"status": "invalid", "detail": detail}
 
 
+def test_a_secret_given_where_its_file_belongs_is_not_echoed() -> None:
+    """`--key s3cret` printed the secret back in its error, onto stderr and into CI logs."""
+    token = signed({"sub": "svc-a"}, alg="HS256")
+    for option in ("--key", "--jwks"):
+        result = run(token, option, HMAC_KEY)
+        assert result.exit_code == 2
+        assert f"{option}: no such file (give the path of a file holding the key" in result.output
+        assert HMAC_KEY not in result.output
+
+
 def test_signature_with_a_shared_secret_and_algorithm_confusion(tmp_path: Path) -> None:
     token = signed({"sub": "svc-a"}, alg="HS256")
     secret = _write(tmp_path / "secret", HMAC_KEY.encode() + b"\n")
