@@ -348,19 +348,23 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
     again to add the rest.
     """
     created = db is not None and not db.exists()
-    store = Store.open(db, options)
+    store = None
     try:
+        # Inside the try: Ctrl-C while the schema is being written left an empty file.
+        store = Store.open(db, options)
         with prompt_interrupts(store.con):
             yield store
     except BaseException:
-        created = created and not _holds_files(store)
-        store.close()
+        if store is not None:
+            created = created and not _holds_files(store)
+            store.close()
         if created and db is not None:
             for path in (db, db.with_name(db.name + ".wal")):
                 path.unlink(missing_ok=True)
         raise
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def _holds_files(store: Store) -> bool:

@@ -628,6 +628,24 @@ def test_an_interrupted_first_ingest_leaves_no_store_behind(
     assert not (tmp_path / "new.duckdb").exists()
 
 
+def test_an_interrupt_while_the_store_is_made_leaves_no_file(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the schema was being written (a trial hit it 3 times in 12) left an
+    empty or half-made store: the store was not yet the run's to remove."""
+    from m2maudit.store import Store
+
+    def interrupted(self: Store) -> None:
+        self.con.execute("CREATE TABLE m2maudit_meta (key VARCHAR, value VARCHAR)")
+        raise KeyboardInterrupt
+
+    write_jsonl(tmp_path / "a.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", "principal": "a"}])
+    monkeypatch.setattr(Store, "_create_schema", interrupted)
+    result = cli("ingest", "--db", "new.duckdb", "a.jsonl")
+    assert (result.code, result.error_lines()) == (130, ["m2maudit: error: interrupted"])
+    assert not (tmp_path / "new.duckdb").exists()
+
+
 def test_a_scan_of_a_db_alone_is_strict_as_the_ingest_was(cli: RunCli, tmp_path: Path) -> None:
     """--strict judges the stored files as it judged them when they came in: their rejected
     records, and files that could not be read at all, are still in the store."""
