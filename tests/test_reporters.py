@@ -23,6 +23,7 @@ from m2maudit.reporters.csv_report import COLUMNS, neutralize
 from m2maudit.reporters.markdown import code, prose
 from m2maudit.reporters.sarif import artifact_uri
 from m2maudit.reporters.summary import summary_line
+from m2maudit.timeutil import iso
 from tests.reporting_fixtures import (
     RULES,
     empty_result,
@@ -892,11 +893,23 @@ def test_a_line_break_in_log_text_cannot_print_a_line_of_its_own(tmp_path: Path)
 
 
 def test_an_inventory_finding_is_not_said_to_be_seen_in_the_logs() -> None:
-    """No call supports it: 'seen 1 time' would claim one."""
+    """No call supports it: 'seen 1 time' would claim one. When the inventory says it was
+    last used, that is shown (it was in JSON only)."""
     from dataclasses import replace
 
     rule = RULES[0]
     from_inventory = replace(finding(rule, "svc-a", "key-1", "key-1 is old"), first_seen=None)
     from_logs = finding(rule, "svc-b", "key-2", "key-2 is used", count=3)
     text = render("table", make_result([from_inventory, from_logs]))
-    assert text.count("seen ") == 1 and "3 times, " in text
+    labels = [line.split()[0] for line in text.splitlines() if line.strip()]
+    assert labels.count("seen") == 1 and "3 times, " in text
+    [last] = [line.split() for line in text.splitlines() if line.split()[:2] == ["last", "seen"]]
+    assert last == ["last", "seen", iso(from_inventory.last_seen)]
+
+
+def test_an_empty_list_of_evidence_reads_none() -> None:
+    """M2M202's `used but not granted` showed an empty row, read as a value left out."""
+    from m2maudit.reporters.table import evidence_items
+
+    items = dict(evidence_items({"used_but_not_granted": [], "unused_scopes": ["a"]}, False))
+    assert items == {"used but not granted": "none", "unused scopes": "a"}

@@ -240,6 +240,8 @@ def _risk_table(title: str, rows: Sequence[RiskRow], width: int) -> Table:
 
 def _value(value: Any, list_limit: int) -> str:
     plain = jsonable(value)
+    if plain == []:  # an empty row read as a value left out
+        return "none"
     if isinstance(plain, list):
         shown = ", ".join(_scalar(item) for item in plain[:list_limit])
         more = len(plain) - list_limit
@@ -284,6 +286,8 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
     if finding.first_seen:  # calls in the logs; an inventory-only finding has none
         seen = f"{counted(finding.count, 'time')}, {iso(finding.first_seen)} .. "
         rows.add("seen", Text(seen + str(iso(finding.last_seen))))
+    elif finding.last_seen:  # no call in the logs: when the inventory says it was last used
+        rows.add("last seen", Text(str(iso(finding.last_seen))))
     if finding.after_baseline:  # looks new, but the baseline held it: say why it fails
         rows.add("baseline", Text("active again: calls after the last the baseline covers"))
     rows.add("", _clean(finding.message))
