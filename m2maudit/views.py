@@ -76,9 +76,6 @@ def macro_sql(config: Config) -> list[str]:
         # Distinct: a rule that unnests (one row per scope, say) repeats a group's locations.
         """CREATE OR REPLACE TEMP MACRO m2m_group_locations(locations) AS
             list_sort(list_distinct(flatten(list(locations))))[1:5]""",
-        # Keys minted for one session and gone within hours: an AWS STS key, a GitHub App
-        # installation token, a Kubernetes bound service-account token (one `JTI=` per pod
-        # and refresh). A role that runs all day holds dozens; no inventory lists them.
         # A time as the reports write it (`2026-11-20T10:00:00Z`), for a message's text that
         # a rule composes itself: `coalesce('last used ' || m2m_iso(t), 'never used')`.
         # The distinct names of a group, sorted, without NULL (NULL for a group of none): the
@@ -99,6 +96,9 @@ def macro_sql(config: Config) -> list[str]:
         f"""CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
             CASE WHEN issued IS NULL OR first_use < issued - {CLOCK_SKEW_SQL}
                  THEN first_use ELSE issued END""",
+        # How far two clocks may disagree: a use 20 s after `exp` is the resource server's
+        # clock, and Kubernetes adds a few seconds to a 1 h token's lifetime.
+        f"CREATE OR REPLACE TEMP MACRO m2m_clock_skew() AS {CLOCK_SKEW_SQL}",
         # Whether a token's claims were read, so that a NULL claim is missing or unusable (an
         # unsigned token's were): see claims_read_sql.
         f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error) AS "
@@ -110,8 +110,14 @@ def macro_sql(config: Config) -> list[str]:
             || credential_id""",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
+        # Keys minted for one session and gone within hours: an AWS STS key, a GitHub App
+        # token (installation or user-to-server), a Vault token (one per login), a
+        # Kubernetes bound service-account token (one `JTI=` per pod and refresh). A role
+        # that runs all day holds dozens; no inventory lists them.
         """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS
-            coalesce(credential_type IN ('aws_session', 'github_app_token')
+            coalesce(credential_type IN ('aws_session', 'github_app_token',
+                                         'github_app_user_token', 'vault_token',
+                                         'vault_batch_token')
                      OR (credential_type = 'k8s_service_account_token'
                          AND starts_with(credential_id, 'JTI=')), false)""",
     ]
