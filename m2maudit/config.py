@@ -102,8 +102,8 @@ DEFAULT_INFRASTRUCTURE_PATTERNS = [
     # Names only a vendor uses: a word an AI agent may be named by (`insight`, `defender`)
     # would hide that agent's findings.
     r".*\b(guardduty|clusterconnect|otel-collector|sysdig|lacework|nrk8s|crowdstrike"
-    r"|sentinelone|qualys|tenable|nessus|rapid7|twistlock|trendmicro|eks-pod-identity|tfc)"
-    r"-agent\b.*",
+    r"|sentinelone|qualys|tenable|nessus|rapid7|twistlock|trendmicro|eks-pod-identity|tfc"
+    r"|cattle-cluster|cattle-node)-agent\b.*",
     r".*\b(omsagent|oneagent|cloudwatchagent\w*)\b.*",
     # AWS-managed: service-linked roles, and the roles a vendor's integration assumes.
     r".*:(assumed-)?role/aws-service-role/.*",

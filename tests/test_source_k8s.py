@@ -266,6 +266,7 @@ def test_sample_estate() -> None:
         ("system:serviceaccount:sysdig:sysdig-agent", "service"),
         ("system:serviceaccount:newrelic:nri-bundle-nrk8s-agent", "service"),
         ("system:serviceaccount:tfc:tfc-agent", "service"),
+        ("system:serviceaccount:cattle-system:cattle-cluster-agent", "service"),  # Rancher
         # ... but not a word an AI agent may be named by.
         ("system:serviceaccount:sales:sales-insight-agent", "agent"),
         ("system:serviceaccount:etl:data-collector-agent", "agent"),
