@@ -96,6 +96,10 @@ def macro_sql(config: Config) -> list[str]:
         f"""CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
             CASE WHEN issued IS NULL OR first_use < issued - {CLOCK_SKEW_SQL}
                  THEN first_use ELSE issued END""",
+        # An inventory's credential that can still be used: active, and not past its
+        # expiry (a key that expired last year is no rotation or dormancy risk).
+        """CREATE OR REPLACE TEMP MACRO m2m_in_force(status, expires_at, as_of) AS
+            status = 'active' AND (expires_at IS NULL OR expires_at > as_of)""",
         # How far two clocks may disagree: a use 20 s after `exp` is the resource server's
         # clock, and Kubernetes adds a few seconds to a 1 h token's lifetime.
         f"CREATE OR REPLACE TEMP MACRO m2m_clock_skew() AS {CLOCK_SKEW_SQL}",
