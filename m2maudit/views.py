@@ -274,14 +274,34 @@ VIEW_SQL = [
     )
     SELECT c.*, s.scopes_used FROM calls c LEFT JOIN scopes s USING (credential)
     """,
+    # An inventory that lists an OAuth client's secret by its client id: the calls are made
+    # with the client's tokens (`client:<id>` groups), never with the secret's id. Used
+    # only when no call names the id itself; which scopes were used is not known then.
     """
     CREATE OR REPLACE TEMP TABLE cred AS
-    SELECT c.*,
-        m2m_stated_kind(c.principal_type, c.principal) AS kind,
-        u.calls, u.first_ts AS first_seen_in_logs, u.last_ts AS last_seen_in_logs,
-        u.actors, coalesce(u.scopes_used, []) AS used_scopes,
-        greatest(c.last_used_at, u.last_ts) AS last_used
-    FROM credentials c LEFT JOIN usage u ON u.credential = c.credential_id
+    WITH client_usage AS (
+        SELECT substr(credential_group, 8) AS client_id,
+            sum(calls)::BIGINT AS calls, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+            m2m_names(actor) AS actors
+        FROM ev_groups
+        WHERE starts_with(credential_group, 'client:')
+        GROUP BY 1
+    ),
+    matched AS (
+        SELECT c.*, coalesce(u.calls, cu.calls) AS calls,
+            coalesce(u.first_ts, cu.first_ts) AS first_ts,
+            coalesce(u.last_ts, cu.last_ts) AS last_ts,
+            coalesce(u.actors, cu.actors) AS actors, u.scopes_used
+        FROM credentials c
+        LEFT JOIN usage u ON u.credential = c.credential_id
+        LEFT JOIN client_usage cu ON cu.client_id = c.credential_id AND u.credential IS NULL
+    )
+    SELECT m.* EXCLUDE (calls, first_ts, last_ts, actors, scopes_used),
+        m2m_stated_kind(m.principal_type, m.principal) AS kind,
+        m.calls, m.first_ts AS first_seen_in_logs, m.last_ts AS last_seen_in_logs,
+        m.actors, coalesce(m.scopes_used, []) AS used_scopes,
+        greatest(m.last_used_at, m.last_ts) AS last_used
+    FROM matched m
     """,
 ]
 
