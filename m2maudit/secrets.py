@@ -300,6 +300,28 @@ def secret_safe_id_sql(text: str) -> str:
     return f"CASE WHEN {holds_secret_sql(text)} THEN {secret_id_sql(text)} ELSE {text} END"
 
 
+# A record's text as the leak check reads it (`json_as_read_sql`): a layer of its own in a
+# mapping (`staging.map_records(leak_scope=...)`), so that the escapes are undone once, not
+# at each of the hundreds of places the checks name the text.
+LEAK_TEXT = "_leak_text"
+
+
+def json_as_read_sql(text: str) -> str:
+    """SQL: a record's JSON text as the secret patterns must see it, its escapes undone.
+
+    JSON may spell any character as an escape, and writers do: `\\u003d` for `=` (Gson),
+    `\\u002B` for `+` (.NET), `\\/` for `/` (PHP). A value's line break is written `\\n`,
+    which glues an `n` to the token after it (`...\\nghp_...`), and the patterns look for a
+    token at a word's start. Only text with a backslash is rewritten, so the cost falls on
+    the few records that have one.
+    """
+    decoded = f"CASE WHEN json_valid({text}) THEN json({text})::VARCHAR ELSE {text} END"
+    return (
+        f"CASE WHEN NOT contains({text}, '\\') THEN {text} "
+        f"ELSE regexp_replace({decoded}, '\\\\[nrtbf]', ' ', 'g') END"
+    )
+
+
 def secret_id_sql(text: str) -> str:
     """SQL: `secret:<fingerprint>`, the name a secret is kept under where an id belongs."""
     return f"'secret:' || left(sha256({text}), 16)"

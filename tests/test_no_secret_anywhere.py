@@ -193,3 +193,71 @@ def test_principals_that_are_secrets_stay_apart_under_their_fingerprints(tmp_pat
     finally:
         store.close()
     assert GITHUB_TOKEN.encode() not in db.read_bytes() and other.encode() not in db.read_bytes()
+
+
+# JSON may spell a character as an escape (Gson writes `=` as \u003d, .NET `+` as \u002B,
+# PHP `/` as \/), and a value's line break is `\n`, which glued an `n` to the token after
+# it. The leak check read the record's JSON text, so these secrets were stored in clear.
+ESCAPED_GITHUB = "\\u0067hp_" + GITHUB_TOKEN[4:]
+AFTER_A_LINE_BREAK = "note\\nghp_" + "B" * 36
+GSON_PASSWORD = "POST /login?password\\u003dSummer2024x"
+
+
+def _escaped_inputs(tmp_path: Path) -> dict[str, Path]:
+    record = (
+        '{"timestamp":"2026-11-20T10:00:00Z","principal":"' + ESCAPED_GITHUB + '",'
+        '"principal_type":"agent","action":"' + GSON_PASSWORD + '",'
+        '"resource":"' + AFTER_A_LINE_BREAK + '","status":200}'
+    )
+    array = tmp_path / "array.json"  # read the careful way
+    array.write_text("[" + record + "]\n")
+    lines = tmp_path / "lines.jsonl"  # the fast read, the escapes in a key it does not map
+    lines.write_text(
+        '{"timestamp":"2026-11-20T10:00:00Z","principal":"agent-a",'
+        '"request":{"body":"' + AFTER_A_LINE_BREAK + '"}}\n'
+    )
+    k8s = tmp_path / "audit.jsonl"
+    k8s.write_text(
+        json.dumps(
+            {
+                "kind": "Event",
+                "apiVersion": "audit.k8s.io/v1",
+                "level": "Metadata",
+                "auditID": "a-1",
+                "stage": "ResponseComplete",
+                "requestURI": "/api/v1/pods",
+                "verb": "list",
+                "user": {"username": "system:serviceaccount:ai:bot"},
+                "userAgent": "kubectl PLACEHOLDER",
+                "responseStatus": {"code": 200},
+                "requestReceivedTimestamp": "2026-11-20T10:00:00.000000Z",
+                "stageTimestamp": "2026-11-20T10:00:00.100000Z",
+            }
+        ).replace("PLACEHOLDER", ESCAPED_GITHUB)
+        + "\n"
+    )
+    inventory = tmp_path / "inv.jsonl"
+    inventory.write_text(
+        '{"token_id":"' + ESCAPED_GITHUB + '","principal":"agent-a","created_at":"2025-01-01",'
+        '"status":"active"}\n'
+    )
+    return {"array": array, "lines": lines, "k8s": k8s, "inventory": inventory}
+
+
+@pytest.mark.parametrize("name", ["array", "lines", "k8s", "inventory"])
+def test_a_secret_behind_a_json_escape_is_found_and_never_stored(tmp_path: Path, name: str) -> None:
+    path = _escaped_inputs(tmp_path)[name]
+    db, out, baseline = tmp_path / "s.duckdb", tmp_path / "r.json", tmp_path / "b.json"
+    given = ["--inventory", str(path)] if name == "inventory" else [str(path)]
+    result = CliRunner().invoke(
+        app,
+        ["scan", *given, "--db", str(db), "-f", "json", "-o", str(out), "--fail-on", "never"]
+        + ["--as-of", "2026-11-28T00:00:00Z", "--write-baseline", str(baseline)],
+    )
+    assert result.exit_code == 0, result.output
+    written = out.read_text() + baseline.read_text() + result.output
+    for secret in (GITHUB_TOKEN[4:], "B" * 36, "Summer2024x"):
+        assert secret not in written, (name, secret)
+        assert secret.encode() not in db.read_bytes(), (name, secret)
+    if name != "inventory":  # an inventory's secret becomes its id, not a log's leak
+        assert any(f["rule_id"] == "M2M601" for f in json.loads(out.read_text())["findings"])

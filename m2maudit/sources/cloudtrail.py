@@ -101,6 +101,10 @@ _PATHS = {
 }
 
 
+# What the leak check reads: the event, else (a line that is not one) the record.
+LEAK_SCOPE = "coalesce(ev::VARCHAR, rec)"
+
+
 def _slots() -> q.Slots:
     fields: dict[str, tuple[str, ...]] = {
         name: q.lowercase_variants(path) for name, path in _PATHS.items()
@@ -215,7 +219,7 @@ class CloudTrailAdapter(StagedLoad):
         layers = unwrap_prelude(SLOTS, ("time", "identity", "event_name"))
         layers.append(SLOTS.named_columns(JSON_SLOTS))
         layers += _derived(ctx.config)
-        map_records(ctx, _columns(), _checks(), layers)
+        map_records(ctx, _columns(), _checks(), layers, leak_scope=LEAK_SCOPE)
         propagate_issued_lifetimes(ctx)
 
 
@@ -274,7 +278,6 @@ def _columns() -> dict[str, str]:
     issuing = ", ".join(f"'{name}'" for name in ISSUING_CALLS)
     defaults = " ".join(f"WHEN '{name}' THEN {seconds}" for name, seconds in ISSUING_CALLS.items())
     duration = "try_cast(t_duration AS BIGINT)"
-    leak_scope = "coalesce(ev::VARCHAR, rec)"
     return {
         "ts": "ts",
         "principal": "principal",
@@ -337,7 +340,7 @@ def _columns() -> dict[str, str]:
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": q.json_timestamp_any("j_session_created", AWS_TIME_FORMATS),
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        **q.leak_columns(leak_scope),
+        **q.leak_columns(),
         # Staging only (not stored): the credential an issuing call handed out, for lifetimes.
         "issued_credential_id": (
             f"CASE WHEN t_event_name IN ({issuing}) AND t_error_code IS NULL "

@@ -137,7 +137,9 @@ class EntraSignInAdapter:
             stage_json_document(ctx, unwrap=wrapper)
         else:
             stage(ctx)
-        map_records(ctx, self._columns(), self._checks(), prelude=FIELDS.prelude())
+        map_records(
+            ctx, self._columns(), self._checks(), prelude=FIELDS.prelude(), leak_scope="rec"
+        )
 
     @staticmethod
     def _columns() -> dict[str, str]:
@@ -233,7 +235,7 @@ class EntraSignInAdapter:
             "task_id": "NULL::VARCHAR",
             "credential_issued_at": "NULL::TIMESTAMPTZ",
             "credential_expires_at": "NULL::TIMESTAMPTZ",
-            **q.leak_columns("rec"),
+            **q.leak_columns(),
         }
 
     @staticmethod

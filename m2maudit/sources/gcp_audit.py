@@ -134,7 +134,7 @@ class GcpAuditAdapter(StagedLoad):
             },
             {"kind": _caller_kind()},
         ]
-        map_records(ctx, _columns(), _checks(), layers)
+        map_records(ctx, _columns(), _checks(), layers, leak_scope="rec")
 
 
 def _subject(text: str) -> str:
@@ -225,7 +225,7 @@ def _columns() -> dict[str, str]:
         "principal_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        **q.leak_columns("rec"),
+        **q.leak_columns(),
     }
 
 

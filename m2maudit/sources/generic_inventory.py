@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from m2maudit.canonical import CREDENTIAL_COLUMNS
 from m2maudit.config import Config
-from m2maudit.secrets import CLEANED, cleaning_sql
+from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.generic_log import top_keys
@@ -153,8 +153,10 @@ class GenericInventoryAdapter:
                 f"{q.shown(text['principal_status'])}",
             ),
         ]
-        prelude = {"v": f"json_extract(rec, [{paths}])", "leak": q.leak_check("rec")}
-        map_records(ctx, columns, checks, [prelude, values, times])
+        # The record's text undone of its escapes once, in a layer before the leak check.
+        prelude = {"v": f"json_extract(rec, [{paths}])", LEAK_TEXT: json_as_read_sql("rec")}
+        leak = {"leak": q.leak_check(LEAK_TEXT)}
+        map_records(ctx, columns, checks, [prelude, leak, values, times])
 
 
 def _row_keys(sample: Sample) -> set[str]:

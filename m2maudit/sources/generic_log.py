@@ -16,6 +16,7 @@ from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import (
     all_secrets_sql,
+    json_as_read_sql,
     leaked_secret_fp_sql,
     secret_needles,
 )
@@ -251,17 +252,17 @@ def _careful_leak_scope(config: Config) -> str:
     (which is fingerprinted, not leaked).
 
     The token's field is removed by its path, not every copy of its value (a copy in a URL
-    is a leak), and the record is written out again, which also undoes JSON's `\\/` escapes
-    that would break a secret's pattern. A line that is not JSON is read as it is.
+    is a leak), and JSON's escapes, which would hide a secret from its pattern, are undone
+    (`json_as_read_sql`). A line that is not JSON is read as it is.
     """
     without = "rec"
     for path in field_paths(config, "authorization"):  # json_remove takes one path
         without = f"json_remove({without}, {q.path_literal(path)})"
     # Most records need neither: no copy of them then (a copy of every record of a big log
     # did not fit a small --memory-limit).
-    return (
+    return json_as_read_sql(
         f"CASE WHEN t_authorization IS NOT NULL AND json_valid(rec) THEN {without}::VARCHAR "
-        "WHEN contains(rec, '\\/') THEN replace(rec, '\\/', '/') ELSE rec END"
+        "ELSE rec END"
     )
 
 
@@ -360,7 +361,8 @@ def _fast_value_layers(extras: list[str]) -> list[dict[str, str]]:
     texts = [f"f_{name}" for name in TEXT_FIELDS if name != "authorization"]
     others = [f"f_{name}::VARCHAR" for name in _JSON_VALUED]
     others += [
-        f"{sql_str(json.dumps(key) + ': ')} || f_extra_{i}::VARCHAR" for i, key in enumerate(extras)
+        f"{sql_str(json.dumps(key) + ': ')} || {json_as_read_sql(f'f_extra_{i}::VARCHAR')}"
+        for i, key in enumerate(extras)
     ]
     joined = f"concat_ws(chr(10), {', '.join([*texts, *others])})"
     values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"}

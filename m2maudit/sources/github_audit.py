@@ -107,7 +107,9 @@ class GitHubAuditAdapter(StagedLoad):
         return looks_like_github_audit(sample.first_record)
 
     def map_staged(self, ctx: LoadContext) -> None:
-        map_records(ctx, _columns(ctx.config), _checks(), prelude=FIELDS.prelude())
+        map_records(
+            ctx, _columns(ctx.config), _checks(), prelude=FIELDS.prelude(), leak_scope="rec"
+        )
 
 
 def _columns(config: Config) -> dict[str, str]:
@@ -179,7 +181,7 @@ def _columns(config: Config) -> dict[str, str]:
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        **q.leak_columns("rec"),
+        **q.leak_columns(),
     }
 
 

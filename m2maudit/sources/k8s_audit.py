@@ -30,6 +30,10 @@ BATCH_KEYS = ("items", "records", "logEvents", "events")
 SERVICE_ACCOUNT = "system:serviceaccount:"
 
 
+# What the leak check reads: the event, else (a line that is not one) the record.
+LEAK_SCOPE = "coalesce(ev::VARCHAR, rec)"
+
+
 def _extra(key: str) -> tuple[str, str]:
     """A `user.extra` key, as Kubernetes writes it and as Panther renames it."""
     panther = key.replace(".", "_").replace("/", "_slash_")
@@ -171,7 +175,7 @@ class K8sAuditAdapter(StagedLoad):
         layers.append(SLOTS.named_columns(JSON_SLOTS))
         layers.append(_names())
         layers.append(_kinds(ctx.config))
-        map_records(ctx, _columns(), _checks(), layers)
+        map_records(ctx, _columns(), _checks(), layers, leak_scope=LEAK_SCOPE)
         propagate_issued_lifetimes(ctx)
 
 
@@ -221,7 +225,6 @@ def _kinds(config: Config) -> dict[str, str]:
 
 
 def _columns() -> dict[str, str]:
-    leak_scope = "coalesce(ev::VARCHAR, rec)"
     code = "t_code"
     issued = q.json_first_text(SLOTS.get("issued_credential"))
     return {
@@ -261,7 +264,7 @@ def _columns() -> dict[str, str]:
         "principal_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        **q.leak_columns(leak_scope),
+        **q.leak_columns(),
         # Staging only (not stored): a TokenRequest's issued token, for lifetimes.
         "issued_credential_id": f"CASE WHEN outcome <> 'failure' THEN {issued} END",
         "issued_at": "CASE WHEN issued_credential_id IS NOT NULL THEN ts END",

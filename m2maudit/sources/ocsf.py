@@ -115,7 +115,7 @@ class OcsfAdapter(StagedLoad):
         return looks_like_ocsf(sample.first_record)
 
     def map_staged(self, ctx: LoadContext) -> None:
-        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
+        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude(), leak_scope="rec")
 
 
 def _columns() -> dict[str, str]:
@@ -181,7 +181,7 @@ def _columns() -> dict[str, str]:
         "credential_expires_at": (
             f"CASE WHEN {session_credential} IS NOT NULL THEN {f.timestamp('session_expires')} END"
         ),
-        **q.leak_columns("rec"),
+        **q.leak_columns(),
     }
 
 

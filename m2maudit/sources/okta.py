@@ -78,7 +78,7 @@ class OktaSystemLogAdapter(StagedLoad):
         return looks_like_okta(sample.first_record)
 
     def map_staged(self, ctx: LoadContext) -> None:
-        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude())
+        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude(), leak_scope="rec")
 
 
 def _columns() -> dict[str, str]:
@@ -147,7 +147,7 @@ def _columns() -> dict[str, str]:
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        **q.leak_columns("rec"),
+        **q.leak_columns(),
     }
 
 

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from m2maudit.secrets import (
+    LEAK_TEXT,
     all_secrets_sql,
     leaked_secret_fp_sql,
     leaked_secret_kind_sql,
@@ -385,9 +386,10 @@ def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
     return f"coalesce({json_timestamp(value)}, timezone('UTC', try_strptime({text}, [{listed}])))"
 
 
-def leak_columns(scope: str) -> dict[str, str]:
+def leak_columns(scope: str = LEAK_TEXT) -> dict[str, str]:
     """The `leaked_secret`, `leaked_secret_fp` and `leaked_secrets` columns for a record's
-    text `scope`: the first secret, and every secret (see `all_secrets_sql`)."""
+    text `scope` (by default what `map_records(leak_scope=...)` made of the record's JSON):
+    the first secret, and every secret (see `all_secrets_sql`)."""
     return {
         "leaked_secret": leak_check(scope),
         "leaked_secret_fp": (

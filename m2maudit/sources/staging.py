@@ -25,7 +25,7 @@ import yaml
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.errors import GZIP_BROKEN, BrokenGzip, InputError, first_line, yaml_problem
-from m2maudit.secrets import CLEANED, cleaning_sql
+from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql
 from m2maudit.sources.base import MAX_RECORD_BYTES, InputFile, LoadContext, Sample
 from m2maudit.sources.csv_quotes import (
     any_odd_line_sql,
@@ -1096,6 +1096,7 @@ def map_records(
     source: str | None = None,
     record_key: str = "hash(rec)",
     materialize: bool = True,
+    leak_scope: str | None = None,
 ) -> None:
     """Map `_records` to canonical columns in `_mapped`, with a reject reason per row.
 
@@ -1113,11 +1114,15 @@ def map_records(
     lines left out; see `commit.commit_file`).
 
     Events whose record holds a secret (`leaked_secret`) have it cut out of every text
-    column that is stored.
+    column that is stored. `leak_scope`: the record's JSON text the leak check reads
+    (`sqlfrag.leak_columns`), undone of JSON's escapes in a last layer (`LEAK_TEXT`).
     """
     batch = ", source_file" if ctx.batch_files else ""
     source = source or f"SELECT source_line{batch}, rec FROM _records"
-    inner = mapping_layers(source, record_key, prelude)[-1]
+    layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
+    if leak_scope is not None:
+        layers.append({LEAK_TEXT: json_as_read_sql(leak_scope)})
+    inner = mapping_layers(source, record_key, layers)[-1]
     cols = ",\n".join(f"{expr} AS {name}" for name, expr in columns.items())
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
     if not checks:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
-from m2maudit.secrets import all_secrets_sql, leaked_secret_fp_sql
+from m2maudit.secrets import all_secrets_sql, json_as_read_sql, leaked_secret_fp_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -144,7 +144,7 @@ def _value_layers() -> list[dict[str, str]]:
                 f"CASE WHEN self_lookup THEN {f.timestamp('self_issue_time')} END)"
             ),
             "issue_time_given": f["token_issue_time"],  # the first spelling present
-            "without_hmacs": f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')",
+            "without_hmacs": json_as_read_sql(f"regexp_replace(rec, '{HMAC_VALUE}', 'hmac', 'g')"),
         },
         {
             "clear_vault_token": (
