@@ -62,7 +62,11 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"\b(?:AKIA|ASIA)[A-Z0-9]{16}[\s:=,;|\"'\\]{1,4}[A-Za-z0-9/+]{40}($|[^A-Za-z0-9/+=])",
     ),
     ("github_token", r"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
-    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]+-[A-Za-z0-9-]{10,}"),
+    # Tokens an AI agent's tools hold: GitLab, npm, Hugging Face.
+    ("gitlab_token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("huggingface_token", r"\bhf_[A-Za-z0-9]{34,}\b"),
     ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{32,}"),  # before OpenAI's `sk-`, which it matches
     ("openai_key", r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}"),
     (
@@ -138,7 +142,10 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "jwt": ("eyJ",),
     "aws_secret_key": ("ecret", "ECRET", "AKIA", "ASIA"),
     "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-    "slack_token": ("xox",),
+    "slack_token": ("xox", "xapp-"),
+    "gitlab_token": ("glpat-",),
+    "npm_token": ("npm_",),
+    "huggingface_token": ("hf_",),
     "anthropic_key": ("sk-ant-",),
     "openai_key": ("sk-",),
     "password_or_key": (

@@ -52,6 +52,11 @@ FOUND = [
     ),
     ("postgres://app:s3cr3t@db.internal:5432/app", "url_credentials", "s3cr3t"),
     ("POST /v1/charges key sk_live_51HqLyjWDarjtT1zdp7dc00aBcD", "stripe_key", "51HqLyjWDarjtT1z"),
+    # From a security review: tokens of tools an agent uses, which no pattern knew.
+    ("git clone https://ci glpat-xZ9yW8vU7tS6rQ5pO4nM x", "gitlab_token", "xZ9yW8vU7tS6rQ5pO4nM"),
+    ("NPM_TOKEN npm_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8 set", "npm_token", "a1B2c3D4e5F6g7H8"),
+    ("HF hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ01234567 pulled", "huggingface_token", "aBcDeFgHiJkLmNoP"),
+    ("socket xapp-1-A0123456789-1234567890123-abcdef0123456789", "slack_token", "abcdef0123456789"),
     ("GET /reset?token=3f2a1b4c-9d8e-4f7a-b6c5-d4e3f2a1b0c9", "secret_param", "3f2a1b4c-9d8e"),
     (
         "x-api-key: sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
