@@ -249,10 +249,22 @@ def test_a_secret_behind_a_json_escape_is_found_and_never_stored(tmp_path: Path,
     path = _escaped_inputs(tmp_path)[name]
     db, out, baseline = tmp_path / "s.duckdb", tmp_path / "r.json", tmp_path / "b.json"
     given = ["--inventory", str(path)] if name == "inventory" else [str(path)]
+    flags = ["--as-of", "2026-11-28T00:00:00Z", "--write-baseline", str(baseline)]
     result = CliRunner().invoke(
         app,
-        ["scan", *given, "--db", str(db), "-f", "json", "-o", str(out), "--fail-on", "never"]
-        + ["--as-of", "2026-11-28T00:00:00Z", "--write-baseline", str(baseline)],
+        [
+            "scan",
+            *given,
+            "--db",
+            str(db),
+            "-f",
+            "json",
+            "-o",
+            str(out),
+            "--fail-on",
+            "never",
+            *flags,
+        ],
     )
     assert result.exit_code == 0, result.output
     written = out.read_text() + baseline.read_text() + result.output
