@@ -96,6 +96,10 @@ def macro_sql(config: Config) -> list[str]:
         f"""CREATE OR REPLACE TEMP MACRO m2m_seen_from(issued, first_use) AS
             CASE WHEN issued IS NULL OR first_use < issued - {CLOCK_SKEW_SQL}
                  THEN first_use ELSE issued END""",
+        # Whether a granted scope covers a scope a call used: the same, or a wildcard grant
+        # (`repo:*`) that matches it. A used `repo:read` does not leave `repo:*` unused.
+        """CREATE OR REPLACE TEMP MACRO m2m_scope_covers(granted, used) AS
+            granted = used OR (contains(granted, '*') AND used GLOB granted)""",
         # An inventory's credential that can still be used: active, and not past its
         # expiry (a key that expired last year is no rotation or dormancy risk).
         """CREATE OR REPLACE TEMP MACRO m2m_in_force(status, expires_at, as_of) AS
