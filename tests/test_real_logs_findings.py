@@ -34,7 +34,9 @@ def test_real_logs_produce_findings_where_the_evidence_is() -> None:
     assert "vault_audit" in platforms["M2M201"]  # a Vault token with the root policy
     assert "vault_audit" in platforms["M2M401"]  # a Vault token TTL far above an hour
     assert "cloudtrail" in platforms["M2M304"]  # a long-term AKIA key in use for months
-    assert "cloudtrail" in platforms["M2M105"]  # role sessions with no human at the root
+    # CloudFormation, EKS and Config acting for service roles: no delegation a person
+    # should root (they made 12 of the 30 findings; an AI agent's session would still fire).
+    assert "cloudtrail" not in platforms["M2M105"]
     # elastic-agent, the only "agent" of the Kubernetes samples, ships logs: not an AI agent.
     assert "k8s_audit" not in platforms["M2M101"]
     # Panther's Okta sample renames one user (actor.id 00u99ped55av2JpGs5d7) between calls
