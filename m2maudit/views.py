@@ -118,6 +118,11 @@ def macro_sql(config: Config) -> list[str]:
             || credential_id""",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
+        # An active access-key slot of an IAM credential report, which lists a user's slots,
+        # not their key ids: such a user's key is matched by the user, not by its id.
+        """CREATE OR REPLACE TEMP MACRO m2m_report_key(source_format, type, status) AS
+            coalesce(source_format = 'iam-credential-report' AND type = 'aws_access_key'
+                     AND status = 'active', false)""",
         # Keys minted for one session and gone within hours: an AWS STS key, a GitHub App
         # token (installation or user-to-server), a Vault token (one per login), a
         # Kubernetes bound service-account token (one `JTI=` per pod and refresh). A role
@@ -278,11 +283,12 @@ VIEW_SQL = [
     )
     SELECT c.*, s.scopes_used FROM calls c LEFT JOIN scopes s USING (credential)
     """,
-    # An inventory that lists an OAuth client's secret by its client id: the calls are made
-    # with the client's tokens (`client:<id>` groups), never with the secret's id. Used
-    # only when no call names the id itself; which scopes were used is not known then.
+    # The inventory with its use in the logs: by the credential's id, else (which scopes
+    # were used is not known then) by the two kinds of inventory row no call names.
     """
     CREATE OR REPLACE TEMP TABLE cred AS
+    -- An OAuth client's secret listed by its client id: the calls are made with the
+    -- client's tokens (`client:<id>` groups), never with the secret's id.
     WITH client_usage AS (
         SELECT substr(credential_group, 8) AS client_id,
             sum(calls)::BIGINT AS calls, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
@@ -299,9 +305,7 @@ VIEW_SQL = [
         FROM ev_groups
         WHERE credential_type = 'aws_access_key'
           AND principal IN (
-              SELECT principal FROM credentials
-              WHERE source_format = 'iam-credential-report' AND type = 'aws_access_key'
-                AND status = 'active'
+              SELECT principal FROM credentials WHERE m2m_report_key(source_format, type, status)
               GROUP BY principal HAVING count(*) = 1)
         GROUP BY 1
     ),
@@ -314,8 +318,7 @@ VIEW_SQL = [
         LEFT JOIN usage u ON u.credential = c.credential_id
         LEFT JOIN client_usage cu ON cu.client_id = c.credential_id AND u.credential IS NULL
         LEFT JOIN report_usage ru ON ru.user_arn = c.principal AND u.credential IS NULL
-            AND c.source_format = 'iam-credential-report' AND c.type = 'aws_access_key'
-            AND c.status = 'active'
+            AND m2m_report_key(c.source_format, c.type, c.status)
     )
     SELECT m.* EXCLUDE (calls, first_ts, last_ts, actors, scopes_used),
         m2m_stated_kind(m.principal_type, m.principal) AS kind,
