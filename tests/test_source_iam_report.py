@@ -184,11 +184,12 @@ def test_a_format_hint_on_another_file_is_an_error_not_an_empty_report(tmp_path:
     assert f"{log}: not an IAM credential report (a CSV with access_key_1_active" in result.stderr
 
 
-def test_a_root_access_key_is_reported_from_the_report_and_from_its_calls(
+def test_a_root_access_key_in_the_report_and_its_calls_is_one_finding(
     tmp_path: Path,
 ) -> None:
-    """M2M204: the report's root row holding an active key, and CloudTrail calls signed with
-    a root key (not the console session's); an IAM user's key is not the root's."""
+    """M2M204: CloudTrail calls signed with a root key (not the console session's) are the
+    finding; the report's root row holding an active key, the same key by its slot, is not
+    a second one. An IAM user's key is not the root's."""
     report = tmp_path / "report.csv"
     root = "<root_account>,arn:aws:iam::123456789012:root,2025-01-01T00:00:00+00:00,true,N/A,N/A,"
     root += "N/A,true,true,2025-02-01T00:00:00+00:00,2026-11-19T08:00:00+00:00,us-east-1,iam,"
@@ -227,7 +228,4 @@ def test_a_root_access_key_is_reported_from_the_report_and_from_its_calls(
     found = sorted(
         (f.token_id, f.evidence["seen_in"]) for f in result.findings if f.rule_id == "M2M204"
     )
-    assert found == [
-        ("AKIAROOTEXAMPLE00001", "logs"),
-        ("arn:aws:iam::123456789012:root#access_key_1", "inventory"),
-    ]
+    assert found == [("AKIAROOTEXAMPLE00001", "logs")]
