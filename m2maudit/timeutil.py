@@ -14,6 +14,15 @@ _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w
 # another is not before or after it (an `iat` seconds ahead, a session begun at its issuance).
 CLOCK_SKEW = timedelta(minutes=5)
 CLOCK_SKEW_SQL = f"INTERVAL {int(CLOCK_SKEW.total_seconds())} SECOND"
+# A lifetime over its limit by no more than a clock's skew, and by no more than a tenth of the
+# limit, is within it: Kubernetes issues its one-hour tokens for 3607 s, and a 90 s limit
+# must not become six minutes. (`views.m2m_lifetime_allowance` is the SQL of the same.)
+LIFETIME_SKEW_SHARE = 10
+
+
+def lifetime_allowance(limit: timedelta) -> timedelta:
+    """How far a token's lifetime may exceed `limit` and still be within it."""
+    return min(CLOCK_SKEW, limit / LIFETIME_SKEW_SHARE)
 
 
 def utc_now() -> datetime:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from m2maudit.config import EXPOSURE, Config
 from m2maudit.errors import AuditError
 from m2maudit.fingerprint import bare_token
-from m2maudit.timeutil import CLOCK_SKEW, iso
+from m2maudit.timeutil import CLOCK_SKEW, iso, lifetime_allowance
 from m2maudit.token_claims import (
     REASON_ALG_NONE,
     UNNAMED_ACTOR,
@@ -325,7 +325,7 @@ def _lifetime(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:
         return [Problem(key, window)]
     if row.exp is None:
         return [Problem(key, "no usable exp: the token never expires")]
-    if row.iat is not None and row.exp - row.iat > limit:
+    if row.iat is not None and row.exp - row.iat > limit + lifetime_allowance(limit):
         return [
             Problem(
                 key,
@@ -333,7 +333,7 @@ def _lifetime(row: TokenRow, config: Config, as_of: datetime) -> list[Problem]:
                 f"max_token_lifetime {humanize(limit)}",
             )
         ]
-    if row.iat is None and row.exp - as_of > limit:
+    if row.iat is None and row.exp - as_of > limit + lifetime_allowance(limit):
         return [
             Problem(
                 key,

@@ -27,7 +27,7 @@ import duckdb
 
 from m2maudit.config import Config
 from m2maudit.sources.sqlfrag import kind_by_name, regex_any
-from m2maudit.timeutil import CLOCK_SKEW_SQL
+from m2maudit.timeutil import CLOCK_SKEW_SQL, LIFETIME_SKEW_SHARE
 from m2maudit.tokens import claims_read_sql
 
 # Long-lived secrets that do not expire by themselves (the `credential_type` vocabulary of
@@ -107,6 +107,10 @@ def macro_sql(config: Config) -> list[str]:
         # How far two clocks may disagree: a use 20 s after `exp` is the resource server's
         # clock, and Kubernetes adds a few seconds to a 1 h token's lifetime.
         f"CREATE OR REPLACE TEMP MACRO m2m_clock_skew() AS {CLOCK_SKEW_SQL}",
+        # How many seconds a lifetime may exceed a limit of `limit_seconds` and be within it
+        # (`timeutil.lifetime_allowance`).
+        f"""CREATE OR REPLACE TEMP MACRO m2m_lifetime_allowance(limit_seconds) AS
+            least(epoch(m2m_clock_skew()), limit_seconds / {LIFETIME_SKEW_SHARE})""",
         # Whether a token's claims were read, so that a NULL claim is missing or unusable (an
         # unsigned token's were): see claims_read_sql.
         f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error) AS "

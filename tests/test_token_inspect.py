@@ -221,6 +221,15 @@ def test_lifetime_problem_follows_the_config(tmp_path: Path) -> None:
     assert not any(p["problem"] == "long-lifetime" for p in relaxed)
 
 
+def test_a_kubernetes_hour_of_3607_s_is_within_the_limit_as_in_a_scan() -> None:
+    """M2M401 allows a clock's skew over the limit (a tenth of it at most); token inspect
+    called Kubernetes' 3607 s tokens long-lived while the scan did not."""
+    within = chained_token(iat=NOW, exp=NOW + 3607)
+    assert not any(p["problem"] == "long-lifetime" for p in run_json(within)["problems"])
+    over = chained_token(iat=NOW, exp=NOW + 3600 + 301)
+    assert any(p["problem"] == "long-lifetime" for p in run_json(over)["problems"])
+
+
 def test_alg_none_is_reported_and_fails_a_signature_check(tmp_path: Path) -> None:
     token = raw_jwt({"alg": "none"}, {"sub": "agent-1", "exp": NOW + 60}, signature="")
     key = tmp_path / "rsa.pem"
