@@ -249,17 +249,23 @@ def no_records(read: int, error: str | None) -> str | None:
 
 def record_file_error(store: Store, report: FileReport) -> None:
     """A file's own error, in `ingest_errors` as line 0 (the whole file); once, however
-    often the same file fails the same way in a `--db` store."""
+    often the same file fails the same way in a `--db` store. Whether the file counts as a
+    log is set on the row an older store wrote without it, too."""
+    values = {
+        "source": report.source,
+        "format": report.format,
+        "error": report.error,
+        "log": report.counts_as_log,
+    }
+    same = "source_file = $source AND source_line = 0 AND reason = $error"
     store.con.execute(
-        "INSERT INTO ingest_errors SELECT $source, 0, $format, $error, $log WHERE NOT EXISTS ("
-        "SELECT 1 FROM ingest_errors WHERE source_file = $source AND source_line = 0 "
-        "AND reason = $error)",
-        {
-            "source": report.source,
-            "format": report.format,
-            "error": report.error,
-            "log": report.counts_as_log,
-        },
+        f"UPDATE ingest_errors SET unreadable_log = $log WHERE {same} AND unreadable_log IS NULL",
+        {key: values[key] for key in ("source", "error", "log")},
+    )
+    store.con.execute(
+        "INSERT INTO ingest_errors SELECT $source, 0, $format, $error, $log "
+        f"WHERE NOT EXISTS (SELECT 1 FROM ingest_errors WHERE {same})",
+        values,
     )
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -401,6 +402,13 @@ def test_a_scan_of_the_store_alone_fails_as_the_run_that_read_the_log(tmp_path: 
         assert (first.exit_code, again.exit_code) == (exit_code, exit_code), again.output
         failed = f"no event could be loaded: 1 log unreadable ({unclaimed})" in again.output
         assert failed == (exit_code == 2), again.output
+    # A store made before the column: reading the log into it again sets what it lacked.
+    db = str(tmp_path / "calls.duckdb")
+    with duckdb.connect(db) as con:
+        con.execute("UPDATE ingest_errors SET unreadable_log = NULL")
+    assert CliRunner().invoke(app, ["scan", "--db", db, *flags]).exit_code == 0
+    CliRunner().invoke(app, ["scan", "--db", db, str(unclaimed), *flags])
+    assert CliRunner().invoke(app, ["scan", "--db", db, *flags]).exit_code == 2
 
 
 def test_format_names_are_read_in_any_case(tmp_path: Path) -> None:
