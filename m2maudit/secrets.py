@@ -320,12 +320,16 @@ def json_as_read_sql(text: str) -> str:
     `\\u002B` for `+` (.NET), `\\/` for `/` (PHP). A value's line break is written `\\n`,
     which glues an `n` to the token after it (`...\\nghp_...`), and the patterns look for a
     token at a word's start. Only text with a backslash is rewritten, so the cost falls on
-    the few records that have one.
+    the few records that have one. An escaped backslash (`C:\\\\npm_...`) stays one: it is
+    set aside (as chr(1), which JSON text never holds raw) while the `\\n`s become spaces.
+    `text` is read as VARCHAR (a JSON-typed value would be cast back, and fail).
     """
+    text = f"({text})::VARCHAR"
     decoded = f"CASE WHEN json_valid({text}) THEN json({text})::VARCHAR ELSE {text} END"
+    spaced = f"regexp_replace(replace({decoded}, '\\\\', chr(1)), '\\\\[nrtbf]', ' ', 'g')"
     return (
         f"CASE WHEN NOT contains({text}, '\\') THEN {text} "
-        f"ELSE regexp_replace({decoded}, '\\\\[nrtbf]', ' ', 'g') END"
+        f"ELSE replace({spaced}, chr(1), '\\\\') END"
     )
 
 

@@ -357,3 +357,24 @@ def test_one_aws_secret_key_has_one_fingerprint_however_it_is_written(
     sql = {_run(con, leaked_secret_fp_sql(T), text) for text in spellings}
     assert len(python) == 1 and len(sql) == 1
     assert python.pop() == ("aws_secret_key", sql.pop())
+
+
+@pytest.mark.parametrize(
+    ("record", "kind"),
+    [
+        ('{"r": "note\\nghp_' + "B" * 36 + '"}', "github_token"),  # a line break before it
+        ('{"r": "\\u0067hp_' + "B" * 36 + '"}', "github_token"),  # an escaped letter
+        ('{"r": "login?password\\u003dSummer2024x"}', "password_or_key"),  # Gson's `=`
+        ('{"r": "dir C:\\\\npm_' + "a1B2" * 9 + '"}', "npm_token"),  # an escaped backslash
+    ],
+)
+def test_json_escapes_hide_no_secret(record: str, kind: str) -> None:
+    """The leak check reads a record's JSON as its values are, not as JSON spells them; an
+    escaped backslash stays a backslash (`\\\\n` is no line break), on VARCHAR or JSON."""
+    from m2maudit.secrets import json_as_read_sql
+
+    con = duckdb.connect()
+    for cast in ("VARCHAR", "JSON"):
+        kind_sql = leaked_secret_kind_sql(json_as_read_sql("rec"))
+        sql = f"SELECT {kind_sql} FROM (SELECT ?::{cast} AS rec)"
+        assert con.execute(sql, [record]).fetchone() == (kind,), (record, cast)

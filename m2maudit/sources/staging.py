@@ -1120,8 +1120,8 @@ def map_records(
     batch = ", source_file" if ctx.batch_files else ""
     source = source or f"SELECT source_line{batch}, rec FROM _records"
     layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
-    if leak_scope is not None:
-        layers.append({LEAK_TEXT: json_as_read_sql(leak_scope)})
+    if leak_scope is not None:  # the scope once, then its text undone of escapes once
+        layers += [{"_leak_scope": leak_scope}, {LEAK_TEXT: json_as_read_sql("_leak_scope")}]
     inner = mapping_layers(source, record_key, layers)[-1]
     cols = ",\n".join(f"{expr} AS {name}" for name, expr in columns.items())
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in checks) + " END"
