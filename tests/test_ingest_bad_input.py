@@ -306,17 +306,18 @@ def test_binary_file(store: Store, tmp_path: Path) -> None:
     assert _file_error(store, path) == "not a text file (binary content)"
 
 
-def test_a_nul_in_the_first_line_loses_that_line_only(store: Store, tmp_path: Path) -> None:
+def test_a_nul_in_the_first_lines_loses_those_lines_only(store: Store, tmp_path: Path) -> None:
     """A security review hid a log (and the tokens it leaked) behind one NUL byte in its
-    first line: the whole file was 'not a text file'. Now that line alone is rejected."""
-    first = ev("a").encode().replace(b'"a"', b'"a\x00"')
-    lines = [first] + [ev(f"n{i}").encode() for i in range(4)]
+    first line (a review of the fix, behind two): the whole file was 'not a text file'. Now
+    those lines alone are rejected."""
+    first, second = (ev(n).encode().replace(n.encode(), n.encode() + b"\x00") for n in "ab")
+    lines = [first, second] + [ev(f"n{i}").encode() for i in range(8)]
     path = write_bytes(tmp_path / "nul.jsonl", b"\n".join(lines) + b"\n")
     assert b"\x00" in path.read_bytes()[:512]
     report = ingest(store, path)
     [file] = report.files
-    assert (file.error, file.loaded, file.rejected) == (None, 4, 1)
-    assert rejected(store) == [(1, "not valid JSON")]
+    assert (file.error, file.loaded, file.rejected) == (None, 8, 2)
+    assert rejected(store) == [(1, "not valid JSON"), (2, "not valid JSON")]
 
 
 def test_utf16_file(store: Store, tmp_path: Path) -> None:

@@ -178,15 +178,19 @@ def read_head(file: InputFile, limit: int = SAMPLE_BYTES, offset: int = 0) -> by
 
 def _looks_binary(head: bytes) -> bool:
     """NUL bytes in the first 512 bytes (a zip, an image, an executable, UTF-16 without
-    its BOM), or more than one a KiB (two in a file under 2 KiB). One NUL in a text log is
-    one broken line, rejected as such; it must not lose the file's others, not even when
-    that line is the first (a security review hid a log's leaked tokens so)."""
-    if head.count(b"\x00") > max(1, len(head) // 1024):
-        return True
-    if b"\x00" not in head[:512]:
+    its BOM), or more than one a KiB (any, in a file under 1 KiB). A NUL in a text log is a
+    broken line, rejected as such; it must not lose the file's others, not even when it is
+    in the first lines (a security review hid a log's leaked tokens so): a head of whole
+    lines, at most a quarter of them with a NUL, is text. Binary data has a NUL in most of
+    its "lines", UTF-16 in all of them."""
+    nuls = head.count(b"\x00")
+    if not nuls:
         return False
     whole_lines = head.split(b"\n")[:-1]
-    return not (len(whole_lines) >= 3 and sum(b"\x00" in line for line in whole_lines) == 1)
+    with_nul = sum(b"\x00" in line for line in whole_lines)
+    if len(whole_lines) >= 3 and with_nul * 4 <= len(whole_lines) and nuls <= len(whole_lines):
+        return False
+    return b"\x00" in head[:512] or nuls > len(head) // 1024
 
 
 def sniff(file: InputFile) -> Sample:
