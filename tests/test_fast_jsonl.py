@@ -58,6 +58,7 @@ LINES: list[str] = [
     "hello",  # not JSON at all (it was "not a JSON object"): said as the careful path says it
     '{"timestamp": "' + TS + '", "principal": "p\\ud800"}',  # a lone surrogate is not text
     json.dumps({"timestamp": TS, "principal": "agent-m", "host": "h1", "extra": {"a": [1]}}),
+    "[NaN]",  # JSON to DuckDB, not to Python's strict parser: "not a JSON object" on both reads
 ]
 
 EVENT_COLUMNS = (
@@ -126,6 +127,7 @@ def test_the_fast_read_stores_what_the_careful_read_stores(
     assert reasons[19] == "not a JSON object"
     assert reasons[20] == "not valid JSON"
     assert reasons[23] == "not valid JSON"
+    assert reasons[len(LINES)] == "not a JSON object"
     by_line = {row[-2]: row for row in events(fast)}
     assert by_line[2][1] == "padded" and by_line[2][7] == "GET /x"
     assert by_line[3][7] is None

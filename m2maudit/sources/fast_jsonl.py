@@ -248,8 +248,25 @@ def judge_line(line: bytes) -> str | None:
         value = json.loads(text, parse_constant=refuse_json_constant)
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate: not text
     except (ValueError, UnicodeEncodeError):
-        return "not valid JSON"
-    return None if isinstance(value, dict) else "not a JSON object"
+        return "not valid JSON" if _opens_object(text) or not _lenient_json(text) else _NOT_OBJECT
+    return None if isinstance(value, dict) else _NOT_OBJECT
+
+
+_NOT_OBJECT = "not a JSON object"
+
+
+def _opens_object(text: str) -> bool:
+    return text.lstrip(" \t\r\n\ufeff").startswith("{")
+
+
+def _lenient_json(text: str) -> bool:
+    """Whether a line that is no object is JSON as DuckDB's `json_valid` (the careful path's
+    judge) reads it: `[NaN]` is, for it, JSON that is not an object."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # What the fast read stages; ingest drops these (with `drop_line_macro`) once the file is
