@@ -100,6 +100,13 @@ def macro_sql(config: Config) -> list[str]:
         # (`repo:*`) that matches it. A used `repo:read` does not leave `repo:*` unused.
         """CREATE OR REPLACE TEMP MACRO m2m_scope_covers(granted, used) AS
             granted = used OR (contains(granted, '*') AND used GLOB granted)""",
+        # Whether any of a list of granted scopes covers a used one; the granted scopes no
+        # used scope falls under.
+        """CREATE OR REPLACE TEMP MACRO m2m_granted(grants, used) AS
+            len(list_filter(grants, lambda g: m2m_scope_covers(g, used))) > 0""",
+        """CREATE OR REPLACE TEMP MACRO m2m_unused_grants(grants, uses) AS
+            list_filter(grants,
+                        lambda g: len(list_filter(uses, lambda u: m2m_scope_covers(g, u))) = 0)""",
         # An inventory's credential that can still be used: active, and not past its
         # expiry (a key that expired last year is no rotation or dormancy risk).
         """CREATE OR REPLACE TEMP MACRO m2m_in_force(status, expires_at, as_of) AS
