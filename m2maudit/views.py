@@ -135,13 +135,16 @@ def macro_sql(config: Config) -> list[str]:
             coalesce(source_format = 'iam-credential-report' AND type = 'aws_access_key'
                      AND status = 'active', false)""",
         # Keys minted for one session and gone within hours: an AWS STS key, a GitHub App
-        # token (installation or user-to-server), a Vault token (one per login), a
-        # Kubernetes bound service-account token (one `JTI=` per pod and refresh). A role
-        # that runs all day holds dozens; no inventory lists them.
-        """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id) AS
+        # token (installation or user-to-server), a Vault token with a TTL (one per login;
+        # a root token of TTL 0 never expires, and is judged as a key), a Kubernetes bound
+        # service-account token (one `JTI=` per pod and refresh). A role that runs all day
+        # holds dozens; no inventory lists them.
+        """CREATE OR REPLACE TEMP MACRO m2m_session_key(credential_type, credential_id,
+                                                         expires_at) AS
             coalesce(credential_type IN ('aws_session', 'github_app_token',
-                                         'github_app_user_token', 'vault_token',
-                                         'vault_batch_token')
+                                         'github_app_user_token')
+                     OR (credential_type IN ('vault_token', 'vault_batch_token')
+                         AND expires_at IS NOT NULL)
                      OR (credential_type = 'k8s_service_account_token'
                          AND starts_with(credential_id, 'JTI=')), false)""",
     ]
@@ -166,7 +169,8 @@ _IDENTITY = f"""
     m2m_credential(e.credential_id, e.token_fp, t.jti) AS credential,
     -- What findings group by: per-request JWTs of one OAuth client are one credential, and
     -- so are the session keys a principal is issued one after another.
-    CASE WHEN m2m_session_key(e.credential_type, e.credential_id) AND e.principal IS NOT NULL
+    CASE WHEN m2m_session_key(e.credential_type, e.credential_id, e.credential_expires_at)
+              AND e.principal IS NOT NULL
          THEN e.credential_type || ':' || {_PRINCIPAL}
          ELSE coalesce(nullif(e.credential_id, e.token_fp),
                        'client:' || coalesce(t.client_id, t.azp), t.jti, e.token_fp)
