@@ -41,7 +41,7 @@ from m2maudit.reporters.summary import left_out_note
 from m2maudit.rules import Rule, rule_files
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.sources.discover import STDIN_DISPLAY
-from m2maudit.store import Store, StoreOptions
+from m2maudit.store import Store, StoreOptions, write_ahead_log
 from m2maudit.wording import counted, noun_for
 
 EXIT_ERROR = 2  # 0 and 1 (nothing or something failing) are policy's: EXIT_OK, EXIT_FINDINGS
@@ -107,7 +107,7 @@ def _named_inputs(
     named += [("rule file", path) for path in rule_paths]
     # DuckDB keeps a store's uncommitted changes in a write-ahead log beside it.
     wal = "the --db store's write-ahead log"
-    store_files = [("--db", db), (wal, db.with_name(db.name + ".wal"))] if db else []
+    store_files = [("--db", db), (wal, write_ahead_log(db))] if db else []
     return [*named, *_given(store_files)]
 
 
@@ -359,7 +359,7 @@ def open_store(db: Path | None, options: StoreOptions) -> Iterator[Store]:
             created = created and not _holds_files(store)
             store.close()
         if created and db is not None:
-            for path in (db, db.with_name(db.name + ".wal")):
+            for path in (db, write_ahead_log(db)):
                 path.unlink(missing_ok=True)
         raise
     finally:

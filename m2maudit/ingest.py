@@ -67,7 +67,7 @@ from m2maudit.sources.standins import (
     StandInFailed,
     recover_whole_lines,
 )
-from m2maudit.store import Store
+from m2maudit.store import Store, write_ahead_log
 from m2maudit.timeutil import utc_now
 
 ProgressHook = Callable[[InputFile, FileReport], None]
@@ -413,7 +413,7 @@ def _without_repeats(files: list[InputFile], store: Store) -> list[InputFile]:
     """Drop the store's own files (`ingest . --db ./audit.duckdb`) and, for a file given both
     inside a log path and with `--inventory`, its log copy: `--inventory` says what it is."""
     own = {Path(store.path).resolve()} if store.path else set()
-    own |= {p.with_name(p.name + suffix) for p in own for suffix in (".wal", ".tmp")}
+    own |= {path for p in own for path in (write_ahead_log(p), p.with_name(p.name + ".tmp"))}
     forced = {f.path.resolve() for f in files if f.forced_kind and not f.temporary}
     kept: list[InputFile] = []
     for file in files:

@@ -166,6 +166,12 @@ class Store:
         self.con.close()
 
 
+def write_ahead_log(path: Path) -> Path:
+    """The file beside a store where DuckDB keeps changes not yet checkpointed into it: part
+    of the store, to be removed or kept with it and never written over."""
+    return path.with_name(path.name + ".wal")
+
+
 # A DuckDB database file says so at byte 8 of its header.
 _DUCKDB_MAGIC = (8, b"DUCK")
 
