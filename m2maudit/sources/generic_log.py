@@ -159,7 +159,10 @@ class GenericLogAdapter:
                 _checks(ctx.config),
                 [
                     *_careful_value_layers(ctx.config),
-                    *_derived_layers(_careful_leak_scope(ctx.config)),
+                    # The scope once, then its text undone of JSON's escapes (which name it
+                    # four times) in the layer after.
+                    {"raw_scope": _careful_leak_scope(ctx.config)},
+                    *_derived_layers(json_as_read_sql("raw_scope")),
                 ],
             )
 
@@ -252,15 +255,15 @@ def _careful_leak_scope(config: Config) -> str:
     (which is fingerprinted, not leaked).
 
     The token's field is removed by its path, not every copy of its value (a copy in a URL
-    is a leak), and JSON's escapes, which would hide a secret from its pattern, are undone
+    is a leak). The caller undoes JSON's escapes, which would hide a secret from its pattern
     (`json_as_read_sql`). A line that is not JSON is read as it is.
     """
     without = "rec"
     for path in field_paths(config, "authorization"):  # json_remove takes one path
         without = f"json_remove({without}, {q.path_literal(path)})"
-    # Most records need neither: no copy of them then (a copy of every record of a big log
-    # did not fit a small --memory-limit).
-    return json_as_read_sql(
+    # Most records need no rewrite: no copy of them then (a copy of every record of a big
+    # log did not fit a small --memory-limit).
+    return (
         f"CASE WHEN t_authorization IS NOT NULL AND json_valid(rec) THEN {without}::VARCHAR "
         "ELSE rec END"
     )
