@@ -1069,6 +1069,11 @@ def _without_secrets(query: str, columns: dict[str, str]) -> str:
     )
 
 
+def _as_layers(prelude: dict[str, str] | Sequence[dict[str, str]] | None) -> list[dict[str, str]]:
+    """A prelude as a list of layers: one dict is one layer."""
+    return [prelude] if isinstance(prelude, dict) else list(prelude or [])
+
+
 def mapping_layers(
     source: str,
     record_key: str,
@@ -1078,7 +1083,7 @@ def mapping_layers(
     then each prelude layer over the one before. Apart so that `benchmarks/ablate_mapping.py`
     can time the real layers one by one.
     """
-    layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
+    layers = _as_layers(prelude)
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
     # md5 here. It is only compared within one store, written by one DuckDB version.
     nested = [f"(SELECT *, {record_key} AS record_key FROM ({source}))"]
@@ -1119,7 +1124,7 @@ def map_records(
     """
     batch = ", source_file" if ctx.batch_files else ""
     source = source or f"SELECT source_line{batch}, rec FROM _records"
-    layers = [prelude] if isinstance(prelude, dict) else list(prelude or [])
+    layers = _as_layers(prelude)
     if leak_scope is not None:  # the scope once, then its text undone of escapes once
         layers += [{"_leak_scope": leak_scope}, {LEAK_TEXT: json_as_read_sql("_leak_scope")}]
     inner = mapping_layers(source, record_key, layers)[-1]
