@@ -314,14 +314,16 @@ VIEW_SQL = [
     ),
     -- An IAM credential report lists key slots, not key ids: a user's one active key is
     -- the key the user's calls were made with (two active keys cannot be told apart).
+    sole_report_keys AS (
+        SELECT principal FROM credentials WHERE m2m_report_key(source_format, type, status)
+        GROUP BY principal HAVING count(*) = 1
+    ),
     report_usage AS (
         SELECT principal AS user_arn, sum(calls)::BIGINT AS calls, min(first_ts) AS first_ts,
             max(last_ts) AS last_ts, m2m_names(actor) AS actors
         FROM ev_groups
         WHERE credential_type = 'aws_access_key'
-          AND principal IN (
-              SELECT principal FROM credentials WHERE m2m_report_key(source_format, type, status)
-              GROUP BY principal HAVING count(*) = 1)
+          AND principal IN (SELECT principal FROM sole_report_keys)
         GROUP BY 1
     ),
     matched AS (
@@ -329,11 +331,16 @@ VIEW_SQL = [
             coalesce(u.first_ts, cu.first_ts, ru.first_ts) AS first_ts,
             coalesce(u.last_ts, cu.last_ts, ru.last_ts) AS last_ts,
             coalesce(u.actors, cu.actors, ru.actors) AS actors, u.scopes_used
-        FROM credentials c
+        FROM (
+            SELECT *, coalesce(m2m_report_key(source_format, type, status)
+                               AND principal IN (SELECT principal FROM sole_report_keys), false)
+                          AS sole_report_key
+            FROM credentials
+        ) c
         LEFT JOIN usage u ON u.credential = c.credential_id
         LEFT JOIN client_usage cu ON cu.client_id = c.credential_id AND u.credential IS NULL
         LEFT JOIN report_usage ru ON ru.user_arn = c.principal AND u.credential IS NULL
-            AND m2m_report_key(c.source_format, c.type, c.status)
+            AND c.sole_report_key
     )
     SELECT m.* EXCLUDE (calls, first_ts, last_ts, actors, scopes_used),
         m2m_stated_kind(m.principal_type, m.principal) AS kind,
