@@ -111,6 +111,11 @@ def macro_sql(config: Config) -> list[str]:
         # expiry (a key that expired last year is no rotation or dormancy risk).
         """CREATE OR REPLACE TEMP MACRO m2m_in_force(status, expires_at, as_of) AS
             status = 'active' AND (expires_at IS NULL OR expires_at > as_of)""",
+        # A call made with an inventory's credential after it was revoked or disabled (at any
+        # time, when the inventory gives no date): M2M406's, and so not M2M405's.
+        """CREATE OR REPLACE TEMP MACRO m2m_after_revocation(status, revoked_at, ts) AS
+            coalesce(status IN ('revoked', 'disabled') AND (revoked_at IS NULL OR ts > revoked_at),
+                     false)""",
         # How far two clocks may disagree: a use 20 s after `exp` is the resource server's
         # clock, and Kubernetes adds a few seconds to a 1 h token's lifetime.
         f"CREATE OR REPLACE TEMP MACRO m2m_clock_skew() AS {CLOCK_SKEW_SQL}",
