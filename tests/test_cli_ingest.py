@@ -621,11 +621,8 @@ def test_an_interrupted_first_ingest_leaves_no_store_behind(
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    write_jsonl(tmp_path / "a.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", "principal": "a"}])
     monkeypatch.setattr(cli_module, "ingest_paths", interrupted)
-    result = cli("ingest", "--db", "new.duckdb", "a.jsonl")
-    assert (result.code, result.error_lines()) == (130, ["m2maudit: error: interrupted"])
-    assert not (tmp_path / "new.duckdb").exists()
+    _ingest_is_interrupted_and_leaves_no_store(cli, tmp_path)
 
 
 def test_an_interrupt_while_the_store_is_made_leaves_no_file(
@@ -639,8 +636,14 @@ def test_an_interrupt_while_the_store_is_made_leaves_no_file(
         self.con.execute("CREATE TABLE m2maudit_meta (key VARCHAR, value VARCHAR)")
         raise KeyboardInterrupt
 
-    write_jsonl(tmp_path / "a.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", "principal": "a"}])
     monkeypatch.setattr(Store, "_create_schema", interrupted)
+    _ingest_is_interrupted_and_leaves_no_store(cli, tmp_path)
+
+
+def _ingest_is_interrupted_and_leaves_no_store(cli: RunCli, tmp_path: Path) -> None:
+    """A first `ingest` into a new store, interrupted where the caller made it: one line,
+    exit 130, and no store file left."""
+    write_jsonl(tmp_path / "a.jsonl", [{"timestamp": "2026-11-20T10:00:00Z", "principal": "a"}])
     result = cli("ingest", "--db", "new.duckdb", "a.jsonl")
     assert (result.code, result.error_lines()) == (130, ["m2maudit: error: interrupted"])
     assert not (tmp_path / "new.duckdb").exists()
