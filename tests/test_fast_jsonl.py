@@ -230,6 +230,35 @@ def test_a_line_nested_too_deep_for_python_is_left_to_the_read(
     assert report.files[0].loaded + report.files[0].rejected == 2
 
 
+def test_lines_nested_deeper_than_python_parses_are_judged_as_duckdb_reads_them(
+    tmp_path: Path, fast_reads: list[bool]
+) -> None:
+    """Python's parser stops at about 1 000 levels, DuckDB's does not. A deep first line made
+    the whole file "nested too deeply" (its good lines lost, the scan failed); a deep line
+    with none of the fields read crashed the fast read's judge ("internal error")."""
+    deep = "[" * 5_000 + "]" * 5_000
+    lines = [
+        json.dumps({"timestamp": TS, "principal": "deep-first"})[:-1] + ', "x": ' + deep + "}",
+        json.dumps({"timestamp": TS, "principal": "agent-1"}),
+        '{"x": ' + deep + "}",  # valid, but none of the fields
+        '{"x": ' + deep[:-1] + "}",  # one bracket short: not JSON
+        json.dumps({"timestamp": TS, "principal": "agent-2"}),
+    ]
+    fast, fast_gz, careful = Store.open(), Store.open(), Store.open()
+    ingest(fast, write(tmp_path / "log.jsonl", lines))
+    ingest(fast_gz, write(tmp_path / "log.jsonl.gz", lines, compress=True))
+    ingest_carefully(careful, tmp_path / "log.jsonl")
+    assert fast_reads == [True, True]
+    principals = "SELECT principal FROM events ORDER BY source_line"
+    for store in (fast, fast_gz, careful):
+        assert [row[0] for row in store.con.execute(principals).fetchall()] == [
+            "deep-first",
+            "agent-1",
+            "agent-2",
+        ]
+        assert rejects(store) == [(3, 'missing "timestamp"'), (4, "not valid JSON")]
+
+
 @pytest.mark.parametrize("compress", [True, False], ids=["gzipped", "plain"])
 def test_a_key_the_line_count_finds_later_is_read_by_a_second_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool], compress: bool

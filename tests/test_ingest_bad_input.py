@@ -278,6 +278,24 @@ def test_deeply_nested_json_is_a_clear_error(store: Store, tmp_path: Path) -> No
     assert store.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
 
 
+def test_json_text_nested_too_deeply_inside_a_field_loses_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    """Format detection opens a `message` that holds JSON text, in Python: nested 5 000 deep
+    it stopped the scan with "internal error: RecursionError"."""
+    deep_text = '{"a": ' + "[" * 5_000 + "]" * 5_000 + "}"
+    write_jsonl(
+        tmp_path / "log.jsonl",
+        [
+            {"timestamp": TS, "principal": "svc-a", "message": deep_text},
+            {"timestamp": TS, "principal": "svc-b"},
+        ],
+    )
+    report = ingest(store, tmp_path / "log.jsonl")
+    assert report.files[0].error is None
+    assert loaded_lines(store) == [1, 2]
+
+
 # --- files that cannot be read ----------------------------------------------------------
 
 

@@ -287,7 +287,10 @@ def _sniff_object(file: InputFile, stripped: str, extension: str) -> Sample:
     value = _loads(first_line)
     if isinstance(value, dict):
         return Sample(stripped, "jsonl", value, extension=extension)
-    document, end = _raw_decode_end(stripped)
+    try:
+        document, end = _raw_decode_end(stripped)
+    except RecursionError:  # a deep first line of JSON lines is read by DuckDB; see below
+        document, end = None, 0
     if document is not None and end > len(first_line):  # one value over several lines
         return Sample(
             stripped,
@@ -326,9 +329,12 @@ def unread_reason(file: InputFile, sample: Sample) -> str | None:
 
 
 def _loads(text: str) -> Any:
+    """The JSON value `text` holds; None when it is not JSON, or nested deeper than Python's
+    parser goes (DuckDB, which reads the records, takes any depth: such a line is read
+    there, and the sample is taken from another)."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
 
 

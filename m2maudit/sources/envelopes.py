@@ -104,7 +104,7 @@ def _is_the_whole_file(sample: Sample) -> bool:
         return False
     try:
         return bool(json.loads(sample.text) == sample.first_record)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
@@ -135,7 +135,7 @@ def _parsed(value: Any) -> Any:
     if isinstance(value, str) and value.lstrip().startswith("{"):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return value
 

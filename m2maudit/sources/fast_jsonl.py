@@ -249,7 +249,21 @@ def judge_line(line: bytes) -> str | None:
         json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate: not text
     except (ValueError, UnicodeEncodeError):
         return "not valid JSON" if _opens_object(text) or not _lenient_json(text) else _NOT_OBJECT
+    except RecursionError:
+        return _judge_deep(text)
     return None if isinstance(value, dict) else _NOT_OBJECT
+
+
+def _judge_deep(text: str) -> str | None:
+    """`judge_line` for a line nested deeper than Python's parser goes: DuckDB, which reads
+    the records (and the careful path's judge), takes any depth, so it judges."""
+    with duckdb.connect() as con:
+        row = con.execute(
+            "SELECT CASE WHEN NOT json_valid($t) THEN 'not valid JSON' "
+            "WHEN json_type($t) <> 'OBJECT' THEN $not_object END",
+            {"t": text, "not_object": _NOT_OBJECT},
+        ).fetchone()
+    return row[0] if row else None
 
 
 _NOT_OBJECT = "not a JSON object"
