@@ -11,6 +11,7 @@ import pytest
 
 from m2maudit.canonical import EVENT_COLUMNS
 from m2maudit.config import Config
+from m2maudit.scan import run_scan
 from m2maudit.sources.base import Sample
 from m2maudit.sources.k8s_audit import K8sAuditAdapter
 from m2maudit.store import Store
@@ -93,8 +94,12 @@ def test_ocsf_eks_event_with_iam_identity() -> None:
     store, report = load(path)
     assert [(f.format, f.loaded) for f in report.files] == [("k8s-audit", 1)]
     event = event_at(store, path.name, 1)
-    assert event["principal"] == "system:node:ip-192-001-02-03.ec2.internal"
-    assert event["principal_type"] == "service"
+    # The node signed in with its instance role's session: the role, as CloudTrail names it.
+    assert event["principal"] == (
+        "arn:aws:iam::123456789012:role/example-test-161366663-NodeInstanceRole-abc12345678912"
+    )
+    assert event["principal_id"] == "ABCD1234567890EXAMPLE"
+    assert event["principal_type"] == "service"  # the user name is a node's
     assert (event["credential_id"], event["credential_type"]) == ("EXAMPLEUIDTEST", "aws_session")
     assert event["session_id"] == "i-12345678901"
     assert (event["action"], event["status"]) == ("create nodes", "201")
@@ -112,12 +117,84 @@ def test_panther_partial_events_are_rejects_and_renamed_keys_read() -> None:
         "aws_session",
     )
     assert eks_admin["session_id"] == "1669660343296132000"
+    assert eks_admin["principal"] == "arn:aws:iam::123412341234:role/DevAdministrator"
     assert eks_admin["action"] == "get pods/log"
     coredns = event_at(store, path.name, 6)  # Panther's authentication_kubernetes_io_slash_*
     assert coredns["session_id"] == "coredns-57ff979f67-bl27n"
     assert (coredns["outcome"], coredns["status"]) == ("failure", "403")
     anonymous = event_at(store, path.name, 11)
     assert (anonymous["principal_type"], anonymous["action"]) == ("unknown", "get /version")
+    assert anonymous["principal"] == "system:anonymous"  # no IAM identity: the user name
+
+
+def test_an_aws_key_used_by_kubectl_and_the_aws_api_is_one_principals(tmp_path: Path) -> None:
+    """EKS named an IAM user's caller by the user name the cluster maps it to, CloudTrail by
+    the user's ARN: the one key was "shared by 2 principals" (M2M504, high)."""
+    key, arn = "AKIAIOSFODNN7EXAMPLE", "arn:aws:iam::123412341234:user/alice"
+    extra = {"accessKeyId": [key], "arn": [arn], "canonicalArn": [arn]}
+    kubectl = audit_event(
+        "alice-admin",
+        user={
+            "username": "alice-admin",
+            "uid": "aws-iam-authenticator:123412341234:AIDAEXAMPLEALICE",
+            "groups": ["system:authenticated"],
+            "extra": extra,
+        },
+    )
+    identity = {
+        "type": "IAMUser",
+        "principalId": "AIDAEXAMPLEALICE",
+        "arn": arn,
+        "accountId": "123412341234",
+        "accessKeyId": key,
+        "userName": "alice",
+    }
+    aws_api = {
+        "eventVersion": "1.08",
+        "userIdentity": identity,
+        "eventTime": "2026-11-20T09:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "ListBuckets",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "10.0.3.54",
+        "userAgent": "aws-cli/2.15",
+        "eventID": "e-1",
+        "eventType": "AwsApiCall",
+    }
+    (tmp_path / "trail.json").write_text(json.dumps({"Records": [aws_api]}))
+    store, _ = load(write_jsonl(tmp_path / "audit.jsonl", [kubectl]), tmp_path / "trail.json")
+    callers = "SELECT DISTINCT source_format, principal, principal_id FROM events ORDER BY 1"
+    assert [tuple(row.values()) for row in rows(store, callers)] == [
+        ("cloudtrail", arn, "AIDAEXAMPLEALICE"),
+        ("k8s-audit", arn, "AIDAEXAMPLEALICE"),
+    ]
+    result = run_scan(store, Config(), utc("2026-11-21T00:00:00"))
+    assert [f for f in result.findings if f.rule_id == "M2M504"] == []
+
+
+def test_an_eks_callers_key_is_known_by_the_iam_credential_report(tmp_path: Path) -> None:
+    """The report lists alice's active key slot by her ARN; named by the user name the
+    cluster maps her to, her kubectl calls used a key "not in the inventory" (M2M503, high)."""
+    key, arn = "AKIAIOSFODNN7EXAMPLE", "arn:aws:iam::123412341234:user/alice"
+    user = {
+        "username": "alice-admin",
+        "groups": ["system:authenticated"],
+        "extra": {"accessKeyId": [key], "arn": [arn], "canonicalArn": [arn]},
+    }
+    report = tmp_path / "credential_report.csv"
+    header = (SAMPLE_LOGS / "aws" / "credential_report.csv").read_text().splitlines()[0]
+    alice = (
+        f"alice,{arn},2024-05-20T10:00:00+00:00,false,N/A,N/A,N/A,false,"
+        "true,2026-10-01T00:00:00+00:00,2026-11-20T08:00:00+00:00,us-east-1,s3,"
+        "false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"
+    )
+    report.write_text(f"{header}\n{alice}\n")
+    store, _ = load(
+        write_jsonl(tmp_path / "audit.jsonl", [audit_event("alice-admin", user=user)]),
+        inventories=[report],
+    )
+    result = run_scan(store, Config(), utc("2026-11-21T00:00:00"))
+    assert [f.rule_id for f in result.findings if f.rule_id == "M2M503"] == []
 
 
 def test_bound_token_credential_id_and_pod(tmp_path: Path) -> None:

@@ -6,6 +6,10 @@ batched under `records`), EKS audit logs exported from CloudWatch Logs (`logEven
 or a bare `message` string). Panther's renamed `user.extra` keys are read too.
 
 The caller is `user`; with impersonation, `impersonatedUser` is whose authority the call used.
+On EKS a caller that signed in with AWS credentials is named by its IAM identity
+(`user.extra.canonicalArn`), as CloudTrail names it: the Kubernetes user name is only what the
+cluster maps that identity to, and one AWS key used by `kubectl` and by the AWS API is one
+principal's, not a key shared by two.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ _FIELDS: dict[str, str | tuple[str, ...]] = {
     "pod_name": _extra("authentication.kubernetes.io/pod-name"),
     "aws_access_key": "$.user.extra.accessKeyId",
     "aws_session": "$.user.extra.sessionName",
+    "iam_arn": "$.user.extra.canonicalArn",
+    "uid": "$.user.uid",
     "impersonated": "$.impersonatedUser.username",
     "source_ip": "$.sourceIPs[0]",
     "user_agent": "$.userAgent",
@@ -93,7 +99,16 @@ class K8sAuditAdapter(StagedLoad):
     )
     field_map: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ts", "requestReceivedTimestamp, else stageTimestamp"),
-        ("principal", "user.username (the authenticated caller)"),
+        (
+            "principal",
+            "user.username (the authenticated caller); EKS callers signed in with AWS "
+            "credentials: user.extra.canonicalArn (the IAM user or role, as CloudTrail names it)",
+        ),
+        (
+            "principal_id",
+            "EKS callers signed in with AWS credentials: the IAM user's or role's unique id "
+            "(user.uid aws-iam-authenticator:ACCOUNT:ID)",
+        ),
         (
             "principal_type",
             "infrastructure_patterns: service; "
@@ -188,6 +203,7 @@ def _names() -> dict[str, str]:
         "pod": q.json_first_text(SLOTS.get("pod_name")),
         "aws_key": q.json_first_text(SLOTS.get("aws_access_key")),
         "aws_session_name": q.json_first_text(SLOTS.get("aws_session")),
+        "iam_arn": q.json_first_text(SLOTS.get("iam_arn")),
         "rbac": (
             "CASE WHEN t_resource IS NOT NULL "
             "THEN t_resource || coalesce('/' || t_subresource, '') "
@@ -201,26 +217,29 @@ def _names() -> dict[str, str]:
     }
 
 
-def _kind_of(user: str, config: Config) -> str:
-    """agent | service | human | unknown for one Kubernetes user name."""
+def _kind_of(user: str, config: Config, also: Sequence[str] = ()) -> str:
+    """agent | service | human | unknown for one Kubernetes user name; the patterns name a
+    caller by any of its names (`also`: its IAM identity on EKS)."""
+    names = [user, *also]
     return (
         f"CASE WHEN {user} IS NULL THEN NULL "
-        f"WHEN {q.matches_any([user], config.infrastructure_patterns)} THEN 'service' "
-        f"WHEN {q.matches_any([user], config.agent_patterns)} THEN 'agent' "
+        f"WHEN {q.matches_any(names, config.infrastructure_patterns)} THEN 'service' "
+        f"WHEN {q.matches_any(names, config.agent_patterns)} THEN 'agent' "
         f"WHEN starts_with({user}, '{SERVICE_ACCOUNT}') THEN 'service' "
         f"WHEN {user} IN ('system:anonymous', 'system:unauthenticated') THEN 'unknown' "
         f"WHEN starts_with({user}, 'system:') OR starts_with({user}, 'eks:') "
         f"OR {user} = 'aksService' THEN 'service' "
-        f"WHEN {q.matches_any([user], config.service_patterns)} THEN 'service' "
-        f"WHEN {q.matches_any([user], config.human_patterns)} THEN 'human' "
+        f"WHEN {q.matches_any(names, config.service_patterns)} THEN 'service' "
+        f"WHEN {q.matches_any(names, config.human_patterns)} THEN 'human' "
         f"ELSE 'human' END"
     )
 
 
 def _kinds(config: Config) -> dict[str, str]:
     return {
-        "kind": _kind_of("t_username", config),
+        "kind": _kind_of("t_username", config, ["iam_arn"]),
         "impersonated_kind": _kind_of("t_impersonated", config),
+        "caller": "coalesce(iam_arn, t_username)",
     }
 
 
@@ -229,7 +248,7 @@ def _columns() -> dict[str, str]:
     issued = q.json_first_text(SLOTS.get("issued_credential"))
     return {
         "ts": "ts",
-        "principal": "t_username",
+        "principal": "caller",
         "principal_type": "kind",
         "client_id": "NULL::VARCHAR",
         "credential_id": "coalesce(cred_id, aws_key)",
@@ -244,8 +263,8 @@ def _columns() -> dict[str, str]:
         "on_behalf_of": "CASE WHEN impersonated_kind = 'human' THEN t_impersonated END",
         "act_chain": (
             "CASE WHEN t_impersonated IS NULL THEN NULL "
-            "WHEN impersonated_kind = 'human' THEN [t_username] "
-            "ELSE list_filter([t_username, t_impersonated], lambda u: u IS NOT NULL) END"
+            "WHEN impersonated_kind = 'human' THEN [caller] "
+            "ELSE list_filter([caller, t_impersonated], lambda u: u IS NOT NULL) END"
         ),
         "action": "CASE WHEN t_verb IS NOT NULL THEN concat_ws(' ', t_verb, rbac) END",
         "resource": "object_path",
@@ -261,7 +280,12 @@ def _columns() -> dict[str, str]:
         "trace_id": "t_audit_id",
         "session_id": "coalesce(pod, aws_session_name)",
         "task_id": "NULL::VARCHAR",
-        "principal_id": "NULL::VARCHAR",
+        # IAM's unique id of the user or role (as CloudTrail's), from the authenticator's uid
+        # `aws-iam-authenticator:ACCOUNT:AIDA...`: a user renamed keeps it.
+        "principal_id": (
+            "CASE WHEN iam_arn IS NOT NULL THEN nullif(regexp_extract(t_uid, '^(?:aws-iam-"
+            "authenticator|heptio-authenticator-aws):[0-9]+:(A[A-Z0-9]+)$', 1), '') END"
+        ),
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         **q.leak_columns(),
