@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -195,6 +196,50 @@ def test_an_eks_callers_key_is_known_by_the_iam_credential_report(tmp_path: Path
     )
     result = run_scan(store, Config(), utc("2026-11-21T00:00:00"))
     assert [f.rule_id for f in result.findings if f.rule_id == "M2M503"] == []
+
+
+def test_a_secrets_values_in_an_audit_body_are_a_secret_in_the_log(tmp_path: Path) -> None:
+    """An audit policy that logs `secrets` at `Request` level or above writes each Secret's
+    values in the log: base64, which no secret pattern tells from other text."""
+    password = "s3cr3t-db-passw0rd"
+    encoded = base64.b64encode(password.encode()).decode()
+    body = {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "db"}}
+    read = audit_event(
+        resource="secrets", responseObject={**body, "data": {"credentials": encoded}}
+    )
+    created = audit_event(  # the same Secret, as written: its values in clear
+        verb="create",
+        resource="secrets",
+        when="2026-11-20T07:00:00.000000Z",
+        requestObject={**body, "stringData": {"credentials": password}},
+    )
+    listed = audit_event(
+        verb="list",
+        resource="secrets",
+        when="2026-11-20T09:00:00.000000Z",
+        responseObject={"kind": "SecretList", "items": [{"data": {"token": encoded}}]},
+    )
+    metadata_only = audit_event(resource="secrets", when="2026-11-20T10:00:00.000000Z")
+    config_map = audit_event(
+        resource="configmaps",
+        when="2026-11-20T11:00:00.000000Z",
+        responseObject={"kind": "ConfigMap", "data": {"credentials": encoded}},
+    )
+    path = write_jsonl(tmp_path / "audit.jsonl", [read, created, listed, metadata_only, config_map])
+    store, _ = load(path)
+    leaks = "SELECT leaked_secrets FROM events ORDER BY source_line"
+    by_line = [row["leaked_secrets"] for row in rows(store, leaks)]
+    assert by_line[0] == by_line[1] and len(by_line[0]) == 1  # one Secret, one fingerprint
+    assert by_line[0][0].startswith("k8s_secret:")
+    assert by_line[2] != by_line[0] and by_line[2][0].startswith("k8s_secret:")
+    assert by_line[3:] == [None, None]
+    result = run_scan(store, Config(), utc("2026-11-21T00:00:00"))
+    exposures = [(f.token_id, f.count) for f in result.findings if f.rule_id == "M2M601"]
+    assert sorted(exposures) == sorted(
+        [(by_line[0][0].split(":")[1], 2), (by_line[2][0].split(":")[1], 1)]
+    )
+    dump = store.con.execute("SELECT * FROM events").fetchall()
+    assert password not in str(dump) and encoded not in str(dump)
 
 
 def test_bound_token_credential_id_and_pod(tmp_path: Path) -> None:

@@ -34,8 +34,10 @@ BATCH_KEYS = ("items", "records", "logEvents", "events")
 SERVICE_ACCOUNT = "system:serviceaccount:"
 
 
+# The event's JSON: opened from its envelope (`ev`), else the record itself.
+EVENT_JSON = "coalesce(ev::VARCHAR, rec)"
 # What the leak check reads: the event, else (a line that is not one) the record.
-LEAK_SCOPE = "coalesce(ev::VARCHAR, rec)"
+LEAK_SCOPE = EVENT_JSON
 
 
 def _extra(key: str) -> tuple[str, str]:
@@ -204,6 +206,7 @@ def _names() -> dict[str, str]:
         "aws_key": q.json_first_text(SLOTS.get("aws_access_key")),
         "aws_session_name": q.json_first_text(SLOTS.get("aws_session")),
         "iam_arn": q.json_first_text(SLOTS.get("iam_arn")),
+        "secret_values": _secret_values(),
         "rbac": (
             "CASE WHEN t_resource IS NOT NULL "
             "THEN t_resource || coalesce('/' || t_subresource, '') "
@@ -215,6 +218,49 @@ def _names() -> dict[str, str]:
             f"ELSE nullif(split_part(t_request_uri, '?', 1), '') END"
         ),
     }
+
+
+def _secret_values() -> str:
+    """`k8s_secret:fingerprint` of each Secret the event holds: an audit policy that logs
+    `secrets` above `Metadata` level writes their values in clear (base64 is no cipher), and
+    no pattern tells base64 from other text. One fingerprint a Secret (of its keys and
+    decoded values), so a Secret read, listed and updated unchanged is one finding, and a
+    value changed is a new one."""
+    as_map = "try(json_transform({}, '\"MAP(VARCHAR, VARCHAR)\"'))"
+    request = _secret_fp(
+        as_map.format(f"json_extract({EVENT_JSON}, '$.requestObject.data')"),
+        as_map.format(f"json_extract({EVENT_JSON}, '$.requestObject.stringData')"),
+    )
+    response = _secret_fp(
+        as_map.format(f"json_extract({EVENT_JSON}, '$.responseObject.data')"), "NULL"
+    )
+    listed = (  # a SecretList's items
+        f"list_transform(json_extract({EVENT_JSON}, '$.responseObject.items[*].data'), "
+        f"lambda item: {_secret_fp(as_map.format('item'), 'NULL')})"
+    )
+    return (
+        "CASE WHEN t_resource = 'secrets' AND t_subresource IS NULL "
+        "AND coalesce(t_api_group, '') = '' THEN list_sort(list_distinct(list_filter("
+        f"list_concat([{request}, {response}], {listed}), lambda fp: fp IS NOT NULL))) END"
+    )
+
+
+def _secret_fp(base64_values: str, plain_values: str) -> str:
+    """SQL: `k8s_secret:` and the fingerprint of one Secret's values (maps of key to value:
+    `data`, base64, and `stringData`, plain), NULL when it has none."""
+
+    def values(of: str) -> str:  # its entries with a value (NULL and "" are none)
+        return f"list_filter(map_entries(coalesce({of}, MAP {{}})), lambda e: e.value <> '')"
+
+    entries = (
+        f"list_concat(list_transform({values(base64_values)}, lambda e: e.key || '=' "
+        "|| sha256(coalesce(try(from_base64(e.value)), encode(e.value)))), "
+        f"list_transform({values(plain_values)}, lambda e: e.key || '=' || sha256(e.value)))"
+    )
+    return (
+        f"CASE WHEN len({entries}) > 0 THEN 'k8s_secret:' || "
+        f"left(sha256(array_to_string(list_sort({entries}), chr(10))), 16) END"
+    )
 
 
 def _kind_of(user: str, config: Config, also: Sequence[str] = ()) -> str:
@@ -288,7 +334,7 @@ def _columns() -> dict[str, str]:
         ),
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
-        **q.leak_columns(),
+        **q.leak_columns(found_otherwise="secret_values"),
         # Staging only (not stored): a TokenRequest's issued token, for lifetimes.
         "issued_credential_id": f"CASE WHEN outcome <> 'failure' THEN {issued} END",
         "issued_at": "CASE WHEN issued_credential_id IS NOT NULL THEN ts END",

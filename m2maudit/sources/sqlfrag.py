@@ -386,11 +386,16 @@ def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
     return f"coalesce({json_timestamp(value)}, timezone('UTC', try_strptime({text}, [{listed}])))"
 
 
-def leak_columns(scope: str = LEAK_TEXT) -> dict[str, str]:
+def leak_columns(scope: str = LEAK_TEXT, found_otherwise: str | None = None) -> dict[str, str]:
     """The `leaked_secret`, `leaked_secret_fp` and `leaked_secrets` columns for a record's
     text `scope` (by default what `map_records(leak_scope=...)` made of the record's JSON):
-    the first secret, and every secret (see `all_secrets_sql`)."""
-    return {
+    the first secret, and every secret (see `all_secrets_sql`).
+
+    `found_otherwise`: a column listing secrets an adapter knows by where they are, not by
+    their look (`kind:fingerprint`; a Kubernetes Secret's values are base64, which no
+    pattern tells from any other text). They come after those the patterns find.
+    """
+    columns = {
         "leaked_secret": leak_check(scope),
         "leaked_secret_fp": (
             f"CASE WHEN leaked_secret IS NOT NULL THEN {leaked_secret_fp_sql(scope)} END"
@@ -398,6 +403,21 @@ def leak_columns(scope: str = LEAK_TEXT) -> dict[str, str]:
         "leaked_secrets": (
             "CASE WHEN leaked_secret IS NOT NULL THEN "
             f"{all_secrets_sql(scope, 'leaked_secret', 'leaked_secret_fp')} END"
+        ),
+    }
+    if found_otherwise is None:
+        return columns
+    first = f"{found_otherwise}[1]"
+    return {
+        "leaked_secret": (f"coalesce({columns['leaked_secret']}, split_part({first}, ':', 1))"),
+        "leaked_secret_fp": (
+            f"CASE WHEN leaked_secret IS NOT NULL THEN "
+            f"coalesce({leaked_secret_fp_sql(scope)}, split_part({first}, ':', 2)) END"
+        ),
+        "leaked_secrets": (
+            "CASE WHEN leaked_secret IS NOT NULL THEN list_sort(list_distinct(list_concat("
+            f"{all_secrets_sql(scope, 'leaked_secret', 'leaked_secret_fp')}, "
+            f"coalesce({found_otherwise}, [])))) END"
         ),
     }
 
