@@ -35,6 +35,8 @@ _BASIC_CREDENTIALS = (
 # too) has such a run; paths, dotted names and identifiers made of words
 # (`key=reports/2026/q3.pdf`, `key=spring.datasource.url`, `customer_account_settings`) do not.
 _PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+~-]{16,}[A-Za-z0-9%+_~.=-]*"
+# A bearer token (RFC 6750's b64token): the same run, then any padding.
+_BEARER_VALUE = "[A-Za-z0-9._~+/-]*[A-Za-z0-9~+/-]{16,}[A-Za-z0-9._~+/-]*=*"
 # A query parameter's name starts after a non-word character, or after `&` written `\u0026`
 # by JSON encoders (Go's among them).
 _PARAM_START = r"(?:\b|\\u0026)"
@@ -102,6 +104,11 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"[^\s/?#@\"'<>\\\[\]{}*$][^\s/?#@\"'<>\\]*(@[A-Za-z0-9\[])",
     ),
     ("basic_auth", r"\b((?:Basic|basic|BASIC) +)" + _BASIC_CREDENTIALS),
+    # An opaque bearer token outside the field meant for it (a logged header, a debug line):
+    # RFC 6750's token characters, with a run of 16 unbroken by `_` or `.` as a parameter's
+    # value needs, so prose ("Bearer token_expired", a `WWW-Authenticate: Bearer realm=`) is
+    # none. A JWT after `Bearer` is a `jwt`, found first.
+    ("bearer_token", r"\b((?:Bearer|bearer|BEARER) +)" + _BEARER_VALUE),
     # A presigned or SAS URL's signature, or the session token it carries.
     (
         "signed_url",
@@ -117,6 +124,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
 _REDACTED_AS: dict[str, str] = {
     "url_credentials": r"\1[redacted]\2",
     "basic_auth": r"\1[redacted]\2",
+    "bearer_token": r"\1[redacted]",
     "signed_url": r"\1[redacted]",
     "aws_secret_key": r"[redacted]\1",
     "secret_param": r"\1[redacted]",
@@ -128,6 +136,8 @@ _REDACTED_AS: dict[str, str] = {
 _FINGERPRINTED_AS: dict[str, str] = {
     "private_key": r"regexp_replace({match}, '\\[nrt]|\s', '', 'g')",
     "basic_auth": r"regexp_replace({match}, '[^A-Za-z0-9+/=]$', '')",
+    # The token alone, so its fingerprint is the `token_fp` it has where it is presented.
+    "bearer_token": r"regexp_replace({match}, '^[A-Za-z]+ +', '')",
     # The 40 characters of the secret alone: one secret written `AKIA...:S`, `AKIA... S` or
     # `aws_secret_access_key=S` is one secret.
     "aws_secret_key": r"regexp_extract({match}, '[A-Za-z0-9/+]{{40}}')",
@@ -182,6 +192,7 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "google_api_key": ("AIza",),
     "url_credentials": (),  # no rare literal: see SECRET_NEEDLE_PATTERNS
     "basic_auth": ("Basic ", "basic ", "BASIC "),
+    "bearer_token": ("Bearer ", "bearer ", "BEARER "),
     "signed_url": ("ignature=", "IGNATURE=", "sig=", "Sig=", "SIG=", "oken=", "OKEN="),
     "secret_param": (
         "oken=",
@@ -419,6 +430,7 @@ def _pick(pattern: str) -> Callable[[str], str]:
 _FINGERPRINT_MATERIAL: dict[str, Callable[[str], str]] = {
     "private_key": _cut(r"\\[nrt]|[\t\n\f\r ]"),
     "basic_auth": _cut(r"[^A-Za-z0-9+/=]$"),
+    "bearer_token": _cut(r"^[A-Za-z]+ +"),
     "aws_secret_key": _pick(r"[A-Za-z0-9/+]{40}"),
 }
 

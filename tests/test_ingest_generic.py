@@ -890,6 +890,31 @@ def test_the_careful_read_never_calls_the_mapped_token_a_leak(
     assert found == [(1, True, None), (3, True, "github_token")]
 
 
+OPAQUE = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+@pytest.mark.parametrize("careful", [False, True], ids=["fast read", "careful read"])
+def test_an_opaque_bearer_token_outside_its_field_is_a_leak_of_that_token(
+    store: Store, tmp_path: Path, careful: bool
+) -> None:
+    """An opaque (not JWT) bearer token in a logged header was stored and reported as
+    nothing. Found, its fingerprint is the `token_fp` the token has where it is presented,
+    so the leak and the calls it made can be joined; in its own field it is no leak."""
+    presented = event(authorization=f"Bearer {OPAQUE}", action="GET /x")
+    logged = event(action="GET /y", debug=f"sent Authorization: Bearer {OPAQUE}")
+    path = tmp_path / "log.jsonl"
+    blank = "\n\n" if careful else "\n"  # a blank line: the careful read
+    path.write_text(json.dumps(presented) + blank + json.dumps(logged) + "\n")
+    ingest(store, path)
+    found = rows(
+        store, "SELECT token_fp, leaked_secret, leaked_secret_fp FROM events ORDER BY action"
+    )
+    token_fp = found[0][0]
+    assert token_fp is not None
+    assert found == [(token_fp, None, None), (None, "bearer_token", token_fp)]
+    assert OPAQUE not in str(rows(store, "SELECT * FROM events"))
+
+
 @pytest.mark.parametrize(
     ("stated", "stored"), [("robot", "unknown"), ("Agent", "agent"), (None, None)]
 )

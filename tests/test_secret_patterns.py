@@ -73,6 +73,18 @@ FOUND = [
     ("redis://:hunter22@cache:6379/0", "url_credentials", "hunter22"),
     ("Authorization: Basic YWRtaW46UzNjcjN0IQ==", "basic_auth", "YWRtaW46UzNjcjN0IQ"),
     ('{"headers": {"authorization": "Basic ZGVwbG95OnBhc3N3b3JkMTIz"}}', "basic_auth", "ZGVwbG95"),
+    # From the security review's list: an opaque bearer token in a logged header was kept.
+    (
+        '{"headers": {"Authorization": "Bearer 9f8e7d6c5b4a39281706f5e4d3c2b1a0"}}',
+        "bearer_token",
+        "9f8e7d6c5b4a3928",
+    ),
+    (
+        "curl -H 'authorization: bearer 123e4567-e89b-12d3-a456-426614174000'",
+        "bearer_token",
+        "426614174000",
+    ),
+    ("Bearer mF_9.B5f-4.1JqM~tYwz/k+QZ8rXa==", "bearer_token", "1JqM~tYwz"),
     (
         "https://b.s3.amazonaws.com/o.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256"
         "&X-Amz-Credential=AKIAEXAMPLE%2F20261120%2Fus-east-1%2Fs3%2Faws4_request"
@@ -136,6 +148,11 @@ NOT_SECRETS = [
     "Basic authentication is not enabled for this endpoint",
     "Basic Options",
     "Basic Only",
+    "Bearer token required",
+    "Bearer token_expired_please_refresh",
+    'WWW-Authenticate: Bearer realm="api", error="invalid_token"',
+    "Authorization: Bearer [redacted]",
+    "Bearer abc",
     "Basic password",
     "password=****",
     "password=<redacted>",
