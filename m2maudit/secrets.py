@@ -37,9 +37,12 @@ _BASIC_CREDENTIALS = (
 _PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+~-]{16,}[A-Za-z0-9%+_~.=-]*"
 # A bearer token (RFC 6750's b64token): the same run, then any padding.
 _BEARER_VALUE = "[A-Za-z0-9._~+/-]*[A-Za-z0-9~+/-]{16,}[A-Za-z0-9._~+/-]*=*"
-# A query parameter's name starts after a non-word character, or after `&` written `\u0026`
-# by JSON encoders (Go's among them).
-_PARAM_START = r"(?:\b|\\u0026)"
+# A query parameter's name starts after a non-word character, after `&` written `\u0026`
+# by JSON encoders (Go's among them), or after `&` or `?` percent-encoded: a URL inside
+# another's query (`redirect_uri=https%3A%2F%2Fapp%2Fcb%3Ftoken%3D...`).
+_PARAM_START = r"(?:\b|\\u0026|%26|%3[Ff])"
+# `=`, or `=` percent-encoded.
+_PARAM_EQUALS = "(?:=|%3[Dd])"
 
 # (kind, RE2 pattern). Order matters: the first match names the kind. The patterns are also
 # read by Python's `re` (ingest's field-name check, tests), so they keep to what both accept.
@@ -81,7 +84,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         # separator, so that `!` or `#` in a password leaves no tail in clear; not a
         # placeholder (`****`, `${VAR}`). After a bare `name:` (prose: `Invalid password:
         # user=...`), only a run of a key's alphabet.
-        r"(?:(?:\\?[\"']?\s*=\s*\\?[\"']?|\\?[\"']\s*:\s*\\?[\"'])"
+        r"(?:(?:\\?[\"']?\s*=\s*\\?[\"']?|%3[Dd]|\\?[\"']\s*:\s*\\?[\"'])"
         r"[^\s\"'&;,<>\[\]{}()*$%|\\][^\s\"'&;,<>|\\]{15,}"
         r"|\s*:\s*[A-Za-z0-9/+_.-]{16,})",
     ),
@@ -112,10 +115,13 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     # A presigned or SAS URL's signature, or the session token it carries.
     (
         "signed_url",
-        r"(?i)(" + _PARAM_START + r"(?:x-amz-security-token|signature|sig)=)"
+        r"(?i)(" + _PARAM_START + r"(?:x-amz-security-token|signature|sig)" + _PARAM_EQUALS + ")"
         r"[A-Za-z0-9%+/=_-]{16,}",
     ),
-    ("secret_param", r"(?i)(" + _PARAM_START + r"(?:token|secret|key|auth)=)" + _PARAM_VALUE),
+    (
+        "secret_param",
+        r"(?i)(" + _PARAM_START + r"(?:token|secret|key|auth)" + _PARAM_EQUALS + ")" + _PARAM_VALUE,
+    ),
     ("stripe_key", r"\b[rs]k_live_[A-Za-z0-9]{20,}"),
 )
 
@@ -147,6 +153,7 @@ _FINGERPRINTED_AS: dict[str, str] = {
 # Literal pieces at least one of which every match of the patterns above contains, in the
 # spellings people use (lower, UPPER, Capitalised, camelCase). `contains` is far cheaper than
 # a regex over a whole record, so a record without any of them skips the regexes.
+_ENCODED_EQUALS = ("%3D", "%3d")  # a parameter in a percent-encoded URL
 SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "private_key": ("PRIVATE KEY",),
     "jwt": ("eyJ",),
@@ -193,7 +200,16 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "url_credentials": (),  # no rare literal: see SECRET_NEEDLE_PATTERNS
     "basic_auth": ("Basic ", "basic ", "BASIC "),
     "bearer_token": ("Bearer ", "bearer ", "BEARER "),
-    "signed_url": ("ignature=", "IGNATURE=", "sig=", "Sig=", "SIG=", "oken=", "OKEN="),
+    "signed_url": (
+        "ignature=",
+        "IGNATURE=",
+        "sig=",
+        "Sig=",
+        "SIG=",
+        "oken=",
+        "OKEN=",
+        *_ENCODED_EQUALS,
+    ),
     "secret_param": (
         "oken=",
         "OKEN=",
@@ -205,6 +221,7 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
         "auth=",
         "Auth=",
         "AUTH=",
+        *_ENCODED_EQUALS,
     ),
     "stripe_key": ("k_live_",),
 }

@@ -106,6 +106,23 @@ FOUND = [
     ("token=ya29.a0AfH6SMBx8qL2vKd9Rt3Yw7ZpQ1nM", "secret_param", "a0AfH6SMBx8qL2vK"),
     ('{"url": "/cb?a=1\\u0026token=Q2hhbmdlTWUtOTk4ODc3NjY1NTQ0"}', "secret_param", "Q2hhbmdlTWUt"),
     ("login user=bob password=hunter2x&next=/", "password_or_key", "hunter2x"),
+    # From the security review's list: a URL inside another's query is percent-encoded, and
+    # `token%3D...` was no `token=...`.
+    (
+        "GET /login?next=%2Fcb%3Ftoken%3D9f8e7d6c5b4a39281706f5e4d3c2b1a0 302",
+        "secret_param",
+        "9f8e7d6c5b4a",
+    ),
+    (
+        "redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Faccess_token%3DopaqueAT9f8e7d6c5b4a3f2e1d0",
+        "password_or_key",
+        "opaqueAT9f8e7d6c5b4a",
+    ),
+    (
+        "u=https%3A%2F%2Fb.example%2Fo%3Fsv%3D1%26sig%3Dp4Xz9bQkT7%252BvN2mW8cLr5s",
+        "signed_url",
+        "p4Xz9bQkT7",
+    ),
     # camelCase and kebab-case names (Azure, Auth0, Spring):
     ('{"clientSecret": "Qm9vbGVhbk9wZXJhdG9yc2Vj"}', "password_or_key", "Qm9vbGVhbk9wZXJhdG9y"),
     ('{"accessToken": "opaqueAT9f8e7d6c5b4a3f2e1d0"}', "password_or_key", "opaqueAT9f8e7d6c5b4a"),
@@ -143,6 +160,8 @@ NOT_SECRETS = [
     "GET /report?key=reports/2026/q3/summary-final.pdf",
     "config key=spring.datasource.url",
     "GET /x?auth=none",
+    "GET /x?next=%2Fsearch%3Fkey%3Dcustomer_account_settings",
+    "GET /x?q=%3Ftoken%3D&page=2",
     "GET /x?token=&next=1",
     "Basic auth disabled",
     "Basic authentication is not enabled for this endpoint",
