@@ -58,7 +58,10 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "aws_secret_key",
         # The empty group: what the redaction puts back (see the entry below).
-        r"(?i)(?:aws_secret_access_key|secretaccesskey)[\\\"' ]*[:=][\\\"' ]*[A-Za-z0-9/+]{40}()",
+        # Named as boto (`aws_secret_access_key`), STS (`SecretAccessKey`), SDK configs
+        # (`secretAccessKey`, `secret-access-key`) and S3 tools (`secret_key`) name it.
+        r"(?i)(?:aws[_-]?)?secret[_-]?(?:access[_-]?)?key[\\\"' ]*[:=][\\\"' ]*"
+        r"[A-Za-z0-9/+]{40}()",
     ),
     # Unnamed, right after its key id (`AKIA...:secret`, a CSV's `AKIA...,secret`), and then
     # the secret's end: a longer run (a session token) is not one.

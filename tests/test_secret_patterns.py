@@ -144,6 +144,15 @@ FOUND = [
         "aws_secret_key",
         "bPxRfiCYEXAMPLEKEY",
     ),
+    # From the security review's list: the pair in two fields, under the names S3 tools
+    # and SDK configs give the secret.
+    (
+        '{"access_key": "AKIAIOSFODNN7EXAMPLE", '
+        '"secret_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}',
+        "aws_secret_key",
+        "wJalrXUtnFEMI/K7MDENG",
+    ),
+    ("secret-access-key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_key", "wJalrXUt"),
 ]
 
 NOT_SECRETS = [
@@ -192,6 +201,7 @@ NOT_SECRETS = [
     "reset password: success",
     '{"displayName": "Password", "id": "lae1at5k3ir9bV1gr697"}',
     "PWD=/home/agent/project",
+    '{"env": [{"valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}',
     "https://user@host.example/path",
     "https://api.example.com:8443/v1/items?x=1",
     "https://user:****@host.example/",
