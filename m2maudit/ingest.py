@@ -639,9 +639,26 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     empty = nothing_to_audit(sample)
     if empty:
         raise NothingToAudit(file.display, empty)
+    if _documentation_found_beside_logs(file):
+        raise NothingToAudit(file.display, "documentation, not a log")
     hint = _mapping_hint(sample, config) or _missing_time_hint(sample, config)
     unrecognised = UnrecognisedRecords if sample.layout in _RECORDS else InputError
     raise unrecognised(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
+
+
+_DOCUMENTATION_SUFFIXES = (".md", ".markdown", ".rst", ".adoc")
+_DOCUMENTATION_NAMES = ("README", "LICENSE", "LICENCE", "NOTICE", "CHANGELOG", "COPYING")
+
+
+def _documentation_found_beside_logs(file: InputFile) -> bool:
+    """A README (or a licence, a changelog) that a directory's walk or a pattern found among
+    the logs: no format reads it, and calling it unreadable made `--strict` fail on a log
+    bucket's README. A file named by its own path is still unreadable, as asked."""
+    name = file.path.name
+    stem = name.split(".", 1)[0].upper()
+    return not file.named and (
+        name.lower().endswith(_DOCUMENTATION_SUFFIXES) or stem in _DOCUMENTATION_NAMES
+    )
 
 
 def _hinted_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAdapter | None:
