@@ -34,9 +34,17 @@ _BASIC_CREDENTIALS = (
 # or `.`, in a value that may have them (`ya29.a0Af...`), but no `/`. A random token (a UUID
 # too) has such a run; paths, dotted names and identifiers made of words
 # (`key=reports/2026/q3.pdf`, `key=spring.datasource.url`, `customer_account_settings`) do not.
-_PARAM_VALUE = "[A-Za-z0-9%+_~.-]*[A-Za-z0-9%+~-]{16,}[A-Za-z0-9%+_~.=-]*"
-# A bearer token (RFC 6750's b64token): the same run, then any padding.
-_BEARER_VALUE = "[A-Za-z0-9._~+/-]*[A-Za-z0-9~+/-]{16,}[A-Za-z0-9._~+/-]*=*"
+# A percent escape is part of a value, but for `%26` (`&`), which ends it after the run; it is
+# no part of the run (`reports%2F2026%2Fq3.pdf` is a path, percent-encoded).
+_PCT_NOT_AMP = "%(?:[013-9A-Fa-f][0-9A-Fa-f]|2[0-57-9A-Fa-f])"
+_PARAM_VALUE = f"[A-Za-z0-9%+_~.-]*[A-Za-z0-9+~-]{{16,}}(?:[A-Za-z0-9+_~.=-]|{_PCT_NOT_AMP})*"
+# A bearer token (RFC 6750's b64token) with a run of 16 letters, digits, `+` or `~` (words
+# joined by `-`, `/`, `_` or `.` are prose or a path: "Bearer token-introspection-failed"),
+# or a UUID.
+_BEARER_VALUE = (
+    "(?:[A-Za-z0-9._~+/-]*[A-Za-z0-9+~]{16,}[A-Za-z0-9._~+/-]*=*"
+    "|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12})"
+)
 # A query parameter's name starts after a non-word character, after `&` written `\u0026`
 # by JSON encoders (Go's among them), or after `&` or `?` percent-encoded: a URL inside
 # another's query (`redirect_uri=https%3A%2F%2Fapp%2Fcb%3Ftoken%3D...`).
@@ -57,11 +65,12 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
         "aws_secret_key",
-        # The empty group: what the redaction puts back (see the entry below).
         # Named as boto (`aws_secret_access_key`), STS (`SecretAccessKey`), SDK configs
-        # (`secretAccessKey`, `secret-access-key`) and S3 tools (`secret_key`) name it.
+        # (`secretAccessKey`, `secret-access-key`) and S3 tools (`secret_key`) name it, and
+        # then the secret's end (the character after it is put back by the redaction): a
+        # longer value under such a name is a `password_or_key`, redacted whole.
         r"(?i)(?:aws[_-]?)?secret[_-]?(?:access[_-]?)?key[\\\"' ]*[:=][\\\"' ]*"
-        r"[A-Za-z0-9/+]{40}()",
+        r"[A-Za-z0-9/+]{40}($|[^A-Za-z0-9/+=])",
     ),
     # Unnamed, right after its key id (`AKIA...:secret`, a CSV's `AKIA...,secret`), and then
     # the secret's end: a longer run (a session token) is not one.
@@ -82,7 +91,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         # snake_case, kebab-case and camelCase (`clientSecret`, `accessToken`: Azure, Auth0,
         # Spring).
         r"(?i)(client[_-]?secret|api[_-]?key|password|passwd|access[_-]?token"
-        r"|refresh[_-]?token)"
+        r"|refresh[_-]?token|secret[_-]?(?:access[_-]?)?key)"
         # Assigned (`=`, or `"name": "`): the whole value, to the next quote, space or
         # separator, so that `!` or `#` in a password leaves no tail in clear; not a
         # placeholder (`****`, `${VAR}`). After a bare `name:` (prose: `Invalid password:
@@ -97,7 +106,7 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     # of 6 digits or more is a password too (`"password": 987654321`, a PIN).
     (
         "password_or_key",
-        r"(?i)(password|passwd|pwd)(=|\\?[\"']\s*:\s*\\?[\"'])"
+        r"(?i)(password|passwd|pwd)(=|%3[Dd]|\\?[\"']\s*:\s*\\?[\"'])"
         r"[^\s\"'&;,<>\[\]{}()*$%/\\][^\s\"'&;,<>\\]{5,}"
         r"|\b(password|passwd|pwd)\\?[\"']\s*:\s*[0-9][0-9.]{5,}",
     ),
@@ -110,10 +119,9 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"[^\s/?#@\"'<>\\\[\]{}*$][^\s/?#@\"'<>\\]*(@[A-Za-z0-9\[])",
     ),
     ("basic_auth", r"\b((?:Basic|basic|BASIC) +)" + _BASIC_CREDENTIALS),
-    # An opaque bearer token outside the field meant for it (a logged header, a debug line):
-    # RFC 6750's token characters, with a run of 16 unbroken by `_` or `.` as a parameter's
-    # value needs, so prose ("Bearer token_expired", a `WWW-Authenticate: Bearer realm=`) is
-    # none. A JWT after `Bearer` is a `jwt`, found first.
+    # An opaque bearer token outside the field meant for it (a logged header, a debug line);
+    # see `_BEARER_VALUE`: prose ("Bearer token_expired", a `WWW-Authenticate: Bearer realm=`)
+    # is none. A JWT after `Bearer` is a `jwt`, found first.
     ("bearer_token", r"\b((?:Bearer|bearer|BEARER) +)" + _BEARER_VALUE),
     # A presigned or SAS URL's signature, or the session token it carries.
     (
@@ -139,6 +147,9 @@ _REDACTED_AS: dict[str, str] = {
     "secret_param": r"\1[redacted]",
 }
 
+# A parameter's name in a percent-encoded URL: after `%26` or `%3F`, before `%3D`.
+_ENCODED_NAME = "^(?:%26|%3[Ff])?([A-Za-z_-]+)%3[Dd]"
+
 # What a kind's fingerprint is taken of, when not its whole match: a private key without its
 # line breaks, so one key has one fingerprint whether a record holds it with newlines or with
 # JSON's `\n`, on one line or many.
@@ -150,13 +161,25 @@ _FINGERPRINTED_AS: dict[str, str] = {
     # The 40 characters of the secret alone: one secret written `AKIA...:S`, `AKIA... S` or
     # `aws_secret_access_key=S` is one secret.
     "aws_secret_key": r"regexp_extract({match}, '[A-Za-z0-9/+]{{40}}')",
+    # A parameter in a percent-encoded URL as written plainly (`%3Ftoken%3DT` as `token=T`):
+    # one secret, one fingerprint, however deep in URLs it was.
+    **{
+        kind: r"regexp_replace({match}, '" + _ENCODED_NAME + r"', '\1=')"
+        for kind in ("password_or_key", "signed_url", "secret_param")
+    },
 }
 
 
 # Literal pieces at least one of which every match of the patterns above contains, in the
 # spellings people use (lower, UPPER, Capitalised, camelCase). `contains` is far cheaper than
 # a regex over a whole record, so a record without any of them skips the regexes.
-_ENCODED_EQUALS = ("%3D", "%3d")  # a parameter in a percent-encoded URL
+
+
+def _encoded(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Needles for parameters in a percent-encoded URL: each name before `%3D`."""
+    return tuple(f"{name}{equals}" for name in names for equals in ("%3D", "%3d"))
+
+
 SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "private_key": ("PRIVATE KEY",),
     "jwt": ("eyJ",),
@@ -211,7 +234,7 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
         "SIG=",
         "oken=",
         "OKEN=",
-        *_ENCODED_EQUALS,
+        *_encoded(("ignature", "IGNATURE", "sig", "Sig", "SIG", "oken", "OKEN")),
     ),
     "secret_param": (
         "oken=",
@@ -224,7 +247,7 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
         "auth=",
         "Auth=",
         "AUTH=",
-        *_ENCODED_EQUALS,
+        *_encoded(("oken", "OKEN", "ecret", "ECRET", "key", "Key", "KEY", "auth", "Auth", "AUTH")),
     ),
     "stripe_key": ("k_live_",),
 }
@@ -446,12 +469,18 @@ def _pick(pattern: str) -> Callable[[str], str]:
     return lambda text: found.group() if (found := compiled.search(text)) else text
 
 
+def _plain_name(text: str) -> str:
+    """A parameter's percent-encoded name as written plainly (`_ENCODED_NAME`)."""
+    return re.sub(_ENCODED_NAME, r"\1=", text, count=1)
+
+
 # What a kind's fingerprint is taken of in Python: `_FINGERPRINTED_AS`'s twin.
 _FINGERPRINT_MATERIAL: dict[str, Callable[[str], str]] = {
     "private_key": _cut(r"\\[nrt]|[\t\n\f\r ]"),
     "basic_auth": _cut(r"[^A-Za-z0-9+/=]$"),
     "bearer_token": _cut(r"^[A-Za-z]+ +"),
     "aws_secret_key": _pick(r"[A-Za-z0-9/+]{40}"),
+    **{kind: _plain_name for kind in ("password_or_key", "signed_url", "secret_param")},
 }
 
 

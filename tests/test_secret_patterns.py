@@ -84,7 +84,7 @@ FOUND = [
         "bearer_token",
         "426614174000",
     ),
-    ("Bearer mF_9.B5f-4.1JqM~tYwz/k+QZ8rXa==", "bearer_token", "1JqM~tYwz"),
+    ("Bearer mF_9.B5f-4.1JqMtYwzk+QZ8rXaTq/1==", "bearer_token", "1JqMtYwzk+QZ8rXaTq"),
     (
         "https://b.s3.amazonaws.com/o.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256"
         "&X-Amz-Credential=AKIAEXAMPLE%2F20261120%2Fus-east-1%2Fs3%2Faws4_request"
@@ -122,6 +122,19 @@ FOUND = [
         "u=https%3A%2F%2Fb.example%2Fo%3Fsv%3D1%26sig%3Dp4Xz9bQkT7%252BvN2mW8cLr5s",
         "signed_url",
         "p4Xz9bQkT7",
+    ),
+    # From a review: a short password, percent-encoded; a longer value than an AWS secret
+    # key's under `secret_key` (a Django key, a hash) was cut at 40, its tail kept in clear.
+    ("GET /r?next=%2Flogin%3Fuser%3Dbob%26password%3Dhunter22", "password_or_key", "hunter22"),
+    (
+        "/upload?secret_key=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855&x=1",
+        "password_or_key",
+        "649b934ca495991b7852b855",
+    ),
+    (
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYandmore",
+        "password_or_key",
+        "EXAMPLEKEYandmore",
     ),
     # camelCase and kebab-case names (Azure, Auth0, Spring):
     ('{"clientSecret": "Qm9vbGVhbk9wZXJhdG9yc2Vj"}', "password_or_key", "Qm9vbGVhbk9wZXJhdG9y"),
@@ -171,6 +184,8 @@ NOT_SECRETS = [
     "GET /x?auth=none",
     "GET /x?next=%2Fsearch%3Fkey%3Dcustomer_account_settings",
     "GET /x?q=%3Ftoken%3D&page=2",
+    "GET /login?next=%2Fapp%3Fkey%3Dreports%2F2026%2Fq3%2Fsummary.pdf",
+    "GET /x?next=%3Fkey%3Dcustomer%2Baccount%2Bsettings",
     "GET /x?token=&next=1",
     "Basic auth disabled",
     "Basic authentication is not enabled for this endpoint",
@@ -181,6 +196,10 @@ NOT_SECRETS = [
     'WWW-Authenticate: Bearer realm="api", error="invalid_token"',
     "Authorization: Bearer [redacted]",
     "Bearer abc",
+    "auth: Bearer authentication/authorization failed",
+    "401 Bearer token-introspection-endpoint-unreachable",
+    "rejected Bearer credential-with-invalid-signature",
+    "scheme=Bearer reports/2026/q3/summary-final-quarterly.pdf",
     "Basic password",
     "password=****",
     "password=<redacted>",
@@ -339,6 +358,26 @@ def test_every_match_holds_a_needle_of_its_kind(text: str, kind: str, secret: st
         assert any(needle in match for needle in SECRET_NEEDLES[kind]) or (
             needle_pattern is not None and re.search(needle_pattern, match)
         ), match
+
+
+def test_one_parameter_has_one_fingerprint_however_deep_in_urls_it_is(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """From a review: `?token=T`, `%3Ftoken%3DT` and `%3Fa%3D1%26token%3DT` were three
+    secrets; and an encoded value ran on through `%26state%3D...`."""
+    token = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    texts = [
+        f"GET /cb?token={token}",
+        f"GET /login?next=%2Fcb%3Ftoken%3D{token}",
+        f"GET /login?next=%2Fcb%3Fa%3D1%26token%3D{token}%26state%3Dxyz",
+        f"GET /login?next=%2Fcb%3Fa%3D1%26Token%3d{token}",
+    ]
+    sql = {_run(con, leaked_secret_fp_sql(T), text) for text in texts[:3]}
+    python = {found[1] for text in texts[:3] if (found := find_secret(text))}
+    assert len(sql) == 1 and sql == python
+    redacted = _run(con, redact_secrets_sql(T), texts[2])
+    assert redacted is not None and redacted.endswith("token%3D[redacted]%26state%3Dxyz")
+    assert _run(con, leaked_secret_fp_sql(T), texts[3]) not in sql  # the name as written
 
 
 def test_basic_credentials_of_any_printable_user_and_password_are_found() -> None:
