@@ -119,6 +119,8 @@ def test_panther_partial_events_are_rejects_and_renamed_keys_read() -> None:
     )
     assert eks_admin["session_id"] == "1669660343296132000"
     assert eks_admin["principal"] == "arn:aws:iam::123412341234:role/DevAdministrator"
+    # Kubernetes takes kubernetes-admin for a person, so the role acted for that person.
+    assert (eks_admin["principal_type"], eks_admin["on_behalf_of"]) == ("human", "kubernetes-admin")
     assert eks_admin["action"] == "get pods/log"
     coredns = event_at(store, path.name, 6)  # Panther's authentication_kubernetes_io_slash_*
     assert coredns["session_id"] == "coredns-57ff979f67-bl27n"
@@ -173,6 +175,36 @@ def test_an_aws_key_used_by_kubectl_and_the_aws_api_is_one_principals(tmp_path: 
     assert [f for f in result.findings if f.rule_id == "M2M504"] == []
 
 
+def test_an_eks_callers_kind_is_its_user_names(tmp_path: Path) -> None:
+    """From a review: matched against the IAM role's ARN, the config's service patterns made
+    people signed in through an Identity Center role services, and an agent pattern made a
+    node an agent. The user name decides; a person's is kept as whom the role acted for."""
+    role = "arn:aws:iam::123412341234:role/AWSReservedSSO_AdministratorAccess_0123456789abcdef"
+    node_role = "arn:aws:iam::123412341234:role/eks-node-agent-role"
+
+    def signed_in(username: str, arn: str, when: str) -> dict[str, Any]:
+        extra = {"accessKeyId": ["ASIAEXAMPLE0000000" + when[15]], "canonicalArn": [arn]}
+        user = {"username": username, "groups": ["system:authenticated"], "extra": extra}
+        return audit_event(username, user=user, when=when)
+
+    path = write_jsonl(
+        tmp_path / "audit.jsonl",
+        [
+            signed_in("alice@example.com", role, "2026-11-20T08:00:00.000000Z"),
+            signed_in("system:node:ip-10-0-1-2.ec2.internal", node_role, "2026-11-20T08:01:00Z"),
+        ],
+    )
+    store, _ = load(path)
+    alice, node = event_at(store, "audit.jsonl", 1), event_at(store, "audit.jsonl", 2)
+    assert (alice["principal"], alice["principal_type"]) == (role, "human")
+    assert alice["on_behalf_of"] == "alice@example.com"
+    assert (node["principal"], node["principal_type"], node["on_behalf_of"]) == (
+        node_role,
+        "service",
+        None,
+    )
+
+
 def test_an_eks_callers_key_is_known_by_the_iam_credential_report(tmp_path: Path) -> None:
     """The report lists alice's active key slot by her ARN; named by the user name the
     cluster maps her to, her kubectl calls used a key "not in the inventory" (M2M503, high)."""
@@ -220,19 +252,25 @@ def test_a_secrets_values_in_an_audit_body_are_a_secret_in_the_log(tmp_path: Pat
         responseObject={"kind": "SecretList", "items": [{"data": {"token": encoded}}]},
     )
     metadata_only = audit_event(resource="secrets", when="2026-11-20T10:00:00.000000Z")
+    redacted = audit_event(  # a pipeline's placeholders: no Kubernetes wrote these
+        resource="secrets",
+        when="2026-11-20T10:30:00.000000Z",
+        responseObject={**body, "data": {"a": "***", "b": "REDACTED", "c": "<hidden>"}},
+    )
     config_map = audit_event(
         resource="configmaps",
         when="2026-11-20T11:00:00.000000Z",
         responseObject={"kind": "ConfigMap", "data": {"credentials": encoded}},
     )
-    path = write_jsonl(tmp_path / "audit.jsonl", [read, created, listed, metadata_only, config_map])
+    events = [read, created, listed, metadata_only, redacted, config_map]
+    path = write_jsonl(tmp_path / "audit.jsonl", events)
     store, _ = load(path)
     leaks = "SELECT leaked_secrets FROM events ORDER BY source_line"
     by_line = [row["leaked_secrets"] for row in rows(store, leaks)]
     assert by_line[0] == by_line[1] and len(by_line[0]) == 1  # one Secret, one fingerprint
     assert by_line[0][0].startswith("k8s_secret:")
     assert by_line[2] != by_line[0] and by_line[2][0].startswith("k8s_secret:")
-    assert by_line[3:] == [None, None]
+    assert by_line[3:] == [None, None, None]
     result = run_scan(store, Config(), utc("2026-11-21T00:00:00"))
     exposures = [(f.token_id, f.count) for f in result.findings if f.rule_id == "M2M601"]
     assert sorted(exposures) == sorted(

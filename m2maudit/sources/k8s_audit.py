@@ -133,7 +133,8 @@ class K8sAuditAdapter(StagedLoad):
         (
             "on_behalf_of",
             "impersonatedUser.username when it is a human (the caller acted with "
-            "that person's authority)",
+            "that person's authority); else for an EKS caller named by its IAM identity, "
+            "user.username when it is a human's",
         ),
         (
             "act_chain",
@@ -245,17 +246,28 @@ def _secret_values() -> str:
     )
 
 
+# A value a log pipeline put in a secret's place: `***`, `<redacted>`, `[REDACTED]`,
+# `${VAR}`, or a word saying so (`REDACTED` is base64 too).
+_PLACEHOLDER = r"^[*<\[{($%]|^(?i:\W*(redacted|hidden|masked|removed)\W*)$"
+
+
 def _secret_fp(base64_values: str, plain_values: str) -> str:
     """SQL: `k8s_secret:` and the fingerprint of one Secret's values (maps of key to value:
-    `data`, base64, and `stringData`, plain), NULL when it has none."""
+    `data`, base64, and `stringData`, plain), NULL when it has none. A `data` value that is
+    not base64 cannot be one Kubernetes wrote (it refuses them): a pipeline's redaction."""
 
-    def values(of: str) -> str:  # its entries with a value (NULL and "" are none)
-        return f"list_filter(map_entries(coalesce({of}, MAP {{}})), lambda e: e.value <> '')"
+    def values(of: str, kept: str) -> str:  # its entries with a value, not a placeholder
+        return (
+            f"list_filter(map_entries(coalesce({of}, MAP {{}})), lambda e: e.value <> '' "
+            f"AND NOT regexp_matches(e.value, '{_PLACEHOLDER}') AND {kept})"
+        )
 
+    decoded = "try(from_base64(e.value))"
     entries = (
-        f"list_concat(list_transform({values(base64_values)}, lambda e: e.key || '=' "
-        "|| sha256(coalesce(try(from_base64(e.value)), encode(e.value)))), "
-        f"list_transform({values(plain_values)}, lambda e: e.key || '=' || sha256(e.value)))"
+        f"list_concat(list_transform({values(base64_values, f'{decoded} IS NOT NULL')}, "
+        f"lambda e: e.key || '=' || sha256({decoded})), "
+        f"list_transform({values(plain_values, 'true')}, "
+        "lambda e: e.key || '=' || sha256(e.value)))"
     )
     return (
         f"CASE WHEN len({entries}) > 0 THEN 'k8s_secret:' || "
@@ -263,27 +275,27 @@ def _secret_fp(base64_values: str, plain_values: str) -> str:
     )
 
 
-def _kind_of(user: str, config: Config, also: Sequence[str] = ()) -> str:
-    """agent | service | human | unknown for one Kubernetes user name; the patterns name a
-    caller by any of its names (`also`: its IAM identity on EKS)."""
-    names = [user, *also]
+def _kind_of(user: str, config: Config) -> str:
+    """agent | service | human | unknown for one Kubernetes user name. On EKS too the user
+    name decides: an IAM role's name says little (an Identity Center role is people's, a
+    node's role is a node's), and the config's service patterns name every role a service."""
     return (
         f"CASE WHEN {user} IS NULL THEN NULL "
-        f"WHEN {q.matches_any(names, config.infrastructure_patterns)} THEN 'service' "
-        f"WHEN {q.matches_any(names, config.agent_patterns)} THEN 'agent' "
+        f"WHEN {q.matches_any([user], config.infrastructure_patterns)} THEN 'service' "
+        f"WHEN {q.matches_any([user], config.agent_patterns)} THEN 'agent' "
         f"WHEN starts_with({user}, '{SERVICE_ACCOUNT}') THEN 'service' "
         f"WHEN {user} IN ('system:anonymous', 'system:unauthenticated') THEN 'unknown' "
         f"WHEN starts_with({user}, 'system:') OR starts_with({user}, 'eks:') "
         f"OR {user} = 'aksService' THEN 'service' "
-        f"WHEN {q.matches_any(names, config.service_patterns)} THEN 'service' "
-        f"WHEN {q.matches_any(names, config.human_patterns)} THEN 'human' "
+        f"WHEN {q.matches_any([user], config.service_patterns)} THEN 'service' "
+        f"WHEN {q.matches_any([user], config.human_patterns)} THEN 'human' "
         f"ELSE 'human' END"
     )
 
 
 def _kinds(config: Config) -> dict[str, str]:
     return {
-        "kind": _kind_of("t_username", config, ["iam_arn"]),
+        "kind": _kind_of("t_username", config),
         "impersonated_kind": _kind_of("t_impersonated", config),
         "caller": "coalesce(iam_arn, t_username)",
     }
@@ -306,7 +318,14 @@ def _columns() -> dict[str, str]:
             f"WHEN aws_key IS NOT NULL THEN 'aws_session' END"
         ),
         "token_fp": "NULL::VARCHAR",
-        "on_behalf_of": "CASE WHEN impersonated_kind = 'human' THEN t_impersonated END",
+        # The person a call was for: an impersonated person, else on EKS the person whose
+        # IAM identity signed the call, by the user name the cluster gives them (as
+        # CloudTrail names the person of an Identity Center session).
+        "on_behalf_of": (
+            "CASE WHEN impersonated_kind = 'human' THEN t_impersonated "
+            "WHEN iam_arn IS NOT NULL AND kind = 'human' AND t_username <> iam_arn "
+            "THEN t_username END"
+        ),
         "act_chain": (
             "CASE WHEN t_impersonated IS NULL THEN NULL "
             "WHEN impersonated_kind = 'human' THEN [caller] "
