@@ -229,15 +229,24 @@ def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> No
         return
     lines = index.read_lines(numbers)
     verdicts = [(n, judge_line(lines.get(n, b""))) for n in numbers]
+    deep = [n for n, reason in verdicts if reason == TOO_DEEP_FOR_PYTHON]
+    if deep:  # judged together: one DuckDB connection, not one a line
+        texts = [lines[n].decode("utf-8") for n in deep]
+        judged = dict(zip(deep, _judge_deep(texts), strict=True))
+        verdicts = [(n, judged.get(n, reason)) for n, reason in verdicts]
     rejected = [(n, reason) for n, reason in verdicts if reason is not None]
     if rejected:
         ctx.con.executemany(f"INSERT INTO {VERDICT_TABLE} VALUES (?, ?)", rejected)
 
 
+# `judge_line`'s word for a line nested deeper than Python's parser goes (see `_judge_deep`).
+TOO_DEEP_FOR_PYTHON = "nested too deeply for Python to judge"
+
+
 def judge_line(line: bytes) -> str | None:
     """Why a line that read_json could not use is rejected, in the careful path's words and
     order; None for a valid JSON object (it just has none of the fields read, and the
-    adapter's own checks say so)."""
+    adapter's own checks say so); `TOO_DEEP_FOR_PYTHON` for DuckDB to judge."""
     if len(line) > MAX_RECORD_BYTES:
         return f"record is {len(line)} bytes, over the limit of {MAX_RECORD_BYTES}"
     try:
@@ -250,20 +259,22 @@ def judge_line(line: bytes) -> str | None:
     except (ValueError, UnicodeEncodeError):
         return "not valid JSON" if _opens_object(text) or not _lenient_json(text) else _NOT_OBJECT
     except RecursionError:
-        return _judge_deep(text)
+        return TOO_DEEP_FOR_PYTHON
     return None if isinstance(value, dict) else _NOT_OBJECT
 
 
-def _judge_deep(text: str) -> str | None:
-    """`judge_line` for a line nested deeper than Python's parser goes: DuckDB, which reads
-    the records (and the careful path's judge), takes any depth, so it judges."""
+def _judge_deep(texts: list[str]) -> list[str | None]:
+    """`judge_line` for lines nested deeper than Python's parser goes: DuckDB, which reads
+    the records (and the careful path's judge), takes any depth, so it judges them, on a
+    connection of its own (a failure must not abort the file's transaction)."""
     with duckdb.connect() as con:
         row = con.execute(
-            "SELECT CASE WHEN NOT json_valid($t) THEN 'not valid JSON' "
-            "WHEN json_type($t) <> 'OBJECT' THEN $not_object END",
-            {"t": text, "not_object": _NOT_OBJECT},
+            "SELECT list_transform($texts::VARCHAR[], lambda t: CASE "
+            "WHEN NOT json_valid(t) THEN 'not valid JSON' "
+            "WHEN json_type(t) <> 'OBJECT' THEN $not_object END)",
+            {"texts": texts, "not_object": _NOT_OBJECT},
         ).fetchone()
-    return row[0] if row else None
+    return list(row[0]) if row else [None] * len(texts)
 
 
 _NOT_OBJECT = "not a JSON object"
