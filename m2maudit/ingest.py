@@ -217,6 +217,8 @@ def _sniff(file: InputFile, config: Config) -> _Sniffed:
 def _sample_and_format(file: InputFile, config: Config) -> tuple[Sample, SourceAdapter, str | None]:
     """The file's sample, its format and why it holds nothing to audit (if so), judged
     from the whole sample before a file that may wait in a batch keeps a light one."""
+    if _documentation_found_beside_logs(file):  # not read: a README's badge is no JSON error
+        raise NothingToAudit(file.display, "documentation, not a log")
     sample = sniff(file)
     adapter = choose_adapter(file, sample, config)
     skipped = nothing_to_audit(sample)
@@ -639,8 +641,6 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     empty = nothing_to_audit(sample)
     if empty:
         raise NothingToAudit(file.display, empty)
-    if _documentation_found_beside_logs(file):
-        raise NothingToAudit(file.display, "documentation, not a log")
     hint = _mapping_hint(sample, config) or _missing_time_hint(sample, config)
     unrecognised = UnrecognisedRecords if sample.layout in _RECORDS else InputError
     raise unrecognised(file.display, f"unrecognised format ({_layout_words(sample)}){hint}")
@@ -652,8 +652,9 @@ _DOCUMENTATION_NAMES = ("README", "LICENSE", "LICENCE", "NOTICE", "CHANGELOG", "
 
 def _documentation_found_beside_logs(file: InputFile) -> bool:
     """A README (or a licence, a changelog) that a directory's walk or a pattern found among
-    the logs: no format reads it, and calling it unreadable made `--strict` fail on a log
-    bucket's README. A file named by its own path is still unreadable, as asked."""
+    the logs: calling it unreadable made `--strict` fail on a log bucket's README. It is
+    passed over unread (a first line `[![badge](...)]` would read as broken JSON). A file
+    named by its own path is still read, as asked."""
     name = file.path.name
     stem = name.split(".", 1)[0].upper()
     return not file.named and (

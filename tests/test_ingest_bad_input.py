@@ -383,18 +383,21 @@ def test_an_empty_export_has_nothing_to_audit(
 def test_a_readme_among_the_logs_has_nothing_to_audit(cli: RunCli, tmp_path: Path) -> None:
     """A log bucket's README, found by the directory's walk, was an unreadable file that
     failed --strict; named by its own path it still is, and other text still is."""
-    write_bytes(tmp_path / "logs" / "README.md", b"# Audit logs\nKept 90 days.\n")
+    # A badge first: a line that starts like JSON, and is none.
+    readme = b"[![Build](https://ci.example/badge.svg)](https://ci.example)\n# Audit logs\n"
+    write_bytes(tmp_path / "logs" / "README.md", readme)
+    write_bytes(tmp_path / "logs" / "NOTES.rst", "Journaux d'audit, gardés\n".encode("latin-1"))
     write_bytes(tmp_path / "logs" / "LICENSE", b"MIT License\n\nCopyright 2026\n")
     write_jsonl(tmp_path / "logs" / "z.jsonl", [{"timestamp": TS, "principal": "agent-a"}])
     result = cli("scan", "logs", "--strict", "--fail-on", "never", "-f", "json", "-o", "r.json")
     assert result.code == 0, result.stderr
     assert "skipped: documentation, not a log" in result.stderr
-    assert "0 files unreadable, 2 with nothing to audit" in result.stderr
+    assert "0 files unreadable, 3 with nothing to audit" in result.stderr
     named = cli("scan", "logs/README.md", "--fail-on", "never")
-    assert named.code == 2 and "unrecognised format" in named.stderr
+    assert named.code == 2 and "logs/README.md: line 1: not valid JSON" in named.stderr
     write_bytes(tmp_path / "logs" / "notes.txt", b"just some text\n")
     other = cli("scan", "logs", "--strict", "--fail-on", "never")
-    assert other.code == 2 and "1 file unreadable, 2 with nothing to audit" in other.stderr
+    assert other.code == 2 and "1 file unreadable, 3 with nothing to audit" in other.stderr
 
 
 def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:
