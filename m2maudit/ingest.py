@@ -217,10 +217,15 @@ def _sniff(file: InputFile, config: Config) -> _Sniffed:
 def _sample_and_format(file: InputFile, config: Config) -> tuple[Sample, SourceAdapter, str | None]:
     """The file's sample, its format and why it holds nothing to audit (if so), judged
     from the whole sample before a file that may wait in a batch keeps a light one."""
-    if _documentation_found_beside_logs(file):  # not read: a README's badge is no JSON error
-        raise NothingToAudit(file.display, "documentation, not a log")
-    sample = sniff(file)
-    adapter = choose_adapter(file, sample, config)
+    try:
+        sample = sniff(file)
+        adapter = choose_adapter(file, sample, config)
+    except NothingToAudit:
+        raise
+    except InputError:  # a README's badge, `[![build](...)]`, is no broken JSON
+        if _documentation_found_beside_logs(file):
+            raise NothingToAudit(file.display, "documentation, not a log") from None
+        raise
     skipped = nothing_to_audit(sample)
     if isinstance(adapter, BatchableAdapter):
         sample = sample.light()
@@ -652,9 +657,8 @@ _DOCUMENTATION_NAMES = ("README", "LICENSE", "LICENCE", "NOTICE", "CHANGELOG", "
 
 def _documentation_found_beside_logs(file: InputFile) -> bool:
     """A README (or a licence, a changelog) that a directory's walk or a pattern found among
-    the logs: calling it unreadable made `--strict` fail on a log bucket's README. It is
-    passed over unread (a first line `[![badge](...)]` would read as broken JSON). A file
-    named by its own path is still read, as asked."""
+    the logs, which no format reads: calling it unreadable made `--strict` fail on a log
+    bucket's README. A file named by its own path is still unreadable, as asked."""
     name = file.path.name
     stem = name.split(".", 1)[0].upper()
     return not file.named and (
