@@ -61,10 +61,18 @@ class Store:
         try:
             store._configure(options)
             store._create_schema()
+            store._create_macros()
         except BaseException:
             con.close()  # a refused store must not stay open (and locked)
             raise
         return store
+
+    def _create_macros(self) -> None:
+        """The macros the formats' mappings call (see `sqlfrag.TIME_MACROS`)."""
+        from m2maudit.sources.sqlfrag import TIME_MACROS
+
+        for sql in TIME_MACROS:
+            self.con.execute(sql)
 
     def _refuse_foreign_database(self) -> None:
         """A DuckDB file of someone else's tables is not a store: m2maudit's tables must not

@@ -400,6 +400,42 @@ def test_a_readme_among_the_logs_has_nothing_to_audit(cli: RunCli, tmp_path: Pat
     assert other.code == 2 and "1 file unreadable, 3 with nothing to audit" in other.stderr
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        "infinity",
+        "-infinity",
+        "epoch",
+        "10000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:30:00-01:00",  # in range as written, past 9999 in UTC
+        "0001-01-01T00:30:00+01:00",
+    ],
+)
+def test_a_time_no_report_can_write_is_a_rejected_record(
+    cli: RunCli, tmp_path: Path, when: str
+) -> None:
+    """From a trial: DuckDB reads `infinity` and years past 9999 as times; the record
+    loaded, and the scan then stopped with "internal error" (a `--db` store for good)."""
+    write_jsonl(
+        tmp_path / "log.jsonl",
+        [
+            {"timestamp": TS, "principal": "agent-a"},
+            {"timestamp": when, "principal": "agent-b"},
+        ],
+    )
+    inventory = tmp_path / "inv.csv"
+    inventory.write_text(
+        f"token_id,principal,created_at,expires_at\nk1,agent-a,2024-01-01,{when}\n"
+        "k2,agent-a,2024-01-01,9999-12-31\n"  # 'never', as some exports write it
+    )
+    result = cli("scan", "log.jsonl", "--inventory", "inv.csv", "--fail-on", "never")
+    assert result.code == 0, result.stderr
+    assert f'log.jsonl:2: unparseable "timestamp": "{when}"' in result.stderr
+    assert f'inv.csv:2: unparseable expires_at: "{when}"' in result.stderr
+    assert "4 records read, 2 loaded, 0 duplicates skipped, 2 rejected" in result.stderr
+
+
 def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "other.jsonl", [{"when": TS, "who": "x"}])
     error = _file_error(store, path)

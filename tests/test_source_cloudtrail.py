@@ -98,6 +98,26 @@ def assume_role_event(when: str, issued_key: str, seconds: int = 43200) -> dict[
     }
 
 
+@pytest.mark.parametrize(
+    ("expiration", "seconds"),
+    [("epoch", 3600), ("infinity", 3600), ("0000-01-01T00:00:00Z", 3600), (None, -3600)],
+)
+def test_an_impossible_expiry_lends_no_lifetime(
+    tmp_path: Path, expiration: str | None, seconds: int
+) -> None:
+    """From a trial: DuckDB's `strptime` reads `epoch` as 1970, and a negative duration
+    made an expiry before the issue: every call of the session was a critical M2M405."""
+    issued = assume_role_event("2026-11-01T09:59:00Z", "ASIAEXAMPLE0000000001", seconds)
+    if expiration is not None:
+        issued["responseElements"]["credentials"]["expiration"] = expiration
+    path = write_jsonl(tmp_path / "a.jsonl", [issued, role_event("2026-11-01T10:00:00Z")])
+    store, _ = load(path)
+    expires = event_at(store, "a.jsonl", 2)["credential_expires_at"]  # the duration, else
+    assert expires == utc("2026-11-01T10:59:00")  # AssumeRole's hour, not 1970
+    result = run_scan(store, Config(), utc("2026-11-02T00:00:00"))
+    assert [f for f in result.findings if f.rule_id == "M2M405"] == []
+
+
 @pytest.fixture(scope="module")
 def panther() -> Store:
     store, report = load(real_log(PANTHER))

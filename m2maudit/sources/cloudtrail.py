@@ -277,7 +277,12 @@ def _derived(config: Config) -> list[dict[str, str]]:
 def _columns() -> dict[str, str]:
     issuing = ", ".join(f"'{name}'" for name in ISSUING_CALLS)
     defaults = " ".join(f"WHEN '{name}' THEN {seconds}" for name, seconds in ISSUING_CALLS.items())
-    duration = "try_cast(t_duration AS BIGINT)"
+    # STS grants 1 s to 36 h (GetFederationToken's longest); a duration outside that was not
+    # granted as written (a negative one made a critical "used after expiry" of every call).
+    duration = (
+        "CASE WHEN try_cast(t_duration AS BIGINT) BETWEEN 1 AND 129600 "
+        "THEN try_cast(t_duration AS BIGINT) END"
+    )
     return {
         "ts": "ts",
         "principal": "principal",

@@ -34,14 +34,11 @@ _NA = ", ".join(f"'{value}'" for value in NOT_APPLICABLE)
 
 
 def _report_time(text: str) -> str:
-    return (
-        f"CASE WHEN coalesce({text}, '') IN ({_NA}) THEN NULL "
-        f"ELSE try_cast({text} AS TIMESTAMPTZ) END"
-    )
+    return f"CASE WHEN coalesce({text}, '') IN ({_NA}) THEN NULL ELSE {q.text_timestamp(text)} END"
 
 
 def _bad_time(text: str) -> str:
-    return f"(coalesce({text}, '') NOT IN ({_NA}) AND try_cast({text} AS TIMESTAMPTZ) IS NULL)"
+    return f"(coalesce({text}, '') NOT IN ({_NA}) AND {q.text_timestamp(text)} IS NULL)"
 
 
 class IamCredentialReportAdapter:

@@ -62,20 +62,44 @@ def epoch_to_timestamp(number: str) -> str:
 
 
 def text_timestamp(text: str) -> str:
-    """ISO 8601 (any offset; none means UTC) or an epoch number written as text.
+    """ISO 8601 (any offset; none means UTC) or an epoch number written as text, within the
+    years a report can write (see `TIME_MACROS`)."""
+    return f"m2m_time_text({text})"
 
-    DuckDB reads `T` and `Z` in capitals only; RFC 3339 allows `t` and `z` too.
-    """
-    # ISO 8601 first: the usual case, and no number parses as one. COALESCE evaluates each
-    # argument only for the rows still NULL, so the regex runs on the rest alone.
+
+# The range of times a record may hold: `10000-01-01`, or `9999-12-31T23:30:00-01:00`, loaded
+# and then stopped the scan, as Python (and every report) writes years 1 to 9999 only.
+EARLIEST_TIME = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
+LATEST_TIME = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+
+
+def _time_text_macro() -> str:
+    """`m2m_time_text(t)`: a time's text parsed. ISO 8601 first: the usual case, and no
+    number parses as one (COALESCE evaluates each argument only for the rows still NULL, so
+    the regex runs on the rest alone). DuckDB reads `T` and `Z` in capitals only; RFC 3339
+    allows `t` and `z` too. A time starts with a digit: DuckDB also reads `epoch`,
+    `infinity` and `-infinity`, which no log means."""
     epoch = (
-        f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
-        f"THEN {epoch_to_timestamp(f'try_cast({text} AS DOUBLE)')} END"
+        "CASE WHEN regexp_full_match(t, '-?[0-9]+(\\.[0-9]+)?') "
+        f"THEN {epoch_to_timestamp('try_cast(t AS DOUBLE)')} END"
     )
+    parsed = f"coalesce(try_cast(t AS TIMESTAMPTZ), {epoch}, try_cast(upper(t) AS TIMESTAMPTZ))"
     return (
-        f"CASE WHEN {text} IS NULL THEN NULL ELSE coalesce(try_cast({text} AS TIMESTAMPTZ), "
-        f"{epoch}, try_cast(upper({text}) AS TIMESTAMPTZ)) END"
+        "CREATE OR REPLACE TEMP MACRO m2m_time_text(t) AS "
+        "CASE WHEN t IS NULL OR NOT (left(ltrim(t), 1) BETWEEN '0' AND '9') THEN NULL "
+        f"ELSE m2m_time_in_range({parsed}) END"
     )
+
+
+# Macros the mappings call, made on the store's connection when it opens (`Store.open`): a
+# macro is named in a statement, not written out at each use, which kept the mappings'
+# statements (and DuckDB's time to plan them) small. DuckDB computes a macro's argument
+# once, however often the body names it.
+TIME_MACROS = (
+    "CREATE OR REPLACE TEMP MACRO m2m_time_in_range(x) AS "
+    f"CASE WHEN x BETWEEN {EARLIEST_TIME} AND {LATEST_TIME} THEN x END",
+    _time_text_macro(),
+)
 
 
 def json_timestamp(value: str) -> str:
@@ -383,7 +407,12 @@ def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
     such as CloudTrail's `Oct 2, 2019, 11:12:29 PM`."""
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in formats)
     text = json_text(value)
-    return f"coalesce({json_timestamp(value)}, timezone('UTC', try_strptime({text}, [{listed}])))"
+    # Only a text with a digit: DuckDB's `strptime` reads `epoch` as 1970 whatever the format.
+    vendor = (
+        f"CASE WHEN regexp_matches({text}, '[0-9]') "
+        f"THEN m2m_time_in_range(timezone('UTC', try_strptime({text}, [{listed}]))) END"
+    )
+    return f"coalesce({json_timestamp(value)}, {vendor})"
 
 
 def leak_columns(scope: str = LEAK_TEXT, found_otherwise: str | None = None) -> dict[str, str]:
