@@ -436,6 +436,19 @@ def test_a_time_no_report_can_write_is_a_rejected_record(
     assert "4 records read, 2 loaded, 0 duplicates skipped, 2 rejected" in result.stderr
 
 
+def test_a_csv_too_wide_for_duckdb_is_one_unreadable_file(cli: RunCli, tmp_path: Path) -> None:
+    """From a trial: DuckDB's CSV reader killed the process (a floating-point exception,
+    exit 136, no message) on a header of about 8 190 columns."""
+    columns = ["timestamp", "principal", "token_id", *(f"c{i}" for i in range(9_000))]
+    row = [TS, "agent-a", "t1", *(["v"] * 9_000)]
+    (tmp_path / "wide.csv").write_text(",".join(columns) + "\n" + ",".join(row) + "\n")
+    write_jsonl(tmp_path / "log.jsonl", [{"timestamp": TS, "principal": "agent-b"}])
+    result = cli("scan", "wide.csv", "log.jsonl", "--fail-on", "never")
+    assert result.code == 0, result.stderr
+    assert "wide.csv: a CSV header of 9003 columns, over the limit of 4096" in result.stderr
+    assert "1 record read, 1 loaded" in result.stderr
+
+
 def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "other.jsonl", [{"when": TS, "who": "x"}])
     error = _file_error(store, path)

@@ -24,6 +24,9 @@ from m2maudit.sources.base import InputFile, Kind, Sample
 from m2maudit.sources.staging import inventory_rows, json_error_line
 
 SAMPLE_BYTES = 256 * 1024
+# DuckDB's CSV reader stops the whole process (a floating-point exception) on a file of about
+# 8 190 columns; no log or inventory has a thousand.
+MAX_CSV_COLUMNS = 4096
 _FIRST_RECORD_LIMIT = 8 * 1024 * 1024
 _SKIP_LIMIT = 256 * 1024 * 1024  # how far to look past an over-long first line for the next
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -237,6 +240,12 @@ def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sa
         return _sniff_yaml(text, extension)
     first_line = stripped.splitlines()[0] if stripped else ""
     delimiter = max(_CSV_DELIMITERS, key=first_line.count)
+    if first_line.count(delimiter) >= MAX_CSV_COLUMNS:
+        raise InputError(
+            file.display,
+            f"a CSV header of {first_line.count(delimiter) + 1} columns, over the limit of "
+            f"{MAX_CSV_COLUMNS}",
+        )
     if first_line.count(delimiter):
         return Sample(
             text,
