@@ -6,7 +6,8 @@ output goes into tickets and chats, so it must not carry them. Each member is ju
 scan's leak check judges a log record (`secrets`, the Python twin of its SQL), with its name
 (`"client_secret": "..."` is a secret by its name); a member whose name is itself a secret is
 renamed. What a pattern finds is redacted; a value still holding a secret after that (one by
-its name, one cut across list items) is replaced whole.
+its name, one cut across list items) is replaced whole. So is a JSON Web Key's private member
+(`d`, `p`, `q`...), which no pattern tells from a public one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from m2maudit.fingerprint import sha256_prefix
 from m2maudit.secrets import all_secrets, find_secret, redact_secrets
 from m2maudit.token_claims import DecodedToken
 
@@ -59,14 +61,30 @@ def _members(
     if members is None:
         return None
     separator = "." if parents else " "
+    private = PRIVATE_JWK_MEMBERS if "kty" in members else frozenset()
     cleaned: dict[str, Any] = {}
     for index, (name, value) in enumerate(members.items(), start=1):
         shown, path = name, f"{where}{separator}{name}"
         if find_secret(name) is not None:  # a secret written as a member's name
             shown, path = f"{REDACTED} #{index}", f"{where}{separator}#{index}"
             exposed.append(ExposedSecrets(f"{path} (its name)", all_secrets(name) or []))
+        if name in private and isinstance(value, str | list) and value:
+            exposed.append(ExposedSecrets(path, [f"jwk_private_key:{_fingerprint(value)}"]))
+            cleaned[shown] = REDACTED
+            continue
         cleaned[shown] = _member((name, *parents), value, path, exposed)
     return cleaned
+
+
+# A JSON Web Key's private members (RFC 7518 6.2.2, 6.3.2, 6.4.1; RFC 8037): a DPoP proof's
+# `jwk` header or a `cnf.jwk` claim meant for the public key alone may carry them, and then
+# the token carries its holder's private key. `oth` holds more RSA primes.
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
+
+
+def _fingerprint(value: str | list[Any]) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return sha256_prefix(text)
 
 
 def _member(names: tuple[str, ...], value: Any, path: str, exposed: list[ExposedSecrets]) -> Any:

@@ -495,6 +495,25 @@ def test_no_secret_survives_in_any_corner_of_the_output() -> None:
     assert "claim ctx.#1 (its name)" in paths and "claim #" in " ".join(paths)
 
 
+def test_a_private_json_web_key_in_the_header_or_cnf_is_never_shown() -> None:
+    """From a trial: a DPoP proof's `jwk` header and a `cnf.jwk` claim with the private
+    members (`d`, and RSA's `p`, `q`) printed the holder's private key in table and JSON."""
+    d, p, q = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X5fCEwVWRUk", "P" * 43, "Q" * 43
+    ec = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "d": d}
+    rsa_jwk = {"kty": "RSA", "n": "sXch", "e": "AQAB", "d": d[::-1], "p": p, "q": q}
+    token = raw_jwt(
+        {"alg": "ES256", "typ": "dpop+jwt", "jwk": ec},
+        {"sub": "agent-1", "exp": NOW + 300, "cnf": {"jwk": rsa_jwk}},
+    )
+    for output in (run(token).stdout, json.dumps(run_json(token))):
+        assert [secret for secret in (d, d[::-1], p, q) if secret in output] == []
+    document = run_json(token)
+    assert document["header"]["jwk"]["x"] == ec["x"]  # the public members stay
+    paths = [m["message"].split(" holds")[0] for m in document["problems"] if "jwk" in m["message"]]
+    assert paths == ["header jwk.d", "claim cnf.jwk.d", "claim cnf.jwk.p", "claim cnf.jwk.q"]
+    assert f"jwk_private_key, fingerprint {fingerprint(d)}" in document["problems"][-4]["message"]
+
+
 def test_secrets_in_camel_case_names_nested_objects_split_lists_and_the_kid_are_cut(
     tmp_path: Path,
 ) -> None:
