@@ -620,6 +620,28 @@ def test_an_inventory_time_of_zero_means_none_not_1970(store: Store, tmp_path: P
     assert rows(store, "SELECT reason FROM ingest_errors") == [('unparseable expires_at: "12345"',)]
 
 
+@pytest.mark.parametrize("layout", ["jsonl", "csv"])
+def test_a_blank_inventory_time_means_none(store: Store, tmp_path: Path, layout: str) -> None:
+    """From a trial: `"expires_at": ""` in a JSON inventory, or a CSV cell of a space (a
+    header written `a, b`), rejected the credential; an empty CSV cell means not set."""
+    records = [
+        {"token_id": "k1", "principal": "svc-a", "created_at": "2025-09-01", "expires_at": ""},
+        {"token_id": "k2", "principal": "svc-b", "created_at": "2025-09-01", "expires_at": " "},
+    ]
+    if layout == "jsonl":
+        path = write_jsonl(tmp_path / "inv.jsonl", records)
+    else:
+        path = write_csv(
+            tmp_path / "inv.csv", list(records[0]), [list(r.values()) for r in records]
+        )
+    report = ingest(store, inventories=[path])
+    assert (report.files[0].loaded, report.files[0].rejected) == (2, 0)
+    assert rows(store, "SELECT credential_id, expires_at FROM credentials ORDER BY 1") == [
+        ("k1", None),
+        ("k2", None),
+    ]
+
+
 @pytest.mark.parametrize(
     ("record", "reason"),
     [

@@ -170,5 +170,10 @@ def _row_keys(sample: Sample) -> set[str]:
 
 def _time(value: str) -> str:
     """A time field's JSON value, absent when it is 0 or "0": exports write 0 for "never"
-    (expires, last used), which read as seconds since the epoch is 1970."""
-    return f"CASE WHEN coalesce({q.json_number(value)} = 0, false) THEN NULL ELSE {value} END"
+    (expires, last used), which read as seconds since the epoch is 1970. So is a blank
+    text (`""`, `" "`): what an empty CSV cell is, and JSON exports write for "not set"."""
+    blank = f"(json_type({value}) = 'VARCHAR' AND {q.json_text(value)} IS NULL)"
+    return (
+        f"CASE WHEN coalesce({q.json_number(value)} = 0 OR {blank}, false) THEN NULL "
+        f"ELSE {value} END"
+    )
