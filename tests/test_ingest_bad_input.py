@@ -449,6 +449,27 @@ def test_a_csv_too_wide_for_duckdb_is_one_unreadable_file(cli: RunCli, tmp_path:
     assert "1 record read, 1 loaded" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        ("# exported by log-shipper v2", "not valid JSON"),
+        ("42", "not a JSON object"),
+        ('"a string"', "not a JSON object"),
+        ("}", "not valid JSON"),
+    ],
+)
+def test_a_first_line_that_is_no_record_loses_only_itself(
+    store: Store, tmp_path: Path, first: str, reason: str
+) -> None:
+    """From a trial: the same line in the middle of a JSON-lines file is one rejected line;
+    first, it made the whole file "unrecognised format" (`--format-hint` did not help)."""
+    path = write_jsonl(tmp_path / "log.jsonl", [first, *(ev(f"agent-{n}") for n in range(3))])
+    report = ingest(store, path)
+    assert report.files[0].error is None
+    assert loaded_lines(store) == [2, 3, 4]
+    assert rejected(store) == [(1, reason)]
+
+
 def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "other.jsonl", [{"when": TS, "who": "x"}])
     error = _file_error(store, path)

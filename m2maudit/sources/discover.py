@@ -226,6 +226,9 @@ def sniff(file: InputFile) -> Sample:
 def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sample:
     if stripped.startswith("{"):
         return _sniff_object(file, stripped, extension)
+    second = _object_after_first_line(stripped)
+    if second is not None:  # JSON lines under a line that is none: `# exported by ...`, `42`
+        return Sample(stripped, "jsonl", second, extension=extension)
     if stripped.startswith("["):
         inside = stripped[1:].lstrip()
         first = _first_json_value(file, inside)
@@ -357,6 +360,18 @@ def _raw_decode_end(text: str) -> tuple[Any, int]:
         return json.JSONDecoder().raw_decode(text)
     except json.JSONDecodeError:
         return None, 0
+
+
+def _object_after_first_line(stripped: str) -> dict[str, Any] | None:
+    """The second line, when it is a whole JSON object starting in column one: a JSON-lines
+    file whose first line is not one (a comment a shipper wrote, a stray value) is still
+    JSON lines, and that line alone is rejected. Only the second line is looked at: CSV and
+    YAML do not start a line with a JSON object."""
+    lines = stripped.split("\n", 2)
+    if len(lines) < 2 or not lines[1].startswith("{"):
+        return None
+    value = _loads(lines[1])
+    return value if isinstance(value, dict) else None
 
 
 def _later_object_line(file: InputFile, stripped: str) -> dict[str, Any] | None:
