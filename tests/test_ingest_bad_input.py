@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -468,6 +471,27 @@ def test_a_first_line_that_is_no_record_loses_only_itself(
     assert report.files[0].error is None
     assert loaded_lines(store) == [2, 3, 4]
     assert rejected(store) == [(1, reason)]
+
+
+def test_a_named_pipe_is_read_as_standard_input_is(store: Store, tmp_path: Path) -> None:
+    """From a trial: `scan <(zcat log.gz)` or a named pipe was "no such file or directory"
+    (a pipe is not a regular file). It is copied to a spool, as standard input is, and the
+    spool is removed."""
+    pipe = tmp_path / "log.pipe"
+    os.mkfifo(pipe)
+    lines = "".join(ev(f"agent-{n}") + "\n" for n in range(3))
+
+    def write() -> None:
+        with pipe.open("w") as writer:
+            writer.write(lines)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    spools_before = set(Path(tempfile.gettempdir()).glob("m2maudit-stdin-*"))
+    report = ingest(store, pipe)
+    writer.join(timeout=10)
+    assert [(f.source, f.loaded) for f in report.files] == [(str(pipe), 3)]
+    assert set(Path(tempfile.gettempdir()).glob("m2maudit-stdin-*")) == spools_before
 
 
 def test_unrecognised_format_names_the_fields_it_saw(store: Store, tmp_path: Path) -> None:

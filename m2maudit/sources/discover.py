@@ -57,6 +57,9 @@ def expand_inputs(
             found.append(_stdin_file(forced_kind, format_hint))
             continue
         path = Path(raw).expanduser()
+        if path.is_fifo():  # `scan <(zcat logs/*.gz)`, or a named pipe: read as stdin is
+            found.append(_spooled(path, str(path), forced_kind, format_hint))
+            continue
         named = path.is_file()  # not found in a directory or by a pattern
         if named:
             candidates = [path]
@@ -139,21 +142,34 @@ def _input_file(
 
 
 def _stdin_file(forced_kind: Kind | None, format_hint: str | None) -> InputFile:
-    """DuckDB reads files, so standard input is spooled to a temporary file first.
+    """DuckDB reads files, so standard input is spooled to a temporary file first."""
+    return _spooled(None, STDIN_DISPLAY, forced_kind, format_hint)
 
-    The spool may hold raw tokens: it is marked `temporary` so ingest removes it when done.
-    """
+
+def _spooled(
+    pipe: Path | None, display: str, forced_kind: Kind | None, format_hint: str | None
+) -> InputFile:
+    """A pipe (`pipe`, else standard input) copied to a temporary file, for DuckDB reads
+    files and a pipe can be read once. The spool may hold raw tokens: it is marked
+    `temporary` so ingest removes it when done."""
     spool = tempfile.NamedTemporaryFile(prefix="m2maudit-stdin-", delete=False)  # noqa: SIM115
     try:
         with spool:
-            shutil.copyfileobj(sys.stdin.buffer, spool)
+            if pipe is None:
+                shutil.copyfileobj(sys.stdin.buffer, spool)
+            else:
+                with pipe.open("rb") as source:
+                    shutil.copyfileobj(source, spool)
         path = Path(spool.name)
-        stdin = _input_file(path, forced_kind, format_hint)
+        spooled = _input_file(path, forced_kind, format_hint)
+    except OSError as exc:
+        Path(spool.name).unlink(missing_ok=True)
+        raise InputError(display, f"cannot read: {exc.strerror or exc}") from None
     except BaseException:
         Path(spool.name).unlink(missing_ok=True)
         raise
     return InputFile(
-        path, STDIN_DISPLAY, stdin.size, stdin.compressed, forced_kind, format_hint, temporary=True
+        path, display, spooled.size, spooled.compressed, forced_kind, format_hint, temporary=True
     )
 
 
