@@ -245,12 +245,14 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _odd_cloudtrail_objects(directory: Path) -> Path:
-    """Objects that number their records in different ways: two documents in one file, a
-    pretty-printed one with an element of `Records` that is not an object."""
+    """Objects that number their records in different ways: two pretty-printed documents in
+    one file, a pretty-printed one with an element of `Records` that is not an object."""
     five_minute_objects(directory, 4)
     source = json.loads(gzip.decompress(SAMPLE.read_bytes()))
     records = source["Records"]
-    two = json.dumps({"Records": records[:2]}) + "\n" + json.dumps({"Records": records[2:4]})
+    two = json.dumps({"Records": records[:2]}, indent=2) + json.dumps(
+        {"Records": records[2:4]}, indent=2
+    )
     (directory / "x1_two_documents.json.gz").write_bytes(gzip.compress(two.encode()))
     pretty = json.dumps({"Records": [records[4], 7, records[5]]}, indent=2)
     (directory / "x2_pretty_with_a_number.json.gz").write_bytes(gzip.compress(pretty.encode()))
@@ -276,6 +278,25 @@ def test_one_read_stores_what_staging_file_by_file_stores(
     assert together.con.execute("SELECT source_line, reason FROM ingest_errors").fetchall() == [
         (2, "not a JSON object")
     ]
+
+
+def test_json_lines_of_batches_lose_only_a_broken_line(tmp_path: Path) -> None:
+    """From a trial: a Firehose delivery (a `{"Records": [...]}` a line) was read as one
+    document, so one broken line (a delivery cut short) lost every event of the file,
+    reported as "line 2". Each line is now a line: the broken one rejected, by its number."""
+    records = json.loads(gzip.decompress(SAMPLE.read_bytes()))["Records"]
+    lines = [json.dumps({"Records": records[n : n + 2]}) for n in (0, 2, 4)]
+    lines.insert(2, '{"Records": [{"eventVersion":')
+    path = tmp_path / "firehose.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    store = Store.open()
+    report = ingest(store, path)
+    assert (report.files[0].loaded, report.files[0].rejected) == (6, 1)
+    assert store.con.execute("SELECT source_line, reason FROM ingest_errors").fetchall() == [
+        (3, "not valid JSON")
+    ]
+    lines_loaded = "SELECT DISTINCT source_line FROM events ORDER BY 1"
+    assert store.con.execute(lines_loaded).fetchall() == [(1,), (2,), (4,)]
 
 
 def test_files_read_differently_are_staged_one_by_one(tmp_path: Path, reads: list[int]) -> None:

@@ -63,6 +63,9 @@ class Sample:
     # value is too big to parse from the head, or is cut off. Said if no format claims it.
     unread_first: str | None = None
     whole: bool = False  # `text` is the whole file (it was shorter than the sample size)
+    # The head holds more than one line of text: for JSON lines, records (or batches of
+    # them, as Firehose delivers CloudTrail) line after line, not one document on one line.
+    several_lines: bool = False
 
     def keys(self) -> set[str]:
         """Top-level field names of the first record or the CSV header."""

@@ -236,7 +236,8 @@ def sniff(file: InputFile) -> Sample:
         sample = _sniff_text(file, text, stripped, extension)
     except RecursionError:  # a JSON value nested thousands deep
         raise InputError(file.display, "JSON nested too deeply to read") from None
-    return replace(sample, whole=len(head) < SAMPLE_BYTES)
+    several = "\n" in sample.text.strip(_WHITESPACE)
+    return replace(sample, whole=len(head) < SAMPLE_BYTES, several_lines=several)
 
 
 def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sample:

@@ -39,11 +39,12 @@ _MAX_DEPTH = 3
 def stage_events(ctx: LoadContext, batch_keys: Sequence[str]) -> None:
     """Stage a file whose records may come in batches under `batch_keys`.
 
-    A file that starts with a batch (an S3 `Records` file is one line of JSON) is read as
-    documents, so `source_line` is the event's 1-based position in the file rather than 1 for
-    every event; otherwise by layout, with physical line numbers.
+    A file that is one batch (an S3 `Records` file is one line of JSON, or one pretty-printed
+    document) is read as documents, so `source_line` is the event's 1-based position in the
+    file rather than 1 for every event; otherwise by layout, with physical line numbers: JSON
+    lines of batches (Firehose's) are lines, each rejected alone if broken.
     """
-    if _starts_with_batch(ctx.sample, batch_keys):
+    if _one_batch_document(ctx.sample, batch_keys):
         stage_json_document(ctx, unwrap=batch_keys)
     else:
         stage(ctx, unwrap=batch_keys)
@@ -54,17 +55,21 @@ def stage_events_together(
 ) -> bool:
     """`stage_events` for many small files in one read: all starting with a batch (the usual
     S3 `Records` object), or all JSON lines; False, staging nothing, for a mix."""
-    if all(_starts_with_batch(sample, batch_keys) for _, sample in members):
+    if all(_one_batch_document(sample, batch_keys) for _, sample in members):
         return stage_documents_together(ctx, members, unwrap=batch_keys)
-    if all(sample.layout == "jsonl" and not _starts_with_batch(sample, batch_keys)
+    if all(sample.layout == "jsonl" and not _one_batch_document(sample, batch_keys)
            for _, sample in members):  # fmt: skip
         return stage_json_lines_together(ctx, members, unwrap=batch_keys)
     return False
 
 
-def _starts_with_batch(sample: Sample, batch_keys: Sequence[str]) -> bool:
+def _one_batch_document(sample: Sample, batch_keys: Sequence[str]) -> bool:
+    """The file starts with a batch of events and is not JSON lines of them: one document,
+    on one line or pretty-printed. Read as documents, one broken line of a file of many
+    (a Firehose delivery cut short) lost them all, numbered "line 2"."""
     first = sample.first_record or {}
-    return any(isinstance(first.get(key), list) for key in batch_keys)
+    batch = any(isinstance(first.get(key), list) for key in batch_keys)
+    return batch and not (sample.layout == "jsonl" and sample.several_lines)
 
 
 # The keys every CloudTrail digest file has (log file validation writes one an hour).
