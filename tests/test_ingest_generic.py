@@ -620,6 +620,19 @@ def test_an_inventory_time_of_zero_means_none_not_1970(store: Store, tmp_path: P
     assert rows(store, "SELECT reason FROM ingest_errors") == [('unparseable expires_at: "12345"',)]
 
 
+def test_an_inventory_of_ids_alone_is_a_one_column_csv(store: Store, tmp_path: Path) -> None:
+    """From a trial: `token_id` and its ids, one a line, had no delimiter to show it was
+    CSV: "cannot tell how records are laid out", even with --inventory."""
+    path = tmp_path / "ids.csv"
+    path.write_text("token_id\nkey-0\nkey-1\n")
+    report = ingest(store, inventories=[path])
+    assert (report.files[0].format, report.files[0].loaded) == ("generic-inventory", 2)
+    assert rows(store, "SELECT credential_id FROM credentials ORDER BY 1") == [
+        ("key-0",),
+        ("key-1",),
+    ]
+
+
 @pytest.mark.parametrize("layout", ["jsonl", "csv"])
 def test_a_blank_inventory_time_means_none(store: Store, tmp_path: Path, layout: str) -> None:
     """From a trial: `"expires_at": ""` in a JSON inventory, or a CSV cell of a space (a

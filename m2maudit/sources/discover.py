@@ -10,6 +10,7 @@ import glob
 import gzip
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -266,7 +267,8 @@ def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sa
             f"a CSV header of {first_line.count(delimiter) + 1} columns, over the limit of "
             f"{MAX_CSV_COLUMNS}",
         )
-    if first_line.count(delimiter):
+    # A `.csv` of one column has no delimiter: an inventory of ids alone (`token_id`).
+    if first_line.count(delimiter) or (extension == ".csv" and _one_word(first_line)):
         return Sample(
             text,
             "csv",
@@ -277,6 +279,11 @@ def _sniff_text(file: InputFile, text: str, stripped: str, extension: str) -> Sa
     if ":" in first_line:
         return _sniff_yaml(text, extension)
     return Sample(text, "unknown", extension=extension)
+
+
+def _one_word(line: str) -> bool:
+    """A line that can be a one-column CSV header: one name, no spaces."""
+    return bool(re.fullmatch(r"\s*[\w.\-\"]+\s*", line))
 
 
 def _csv_header(line: str, delimiter: str) -> tuple[str, ...]:
