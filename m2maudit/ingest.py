@@ -61,7 +61,7 @@ from m2maudit.sources.fast_jsonl import (
 )
 from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
-from m2maudit.sources.staging import drop_relation, sql_str
+from m2maudit.sources.staging import NotUtf8Document, drop_relation, sql_str, utf8_copy
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
     StandInFailed,
@@ -479,6 +479,16 @@ def ingest_file(
             _drop_staging(store)
             ctx = LoadContext(store.con, file, sample, config, adapter.name, fast_read=False)
             _load(store, adapter, ctx, digest, report)
+        except NotUtf8Document as refused:  # rolled back too: read a copy, the bytes replaced
+            _drop_staging(store)
+            _load_utf8_copy(
+                store,
+                adapter,
+                LoadContext(store.con, file, sample, config, adapter.name),
+                digest,
+                report,
+                refused,
+            )
     except _SeenBefore:
         pass
     except OSError as exc:
@@ -575,6 +585,29 @@ def _load(
         if check_loaded is not None:
             report.warnings.extend(check_loaded(ctx, report.loaded, before))
         _record_file(store, digest.identity(), report)
+
+
+def _load_utf8_copy(
+    store: Store,
+    adapter: SourceAdapter,
+    ctx: LoadContext,
+    digest: FileDigest,
+    report: FileReport,
+    refused: NotUtf8Document,
+) -> None:
+    """`_load` of `staging.utf8_copy` of a JSON document DuckDB refused for bytes that are
+    not UTF-8, said as a warning; the copy (it may hold raw tokens) is removed after."""
+    copied = utf8_copy(ctx.file)
+    if copied is None:
+        raise refused
+    copy, replaced = copied
+    try:
+        _load(store, adapter, replace(ctx, file=copy), digest, report)
+    finally:
+        copy.path.unlink(missing_ok=True)
+    report.warnings.append(
+        f"{replaced} byte{'s' if replaced != 1 else ''} not UTF-8, read as U+FFFD"
+    )
 
 
 def _reject_cut_line(store: Store, line: int) -> None:

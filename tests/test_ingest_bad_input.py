@@ -341,6 +341,30 @@ def test_a_nul_in_the_first_lines_loses_those_lines_only(store: Store, tmp_path:
     assert rejected(store) == [(1, "not valid JSON"), (2, "not valid JSON")]
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzipped"])
+def test_a_stray_byte_in_a_json_document_loses_nothing(
+    store: Store, tmp_path: Path, compress: bool
+) -> None:
+    """From a trial: one byte that is not UTF-8 in one record of a JSON document (a
+    CloudTrail object, an array) made DuckDB refuse the document, and every record was
+    lost. A copy with the byte replaced is read instead, and said so."""
+    records = [{"timestamp": TS, "principal": f"agent-{n}", "user_agent": "ua"} for n in range(3)]
+    data = json.dumps(records).encode().replace(b'"ua"', b'"caf\xe9"', 1)
+    name = "calls.json.gz" if compress else "calls.json"
+    path = write_bytes(tmp_path / name, gzip.compress(data) if compress else data)
+    spools = set(Path(tempfile.gettempdir()).glob("m2maudit-utf8-*"))
+    report = ingest(store, path)
+    [file] = report.files
+    assert (file.error, file.loaded, file.warnings) == (
+        None,
+        3,
+        ["1 byte not UTF-8, read as U+FFFD"],
+    )
+    agents = "SELECT user_agent FROM events ORDER BY principal"
+    assert store.con.execute(agents).fetchall() == [("caf\ufffd",), ("ua",), ("ua",)]
+    assert set(Path(tempfile.gettempdir()).glob("m2maudit-utf8-*")) == spools
+
+
 def test_utf16_file(store: Store, tmp_path: Path) -> None:
     path = write_bytes(tmp_path / "w.jsonl", (ev("a") + "\n").encode("utf-16"))
     assert "UTF-16" in _file_error(store, path)

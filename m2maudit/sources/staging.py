@@ -14,10 +14,12 @@ import gzip
 import json
 import os
 import re
+import tempfile
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -116,12 +118,21 @@ _MALFORMED_JSON = re.compile(r"Malformed JSON in file .*, at byte \d+ in record/
 _REPARSE_BYTES = 64 << 20
 
 
+class NotUtf8Document(InputError):
+    """A JSON document with bytes that are not UTF-8, which DuckDB refuses whole. The failed
+    statement aborted the file's transaction: ingest rolls back and reads `utf8_copy` of
+    the file instead (`ingest.ingest_file`)."""
+
+
 def read_error(file: InputFile, exc: BaseException) -> InputError:
     """The file's error in our words, with the line of the first JSON error when known."""
     malformed = _MALFORMED_JSON.search(first_line(exc))
     if malformed:
         reason = malformed.group(1).strip().rstrip(".")
-        return InputError(file.display, f"not valid JSON ({reason})", json_error_line(file))
+        line = json_error_line(file)
+        if "invalid UTF-8" in reason:
+            return NotUtf8Document(file.display, f"not valid JSON ({reason})", line)
+        return InputError(file.display, f"not valid JSON ({reason})", line)
     reason = describe_read_error(exc)
     if reason == GZIP_BROKEN:
         return BrokenGzip(file.display)
@@ -143,6 +154,27 @@ def json_error_line(file: InputFile) -> int | None:
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return None
+
+
+def utf8_copy(file: InputFile) -> tuple[InputFile, int] | None:
+    """A temporary copy of `file`, uncompressed, with each byte that is not UTF-8 replaced by
+    U+FFFD, and how many were; None for a file too big to read again. One stray byte in a
+    user agent must not lose the document's every other record."""
+    try:
+        with (gzip.open if file.compressed else open)(file.path, "rb") as handle:
+            data = handle.read(_REPARSE_BYTES + 1)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(data) > _REPARSE_BYTES:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    replaced = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+    spool = tempfile.NamedTemporaryFile(prefix="m2maudit-utf8-", delete=False)  # noqa: SIM115
+    with spool:
+        spool.write(text.encode("utf-8"))
+    path = Path(spool.name)
+    copy = replace(file, path=path, size=path.stat().st_size, compressed=False, temporary=True)
+    return copy, replaced
 
 
 def describe_read_error(exc: BaseException) -> str:
