@@ -129,29 +129,38 @@ def read_error(file: InputFile, exc: BaseException) -> InputError:
     malformed = _MALFORMED_JSON.search(first_line(exc))
     if malformed:
         reason = malformed.group(1).strip().rstrip(".")
-        line = json_error_line(file)
-        if "invalid UTF-8" in reason:
-            return NotUtf8Document(file.display, f"not valid JSON ({reason})", line)
-        return InputError(file.display, f"not valid JSON ({reason})", line)
+        if "invalid UTF-8" in reason:  # no line: Python cannot parse it either
+            return NotUtf8Document(file.display, f"not valid JSON ({reason})")
+        return InputError(file.display, f"not valid JSON ({reason})", json_error_line(file))
     reason = describe_read_error(exc)
     if reason == GZIP_BROKEN:
         return BrokenGzip(file.display)
     return InputError(file.display, reason)
 
 
+def _read_again(file: InputFile) -> bytes | None:
+    """A file DuckDB refused, uncompressed, to look at in Python; None when it is too big
+    (`_REPARSE_BYTES`) or cannot be read."""
+    try:
+        with (gzip.open if file.compressed else open)(file.path, "rb") as handle:
+            data: bytes = handle.read(_REPARSE_BYTES + 1)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return data if len(data) <= _REPARSE_BYTES else None
+
+
 def json_error_line(file: InputFile) -> int | None:
     """The line of the first JSON error in a file DuckDB could not parse; None when the file
     is too big to read again, unreadable, or valid to Python (NaN is refused, as DuckDB does).
     """
+    data = _read_again(file)
+    if data is None:
+        return None
     try:
-        with (gzip.open if file.compressed else open)(file.path, "rb") as handle:
-            data = handle.read(_REPARSE_BYTES + 1)
-        if len(data) > _REPARSE_BYTES:
-            return None
         json.loads(data.decode("utf-8-sig"), parse_constant=refuse_json_constant)
     except json.JSONDecodeError as error:
         return error.lineno
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return None
 
@@ -160,12 +169,8 @@ def utf8_copy(file: InputFile) -> tuple[InputFile, int] | None:
     """A temporary copy of `file`, uncompressed, with each byte that is not UTF-8 replaced by
     U+FFFD, and how many were; None for a file too big to read again. One stray byte in a
     user agent must not lose the document's every other record."""
-    try:
-        with (gzip.open if file.compressed else open)(file.path, "rb") as handle:
-            data = handle.read(_REPARSE_BYTES + 1)
-    except (OSError, EOFError, zlib.error):
-        return None
-    if len(data) > _REPARSE_BYTES:
+    data = _read_again(file)
+    if data is None:
         return None
     text = data.decode("utf-8", errors="replace")
     replaced = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
