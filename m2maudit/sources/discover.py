@@ -395,9 +395,14 @@ def _object_after_first_line(stripped: str) -> dict[str, Any] | None:
     JSON lines, and that line alone is rejected. Only the second line is looked at: CSV and
     YAML do not start a line with a JSON object."""
     lines = stripped.split("\n", 2)
-    if len(lines) < 2 or not lines[1].startswith("{"):
+    return _object_line(lines[1]) if len(lines) > 1 else None
+
+
+def _object_line(line: str) -> dict[str, Any] | None:
+    """The record a line holds when it is a whole JSON object starting in column one."""
+    if not line.startswith("{"):
         return None
-    value = _loads(lines[1])
+    value = _loads(line)
     return value if isinstance(value, dict) else None
 
 
@@ -410,12 +415,8 @@ def _later_object_line(file: InputFile, stripped: str) -> dict[str, Any] | None:
     lines = stripped.split("\n")
     if len(lines) == 1:
         lines = _lines_after_first(file)
-    for line in lines[1:]:
-        if line.startswith("{"):
-            value = _loads(line)
-            if isinstance(value, dict):
-                return value
-    return None
+    records = (_object_line(line) for line in lines[1:])
+    return next((record for record in records if record is not None), None)
 
 
 def _lines_after_first(file: InputFile) -> list[str]:
