@@ -175,9 +175,10 @@ _FINGERPRINTED_AS: dict[str, str] = {
 # a regex over a whole record, so a record without any of them skips the regexes.
 
 
-def _encoded(names: tuple[str, ...]) -> tuple[str, ...]:
-    """Needles for parameters in a percent-encoded URL: each name before `%3D`."""
-    return tuple(f"{name}{equals}" for name in names for equals in ("%3D", "%3d"))
+def _assigned(*names: str) -> tuple[str, ...]:
+    """Needles for parameters: each name before `=`, or before `%3D` in a percent-encoded
+    URL."""
+    return tuple(f"{name}{equals}" for name in names for equals in ("=", "%3D", "%3d"))
 
 
 SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
@@ -226,28 +227,9 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
     "url_credentials": (),  # no rare literal: see SECRET_NEEDLE_PATTERNS
     "basic_auth": ("Basic ", "basic ", "BASIC "),
     "bearer_token": ("Bearer ", "bearer ", "BEARER "),
-    "signed_url": (
-        "ignature=",
-        "IGNATURE=",
-        "sig=",
-        "Sig=",
-        "SIG=",
-        "oken=",
-        "OKEN=",
-        *_encoded(("ignature", "IGNATURE", "sig", "Sig", "SIG", "oken", "OKEN")),
-    ),
-    "secret_param": (
-        "oken=",
-        "OKEN=",
-        "ecret=",
-        "ECRET=",
-        "key=",
-        "Key=",
-        "KEY=",
-        "auth=",
-        "Auth=",
-        "AUTH=",
-        *_encoded(("oken", "OKEN", "ecret", "ECRET", "key", "Key", "KEY", "auth", "Auth", "AUTH")),
+    "signed_url": _assigned("ignature", "IGNATURE", "sig", "Sig", "SIG", "oken", "OKEN"),
+    "secret_param": _assigned(
+        "oken", "OKEN", "ecret", "ECRET", "key", "Key", "KEY", "auth", "Auth", "AUTH"
     ),
     "stripe_key": ("k_live_",),
 }
