@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from m2maudit.fingerprint import sha256_prefix
+from m2maudit.private_jwk import is_private_member, private_member_secret
 from m2maudit.secrets import all_secrets, find_secret, redact_secrets
 from m2maudit.token_claims import DecodedToken
 
@@ -61,30 +61,18 @@ def _members(
     if members is None:
         return None
     separator = "." if parents else " "
-    private = PRIVATE_JWK_MEMBERS if "kty" in members else frozenset()
     cleaned: dict[str, Any] = {}
     for index, (name, value) in enumerate(members.items(), start=1):
         shown, path = name, f"{where}{separator}{name}"
         if find_secret(name) is not None:  # a secret written as a member's name
             shown, path = f"{REDACTED} #{index}", f"{where}{separator}#{index}"
             exposed.append(ExposedSecrets(f"{path} (its name)", all_secrets(name) or []))
-        if name in private and isinstance(value, str | list) and value:
-            exposed.append(ExposedSecrets(path, [f"jwk_private_key:{_fingerprint(value)}"]))
+        if is_private_member(members, name):
+            exposed.append(ExposedSecrets(path, [private_member_secret(value)]))
             cleaned[shown] = REDACTED
             continue
         cleaned[shown] = _member((name, *parents), value, path, exposed)
     return cleaned
-
-
-# A JSON Web Key's private members (RFC 7518 6.2.2, 6.3.2, 6.4.1; RFC 8037): a DPoP proof's
-# `jwk` header or a `cnf.jwk` claim meant for the public key alone may carry them, and then
-# the token carries its holder's private key. `oth` holds more RSA primes.
-PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
-
-
-def _fingerprint(value: str | list[Any]) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return sha256_prefix(text)
 
 
 def _member(names: tuple[str, ...], value: Any, path: str, exposed: list[ExposedSecrets]) -> Any:

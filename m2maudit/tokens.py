@@ -19,6 +19,7 @@ import duckdb
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
+from m2maudit.private_jwk import private_jwk_secrets_sql
 from m2maudit.secrets import (
     all_secrets_sql,
     holds_secret_sql,
@@ -463,7 +464,8 @@ def _secret_layers() -> list[dict[str, str]]:
     password in `\\u00fc` escapes is a secret all the same. A claim that names someone or
     something (`sub`, `client_id`, `jti`, an actor, a scope) that is itself a secret becomes
     `secret:<fingerprint>`, as a log's ids do: it is a principal or a credential in every
-    report."""
+    report. A JSON Web Key's private members, in the header or the claims, are listed too
+    (`private_jwk`)."""
     safe = secret_safe_id_sql("v")
     return [
         {"payload_text": "json(pj)::VARCHAR"},
@@ -481,8 +483,10 @@ def _secret_layers() -> list[dict[str, str]]:
         },
         {
             "claims_secrets": (
+                "nullif(list_sort(list_distinct(list_concat("
                 "CASE WHEN claims_secret IS NOT NULL THEN "
-                f"{all_secrets_sql('payload_text', 'claims_secret', 'claims_secret_fp')} END"
+                f"{all_secrets_sql('payload_text', 'claims_secret', 'claims_secret_fp')} END, "
+                f"{private_jwk_secrets_sql('hj')}, {private_jwk_secrets_sql('pj')}))), [])"
             ),
             "_safe_ids": f"list_transform(_ids, lambda v: {safe})",
             **{

@@ -512,6 +512,10 @@ def test_a_private_json_web_key_in_the_header_or_cnf_is_never_shown() -> None:
     paths = [m["message"].split(" holds")[0] for m in document["problems"] if "jwk" in m["message"]]
     assert paths == ["header jwk.d", "claim cnf.jwk.d", "claim cnf.jwk.p", "claim cnf.jwk.q"]
     assert f"jwk_private_key, fingerprint {fingerprint(d)}" in document["problems"][-4]["message"]
+    jwk_problems = " ".join(m["message"] for m in document["problems"] if "jwk" in m["message"])
+    stated = set(re.findall(r"fingerprint ([0-9a-f]{16})", jwk_problems))
+    scanned = {secret.split(":")[1] for secret in document["columns"]["claims_secrets"]}
+    assert stated == scanned  # what M2M605 reports of the same token
 
 
 def test_secrets_in_camel_case_names_nested_objects_split_lists_and_the_kid_are_cut(

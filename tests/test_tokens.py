@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import jwt
 import pytest
 
 from m2maudit.config import Config
-from m2maudit.fingerprint import fingerprint
+from m2maudit.fingerprint import fingerprint, sha256_prefix
 from m2maudit.ingest import ingest_paths
 from m2maudit.store import Store
 from m2maudit.token_claims import MAX_ACT_DEPTH, UNNAMED_ACTOR, decode_token
@@ -138,6 +139,38 @@ def test_secrets_in_claims_are_listed_alike_by_sql_and_python() -> None:
     assert listed == [decode_token(token).row.claims_secrets for token in tokens]
     assert [len(item or []) for item in listed] == [1, 2, 0, 1]
     assert f"jwt:{fingerprint(upstream)}" in listed[1]
+
+
+def test_private_json_web_keys_in_header_or_claims_are_listed_alike_by_sql_and_python() -> None:
+    """From the last session's list: `token inspect` redacted a JWK's private members, but the
+    scan did not look for them, so M2M605 missed a token carrying its holder's private key.
+    Any object with `kty`, at any depth; its private members that hold something."""
+    d, p, k = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X5fCEwVWRUk", "P" * 43, "c2VjcmV0LXNlY3JldA"
+    oth = [{"r": "R" * 20, "d": "D" * 20, "t": "T" * 20}]
+    ec = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"}
+    tokens = [
+        raw_jwt({"alg": "ES256", "jwk": {**ec, "d": d}}, {"sub": "a"}),
+        signed({"sub": "b", "cnf": {"jwk": {"kty": "RSA", "n": "sXch", "p": p, "oth": oth}}}),
+        signed({"sub": "c", "keys": [{"kty": "oct", "k": k}, {"kty": "oct", "k": ""}]}),
+        # written with escapes: `kty` and `d` are named all the same
+        raw_jwt(
+            {"alg": "HS256"},
+            b'{"sub":"d","jwk":{"\\u006bty":"EC","\\u0064":"' + p.encode() + b'"}}',
+        ),
+        signed({"sub": "e", "cnf": {"jwk": ec}}),  # a public key alone
+        signed({"sub": "f", "d": d, "k": k, "p": {"kty": "x"}}),  # no JWK holds these
+    ]
+    rows = decode_in_sql(tokens)
+    listed = [rows[fingerprint(token)]["claims_secrets"] for token in tokens]
+    assert listed == [decode_token(token).row.claims_secrets for token in tokens]
+    oth_text = json.dumps(oth, separators=(",", ":"))
+    assert listed[:4] == [
+        [f"jwk_private_key:{sha256_prefix(d)}"],
+        sorted(f"jwk_private_key:{sha256_prefix(v)}" for v in (p, oth_text)),
+        [f"jwk_private_key:{sha256_prefix(k)}"],
+        [f"jwk_private_key:{sha256_prefix(p)}"],
+    ]
+    assert listed[4:] == [None, None]
 
 
 def test_a_claim_naming_someone_that_is_a_secret_is_kept_as_its_fingerprint() -> None:
@@ -413,3 +446,20 @@ def test_claims_read_tells_an_unreadable_token_from_an_odd_one() -> None:
             f"SELECT {claims_read_sql('$e::VARCHAR')}", {"e": error}
         ).fetchall()
         assert claims_read == (name in read), (name, error)
+
+
+def test_a_scan_reports_a_token_carrying_a_private_json_web_key(tmp_path: Path) -> None:
+    """M2M605 from a log: the finding names the key's fingerprint, never the key."""
+    from m2maudit.scan import run_scan
+
+    d = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X5fCEwVWRUk"
+    jwk = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"}
+    holder = signed({"sub": "agent-1", "client_id": "agent-1", "cnf": {"jwk": {**jwk, "d": d}}})
+    public = signed({"sub": "agent-2", "client_id": "agent-2", "cnf": {"jwk": jwk}})
+    store = Store.open()
+    _ingest(store, write_log(tmp_path / "calls.jsonl", [f"Bearer {holder}", f"Bearer {public}"]))
+    findings = run_scan(store, Config(), datetime(2026, 11, 21, tzinfo=UTC)).findings
+    leaks = [f for f in findings if f.rule_id == "M2M605"]
+    assert [f.token_id for f in leaks] == ["client:agent-1"]
+    assert f"jwk_private_key {sha256_prefix(d)}" in leaks[0].message
+    assert d not in repr(findings)
