@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import random
@@ -20,7 +21,7 @@ from m2maudit.errors import AuditError
 from m2maudit.findings import Finding, Location, ScanResult
 from m2maudit.reporters import DEFAULT_FORMAT, REPORTERS, ReportOptions, get_reporter
 from m2maudit.reporters.csv_report import COLUMNS, neutralize
-from m2maudit.reporters.markdown import code, prose
+from m2maudit.reporters.markdown import code, prose, text
 from m2maudit.reporters.sarif import artifact_uri
 from m2maudit.reporters.summary import summary_line
 from m2maudit.timeutil import iso
@@ -407,11 +408,26 @@ def test_markdown_remediation_keeps_its_code_spans() -> None:
     a span is still escaped, what is inside cannot break the table, and a backtick left
     unpaired (a cut) escapes the whole text."""
     assert prose("Validate `exp` and `alg: none` @team <b>") == (
-        "Validate `exp` and `alg: none` &#64;team &lt;b&gt;"
+        "Validate `exp` and `alg: none` @&#8203;team &lt;b&gt;"
     )
     assert prose("pipe `a|b` here") == "pipe `a\\|b` here"
     assert prose("cut `exp` and `sub") == "cut \\`exp\\` and \\`sub"
     assert prose("empty `` span") == "empty  span"
+
+
+def test_markdown_text_from_a_log_mentions_links_and_references_nothing() -> None:
+    """From a review: `@` written as `&#64;` still mentioned `@github/security-team` in a PR
+    comment (GitHub decodes entities before it looks for mentions), and addresses, URLs and
+    issue references stayed live. Read as GitHub reads it (entities decoded), none is left."""
+    hostile = (
+        "@github/security-team see #1, org/repo#2 and GH-3; mail user@evil.example, "
+        "open https://evil.example/phish or www.evil.example"
+    )
+    for rendered in (text(hostile, 500), prose(hostile, 500)):
+        shown = html.unescape(rendered)
+        live = re.findall(r"@[\w.-]|#\w|\bGH-\d|://|\bwww\.", shown, re.IGNORECASE)
+        assert live == []
+        assert shown.replace("\u200b", "").replace("\\", "") == hostile  # the same words
 
 
 @pytest.mark.parametrize("name", ["x``<img src=x onerror=alert(1)>``y", "a`b", "```"])

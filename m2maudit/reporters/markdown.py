@@ -90,8 +90,16 @@ def _one_line(value: object, limit: int) -> str:
 
 def _escaped(raw: str) -> str:
     escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    escaped = _ESCAPE.sub(r"\\\1", escaped)
-    return escaped.replace("@", "&#64;")
+    return _LIVE_TEXT.sub(_ZERO_WIDTH_SPACE, _ESCAPE.sub(r"\\\1", escaped))
+
+
+# Where GitHub would make text from a log live: a mention (`@team`), an address, an issue
+# (`#1`, `GH-1`), a URL (`https://`, `www.`). An entity such as `&#64;` does not stop it (it
+# is decoded first); a zero-width space after the `@`, the `#`, the `:` or the `www` does.
+_LIVE_TEXT = re.compile(
+    r"(?<=@)(?=[\w.-])|(?<=#)(?=\w)|(?<=\bgh)(?=-\d)|(?<=:)(?=//)|(?<=\bwww)(?=\.)", re.I
+)
+_ZERO_WIDTH_SPACE = "&#8203;"
 
 
 def code(value: object | None, limit: int = 80) -> str:
