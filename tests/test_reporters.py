@@ -338,6 +338,36 @@ def test_sarif_finding_without_any_location_is_valid(
     assert "locations" not in document["runs"][0]["results"][0]
 
 
+def test_sarif_locates_what_standard_input_held(
+    sarif_validator: jsonschema.Draft4Validator,
+) -> None:
+    """From a review: findings of `scan -` carried only logical locations, and GitHub code
+    scanning refuses a whole upload when one result has no artifact location."""
+    piped = finding(
+        RULES[0], "agent-a", "k1", "piped", locations=[Location("<stdin>", 7), Location("-", 9)]
+    )
+    result = empty_result()
+    result.findings = [piped]
+    document = json.loads(render("sarif", result))
+    assert not list(sarif_validator.iter_errors(document))
+    sarif_result = document["runs"][0]["results"][0]
+    physical = sarif_result["locations"][0]["physicalLocation"]
+    assert physical == {"artifactLocation": {"uri": "stdin"}, "region": {"startLine": 7}}
+    assert sarif_result["relatedLocations"][0]["physicalLocation"]["region"] == {"startLine": 9}
+
+
+def test_sarif_messages_carry_no_escape_sequences_or_links() -> None:
+    """From a review: an OSC-8 hyperlink and U+202E from a log reached `message.text`, and a
+    principal written `[x](1)` read as an embedded link (SARIF 3.11.6)."""
+    hostile = "agent [x](1) \x1b]8;;http://evil.example\x07 \u202e done"
+    result = empty_result()
+    result.findings = [finding(RULES[0], "agent", "k1", hostile)]
+    text = json.loads(render("sarif", result))["runs"][0]["results"][0]["message"]["text"]
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e]", text)
+    assert re.search(r"(?<!\\)\[", text) is None  # every bracket escaped
+    assert text.startswith("agent \\[x\\](1)")
+
+
 @pytest.mark.parametrize(
     ("path", "uri"),
     [

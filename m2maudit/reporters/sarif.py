@@ -16,7 +16,8 @@ Mapping (also in docs/output.md):
   finding with calls after the last its entry covers, and `new` for the others;
 - skipped rules become `toolExecutionNotifications` of the invocation.
 
-A finding without file locations is still valid SARIF (only logical locations, or none).
+A finding read from standard input is located in an artifact named `stdin`: GitHub code
+scanning refuses a whole upload when one result has no artifact location.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from m2maudit.findings import Finding, Location, RuleInfo, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import (
     ITEMS,
+    clean_text,
     dumps_one_item_a_line,
     finding_dict,
     jsonable,
@@ -52,7 +54,10 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 PRECISION = {"high": "high", "medium": "medium", "low": "low", "very-high": "very-high"}
 MAX_RELATED_LOCATIONS = 50
-_NO_FILE = {"", "-", "<stdin>"}
+# Standard input has no path: its records are located in an artifact named `stdin`, for
+# GitHub code scanning refuses a whole upload when a result has no artifact location.
+_STDIN = {"-", "<stdin>"}
+STDIN_URI = "stdin"
 
 
 def baseline_state(finding: Finding) -> str:
@@ -101,7 +106,11 @@ def logical_locations(finding: Finding) -> list[dict[str, Any]]:
 
 
 def _file_locations(finding: Finding) -> list[Location]:
-    return [location for location in finding.locations if location.file not in _NO_FILE]
+    return [
+        Location(STDIN_URI, location.line) if location.file in _STDIN else location
+        for location in finding.locations
+        if location.file
+    ]
 
 
 def result_locations(finding: Finding) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -148,6 +157,16 @@ def rule_descriptor(rule: RuleInfo) -> dict[str, Any]:
     return descriptor
 
 
+def message_text(text: str) -> str:
+    """A finding's message as SARIF plain text: without escape sequences or overrides (a
+    viewer may print it to a terminal), its square brackets escaped (SARIF 3.11.6 reads
+    `[text](1)` as a link, and a principal from a log may be written so)."""
+    return _BRACKET.sub(r"\\\g<0>", clean_text(text))
+
+
+_BRACKET = re.compile(r"[\[\]]")
+
+
 def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> dict[str, Any]:
     locations, related = result_locations(finding)
     data = finding_dict(finding)
@@ -155,7 +174,7 @@ def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> d
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
         "level": LEVEL.get(finding.severity, "warning"),
-        "message": {"text": finding.message or finding.title},
+        "message": {"text": message_text(finding.message or finding.title)},
         "partialFingerprints": {FINGERPRINT_KEY: finding.id},
     }
     if locations:
