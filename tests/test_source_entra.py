@@ -145,3 +145,14 @@ def test_edge_cases_are_rejected(tmp_path: Path) -> None:
     assert rejects[2] == "missing time / createdDateTime"
     assert rejects[3].startswith("unparseable time")
     assert rejects[4].startswith("no identity")
+
+
+def test_a_service_principal_named_as_an_agent_is_an_agent(tmp_path: Path) -> None:
+    """From a rules review: every service principal was a `service`, so M2M101 and M2M505
+    never judged an AI agent in Entra's log. A machine is an agent by its name, as a name in
+    a generic log is (`agent_patterns`), unless it is the platform's own daemon."""
+    names = ["research-agent", "nightly-export", "datadog-agent"]
+    records = [_graph_sign_in(servicePrincipalName=name) for name in names]
+    loaded = load(write_jsonl(tmp_path / "signins.jsonl", records))
+    kinds = [loaded.event(n)["principal_type"] for n in (1, 2, 3)]
+    assert kinds == ["agent", "service", "service"]

@@ -187,3 +187,14 @@ def test_a_secret_scanning_alert_is_its_repository_and_number(tmp_path: Path) ->
     loaded = load(write_jsonl(tmp_path / "audit.jsonl", records))
     shown = [(loaded.event(n)["resource"], loaded.event(n)["status"]) for n in (1, 2, 3)]
     assert shown == [("acme/api#4", "slack"), ("acme/api", None), ("acme/api", "404")]
+
+
+def test_an_app_named_as_an_agent_is_an_agent_without_its_bot_suffix(tmp_path: Path) -> None:
+    """From a rules review: `copilot-swe-agent[bot]` was a `service`, so M2M101 and M2M505
+    never judged it. GitHub gives every app's actor `[bot]`: the name before it decides, so
+    `dependabot[bot]` stays a service, and a person's login is never judged by the patterns."""
+    actors = ["copilot-swe-agent[bot]", "dependabot[bot]", "secret-scanning[bot]", "agent-smith"]
+    records = [_event(actor=actor, _document_id=f"doc-{n}") for n, actor in enumerate(actors)]
+    loaded = load(write_jsonl(tmp_path / "audit.jsonl", records))
+    kinds = [loaded.event(n)["principal_type"] for n in (1, 2, 3, 4)]
+    assert kinds == ["agent", "service", "service", "human"]

@@ -155,3 +155,14 @@ def test_format_hint_reads_events_detection_would_not(tmp_path: Path) -> None:
     assert load(path).file.error is not None  # no event type: not recognisably Okta
     hinted = load(path, hint="okta")
     assert (hinted.file.format, hinted.event(1)["principal"]) == ("okta", "00u1")
+
+
+def test_an_app_named_as_an_agent_is_an_agent(tmp_path: Path) -> None:
+    """From a rules review: every Okta app was a `service`, so M2M101 and M2M505 never judged
+    an AI agent. An app is an agent by its name (`agent_patterns`); a person stays a person."""
+    agent = _event()  # `reporting-bot`
+    app = _event(actor={"id": "0oa2", "type": "PublicClientApp", "alternateId": "billing-sync"})
+    person = _event(actor={"id": "00u1", "type": "User", "alternateId": "agent.smith@example.com"})
+    loaded = load(write_jsonl(tmp_path / "okta.jsonl", [agent, app, person]))
+    kinds = [loaded.event(n)["principal_type"] for n in (1, 2, 3)]
+    assert kinds == ["agent", "service", "human"]

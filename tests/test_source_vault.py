@@ -166,3 +166,25 @@ def test_evidence_the_broad_scope_and_lifetime_rules_query(sample: Loaded) -> No
         """
     ).fetchall()
     assert flagged == [(4,)]
+
+
+def test_an_approle_is_named_by_its_role_and_an_agent_by_its_name(tmp_path: Path) -> None:
+    """From a rules review: every AppRole token is `approle` in Vault's log, so all roles were
+    one principal (a finding for `etl-nightly`'s admin policy named `approle`); and a machine
+    login was a `service` whatever its name, so M2M101 never judged an AI agent."""
+    records = [
+        _entry("response", "r1"),  # role billing
+        _entry("response", "r2", metadata={"role_name": "research-agent"}),
+        _entry("response", "r3", display_name="kubernetes-ai-research-agent", metadata={}),
+        _entry("response", "r4", display_name="ldap-agent.smith", metadata={}),
+    ]
+    loaded = load(write_jsonl(tmp_path / "audit.log", records))
+    named = [
+        (loaded.event(n)["principal"], loaded.event(n)["principal_type"]) for n in (1, 2, 3, 4)
+    ]
+    assert named == [
+        ("approle-billing", "service"),
+        ("approle-research-agent", "agent"),
+        ("kubernetes-ai-research-agent", "agent"),
+        ("ldap-agent.smith", "human"),
+    ]

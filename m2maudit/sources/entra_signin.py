@@ -104,8 +104,8 @@ class EntraSignInAdapter:
         ("principal_id", "the principal's object id: servicePrincipalId, userId, initiatedBy's id"),
         (
             "principal_type",
-            "service for service-principal and managed-identity sign-ins "
-            "and app-initiated audit events; human for users",
+            "service (agent by name: agent_patterns) for service-principal and managed-identity "
+            "sign-ins and app-initiated audit events; human for users",
         ),
         ("client_id", "appId (audit: initiatedBy.app.appId)"),
         ("credential_id", "servicePrincipalCredentialKeyId (machine sign-ins)"),
@@ -138,12 +138,17 @@ class EntraSignInAdapter:
         else:
             stage(ctx)
         map_records(
-            ctx, self._columns(), self._checks(), prelude=FIELDS.prelude(), leak_scope="rec"
+            ctx,
+            self._columns(ctx.config),
+            self._checks(),
+            prelude=FIELDS.prelude(),
+            leak_scope="rec",
         )
 
     @staticmethod
-    def _columns() -> dict[str, str]:
+    def _columns(config: Config) -> dict[str, str]:
         f = FIELDS
+        machine = q.machine_kind("principal", config.agent_patterns, config.infrastructure_patterns)
         category = f.text("category")
         event_types = q.json_string_list(f["event_types"])
         is_audit = (
@@ -187,9 +192,9 @@ class EntraSignInAdapter:
             ),
             "principal_type": (
                 f"CASE WHEN principal IS NULL THEN NULL "
-                f"WHEN _shape = 'machine' THEN 'service' "
+                f"WHEN _shape = 'machine' THEN {machine} "
                 f"WHEN _shape = 'audit' AND coalesce({f.text('init_upn')}, "
-                f"{f.text('init_user_id')}) IS NULL THEN 'service' ELSE 'human' END"
+                f"{f.text('init_user_id')}) IS NULL THEN {machine} ELSE 'human' END"
             ),
             "client_id": (
                 f"CASE _shape WHEN 'audit' THEN {f.text('init_app_id')} ELSE {f.text('app_id')} END"

@@ -71,8 +71,9 @@ class GitHubAuditAdapter(StagedLoad):
         ("principal_id", "actor_id (a renamed login keeps it)"),
         (
             "principal_type",
-            "service for GitHub App server-to-server tokens, deploy keys, bots, GitHub "
-            "itself (actor github), infrastructure_patterns and service_patterns; else human",
+            "service (agent by the name before [bot]) for GitHub App server-to-server tokens, "
+            "deploy keys, bots; service for GitHub itself (actor github), "
+            "infrastructure_patterns and service_patterns; else human",
         ),
         ("client_id", "oauth_application_id"),
         ("credential_id", "token_id (when not 0), else the fingerprint of hashed_token"),
@@ -130,6 +131,8 @@ def _columns(config: Config) -> dict[str, str]:
         )
     )
     actor = f.text("actor")
+    app_name = f"regexp_replace({actor}, '\\[bot\\]$', '')"
+    app_kind = q.machine_kind(app_name, config.agent_patterns, config.infrastructure_patterns)
     secret_alert = f"coalesce(starts_with({f.text('action')}, '{SECRET_ALERT_ACTIONS}'), false)"
     return {
         "ts": f.timestamp("time"),
@@ -140,11 +143,14 @@ def _columns(config: Config) -> dict[str, str]:
         ),
         "credential_type": credential_kind,
         "principal_type": (
-            f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} THEN 'service' "
-            f"WHEN {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' THEN 'service' "
+            # An app or a bot is a machine; an AI agent (`copilot-swe-agent[bot]`) by its name
+            # without the `[bot]` GitHub gives every app (`secret-scanning[bot]` is none).
+            f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} "
+            f"OR {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' "
+            f"THEN {app_kind} "
             # GitHub itself (secret scanning, Dependabot alerts), the platform's own daemons and
-            # machine users named as services. Not agent_patterns: a login is a person's
-            # handle, and `claude-martin` or `magenta-dev` would match them.
+            # machine users named as services. Not agent_patterns for a login: it is a
+            # person's handle, and `claude-martin` or `magenta-dev` would match them.
             f"WHEN lower({actor}) = 'github' "
             f"OR {q.matches_any([actor], config.infrastructure_patterns)} "
             f"OR {q.matches_any([actor], config.service_patterns)} THEN 'service' "

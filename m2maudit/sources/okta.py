@@ -58,7 +58,10 @@ class OktaSystemLogAdapter(StagedLoad):
         ("ts", "published (else Panther's p_event_time)"),
         ("principal", "actor.alternateId, else actor.displayName, else actor.id"),
         ("principal_id", "actor.id (a renamed login keeps it)"),
-        ("principal_type", "actor.type: User -> human; *App*/*Client*/System* -> service"),
+        (
+            "principal_type",
+            "actor.type: User -> human; *App*/*Client*/System* -> service, or agent by name",
+        ),
         ("client_id", "client.id (not on API-token calls), else actor.id of an app actor"),
         ("credential_id", "transaction.detail.requestApiTokenId; client id on client_credentials"),
         ("credential_type", "okta_api_token | okta_oauth_client"),
@@ -78,12 +81,15 @@ class OktaSystemLogAdapter(StagedLoad):
         return looks_like_okta(sample.first_record)
 
     def map_staged(self, ctx: LoadContext) -> None:
-        map_records(ctx, _columns(), _checks(), prelude=FIELDS.prelude(), leak_scope="rec")
+        map_records(
+            ctx, _columns(ctx.config), _checks(), prelude=FIELDS.prelude(), leak_scope="rec"
+        )
 
 
-def _columns() -> dict[str, str]:
+def _columns(config: Config) -> dict[str, str]:
     """Canonical columns as SQL over the staged records."""
     f = FIELDS
+    machine = q.machine_kind("principal", config.agent_patterns, config.infrastructure_patterns)
     actor_type = f.text("actor_type")
     grant = f"lower({f.text('grant_type')})"
     api_token = f.text("api_token")
@@ -100,12 +106,12 @@ def _columns() -> dict[str, str]:
         "principal_type": (
             f"CASE WHEN {actor_type} IS NULL THEN NULL "
             f"WHEN regexp_matches(lower({actor_type}), 'user') THEN 'human' "
-            f"WHEN regexp_matches(lower({actor_type}), '{SERVICE_ACTOR}') THEN 'service' "
+            f"WHEN regexp_matches(lower({actor_type}), '{SERVICE_ACTOR}') THEN {machine} "
             f"ELSE 'unknown' END"
         ),
         "client_id": (
             f"coalesce(CASE WHEN {api_token} IS NULL THEN {f.text('client_id')} END, "
-            f"CASE WHEN principal_type = 'service' THEN {f.text('actor_id')} END)"
+            f"CASE WHEN principal_type IN ('service', 'agent') THEN {f.text('actor_id')} END)"
         ),
         "credential_id": (
             f"coalesce({api_token}, CASE WHEN {grant} = 'client_credentials' THEN client_id END)"
@@ -118,7 +124,7 @@ def _columns() -> dict[str, str]:
         "token_fp": "NULL::VARCHAR",
         "raw_token": "NULL::VARCHAR",
         "on_behalf_of": (
-            f"CASE WHEN principal_type = 'service' "
+            f"CASE WHEN principal_type IN ('service', 'agent') "
             f"AND {f.text('event_type')} LIKE 'app.oauth2.%' "
             f"AND {grant} IS DISTINCT FROM 'client_credentials' THEN coalesce("
             f"{q.unknown_as_null(q.json_text(q.member(user_target, 'alternateId')))}, "

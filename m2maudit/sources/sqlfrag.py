@@ -402,6 +402,18 @@ def matches_any(values: Sequence[str], patterns: Sequence[str]) -> str:
     return "(" + " OR ".join(regex_any(value, patterns) for value in values) + ")"
 
 
+def machine_kind(name: str, agent_patterns: Sequence[str], infrastructure: Sequence[str]) -> str:
+    """SQL: the kind of a caller a vendor log names as a machine (a service principal, an
+    app, an AppRole): 'agent' when its name fully matches `agent_patterns` and is not the
+    platform's own daemon (`infrastructure_patterns`), else 'service'. Vendor logs tell
+    machines from people, not AI agents from other services: only the name can, as it does
+    for a name in a generic log (`Config.name_kinds`)."""
+    return (
+        f"CASE WHEN {matches_any([name], infrastructure)} THEN 'service' "
+        f"WHEN {matches_any([name], agent_patterns)} THEN 'agent' ELSE 'service' END"
+    )
+
+
 def json_timestamp_any(value: str, formats: Sequence[str]) -> str:
     """`json_timestamp`, then the given `strptime` formats (read as UTC) for vendor oddities
     such as CloudTrail's `Oct 2, 2019, 11:12:29 PM`."""

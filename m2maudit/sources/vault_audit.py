@@ -90,11 +90,14 @@ class VaultAuditAdapter:
     field_map: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ts", "time"),
         ("(one event a call)", "the response entry; the request entry only without a response"),
-        ("principal", "auth.display_name, else auth.entity_id"),
+        (
+            "principal",
+            "auth.display_name (approle: approle-<metadata.role_name>), else auth.entity_id",
+        ),
         (
             "principal_type",
             "display_name mount: approle/token/kubernetes/aws/jwt/cert... -> "
-            "service; ldap/oidc/userpass/okta/github... -> human",
+            "service (agent by name); ldap/oidc/userpass/okta/github... -> human",
         ),
         ("client_id", "auth.metadata.role_name, else auth.metadata.role"),
         ("credential_id", "auth.accessor (HMAC'd or not), else request.client_token_accessor"),
@@ -127,7 +130,7 @@ class VaultAuditAdapter:
         fold_requests_into_responses(ctx)  # one event a call (docs/formats/vault-audit.md)
         map_records(
             ctx,
-            _columns(),
+            _columns(ctx.config),
             _checks(),
             prelude=[FIELDS.prelude(), *_value_layers()],
             # HMAC'd values (`hmac-sha256:...`) look like secrets and are not: left out.
@@ -161,9 +164,10 @@ def _value_layers() -> list[dict[str, str]]:
     ]
 
 
-def _columns() -> dict[str, str]:
+def _columns(config: Config) -> dict[str, str]:
     """Canonical columns as SQL over the staged records and `_value_layers`."""
     f = FIELDS
+    machine = q.machine_kind("principal", config.agent_patterns, config.infrastructure_patterns)
     display = f"lower({f.text('display_name')})"
     mount = f"regexp_extract({display}, '^([a-z0-9_]+)', 1)"
     ttl = (
@@ -174,10 +178,16 @@ def _columns() -> dict[str, str]:
     namespace = f"nullif(rtrim({f.text('namespace')}, '/'), '')"
     return {
         "ts": f.timestamp("time"),
-        "principal": f"coalesce({f.text('display_name')}, {f.text('entity_id')})",
+        # Every AppRole token's display name is `approle`: its role names the caller, as
+        # other mounts name theirs (`kubernetes-payments-api`).
+        "principal": (
+            f"CASE WHEN {display} = 'approle' AND {f.text('role')} IS NOT NULL "
+            f"THEN 'approle-' || {f.text('role')} "
+            f"ELSE coalesce({f.text('display_name')}, {f.text('entity_id')}) END"
+        ),
         "principal_type": (
             f"CASE WHEN {display} IS NULL THEN NULL "
-            f"WHEN {mount} IN {q.text_list(SERVICE_MOUNTS)} THEN 'service' "
+            f"WHEN {mount} IN {q.text_list(SERVICE_MOUNTS)} THEN {machine} "
             f"WHEN {mount} IN {q.text_list(HUMAN_MOUNTS)} THEN 'human' ELSE 'unknown' END"
         ),
         "client_id": f.text("role"),
