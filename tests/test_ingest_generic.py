@@ -655,6 +655,26 @@ def test_a_blank_inventory_time_means_none(store: Store, tmp_path: Path, layout:
     ]
 
 
+def test_a_word_for_no_time_in_an_inventory_means_none(store: Store, tmp_path: Path) -> None:
+    """From a rules review: `last_used_at` of `never` (or `N/A`, `None`, `-`) rejected the
+    whole row, so a two-year-old key was in no inventory rule and a false M2M503 besides.
+    A time that is no word for none is still rejected."""
+    words = ["never", "N/A", "None", "null", "-", "Not set"]
+    records = [[f"k{n}", "svc-a", "2025-01-01", word, word.upper()] for n, word in enumerate(words)]
+    path = write_csv(
+        tmp_path / "inv.csv",
+        ["token_id", "principal", "created_at", "last_used_at", "expires_at"],
+        [*records, ["k-bad", "svc-a", "2025-01-01", "soon", ""]],
+    )
+    report = ingest(store, inventories=[path])
+    assert (report.files[0].loaded, report.files[0].rejected) == (len(words), 1)
+    times = rows(store, "SELECT DISTINCT last_used_at, expires_at FROM credentials")
+    assert times == [(None, None)]
+    assert rows(store, "SELECT reason FROM ingest_errors") == [
+        ('unparseable last_used_at: "soon"',)
+    ]
+
+
 @pytest.mark.parametrize(
     ("record", "reason"),
     [

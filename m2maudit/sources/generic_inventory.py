@@ -64,7 +64,7 @@ class GenericInventoryAdapter:
         ("scopes", "scopes (a list or a space/comma-separated string)"),
         (
             "created_at / last_rotated_at / expires_at / last_used_at / revoked_at",
-            "the same names (dates or ISO 8601)",
+            "the same names (dates or ISO 8601; 0, blank, never, N/A...: not set)",
         ),
         ("status", "status: active | revoked | disabled (default active)"),
         ("principal_status", "principal_status: active | decommissioned (default active)"),
@@ -168,11 +168,19 @@ def _row_keys(sample: Sample) -> set[str]:
     return sample.keys()
 
 
+# Words exports and people write in a time field for "no time" (`last_used_at: never`,
+# `expires_at: N/A`). Each rejected the whole row, and with it every rule's view of the key.
+NO_TIME_WORDS = ("never", "n/a", "na", "none", "null", "nil", "-", "--", "not set", "unknown")
+
+
 def _time(value: str) -> str:
     """A time field's JSON value, absent when it is 0 or "0": exports write 0 for "never"
     (expires, last used), which read as seconds since the epoch is 1970. So is a blank
-    text (`""`, `" "`): what an empty CSV cell is, and JSON exports write for "not set"."""
-    blank = f"(json_type({value}) = 'VARCHAR' AND {q.json_text(value)} IS NULL)"
+    text (`""`, `" "`): what an empty CSV cell is, and JSON exports write for "not set"; and
+    so is a word for none (`NO_TIME_WORDS`, any case)."""
+    text = q.json_text(value)
+    none = f"{text} IS NULL OR lower({text}) IN {q.text_list(NO_TIME_WORDS)}"
+    blank = f"(json_type({value}) = 'VARCHAR' AND ({none}))"
     return (
         f"CASE WHEN coalesce({q.json_number(value)} = 0 OR {blank}, false) THEN NULL "
         f"ELSE {value} END"
