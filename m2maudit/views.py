@@ -181,8 +181,11 @@ _IDENTITY = f"""
                        'client:' || coalesce(t.client_id, t.azp), t.jti, e.token_fp)
     END AS credential_group,
     -- A log that names the caller as the person acted for (GitHub's OAuth tokens) names them
-    -- as logged: by their latest name, as `actor` does.
-    coalesce(CASE WHEN e.on_behalf_of = e.principal THEN {_PRINCIPAL} ELSE e.on_behalf_of END,
+    -- as logged: by their latest name, as `actor` does. A machine named as the one acted
+    -- for (a scheduler, another agent) is no human behind the call.
+    coalesce(CASE WHEN e.on_behalf_of = e.principal THEN {_PRINCIPAL}
+                  WHEN m2m_kind(e.on_behalf_of) IN ('agent', 'service') THEN NULL
+                  ELSE e.on_behalf_of END,
              CASE WHEN t.subject_kind = 'human' THEN t.sub END,
              CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END,
              -- The log says the caller is a person (a console sign-in, an SSO session).

@@ -1031,3 +1031,35 @@ def test_a_mapping_to_keys_the_records_lack_is_named(store: Store, tmp_path: Pat
         "; the config's mapping reads keys these records lack "
         "(principal -> actor.id, timestamp -> @timestamp)"
     )
+
+
+def test_placeholder_ids_in_a_log_are_no_ids(store: Store, tmp_path: Path) -> None:
+    """From a rules review: `"on_behalf_of": "-"` counted as the human behind a call, and a
+    trace id of `-`, `null` or W3C's all-zero id as a trace every such call shares: M2M101
+    and M2M501 never fired. A real id, even one of zeros among other digits, stays."""
+    placeholders = [
+        "-",
+        "NULL",
+        "undefined",
+        "N/A",
+        "0" * 32,
+        "00000000-0000-0000-0000-000000000000",
+    ]
+    records = [
+        {
+            "timestamp": "2026-11-20T10:00:00Z",
+            "principal": f"agent-{n}",
+            "on_behalf_of": value,
+            "trace_id": value,
+            "session_id": value,
+            "task_id": value,
+        }
+        for n, value in enumerate([*placeholders, "0af7651916cd43dd8448eb211c80319c"])
+    ]
+    ingest(store, write_jsonl(tmp_path / "calls.jsonl", records))
+    ids = rows(
+        store,
+        "SELECT on_behalf_of, trace_id, session_id, task_id FROM events ORDER BY principal",
+    )
+    real = "0af7651916cd43dd8448eb211c80319c"
+    assert ids == [(None, None, None, None)] * len(placeholders) + [(real, real, real, real)]

@@ -170,7 +170,7 @@ def _row_keys(sample: Sample) -> set[str]:
 
 # Words exports and people write in a time field for "no time" (`last_used_at: never`,
 # `expires_at: N/A`). Each rejected the whole row, and with it every rule's view of the key.
-NO_TIME_WORDS = ("never", "n/a", "na", "none", "null", "nil", "-", "--", "not set", "unknown")
+NO_TIME_WORDS = ("never", *q.PLACEHOLDER_WORDS)
 
 
 def _time(value: str) -> str:

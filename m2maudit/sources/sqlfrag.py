@@ -216,6 +216,35 @@ def stated_principal_type(text: str) -> str:
     )
 
 
+# What loggers and people write for "no value" (a Go template's `-`, JavaScript's `undefined`,
+# a NULL printed as text). As an id it would count as one: a trace every call shares, a
+# person behind every call.
+PLACEHOLDER_WORDS = (
+    "-",
+    "--",
+    "n/a",
+    "na",
+    "none",
+    "null",
+    "nil",
+    "undefined",
+    "unknown",
+    "not set",
+)
+
+
+def placeholder_as_null(text: str) -> str:
+    """SQL: a text id, NULL when it is a placeholder: a word of `PLACEHOLDER_WORDS` (any
+    case), or zeros and dashes alone (W3C's all-zero trace id, which its spec calls invalid,
+    the nil UUID, `0`). Long values, nearly all, pass on a length test."""
+    return (
+        f"CASE WHEN {text} IS NULL OR length({text}) > 64 THEN {text} "
+        f"WHEN (left({text}, 1) IN ('0', '-') AND trim({text}, '0-') = '') "
+        f"OR (length({text}) <= 9 AND lower({text}) IN {text_list(PLACEHOLDER_WORDS)}) "
+        f"THEN NULL ELSE {text} END"
+    )
+
+
 def kind_by_name(value: str, kinds: Sequence[tuple[str, Sequence[str]]]) -> str:
     """The first kind whose patterns `value` fully matches (`Config.name_kinds`), else
     'unknown' (a NULL name too)."""
