@@ -400,9 +400,10 @@ def _fill_chain(row: TokenRow, claims: dict[str, Any]) -> list[str]:
     named = [actor for actor in chain if actor != UNNAMED_ACTOR]
     row.chain_has_cycle = len(set(named)) < len(named)
     row.may_act = _may_act(claims.get("may_act"))
-    if row.may_act is not None:
-        allowed = set(row.may_act)
-        row.chain_actor_not_allowed = next((a for a in chain if a not in allowed), None)
+    # `may_act` says who may become the actor (RFC 8693 §4.4); earlier actors, in nested
+    # `act` claims, are informational only (§4.1).
+    if row.may_act is not None and chain and chain[0] not in row.may_act:
+        row.chain_actor_not_allowed = chain[0]
     return problems
 
 

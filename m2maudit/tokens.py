@@ -528,9 +528,10 @@ def decode_select(source: str, config: Config) -> str:
            CASE WHEN {ok} THEN len(list_distinct(named_actors)) < len(named_actors) END
                AS chain_has_cycle,
            _safe_may_act AS may_act,
+           -- Only the current actor: earlier ones are informational (RFC 8693 §4.1).
            CASE WHEN may_act IS NOT NULL
-                THEN list_filter(_safe_act_chain_,
-                                 lambda a: NOT list_contains(_safe_may_act, a))[1]
+                     AND NOT list_contains(_safe_may_act, _safe_act_chain_[1])
+                THEN _safe_act_chain_[1]
            END AS chain_actor_not_allowed,
            CASE WHEN {ok} THEN has_cnf END AS has_cnf,
            CASE WHEN {ok} THEN has_auth_time END AS has_auth_time,

@@ -132,7 +132,7 @@ def test_problems_the_token_shows_by_itself() -> None:
             "scope": "reports:* admin",
             "iat": NOW - 100 * 86400,
             "act": nested_act(["a", "b", "a", "c", "d"]),
-            "may_act": {"sub": "a"},
+            "may_act": {"sub": "b"},
         }
     )
     problems = {p["message"]: p["problem"] for p in run_json(token)["problems"]}
@@ -150,7 +150,7 @@ def test_problems_the_token_shows_by_itself() -> None:
         "client-credentials",
         "5 deep",
         "cycle: 'a'",
-        "'b' is not allowed by may_act",
+        "'a' is not allowed by may_act",
         "wildcard scope: reports:*",
         "admin scope: admin",
         "never expires",

@@ -81,7 +81,7 @@ def expected_from_pyjwt(token: str) -> dict[str, Any]:
         "may_act": may_act,
         "chain_actor_not_allowed": None
         if may_act is None
-        else next((a for a in chain if a not in may_act), None),
+        else next((a for a in chain[:1] if a not in may_act), None),
         "has_cnf": "cnf" in claims,
         "has_auth_time": "auth_time" in claims,
         "has_acr": "acr" in claims,
@@ -259,7 +259,7 @@ def test_cycle_and_may_act_are_detected() -> None:
         {
             "sub": "bob@example.com",
             "may_act": {"sub": "agent-a"},
-            "act": nested_act(["agent-a", "rogue-tool"]),
+            "act": nested_act(["rogue-tool", "agent-a"]),
         }
     )
     allowed = signed(
@@ -269,12 +269,24 @@ def test_cycle_and_may_act_are_detected() -> None:
             "act": nested_act(["agent-a", "rogue-tool"]),
         }
     )
-    rows = decode_in_sql([cycle, refused, allowed])
+    # From a rules review: an earlier actor outside `may_act` was reported, but RFC 8693
+    # §4.1 makes nested actors informational; `may_act` says who may become the actor.
+    earlier = signed(
+        {
+            "sub": "bob@example.com",
+            "may_act": {"sub": "search-tool"},
+            "act": nested_act(["search-tool", "research-agent"]),
+        }
+    )
+    tokens = [cycle, refused, allowed, earlier]
+    rows = decode_in_sql(tokens)
     assert rows[fingerprint(cycle)]["chain_has_cycle"] is True
     assert rows[fingerprint(refused)]["chain_has_cycle"] is False
     assert rows[fingerprint(refused)]["chain_actor_not_allowed"] == "rogue-tool"
     assert rows[fingerprint(refused)]["may_act"] == ["agent-a"]
     assert rows[fingerprint(allowed)]["chain_actor_not_allowed"] is None
+    assert rows[fingerprint(earlier)]["chain_actor_not_allowed"] is None
+    assert [rows[fingerprint(t)] for t in tokens] == [asdict(decode_token(t).row) for t in tokens]
 
 
 def test_actor_named_by_client_id_or_unnamed() -> None:
