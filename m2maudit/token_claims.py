@@ -356,6 +356,8 @@ def _fill(row: TokenRow, header: dict[str, Any], claims: dict[str, Any], config:
     elif row.alg.lower() == "none":
         soft.append(REASON_ALG_NONE)
     row.iss, row.sub, row.jti = (claim_text(claims.get(k)) for k in ("iss", "sub", "jti"))
+    if row.jti is None:  # Entra ID names its tokens by `uti`
+        row.jti = claim_text(claims.get("uti"))
     row.txn, row.req_wl = claim_text(claims.get("txn")), claim_text(claims.get("req_wl"))
     row.aud = string_list(claims.get("aud"))
     row.azp = claim_text(claims.get("azp"))

@@ -105,6 +105,7 @@ _CLAIMS = (
     "scp",
     *TIME_CLAIMS,
     "jti",
+    "uti",  # Entra ID's token identifier, its jti
     "may_act",
     "cnf",
     *HUMAN_EVIDENCE_CLAIMS,
@@ -416,7 +417,8 @@ def _claim_layers(config: Config) -> list[dict[str, str]]:
             "alg": json_scalar_text("hv[1]"),
             "kid": json_scalar_text("hv[2]"),
             "typ": json_scalar_text("hv[3]"),
-            **{name: text[name] for name in ("iss", "sub", "azp", "jti", "txn", "req_wl")},
+            **{name: text[name] for name in ("iss", "sub", "azp", "txn", "req_wl")},
+            "jti": f"coalesce({text['jti']}, {text['uti']})",
             "aud": _string_list(_SLOT["aud"]),
             "client_names": f"[{', '.join(text[name] for name in CLIENT_CLAIMS)}]",
             "scope": _scope_list(scope_value),

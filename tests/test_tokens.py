@@ -475,3 +475,13 @@ def test_a_scan_reports_a_token_carrying_a_private_json_web_key(tmp_path: Path) 
     assert [f.token_id for f in leaks] == ["client:agent-1"]
     assert f"jwk_private_key {sha256_prefix(d)}" in leaks[0].message
     assert d not in repr(findings)
+
+
+def test_an_entra_token_is_named_by_its_uti() -> None:
+    """From a rules review: M2M502 (no jti) fired on every Entra ID token, which names itself
+    by `uti`; a `jti` still wins when both are there."""
+    entra = signed({"sub": "AAAb", "oid": "8f2a", "appid": "1111", "uti": "u1", "aud": "api://x"})
+    both = signed({"sub": "a", "jti": "j1", "uti": "u2"})
+    rows = decode_in_sql([entra, both])
+    assert [rows[fingerprint(t)]["jti"] for t in (entra, both)] == ["u1", "j1"]
+    assert [decode_token(t).row.jti for t in (entra, both)] == ["u1", "j1"]
