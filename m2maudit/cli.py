@@ -37,7 +37,7 @@ from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts, sigterm_as_interrupt
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
-from m2maudit.reporters.summary import left_out_note
+from m2maudit.reporters.summary import run_notes
 from m2maudit.rules import Rule, rule_files
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.sources.discover import STDIN_DISPLAY
@@ -636,11 +636,10 @@ def scan(
     if output is not None or reporter.name != DEFAULT_FORMAT:
         # The table carries its own summary; a machine format on stdout or a file does not.
         active = len(result.active)
-        left_out = left_out_note(result)
+        notes = "".join(f"; {note}" for note in run_notes(result))
         console.print(
             f"{counted(len(result.findings), 'finding')} ({active:,} active, "
-            f"{len(result.findings) - active:,} suppressed or baselined"
-            f"{'; ' + left_out if left_out else ''}); exit {code}",
+            f"{len(result.findings) - active:,} suppressed or baselined{notes}); exit {code}",
             markup=False,
         )
     if run_problem:

@@ -324,7 +324,8 @@ def test_sarif_rules_and_results_map_the_findings() -> None:
     assert results["M2M501"]["baselineState"] == "unchanged"
     assert results["M2M101"]["baselineState"] == "new"
     notes = run["invocations"][0]["toolExecutionNotifications"]
-    assert notes[0]["associatedRule"] == {"id": "M2M403"}
+    assert notes[0] == {"level": "warning", "message": {"text": "3 records rejected: not audited"}}
+    assert notes[1]["associatedRule"] == {"id": "M2M403"}
 
 
 def test_sarif_finding_without_any_location_is_valid(
@@ -389,14 +390,14 @@ def test_junit_one_case_per_rule_failed_when_it_has_active_findings() -> None:
     suite = root.find("testsuite")
     assert suite is not None
     cases = {case.get("name", "").split()[0]: case for case in suite.iter("testcase")}
-    assert set(cases) == {rule.id for rule in RULES} | {"M2M403"}
+    assert set(cases) == {rule.id for rule in RULES} | {"M2M403", "inputs"}  # 3 rejected
     failed = {name for name, case in cases.items() if case.find("failure") is not None}
     assert failed == {"M2M101", "M2M202", "M2M301", "M2M402"}
     assert cases["M2M201"].find("failure") is None  # only a suppressed finding
     assert "suppressed" in (cases["M2M201"].findtext("system-out") or "")
     assert cases["M2M403"].find("skipped") is not None
-    assert suite.get("failures") == "4" and suite.get("tests") == "7"
-    assert suite.get("skipped") == "1"
+    assert suite.get("failures") == "4" and suite.get("tests") == "8"
+    assert suite.get("skipped") == "2"  # M2M403, and the inputs (3 records rejected)
     # The root's attributes as Jenkins' xUnit schema allows them (a review: `skipped` there
     # failed its validation).
     assert root.get("failures") == "4" and set(root.attrib) <= {
@@ -714,6 +715,34 @@ def _ids(document: dict[str, Any]) -> list[str]:
     return [item["id"] for item in document["findings"]]
 
 
+def test_records_not_audited_show_in_every_report() -> None:
+    """From a review: a record rejected for one stray character (an attacker's user agent)
+    left every report clean: no SARIF notification, "✅ no findings" in Markdown, nothing in
+    JUnit; only stderr and `inputs[].rejected` told. Every report says so now."""
+    result = empty_result()
+    result.inputs = [
+        {"source": "a.jsonl", "kind": "events", "loaded": 5, "rejected": 2, "error": None},
+        {"source": "b.json.gz", "kind": "events", "error": "truncated or corrupt gzip data"},
+    ]
+    note = "2 records rejected, 1 file unreadable: not audited"
+    assert note in render("table", result)
+    markdown = render("markdown", result)
+    assert markdown.startswith("## ⚠️ m2maudit: no findings") and note in markdown
+    assert "`a.jsonl` (2 rejected)" in markdown
+    sarif = json.loads(render("sarif", result))["runs"][0]
+    notes = sarif["invocations"][0]["toolExecutionNotifications"]
+    assert {"level": "warning", "message": {"text": note}} in notes
+    assert sarif["properties"]["summary"]["records_rejected"] == 2
+    summary = json.loads(render("json", result))["summary"]
+    assert (summary["records_rejected"], summary["files_unreadable"]) == (2, 1)
+    junit = ET.fromstring(render("junit", result))
+    inputs = next(c for c in junit.iter("testcase") if c.get("name") == "inputs")
+    assert inputs.find("skipped").get("message") == note  # type: ignore[union-attr]
+    assert junit.get("failures") == "0"  # shown, not failed: --strict is the gate
+    clean = empty_result()
+    assert "not audited" not in render("markdown", clean) + render("table", clean)
+
+
 def test_policy_filters_show_in_reports() -> None:
     """A filtered run must not read as a clean one in any format (a trial found JUnit showing
     rules the filter left out as passed, and Markdown and SARIF silent about them)."""
@@ -742,7 +771,8 @@ def test_policy_filters_show_in_reports() -> None:
     cases = ET.fromstring(render("junit", result)).iter("testcase")
     skipped = {case.get("name", "").split()[0]: case.find("skipped") for case in cases}
     # M2M403 is skipped for its own reason (no decoded tokens), as without a filter.
-    assert {rule for rule, mark in skipped.items() if mark is not None} == {*left_out, "M2M403"}
+    marked = {rule for rule, mark in skipped.items() if mark is not None}
+    assert marked == {*left_out, "M2M403", "inputs"}  # the inputs: 3 records rejected
     assert all(
         skipped[rule].get("message") == "left out by --min-severity high" for rule in left_out
     )

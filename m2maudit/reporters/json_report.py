@@ -21,7 +21,12 @@ from m2maudit.reporters.serialize import (
     jsonable,
     window_dict,
 )
-from m2maudit.reporters.summary import attribution_dict, ordered_findings, summarize
+from m2maudit.reporters.summary import (
+    attribution_dict,
+    not_audited_dict,
+    ordered_findings,
+    summarize,
+)
 from m2maudit.timeutil import iso
 
 SCHEMA_VERSION = "1.0"
@@ -42,6 +47,7 @@ def report_document(result: ScanResult, options: ReportOptions) -> dict[str, Any
             "fail_on": options.fail_on,
             # Why `--strict` ends this run with exit 2 (a rejected record, an unreadable file).
             "strict_failure": options.strict_failure,
+            **not_audited_dict(result),
             "by_severity": {key: value.to_dict() for key, value in summary.by_severity.items()},
             "by_problem": {key: value.to_dict() for key, value in summary.by_problem.items()},
             "attribution": attribution_dict(summary, result.attribution),

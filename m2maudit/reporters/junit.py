@@ -27,6 +27,7 @@ from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import (
     filters_applied,
+    not_audited_note,
     ordered_findings,
     rules_left_out,
     rules_of,
@@ -121,10 +122,15 @@ class JunitReporter(Reporter):
             ET.SubElement(case, "skipped", {"message": xml_text(skipped[rule_id])})
             skipped_count += 1
         errors = 0
+        not_audited = not_audited_note(result)
         if options.strict_failure:  # the run itself failed: one case says why
             case = _case(suite, "m2maudit.run", "--strict")
             ET.SubElement(case, "error", {"message": xml_text(options.strict_failure)})
             errors = 1
+        elif not_audited:  # shown, not failed: `--strict` is the gate on it
+            case = _case(suite, "m2maudit.run", "inputs")
+            ET.SubElement(case, "skipped", {"message": xml_text(not_audited)})
+            skipped_count += 1
         counts = {
             "tests": str(len(suite)),
             "failures": str(failures),

@@ -18,6 +18,7 @@ from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import clean_text, input_label
 from m2maudit.reporters.summary import (
     Summary,
+    not_audited_note,
     ordered_findings,
     percent,
     problem_title,
@@ -220,6 +221,8 @@ class MarkdownReporter(Reporter):
         active = [finding for finding in findings if status(finding) == "active"]
         quiet = [finding for finding in findings if status(finding) != "active"]
         verdict = "❌" if summary.failing or options.strict_failure else "✅"
+        if verdict == "✅" and not_audited_note(result):  # passed, but not on everything
+            verdict = "⚠️"
         headline = summary_line(result, options.fail_on)
         if options.strict_failure:
             headline += f"; the run failed, {options.strict_failure}"
@@ -274,4 +277,5 @@ class MarkdownReporter(Reporter):
 def _input(item: dict[str, Any]) -> str:
     """An input as a PR comment names it: its path, and whether it was read at all."""
     state = " (unreadable)" if item.get("error") else " (skipped)" if item.get("skipped") else ""
-    return code(input_label(item)) + state
+    rejected = int(item.get("rejected") or 0)
+    return code(input_label(item)) + state + (f" ({rejected:,} rejected)" if rejected else "")

@@ -39,10 +39,11 @@ from m2maudit.reporters.serialize import (
 )
 from m2maudit.reporters.summary import (
     filters_applied,
-    left_out_note,
+    not_audited_dict,
     ordered_findings,
     rules_left_out,
     rules_of,
+    run_notes,
     summarize,
 )
 from m2maudit.timeutil import iso
@@ -270,6 +271,7 @@ class SarifReporter(Reporter):
                     "failing": summary.failing,
                     "fail_on": options.fail_on,
                     "left_out": policy.get("filtered_out") or 0,
+                    **not_audited_dict(result),
                 },
             },
         }
@@ -287,9 +289,8 @@ def _notifications(result: ScanResult, options: ReportOptions) -> list[dict[str,
     notes: list[dict[str, Any]] = []
     if options.strict_failure is not None:
         notes.append({"level": "error", "message": {"text": options.strict_failure}})
-    left_out = left_out_note(result)
-    if left_out:
-        notes.append({"level": "warning", "message": {"text": left_out}})
+    for note in run_notes(result):
+        notes.append({"level": "warning", "message": {"text": note}})
     for rule_id in rules_left_out(result):
         notes.append(
             {

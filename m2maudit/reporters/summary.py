@@ -227,7 +227,7 @@ def summary_line(result: ScanResult, fail_on: str) -> str:
     counts = summary.counts
     gate = f"{summary.failing:,} failing (--fail-on {fail_on})"
     if counts.total == 0:
-        return f"no findings; {gate}"
+        return "; ".join(["no findings", gate, *run_notes(result)])
     severities = ", ".join(
         f"{c.active:,} {severity}" for severity, c in summary.by_severity.items() if c.active
     )
@@ -236,8 +236,35 @@ def summary_line(result: ScanResult, fail_on: str) -> str:
         f"{counted(counts.total, 'finding')} ({active}; {counts.suppressed:,} suppressed, "
         f"{counts.baselined:,} baselined); {gate}"
     )
-    left_out = left_out_note(result)
-    return f"{line}; {left_out}" if left_out else line
+    return "; ".join([line, *run_notes(result)])
+
+
+def not_audited(result: ScanResult) -> tuple[int, int]:
+    """Records rejected and files unreadable in the run's inputs: what it did not audit."""
+    rejected = sum(int(item.get("rejected") or 0) for item in result.inputs)
+    unreadable = sum(1 for item in result.inputs if item.get("error"))
+    return rejected, unreadable
+
+
+def not_audited_dict(result: ScanResult) -> dict[str, int]:
+    """`not_audited` for a machine report's summary."""
+    rejected, unreadable = not_audited(result)
+    return {"records_rejected": rejected, "files_unreadable": unreadable}
+
+
+def not_audited_note(result: ScanResult) -> str | None:
+    """`2 records rejected, 1 file unreadable: not audited`, when the inputs hold some: every
+    report says so, or a record an attacker made unreadable (one stray byte in a user agent)
+    would leave a clean-looking report, its calls unjudged. `--strict` fails on them."""
+    rejected, unreadable = not_audited(result)
+    parts = [f"{counted(rejected, 'record')} rejected"] if rejected else []
+    parts += [f"{counted(unreadable, 'file')} unreadable"] if unreadable else []
+    return f"{', '.join(parts)}: not audited" if parts else None
+
+
+def run_notes(result: ScanResult) -> list[str]:
+    """What a summary line adds: the findings the filters left out, what was not audited."""
+    return [note for note in (left_out_note(result), not_audited_note(result)) if note]
 
 
 def left_out_note(result: ScanResult) -> str | None:

@@ -40,12 +40,12 @@ from m2maudit.reporters.serialize import clean_text, input_label, jsonable
 from m2maudit.reporters.summary import (
     RiskRow,
     Summary,
-    left_out_note,
     ordered_findings,
     percent,
     problem_order,
     problem_title,
     riskiest,
+    run_notes,
     status,
     summarize,
     summary_line,
@@ -198,9 +198,7 @@ def _summary_panel(result: ScanResult, summary: Summary) -> RenderableType:
     gate.append(f"{summary.failing:,} failing", style="bold red" if summary.failing else "green")
     gate.append(f" (--fail-on {summary.fail_on})")
     parts.append(gate)
-    left_out = left_out_note(result)
-    if left_out:
-        parts.append(Text(left_out))
+    parts.extend(Text(note) for note in run_notes(result))
     for item in sorted(result.skipped, key=lambda item: item.rule_id):
         parts.append(_clean(f"skipped {item.rule_id}: {item.reason}", style="dim"))
     return Panel(Group(*parts), title="Summary", title_align="left", box=box.ROUNDED)
