@@ -198,7 +198,7 @@ def test_elastic_sso_assume_role_and_the_session_it_issued() -> None:
     )
     assert event["action"] == "sts:AssumeRole"
     assert event["resource"] == "arn:aws:iam::111111111111:role/JohnRole2"
-    assert event["trace_id"] == "b96b0e4e-e561-11e9-8b3f-7b396EXAMPLE"
+    assert event["trace_id"] is None  # requestID names one call, not a task
     assert event["credential_issued_at"] == utc("2019-10-02T21:50:54")
     issued = rows(store, "SELECT credential_id, issued_at, expires_at FROM issued_credentials")
     assert issued == [
@@ -709,3 +709,38 @@ def test_an_iam_user_renamed_between_calls_is_one_principal(tmp_path: Path) -> N
         "SELECT DISTINCT actor FROM ev WHERE credential_id = 'AKIAEXAMPLE000000001'"
     ).fetchall()
     assert actors == [("arn:aws:iam::123456789012:user/batch",)]  # the latest name
+
+
+def test_a_request_id_is_no_trace_of_an_agents_task(tmp_path: Path) -> None:
+    """From a rules review: requestID was taken as the trace id, so M2M501 could never fire
+    on CloudTrail and M2M505 said "trace 100%" for an agent's static key: a request id names
+    one call, not the calls of a task. A role session's name still ties its calls."""
+    static_key_call = {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLEAGENT01",
+            "arn": "arn:aws:iam::111122223333:user/research-agent",
+            "accountId": "111122223333",
+            "accessKeyId": "AKIAIOSFODNN7AGENT01",
+            "userName": "research-agent",
+        },
+        "eventTime": "2026-11-20T10:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.10",
+        "requestID": "req-1",
+        "eventID": "evt-1",
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+    }
+    path = tmp_path / "trail.json"
+    path.write_text(json.dumps({"Records": [static_key_call]}))
+    store = Store.open()
+    assert not ingest_paths(store, [str(path)]).failed_files
+    assert rows(store, "SELECT trace_id, session_id FROM events") == [
+        {"trace_id": None, "session_id": None}
+    ]
+    findings = run_scan(store, Config(), utc("2026-11-28T00:00:00Z")).findings
+    assert [f.token_id for f in findings if f.rule_id == "M2M501"] == ["AKIAIOSFODNN7AGENT01"]

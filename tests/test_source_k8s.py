@@ -77,7 +77,7 @@ def test_elastic_plain_events(elastic: Store) -> None:
         "namespaces/kube-system/leases.coordination.k8s.io/elastic-agent-cluster-test"
     )
     assert (event["outcome"], event["status"]) == ("success", "200")
-    assert event["trace_id"] == "abcde12345"
+    assert event["trace_id"] is None  # auditID names one request, not a task
     assert event["ts"] == utc("2025-07-16T10:12:56.525137")
 
 
@@ -110,7 +110,8 @@ def test_panther_partial_events_are_rejects_and_renamed_keys_read() -> None:
     path = real_log(PANTHER)
     store, report = load(path)
     [file] = report.files
-    assert (file.read, file.loaded, file.rejected) == (186, 18, 168)
+    # Lines 5 and 6 are one watch request at two stages: one event (line 6).
+    assert (file.read, file.loaded, file.rejected) == (185, 17, 168)
     assert set(rejects(store).values()) == {"missing requestReceivedTimestamp (and stageTimestamp)"}
     eks_admin = event_at(store, path.name, 2)
     assert (eks_admin["credential_id"], eks_admin["credential_type"]) == (
@@ -437,3 +438,24 @@ def test_a_service_account_is_an_agent_by_its_name_unless_infrastructure(
 ) -> None:
     store, _ = load(write_jsonl(tmp_path / "audit.log", [audit_event(username)]))
     assert rows(store, "SELECT principal_type FROM events") == [{"principal_type": kind}]
+
+
+def test_a_request_logged_at_each_stage_is_one_event(tmp_path: Path) -> None:
+    """A policy that does not omit `RequestReceived` logs each request twice (a `watch` at
+    `ResponseStarted` too): each stage was an event, so every call counted twice or three
+    times. The last stage in the file stands for the request, as Vault's response does."""
+    watch = audit_event(verb="watch", when="2026-11-20T08:00:01.000000Z")
+    get = audit_event(when="2026-11-20T08:00:02.000000Z")
+    received_only = audit_event(when="2026-11-20T08:00:03.000000Z", stage="RequestReceived")
+    records = [
+        {**watch, "stage": "RequestReceived", "responseStatus": None},
+        {**get, "stage": "RequestReceived", "responseStatus": None},
+        {**watch, "stage": "ResponseStarted"},
+        get,
+        {**watch, "stage": "ResponseComplete"},
+        received_only,  # a request still running when the file was cut: kept
+    ]
+    store, report = load(write_jsonl(tmp_path / "audit.jsonl", records))
+    assert (report.files[0].loaded, report.files[0].rejected) == (3, 0)
+    kept = rows(store, "SELECT source_line, action FROM events ORDER BY source_line")
+    assert [row["source_line"] for row in kept] == [4, 5, 6]

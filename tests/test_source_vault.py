@@ -63,7 +63,7 @@ def test_root_policy_and_ttl_give_scope_and_expiry(sample: Loaded) -> None:
     assert event["credential_issued_at"] == datetime(2020, 5, 28, 18, 40, 18, tzinfo=UTC)
     assert event["credential_expires_at"] == datetime(2020, 5, 28, 22, 40, 18, tzinfo=UTC)
     assert (event["outcome"], event["status"]) == ("failure", "this is an error")
-    assert event["trace_id"] == "002c8225-e859-44a0-9ccb-471c3655dbd8"
+    assert event["trace_id"] is None  # request.id names one request, not a task
     assert (event["action"], event["resource"]) == ("update", "secrets/foo")
     assert event["source_ip"] == "127.0.0.1"
     assert event["user_agent"] is None  # HMAC'd in the response entry
@@ -188,3 +188,15 @@ def test_an_approle_is_named_by_its_role_and_an_agent_by_its_name(tmp_path: Path
         ("kubernetes-ai-research-agent", "agent"),
         ("ldap-agent.smith", "human"),
     ]
+
+
+def test_a_traceparent_vault_audits_in_clear_is_the_trace(tmp_path: Path) -> None:
+    """request.id names one request, so it is no trace (a rules review: M2M501 could never
+    fire on Vault). A W3C traceparent the audit device is told to log ties a task's calls;
+    one Vault HMACs (its default for an audited header) ties nothing readable."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced, hashed = _entry("response", "r1"), _entry("response", "r2")
+    traced["request"]["headers"] = {"traceparent": [f"00-{trace}-00f067aa0ba902b7-01"]}
+    hashed["request"]["headers"] = {"traceparent": ["hmac-sha256:5e3c0a"]}
+    loaded = load(write_jsonl(tmp_path / "audit.log", [traced, hashed, _entry("response", "r3")]))
+    assert [loaded.event(n)["trace_id"] for n in (1, 2, 3)] == [trace, None, None]

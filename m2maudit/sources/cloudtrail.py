@@ -85,8 +85,6 @@ _PATHS = {
     "event_type": "$.eventType",
     "source_ip": "$.sourceIPAddress",
     "user_agent": "$.userAgent",
-    "request_id": "$.requestID",
-    "event_id": "$.eventID",
     "resource_arn": "$.resources[0].ARN",
     "role_arn": "$.requestParameters.roleArn",
     "policy_arn": "$.requestParameters.policyArn",
@@ -184,7 +182,7 @@ class CloudTrailAdapter(StagedLoad):
         ("status", "errorCode, else responseElements.ConsoleLogin"),
         ("source_ip", "sourceIPAddress (an AWS service name for calls made by AWS)"),
         ("user_agent", "userAgent"),
-        ("trace_id", "requestID, else eventID"),
+        ("trace_id", "not in the log (requestID and eventID name one call, not a task)"),
         (
             "session_id",
             "role session name (from the assumed-role ARN or principalId), federated user name",
@@ -340,7 +338,8 @@ def _columns() -> dict[str, str]:
         "status": "coalesce(t_error_code, t_console_login)",
         "source_ip": "t_source_ip",
         "user_agent": "t_user_agent",
-        "trace_id": "coalesce(t_request_id, t_event_id)",
+        # requestID and eventID name one call: they tie no task's calls together.
+        "trace_id": "NULL::VARCHAR",
         "session_id": "session_name",
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": q.json_timestamp_any("j_session_created", AWS_TIME_FORMATS),

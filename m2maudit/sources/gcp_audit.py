@@ -36,7 +36,6 @@ _PATHS: dict[str, str | tuple[str, ...]] = {
         "$.protoPayload.requestMetadata.callerIP",
     ),
     "user_agent": "$.protoPayload.requestMetadata.callerSuppliedUserAgent",
-    "insert_id": "$.insertId",
     "trace": "$.trace",
     "operation_id": "$.operation.id",
 }
@@ -112,7 +111,7 @@ class GcpAuditAdapter(StagedLoad):
         ("status", "status.code (google.rpc.Code: 7 PERMISSION_DENIED, 16 UNAUTHENTICATED...)"),
         ("source_ip", "requestMetadata.callerIp"),
         ("user_agent", "requestMetadata.callerSuppliedUserAgent"),
-        ("trace_id", "trace, else operation.id (ties a long-running operation), else insertId"),
+        ("trace_id", "trace, else operation.id (ties a long-running operation's entries)"),
         ("session_id", "not in the log"),
         ("credential_issued_at", "not in the log"),
         ("credential_expires_at", "not in the log"),
@@ -219,7 +218,8 @@ def _columns() -> dict[str, str]:
         "status": "t_status_code",
         "source_ip": "t_caller_ip",
         "user_agent": "t_user_agent",
-        "trace_id": "coalesce(t_trace, t_operation_id, t_insert_id)",
+        # Not insertId: it names one entry, and ties no task's calls together.
+        "trace_id": "coalesce(t_trace, t_operation_id)",
         "session_id": "NULL::VARCHAR",
         "task_id": "NULL::VARCHAR",
         "principal_id": "NULL::VARCHAR",

@@ -34,7 +34,6 @@ FIELDS = q.JsonFields(
         "status_code": "status_code",
         "actor_ip": "actor_ip",
         "user_agent": "user_agent",
-        "request_id": "request_id",
         "alert_number": "number",
         "secret_type": "secret_type",
     }
@@ -100,7 +99,7 @@ class GitHubAuditAdapter(StagedLoad):
         ),
         ("source_ip", "actor_ip"),
         ("user_agent", "user_agent"),
-        ("trace_id", "request_id"),
+        ("trace_id", "not in the log (request_id names one request, not a task)"),
         ("leaked_secret", "secret patterns anywhere in the event"),
     )
 
@@ -182,7 +181,8 @@ def _columns(config: Config) -> dict[str, str]:
         "outcome": q.outcome(f.text("status_code")),
         "source_ip": f.text("actor_ip"),
         "user_agent": f.text("user_agent"),
-        "trace_id": f.text("request_id"),
+        # request_id names one request: it ties no task's calls together.
+        "trace_id": "NULL::VARCHAR",
         "session_id": "NULL::VARCHAR",
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",

@@ -49,8 +49,8 @@ def _extra(key: str) -> tuple[str, str]:
 _FIELDS: dict[str, str | tuple[str, ...]] = {
     "kind": "$.kind",
     "api_version": "$.apiVersion",
-    "audit_id": "$.auditID",
     "stage": "$.stage",
+    "audit_id": "$.auditID",
     "time": ("$.requestReceivedTimestamp", "$.stageTimestamp", "$.p_event_time"),
     "verb": "$.verb",
     "request_uri": "$.requestURI",
@@ -156,7 +156,7 @@ class K8sAuditAdapter(StagedLoad):
         ("status", "responseStatus.code, else the authorization decision"),
         ("source_ip", "sourceIPs[0] (the client; later entries are proxies)"),
         ("user_agent", "userAgent"),
-        ("trace_id", "auditID (a client may set it with the Audit-ID header to tie calls)"),
+        ("trace_id", "not in the log (auditID names one request, not a task)"),
         (
             "session_id",
             "user.extra[authentication.kubernetes.io/pod-name] (the pod whose token "
@@ -194,7 +194,32 @@ class K8sAuditAdapter(StagedLoad):
         layers.append(_names())
         layers.append(_kinds(ctx.config))
         map_records(ctx, _columns(), _checks(), layers, leak_scope=LEAK_SCOPE)
+        fold_stages(ctx)
         propagate_issued_lifetimes(ctx)
+
+
+# A request is logged at each stage its policy keeps: `RequestReceived`, `ResponseStarted`
+# (long-running requests such as `watch`), then `ResponseComplete` or `Panic`.
+_STAGE_RANK = "CASE t_stage WHEN 'RequestReceived' THEN 1 WHEN 'ResponseStarted' THEN 2 ELSE 3 END"
+
+
+def fold_stages(ctx: LoadContext) -> None:
+    """Keep one row a request: drop each stage of a request (its `auditID`) that a later
+    stage of it in the same file follows. The later stage repeats the request and adds the
+    response, so a policy that does not omit `RequestReceived` counted every call twice.
+    One set-based DELETE over `_mapped`, as Vault's requests are folded into responses."""
+    batch = ", source_file" if ctx.batch_files else ""
+    ctx.con.execute(
+        f"""
+        DELETE FROM _mapped WHERE rowid IN (
+            SELECT rowid FROM (
+                SELECT rowid, stage_rank < max(stage_rank)
+                    OVER (PARTITION BY request_id{batch}) AS earlier
+                FROM _mapped WHERE request_id IS NOT NULL
+            ) WHERE earlier
+        )
+        """
+    )
 
 
 def _names() -> dict[str, str]:
@@ -342,7 +367,8 @@ def _columns() -> dict[str, str]:
         "status": f"coalesce({code}, t_decision)",
         "source_ip": "t_source_ip",
         "user_agent": "t_user_agent",
-        "trace_id": "t_audit_id",
+        # auditID names one request (and its stages): it ties no task's calls together.
+        "trace_id": "NULL::VARCHAR",
         "session_id": "coalesce(pod, aws_session_name)",
         "task_id": "NULL::VARCHAR",
         # IAM's unique id of the user or role (as CloudTrail's), from the authenticator's uid
@@ -354,7 +380,10 @@ def _columns() -> dict[str, str]:
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",
         **q.leak_columns(found_otherwise="secret_values"),
-        # Staging only (not stored): a TokenRequest's issued token, for lifetimes.
+        # Staging only (not stored): the request and its stage, to keep one row a request
+        # (`fold_stages`); a TokenRequest's issued token, for lifetimes.
+        "request_id": "t_audit_id",
+        "stage_rank": _STAGE_RANK,
         "issued_credential_id": f"CASE WHEN outcome <> 'failure' THEN {issued} END",
         "issued_at": "CASE WHEN issued_credential_id IS NOT NULL THEN ts END",
         "issued_expires_at": (

@@ -67,7 +67,7 @@ FIELDS = q.JsonFields(
         "status_id": "status_id",
         "ip": "src_endpoint.ip",
         "user_agent": "http_request.user_agent",
-        "trace": ("metadata.correlation_uid", "api.request.uid", "http_request.uid"),
+        "trace": "metadata.correlation_uid",
     }
 )
 
@@ -106,7 +106,7 @@ class OcsfAdapter(StagedLoad):
         ("outcome / status", "status_id 1 success, 2 failure; status, status_code"),
         ("source_ip", "src_endpoint.ip"),
         ("user_agent", "http_request.user_agent"),
-        ("trace_id", "metadata.correlation_uid, else api.request.uid, else http_request.uid"),
+        ("trace_id", "metadata.correlation_uid (not a request's uid: it names one call)"),
         ("session_id", "actor.session.uid (3002: session.uid)"),
         ("leaked_secret", "secret patterns anywhere in the event"),
     )

@@ -33,7 +33,6 @@ FIELDS = q.JsonFields(
         "user_agent": "client.userAgent.rawUserAgent",
         "event_type": ("eventType", "eventtype"),
         "session": tuple(f"{a}.externalSessionId" for a in _AUTH),
-        "transaction": "transaction.id",
         "api_token": "transaction.detail.requestApiTokenId",
         "grant_type": tuple(f"{d}.grantType" for d in _DEBUG),
         "granted": tuple(f"{d}.grantedScopes" for d in _DEBUG),
@@ -72,7 +71,7 @@ class OktaSystemLogAdapter(StagedLoad):
         ("outcome / status", "outcome.result (SUCCESS/ALLOW, FAILURE/DENY) and outcome.reason"),
         ("source_ip", "client.ipAddress, else request.ipChain[0].ip"),
         ("user_agent", "client.userAgent.rawUserAgent"),
-        ("trace_id", "transaction.id"),
+        ("trace_id", "not in the log (transaction.id names one request, not a task)"),
         ("session_id", "authenticationContext.externalSessionId"),
         ("leaked_secret", "secret patterns anywhere in the record (e.g. a token in debugData.url)"),
     )
@@ -148,7 +147,8 @@ def _columns(config: Config) -> dict[str, str]:
         "outcome": q.outcome(f.text("result")),
         "source_ip": f.text("ip"),
         "user_agent": f.text("user_agent"),
-        "trace_id": q.unknown_as_null(f.text("transaction")),
+        # transaction.id names one request: it ties no task's calls together.
+        "trace_id": "NULL::VARCHAR",
         "session_id": q.unknown_as_null(f.text("session")),
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",

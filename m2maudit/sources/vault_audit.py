@@ -48,15 +48,19 @@ FIELDS = q.JsonFields(
             "response.auth.metadata.role_name",
             "response.auth.metadata.role",
         ),
-        "request_id": "request.id",
         "operation": "request.operation",
         "path": "request.path",
         "namespace": "request.namespace.path",
         "remote_address": "request.remote_address",
         "user_agent": '$.request.headers."user-agent"[0]',
+        # Logged when the audit device is told to (sys/config/auditing/request-headers).
+        "traceparent": "$.request.headers.traceparent[0]",
         "error": "error",
     }
 )
+
+# W3C trace context: version-traceid-parentid-flags, lower-case hex.
+TRACEPARENT = "[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"
 
 # auth.display_name is "<auth mount>-<name>" (or just the mount): the mount tells who logs in.
 SERVICE_MOUNTS = (
@@ -118,7 +122,11 @@ class VaultAuditAdapter:
         ("outcome / status", "error (non-empty: failure); a response without error: success"),
         ("source_ip", "request.remote_address"),
         ("user_agent", "request.headers.user-agent (unless HMAC'd)"),
-        ("trace_id", "request.id"),
+        (
+            "trace_id",
+            "the trace id of request.headers.traceparent, when Vault audits that header "
+            "(request.id names one request, not a task)",
+        ),
         ("leaked_secret", "a Vault token logged in clear (hvs./s. ...), or any secret pattern"),
     )
 
@@ -222,7 +230,13 @@ def _columns(config: Config) -> dict[str, str]:
             f"CASE WHEN starts_with({f.text('user_agent')}, 'hmac-') THEN NULL "
             f"ELSE {f.text('user_agent')} END"
         ),
-        "trace_id": f.text("request_id"),
+        # request.id names one request; a W3C traceparent (version-traceid-spanid-flags),
+        # when the audit device logs it, ties a task's calls together.
+        # A header Vault HMACs (its default) is no trace id: only a traceparent in clear.
+        "trace_id": q.placeholder_as_null(
+            f"CASE WHEN regexp_full_match({f.text('traceparent')}, '{TRACEPARENT}') "
+            f"THEN split_part({f.text('traceparent')}, '-', 2) END"
+        ),
         "session_id": "NULL::VARCHAR",
         "task_id": "NULL::VARCHAR",
         "principal_id": "NULL::VARCHAR",
