@@ -267,6 +267,19 @@ def test_csv_cells_cannot_drive_a_terminal() -> None:
     assert row["message"] == "a b"
 
 
+@pytest.mark.parametrize(
+    "name", ["ag\u200bent", "agent\ufeff", "age\u200dnt", "ag\u2060ent", "a\u200egent"]
+)
+def test_an_invisible_character_cannot_pass_one_name_for_another(name: str) -> None:
+    """From a review: `ag\u200bent\ufeff` printed as `agent` in the table, CSV, Markdown and
+    JUnit, so a principal could pass for a real one. It shows as U+FFFD in each."""
+    result = make_result([finding(RULES[0], name, "tok-1", f"{name} acted")])
+    for name_format in ("table", "csv", "markdown", "junit"):
+        shown = render(name_format, result)
+        assert not re.search("[\u200b-\u200f\u2060-\u2064\ufeff]", shown), name_format
+        assert "\ufffd" in shown, name_format
+
+
 def test_csv_of_an_empty_result_is_the_header() -> None:
     assert render("csv", empty_result()) == ",".join(COLUMNS) + "\n"
 

@@ -17,15 +17,18 @@ from typing import Any
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.timeutil import iso
 
-# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides that can
-# make text read differently from what it is ("Trojan Source").
+# C0 controls but tab and newline, DEL, C1 controls, the bidirectional overrides and marks
+# that can make text read differently from what it is ("Trojan Source"), and the invisible
+# characters (zero-width spaces and joiners, the BOM) that let `ag\u200bent` pass for `agent`.
 _LINE_BREAKS = re.compile("[\t\n\r\u2028\u2029\x85]")
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def clean_text(value: object) -> str:
-    """Text safe for a terminal or a page, on one line: escape sequences and overrides become
-    U+FFFD, line breaks and tabs spaces.
+    """Text safe for a terminal or a page, on one line: escape sequences, overrides and
+    invisible characters become U+FFFD, line breaks and tabs spaces.
 
     Log fields are attacker-controlled; an ESC in a principal name must not reach a terminal,
     nor a newline print a line of its own (`m2maudit: no findings`) in the report.
