@@ -61,7 +61,8 @@ from m2maudit.sources.fast_jsonl import (
 )
 from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
-from m2maudit.sources.staging import NotUtf8Document, drop_relation, sql_str, utf8_copy
+from m2maudit.sources.mending import MENDABLE, mended_copy
+from m2maudit.sources.staging import MendableDocument, drop_relation, sql_str
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
     StandInFailed,
@@ -479,9 +480,9 @@ def ingest_file(
             _drop_staging(store)
             ctx = LoadContext(store.con, file, sample, config, adapter.name, fast_read=False)
             _load(store, adapter, ctx, digest, report)
-        except NotUtf8Document as refused:  # rolled back too: read a copy, the bytes replaced
+        except (MendableDocument, _MendableRecords) as refused:  # rolled back: read it mended
             _drop_staging(store)
-            _load_utf8_copy(
+            _load_mended_copy(
                 store,
                 adapter,
                 LoadContext(store.con, file, sample, config, adapter.name),
@@ -560,10 +561,23 @@ def _is_lines(sample: Sample) -> bool:
     return sample.layout in ("jsonl", "csv")
 
 
+class _MendableRecords(Exception):
+    """A file loaded with records rejected for text a mended copy can read (`mending`): its
+    transaction is rolled back, and the copy loaded instead."""
+
+
 def _load(
-    store: Store, adapter: SourceAdapter, ctx: LoadContext, digest: FileDigest, report: FileReport
+    store: Store,
+    adapter: SourceAdapter,
+    ctx: LoadContext,
+    digest: FileDigest,
+    report: FileReport,
+    mend: bool = True,
 ) -> None:
+    """Load one file in one transaction; `mend`: raise `_MendableRecords` (rolling it back)
+    when records were rejected for text that is not UTF-8 or a lone surrogate escape."""
     with store.transaction():
+        errors_before = store.scalar("SELECT coalesce(max(rowid), -1) FROM ingest_errors")
         ctx.line_index = digest.line_index
         adapter.load(ctx)
         if digest.gzip_broken():  # read as it is, after a corrupt stretch: garbage lines
@@ -582,32 +596,48 @@ def _load(
         if ctx.file.cut_after_line is not None:
             _reject_cut_line(store, ctx.file.cut_after_line + 1)
         commit_file(store, ctx, adapter.kind, report)
+        if mend and report.rejected and _rejected_for_text(store, errors_before):
+            raise _MendableRecords
         if check_loaded is not None:
             report.warnings.extend(check_loaded(ctx, report.loaded, before))
         _record_file(store, digest.identity(), report)
 
 
-def _load_utf8_copy(
+def _rejected_for_text(store: Store, errors_before: int) -> bool:
+    """Whether this load rejected a record for text a mended copy can read."""
+    return bool(
+        store.scalar(
+            "SELECT count(*) FROM ingest_errors WHERE rowid > $before "
+            "AND reason IN (SELECT unnest($mendable::VARCHAR[]))",
+            {"before": errors_before, "mendable": list(MENDABLE)},
+        )
+    )
+
+
+def _load_mended_copy(
     store: Store,
     adapter: SourceAdapter,
     ctx: LoadContext,
     digest: FileDigest,
     report: FileReport,
-    refused: NotUtf8Document,
+    refused: MendableDocument | _MendableRecords,
 ) -> None:
-    """`_load` of `staging.utf8_copy` of a JSON document DuckDB refused for bytes that are
-    not UTF-8, said as a warning; the copy (it may hold raw tokens) is removed after."""
-    copied = utf8_copy(ctx.file)
-    if copied is None:
-        raise refused
-    copy, replaced = copied
+    """`_load` of `mending.mended_copy` of a file DuckDB refused (a JSON document) or some of
+    whose records it did, for bytes not UTF-8 or lone surrogate escapes, said as a warning;
+    the copy (it may hold raw tokens) is removed after. When there is nothing to mend (the
+    records were broken some other way), the file itself is loaded again, as it is."""
+    mended = mended_copy(ctx.file)
+    report.error = None  # the first load's verdict, rolled back with it
+    if mended is None:
+        if isinstance(refused, MendableDocument):
+            raise refused
+        _load(store, adapter, ctx, digest, report, mend=False)
+        return
     try:
-        _load(store, adapter, replace(ctx, file=copy), digest, report)
+        _load(store, adapter, replace(ctx, file=mended.file), digest, report, mend=False)
     finally:
-        copy.path.unlink(missing_ok=True)
-    report.warnings.append(
-        f"{replaced} byte{'s' if replaced != 1 else ''} not UTF-8, read as U+FFFD"
-    )
+        mended.file.path.unlink(missing_ok=True)
+    report.warnings.append(mended.warning())
 
 
 def _reject_cut_line(store: Store, line: int) -> None:

@@ -56,7 +56,8 @@ LINES: list[str] = [
     '{"timestamp": "' + TS + '", "principal": "agent-k", "x": NaN}',  # DuckDB reads NaN
     json.dumps({"timestamp": TS, "principal": "agent-l", "principal_type": "Agent"}),
     "hello",  # not JSON at all (it was "not a JSON object"): said as the careful path says it
-    '{"timestamp": "' + TS + '", "principal": "p\\ud800"}',  # a lone surrogate is not text
+    # An escape JSON does not know (a lone surrogate is read mended: test_ingest_bad_input).
+    '{"timestamp": "' + TS + '", "principal": "p\\x41"}',
     json.dumps({"timestamp": TS, "principal": "agent-m", "host": "h1", "extra": {"a": [1]}}),
     "[NaN]",  # JSON to DuckDB, not to Python's strict parser: "not a JSON object" on both reads
 ]

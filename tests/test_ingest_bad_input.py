@@ -352,17 +352,79 @@ def test_a_stray_byte_in_a_json_document_loses_nothing(
     data = json.dumps(records).encode().replace(b'"ua"', b'"caf\xe9"', 1)
     name = "calls.json.gz" if compress else "calls.json"
     path = write_bytes(tmp_path / name, gzip.compress(data) if compress else data)
-    spools = set(Path(tempfile.gettempdir()).glob("m2maudit-utf8-*"))
+    spools = set(Path(tempfile.gettempdir()).glob("m2maudit-mended-*"))
     report = ingest(store, path)
     [file] = report.files
     assert (file.error, file.loaded, file.warnings) == (
         None,
         3,
-        ["1 byte not UTF-8, read as U+FFFD"],
+        ["1 byte not UTF-8 read as '?'"],
     )
     agents = "SELECT user_agent FROM events ORDER BY principal"
-    assert store.con.execute(agents).fetchall() == [("caf\ufffd",), ("ua",), ("ua",)]
-    assert set(Path(tempfile.gettempdir()).glob("m2maudit-utf8-*")) == spools
+    assert store.con.execute(agents).fetchall() == [("caf?",), ("ua",), ("ua",)]
+    assert set(Path(tempfile.gettempdir()).glob("m2maudit-mended-*")) == spools
+
+
+_SURROGATE_UA = "curl\\ud800 \\udc00x \\ud83d\\ude00 \\\\ud800"  # lone, lone, a pair, text
+
+
+@pytest.mark.parametrize("layout", ["fast", "careful", "gzipped", "k8s"])
+def test_records_with_text_duckdb_refuses_are_read_mended(
+    store: Store, tmp_path: Path, layout: str
+) -> None:
+    """From a review: one lone surrogate escape (`\\ud800`, which `JSON.stringify` and
+    `json.dumps` write for half an emoji) or one byte that is not UTF-8 in a user agent, the
+    caller's to write, rejected the record: an attacker could hide calls from the audit. The
+    file is read again from a copy with each replaced, and said so; a line broken some other
+    way stays rejected."""
+    lines = [
+        ev("a", user_agent="ok").encode(),
+        ev("b")
+        .encode()
+        .replace(b'"principal"', f'"user_agent": "{_SURROGATE_UA}", "principal"'.encode()),
+        ev("c", user_agent="caf").encode().replace(b'"caf"', b'"caf\xe9"'),
+        b'{"timestamp": "' + TS.encode() + b'", "principal": "d", "user_agent": "\\ud800"',  # cut
+    ]
+    if layout == "careful":
+        lines.insert(1, b"")  # a blank line: the careful read
+    data = b"\n".join(lines) + b"\n"
+    if layout == "k8s":
+        data = _as_k8s_audit(data)
+    name = "calls.jsonl.gz" if layout == "gzipped" else "calls.jsonl"
+    path = write_bytes(tmp_path / name, gzip.compress(data) if layout == "gzipped" else data)
+    report = ingest(store, path)
+    [file] = report.files
+    assert (file.loaded, file.rejected) == (3, 1)
+    assert file.warnings == [
+        "1 byte not UTF-8 read as '?', 3 lone surrogate escapes read as U+FFFD"
+    ]
+    agents = [
+        row[0]
+        for row in store.con.execute(
+            "SELECT user_agent FROM events ORDER BY ts, principal"
+        ).fetchall()
+    ]
+    assert sorted(agents) == sorted(["ok", "curl\ufffd \ufffdx \U0001f600 \\ud800", "caf?"])
+    [(reason,)] = store.con.execute("SELECT reason FROM ingest_errors").fetchall()
+    assert reason == "not valid JSON"
+
+
+def _as_k8s_audit(data: bytes) -> bytes:
+    """The generic records as Kubernetes audit events (their user agents kept as written)."""
+    events = []
+    for n, line in enumerate(data.split(b"\n")):
+        if not line:
+            continue
+        head = (
+            b'{"kind": "Event", "apiVersion": "audit.k8s.io/v1", "stage": "ResponseComplete", '
+            b'"auditID": "a' + str(n).encode() + b'", "verb": "get", "requestURI": "/api/v1/pods", '
+            b'"requestReceivedTimestamp": "' + TS.encode() + b'", '
+            b'"user": {"username": "system:serviceaccount:ai:agent-' + str(n).encode() + b'"}, '
+        )
+        ua_start = line.find(b'"user_agent": ')
+        ua = line[ua_start + len(b'"user_agent": ') :].split(b", ")[0].rstrip(b"}")
+        events.append(head + b'"userAgent": ' + ua + (b"}" if line.endswith(b"}") else b""))
+    return b"\n".join(events) + b"\n"
 
 
 def test_utf16_file(store: Store, tmp_path: Path) -> None:

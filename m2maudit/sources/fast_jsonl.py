@@ -32,6 +32,7 @@ from m2maudit.sources.jsonkeys import (
     refuse_json_constant,
 )
 from m2maudit.sources.lineindex import LineIndex
+from m2maudit.sources.mending import LONE_SURROGATE, NOT_UTF8
 from m2maudit.sources.staging import drop_relation, sql_path, sql_str
 
 RAW_TABLE = "_raw"
@@ -252,12 +253,17 @@ def judge_line(line: bytes) -> str | None:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
-        return "not UTF-8 text"
+        return NOT_UTF8
     try:
         value = json.loads(text, parse_constant=refuse_json_constant)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate: not text
-    except (ValueError, UnicodeEncodeError):
+    except ValueError:
         return "not valid JSON" if _opens_object(text) or not _lenient_json(text) else _NOT_OBJECT
+    except RecursionError:
+        return TOO_DEEP_FOR_PYTHON
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape: JSON to Python, not text to DuckDB
+        return LONE_SURROGATE
     except RecursionError:
         return TOO_DEEP_FOR_PYTHON
     return None if isinstance(value, dict) else _NOT_OBJECT

@@ -14,12 +14,10 @@ import gzip
 import json
 import os
 import re
-import tempfile
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -39,6 +37,7 @@ from m2maudit.sources.csv_quotes import (
 )
 from m2maudit.sources.jsonkeys import refuse_json_constant
 from m2maudit.sources.lineindex import digest_and_index
+from m2maudit.sources.mending import LONE_SURROGATE, NOT_UTF8, SURROGATE_ESCAPE_SQL
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
     StandInFailed,
@@ -118,10 +117,10 @@ _MALFORMED_JSON = re.compile(r"Malformed JSON in file .*, at byte \d+ in record/
 _REPARSE_BYTES = 64 << 20
 
 
-class NotUtf8Document(InputError):
-    """A JSON document with bytes that are not UTF-8, which DuckDB refuses whole. The failed
-    statement aborted the file's transaction: ingest rolls back and reads `utf8_copy` of
-    the file instead (`ingest.ingest_file`)."""
+class MendableDocument(InputError):
+    """A JSON document with bytes that are not UTF-8 or a lone surrogate escape, which DuckDB
+    refuses whole. The failed statement aborted the file's transaction: ingest rolls back and
+    reads `mending.mended_copy` of the file instead (`ingest.ingest_file`)."""
 
 
 def read_error(file: InputFile, exc: BaseException) -> InputError:
@@ -129,8 +128,8 @@ def read_error(file: InputFile, exc: BaseException) -> InputError:
     malformed = _MALFORMED_JSON.search(first_line(exc))
     if malformed:
         reason = malformed.group(1).strip().rstrip(".")
-        if "invalid UTF-8" in reason:  # no line: Python cannot parse it either
-            return NotUtf8Document(file.display, f"not valid JSON ({reason})")
+        if "invalid UTF-8" in reason or "surrogate" in reason:  # a mended copy reads it
+            return MendableDocument(file.display, f"not valid JSON ({reason})")
         return InputError(file.display, f"not valid JSON ({reason})", json_error_line(file))
     reason = describe_read_error(exc)
     if reason == GZIP_BROKEN:
@@ -163,23 +162,6 @@ def json_error_line(file: InputFile) -> int | None:
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return None
-
-
-def utf8_copy(file: InputFile) -> tuple[InputFile, int] | None:
-    """A temporary copy of `file`, uncompressed, with each byte that is not UTF-8 replaced by
-    U+FFFD, and how many were; None for a file too big to read again. One stray byte in a
-    user agent must not lose the document's every other record."""
-    data = _read_again(file)
-    if data is None:
-        return None
-    text = data.decode("utf-8", errors="replace")
-    replaced = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
-    spool = tempfile.NamedTemporaryFile(prefix="m2maudit-utf8-", delete=False)  # noqa: SIM115
-    with spool:
-        spool.write(text.encode("utf-8"))
-    path = Path(spool.name)
-    copy = replace(file, path=path, size=path.stat().st_size, compressed=False, temporary=True)
-    return copy, replaced
 
 
 def describe_read_error(exc: BaseException) -> str:
@@ -329,7 +311,7 @@ def _read_lines_once(ctx: LoadContext, limit: int) -> int:
         CREATE OR REPLACE TEMP TABLE _line_rejects AS
         SELECT line::BIGINT AS source_line,
                CASE min(error_type::VARCHAR)
-                   WHEN 'INVALID ENCODING' THEN 'not UTF-8 text'
+                   WHEN 'INVALID ENCODING' THEN '{NOT_UTF8}'
                    WHEN 'LINE SIZE OVER MAXIMUM'
                        THEN 'line is over the limit of {limit} bytes{raise_it}'
                    ELSE 'unreadable line: ' || lower(min(error_type::VARCHAR))
@@ -423,7 +405,8 @@ def _split_lines(
     reason = f"""CASE
         WHEN strlen(line) > {MAX_RECORD_BYTES} THEN 'record is ' || strlen(line)
             || ' bytes, over the limit of {MAX_RECORD_BYTES}'
-        WHEN {valid} THEN 'not valid JSON'
+        WHEN {valid} THEN CASE WHEN regexp_matches(line, '{SURROGATE_ESCAPE_SQL}')
+            THEN '{LONE_SURROGATE}' ELSE 'not valid JSON' END
         WHEN NOT regexp_matches(line, '^[ \\t\\r\\n\\x{{FEFF}}]*[{{]')
             -- `[1, 2]` is JSON but not an object; `not json at all` is not JSON (checked only
             -- for these few lines: validating every line cost a parse of each).
