@@ -474,7 +474,7 @@ def _secret_layers() -> list[dict[str, str]]:
         {
             "claims_secret": (
                 f"CASE WHEN pj IS NOT NULL THEN {leaked_secret_kind_sql('payload_text')} END"
-            )
+            ),
         },
         {
             "claims_secret_fp": (
@@ -488,7 +488,8 @@ def _secret_layers() -> list[dict[str, str]]:
                 "nullif(list_sort(list_distinct(list_concat("
                 "CASE WHEN claims_secret IS NOT NULL THEN "
                 f"{all_secrets_sql('payload_text', 'claims_secret', 'claims_secret_fp')} END, "
-                f"{private_jwk_secrets_sql('hj')}, {private_jwk_secrets_sql('pj')}))), [])"
+                f"{private_jwk_secrets_sql('json(hj)::VARCHAR')}, "
+                f"{private_jwk_secrets_sql('payload_text')}))), [])"
             ),
             "_safe_ids": f"list_transform(_ids, lambda v: {safe})",
             **{
