@@ -54,6 +54,11 @@ def macro_sql(config: Config) -> list[str]:
     return [
         f"CREATE OR REPLACE TEMP MACRO m2m_kind(name) AS "
         f"{kind_by_name('name', config.name_kinds())}",
+        # A name the patterns call an agent or a service and not a person's: human_patterns
+        # first, for the default agent patterns match inside addresses (`j.tallman@...`).
+        f"CREATE OR REPLACE TEMP MACRO m2m_machine_name(name) AS "
+        f"NOT {regex_any('name', config.human_patterns)} "
+        f"AND m2m_kind(name) IN ('agent', 'service')",
         # The platform's own daemons and managed roles (`infrastructure_patterns`): services
         # no person ever starts, which rules about people's delegation leave out.
         f"CREATE OR REPLACE TEMP MACRO m2m_infrastructure(name) AS "
@@ -182,9 +187,10 @@ _IDENTITY = f"""
     END AS credential_group,
     -- A log that names the caller as the person acted for (GitHub's OAuth tokens) names them
     -- as logged: by their latest name, as `actor` does. A machine named as the one acted
-    -- for (a scheduler, another agent) is no human behind the call.
+    -- for (a scheduler, another agent) is no human behind the call; a name shaped as a
+    -- person's (an address: `claude.dupont@corp.com`) stays one whatever else it matches.
     coalesce(CASE WHEN e.on_behalf_of = e.principal THEN {_PRINCIPAL}
-                  WHEN m2m_kind(e.on_behalf_of) IN ('agent', 'service') THEN NULL
+                  WHEN m2m_machine_name(e.on_behalf_of) THEN NULL
                   ELSE e.on_behalf_of END,
              CASE WHEN t.subject_kind = 'human' THEN t.sub END,
              CASE WHEN m2m_kind(e.act_chain[-1]) = 'human' THEN e.act_chain[-1] END,
