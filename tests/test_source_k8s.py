@@ -454,8 +454,13 @@ def test_a_request_logged_at_each_stage_is_one_event(tmp_path: Path) -> None:
         get,
         {**watch, "stage": "ResponseComplete"},
         received_only,  # a request still running when the file was cut: kept
+        # From a review: a client's own Audit-ID names other requests too; each is kept.
+        {**audit_event("system:serviceaccount:ai:other", when=get["stageTimestamp"])}
+        | {"auditID": get["auditID"]},
+        audit_event(verb="list", resource="secrets", when=get["stageTimestamp"])
+        | {"auditID": get["auditID"], "stage": "RequestReceived"},
     ]
     store, report = load(write_jsonl(tmp_path / "audit.jsonl", records))
-    assert (report.files[0].loaded, report.files[0].rejected) == (3, 0)
+    assert (report.files[0].loaded, report.files[0].rejected) == (5, 0)
     kept = rows(store, "SELECT source_line, action FROM events ORDER BY source_line")
-    assert [row["source_line"] for row in kept] == [4, 5, 6]
+    assert [row["source_line"] for row in kept] == [4, 5, 6, 7, 8]

@@ -204,17 +204,21 @@ _STAGE_RANK = "CASE t_stage WHEN 'RequestReceived' THEN 1 WHEN 'ResponseStarted'
 
 
 def fold_stages(ctx: LoadContext) -> None:
-    """Keep one row a request: drop each stage of a request (its `auditID`) that a later
-    stage of it in the same file follows. The later stage repeats the request and adds the
-    response, so a policy that does not omit `RequestReceived` counted every call twice.
-    One set-based DELETE over `_mapped`, as Vault's requests are folded into responses."""
+    """Keep one row a request: drop each stage of a request that a later stage of it, loaded
+    from the same file, follows. The later stage repeats the request and adds the response,
+    so a policy that does not omit `RequestReceived` counted every call twice.
+
+    A request is its `auditID` with the time it was received, its caller and its action,
+    which every stage repeats: a client may send its own `Audit-ID` header, and several
+    requests may share one. One set-based DELETE over `_mapped`, as Vault's requests are
+    folded into responses."""
     batch = ", source_file" if ctx.batch_files else ""
     ctx.con.execute(
         f"""
         DELETE FROM _mapped WHERE rowid IN (
             SELECT rowid FROM (
-                SELECT rowid, stage_rank < max(stage_rank)
-                    OVER (PARTITION BY request_id{batch}) AS earlier
+                SELECT rowid, stage_rank < max(stage_rank) FILTER (reject_reason IS NULL)
+                    OVER (PARTITION BY request_id, ts, principal, action{batch}) AS earlier
                 FROM _mapped WHERE request_id IS NOT NULL
             ) WHERE earlier
         )
