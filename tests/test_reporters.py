@@ -268,7 +268,8 @@ def test_csv_cells_cannot_drive_a_terminal() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["ag\u200bent", "agent\ufeff", "age\u200dnt", "ag\u2060ent", "a\u200egent"]
+    "name",
+    ["ag\u200bent", "agent\ufeff", "age\u200dnt", "ag\u2060ent", "a\u200egent", "ag\xadent"],
 )
 def test_an_invisible_character_cannot_pass_one_name_for_another(name: str) -> None:
     """From a review: `ag\u200bent\ufeff` printed as `agent` in the table, CSV, Markdown and
@@ -276,8 +277,20 @@ def test_an_invisible_character_cannot_pass_one_name_for_another(name: str) -> N
     result = make_result([finding(RULES[0], name, "tok-1", f"{name} acted")])
     for name_format in ("table", "csv", "markdown", "junit"):
         shown = render(name_format, result)
-        assert not re.search("[\u200b-\u200f\u2060-\u2064\ufeff]", shown), name_format
+        assert not re.search("[\xad\u200b-\u200f\u2060-\u2064\ufeff]", shown), name_format
         assert "\ufffd" in shown, name_format
+
+
+def test_every_format_character_is_made_visible() -> None:
+    """From a review of the first list: the soft hyphen, tag characters and others of
+    Unicode's category Cf were left out. Every one this Python knows is covered."""
+    import unicodedata
+
+    from m2maudit.reporters.serialize import clean_text
+
+    invisible = [chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf"]
+    invisible += ["\u034f", "\ufe0f", "\U000e0100"]  # a joiner, variation selectors
+    assert clean_text("".join(invisible)) == "\ufffd" * len(invisible)
 
 
 def test_csv_of_an_empty_result_is_the_header() -> None:

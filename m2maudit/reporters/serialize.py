@@ -17,12 +17,17 @@ from typing import Any
 from m2maudit.findings import Finding, ScanResult
 from m2maudit.timeutil import iso
 
-# C0 controls but tab and newline, DEL, C1 controls, the bidirectional overrides and marks
-# that can make text read differently from what it is ("Trojan Source"), and the invisible
-# characters (zero-width spaces and joiners, the BOM) that let `ag\u200bent` pass for `agent`.
+# C0 controls but tab and newline, DEL, C1 controls, and every format character (Unicode's
+# category Cf: the bidirectional overrides and marks that make text read differently from
+# what it is, "Trojan Source"; zero-width spaces and joiners, the soft hyphen, the BOM, tag
+# characters), with the combining grapheme joiner and the variation selectors: invisible,
+# they let `ag\u200bent` pass for `agent`.
 _LINE_BREAKS = re.compile("[\t\n\r\u2028\u2029\x85]")
 _UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
+    "\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff"
+    "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000e0100-\U000e01ef]"
 )
 
 
