@@ -195,6 +195,11 @@ def test_an_app_named_as_an_agent_is_an_agent_without_its_bot_suffix(tmp_path: P
     `dependabot[bot]` stays a service, and a person's login is never judged by the patterns."""
     actors = ["copilot-swe-agent[bot]", "dependabot[bot]", "secret-scanning[bot]", "agent-smith"]
     records = [_event(actor=actor, _document_id=f"doc-{n}") for n, actor in enumerate(actors)]
+    # A deploy key is logged under the login that added it: a machine's, not judged by name.
+    records.append(
+        _event(actor="claude-martin", programmatic_access_type="Deploy key", _document_id="d")
+    )
     loaded = load(write_jsonl(tmp_path / "audit.jsonl", records))
-    kinds = [loaded.event(n)["principal_type"] for n in (1, 2, 3, 4)]
-    assert kinds == ["agent", "service", "service", "human"]
+    kinds = [loaded.event(n)["principal_type"] for n in (1, 2, 3, 4, 5)]
+    assert kinds == ["agent", "service", "service", "human", "service"]
+    assert loaded.event(5)["credential_type"] == "github_deploy_key"

@@ -52,7 +52,6 @@ FIELDS = q.JsonFields(
             f"{_INIT}.user.ipAddress",
         ),
         "user_agent": _prop("userAgent"),
-        "correlation": (*_prop("correlationId"), "correlationid"),
         "session": _prop("sessionId"),
         "activity": "properties.activityDisplayName",
         "initiated_by": _INIT,
@@ -122,7 +121,7 @@ class EntraSignInAdapter:
         ),
         ("source_ip", "ipAddress, else callerIpAddress"),
         ("user_agent", "userAgent"),
-        ("trace_id", "correlationId"),
+        ("trace_id", "not in the log (correlationId names one sign-in request, not a task)"),
         ("session_id", "sessionId"),
         ("leaked_secret", "secret patterns anywhere in the record"),
     )
@@ -235,7 +234,9 @@ class EntraSignInAdapter:
             ),
             "source_ip": f.text("ip"),
             "user_agent": f.text("user_agent"),
-            "trace_id": f.text("correlation"),
+            # correlationId is the client's id for one sign-in request: it ties no task's
+            # calls together.
+            "trace_id": "NULL::VARCHAR",
             "session_id": f.text("session"),
             "task_id": "NULL::VARCHAR",
             "credential_issued_at": "NULL::TIMESTAMPTZ",

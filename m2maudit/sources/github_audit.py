@@ -70,8 +70,8 @@ class GitHubAuditAdapter(StagedLoad):
         ("principal_id", "actor_id (a renamed login keeps it)"),
         (
             "principal_type",
-            "service (agent by the name before [bot]) for GitHub App server-to-server tokens, "
-            "deploy keys, bots; service for GitHub itself (actor github), "
+            "service (agent by the name before [bot]) for GitHub App server-to-server tokens "
+            "and bots; service for deploy keys, GitHub itself (actor github), "
             "infrastructure_patterns and service_patterns; else human",
         ),
         ("client_id", "oauth_application_id"),
@@ -144,9 +144,11 @@ def _columns(config: Config) -> dict[str, str]:
         "principal_type": (
             # An app or a bot is a machine; an AI agent (`copilot-swe-agent[bot]`) by its name
             # without the `[bot]` GitHub gives every app (`secret-scanning[bot]` is none).
-            f"CASE WHEN credential_type IN {q.text_list(APP_ACTING_ALONE)} "
+            f"CASE WHEN credential_type = 'github_app_token' "
             f"OR {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' "
             f"THEN {app_kind} "
+            # A deploy key is a machine's, logged under the login that added it.
+            "WHEN credential_type = 'github_deploy_key' THEN 'service' "
             # GitHub itself (secret scanning, Dependabot alerts), the platform's own daemons and
             # machine users named as services. Not agent_patterns for a login: it is a
             # person's handle, and `claude-martin` or `magenta-dev` would match them.

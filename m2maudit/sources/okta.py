@@ -98,10 +98,10 @@ def _columns(config: Config) -> dict[str, str]:
         "ts": f"coalesce({f.timestamp('published')}, {f.timestamp('event_time')})",
         "principal": "coalesce("
         + ", ".join(
-            q.unknown_as_null(f.text(name)) for name in ("actor_alt", "actor_name", "actor_id")
+            q.placeholder_as_null(f.text(name)) for name in ("actor_alt", "actor_name", "actor_id")
         )
         + ")",
-        "principal_id": q.unknown_as_null(f.text("actor_id")),
+        "principal_id": q.placeholder_as_null(f.text("actor_id")),
         "principal_type": (
             f"CASE WHEN {actor_type} IS NULL THEN NULL "
             f"WHEN regexp_matches(lower({actor_type}), 'user') THEN 'human' "
@@ -126,7 +126,7 @@ def _columns(config: Config) -> dict[str, str]:
             f"CASE WHEN principal_type IN ('service', 'agent') "
             f"AND {f.text('event_type')} LIKE 'app.oauth2.%' "
             f"AND {grant} IS DISTINCT FROM 'client_credentials' THEN coalesce("
-            f"{q.unknown_as_null(q.json_text(q.member(user_target, 'alternateId')))}, "
+            f"{q.placeholder_as_null(q.json_text(q.member(user_target, 'alternateId')))}, "
             f"{q.json_text(q.member(user_target, 'id'))}, "
             f"{f.text('debug_user')}) END"
         ),
@@ -134,7 +134,7 @@ def _columns(config: Config) -> dict[str, str]:
         "action": f.text("event_type"),
         "resource": (
             f"coalesce({f.text('request_uri')}, "
-            f"{q.unknown_as_null(q.json_text(q.member(first_target, 'alternateId')))}, "
+            f"{q.placeholder_as_null(q.json_text(q.member(first_target, 'alternateId')))}, "
             f"{q.json_text(q.member(first_target, 'displayName'))}, "
             f"{q.json_text(q.member(first_target, 'id'))})"
         ),
@@ -149,7 +149,7 @@ def _columns(config: Config) -> dict[str, str]:
         "user_agent": f.text("user_agent"),
         # transaction.id names one request: it ties no task's calls together.
         "trace_id": "NULL::VARCHAR",
-        "session_id": q.unknown_as_null(f.text("session")),
+        "session_id": q.placeholder_as_null(f.text("session")),
         "task_id": "NULL::VARCHAR",
         "credential_issued_at": "NULL::TIMESTAMPTZ",
         "credential_expires_at": "NULL::TIMESTAMPTZ",

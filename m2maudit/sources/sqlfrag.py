@@ -324,12 +324,6 @@ def json_array_find(value: str, key: str, wanted: str) -> str:
     )
 
 
-def unknown_as_null(text: str) -> str:
-    """Vendors write 'unknown' or 'null' where they mean nothing: treat those as missing."""
-    placeholders = "('unknown', 'null', 'none', 'n/a', '-')"
-    return f"CASE WHEN lower({text}) IN {placeholders} THEN NULL ELSE {text} END"
-
-
 def add_seconds(instant: str, seconds: str) -> str:
     """`instant + seconds` for a positive number of seconds; NULL when either is missing or <= 0."""
     return (
