@@ -61,7 +61,7 @@ from m2maudit.sources.fast_jsonl import (
 )
 from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
-from m2maudit.sources.mending import MENDABLE, mended_copy
+from m2maudit.sources.mending import MENDABLE, Mended, mended_copy
 from m2maudit.sources.staging import MendableDocument, drop_relation, sql_str
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
@@ -473,23 +473,12 @@ def ingest_file(
             and _already_ingested(store, digest.identity(), report)
         ):
             return report
+        ctx = LoadContext(store.con, file, sample, config, adapter.name)
         try:
-            ctx = LoadContext(store.con, file, sample, config, adapter.name)
-            _load(store, adapter, ctx, digest, report)
-        except FastReadFailed:  # read_json failed and so aborted the transaction: read carefully
-            _drop_staging(store)
-            ctx = LoadContext(store.con, file, sample, config, adapter.name, fast_read=False)
-            _load(store, adapter, ctx, digest, report)
+            _load_or_read_carefully(store, adapter, ctx, digest, report, mend=True)
         except (MendableDocument, _MendableRecords) as refused:  # rolled back: read it mended
             _drop_staging(store)
-            _load_mended_copy(
-                store,
-                adapter,
-                LoadContext(store.con, file, sample, config, adapter.name),
-                digest,
-                report,
-                refused,
-            )
+            _load_mended_copy(store, adapter, ctx, digest, report, refused)
     except _SeenBefore:
         pass
     except OSError as exc:
@@ -562,8 +551,12 @@ def _is_lines(sample: Sample) -> bool:
 
 
 class _MendableRecords(Exception):
-    """A file loaded with records rejected for text a mended copy can read (`mending`): its
-    transaction is rolled back, and the copy loaded instead."""
+    """A file loaded with records rejected for text its mended copy (`mending`) can read:
+    its transaction is rolled back, and the copy loaded instead."""
+
+    def __init__(self, mended: Mended) -> None:
+        super().__init__(mended.warning())
+        self.mended = mended
 
 
 def _load(
@@ -575,7 +568,8 @@ def _load(
     mend: bool = True,
 ) -> None:
     """Load one file in one transaction; `mend`: raise `_MendableRecords` (rolling it back)
-    when records were rejected for text that is not UTF-8 or a lone surrogate escape."""
+    when records were rejected for text that is not UTF-8 or a lone surrogate escape, and a
+    mended copy of the file replaces some."""
     with store.transaction():
         errors_before = store.scalar("SELECT coalesce(max(rowid), -1) FROM ingest_errors")
         ctx.line_index = digest.line_index
@@ -597,10 +591,29 @@ def _load(
             _reject_cut_line(store, ctx.file.cut_after_line + 1)
         commit_file(store, ctx, adapter.kind, report)
         if mend and report.rejected and _rejected_for_text(store, errors_before):
-            raise _MendableRecords
+            mended = mended_copy(ctx.file)
+            if mended is not None:
+                raise _MendableRecords(mended)
         if check_loaded is not None:
             report.warnings.extend(check_loaded(ctx, report.loaded, before))
         _record_file(store, digest.identity(), report)
+
+
+def _load_or_read_carefully(
+    store: Store,
+    adapter: SourceAdapter,
+    ctx: LoadContext,
+    digest: FileDigest,
+    report: FileReport,
+    mend: bool,
+) -> None:
+    """`_load`, and again the careful way when the fast read failed (`read_json` failing
+    aborted the transaction)."""
+    try:
+        _load(store, adapter, ctx, digest, report, mend)
+    except FastReadFailed:
+        _drop_staging(store)
+        _load(store, adapter, replace(ctx, fast_read=False), digest, report, mend)
 
 
 def _rejected_for_text(store: Store, errors_before: int) -> bool:
@@ -624,17 +637,17 @@ def _load_mended_copy(
 ) -> None:
     """`_load` of `mending.mended_copy` of a file DuckDB refused (a JSON document) or some of
     whose records it did, for bytes not UTF-8 or lone surrogate escapes, said as a warning;
-    the copy (it may hold raw tokens) is removed after. When there is nothing to mend (the
-    records were broken some other way), the file itself is loaded again, as it is."""
-    mended = mended_copy(ctx.file)
-    report.error = None  # the first load's verdict, rolled back with it
+    the copy (it may hold raw tokens) is removed after."""
+    if isinstance(refused, _MendableRecords):
+        mended: Mended | None = refused.mended
+    else:
+        mended = mended_copy(ctx.file)
     if mended is None:
-        if isinstance(refused, MendableDocument):
-            raise refused
-        _load(store, adapter, ctx, digest, report, mend=False)
-        return
+        raise refused
+    report.error = None  # the first load's verdict, rolled back with it
     try:
-        _load(store, adapter, replace(ctx, file=mended.file), digest, report, mend=False)
+        copy = replace(ctx, file=mended.file)
+        _load_or_read_carefully(store, adapter, copy, digest, report, mend=False)
     finally:
         mended.file.path.unlink(missing_ok=True)
     report.warnings.append(mended.warning())

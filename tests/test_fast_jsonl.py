@@ -802,3 +802,20 @@ def test_ctrl_c_while_a_big_file_loads_cancels_its_digest(
     with pytest.raises(KeyboardInterrupt):
         ingest_paths(Store.open(), [str(path)])
     assert cancelled == [True]
+
+
+def test_a_mended_file_is_read_carefully_when_read_json_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallbacks together: the fast read fails (the careful read rejects the record with
+    a lone surrogate), then the mended copy's fast read fails too: read carefully as well."""
+    monkeypatch.setattr(fast_jsonl, "MAX_RECORD_BYTES", -1)
+    lines = [
+        json.dumps({"timestamp": TS, "principal": "agent-a"}),
+        '{"timestamp": "' + TS + '", "principal": "agent-b", "user_agent": "x\\ud800"}',
+    ]
+    store = Store.open()
+    report = ingest_paths(store, [str(write(tmp_path / "log.jsonl", lines))])
+    [file] = report.files
+    assert (file.error, file.loaded, file.rejected) == (None, 2, 0)
+    assert file.warnings == ["1 lone surrogate escape read as U+FFFD"]

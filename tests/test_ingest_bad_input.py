@@ -166,27 +166,33 @@ def test_json_lines_with_a_bom(store: Store, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("where", ["head", "beyond the sample"])
-def test_a_line_that_is_not_utf8_is_rejected_alone(
+def test_a_line_that_is_not_utf8_is_read_mended_alone(
     store: Store, tmp_path: Path, where: str
 ) -> None:
+    """It was rejected; the line is read with the byte as `?`, and the file says so."""
     filler = 1 if where == "head" else 6000  # 6000 lines are well past the 256 KiB sample
     lines = [ev(f"p{i}").encode() for i in range(filler)]
     bad = b'{"timestamp": "2024-05-01T10:00:00Z", "principal": "caf\xe9"}'
     write_bytes(tmp_path / "u.jsonl", b"\n".join([*lines, bad, ev("last").encode()]) + b"\n")
     report = ingest(store, tmp_path / "u.jsonl")
-    assert report.files[0].error is None
-    assert report.loaded == filler + 1
-    assert rejected(store) == [(filler + 1, "not UTF-8 text")]
-    assert loaded_lines(store)[-1] == filler + 2
+    assert (report.files[0].error, report.files[0].warnings) == (
+        None,
+        ["1 byte not UTF-8 read as '?'"],
+    )
+    assert report.loaded == filler + 2
+    assert rejected(store) == []
+    assert loaded_lines(store)[-2:] == [filler + 1, filler + 2]
+    assert store.scalar(f"SELECT principal FROM events WHERE source_line = {filler + 1}") == "caf?"
 
 
-def test_a_csv_row_that_is_not_utf8_is_rejected_alone(store: Store, tmp_path: Path) -> None:
+def test_a_csv_row_that_is_not_utf8_is_read_mended_alone(store: Store, tmp_path: Path) -> None:
     write_bytes(
         tmp_path / "u.csv", f"timestamp,principal\n{TS},a\n{TS},caf\xe9\n{TS},c\n".encode("latin-1")
     )
-    ingest(store, tmp_path / "u.csv")
-    assert loaded_lines(store) == [2, 4]
-    assert rejected(store) == [(3, "malformed CSV row: not UTF-8")]
+    report = ingest(store, tmp_path / "u.csv")
+    assert loaded_lines(store) == [2, 3, 4]
+    assert rejected(store) == []
+    assert report.files[0].warnings == ["1 byte not UTF-8 read as '?'"]
 
 
 def test_over_long_first_line_does_not_hide_the_file(store: Store, tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ from m2maudit.sources.base import InputFile
 
 NOT_UTF8 = "not UTF-8 text"
 LONE_SURROGATE = "not valid JSON (a lone surrogate escape, \\ud800-\\udfff without its pair)"
-# The reasons a record is rejected for that a mended copy can read.
-MENDABLE = (NOT_UTF8, LONE_SURROGATE)
+# The reasons a record is rejected for that a mended copy can read (a CSV row's, too).
+MENDABLE = (NOT_UTF8, LONE_SURROGATE, "malformed CSV row: not UTF-8")
 
 _HIGH = r"\\u[dD][89abAB][0-9a-fA-F]{2}"
 _LOW = r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
