@@ -324,6 +324,8 @@ def _ingest_batch(
         for file, _ in chunk:
             if on_staged:
                 on_staged(file)
+    # A file with records refused for text a mended copy reads is loaded alone, which mends.
+    unreadable |= _set_aside_mendable(store, set(identities) - unreadable)
     for source in unreadable:
         del identities[source]
     if identities:
@@ -348,6 +350,25 @@ def _ingest_batch(
         ingest_file(store, member.file, config, member) if report.source in unreadable else report
         for member, report in zip(group, reports, strict=True)
     ]
+
+
+def _set_aside_mendable(store: Store, sources: set[str]) -> set[str]:
+    """Those of `sources` whose staged records include one refused for text a mended copy
+    reads (`mending.MENDABLE`), their rows taken out of the batch's staging tables."""
+    found = {
+        str(row[0])
+        for row in store.con.execute(
+            "SELECT DISTINCT source_file FROM _batch_rejects "
+            "WHERE reason IN (SELECT unnest($mendable::VARCHAR[]))",
+            {"mendable": list(MENDABLE)},
+        ).fetchall()
+    } & sources
+    for table in ("_batch_records", "_batch_rejects"):
+        store.con.execute(
+            f"DELETE FROM {table} WHERE source_file IN (SELECT unnest($found::VARCHAR[]))",
+            {"found": sorted(found)},
+        )
+    return found
 
 
 # Files staged with one read (see `BatchableAdapter.stage_files`), up to these limits: enough
