@@ -61,7 +61,7 @@ from m2maudit.sources.fast_jsonl import (
 )
 from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
-from m2maudit.sources.mending import MENDABLE, Mended, mended_copy
+from m2maudit.sources.mending import MENDABLE_REASON_SQL, Mended, mended_copy
 from m2maudit.sources.staging import MendableDocument, drop_relation, sql_str
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
@@ -358,9 +358,7 @@ def _set_aside_mendable(store: Store, sources: set[str]) -> set[str]:
     found = {
         str(row[0])
         for row in store.con.execute(
-            "SELECT DISTINCT source_file FROM _batch_rejects "
-            "WHERE reason IN (SELECT unnest($mendable::VARCHAR[]))",
-            {"mendable": list(MENDABLE)},
+            f"SELECT DISTINCT source_file FROM _batch_rejects WHERE {MENDABLE_REASON_SQL}"
         ).fetchall()
     } & sources
     for table in ("_batch_records", "_batch_rejects"):
@@ -641,9 +639,8 @@ def _rejected_for_text(store: Store, errors_before: int) -> bool:
     """Whether this load rejected a record for text a mended copy can read."""
     return bool(
         store.scalar(
-            "SELECT count(*) FROM ingest_errors WHERE rowid > $before "
-            "AND reason IN (SELECT unnest($mendable::VARCHAR[]))",
-            {"before": errors_before, "mendable": list(MENDABLE)},
+            f"SELECT count(*) FROM ingest_errors WHERE rowid > ? AND {MENDABLE_REASON_SQL}",
+            [errors_before],
         )
     )
 

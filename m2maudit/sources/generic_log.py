@@ -33,7 +33,7 @@ from m2maudit.sources.fast_jsonl import (
     raw_source,
     stage_json_columns,
 )
-from m2maudit.sources.mending import LONE_SURROGATE, SURROGATE_ESCAPE_SQL
+from m2maudit.sources.mending import not_json_reason_sql
 from m2maudit.sources.staging import drop_relation, map_records, sql_str, stage
 
 IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
@@ -519,11 +519,7 @@ def _scope_list() -> str:
 
 # A careful read's record that does not parse: a lone surrogate escape is said as such, for
 # ingest to read the file again mended (`mending`).
-_NOT_JSON = (
-    "v IS NULL",
-    f"CASE WHEN regexp_matches(rec, '{SURROGATE_ESCAPE_SQL}') THEN '{LONE_SURROGATE}' "
-    "ELSE 'not valid JSON' END",
-)
+_NOT_JSON = ("v IS NULL", not_json_reason_sql("rec"))
 
 
 def _checks(config: Config, broken: tuple[str, str] = _NOT_JSON) -> list[tuple[str, str]]:

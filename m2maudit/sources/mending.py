@@ -24,19 +24,33 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from m2maudit.sources.base import InputFile
+from m2maudit.wording import counted
 
 NOT_UTF8 = "not UTF-8 text"
 LONE_SURROGATE = "not valid JSON (a lone surrogate escape, \\ud800-\\udfff without its pair)"
-# The reasons a record is rejected for that a mended copy can read (a CSV row's, too).
+# The reasons a record is rejected for that a mended copy can read (a CSV row's, too), as a
+# test of an `ingest_errors` or staging reject row.
 MENDABLE = (NOT_UTF8, LONE_SURROGATE, "malformed CSV row: not UTF-8")
+MENDABLE_REASON_SQL = "reason IN (" + ", ".join(f"'{reason}'" for reason in MENDABLE) + ")"
 
 _HIGH = r"\\u[dD][89abAB][0-9a-fA-F]{2}"
 _LOW = r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 # An escape (after an even run of backslashes, which are escaped backslashes) of a high
 # surrogate without a low one after it, or of a low one without a high one before it.
 _LONE = re.compile(rf"(?<!\\)((?:\\\\)*)(?:{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW})")
-# A test for the SQL that judges lines (RE2: no look-around): any surrogate escape at all.
-SURROGATE_ESCAPE_SQL = r"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}"
+# Any surrogate escape at all, for RE2 (no look-around): see `not_json_reason_sql`.
+_SURROGATE_ESCAPE_SQL = r"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}"
+
+
+def not_json_reason_sql(text: str) -> str:
+    """SQL: why a line or record `text` that does not parse is rejected: `LONE_SURROGATE`
+    when it holds a surrogate escape (for ingest to read the file again mended; a copy with
+    nothing to mend is not read), else `not valid JSON`."""
+    return (
+        f"CASE WHEN regexp_matches({text}, '{_SURROGATE_ESCAPE_SQL}') THEN '{LONE_SURROGATE}' "
+        "ELSE 'not valid JSON' END"
+    )
+
 
 _PIECE = 16 << 20
 _QUESTION = "m2maudit-question-mark"
@@ -63,18 +77,17 @@ class Mended:
     def warning(self) -> str:
         parts = []
         if self.bytes_not_utf8:
-            plural = "s" if self.bytes_not_utf8 != 1 else ""
-            parts.append(f"{self.bytes_not_utf8} byte{plural} not UTF-8 read as '?'")
+            parts.append(f"{counted(self.bytes_not_utf8, 'byte')} not UTF-8 read as '?'")
         if self.lone_surrogates:
-            plural = "s" if self.lone_surrogates != 1 else ""
-            parts.append(f"{self.lone_surrogates} lone surrogate escape{plural} read as U+FFFD")
-        return ", ".join(parts) or "nothing to mend"
+            escapes = counted(self.lone_surrogates, "lone surrogate escape")
+            parts.append(f"{escapes} read as U+FFFD")
+        return ", ".join(parts)
 
 
 def mend(piece: bytes) -> tuple[bytes, int, int]:
     """`piece` mended, with the bytes not UTF-8 and the lone surrogate escapes it held."""
     text = piece.decode("utf-8", errors=_QUESTION)
-    not_utf8 = len(piece) - len(piece.decode("utf-8", errors="ignore").encode("utf-8"))
+    not_utf8 = text.count("?") - piece.count(b"?")  # a `?` each
     mended, lone = _LONE.subn(lambda match: match.group(1) + "\\ufffd", text)
     return mended.encode("utf-8"), not_utf8, lone
 

@@ -37,7 +37,7 @@ from m2maudit.sources.csv_quotes import (
 )
 from m2maudit.sources.jsonkeys import refuse_json_constant
 from m2maudit.sources.lineindex import digest_and_index
-from m2maudit.sources.mending import LONE_SURROGATE, NOT_UTF8, SURROGATE_ESCAPE_SQL
+from m2maudit.sources.mending import NOT_UTF8, not_json_reason_sql
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
     StandInFailed,
@@ -405,8 +405,7 @@ def _split_lines(
     reason = f"""CASE
         WHEN strlen(line) > {MAX_RECORD_BYTES} THEN 'record is ' || strlen(line)
             || ' bytes, over the limit of {MAX_RECORD_BYTES}'
-        WHEN {valid} THEN CASE WHEN regexp_matches(line, '{SURROGATE_ESCAPE_SQL}')
-            THEN '{LONE_SURROGATE}' ELSE 'not valid JSON' END
+        WHEN {valid} THEN {not_json_reason_sql("line")}
         WHEN NOT regexp_matches(line, '^[ \\t\\r\\n\\x{{FEFF}}]*[{{]')
             -- `[1, 2]` is JSON but not an object; `not json at all` is not JSON (checked only
             -- for these few lines: validating every line cost a parse of each).
