@@ -16,7 +16,7 @@ import duckdb
 from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources.base import Kind, LoadContext
-from m2maudit.sources.fast_jsonl import STAGED_TOKENS
+from m2maudit.sources.fast_jsonl import STAGED_TOKENS, staged_lines_sql
 from m2maudit.sources.staging import temp_relations
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
@@ -203,13 +203,14 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
 
 def _lines_left_out(con: duckdb.DuckDBPyConnection, inserted_rows: str, inserted: int) -> list[int]:
     """Lines of `_mapped` not among `inserted_rows`, up to one more than can be judged."""
-    row = con.execute("SELECT count(*) FROM _mapped").fetchone()
+    lines = staged_lines_sql()
+    row = con.execute(f"SELECT count(*) FROM ({lines})").fetchone()
     if row is not None and int(row[0]) == inserted:  # every line went in
         return []
     return [
         int(line)
         for (line,) in con.execute(
-            f"SELECT source_line FROM (SELECT source_line FROM _mapped) ANTI JOIN "
+            f"SELECT source_line FROM ({lines}) ANTI JOIN "
             f"({inserted_rows}) USING (source_line) ORDER BY source_line LIMIT ?",
             [MAX_LINES_LEFT_OUT + 1],
         ).fetchall()

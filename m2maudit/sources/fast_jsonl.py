@@ -133,6 +133,16 @@ def raw_source(columns: dict[str, str], derived: Sequence[str] = ()) -> str:
     )
 
 
+def staged_lines_sql() -> str:
+    """The line numbers of the fast read's records, one row each, read from `_raw` alone.
+
+    `_mapped` (a view over `_raw`) has one row per `_raw` row, so what concerns only its
+    lines (how many, which) is asked of `_raw`: through the view, each pass maps every
+    record again or at least joins each to its token and its line's verdict.
+    """
+    return f"SELECT {LINE_OF}(rowid) AS source_line FROM {RAW_TABLE}"
+
+
 def quoted(name: str) -> str:
     """A column name as a SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
