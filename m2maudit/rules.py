@@ -51,7 +51,9 @@ OPTIONAL_KEYS = (
 CONFIDENCES = ("low", "medium", "high")
 STATUSES = ("stable", "test", "experimental", "deprecated")
 REQUIRABLE = ("events", "credentials", "tokens")
-TEST_KEYS = ("name", "as_of", "params", "events", "credentials", "tokens", "expect", "expect_count")
+# The tables a test case may fill: the canonical ones, and the records ingest rejected.
+CASE_TABLES = (*REQUIRABLE, "ingest_errors")
+TEST_KEYS = ("name", "as_of", "params", *CASE_TABLES, "expect", "expect_count")
 # What an expected finding may say: the pair always, the message and evidence if given.
 EXPECT_KEYS = ("principal", "token_id", "message", "evidence")
 # Output columns every rule query must produce (design §6); any other column is evidence.
@@ -373,7 +375,7 @@ def case_problems(case: dict[str, Any]) -> list[str]:
     unknown = sorted(map(str, set(case) - set(TEST_KEYS)))
     if unknown:
         problems.append(f"unknown key(s) {', '.join(unknown)}")
-    for key in ("events", "credentials", "tokens", "expect"):
+    for key in (*CASE_TABLES, "expect"):
         rows = case.get(key)
         if rows is not None and not (
             isinstance(rows, list) and all(isinstance(row, dict) for row in rows)

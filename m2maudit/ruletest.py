@@ -21,7 +21,7 @@ from m2maudit.config import Config
 from m2maudit.engine import checked_param, jsonable, lock_down, run_rule
 from m2maudit.errors import AuditError, first_line
 from m2maudit.findings import Finding
-from m2maudit.rules import Rule, case_clock
+from m2maudit.rules import CASE_TABLES, Rule, case_clock
 from m2maudit.store import Store
 from m2maudit.timeutil import parse_instant, utc_instant
 from m2maudit.views import create_views
@@ -31,6 +31,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "events": {"source_format": "test"},
     "credentials": {"source_format": "test", "status": "active", "principal_status": "active"},
     "tokens": {},
+    "ingest_errors": {"source_format": "test", "reason": "rejected in a test case"},
 }
 
 
@@ -74,7 +75,7 @@ def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> Ca
         problems = row_problems(case, table_columns(store.con))
         if problems:
             return result(False, "; ".join(problems))
-        for table in ("events", "credentials", "tokens"):
+        for table in CASE_TABLES:
             _insert(store.con, table, case.get(table) or [], str(rule.path))
         create_views(store.con, config)
         lock_down(store.con)
@@ -102,7 +103,8 @@ def table_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     """The columns a case may fill, with their types, per canonical table."""
     rows = con.execute(
         "SELECT table_name, column_name, data_type FROM duckdb_columns() "
-        "WHERE table_name IN ('events', 'credentials', 'tokens')"
+        "WHERE table_name IN (SELECT unnest($tables::VARCHAR[]))",
+        {"tables": list(CASE_TABLES)},
     ).fetchall()
     columns: dict[str, dict[str, str]] = {}
     for table, column, data_type in rows:
@@ -114,7 +116,7 @@ def row_problems(case: dict[str, Any], columns: dict[str, dict[str, str]]) -> li
     """Rows of a case naming a column their table does not have (a typo: `actoin`), or
     giving a time column text that is no time (`2026-13-05`)."""
     problems = []
-    for table in ("events", "credentials", "tokens"):
+    for table in CASE_TABLES:
         rows = case.get(table) or []
         for number, row in enumerate(rows if isinstance(rows, list) else []):
             if not isinstance(row, dict):
@@ -244,6 +246,7 @@ def _insert(
         if table != "tokens":
             values.setdefault("source_file", source)
             values.setdefault("source_line", number)
+        if table in ("events", "credentials"):
             values.setdefault("record_key", number)
         columns = ", ".join(f'"{c}"' for c in values)
         marks = ", ".join("?" for _ in values)
