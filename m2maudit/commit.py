@@ -94,11 +94,11 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     report.rejected = _count(
         con.execute(
             """
-        INSERT INTO ingest_errors (source_file, source_line, source_format, reason)
-        SELECT ?, source_line, ?, reason FROM (
-            SELECT source_line, reason FROM _staging_rejects
+        INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
+        SELECT ?, source_line, ?, reason, secrets FROM (
+            SELECT source_line, reason, NULL::VARCHAR[] AS secrets FROM _staging_rejects
             UNION ALL
-            SELECT r.line, r.reason FROM (SELECT unnest(rejects) AS r FROM _outcome)
+            SELECT r.line, r.reason, r.secrets FROM (SELECT unnest(rejects) AS r FROM _outcome)
         )
         """,
             [ctx.file.display, ctx.format_name],
@@ -141,12 +141,25 @@ def _outcome_pass(con: duckdb.DuckDBPyConnection, kind: Kind, staged_tokens: boo
         f"""
         CREATE OR REPLACE TEMP TABLE _outcome AS SELECT
             count(*) FILTER ({_ACCEPTED}) AS accepted, {first} AS first_ts, {last} AS last_ts,
-            list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
-                FILTER (reject_reason IS NOT NULL) AS rejects,
+            {_REJECTS.format(secrets=_secrets(kind))} AS rejects,
             {_ACCEPTED_FPS if staged_tokens else "NULL"} AS fps
         FROM _mapped
         """
     )
+
+
+# Each rejected record: its line, why, and the secrets it holds (see `_secrets`).
+_REJECTS = (
+    "list({{'line': source_line, 'reason': reject_reason, 'secrets': {secrets}}} "
+    "ORDER BY source_line) FILTER (reject_reason IS NOT NULL)"
+)
+
+
+def _secrets(kind: Kind) -> str:
+    """SQL for the secrets a mapped record holds in clear: a rejected record's go to
+    `ingest_errors`, for the file holds them whatever else is wrong with the record.
+    Only events are read for secrets."""
+    return "leaked_secrets" if kind == "events" else "NULL::VARCHAR[]"
 
 
 def _window(kind: Kind) -> tuple[str, str]:
@@ -178,7 +191,7 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
     lines = ", ".join(str(line) for line in left_out) or "NULL"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _left_out AS SELECT source_line, reject_reason, ts, "
-        f"token_fp FROM _mapped WHERE source_line IN ({lines})"
+        f"token_fp, leaked_secrets FROM _mapped WHERE source_line IN ({lines})"
     )
     con.execute(
         f"""
@@ -192,9 +205,7 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
                    list(DISTINCT token_fp) FILTER (token_fp IS NOT NULL) AS fps
             FROM accepted
         ) a, (
-            SELECT list({{'line': source_line, 'reason': reject_reason}} ORDER BY source_line)
-                FILTER (reject_reason IS NOT NULL) AS rejects
-            FROM _left_out
+            SELECT {_REJECTS.format(secrets=_secrets("events"))} AS rejects FROM _left_out
         ) r
         """
     )
@@ -264,7 +275,8 @@ def record_file_error(store: Store, report: FileReport) -> None:
         {key: values[key] for key in ("source", "error", "log")},
     )
     store.con.execute(
-        "INSERT INTO ingest_errors SELECT $source, 0, $format, $error, $log "
+        "INSERT INTO ingest_errors (source_file, source_line, source_format, reason, "
+        "unreadable_log) SELECT $source, 0, $format, $error, $log "
         f"WHERE NOT EXISTS (SELECT 1 FROM ingest_errors WHERE {same})",
         values,
     )
@@ -327,12 +339,13 @@ def commit_batch(
     )
     decode_staged_tokens(con, ctx.config, "_mapped")
     con.execute(
-        """
-        INSERT INTO ingest_errors (source_file, source_line, source_format, reason)
-        SELECT source_file, source_line, ?, reason FROM (
-            SELECT source_file, source_line, reason FROM _staging_rejects
+        f"""
+        INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
+        SELECT source_file, source_line, ?, reason, secrets FROM (
+            SELECT source_file, source_line, reason, NULL::VARCHAR[] AS secrets
+            FROM _staging_rejects
             UNION ALL
-            SELECT source_file, source_line, reject_reason FROM _mapped
+            SELECT source_file, source_line, reject_reason, {_secrets(kind)} FROM _mapped
             WHERE reject_reason IS NOT NULL
         )
         """,

@@ -127,7 +127,10 @@ CREATE TABLE IF NOT EXISTS ingest_errors (
     reason VARCHAR NOT NULL,
     -- Line 0 only: the file is a log (or most likely one), so a scan of the store alone that
     -- audited no call fails as the run that read it did (see cli.no_event_read).
-    unreadable_log BOOLEAN
+    unreadable_log BOOLEAN,
+    -- The secrets a rejected record holds in clear (as `events.leaked_secrets`): a record
+    -- the audit cannot use still puts its secret in the log (M2M601).
+    leaked_secrets VARCHAR[]
 );
 
 -- What the last scan said, so a persisted database answers it.

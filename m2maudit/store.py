@@ -140,6 +140,7 @@ class Store:
             ("events", "principal_id", "VARCHAR"),
             ("tokens", "claims_secrets", "VARCHAR[]"),
             ("ingest_errors", "unreadable_log", "BOOLEAN"),
+            ("ingest_errors", "leaked_secrets", "VARCHAR[]"),
         ):
             self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 

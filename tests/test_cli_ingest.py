@@ -695,7 +695,8 @@ def test_a_file_read_fine_again_is_no_longer_unreadable_in_the_store(
     assert cli("ingest", "a.jsonl", "c.json.gz", "--db", "s.duckdb").code == 0
     with duckdb.connect(str(tmp_path / "s.duckdb")) as con:  # as an older version left it
         con.execute(
-            "INSERT INTO ingest_errors VALUES (?, 0, NULL, 'no format recognised', NULL)",
+            "INSERT INTO ingest_errors (source_file, source_line, source_format, reason) "
+            "VALUES (?, 0, NULL, 'no format recognised')",
             [str(digest)],
         )
     common = ["--db", "s.duckdb", "-f", "json", "--fail-on", "never"]

@@ -90,7 +90,10 @@ def test_every_connection_is_utc(tmp_path: Path) -> None:
 def test_persisted_store_reopens_with_its_rows(tmp_path: Path) -> None:
     db = tmp_path / "s.duckdb"
     store = Store.open(db)
-    store.con.execute("INSERT INTO ingest_errors VALUES ('f', 1, 'x', 'kept', NULL)")
+    store.con.execute(
+        "INSERT INTO ingest_errors (source_file, source_line, source_format, reason) "
+        "VALUES ('f', 1, 'x', 'kept')"
+    )
     store.close()
     again = Store.open(db)  # the schema script runs again and must not clear anything
     try:
@@ -214,9 +217,15 @@ def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
     db = tmp_path / "t.duckdb"
     store = Store.open(db)
     with store.transaction():
-        store.con.execute("INSERT INTO ingest_errors VALUES ('a', 1, NULL, 'kept', NULL)")
+        store.con.execute(
+            "INSERT INTO ingest_errors (source_file, source_line, source_format, reason) "
+            "VALUES ('a', 1, NULL, 'kept')"
+        )
     with pytest.raises(RuntimeError), store.transaction():
-        store.con.execute("INSERT INTO ingest_errors VALUES ('b', 1, NULL, 'dropped', NULL)")
+        store.con.execute(
+            "INSERT INTO ingest_errors (source_file, source_line, source_format, reason) "
+            "VALUES ('b', 1, NULL, 'dropped')"
+        )
         raise RuntimeError("mid-file failure")
     store.close()
     assert query(db, "SELECT source_file FROM ingest_errors") == [("a",)]
@@ -226,11 +235,20 @@ def test_transaction_rolls_back_after_a_database_error() -> None:
     store = Store.open(None)
     try:
         with pytest.raises(duckdb.Error), store.transaction():
-            store.con.execute("INSERT INTO ingest_errors VALUES ('a', 1, NULL, 'x', NULL)")
-            store.con.execute("INSERT INTO ingest_errors VALUES (NULL, 1, NULL, 'x', NULL)")
+            store.con.execute(
+                "INSERT INTO ingest_errors (source_file, source_line, source_format, reason) "
+                "VALUES ('a', 1, NULL, 'x')"
+            )
+            store.con.execute(
+                "INSERT INTO ingest_errors (source_file, source_line, source_format, reason) "
+                "VALUES (NULL, 1, NULL, 'x')"
+            )
         assert store.scalar("SELECT count(*) FROM ingest_errors") == 0
         with store.transaction():  # the connection is usable again
-            store.con.execute("INSERT INTO ingest_errors VALUES ('b', 1, NULL, 'x', NULL)")
+            store.con.execute(
+                "INSERT INTO ingest_errors (source_file, source_line, source_format, reason) "
+                "VALUES ('b', 1, NULL, 'x')"
+            )
         assert store.scalar("SELECT count(*) FROM ingest_errors") == 1
     finally:
         store.close()

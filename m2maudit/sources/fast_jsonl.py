@@ -11,7 +11,9 @@ file's `LineIndex` makes the result as exact as the careful path:
   lines) the caller falls back.
 - A row of NULLs is a broken line or an object without any of the named keys. Those lines,
   few in any real log, are read again through the index and judged in Python, so the reject
-  reason says which: not UTF-8, too big, not valid JSON, not an object.
+  reason says which: not UTF-8, too big, not valid JSON, not an object. A rejected line's
+  text is kept beside its reason, for the leak check: a line cut in half still holds the
+  secret written in it.
 - Keys beyond the adapter's (`other_keys`) are found in the first lines on a connection of
   their own, so that they can be read too.
 """
@@ -71,12 +73,12 @@ def stage_json_columns(
     """Fill `_raw(source_line, <key>...)` with one typed column per top-level key.
 
     `columns` maps key names to DuckDB types (VARCHAR turns a number or object into its
-    text; JSON keeps it as JSON). Also fills `_line_verdicts(source_line, reason)` for the
-    lines that gave a row of NULLs. Returns False, leaving nothing behind, when the file
-    cannot be numbered exactly (blank lines) or `read_json` fails: the caller reads it the
-    careful way. Raises `FastReadFailed` when a failed `read_json` aborted the transaction.
-    `derived` adds columns computed from the keys while reading (name -> SQL), such as a
-    hash to join on instead of a long value.
+    text; JSON keeps it as JSON). Also fills `_line_verdicts(source_line, reason,
+    line_text)` for the lines that gave a row of NULLs. Returns False, leaving nothing
+    behind, when the file cannot be numbered exactly (blank lines) or `read_json` fails:
+    the caller reads it the careful way. Raises `FastReadFailed` when a failed `read_json`
+    aborted the transaction. `derived` adds columns computed from the keys while reading
+    (name -> SQL), such as a hash to join on instead of a long value.
     """
     extra = "".join(f", {expr} AS {name}" for name, expr in (derived or {}).items())
     spec = "{" + ", ".join(f"{sql_str(k)}: {sql_str(t)}" for k, t in columns.items()) + "}"
@@ -128,8 +130,9 @@ def raw_source(columns: dict[str, str], derived: Sequence[str] = ()) -> str:
         [*(f"r.{quoted(key)} AS f_{alias}" for alias, key in columns.items()), *derived]
     )
     return (
-        f"SELECT _line_of(r.rowid) AS source_line, {renamed}, x.reason AS line_verdict "
-        f"FROM {RAW_TABLE} r LEFT JOIN {VERDICT_TABLE} x ON x.source_line = _line_of(r.rowid)"
+        f"SELECT _line_of(r.rowid) AS source_line, {renamed}, x.reason AS line_verdict, "
+        f"x.line_text FROM {RAW_TABLE} r "
+        f"LEFT JOIN {VERDICT_TABLE} x ON x.source_line = _line_of(r.rowid)"
     )
 
 
@@ -229,12 +232,13 @@ def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> No
         ).fetchall()
     ]
     ctx.con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {VERDICT_TABLE} (source_line BIGINT, reason VARCHAR)"
+        f"CREATE OR REPLACE TEMP TABLE {VERDICT_TABLE} "
+        "(source_line BIGINT, reason VARCHAR, line_text VARCHAR)"
     )
     if len(numbers) > _MAX_LINES_JUDGED:
         ctx.con.execute(
             f"INSERT INTO {VERDICT_TABLE} "
-            f"SELECT _line_of(rowid), ? FROM {RAW_TABLE} WHERE {all_null}",
+            f"SELECT _line_of(rowid), ?, NULL FROM {RAW_TABLE} WHERE {all_null}",
             [_UNJUDGED],
         )
         return
@@ -245,9 +249,13 @@ def _judge_empty_rows(ctx: LoadContext, index: LineIndex, keys: list[str]) -> No
         texts = [lines[n].decode("utf-8") for n in deep]
         judged = dict(zip(deep, _judge_deep(texts), strict=True))
         verdicts = [(n, judged.get(n, reason)) for n, reason in verdicts]
-    rejected = [(n, reason) for n, reason in verdicts if reason is not None]
+    rejected = [
+        (n, reason, lines.get(n, b"").decode("utf-8", "replace"))
+        for n, reason in verdicts
+        if reason is not None
+    ]
     if rejected:
-        ctx.con.executemany(f"INSERT INTO {VERDICT_TABLE} VALUES (?, ?)", rejected)
+        ctx.con.executemany(f"INSERT INTO {VERDICT_TABLE} VALUES (?, ?, ?)", rejected)
 
 
 # `judge_line`'s word for a line nested deeper than Python's parser goes (see `_judge_deep`).

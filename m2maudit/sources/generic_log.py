@@ -368,7 +368,12 @@ def _fast_value_layers(extras: list[str]) -> list[dict[str, str]]:
         f"{sql_str(json.dumps(key) + ': ')} || {json_as_read_sql(f'f_extra_{i}::VARCHAR')}"
         for i, key in enumerate(extras)
     ]
-    joined = f"concat_ws(chr(10), {', '.join([*texts, *others])})"
+    # A line `read_json` could not parse gave no values: its text, as the careful read's
+    # leak check reads a line that is not JSON (the record is rejected; its secret is not).
+    joined = (
+        f"CASE WHEN line_verdict IS NOT NULL THEN {json_as_read_sql('line_text')} "
+        f"ELSE concat_ws(chr(10), {', '.join([*texts, *others])}) END"
+    )
     values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"}
     suspect = "|".join(secret_needles())
     kinds = {

@@ -1,0 +1,127 @@
+"""A record ingest rejects (a time that is no time, a line cut in half) cannot be audited, but
+a secret written in it is in the log all the same: `ingest_errors` keeps its kind and
+fingerprint, and M2M601 reports it at the record's line, through every read path."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m2maudit.config import Config
+from m2maudit.ingest import ingest_paths
+from m2maudit.secrets import all_secrets
+from m2maudit.store import Store
+from tests.conftest import RunCli, query
+from tests.test_ingest_batch import five_minute_objects
+
+TS = "2026-11-20T10:00:00Z"
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+STRIPE_KEY = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+
+GOOD = json.dumps({"timestamp": TS, "principal": "agent-a", "action": "GET /x"})
+# Rejected by the mapping: valid JSON, a time that is no time.
+BAD_TIME = json.dumps(
+    {"timestamp": "yesterday", "principal": "agent-b", "resource": f"/r?token={GITHUB_TOKEN}"}
+)
+# Rejected before any field is read: the line is cut in half.
+CUT = '{"timestamp": "' + TS + '", "principal": "agent-c", "note": "key ' + STRIPE_KEY
+CLEAN_REJECT = json.dumps({"timestamp": "yesterday", "principal": "agent-d"})
+
+
+def write_log(path: Path, lines: list[str]) -> Path:
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+def rejected_secrets(store: Store) -> dict[int, list[str] | None]:
+    rows = store.con.execute(
+        "SELECT source_line, leaked_secrets FROM ingest_errors WHERE source_line > 0"
+    ).fetchall()
+    return {int(line): secrets for line, secrets in rows}
+
+
+def expected_secrets() -> dict[int, list[str] | None]:
+    return {
+        2: all_secrets(GITHUB_TOKEN),
+        3: all_secrets(CUT),
+        4: None,
+    }
+
+
+@pytest.mark.parametrize("name", ["log.jsonl", "log.jsonl.gz"])
+@pytest.mark.parametrize("careful", [False, True], ids=["fast-read", "careful-read"])
+def test_the_secrets_of_rejected_lines_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, careful: bool
+) -> None:
+    if careful:
+        monkeypatch.setattr("m2maudit.sources.generic_log.can_read_fast", lambda ctx: False)
+    log = write_log(tmp_path / name, [GOOD, BAD_TIME, CUT, CLEAN_REJECT])
+    store = Store.open()
+    report = ingest_paths(store, [str(log)], [], Config())
+    assert report.files[0].loaded == 1 and report.files[0].rejected == 3
+    found = rejected_secrets(store)
+    assert found == expected_secrets()
+    assert found[2] and found[2][0].startswith("github_token:")
+    assert found[3] and found[3][0].startswith("stripe_key:")
+
+
+def test_a_scan_reports_a_secret_only_a_rejected_record_holds(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    log = write_log(tmp_path / "app.jsonl", [GOOD, BAD_TIME, CUT, CLEAN_REJECT])
+    db = tmp_path / "store.duckdb"
+    result = run_cli("scan", log, "-f", "json", "--db", db)
+    report = json.loads(result.stdout)
+    leaks = {f["token_id"]: f for f in report["findings"] if f["rule_id"] == "M2M601"}
+    github_fp = (all_secrets(GITHUB_TOKEN) or [""])[0].split(":")[1]
+    assert set(leaks) == {github_fp, (all_secrets(CUT) or [""])[0].split(":")[1]}
+    finding = leaks[github_fp]
+    assert finding["locations"] == [{"file": str(log), "line": 2}]
+    assert finding["evidence"]["rejected_records"] == 1
+    assert "1 of them rejected by ingest" in finding["message"]
+    assert result.code == 1  # a critical finding fails the run
+    for secret in (GITHUB_TOKEN, STRIPE_KEY):
+        assert secret not in result.stdout + result.stderr
+        assert secret.encode() not in db.read_bytes()
+    assert query(db, "SELECT count(*) FROM ingest_errors WHERE leaked_secrets IS NOT NULL") == [
+        (2,)
+    ]
+
+
+def cloudtrail_object(directory: Path, index: int, records: list[dict[str, Any]]) -> Path:
+    path = directory / f"111122223333_CloudTrail_us-east-1_20261118T{index:04d}Z_x{index}.json"
+    path.write_text(json.dumps({"Records": records}))
+    return path
+
+
+def test_a_vendor_record_rejected_keeps_its_secret(tmp_path: Path) -> None:
+    """A CloudTrail record without a usable time, one file alone and in a batch of small
+    files (one statement reads them all)."""
+    objects = five_minute_objects(tmp_path / "trail", 3)
+    first = sorted(objects.iterdir())[0]
+    document = json.loads(gzip.decompress(first.read_bytes()))
+    broken = copy.deepcopy(document["Records"][0])
+    broken["eventTime"] = "redacted"
+    broken["requestParameters"] = {"note": f"token {GITHUB_TOKEN}"}
+    document["Records"].append(broken)
+    first.write_bytes(gzip.compress(json.dumps(document).encode()))
+    rejected_line = len(document["Records"])
+    for paths in ([first], [objects]):
+        store = Store.open()
+        ingest_paths(store, [str(p) for p in paths], [], Config())
+        rows = store.con.execute(
+            "SELECT source_line, reason, leaked_secrets FROM ingest_errors WHERE source_line > 0"
+        ).fetchall()
+        assert rows == [
+            (
+                rejected_line,
+                'unparseable eventTime: "redacted"',
+                [(all_secrets(GITHUB_TOKEN) or [""])[0]],
+            )
+        ]
