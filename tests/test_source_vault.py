@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint
+from m2maudit.scan import run_scan
 from tests.source_support import Loaded, load, real_logs_dir, write_jsonl
 
 SAMPLE = "elastic_hashicorp_vault_audit_test-faked-all-fields.log"
@@ -200,3 +202,19 @@ def test_a_traceparent_vault_audits_in_clear_is_the_trace(tmp_path: Path) -> Non
     hashed["request"]["headers"] = {"traceparent": ["hmac-sha256:5e3c0a"]}
     loaded = load(write_jsonl(tmp_path / "audit.log", [traced, hashed, _entry("response", "r3")]))
     assert [loaded.event(n)["trace_id"] for n in (1, 2, 3)] == [trace, None, None]
+
+
+def test_a_token_vault_logs_without_a_ttl_never_expires(tmp_path: Path) -> None:
+    """Vault leaves `token_ttl` out at 0 (`omitempty`): a root token's entries carry its issue
+    time and no TTL. Such a token was judged by nothing of long-lifetime (M2M201 saw its
+    `root` policy only); a token with a TTL, and an entry of a Vault that logs neither,
+    are not it."""
+    root = _entry("response", "r1", display_name="root", policies=["root"], metadata={})
+    del root["auth"]["token_ttl"]
+    old_vault = _entry("response", "r3", display_name="token-ci", metadata={})
+    del old_vault["auth"]["token_ttl"], old_vault["auth"]["token_issue_time"]
+    log = write_jsonl(tmp_path / "audit.log", [root, _entry("response", "r2"), old_vault])
+    loaded = load(log)
+    result = run_scan(loaded.store, Config(), datetime(2024, 6, 11, tzinfo=UTC))
+    no_expiry = [(f.principal, f.token_id) for f in result.findings if f.rule_id == "M2M402"]
+    assert no_expiry == [("root", "acc-r1")]
