@@ -281,6 +281,62 @@ def test_a_secrets_values_in_an_audit_body_are_a_secret_in_the_log(tmp_path: Pat
     assert password not in str(dump) and encoded not in str(dump)
 
 
+def test_a_json_patch_of_a_secret_writes_its_values_in_the_log(tmp_path: Path) -> None:
+    """`kubectl patch secret --type=json` sends a list of operations, not an object: each
+    `add` or `replace` of a value under `/data` (base64) or `/stringData` (plain) is the
+    Secret's value in clear. The same value read in a Secret is the same fingerprint."""
+    password = "s3cr3t-db-passw0rd"
+    encoded = base64.b64encode(password.encode()).decode()
+    read = audit_event(
+        resource="secrets",
+        responseObject={"kind": "Secret", "data": {"credentials": encoded}},
+    )
+    patched = audit_event(
+        verb="patch",
+        resource="secrets",
+        when="2026-11-20T07:00:00.000000Z",
+        requestObject=[
+            {"op": "replace", "path": "/data/credentials", "value": encoded},
+            {"op": "remove", "path": "/data/old"},
+        ],
+    )
+    plain = audit_event(  # a key with `/` is written `~1` in a JSON pointer
+        verb="patch",
+        resource="secrets",
+        when="2026-11-20T07:30:00.000000Z",
+        requestObject=[{"op": "add", "path": "/stringData/api~1key", "value": "k-0123456789"}],
+    )
+    whole = audit_event(  # the whole map replaced at once
+        verb="patch",
+        resource="secrets",
+        when="2026-11-20T07:45:00.000000Z",
+        requestObject=[{"op": "replace", "path": "/data", "value": {"credentials": encoded}}],
+    )
+    removed_only = audit_event(
+        verb="patch",
+        resource="secrets",
+        when="2026-11-20T08:00:00.000000Z",
+        requestObject=[{"op": "remove", "path": "/data/credentials"}],
+    )
+    config_map = audit_event(
+        verb="patch",
+        resource="configmaps",
+        when="2026-11-20T08:30:00.000000Z",
+        requestObject=[{"op": "replace", "path": "/data/credentials", "value": encoded}],
+    )
+    events = [read, patched, plain, whole, removed_only, config_map]
+    store, _ = load(write_jsonl(tmp_path / "audit.jsonl", events))
+    leaks = "SELECT leaked_secrets FROM events ORDER BY source_line"
+    by_line = [row["leaked_secrets"] for row in rows(store, leaks)]
+    assert by_line[0][0].startswith("k8s_secret:")
+    assert by_line[1] == by_line[0] == by_line[3]
+    assert by_line[2] is not None and by_line[2] != by_line[0]
+    assert by_line[4:] == [None, None]
+    dump = store.con.execute("SELECT * FROM events").fetchall()
+    assert password not in str(dump) and encoded not in str(dump)
+    assert "k-0123456789" not in str(dump)
+
+
 def test_bound_token_credential_id_and_pod(tmp_path: Path) -> None:
     extra = {
         "authentication.kubernetes.io/credential-id": ["JTI=1f2e3d"],

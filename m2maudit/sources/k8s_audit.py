@@ -268,11 +268,39 @@ def _secret_values() -> str:
         f"list_transform(json_extract({EVENT_JSON}, '$.responseObject.items[*].data'), "
         f"lambda item: {_secret_fp(as_map.format('item'), 'NULL')})"
     )
+    patch = _secret_fp(_patched_values("/data"), _patched_values("/stringData"))
     return (
         "CASE WHEN t_resource = 'secrets' AND t_subresource IS NULL "
         "AND coalesce(t_api_group, '') = '' THEN list_sort(list_distinct(list_filter("
-        f"list_concat([{request}, {response}], {listed}), lambda fp: fp IS NOT NULL))) END"
+        f"list_concat([{request}, {response}, {patch}], {listed}), "
+        "lambda fp: fp IS NOT NULL))) END"
     )
+
+
+# A JSON Patch (RFC 6902) body, as `kubectl patch --type=json` sends one: a list of operations.
+_PATCH_OPS = (
+    f"try(from_json(json_extract({EVENT_JSON}, '$.requestObject'), "
+    """'[{"op": "VARCHAR", "path": "VARCHAR", "value": "JSON"}]'))"""
+)
+
+
+def _patched_values(field: str) -> str:
+    """SQL: the map of key to value a JSON Patch writes under `field` (`/data`,
+    `/stringData`) of a Secret, by key (`/data/<key>`, `~1` for `/` and `~0` for `~`) or
+    whole (`/data` with an object); NULL when it writes none."""
+    writes = f"list_filter({_PATCH_OPS}, lambda o: o.op IN ('add', 'replace'))"
+    keyed = (
+        f"try(map_from_entries(list_transform(list_filter({writes}, "
+        f"lambda o: starts_with(o.path, '{field}/')), lambda o: {{'key': "
+        f"replace(replace(substr(o.path, {len(field) + 2}), '~1', '/'), '~0', '~'), "
+        "'value': o.value ->> '$'})))"
+    )
+    whole = (
+        f"try(json_transform(list_filter({writes}, lambda o: o.path = '{field}')[1].value, "
+        """'"MAP(VARCHAR, VARCHAR)"'))"""
+    )
+    empty = "MAP {}::MAP(VARCHAR, VARCHAR)"
+    return f"map_concat(coalesce({whole}, {empty}), coalesce({keyed}, {empty}))"
 
 
 # A value a log pipeline put in a secret's place: `***`, `<redacted>`, `[REDACTED]`,
