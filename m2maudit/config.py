@@ -68,7 +68,17 @@ DEFAULT_ADMIN_SCOPES = [
     r"superuser",
     r"full_access",
 ]
-DEFAULT_HUMAN_PATTERNS = [r"[^@\s]+@[^@\s]+\.[^@\s]+", r"user:.*", r"users/.*"]
+DEFAULT_HUMAN_PATTERNS = [
+    r"[^@\s]+@[^@\s]+\.[^@\s]+",
+    r"user:.*",
+    r"users/.*",
+    # Identity providers' opaque user ids, which tokens carry as `sub` and chains as their
+    # root: Okta's (`00u` and 17 more; its apps are `0oa...`) and Auth0's (the connection,
+    # `|`, the id; a client's own token is `<client id>@clients`).
+    r"00u[0-9a-z]{17}",
+    r"(?:auth0|google-oauth2|github|samlp|waad|adfs|oidc|email|sms|windowslive|apple"
+    r"|linkedin|twitter|facebook)\|[^|\s]+",
+]
 DEFAULT_AGENT_PATTERNS = [
     r".*agent.*",
     r".*\bbot\b.*",

@@ -316,6 +316,14 @@ def test_actor_named_by_client_id_or_unnamed() -> None:
         ({"sub": "system:serviceaccount:monitoring:datadog-agent"}, "service"),
         ({"sub": "etl@proj-1.iam.gserviceaccount.com"}, "service"),
         ({"sub": "00u1abc"}, "unknown"),
+        # The opaque user ids of two identity providers: a person's, whatever else the
+        # token says (Okta's `00u` + 17; Auth0's `<connection>|<id>`, `<id>@clients` for a
+        # client's own token). An Okta app (`0oa`) is no person.
+        ({"sub": "00u1fh2z6vYuP4Qbx5d7"}, "human"),
+        ({"sub": "auth0|5f7c8ec7c33c6c004bbafe82"}, "human"),
+        ({"sub": "google-oauth2|103547991597142817347"}, "human"),
+        ({"sub": "WfT2pqz6AbCdEfGh@clients"}, "unknown"),
+        ({"sub": "0oa1fh2z6vYuP4Qbx5d7"}, "unknown"),
         ({"iss": "https://idp"}, "unknown"),
     ],
 )
