@@ -16,8 +16,8 @@ import duckdb
 from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources.base import Kind, LoadContext
-from m2maudit.sources.fast_jsonl import STAGED_TOKENS, staged_lines_sql
-from m2maudit.sources.staging import temp_relations
+from m2maudit.sources.fast_jsonl import RAW_TABLE, STAGED_TOKENS, staged_lines_sql
+from m2maudit.sources.staging import reject_secrets_sql, temp_relations
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
 from m2maudit.tokens import decode_staged_tokens
@@ -57,7 +57,10 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     con = store.con
     relations = temp_relations(con)
     staged_tokens = STAGED_TOKENS in relations
-    after_insert = kind == "events" and relations.get("_mapped") == "VIEW"
+    # The fast read's mapping: a view over its staged table, one row a line.
+    after_insert = (
+        kind == "events" and relations.get("_mapped") == "VIEW" and RAW_TABLE in relations
+    )
     last_rowid = _last_rowid(con, table)
     if not after_insert:
         _outcome_pass(con, kind, staged_tokens)
@@ -93,10 +96,11 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
         )
     report.rejected = _count(
         con.execute(
-            """
+            f"""
         INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
         SELECT ?, source_line, ?, reason, secrets FROM (
-            SELECT source_line, reason, NULL::VARCHAR[] AS secrets FROM _staging_rejects
+            SELECT source_line, reason, {reject_secrets_sql(con)} AS secrets
+            FROM _staging_rejects
             UNION ALL
             SELECT r.line, r.reason, r.secrets FROM (SELECT unnest(rejects) AS r FROM _outcome)
         )
@@ -213,7 +217,8 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
 
 
 def _lines_left_out(con: duckdb.DuckDBPyConnection, inserted_rows: str, inserted: int) -> list[int]:
-    """Lines of `_mapped` not among `inserted_rows`, up to one more than can be judged."""
+    """Lines of `_mapped` not among `inserted_rows`, up to one more than can be judged; read
+    from the staged table the view maps (`staged_lines_sql`), one row a line as the view."""
     lines = staged_lines_sql()
     row = con.execute(f"SELECT count(*) FROM ({lines})").fetchone()
     if row is not None and int(row[0]) == inserted:  # every line went in
@@ -342,7 +347,7 @@ def commit_batch(
         f"""
         INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
         SELECT source_file, source_line, ?, reason, secrets FROM (
-            SELECT source_file, source_line, reason, NULL::VARCHAR[] AS secrets
+            SELECT source_file, source_line, reason, {reject_secrets_sql(con)} AS secrets
             FROM _staging_rejects
             UNION ALL
             SELECT source_file, source_line, reject_reason, {_secrets(kind)} FROM _mapped

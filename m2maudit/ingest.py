@@ -62,7 +62,12 @@ from m2maudit.sources.fast_jsonl import (
 from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.mending import MENDABLE_REASON_SQL, Mended, mended_copy
-from m2maudit.sources.staging import MendableDocument, drop_relation, sql_str
+from m2maudit.sources.staging import (
+    MendableDocument,
+    drop_relation,
+    reject_secrets_sql,
+    sql_str,
+)
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
     StandInFailed,
@@ -315,7 +320,7 @@ def _ingest_batch(
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _batch_rejects "
-        "(source_file VARCHAR, source_line BIGINT, reason VARCHAR)"
+        "(source_file VARCHAR, source_line BIGINT, reason VARCHAR, leaked_secrets VARCHAR[])"
     )
     to_stage = [(f, s) for f, s in zip(files, samples, strict=True) if f.display in identities]
     unreadable: set[str] = set()
@@ -430,8 +435,8 @@ def _add_to_batch(store: Store, source_file: str) -> None:
         f"INSERT INTO _batch_records SELECT {source_file}, source_line, rec FROM _records"
     )
     store.con.execute(
-        f"INSERT INTO _batch_rejects SELECT {source_file}, source_line, reason "
-        "FROM _staging_rejects"
+        f"INSERT INTO _batch_rejects SELECT {source_file}, source_line, reason, "
+        f"{reject_secrets_sql(store.con)} FROM _staging_rejects"
     )
     _drop_staging(store)
 

@@ -18,6 +18,7 @@ from m2maudit.secrets import all_secrets
 from m2maudit.store import Store
 from tests.conftest import RunCli, query
 from tests.test_ingest_batch import five_minute_objects
+from tests.test_source_k8s import audit_event
 
 TS = "2026-11-20T10:00:00Z"
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
@@ -31,6 +32,15 @@ BAD_TIME = json.dumps(
 # Rejected before any field is read: the line is cut in half.
 CUT = '{"timestamp": "' + TS + '", "principal": "agent-c", "note": "key ' + STRIPE_KEY
 CLEAN_REJECT = json.dumps({"timestamp": "yesterday", "principal": "agent-d"})
+# Not a record at all: a line of plain text in the log (the careful read rejects it before
+# mapping, the fast read after).
+PLAIN = f"ERROR db login failed, retrying with token {GITHUB_TOKEN}"
+# A call's own token is its credential, fingerprinted, not a leak: in a line cut in half too.
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC1lIn0.c2lnbmF0dXJlLXZhbHVl"
+CUT_WITH_TOKEN = json.dumps(
+    {"timestamp": TS, "principal": "agent-e", "authorization": f"Bearer {JWT}"}
+)[:-1]
+LINES = [GOOD, BAD_TIME, CUT, CLEAN_REJECT, PLAIN, CUT_WITH_TOKEN]
 
 
 def write_log(path: Path, lines: list[str]) -> Path:
@@ -51,6 +61,8 @@ def expected_secrets() -> dict[int, list[str] | None]:
         2: all_secrets(GITHUB_TOKEN),
         3: all_secrets(CUT),
         4: None,
+        5: all_secrets(PLAIN),
+        6: None,
     }
 
 
@@ -61,10 +73,10 @@ def test_the_secrets_of_rejected_lines_are_kept(
 ) -> None:
     if careful:
         monkeypatch.setattr("m2maudit.sources.generic_log.can_read_fast", lambda ctx: False)
-    log = write_log(tmp_path / name, [GOOD, BAD_TIME, CUT, CLEAN_REJECT])
+    log = write_log(tmp_path / name, LINES)
     store = Store.open()
     report = ingest_paths(store, [str(log)], [], Config())
-    assert report.files[0].loaded == 1 and report.files[0].rejected == 3
+    assert report.files[0].loaded == 1 and report.files[0].rejected == 5
     found = rejected_secrets(store)
     assert found == expected_secrets()
     assert found[2] and found[2][0].startswith("github_token:")
@@ -125,3 +137,16 @@ def test_a_vendor_record_rejected_keeps_its_secret(tmp_path: Path) -> None:
                 [(all_secrets(GITHUB_TOKEN) or [""])[0]],
             )
         ]
+
+
+def test_a_vendor_line_cut_in_half_keeps_its_secret(tmp_path: Path) -> None:
+    """Adapters that check each line's JSON while staging (Kubernetes, Vault) reject a cut
+    line before mapping it: its text is read for secrets there."""
+    event = audit_event(verb="get", resource="pods")
+    event["requestObject"] = {"note": f"key {STRIPE_KEY}"}
+    cut = json.dumps(event)[:-3]  # the closing quote and braces
+    path = tmp_path / "audit.jsonl"
+    path.write_text(json.dumps(audit_event()) + "\n" + cut + "\n")
+    store = Store.open()
+    ingest_paths(store, [str(path)], [], Config())
+    assert rejected_secrets(store) == {2: all_secrets(STRIPE_KEY)}

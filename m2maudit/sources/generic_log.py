@@ -194,7 +194,7 @@ class GenericLogAdapter:
             # Per distinct token, in _auth: the kind of credential too.
             {**_columns(), "raw_token": "NULL::VARCHAR", "credential_type": "auth_credential_type"},
             _checks(ctx.config, broken=("line_verdict IS NOT NULL", "line_verdict")),
-            [*_fast_value_layers(extras), *_derived_layers("joined", "suspect")],
+            [*_fast_value_layers(extras, ctx.config), *_derived_layers("joined", "suspect")],
             source=_fast_source(keys, extras),
             record_key=_fast_record_key(extras),
             materialize=False,
@@ -257,7 +257,8 @@ def _careful_leak_scope(config: Config) -> str:
 
     The token's field is removed by its path, not every copy of its value (a copy in a URL
     is a leak). The caller undoes JSON's escapes, which would hide a secret from its pattern
-    (`json_as_read_sql`). A line that is not JSON is read as it is.
+    (`json_as_read_sql`). A line that is not JSON is read as it is, its token's field
+    emptied by its key (`_without_token_text`).
     """
     without = "rec"
     for path in field_paths(config, "authorization"):  # json_remove takes one path
@@ -266,8 +267,30 @@ def _careful_leak_scope(config: Config) -> str:
     # log did not fit a small --memory-limit).
     return (
         f"CASE WHEN t_authorization IS NOT NULL AND json_valid(rec) THEN {without}::VARCHAR "
-        "ELSE rec END"
+        # `v` (the record's values, `_careful_value_layers`) is NULL only for text that is
+        # not JSON: a second parse of every line to tell (`json_valid`) did not fit a small
+        # --memory-limit.
+        f"WHEN v IS NULL THEN {_without_token_text('rec', config)} ELSE rec END"
     )
+
+
+def _without_token_text(text: str, config: Config) -> str:
+    """SQL: a line that is not valid JSON (cut in half, say), its token's field emptied by
+    the field's key: the token is the call's credential, fingerprinted, not a leak, in a
+    broken record as in a whole one. A cut value runs to the line's end."""
+    keys = "|".join(re.escape(key) for key in _last_keys(config, "authorization"))
+    pattern = f'(?i)("(?:{keys})"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"?'
+    return f"regexp_replace({text}, {q.sql_regex_literal(pattern)}, '\\1\"\"', 'g')"
+
+
+def _last_keys(config: Config, canonical: str) -> list[str]:
+    """The key that holds a field in its record, at the end of each of its paths."""
+    keys = []
+    for path in field_paths(config, canonical):
+        found = re.search(r'(?:"((?:[^"\\]|\\.)*)"|([^."\[\]]+))$', path)
+        if found:
+            keys.append(found.group(1) or found.group(2))
+    return keys
 
 
 def _plain_keys(config: Config) -> dict[str, str] | None:
@@ -349,7 +372,7 @@ def _fast_record_key(extras: list[str]) -> str:
     return f"hash({', '.join(values)}, {AUTH_HASH}, {present})"
 
 
-def _fast_value_layers(extras: list[str]) -> list[dict[str, str]]:
+def _fast_value_layers(extras: list[str], config: Config) -> list[dict[str, str]]:
     """From `read_json`'s columns: text fields arrive as text (an object as its JSON), the
     time and the scopes as JSON.
 
@@ -369,9 +392,15 @@ def _fast_value_layers(extras: list[str]) -> list[dict[str, str]]:
         for i, key in enumerate(extras)
     ]
     # A line `read_json` could not parse gave no values: its text, as the careful read's
-    # leak check reads a line that is not JSON (the record is rejected; its secret is not).
+    # leak check reads it (the record is rejected; its secret is not): a line that opens an
+    # object with its token's field emptied, any other line (which the careful read rejects
+    # before mapping, `staging._split_lines`) as it is.
+    broken = (
+        f"CASE WHEN {q.opens_object('line_text')} "
+        f"THEN {_without_token_text('line_text', config)} ELSE line_text END"
+    )
     joined = (
-        f"CASE WHEN line_verdict IS NOT NULL THEN {json_as_read_sql('line_text')} "
+        f"CASE WHEN line_verdict IS NOT NULL THEN {json_as_read_sql(broken)} "
         f"ELSE concat_ws(chr(10), {', '.join([*texts, *others])}) END"
     )
     values = {f"j_{name}": f"f_{name}" for name in GENERIC_LOG_FIELDS if name != "authorization"}

@@ -252,6 +252,12 @@ def kind_by_name(value: str, kinds: Sequence[tuple[str, Sequence[str]]]) -> str:
     return f"CASE {tests} ELSE 'unknown' END"
 
 
+def opens_object(text: str) -> str:
+    """SQL: whether a line opens a JSON object (`{` after blanks or a byte-order mark), the
+    careful read's first test of a line as a record."""
+    return f"regexp_matches({text}, '^[ \\t\\r\\n\\x{{FEFF}}]*[{{]')"
+
+
 def sql_regex_literal(pattern: str) -> str:
     """A regular expression as a SQL string literal (the config checked users' patterns
     against RE2, which runs them)."""

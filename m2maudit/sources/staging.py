@@ -25,7 +25,7 @@ import yaml
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.errors import GZIP_BROKEN, BrokenGzip, InputError, first_line, yaml_problem
-from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql
+from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql, with_secrets_sql
 from m2maudit.sources.base import MAX_RECORD_BYTES, InputFile, LoadContext, Sample
 from m2maudit.sources.csv_quotes import (
     any_odd_line_sql,
@@ -38,6 +38,7 @@ from m2maudit.sources.csv_quotes import (
 from m2maudit.sources.jsonkeys import refuse_json_constant
 from m2maudit.sources.lineindex import digest_and_index
 from m2maudit.sources.mending import NOT_UTF8, not_json_reason_sql
+from m2maudit.sources.sqlfrag import opens_object
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
     StandInFailed,
@@ -91,6 +92,17 @@ def temp_relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         "UNION ALL SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary"
     ).fetchall()
     return {str(name): str(kind) for name, kind in rows}
+
+
+def reject_secrets_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL for the secrets of each row of `_staging_rejects`: the lines split from text are
+    read for secrets (`_split_lines`); the other ways of staging (CSV rows, YAML documents,
+    the fast read, a cut line) reject what has no text to read, and give no column."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'temp' "
+        "AND table_name = '_staging_rejects' AND column_name = 'leaked_secrets'"
+    ).fetchone()
+    return "leaked_secrets" if row and row[0] else "NULL::VARCHAR[]"
 
 
 def drop_relation(con: duckdb.DuckDBPyConnection, *names: str) -> None:
@@ -406,7 +418,7 @@ def _split_lines(
         WHEN strlen(line) > {MAX_RECORD_BYTES} THEN 'record is ' || strlen(line)
             || ' bytes, over the limit of {MAX_RECORD_BYTES}'
         WHEN {valid} THEN {not_json_reason_sql("line")}
-        WHEN NOT regexp_matches(line, '^[ \\t\\r\\n\\x{{FEFF}}]*[{{]')
+        WHEN NOT {opens_object("line")}
             -- `[1, 2]` is JSON but not an object; `not json at all` is not JSON (checked only
             -- for these few lines: validating every line cost a parse of each).
             THEN CASE WHEN json_valid(line) THEN 'not a JSON object' ELSE 'not valid JSON' END
@@ -430,11 +442,22 @@ def _split_lines(
         f"CREATE TEMP {'TABLE' if validate else 'VIEW'} _records AS "
         f"SELECT {where}, line AS rec FROM {source} WHERE reason IS NULL",
     )
-    extra = f" UNION ALL SELECT {where}, reason FROM {extra_rejects}" if extra_rejects else ""
+    # A line rejected here is still read for secrets (a line of plain text, a list): it is
+    # not audited, but it is in the log. A line over the record limit is not.
+    extra = (
+        f" UNION ALL SELECT {where}, reason, NULL::VARCHAR[] FROM {extra_rejects}"
+        if extra_rejects
+        else ""
+    )
+    rejected = (
+        f"SELECT {where}, reason, CASE WHEN strlen(line) <= {MAX_RECORD_BYTES} THEN line END "
+        f"AS line FROM {source} WHERE reason IS NOT NULL"
+    )
     _run(
         ctx,
         "CREATE OR REPLACE TEMP TABLE _staging_rejects AS "
-        f"SELECT {where}, reason FROM {source} WHERE reason IS NOT NULL{extra}",
+        f"SELECT {where}, reason, leaked_secrets FROM ({with_secrets_sql(rejected, 'line')})"
+        f"{extra}",
     )
     _run(ctx, "DROP TABLE IF EXISTS _classified")
     if validate:
@@ -465,7 +488,7 @@ def _unwrap_records(ctx: LoadContext, keys: Sequence[str], by_file: bool = False
     )
     _run(
         ctx,
-        f"INSERT INTO _staging_rejects SELECT {where}, "
+        f"INSERT INTO _staging_rejects ({where}, reason) SELECT {where}, "
         "'not a JSON object' FROM _unwrapped WHERE NOT is_object",
     )
     drop_relation(ctx.con, "_records")
