@@ -73,11 +73,13 @@ DEFAULT_HUMAN_PATTERNS = [
     r"user:.*",
     r"users/.*",
     # Identity providers' opaque user ids, which tokens carry as `sub` and chains as their
-    # root: Okta's (`00u` and 17 more; its apps are `0oa...`) and Auth0's (the connection,
-    # `|`, the id; a client's own token is `<client id>@clients`).
+    # root: Okta's (`00u` and 17 more; its apps are `0oa...`) and Auth0's (the strategy, `|`,
+    # for an enterprise one the connection and `|`, then the id; a client's own token is
+    # `<client id>@clients`).
     r"00u[0-9a-z]{17}",
-    r"(?:auth0|google-oauth2|github|samlp|waad|adfs|oidc|email|sms|windowslive|apple"
-    r"|linkedin|twitter|facebook)\|[^|\s]+",
+    r"(?:auth0|google-oauth2|google-apps|github|samlp|waad|adfs|ad|office365|pingfederate"
+    r"|oidc|okta|email|sms|windowslive|apple|linkedin|twitter|facebook)"
+    r"\|[^|\s]+(?:\|[^|\s]+)?",
 ]
 DEFAULT_AGENT_PATTERNS = [
     r".*agent.*",

@@ -322,6 +322,8 @@ def test_actor_named_by_client_id_or_unnamed() -> None:
         ({"sub": "00u1fh2z6vYuP4Qbx5d7"}, "human"),
         ({"sub": "auth0|5f7c8ec7c33c6c004bbafe82"}, "human"),
         ({"sub": "google-oauth2|103547991597142817347"}, "human"),
+        ({"sub": "samlp|acme-okta|jdoe"}, "human"),  # an enterprise connection: three parts
+        ({"sub": "waad|contoso|2f0c0f5e-8a4b-4f6a-9d2b-6c1e0f3a9b7d"}, "human"),
         ({"sub": "WfT2pqz6AbCdEfGh@clients"}, "unknown"),
         ({"sub": "0oa1fh2z6vYuP4Qbx5d7"}, "unknown"),
         ({"iss": "https://idp"}, "unknown"),
