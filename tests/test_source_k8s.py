@@ -318,20 +318,40 @@ def test_a_json_patch_of_a_secret_writes_its_values_in_the_log(tmp_path: Path) -
         when="2026-11-20T08:00:00.000000Z",
         requestObject=[{"op": "remove", "path": "/data/credentials"}],
     )
+    twice = audit_event(  # a key written twice: its last value; a `test` shows the value
+        verb="patch",
+        resource="secrets",
+        when="2026-11-20T08:10:00.000000Z",
+        requestObject=[
+            {"op": "test", "path": "/data/credentials", "value": encoded},
+            {"op": "add", "path": "/data/credentials", "value": "b2xk"},
+            {"op": "replace", "path": "/data/credentials", "value": encoded},
+        ],
+    )
+    whole_twice = audit_event(
+        verb="patch",
+        resource="secrets",
+        when="2026-11-20T08:20:00.000000Z",
+        requestObject=[
+            {"op": "replace", "path": "/data", "value": {}},
+            {"op": "replace", "path": "/data", "value": {"credentials": encoded}},
+        ],
+    )
     config_map = audit_event(
         verb="patch",
         resource="configmaps",
         when="2026-11-20T08:30:00.000000Z",
         requestObject=[{"op": "replace", "path": "/data/credentials", "value": encoded}],
     )
-    events = [read, patched, plain, whole, removed_only, config_map]
+    events = [read, patched, plain, whole, removed_only, config_map, twice, whole_twice]
     store, _ = load(write_jsonl(tmp_path / "audit.jsonl", events))
     leaks = "SELECT leaked_secrets FROM events ORDER BY source_line"
     by_line = [row["leaked_secrets"] for row in rows(store, leaks)]
     assert by_line[0][0].startswith("k8s_secret:")
     assert by_line[1] == by_line[0] == by_line[3]
     assert by_line[2] is not None and by_line[2] != by_line[0]
-    assert by_line[4:] == [None, None]
+    assert by_line[4:6] == [None, None]
+    assert by_line[6] == by_line[7] == by_line[0]
     dump = store.con.execute("SELECT * FROM events").fetchall()
     assert password not in str(dump) and encoded not in str(dump)
     assert "k-0123456789" not in str(dump)

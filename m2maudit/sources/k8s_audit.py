@@ -287,16 +287,21 @@ _PATCH_OPS = (
 def _patched_values(field: str) -> str:
     """SQL: the map of key to value a JSON Patch writes under `field` (`/data`,
     `/stringData`) of a Secret, by key (`/data/<key>`, `~1` for `/` and `~0` for `~`) or
-    whole (`/data` with an object); NULL when it writes none."""
-    writes = f"list_filter({_PATCH_OPS}, lambda o: o.op IN ('add', 'replace'))"
-    keyed = (
-        f"try(map_from_entries(list_transform(list_filter({writes}, "
-        f"lambda o: starts_with(o.path, '{field}/')), lambda o: {{'key': "
-        f"replace(replace(substr(o.path, {len(field) + 2}), '~1', '/'), '~0', '~'), "
-        "'value': o.value ->> '$'})))"
+    whole (`/data` with an object); NULL when it writes none. A `test` carries the value it
+    compares in clear too. A key written twice keeps its last value, as the patch leaves it."""
+    writes = f"list_filter({_PATCH_OPS}, lambda o: o.op IN ('add', 'replace', 'test'))"
+    entries = (
+        f"list_transform(list_filter({writes}, lambda o: starts_with(o.path, '{field}/')), "
+        f"lambda o: {{'key': replace(replace(substr(o.path, {len(field) + 2}), '~1', '/'), "
+        "'~0', '~'), 'value': o.value ->> '$'})"
     )
+    last_of_each = (
+        f"list_filter({entries}, lambda e, i: NOT list_contains("
+        f"list_transform({entries}[i + 1:], lambda later: later.key), e.key))"
+    )
+    keyed = f"try(map_from_entries({last_of_each}))"
     whole = (
-        f"try(json_transform(list_filter({writes}, lambda o: o.path = '{field}')[1].value, "
+        f"try(json_transform(list_filter({writes}, lambda o: o.path = '{field}')[-1].value, "
         """'"MAP(VARCHAR, VARCHAR)"'))"""
     )
     empty = "MAP {}::MAP(VARCHAR, VARCHAR)"
