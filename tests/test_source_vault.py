@@ -144,10 +144,12 @@ def test_edge_cases_are_rejected(tmp_path: Path) -> None:
             **_entry("response", "e9", token_issue_time="garbage"),
             "response": {"auth": {"token_issue_time": "2024-06-01T00:00:00Z"}},
         },
+        _entry("response", "e10", token_ttl=-5),  # read as no TTL, it would never expire
     ]
     loaded = load(write_jsonl(tmp_path / "audit.log", records))
     assert loaded.lines() == [1, 8]
     assert loaded.rejects()[9] == 'unparseable auth.token_issue_time: "garbage"'
+    assert loaded.rejects()[10] == "auth.token_ttl must not be negative: -5"
     assert loaded.event(8)["credential_expires_at"] == datetime(2024, 6, 1, 1, tzinfo=UTC)
     rejects = loaded.rejects()
     assert rejects[2] == "auth.policies must be a list"

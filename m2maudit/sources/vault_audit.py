@@ -279,6 +279,11 @@ def _checks() -> list[tuple[str, str]]:
             f"coalesce(json_type({ttl_json}) <> 'NULL', false) AND {ttl} IS NULL",
             "'auth.token_ttl must be a number of seconds'",
         ),
+        # No Vault writes one; read as no expiry, it would be a token that never expires.
+        (
+            f"{ttl} < 0",
+            "'auth.token_ttl must not be negative: ' || " + q.shown(f"{ttl_json}::VARCHAR"),
+        ),
         (
             "principal IS NULL AND credential_id IS NULL",
             "'no auth: neither auth.display_name, auth.entity_id nor auth.accessor'",
