@@ -326,20 +326,6 @@ def _fingerprinted(kind: str, match: str) -> str:
     return _FINGERPRINTED_AS.get(kind, "{match}").format(match=match)
 
 
-def with_secrets_sql(query: str, text: str) -> str:
-    """`query`'s rows with `leaked_secrets`: every secret `text` (SQL over the query's
-    columns) holds, as `all_secrets_sql` lists them, or NULL; the text is read as the leak
-    check reads a record (`json_as_read_sql`). For a few rows (the lines ingest rejected):
-    each pattern is tried on each row."""
-    return (
-        f"SELECT * EXCLUDE (_t, _k, _f), CASE WHEN _k IS NOT NULL "
-        f"THEN {all_secrets_sql('_t', '_k', '_f')} END AS leaked_secrets "
-        f"FROM (SELECT *, CASE WHEN _k IS NOT NULL THEN {leaked_secret_fp_sql('_t')} END AS _f "
-        f"FROM (SELECT *, {leaked_secret_kind_sql('_t')} AS _k "
-        f"FROM (SELECT *, {json_as_read_sql(text)} AS _t FROM ({query}) _q) _t1) _t2) _t3"
-    )
-
-
 def redact_secrets_sql(text: str) -> str:
     """SQL: `text` with every secret the patterns find replaced by `[redacted]`.
 

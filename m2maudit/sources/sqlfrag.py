@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from m2maudit.secrets import (
     LEAK_TEXT,
     all_secrets_sql,
+    json_as_read_sql,
     leaked_secret_fp_sql,
     leaked_secret_kind_sql,
     secret_prefilter_sql,
@@ -490,6 +491,19 @@ def leak_columns(scope: str = LEAK_TEXT, found_otherwise: str | None = None) -> 
             f"coalesce({found_otherwise}, [])))) END"
         ),
     }
+
+
+def with_secrets_sql(query: str, text: str) -> str:
+    """`query`'s rows with `leaked_secrets` (`leak_columns`) of `text`, SQL over the query's
+    columns read as the leak check reads a record (`json_as_read_sql`). For a few rows (the
+    lines ingest rejected): the columns name each other in one SELECT, which DuckDB expands,
+    so each row's text is searched more than once."""
+    columns = ", ".join(f"{sql} AS {name}" for name, sql in leak_columns("_t").items())
+    return (
+        "SELECT * EXCLUDE (_t, leaked_secret, leaked_secret_fp) FROM ("
+        f"SELECT *, {columns} FROM (SELECT *, {json_as_read_sql(text)} AS _t FROM ({query}) _q)"
+        " _t1) _t2"
+    )
 
 
 def json_kind_fast(value: str) -> str:

@@ -25,7 +25,7 @@ import yaml
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.errors import GZIP_BROKEN, BrokenGzip, InputError, first_line, yaml_problem
-from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql, with_secrets_sql
+from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql
 from m2maudit.sources.base import MAX_RECORD_BYTES, InputFile, LoadContext, Sample
 from m2maudit.sources.csv_quotes import (
     any_odd_line_sql,
@@ -38,7 +38,7 @@ from m2maudit.sources.csv_quotes import (
 from m2maudit.sources.jsonkeys import refuse_json_constant
 from m2maudit.sources.lineindex import digest_and_index
 from m2maudit.sources.mending import NOT_UTF8, not_json_reason_sql
-from m2maudit.sources.sqlfrag import opens_object
+from m2maudit.sources.sqlfrag import opens_object, with_secrets_sql
 from m2maudit.sources.standins import (
     CUT_LINE_REASON,
     StandInFailed,
