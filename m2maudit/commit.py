@@ -17,7 +17,7 @@ from m2maudit.canonical import CREDENTIAL_COLUMNS, EVENT_COLUMNS
 from m2maudit.ingest_report import FileReport
 from m2maudit.sources.base import Kind, LoadContext
 from m2maudit.sources.fast_jsonl import RAW_TABLE, STAGED_TOKENS, staged_lines_sql
-from m2maudit.sources.staging import reject_secrets_sql, temp_relations
+from m2maudit.sources.staging import temp_relations
 from m2maudit.sources.standins import CUT_LINE_REASON
 from m2maudit.store import Store
 from m2maudit.tokens import decode_staged_tokens
@@ -96,10 +96,10 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
         )
     report.rejected = _count(
         con.execute(
-            f"""
+            """
         INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
         SELECT ?, source_line, ?, reason, secrets FROM (
-            SELECT source_line, reason, {reject_secrets_sql(con)} AS secrets
+            SELECT source_line, reason, leaked_secrets AS secrets
             FROM _staging_rejects
             UNION ALL
             SELECT r.line, r.reason, r.secrets FROM (SELECT unnest(rejects) AS r FROM _outcome)
@@ -347,7 +347,7 @@ def commit_batch(
         f"""
         INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
         SELECT source_file, source_line, ?, reason, secrets FROM (
-            SELECT source_file, source_line, reason, {reject_secrets_sql(con)} AS secrets
+            SELECT source_file, source_line, reason, leaked_secrets AS secrets
             FROM _staging_rejects
             UNION ALL
             SELECT source_file, source_line, reject_reason, {_secrets(kind)} FROM _mapped

@@ -63,9 +63,9 @@ from m2maudit.sources.generic_log import top_keys
 from m2maudit.sources.lineindex import FileDigest
 from m2maudit.sources.mending import MENDABLE_REASON_SQL, Mended, mended_copy
 from m2maudit.sources.staging import (
+    REJECTS_COLUMNS,
     MendableDocument,
     drop_relation,
-    reject_secrets_sql,
     sql_str,
 )
 from m2maudit.sources.standins import (
@@ -319,8 +319,7 @@ def _ingest_batch(
         "(source_file VARCHAR, source_line BIGINT, rec VARCHAR)"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _batch_rejects "
-        "(source_file VARCHAR, source_line BIGINT, reason VARCHAR, leaked_secrets VARCHAR[])"
+        f"CREATE OR REPLACE TEMP TABLE _batch_rejects (source_file VARCHAR, {REJECTS_COLUMNS})"
     )
     to_stage = [(f, s) for f, s in zip(files, samples, strict=True) if f.display in identities]
     unreadable: set[str] = set()
@@ -436,7 +435,7 @@ def _add_to_batch(store: Store, source_file: str) -> None:
     )
     store.con.execute(
         f"INSERT INTO _batch_rejects SELECT {source_file}, source_line, reason, "
-        f"{reject_secrets_sql(store.con)} FROM _staging_rejects"
+        "leaked_secrets FROM _staging_rejects"
     )
     _drop_staging(store)
 

@@ -35,7 +35,7 @@ from m2maudit.sources.jsonkeys import (
 )
 from m2maudit.sources.lineindex import LineIndex
 from m2maudit.sources.mending import LONE_SURROGATE, NOT_UTF8
-from m2maudit.sources.staging import drop_relation, sql_path, sql_str
+from m2maudit.sources.staging import create_empty_rejects, drop_relation, sql_path, sql_str
 
 RAW_TABLE = "_raw"
 VERDICT_TABLE = "_line_verdicts"
@@ -114,9 +114,7 @@ def stage_json_columns(
     ctx.con.execute(f"CREATE OR REPLACE TEMP MACRO {LINE_OF}(row_id) AS row_id - {int(first)} + 1")
     _judge_empty_rows(ctx, index, list(columns))
     # Staging's contract: every line is a row here, so no line was rejected while reading.
-    ctx.con.execute(
-        "CREATE OR REPLACE TEMP TABLE _staging_rejects (source_line BIGINT, reason VARCHAR)"
-    )
+    create_empty_rejects(ctx.con)
     return True
 
 

@@ -1,10 +1,10 @@
 """Reading a file into a uniform temporary table of JSON records, keeping each record's line.
 
 Every layout ends up as `_records(source_line BIGINT, rec VARCHAR)` holding JSON objects, plus
-`_staging_rejects(source_line, reason)` for lines that are not. Adapters then map `_records`
-to canonical columns with SQL (see `map_records`). Reading lines through DuckDB's CSV reader
-WITH ORDINALITY gives exact 1-based line numbers at full speed, and a malformed line is a
-rejected row, not a failed file.
+`_staging_rejects(source_line, reason, leaked_secrets)` for lines that are not. Adapters then
+map `_records` to canonical columns with SQL (see `map_records`). Reading lines through
+DuckDB's CSV reader WITH ORDINALITY gives exact 1-based line numbers at full speed, and a
+malformed line is a rejected row, not a failed file.
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ def _compression(file: InputFile) -> str:
     return "gzip" if file.compressed else "none"
 
 
+# `_staging_rejects`: a rejected line, why, and the secrets it holds in clear (NULL when it
+# was not read for them): a record the audit cannot use still puts its secret in the log.
+REJECTS_COLUMNS = "source_line BIGINT, reason VARCHAR, leaked_secrets VARCHAR[]"
+
+
 def temp_relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The temporary tables and views there are, by name: 'TABLE' or 'VIEW'.
 
@@ -94,15 +99,11 @@ def temp_relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {str(name): str(kind) for name, kind in rows}
 
 
-def reject_secrets_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """SQL for the secrets of each row of `_staging_rejects`: the lines split from text are
-    read for secrets (`_split_lines`); the other ways of staging (CSV rows, YAML documents,
-    the fast read, a cut line) reject what has no text to read, and give no column."""
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'temp' "
-        "AND table_name = '_staging_rejects' AND column_name = 'leaked_secrets'"
-    ).fetchone()
-    return "leaked_secrets" if row and row[0] else "NULL::VARCHAR[]"
+def create_empty_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """`_staging_rejects` with no rows, for the ways of staging that reject what has no text
+    to read for secrets (CSV rows, YAML documents, the fast read). The line split fills it
+    with each rejected line's secrets (`_split_lines`); every way gives the same columns."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _staging_rejects ({REJECTS_COLUMNS})")
 
 
 def drop_relation(con: duckdb.DuckDBPyConnection, *names: str) -> None:
@@ -775,7 +776,8 @@ def _stage_csv_once(ctx: LoadContext) -> list[int]:
         CREATE OR REPLACE TEMP TABLE _csv_rejects AS
         SELECT line::BIGINT AS record_number,
                'malformed CSV row: ' || CASE min(error_type::VARCHAR) {reasons}
-                   ELSE lower(min(error_type::VARCHAR)) END AS reason
+                   ELSE lower(min(error_type::VARCHAR)) END AS reason,
+               NULL::VARCHAR[] AS leaked_secrets
         FROM reject_errors GROUP BY line
         """,
     )
@@ -987,13 +989,13 @@ def stage_yaml(ctx: LoadContext, list_keys: Sequence[str] = INVENTORY_LIST_KEYS)
         else:
             rejects.append((line, "not a mapping"))
     ctx.con.execute("CREATE OR REPLACE TEMP TABLE _records (source_line BIGINT, rec VARCHAR)")
-    ctx.con.execute(
-        "CREATE OR REPLACE TEMP TABLE _staging_rejects (source_line BIGINT, reason VARCHAR)"
-    )
+    create_empty_rejects(ctx.con)
     if records:
         ctx.con.executemany("INSERT INTO _records VALUES (?, ?)", records)
     if rejects:
-        ctx.con.executemany("INSERT INTO _staging_rejects VALUES (?, ?)", rejects)
+        ctx.con.executemany(
+            "INSERT INTO _staging_rejects (source_line, reason) VALUES (?, ?)", rejects
+        )
 
 
 def _yaml_size(root: yaml.Node, limit: int) -> int:
