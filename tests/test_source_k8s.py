@@ -337,13 +337,25 @@ def test_a_json_patch_of_a_secret_writes_its_values_in_the_log(tmp_path: Path) -
             {"op": "replace", "path": "/data", "value": {"credentials": encoded}},
         ],
     )
+    key_then_whole = audit_event(  # the writes in order: the whole map replaces the key's
+        verb="patch",
+        resource="secrets",
+        when="2026-11-20T08:25:00.000000Z",
+        requestObject=[
+            {"op": "add", "path": "/data/credentials", "value": "b2xk"},
+            {"op": "replace", "path": "/data", "value": {"credentials": encoded}},
+        ],
+    )
     config_map = audit_event(
         verb="patch",
         resource="configmaps",
         when="2026-11-20T08:30:00.000000Z",
         requestObject=[{"op": "replace", "path": "/data/credentials", "value": encoded}],
     )
-    events = [read, patched, plain, whole, removed_only, config_map, twice, whole_twice]
+    events = [
+        *(read, patched, plain, whole, removed_only, config_map),
+        *(twice, whole_twice, key_then_whole),
+    ]
     store, _ = load(write_jsonl(tmp_path / "audit.jsonl", events))
     leaks = "SELECT leaked_secrets FROM events ORDER BY source_line"
     by_line = [row["leaked_secrets"] for row in rows(store, leaks)]
@@ -351,7 +363,7 @@ def test_a_json_patch_of_a_secret_writes_its_values_in_the_log(tmp_path: Path) -
     assert by_line[1] == by_line[0] == by_line[3]
     assert by_line[2] is not None and by_line[2] != by_line[0]
     assert by_line[4:6] == [None, None]
-    assert by_line[6] == by_line[7] == by_line[0]
+    assert by_line[6] == by_line[7] == by_line[8] == by_line[0]
     dump = store.con.execute("SELECT * FROM events").fetchall()
     assert password not in str(dump) and encoded not in str(dump)
     assert "k-0123456789" not in str(dump)

@@ -287,25 +287,26 @@ _PATCH_OPS = (
 def _patched_values(field: str) -> str:
     """SQL: the map of key to value a JSON Patch writes under `field` (`/data`,
     `/stringData`) of a Secret, by key (`/data/<key>`, `~1` for `/` and `~0` for `~`) or
-    whole (`/data` with an object); NULL when it writes none. A `test` carries the value it
-    compares in clear too. A key written twice keeps its last value, as the patch leaves it."""
-    writes = f"list_filter({_PATCH_OPS}, lambda o: o.op IN ('add', 'replace', 'test'))"
-    entries = (
-        f"list_transform(list_filter({writes}, lambda o: starts_with(o.path, '{field}/')), "
-        f"lambda o: {{'key': replace(replace(substr(o.path, {len(field) + 2}), '~1', '/'), "
-        "'~0', '~'), 'value': o.value ->> '$'})"
-    )
-    last_of_each = (
-        f"list_filter({entries}, lambda e, i: NOT list_contains("
-        f"list_transform({entries}[i + 1:], lambda later: later.key), e.key))"
-    )
-    keyed = f"try(map_from_entries({last_of_each}))"
-    whole = (
-        f"try(json_transform(list_filter({writes}, lambda o: o.path = '{field}')[-1].value, "
-        """'"MAP(VARCHAR, VARCHAR)"'))"""
+    whole (`/data` with an object); empty when it writes none. A `test` carries the value it
+    compares in clear too. The writes are applied in order, as the patch applies them: a key
+    written twice keeps its last value, and a whole map replaces what came before it."""
+    key = f"replace(replace(substr(o.path, {len(field) + 2}), '~1', '/'), '~0', '~')"
+    writes = (
+        f"list_filter({_PATCH_OPS}, lambda o: o.op IN ('add', 'replace', 'test') "
+        f"AND (o.path = '{field}' OR starts_with(o.path, '{field}/')))"
     )
     empty = "MAP {}::MAP(VARCHAR, VARCHAR)"
-    return f"map_concat(coalesce({whole}, {empty}), coalesce({keyed}, {empty}))"
+    whole = """try(json_transform(o.value, '"MAP(VARCHAR, VARCHAR)"'))"""
+    steps = (
+        f"list_transform({writes}, lambda o: {{'whole': o.path = '{field}', 'map': "
+        f"CASE WHEN o.path = '{field}' THEN {whole} ELSE map([{key}], [o.value ->> '$']) END}})"
+    )
+    applied = (
+        f"list_reduce(list_prepend({{'whole': true, 'map': {empty}}}, coalesce({steps}, [])), "
+        "lambda done, step: {'whole': step.whole, 'map': CASE WHEN step.whole "
+        f"THEN coalesce(step.map, {empty}) ELSE map_concat(done.map, step.map) END}})"
+    )
+    return f"({applied}).map"
 
 
 # A value a log pipeline put in a secret's place: `***`, `<redacted>`, `[REDACTED]`,
