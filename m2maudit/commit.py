@@ -97,12 +97,14 @@ def commit_file(store: Store, ctx: LoadContext, kind: Kind, report: FileReport) 
     report.rejected = _count(
         con.execute(
             """
-        INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
-        SELECT ?, source_line, ?, reason, secrets FROM (
-            SELECT source_line, reason, leaked_secrets AS secrets
+        INSERT INTO ingest_errors
+            (source_file, source_line, source_format, reason, leaked_secrets, principal)
+        SELECT ?, source_line, ?, reason, secrets, principal FROM (
+            SELECT source_line, reason, leaked_secrets AS secrets, NULL AS principal
             FROM _staging_rejects
             UNION ALL
-            SELECT r.line, r.reason, r.secrets FROM (SELECT unnest(rejects) AS r FROM _outcome)
+            SELECT r.line, r.reason, r.secrets, r.principal
+            FROM (SELECT unnest(rejects) AS r FROM _outcome)
         )
         """,
             [ctx.file.display, ctx.format_name],
@@ -145,25 +147,28 @@ def _outcome_pass(con: duckdb.DuckDBPyConnection, kind: Kind, staged_tokens: boo
         f"""
         CREATE OR REPLACE TEMP TABLE _outcome AS SELECT
             count(*) FILTER ({_ACCEPTED}) AS accepted, {first} AS first_ts, {last} AS last_ts,
-            {_REJECTS.format(secrets=_secrets(kind))} AS rejects,
+            {_rejects(kind)} AS rejects,
             {_ACCEPTED_FPS if staged_tokens else "NULL"} AS fps
         FROM _mapped
         """
     )
 
 
-# Each rejected record: its line, why, and the secrets it holds (see `_secrets`).
-_REJECTS = (
-    "list({{'line': source_line, 'reason': reject_reason, 'secrets': {secrets}}} "
-    "ORDER BY source_line) FILTER (reject_reason IS NOT NULL)"
-)
+def _rejects(kind: Kind) -> str:
+    """SQL for the list of rejected records of `_mapped`: each one's line, why, and for
+    events the secrets it holds and who it names (see `_reject_details`)."""
+    fields = f"'line': source_line, 'reason': reject_reason, {_reject_details(kind)}"
+    return f"list({{{fields}}} ORDER BY source_line) FILTER (reject_reason IS NOT NULL)"
 
 
-def _secrets(kind: Kind) -> str:
-    """SQL for the secrets a mapped record holds in clear: a rejected record's go to
-    `ingest_errors`, for the file holds them whatever else is wrong with the record.
-    Only events are read for secrets."""
-    return "leaked_secrets" if kind == "events" else "NULL::VARCHAR[]"
+def _reject_details(kind: Kind) -> str:
+    """SQL (struct fields) for the secrets a mapped record holds in clear and who it names:
+    a rejected record's go to `ingest_errors`, for the file holds them whatever else is
+    wrong with the record, and M2M601 says who logged them. Only events are read for
+    secrets."""
+    if kind == "events":
+        return "'secrets': leaked_secrets, 'principal': principal"
+    return "'secrets': NULL::VARCHAR[], 'principal': NULL::VARCHAR"
 
 
 def _window(kind: Kind) -> tuple[str, str]:
@@ -195,7 +200,7 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
     lines = ", ".join(str(line) for line in left_out) or "NULL"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _left_out AS SELECT source_line, reject_reason, ts, "
-        f"token_fp, leaked_secrets FROM _mapped WHERE source_line IN ({lines})"
+        f"token_fp, leaked_secrets, principal FROM _mapped WHERE source_line IN ({lines})"
     )
     con.execute(
         f"""
@@ -209,7 +214,7 @@ def _outcome_after_insert(con: duckdb.DuckDBPyConnection, last_rowid: int, inser
                    list(DISTINCT token_fp) FILTER (token_fp IS NOT NULL) AS fps
             FROM accepted
         ) a, (
-            SELECT {_REJECTS.format(secrets=_secrets("events"))} AS rejects FROM _left_out
+            SELECT {_rejects("events")} AS rejects FROM _left_out
         ) r
         """
     )
@@ -345,13 +350,15 @@ def commit_batch(
     decode_staged_tokens(con, ctx.config, "_mapped")
     con.execute(
         f"""
-        INSERT INTO ingest_errors (source_file, source_line, source_format, reason, leaked_secrets)
-        SELECT source_file, source_line, ?, reason, secrets FROM (
-            SELECT source_file, source_line, reason, leaked_secrets AS secrets
+        INSERT INTO ingest_errors
+            (source_file, source_line, source_format, reason, leaked_secrets, principal)
+        SELECT source_file, source_line, ?, reason, r.secrets, r.principal FROM (
+            SELECT source_file, source_line, reason,
+                   {{'secrets': leaked_secrets, 'principal': NULL::VARCHAR}} AS r
             FROM _staging_rejects
             UNION ALL
-            SELECT source_file, source_line, reject_reason, {_secrets(kind)} FROM _mapped
-            WHERE reject_reason IS NOT NULL
+            SELECT source_file, source_line, reject_reason, {{{_reject_details(kind)}}}
+            FROM _mapped WHERE reject_reason IS NOT NULL
         )
         """,
         [ctx.format_name],

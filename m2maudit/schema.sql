@@ -130,7 +130,10 @@ CREATE TABLE IF NOT EXISTS ingest_errors (
     unreadable_log BOOLEAN,
     -- The secrets a rejected record holds in clear (as `events.leaked_secrets`): a record
     -- the audit cannot use still puts its secret in the log (M2M601).
-    leaked_secrets VARCHAR[]
+    leaked_secrets VARCHAR[],
+    -- Who a rejected event names (`events.principal`), when it was mapped: who logged the
+    -- secret it holds. NULL for a line rejected before mapping (cut in half, not JSON).
+    principal VARCHAR
 );
 
 -- What the last scan said, so a persisted database answers it.

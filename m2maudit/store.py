@@ -141,6 +141,7 @@ class Store:
             ("tokens", "claims_secrets", "VARCHAR[]"),
             ("ingest_errors", "unreadable_log", "BOOLEAN"),
             ("ingest_errors", "leaked_secrets", "VARCHAR[]"),
+            ("ingest_errors", "principal", "VARCHAR"),
         ):
             self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 

@@ -56,6 +56,13 @@ def rejected_secrets(store: Store) -> dict[int, list[str] | None]:
     return {int(line): secrets for line, secrets in rows}
 
 
+def rejected_principals(store: Store) -> dict[int, str | None]:
+    rows = store.con.execute(
+        "SELECT source_line, principal FROM ingest_errors WHERE source_line > 0"
+    ).fetchall()
+    return {int(line): principal for line, principal in rows}
+
+
 def expected_secrets() -> dict[int, list[str] | None]:
     return {
         2: all_secrets(GITHUB_TOKEN),
@@ -81,6 +88,8 @@ def test_the_secrets_of_rejected_lines_are_kept(
     assert found == expected_secrets()
     assert found[2] and found[2][0].startswith("github_token:")
     assert found[3] and found[3][0].startswith("stripe_key:")
+    # Who logged it: a record that was mapped names its principal; a broken line no one.
+    assert rejected_principals(store) == {2: "agent-b", 3: None, 4: "agent-d", 5: None, 6: None}
 
 
 def test_a_scan_reports_a_secret_only_a_rejected_record_holds(
@@ -96,7 +105,8 @@ def test_a_scan_reports_a_secret_only_a_rejected_record_holds(
     finding = leaks[github_fp]
     assert finding["locations"] == [{"file": str(log), "line": 2}]
     assert finding["evidence"]["rejected_records"] == 1
-    assert "1 of them rejected by ingest" in finding["message"]
+    assert finding["principal"] == "agent-b"
+    assert "logged by agent-b (1 of them rejected by ingest)" in finding["message"]
     assert result.code == 1  # a critical finding fails the run
     for secret in (GITHUB_TOKEN, STRIPE_KEY):
         assert secret not in result.stdout + result.stderr
@@ -128,13 +138,15 @@ def test_a_vendor_record_rejected_keeps_its_secret(tmp_path: Path) -> None:
         store = Store.open()
         ingest_paths(store, [str(p) for p in paths], [], Config())
         rows = store.con.execute(
-            "SELECT source_line, reason, leaked_secrets FROM ingest_errors WHERE source_line > 0"
+            "SELECT source_line, reason, leaked_secrets, principal FROM ingest_errors "
+            "WHERE source_line > 0"
         ).fetchall()
         assert rows == [
             (
                 rejected_line,
                 'unparseable eventTime: "redacted"',
                 [(all_secrets(GITHUB_TOKEN) or [""])[0]],
+                broken["userIdentity"]["arn"],
             )
         ]
 

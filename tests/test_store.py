@@ -107,13 +107,15 @@ def test_persisted_store_reopens_with_its_rows(tmp_path: Path) -> None:
 def test_a_store_made_before_leaked_secrets_gets_the_column_and_keeps_its_events(
     tmp_path: Path,
 ) -> None:
-    """Stores written before `events.leaked_secrets` and `events.principal_id` existed are
-    read, not refused: the columns are added, empty; M2M601 reads their events' first
-    secret."""
+    """Stores written before `events.leaked_secrets`, `events.principal_id` and the secrets
+    and principal of `ingest_errors` existed are read, not refused: the columns are added,
+    empty; M2M601 reads their events' first secret."""
     db = tmp_path / "before.duckdb"
     store = Store.open(db)
     store.con.execute("ALTER TABLE events DROP COLUMN principal_id")
     store.con.execute("ALTER TABLE events DROP COLUMN leaked_secrets")
+    store.con.execute("ALTER TABLE ingest_errors DROP COLUMN leaked_secrets")
+    store.con.execute("ALTER TABLE ingest_errors DROP COLUMN principal")
     store.con.execute(
         "INSERT INTO events (ts, source_format, principal, leaked_secret, leaked_secret_fp, "
         "source_file, source_line, record_key) VALUES "
@@ -125,6 +127,10 @@ def test_a_store_made_before_leaked_secrets_gets_the_column_and_keeps_its_events
         assert again.con.execute(
             "SELECT principal, leaked_secrets, principal_id FROM events"
         ).fetchall() == [("svc-a", None, None)]
+        assert (
+            again.con.execute("SELECT leaked_secrets, principal FROM ingest_errors").fetchall()
+            == []
+        )
         result = run_scan(again, Config(), datetime(2026, 11, 28, tzinfo=UTC))
         assert [f.token_id for f in result.findings if f.rule_id == "M2M601"] == [
             "aaaa000000000001"
