@@ -54,6 +54,29 @@ _PARAM_START = r"(?:\b|\\u0026|%26|%3[Ff])"
 # `=`, or `=` percent-encoded.
 _PARAM_EQUALS = "(?:=|%3[Dd])"
 
+# A value a vendor or a log pipeline wrote in a secret's place, whole between its
+# delimiters: CloudTrail's `HIDDEN_DUE_TO_SECURITY_REASONS` (every SSO `GetRoleCredentials`
+# and `CreateToken`), `REDACTED`, `SENSITIVE_DATA_REMOVED`, `[FILTERED]`-style words without
+# their brackets, `xxxxxxxx`. Named (`"clientSecret": "REDACTED"`), such a value looked like
+# a password to the patterns below, which RE2 (no look-ahead) cannot tell from one; it is
+# replaced by `*` (which no secret starts with) before they read the text. The words joined
+# by `_` are capitals only, as vendors write them: a person's `hidden_treasure_42` stays a
+# password.
+REDACTION_WORDS = "REDACTED|HIDDEN|MASKED|FILTERED|REMOVED|OMITTED|SANITIZED|SCRUBBED"
+PLACEHOLDER_VALUE = (
+    r"(^|[\s\"'=:>,])("
+    rf"(?:[A-Z0-9]+_)*(?:{REDACTION_WORDS})(?:_[A-Z0-9]+)*"
+    rf"|(?i:{REDACTION_WORDS})"
+    r"|[xX]{6,})"
+    r"($|[\s\"'&,;<\\])"
+)
+
+
+def without_placeholders_sql(text: str) -> str:
+    """SQL: `text` with each `PLACEHOLDER_VALUE` made `*`, for the secret patterns to read."""
+    return f"regexp_replace({text}, {_literal(PLACEHOLDER_VALUE)}, '\\1*\\3', 'g')"
+
+
 # (kind, RE2 pattern). Order matters: the first match names the kind. The patterns are also
 # read by Python's `re` (ingest's field-name check, tests), so they keep to what both accept.
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -268,21 +291,24 @@ def _literal(pattern: str) -> str:
 def leaked_secret_kind_sql(text: str) -> str:
     """SQL: the kind of the first secret pattern found in `text`, or NULL."""
     any_pattern = "|".join(f"(?:{pattern.replace('(?i)', '')})" for _, pattern in SECRET_PATTERNS)
+    # Placeholders out after the needles: DuckDB computes the cleaned text once for all the
+    # places that name it, and for the records with a needle only.
+    cleaned = without_placeholders_sql(text)
     whens = " ".join(
-        f"WHEN regexp_matches({text}, {_literal(pattern)}) THEN '{kind}'"
+        f"WHEN regexp_matches({cleaned}, {_literal(pattern)}) THEN '{kind}'"
         for kind, pattern in SECRET_PATTERNS
     )
     # The cheap combined test first, so clean records (nearly all) pay for one regex only.
     return (
-        f"CASE WHEN {text} IS NULL OR NOT {secret_prefilter_sql(text)} "
-        f"OR NOT regexp_matches({text}, {_literal(any_pattern)}, 'i') "
-        f"THEN NULL {whens} END"
+        f"CASE WHEN {text} IS NULL OR NOT {secret_prefilter_sql(text)} THEN NULL "
+        f"ELSE CASE WHEN NOT regexp_matches({cleaned}, {_literal(any_pattern)}, 'i') "
+        f"THEN NULL {whens} END END"
     )
 
 
 def leaked_secret_fp_sql(text: str) -> str:
     """SQL: fingerprint of the first secret found in `text`, so repeats group together."""
-    return _first_secret_sql(text, with_kind=False)
+    return _first_secret_sql(without_placeholders_sql(text), with_kind=False)
 
 
 def _first_secret_sql(text: str, with_kind: bool) -> str:
@@ -308,8 +334,9 @@ def all_secrets_sql(text: str, first_kind: str, first_fp: str) -> str:
     found by its name, `password=...`, is fingerprinted with the name as written). For
     records holding a secret only: clean records never pay for it.
     """
+    cleaned = without_placeholders_sql(text)
     each = (
-        f"list_transform(regexp_extract_all({text}, {_literal(_any_secret())}), "
+        f"list_transform(regexp_extract_all({cleaned}, {_literal(_any_secret())}), "
         f"lambda _m: {_first_secret_sql('_m', with_kind=True)})"
     )
     return f"list_sort(list_distinct(list_concat([{first_kind} || ':' || {first_fp}], {each})))"
@@ -476,6 +503,7 @@ _FINGERPRINT_MATERIAL: dict[str, Callable[[str], str]] = {
 def find_secret(text: str) -> tuple[str, str] | None:
     """The kind and fingerprint of the first secret in `text`, as the scan's SQL gives them
     (`leaked_secret_kind_sql`, `leaked_secret_fp_sql`), or None."""
+    text = without_placeholders(text)
     for kind, pattern in _COMPILED:
         match = pattern.search(text)
         if match:
@@ -485,6 +513,13 @@ def find_secret(text: str) -> tuple[str, str] | None:
 
 
 _ALL_AT_ONCE = re2.compile(_any_secret())
+_PLACEHOLDER = re2.compile(PLACEHOLDER_VALUE)
+
+
+def without_placeholders(text: str) -> str:
+    """`without_placeholders_sql` in Python."""
+    cleaned: str = _PLACEHOLDER.sub(r"\1*\3", text)
+    return cleaned
 
 
 def secret_safe_id(text: str) -> str:
@@ -511,7 +546,7 @@ def all_secrets(text: str) -> list[str] | None:
     if first is None:
         return None
     found = {":".join(first)}
-    for match in _ALL_AT_ONCE.finditer(text):
+    for match in _ALL_AT_ONCE.finditer(without_placeholders(text)):
         named = find_secret(match.group())
         if named is not None:
             found.add(":".join(named))

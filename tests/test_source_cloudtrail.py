@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -668,6 +669,53 @@ def test_scan_of_all_real_logs_runs_to_completion(tmp_path: Path) -> None:
         AND on_behalf_of IS NULL""",
     )
     assert no_source_identity[0]["n"] > 0
+
+
+def test_cloudtrails_own_redaction_marker_is_no_secret(tmp_path: Path) -> None:
+    """CloudTrail writes `HIDDEN_DUE_TO_SECURITY_REASONS` for the secrets of every SSO
+    `CreateToken` and `GetRoleCredentials`: under names like `clientSecret` it looked like a
+    password, a critical finding on every estate that signs in through SSO. The real event
+    from the shared samples, and a `GetRoleCredentials` with a real secret beside it."""
+    real = real_log(PANTHER)
+    create_token = next(
+        line
+        for line in real.read_text(encoding="utf-8").splitlines()
+        if '"CreateToken"' in line and "HIDDEN_DUE_TO_SECURITY_REASONS" in line
+    )
+    role_credentials = {
+        "eventVersion": "1.08",
+        "eventTime": "2026-11-20T10:00:00Z",
+        "eventSource": "sso.amazonaws.com",
+        "eventName": "GetRoleCredentials",
+        "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "userName": "alice", "principalId": "AIDA1"},
+        "responseElements": {
+            "roleCredentials": {
+                "accessKeyId": "ASIAEXAMPLE000000001",
+                "secretAccessKey": "HIDDEN_DUE_TO_SECURITY_REASONS",
+                "sessionToken": "HIDDEN_DUE_TO_SECURITY_REASONS",
+            }
+        },
+        "eventID": "e2",
+    }
+    leaking = copy.deepcopy(role_credentials)
+    leaking["eventID"] = "e3"
+    leaking["requestParameters"] = {"note": "password=Tr0ub4dor-3-staging"}
+    log = tmp_path / "trail.jsonl"
+    lines = [json.loads(create_token), role_credentials, leaking]
+    log.write_text("\n".join(json.dumps(event) for event in lines) + "\n")
+    store, report = load(log)
+    # The sample event has no time (rejected, but read for secrets all the same).
+    assert (report.files[0].loaded, report.files[0].rejected) == (2, 1)
+    found = rows(
+        store,
+        "SELECT source_line, leaked_secrets FROM events UNION ALL "
+        "SELECT source_line, leaked_secrets FROM ingest_errors ORDER BY source_line",
+    )
+    assert [row["leaked_secrets"] for row in found[:2]] == [None, None]
+    assert found[2]["leaked_secrets"] and found[2]["leaked_secrets"][0].startswith(
+        "password_or_key:"
+    )
 
 
 def test_an_iam_user_renamed_between_calls_is_one_principal(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from m2maudit.config import Config
+from m2maudit.secrets import REDACTION_WORDS
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample
 from m2maudit.sources.envelopes import (
@@ -310,8 +311,8 @@ def _patched_values(field: str) -> str:
 
 
 # A value a log pipeline put in a secret's place: `***`, `<redacted>`, `[REDACTED]`,
-# `${VAR}`, or a word saying so (`REDACTED` is base64 too).
-_PLACEHOLDER = r"^[*<\[{($%]|^(?i:\W*(redacted|hidden|masked|removed)\W*)$"
+# `${VAR}`, or a word saying so (`REDACTED` is base64 too; `secrets.REDACTION_WORDS`).
+_PLACEHOLDER = rf"^[*<\[{{($%]|^(?i:\W*({REDACTION_WORDS})\W*)$"
 
 
 def _secret_fp(base64_values: str, plain_values: str) -> str:
