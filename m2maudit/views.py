@@ -128,6 +128,11 @@ def macro_sql(config: Config) -> list[str]:
         # (`timeutil.lifetime_allowance`).
         f"""CREATE OR REPLACE TEMP MACRO m2m_lifetime_allowance(limit_seconds) AS
             least(epoch(m2m_clock_skew()), limit_seconds / {LIFETIME_SKEW_SHARE})""",
+        # An unsigned token (alg none, or no alg at all: the decoder says so; a token that is
+        # not a JWT has no alg either, and is not this). Anyone can write its claims.
+        """CREATE OR REPLACE TEMP MACRO m2m_unsigned(alg, decode_error) AS
+            coalesce(lower(alg) = 'none'
+                     OR contains(coalesce(decode_error, ''), 'no alg in header'), false)""",
         # Whether a token's claims were read, so that a NULL claim is missing or unusable (an
         # unsigned token's were): see claims_read_sql.
         f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error) AS "
@@ -200,7 +205,11 @@ _IDENTITY = f"""
     coalesce(t.act_chain, e.act_chain) AS chain,
     t.decode_error AS token_error, t.sub AS token_sub, t.client_id AS token_client_id,
     t.subject_kind AS token_subject_kind, t.iat AS token_iat, t.exp AS token_exp,
-    t.jti AS token_jti, t.scope AS token_scope, t.aud AS token_aud, t.alg AS token_alg
+    t.jti AS token_jti, t.aud AS token_aud, t.alg AS token_alg,
+    -- An unsigned token's scopes are what anyone wrote in it: they grant nothing where the
+    -- call was refused (M2M602 reports the token itself).
+    CASE WHEN e.outcome = 'failure' AND m2m_unsigned(t.alg, t.decode_error) THEN NULL
+         ELSE t.scope END AS token_scope
 """
 
 # The columns of `events` that rules judge calls by: calls equal in all of them are one row
