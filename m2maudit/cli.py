@@ -7,6 +7,7 @@ printed on a crash, because they can hold tokens.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -650,19 +651,22 @@ def scan(
 @app.command(cls=HelpCommand)
 @handle_errors
 def init(
-    path: Annotated[
-        Path,
+    where: Annotated[
+        str,
         typer.Argument(
             metavar="PATH",
             help="Where to write the starter config (in a directory: its .m2maudit.yaml).",
         ),
-    ] = Path(CONFIG_FILENAME),
+    ] = CONFIG_FILENAME,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing file.", metavar=FLAG)
     ] = False,
 ) -> None:
     """Write a commented starter `.m2maudit.yaml` with every threshold at its default."""
-    if path.is_dir():  # `init repo/`: the config the scans run in that directory would find
+    path = Path(where)
+    # `init repo/`: the config the scans run in that directory would find. A trailing slash
+    # says a directory even when there is none (which is then an error, not a file `repo`).
+    if path.is_dir() or where.endswith(("/", os.sep)):
         path = path / CONFIG_FILENAME
     if path.exists() and not force:
         raise AuditError(f"{path}: already exists (use --force to overwrite)")

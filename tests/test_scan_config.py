@@ -165,6 +165,20 @@ def test_init_given_a_directory_writes_the_config_inside_it(tmp_path: Path) -> N
     assert CliRunner().invoke(app, ["init", str(tmp_path), "--force"]).exit_code == 0
 
 
+def test_init_given_a_directory_that_is_not_there_writes_no_file_of_its_name(
+    tmp_path: Path,
+) -> None:
+    """From a trial: `init newdir/` wrote the config as a file named `newdir`."""
+    missing = tmp_path / "newdir"
+    result = CliRunner().invoke(app, ["init", f"{missing}/"])
+    assert result.exit_code == 2
+    assert not missing.exists()
+    assert f"{missing / '.m2maudit.yaml'}: directory '{missing}' does not exist" in result.output
+    missing.mkdir()
+    assert CliRunner().invoke(app, ["init", f"{missing}/"]).exit_code == 0
+    assert (missing / ".m2maudit.yaml").read_text().startswith("#")
+
+
 def test_the_attribution_threshold_reaches_the_report(tmp_path: Path) -> None:
     """The terminal report colours shares below it; JSON carries it beside the counts."""
     report = scan_json(tmp_path, "thresholds: {min_attribution: 0.5}\n")
