@@ -675,6 +675,36 @@ def test_a_word_for_no_time_in_an_inventory_means_none(store: Store, tmp_path: P
     ]
 
 
+def test_the_status_words_exports_write_are_read(store: Store, tmp_path: Path) -> None:
+    """From a trial: AWS's `Inactive` access keys, and `enabled` or `expired`, rejected the
+    whole row. An expired credential is revoked from its expiry."""
+    path = write_csv(
+        tmp_path / "inv.csv",
+        ["token_id", "principal", "created_at", "expires_at", "revoked_at", "status"],
+        [
+            ["k-aws", "svc-a", "2025-01-01", "", "", "Inactive"],
+            ["k-azure", "svc-a", "2025-01-01", "", "", "Enabled"],
+            ["k-gh", "svc-a", "2025-01-01", "2026-01-01", "", "expired"],
+            ["k-gh2", "svc-a", "2025-01-01", "2026-01-01", "2025-12-01", "EXPIRED"],
+            ["k-plain", "svc-a", "2025-01-01", "", "", "disabled"],
+        ],
+    )
+    report = ingest(store, inventories=[path])
+    assert (report.files[0].loaded, report.files[0].rejected) == (5, 0)
+    found = rows(
+        store,
+        "SELECT credential_id, status, strftime(revoked_at, '%Y-%m-%d') FROM credentials "
+        "ORDER BY 1",
+    )
+    assert found == [
+        ("k-aws", "disabled", None),
+        ("k-azure", "active", None),
+        ("k-gh", "revoked", "2026-01-01"),
+        ("k-gh2", "revoked", "2025-12-01"),
+        ("k-plain", "disabled", None),
+    ]
+
+
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
@@ -686,7 +716,8 @@ def test_a_word_for_no_time_in_an_inventory_means_none(store: Store, tmp_path: P
         ({"token_id": "t", "principal": {"a": 1}}, 'field "principal" must be text'),
         (
             {"token_id": "t", "status": "paused"},
-            "status must be active, revoked or disabled, not paused",
+            "status must be active, revoked or disabled (or enabled, valid, inactive, "
+            "suspended, deactivated, expired, deleted), not paused",
         ),
         ({"token_id": "t", "created_at": "yesterday"}, 'unparseable created_at: "yesterday"'),
         (

@@ -14,7 +14,13 @@ from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.generic_log import top_keys
-from m2maudit.sources.staging import INVENTORY_LIST_KEYS, inventory_rows, map_records, stage
+from m2maudit.sources.staging import (
+    INVENTORY_LIST_KEYS,
+    inventory_rows,
+    map_records,
+    sql_str,
+    stage,
+)
 
 TIME_FIELDS = ("created_at", "last_rotated_at", "expires_at", "last_used_at", "revoked_at")
 # The fields that name a credential or someone: a secret in them becomes its fingerprint.
@@ -50,6 +56,18 @@ CALL_FIELDS = frozenset(
 )
 STATUSES = ("active", "revoked", "disabled")
 PRINCIPAL_STATUSES = ("active", "decommissioned")
+# What exports write for a status (any case): AWS's `Active`/`Inactive` access keys, Azure's
+# and GCP's `enabled`/`disabled`, GitHub's `expired` tokens. Each rejected the whole row.
+# An expired credential is out of force from its expiry (`revoked_at` when none is given).
+STATUS_WORDS = {
+    "enabled": "active",
+    "valid": "active",
+    "inactive": "disabled",
+    "suspended": "disabled",
+    "deactivated": "disabled",
+    "expired": "revoked",
+    "deleted": "revoked",
+}
 
 
 class GenericInventoryAdapter:
@@ -123,7 +141,11 @@ class GenericInventoryAdapter:
             "owner": text["owner"],
             "scopes": f"CASE WHEN leak IS NULL THEN scope_list ELSE {picks['scope_list']} END",
             **{name: f"parsed_{name}" for name in TIME_FIELDS},
-            "status": f"coalesce(lower({text['status']}), 'active')",
+            "revoked_at": (
+                f"CASE WHEN lower({text['status']}) = 'expired' "
+                "THEN coalesce(parsed_revoked_at, parsed_expires_at) ELSE parsed_revoked_at END"
+            ),
+            "status": _status(text["status"]),
             "principal_status": f"coalesce(lower({text['principal_status']}), 'active')",
             "environment": text["environment"],
         }
@@ -145,7 +167,8 @@ class GenericInventoryAdapter:
             ),
             (
                 f"status NOT IN {STATUSES}",
-                f"'status must be active, revoked or disabled, not ' || {q.shown(text['status'])}",
+                "'status must be active, revoked or disabled (or "
+                f"{', '.join(STATUS_WORDS)}), not ' || {q.shown(text['status'])}",
             ),
             (
                 f"principal_status NOT IN {PRINCIPAL_STATUSES}",
@@ -157,6 +180,15 @@ class GenericInventoryAdapter:
         prelude = {"v": f"json_extract(rec, [{paths}])", LEAK_TEXT: json_as_read_sql("rec")}
         leak = {"leak": q.leak_check(LEAK_TEXT)}
         map_records(ctx, columns, checks, [prelude, leak, values, times])
+
+
+def _status(text: str) -> str:
+    """SQL: a credential's status as the rules know it (`STATUSES`), from the words exports
+    use too (`STATUS_WORDS`); active when none is given."""
+    words = " ".join(
+        f"WHEN {sql_str(word)} THEN {sql_str(to)}" for word, to in STATUS_WORDS.items()
+    )
+    return f"coalesce(CASE lower({text}) {words} ELSE lower({text}) END, 'active')"
 
 
 def _row_keys(sample: Sample) -> set[str]:
