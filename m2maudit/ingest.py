@@ -347,7 +347,11 @@ def _ingest_batch(
             )
             adapter.map_staged(ctx)
             loading = {r.source: r for r in reports if r.source in identities}
+            check_mapping = _mapping_check(store, adapter, config)
             commit_batch(store, ctx, adapter.kind, loading)
+            if check_mapping is not None:
+                for source, warnings in check_mapping(ctx).items():
+                    loading[source].warnings.extend(warnings)
             _record_files(store, [(identities[source], r) for source, r in loading.items()])
     # A file that could not be staged is loaded alone, which says why.
     return [
@@ -605,11 +609,7 @@ def _load(
             and _already_ingested(store, digest.identity(), report)
         ):
             raise _SeenBefore
-        # An adapter may judge what it loaded (the generic log, its config's mapping). The
-        # rows this load adds are those after the last one before it: in a --db store the
-        # same file may have been loaded before, with other content.
-        check_loaded = getattr(adapter, "check_loaded", None) if ctx.config.mapping else None
-        before = store.scalar("SELECT max(rowid) FROM events") if check_loaded else None
+        check_mapping = _mapping_check(store, adapter, ctx.config)
         if ctx.file.cut_after_line is not None:
             _reject_cut_line(store, ctx.file.cut_after_line + 1)
         commit_file(store, ctx, adapter.kind, report)
@@ -617,9 +617,23 @@ def _load(
             mended = mended_copy(ctx.file)
             if mended is not None:
                 raise _MendableRecords(mended)
-        if check_loaded is not None:
-            report.warnings.extend(check_loaded(ctx, report.loaded, before))
+        if check_mapping is not None:
+            report.warnings.extend(check_mapping(ctx).get(ctx.file.display, []))
         _record_file(store, digest.identity(), report)
+
+
+def _mapping_check(
+    store: Store, adapter: SourceAdapter, config: Config
+) -> Callable[[LoadContext], dict[str, list[str]]] | None:
+    """An adapter may judge what it loaded (the generic log, its config's mapping): its check
+    of the rows added from now on, warnings by file, or None. The rows a load adds are those
+    after the last one before it: in a --db store the same file may have been loaded
+    before, with other content."""
+    check = getattr(adapter, "check_loaded", None) if config.mapping else None
+    if check is None:
+        return None
+    last_before: int | None = store.scalar("SELECT max(rowid) FROM events")
+    return lambda ctx: dict(check(ctx, last_before))
 
 
 def _load_or_read_carefully(

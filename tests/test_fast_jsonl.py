@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from m2maudit import ingest as ingest_module
 from m2maudit.config import Config
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
@@ -737,6 +738,8 @@ def test_a_one_shot_store_hashes_only_files_that_could_repeat(
         return real(path, compressed, hash_content, *rest, **more)
 
     monkeypatch.setattr(lineindex, "digest_and_index", spy)
+    # One file at a time, each read fast (small files of a format are loaded in batches).
+    monkeypatch.setattr(ingest_module, "SMALL_FILE_BYTES", -1)
     logs = tmp_path / "logs"
     logs.mkdir()
     write(logs / "a.jsonl", LINES)

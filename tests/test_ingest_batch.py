@@ -16,12 +16,13 @@ import duckdb
 import pytest
 
 from m2maudit import ingest as ingest_module
-from m2maudit.config import Config
+from m2maudit.config import Config, parse_config
 from m2maudit.ingest import ingest_paths
 from m2maudit.ingest_report import IngestReport
 from m2maudit.sources import envelopes, staging
 from m2maudit.sources.base import InputFile, LoadContext, Sample
 from m2maudit.sources.cloudtrail import CloudTrailAdapter
+from m2maudit.sources.generic_log import GenericLogAdapter
 from m2maudit.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -408,8 +409,8 @@ def line_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     seen: list[tuple[int, bool]] = []
     real = staging.stage_json_lines_together
 
-    def spy(ctx: LoadContext, members: Any, unwrap: Any = None) -> bool:
-        seen.append((len(members), real(ctx, members, unwrap)))
+    def spy(ctx: LoadContext, members: Any, unwrap: Any = None, validate: bool = True) -> bool:
+        seen.append((len(members), real(ctx, members, unwrap, validate)))
         return seen[-1][1]
 
     monkeypatch.setattr(envelopes, "stage_json_lines_together", spy)
@@ -487,3 +488,123 @@ def test_an_empty_kubernetes_event_list_is_passed_over_like_an_empty_trail(
     report = ingest(Store.open(), tmp_path)
     assert [f.skipped for f in report.files] == ["an empty batch of events"] * 3
     assert not report.failed_files
+
+
+# --- many small files of the generic log ----------------------------------------------------
+
+_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC1hIiwiZXhwIjoxNzk1MTMyODAwfQ.c2lnbmF0dXJlLXZhbHVl"
+_GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+def _generic_logs(directory: Path, count: int) -> Path:
+    """Small generic logs, as an agent platform writes one per task: calls with and without a
+    token, a key of their own in some files, a time that is no time, a line cut in half and
+    a line of plain text (both holding a secret), a call logged in two files, gzip, a JSON
+    array and a CSV file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        calls: list[str] = [
+            json.dumps(
+                {
+                    "timestamp": f"2026-11-20T10:{n:02d}:{k:02d}Z",
+                    "principal": f"agent-{n % 3}",
+                    "authorization": f"Bearer {_JWT}" if k % 2 else f"opaque-token-{n}",
+                    "action": "GET /x",
+                    "trace_id": f"t-{n}-{k}",
+                    **({"host": f"h{n}"} if n % 2 else {}),
+                }
+            )
+            for k in range(3)
+        ]
+        calls.append(json.dumps({"timestamp": "2026-11-20T09:00:00Z", "principal": "agent-x"}))
+        if n % 4 == 1:
+            calls.append(json.dumps({"timestamp": "yesterday", "principal": "agent-b"}))
+            calls.append('{"timestamp": "2026-11-20T10:00:00Z", "note": "' + _GITHUB_TOKEN)
+        if n % 4 == 2:
+            calls.append(f"ERROR retrying with token {_GITHUB_TOKEN}")
+        data = ("\n".join(calls) + "\n").encode()
+        if n % 5 == 3:
+            (directory / f"task-{n:03d}.jsonl.gz").write_bytes(gzip.compress(data))
+        else:
+            (directory / f"task-{n:03d}.jsonl").write_bytes(data)
+    array = [{"timestamp": "2026-11-20T11:00:00Z", "principal": "agent-arr", "action": "GET /a"}]
+    (directory / "array.json").write_text(json.dumps(array))
+    (directory / "calls.csv").write_text(
+        "timestamp,principal,action\n2026-11-20T12:00:00Z,agent-csv,GET /c\nlater,agent-csv,x\n"
+    )
+    return directory
+
+
+def test_small_generic_logs_are_mapped_together_as_one_at_a_time_stores_them(
+    tmp_path: Path, batches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each statement over the generic log's mapping costs a tenth of a second to plan: 300
+    one-line files took two minutes. They are staged together and mapped once, and store
+    exactly what the fast read of each alone stores."""
+    logs = _generic_logs(tmp_path / "logs", 12)
+    mapped: list[int] = []
+    real_map = GenericLogAdapter.map_staged
+    monkeypatch.setattr(
+        GenericLogAdapter, "map_staged", lambda self, ctx: mapped.append(1) or real_map(self, ctx)
+    )
+    together = Store.open()
+    report = ingest(together, logs)
+    assert batches == [14] and len(mapped) == 1
+    assert {f.format for f in report.files} == {"generic-log"}
+    assert sum(f.rejected for f in report.files) == 3 + 3 + 3 + 1  # bad times, cut, plain, CSV
+    assert sum(f.duplicates for f in report.files) == 11  # agent-x's call, in every file
+    one_at_a_time(monkeypatch)
+    alone = Store.open()
+    assert [f.__dict__ for f in ingest(alone, logs).files] == [f.__dict__ for f in report.files]
+    assert len(mapped) == 1 + 2  # alone, the JSON array and the CSV file go the careful way
+    assert everything(together) == everything(alone)
+    secrets = together.con.execute(
+        "SELECT count(*) FROM ingest_errors WHERE leaked_secrets IS NOT NULL"
+    ).fetchone()
+    assert secrets == (6,)
+
+
+def test_a_mapping_typo_is_said_for_each_file_of_a_batch(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for n in range(3):
+        call = {"timestamp": f"2026-11-20T10:0{n}:00Z", "principal": "agent-a", "trace": f"t{n}"}
+        (logs / f"task-{n}.jsonl").write_text(json.dumps(call) + "\n")
+    config = parse_config({"mapping": {"trace_id": "trace", "on_behalf_of": "user.emial"}})
+    report = ingest_paths(Store.open(), [str(logs)], [], config)
+    assert [f.warnings for f in report.files] == [
+        [
+            "mapping.on_behalf_of reads 'user.emial', which no record of the 1 loaded has a "
+            "value for (a typo?)"
+        ]
+    ] * 3
+
+
+def test_a_call_is_one_call_whichever_way_its_files_were_read(tmp_path: Path) -> None:
+    """The careful read keys a record as the fast read does: the same calls as JSON lines
+    (read fast), as a JSON array and with a blank line (both read the careful way) are
+    duplicates, keys of their own and JSON's null included; a call that differs only in a key
+    of its own is not."""
+    calls = [
+        {"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a", "status": 200},
+        {"timestamp": 1795132800, "principal": "agent-b", "host": "h1", "note": None},
+        {"timestamp": "2026-11-20T10:02:00Z", "client_id": "c", "authorization": f"Bearer {_JWT}"},
+        {"timestamp": "2026-11-20T10:03:00Z", "principal": {"n": 1}, "scopes": ["a", "b"]},
+    ]
+    lines = [json.dumps(call) for call in calls]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "b.json").write_text(json.dumps(calls, indent=1))
+    (tmp_path / "c.jsonl").write_text("\n".join([lines[0], "", *lines[1:]]) + "\n")
+    other_host = {**calls[1], "host": "h2"}
+    (tmp_path / "d.jsonl").write_text(json.dumps(other_host) + "\n" + "\n")
+    store = Store.open()
+    report = ingest_paths(
+        store, [str(tmp_path / name) for name in ("a.jsonl", "b.json", "c.jsonl", "d.jsonl")]
+    )
+    loaded = [(Path(f.source).name, f.loaded, f.duplicates, f.rejected) for f in report.files]
+    assert loaded == [
+        ("a.jsonl", 3, 0, 1),  # an object as the principal is rejected
+        ("b.json", 0, 3, 1),
+        ("c.jsonl", 0, 3, 1),
+        ("d.jsonl", 1, 0, 0),
+    ]

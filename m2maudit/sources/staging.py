@@ -594,7 +594,10 @@ def _check_every_row_named(ctx: LoadContext, table: str) -> None:
 
 
 def stage_json_lines_together(
-    ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]], unwrap: Unwrap = None
+    ctx: LoadContext,
+    members: Sequence[tuple[InputFile, Sample]],
+    unwrap: Unwrap = None,
+    validate: bool = True,
 ) -> bool:
     """`stage_json_lines` for many small JSON-lines files of one compression in one read.
 
@@ -625,7 +628,7 @@ def stage_json_lines_together(
         drop_relation(ctx.con, "_lines")
         return False
     _check_every_row_named(ctx, "_lines")
-    _split_lines(ctx, by_file=True)
+    _split_lines(ctx, validate=validate, by_file=True)
     if unwrap_keys(unwrap):
         _unwrap_records(ctx, unwrap_keys(unwrap), by_file=True)
     return True
@@ -1120,17 +1123,18 @@ def _as_layers(prelude: dict[str, str] | Sequence[dict[str, str]] | None) -> lis
 
 def mapping_layers(
     source: str,
-    record_key: str,
+    record_key: str | None,
     prelude: dict[str, str] | Sequence[dict[str, str]] | None,
 ) -> list[str]:
-    """The subqueries `map_records` nests, innermost first: the source with its record key,
-    then each prelude layer over the one before. Apart so that `benchmarks/ablate_mapping.py`
-    can time the real layers one by one.
+    """The subqueries `map_records` nests, innermost first: the source with its record key
+    (None: a prelude layer names `record_key`), then each prelude layer over the one before.
+    Apart so that `benchmarks/ablate_mapping.py` can time the real layers one by one.
     """
     layers = _as_layers(prelude)
     # The de-duplication key: DuckDB's 64-bit hash of the record text, ten times cheaper than
     # md5 here. It is only compared within one store, written by one DuckDB version.
-    nested = [f"(SELECT *, {record_key} AS record_key FROM ({source}))"]
+    key = f", {record_key} AS record_key" if record_key is not None else ""
+    nested = [f"(SELECT *{key} FROM ({source}))"]
     for layer in layers:
         pre = "".join(f", {expr} AS {name}" for name, expr in layer.items())
         nested.append(f"(SELECT *{pre} FROM {nested[-1]})")
@@ -1143,7 +1147,7 @@ def map_records(
     checks: Sequence[tuple[str, str]],
     prelude: dict[str, str] | Sequence[dict[str, str]] | None = None,
     source: str | None = None,
-    record_key: str = "hash(rec)",
+    record_key: str | None = "hash(rec)",
     materialize: bool = True,
     leak_scope: str | None = None,
 ) -> None:
@@ -1157,7 +1161,8 @@ def map_records(
     one parsed record need layers to stay computed once.
 
     `source` replaces `_records` by a query with a `source_line` column (the fast JSON-lines
-    read), and `record_key` is then the de-duplication key over its columns. With
+    read), and `record_key` is then the de-duplication key over its columns (None: a
+    `prelude` layer computes it from the values it parsed). With
     `materialize=False`, `_mapped` is a view: cheaper when the source is already a table
     and the mapping is read about once (ingest inserts from it, then maps again only the
     lines left out; see `commit.commit_file`).
