@@ -56,10 +56,11 @@ def formats_command(
         raise AuditError(f"--format: expected one of {', '.join(OUTPUT_FORMATS)}, not {output!r}")
     described = [describe(adapter, order) for order, adapter in enumerate(ADAPTERS, start=1)]
     if name is not None:
-        if adapter_named(name) is None:
+        adapter = adapter_named(name)
+        if adapter is None:
             known = ", ".join(adapter.name for adapter in ADAPTERS)
             raise AuditError(f"unknown format {name!r}; known: {known}")
-        described = [entry for entry in described if entry["name"] == name]
+        described = [entry for entry in described if entry["name"] == adapter.name]
     if output == "json":
         typer.echo(json.dumps(described[0] if name else described, indent=2))
         return

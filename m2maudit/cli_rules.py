@@ -115,7 +115,8 @@ def show_rule(
     @handle_errors
     def run() -> None:
         loaded = _load(None, rules)
-        match = [r for r in loaded if rule_id in (r.id, r.name)]
+        wanted = rule_id.lower()  # `m2m406` as `M2M406`: ids and names are unique in any case
+        match = [r for r in loaded if wanted in (r.id.lower(), r.name.lower())]
         if not match:
             raise AuditError(f"no rule {rule_id!r}; see `m2maudit rules list`")
         r = match[0]

@@ -118,3 +118,14 @@ def test_scan_of_my_sample_folders_detects_each_file() -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert "0 files unreadable" in result.stderr
+
+
+def test_a_format_and_a_rule_are_named_in_any_case() -> None:
+    """From a trial: `formats OKTA` and `rules show m2m406` said there was no such thing."""
+    upper = runner.invoke(app, ["formats", "OKTA", "--format", "json"])
+    assert upper.exit_code == 0, upper.stderr
+    assert json.loads(upper.stdout)["name"] == "okta"
+    rule = runner.invoke(app, ["rules", "show", "m2m406"])
+    assert rule.exit_code == 0 and rule.stdout.startswith("M2M406 use-after-revocation")
+    assert runner.invoke(app, ["rules", "show", "Use-After-Revocation"]).exit_code == 0
+    assert runner.invoke(app, ["formats", "okta2"]).exit_code == 2

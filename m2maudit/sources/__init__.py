@@ -35,4 +35,5 @@ ADAPTERS: tuple[SourceAdapter, ...] = (
 
 
 def adapter_named(name: str) -> SourceAdapter | None:
-    return next((adapter for adapter in ADAPTERS if adapter.name == name), None)
+    """The format of this name, in any case (`OKTA`, `CloudTrail`)."""
+    return next((adapter for adapter in ADAPTERS if adapter.name == name.lower()), None)
