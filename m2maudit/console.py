@@ -29,7 +29,7 @@ from m2maudit.ingest import ProgressHook, StagedHook
 from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.sources.base import InputFile
-from m2maudit.timeutil import iso
+from m2maudit.timeutil import iso_seconds
 from m2maudit.wording import counted, noun_for
 
 MAX_REASONS_SHOWN = 10
@@ -287,7 +287,7 @@ def files_to_show(files: list[FileReport]) -> tuple[list[FileReport], list[FileR
 def _file_row(file: FileReport) -> tuple[str, ...]:
     window = ""
     if file.first_ts and file.last_ts:
-        window = f"{iso(file.first_ts)} .. {iso(file.last_ts)}"
+        window = f"{iso_seconds(file.first_ts)} .. {iso_seconds(file.last_ts)}"
     if file.already_ingested:
         window = "already ingested"
     if file.skipped:
@@ -307,7 +307,7 @@ def _rest_row(rest: list[FileReport], alone: bool = False) -> tuple[str, ...]:
     """The files not listed, summed in one row; `alone` when no file is listed above it."""
     starts = [f.first_ts for f in rest if f.first_ts]
     ends = [f.last_ts for f in rest if f.last_ts]
-    window = f"{iso(min(starts))} .. {iso(max(ends))}" if starts and ends else ""
+    window = f"{iso_seconds(min(starts))} .. {iso_seconds(max(ends))}" if starts and ends else ""
     formats = sorted({f.format or "-" for f in rest})
     return (
         f"all {len(rest):,} files" if alone else f"... {len(rest):,} more files",

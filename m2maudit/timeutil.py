@@ -80,3 +80,11 @@ def iso(instant: datetime | None) -> str | None:
     if instant is None:
         return None
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_seconds(instant: datetime | None) -> str | None:
+    """`iso` to the second, for a person: a window from a log with milliseconds to one
+    without read `...:42Z .. ...:37.443000Z`. Machine formats keep every digit."""
+    if instant is None:
+        return None
+    return iso(instant.replace(microsecond=0))

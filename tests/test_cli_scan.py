@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from m2maudit.cli import app
 from m2maudit.reporters import REPORTERS, report_written_as
 from m2maudit.reporters.csv_report import COLUMNS as CSV_COLUMNS
+from tests.conftest import RunCli, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = ["--as-of", "2026-11-28T00:00:00Z"]
@@ -580,3 +581,21 @@ def test_a_log_below_a_line_like_a_report_is_not_passed_over(
 )
 def test_a_csv_report_edited_a_little_is_still_a_report(header: str) -> None:
     assert report_written_as(f"{header}\n1,high,high,broad-scopes,M2M201\n") == "csv"
+
+
+def test_a_person_reads_times_to_the_second_a_machine_every_digit(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """From a trial: a window from a log with milliseconds to one without read
+    `2015-03-18T19:04:42Z .. 2026-02-18T07:34:37.443000Z`."""
+    calls = [
+        {"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a", "action": "GET /a"},
+        {"timestamp": "2026-11-20T11:00:00.443Z", "principal": "agent-a", "action": "GET /b"},
+    ]
+    write_jsonl(tmp_path / "a.jsonl", calls)
+    table = run_cli("scan", "a.jsonl", "--as-of", "2026-11-28T00:00:00Z", "--fail-on", "never")
+    person = table.stdout + table.stderr
+    assert "2026-11-20T10:00:00Z .. 2026-11-20T11:00:00Z" in person
+    assert ".443" not in person
+    machine = run_cli("scan", "a.jsonl", "--as-of", "2026-11-28T00:00:00Z", "-f", "json")
+    assert json.loads(machine.stdout)["window"]["end"] == "2026-11-20T11:00:00.443000Z"

@@ -26,7 +26,7 @@ from m2maudit.reporters.summary import (
     summarize,
     summary_line,
 )
-from m2maudit.timeutil import iso
+from m2maudit.timeutil import iso_seconds
 
 MAX_ROWS = 100
 MAX_CELL = 300
@@ -230,7 +230,8 @@ class MarkdownReporter(Reporter):
         lines = [
             f"## {verdict} m2maudit: {text(headline, 600)}",
             "",
-            f"As of {code(iso(result.as_of))}; window {code(iso(start))} to {code(iso(end))}; "
+            f"As of {code(iso_seconds(result.as_of))}; "
+            f"window {code(iso_seconds(start))} to {code(iso_seconds(end))}; "
             f"{len(result.inputs):,} input(s): "
             + (", ".join(_input(item) for item in result.inputs[:10]) or "-")
             + (" …" if len(result.inputs) > 10 else ""),

@@ -50,7 +50,7 @@ from m2maudit.reporters.summary import (
     summarize,
     summary_line,
 )
-from m2maudit.timeutil import iso
+from m2maudit.timeutil import iso_seconds
 from m2maudit.wording import counted, noun_for
 
 SEVERITY_STYLE = {
@@ -115,8 +115,8 @@ def _clean(value: object, style: str = "") -> Text:
 def _header(result: ScanResult, options: ReportOptions) -> RenderableType:
     grid = _grid()
     start, end = result.window
-    grid.add_row("as of", iso(result.as_of) or "-")
-    window = f"{iso(start)} .. {iso(end)}" if start and end else "no events"
+    grid.add_row("as of", iso_seconds(result.as_of) or "-")
+    window = f"{iso_seconds(start)} .. {iso_seconds(end)}" if start and end else "no events"
     grid.add_row("window", window)
     # Unreadable inputs first, so that the limit never hides them.
     ordered = sorted(result.inputs, key=lambda item: not item.get("error"))
@@ -282,10 +282,10 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
     if finding.token_id:
         rows.add("credential", _clean(finding.token_id))
     if finding.first_seen:  # calls in the logs; an inventory-only finding has none
-        seen = f"{counted(finding.count, 'time')}, {iso(finding.first_seen)} .. "
-        rows.add("seen", Text(seen + str(iso(finding.last_seen))))
+        seen = f"{counted(finding.count, 'time')}, {iso_seconds(finding.first_seen)} .. "
+        rows.add("seen", Text(seen + str(iso_seconds(finding.last_seen))))
     elif finding.last_seen:  # no call in the logs: when the inventory says it was last used
-        rows.add("last seen", Text(str(iso(finding.last_seen))))
+        rows.add("last seen", Text(str(iso_seconds(finding.last_seen))))
     if finding.after_baseline:  # looks new, but the baseline held it: say why it fails
         rows.add("baseline", Text("active again: calls after the last the baseline covers"))
     rows.add("", _clean(finding.message))
