@@ -77,13 +77,6 @@ def without_placeholders_sql(text: str) -> str:
     return f"regexp_replace({text}, {_literal(PLACEHOLDER_VALUE)}, '\\1*\\3', 'g')"
 
 
-def _over_cleaned(text: str, body: Callable[[str], str]) -> str:
-    """SQL: `body` of `text` without its placeholders, the cleaned text written once and
-    named `_c` (a one-item list's lambda): written at each of the twenty places the patterns
-    read it, it took the token decoding's statement past what DuckDB plans quickly."""
-    return f"list_transform([{without_placeholders_sql(text)}], lambda _c: {body('_c')})[1]"
-
-
 # (kind, RE2 pattern). Order matters: the first match names the kind. The patterns are also
 # read by Python's `re` (ingest's field-name check, tests), so they keep to what both accept.
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -295,31 +288,41 @@ def _literal(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
 
 
+# The text the patterns read, without its placeholders, as a macro: the leak check names it
+# at each of twenty places, and written out there it took the token decoding's statement past
+# what DuckDB plans quickly (a lambda over a one-item list cost three times the leak check).
+# DuckDB computes it once per record however often it is named. Made on every store's
+# connection (`Store.open`); a bare connection that runs the leak check needs it too.
+PLACEHOLDERS_MACRO = "m2m_without_placeholders"
+SECRET_MACROS = (
+    f"CREATE OR REPLACE TEMP MACRO {PLACEHOLDERS_MACRO}(t) AS {without_placeholders_sql('t')}",
+)
+
+
+def _cleaned(text: str) -> str:
+    return f"{PLACEHOLDERS_MACRO}({text})"
+
+
 def leaked_secret_kind_sql(text: str) -> str:
     """SQL: the kind of the first secret pattern found in `text`, or NULL."""
     any_pattern = "|".join(f"(?:{pattern.replace('(?i)', '')})" for _, pattern in SECRET_PATTERNS)
-
-    def kind_of(cleaned: str) -> str:
-        whens = " ".join(
-            f"WHEN regexp_matches({cleaned}, {_literal(pattern)}) THEN '{kind}'"
-            for kind, pattern in SECRET_PATTERNS
-        )
-        return (
-            f"CASE WHEN NOT regexp_matches({cleaned}, {_literal(any_pattern)}, 'i') "
-            f"THEN NULL {whens} END"
-        )
-
+    cleaned = _cleaned(text)
+    whens = " ".join(
+        f"WHEN regexp_matches({cleaned}, {_literal(pattern)}) THEN '{kind}'"
+        for kind, pattern in SECRET_PATTERNS
+    )
     # The cheap combined test first, so clean records (nearly all) pay for one regex only;
     # placeholders are taken out of the records with a needle only.
     return (
         f"CASE WHEN {text} IS NULL OR NOT {secret_prefilter_sql(text)} THEN NULL "
-        f"ELSE {_over_cleaned(text, kind_of)} END"
+        f"ELSE CASE WHEN NOT regexp_matches({cleaned}, {_literal(any_pattern)}, 'i') "
+        f"THEN NULL {whens} END END"
     )
 
 
 def leaked_secret_fp_sql(text: str) -> str:
     """SQL: fingerprint of the first secret found in `text`, so repeats group together."""
-    return _over_cleaned(text, lambda cleaned: _first_secret_sql(cleaned, with_kind=False))
+    return _first_secret_sql(_cleaned(text), with_kind=False)
 
 
 def _first_secret_sql(text: str, with_kind: bool) -> str:
@@ -345,9 +348,8 @@ def all_secrets_sql(text: str, first_kind: str, first_fp: str) -> str:
     found by its name, `password=...`, is fingerprinted with the name as written). For
     records holding a secret only: clean records never pay for it.
     """
-    cleaned = without_placeholders_sql(text)
     each = (
-        f"list_transform(regexp_extract_all({cleaned}, {_literal(_any_secret())}), "
+        f"list_transform(regexp_extract_all({_cleaned(text)}, {_literal(_any_secret())}), "
         f"lambda _m: {_first_secret_sql('_m', with_kind=True)})"
     )
     return f"list_sort(list_distinct(list_concat([{first_kind} || ':' || {first_fp}], {each})))"

@@ -68,10 +68,12 @@ class Store:
         return store
 
     def _create_macros(self) -> None:
-        """The macros the formats' mappings call (see `sqlfrag.TIME_MACROS`)."""
+        """The macros the formats' mappings call (`sqlfrag.TIME_MACROS`,
+        `secrets.SECRET_MACROS`)."""
+        from m2maudit.secrets import SECRET_MACROS
         from m2maudit.sources.sqlfrag import TIME_MACROS
 
-        for sql in TIME_MACROS:
+        for sql in (*TIME_MACROS, *SECRET_MACROS):
             self.con.execute(sql)
 
     def _refuse_foreign_database(self) -> None:

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from m2maudit.secrets import (
+    SECRET_MACROS,
     SECRET_NEEDLE_PATTERNS,
     SECRET_NEEDLES,
     SECRET_PATTERNS,
@@ -270,9 +271,17 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, text: str) -> str | None:
     return value
 
 
+def connect() -> duckdb.DuckDBPyConnection:
+    """A bare connection with the macro the leak check names (a store's has it)."""
+    con = duckdb.connect()
+    for sql in SECRET_MACROS:
+        con.execute(sql)
+    return con
+
+
 @pytest.fixture(scope="module")
 def con() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
+    return connect()
 
 
 T = "$t::VARCHAR"
@@ -483,7 +492,7 @@ def test_json_escapes_hide_no_secret(record: str, kind: str) -> None:
     escaped backslash stays a backslash (`\\\\n` is no line break), on VARCHAR or JSON."""
     from m2maudit.secrets import json_as_read_sql
 
-    con = duckdb.connect()
+    con = connect()
     for cast in ("VARCHAR", "JSON"):
         kind_sql = leaked_secret_kind_sql(json_as_read_sql("rec"))
         sql = f"SELECT {kind_sql} FROM (SELECT ?::{cast} AS rec)"

@@ -14,6 +14,7 @@ from m2maudit.secrets import (
     SECRET_PATTERNS,
     leaked_secret_kind_sql,
 )
+from tests.test_secret_patterns import connect
 
 EXAMPLES = [
     "-----BEGIN RSA PRIVATE KEY-----",
@@ -61,7 +62,7 @@ def test_every_pattern_has_needles() -> None:
 @pytest.mark.parametrize("text", EXAMPLES)
 def test_prefilter_keeps_every_example(text: str) -> None:
     assert any(re.search(p, text) for _, p in SECRET_PATTERNS), "example must be a secret"
-    con = duckdb.connect()
+    con = connect()
     kind = con.execute(f"SELECT {leaked_secret_kind_sql('$t::VARCHAR')}", {"t": text}).fetchone()
     assert kind is not None and kind[0] is not None
 
