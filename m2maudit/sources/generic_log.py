@@ -313,6 +313,9 @@ def _careful_record_key(config: Config) -> dict[str, str]:
         f"lambda e: e[1] NOT IN ({known}) AND e[2] <> 'null'), "
         "lambda e: {'k': e[1], 'v': e[2]::VARCHAR}))"
     )
+    # Read only for a record with keys beyond the format's: more keys than the format's
+    # found in it (`v`, one per key, NULL when absent).
+    present = f"CASE WHEN len(try(json_keys(rec))) > list_aggregate(v, 'count') THEN {present} END"
     return {
         "record_key": (
             f"hash({', '.join(values)}, CASE WHEN {token} IS NOT NULL THEN hash({token}) END, "
