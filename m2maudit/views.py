@@ -138,10 +138,13 @@ def macro_sql(config: Config) -> list[str]:
         f"CREATE OR REPLACE TEMP MACRO m2m_claims_read(decode_error) AS "
         f"{claims_read_sql('decode_error')}",
         # A credential for a message: `agent-a's api_key k1`, or without what is not known
-        # (`api_key k1`, `agent-a's k1`, `k1`); a message template would print `-` for it.
+        # (`api_key k1`, `agent-a's k1`, `k1`); a message template would print `-` for it. An
+        # id that is its principal's name and a slot (an IAM credential report's
+        # `arn:...:user/x#access_key_1`) is written as the slot after the name.
         """CREATE OR REPLACE TEMP MACRO m2m_whose(principal, credential_type, credential_id) AS
             coalesce(principal || '''s ', '') || coalesce(credential_type || ' ', '')
-            || credential_id""",
+            || CASE WHEN starts_with(credential_id, principal || '#')
+                    THEN substr(credential_id, length(principal) + 2) ELSE credential_id END""",
         """CREATE OR REPLACE TEMP MACRO m2m_iso(t) AS
             strftime(timezone('UTC', t::TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%SZ')""",
         # An active access-key slot of an IAM credential report, which lists a user's slots,
