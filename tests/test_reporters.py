@@ -18,7 +18,7 @@ import pytest
 from rich.text import Text
 
 from m2maudit.errors import AuditError
-from m2maudit.findings import Finding, Location, ScanResult
+from m2maudit.findings import Finding, Location, ScanResult, SkippedRule
 from m2maudit.reporters import DEFAULT_FORMAT, REPORTERS, ReportOptions, get_reporter
 from m2maudit.reporters.csv_report import COLUMNS, neutralize
 from m2maudit.reporters.markdown import code, prose, text
@@ -590,6 +590,22 @@ def test_table_shows_what_matters() -> None:
     )
     assert "M2M101" not in text and "logs/app.jsonl:12" not in text
     assert "+ 1 suppressed, 0 baselined (listed with --verbose)" in text
+
+
+def test_table_says_the_rules_skipped_for_one_reason_on_one_line() -> None:
+    """From a trial: a scan without an inventory listed ten `skipped` lines, one a rule."""
+    result = suppressed_result()
+    no_inventory = "no token inventory was given (use --inventory)"
+    result.skipped = [
+        SkippedRule("M2M404", no_inventory),
+        SkippedRule("M2M403", "no decoded tokens in the inputs"),
+        SkippedRule("M2M301", no_inventory),
+    ]
+    lines = [line for line in render("table", result).splitlines() if "skipped M2M" in line]
+    assert [line.strip("│ ") for line in lines] == [
+        f"skipped M2M301, M2M404: {no_inventory}",
+        "skipped M2M403: no decoded tokens in the inputs",
+    ]
 
 
 def test_table_verbose_adds_rule_ids_locations_and_quiet_findings() -> None:

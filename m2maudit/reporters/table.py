@@ -199,9 +199,17 @@ def _summary_panel(result: ScanResult, summary: Summary) -> RenderableType:
     gate.append(f" (--fail-on {summary.fail_on})")
     parts.append(gate)
     parts.extend(Text(note) for note in run_notes(result))
-    for item in sorted(result.skipped, key=lambda item: item.rule_id):
-        parts.append(_clean(f"skipped {item.rule_id}: {item.reason}", style="dim"))
+    parts.extend(_clean(line, style="dim") for line in _skipped_lines(result))
     return Panel(Group(*parts), title="Summary", title_align="left", box=box.ROUNDED)
+
+
+def _skipped_lines(result: ScanResult) -> list[str]:
+    """One line per reason the rules were skipped for: a scan without an inventory skipped
+    ten rules, one line each, all saying to give one."""
+    by_reason: dict[str, list[str]] = {}
+    for item in sorted(result.skipped, key=lambda item: item.rule_id):
+        by_reason.setdefault(item.reason, []).append(item.rule_id)
+    return [f"skipped {', '.join(ids)}: {reason}" for reason, ids in by_reason.items()]
 
 
 def _risk_table(title: str, rows: Sequence[RiskRow], width: int) -> Table:
