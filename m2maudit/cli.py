@@ -38,7 +38,7 @@ from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts, sigterm_as_interrupt
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
-from m2maudit.reporters.summary import run_notes
+from m2maudit.reporters.summary import summary_line
 from m2maudit.rules import Rule, rule_files
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.sources.discover import STDIN_DISPLAY
@@ -635,13 +635,13 @@ def scan(
             )
     code = EXIT_ERROR if run_problem else policy.exit_code(result, fail_on)
     if output is not None or reporter.name != DEFAULT_FORMAT:
-        # The table carries its own summary; a machine format on stdout or a file does not.
-        active = len(result.active)
-        notes = "".join(f"; {note}" for note in run_notes(result))
+        # The table carries its own summary; a machine format on stdout or a file does not:
+        # the same line as the table's last, for the CI log.
+        written = f" (report in {output})" if output is not None else ""
         console.print(
-            f"{counted(len(result.findings), 'finding')} ({active:,} active, "
-            f"{len(result.findings) - active:,} suppressed or baselined{notes}); exit {code}",
+            f"m2maudit: {summary_line(result, fail_on)}; exit {code}{written}",
             markup=False,
+            soft_wrap=True,  # one line in a CI log, however narrow
         )
     if run_problem:
         raise AuditError(run_problem)

@@ -299,14 +299,16 @@ def test_the_ci_line_counts_in_words_and_names_what_filters_left_out(
     everything = cli("scan", "a.jsonl", "-f", "json", "-o", "r.json", "--fail-on", "never")
     findings = len(json.loads((tmp_path / "r.json").read_text())["findings"])
     assert findings > 1
-    assert f"{findings} findings ({findings} active, 0 suppressed or baselined); exit 0" in (
-        everything.stderr
+    assert (
+        f"m2maudit: {findings} findings ({findings} active: " in everything.stderr
+        and "0 suppressed, 0 baselined); 0 failing (--fail-on never); exit 0 (report in r.json)"
+        in everything.stderr
     )
     one = cli("scan", "a.jsonl", "-f", "json", "--problem", "missing-user-context")
     kept = len(json.loads(one.stdout)["findings"])
     line = next(text for text in one.stderr.splitlines() if text.endswith(f"exit {one.code}"))
     noun = "finding" if kept == 1 else "findings"
-    assert line.startswith(f"{kept} {noun} ({kept} active, 0 suppressed or baselined; ")
+    assert line.startswith(f"m2maudit: {kept} {noun} ({kept} active: ")
     assert (
         f"{findings - kept} finding" in line
         and "left out by --problem missing-user-context" in line
