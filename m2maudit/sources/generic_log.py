@@ -170,7 +170,7 @@ class GenericLogAdapter:
 
     # The careful read, in the two steps that let ingest stage many small files and map them
     # with one statement (`BatchableAdapter`): each statement over the mapping costs a tenth
-    # of a second to plan, which a file of a few lines paid three times over.
+    # of a second to plan, which a file of a few lines paid four times over.
 
     def stage_file(self, ctx: LoadContext) -> None:
         stage(ctx, validate=False)  # the mapping's own parse finds broken JSON (_checks)
@@ -305,8 +305,8 @@ def _careful_record_key(config: Config) -> dict[str, str]:
     ]
     token = _as_read_text("authorization")
     known = ", ".join(sql_str(key) for key in keys.values())
-    # Each key beside its value, in the record's order (a lambda that named `rec` would copy
-    # the record for each key: out of memory under a small limit).
+    # Each key beside its value, in the record's order: two parses of the record, where a
+    # `json_extract` per key would parse it once per key.
     pairs = "try(list_zip(json_keys(rec), json_extract(rec, '$.*')))"
     present = (
         f"list_sort(list_transform(list_filter({pairs}, "
