@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from typing import ClassVar
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
@@ -22,7 +21,7 @@ from m2maudit.secrets import (
     secret_needles,
 )
 from m2maudit.sources import sqlfrag as q
-from m2maudit.sources.base import InputFile, Kind, LoadContext, Sample
+from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.fast_jsonl import (
     FAST_STAGING,
     RAW_TABLE,
@@ -35,14 +34,7 @@ from m2maudit.sources.fast_jsonl import (
     stage_json_columns,
 )
 from m2maudit.sources.mending import not_json_reason_sql
-from m2maudit.sources.staging import (
-    drop_relation,
-    map_records,
-    sql_str,
-    stage,
-    stage_documents_together,
-    stage_json_lines_together,
-)
+from m2maudit.sources.staging import StagedLoad, drop_relation, map_records, sql_str
 
 IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
 # Beyond this many keys that the mapping does not use, a log is read the careful way.
@@ -108,10 +100,11 @@ STORED_AS = {
 }
 
 
-class GenericLogAdapter:
+class GenericLogAdapter(StagedLoad):
     name: ClassVar[str] = "generic-log"
     kind: ClassVar[Kind] = "events"
     reads_line_index: ClassVar[bool] = True  # ingest builds one for its fast read
+    validate_lines: ClassVar[bool] = False  # the mapping's own parse finds broken JSON
     description: ClassVar[str] = (
         "m2maudit's own access-log schema (JSON lines, JSON array or CSV; .gz too), "
         "with field names renamable in the config's mapping section"
@@ -164,22 +157,11 @@ class GenericLogAdapter:
         return has_time and has_identity
 
     def load(self, ctx: LoadContext) -> None:
+        """The fast read, else the careful one: `StagedLoad`'s two steps, which also let
+        ingest stage many small files and map them with one statement (each statement over
+        the mapping costs a tenth of a second to plan, which a small file paid four times)."""
         if not self._load_fast(ctx):
-            self.stage_file(ctx)
-            self.map_staged(ctx)
-
-    # The careful read, in the two steps that let ingest stage many small files and map them
-    # with one statement (`BatchableAdapter`): each statement over the mapping costs a tenth
-    # of a second to plan, which a file of a few lines paid four times over.
-
-    def stage_file(self, ctx: LoadContext) -> None:
-        stage(ctx, validate=False)  # the mapping's own parse finds broken JSON (_checks)
-
-    def stage_files(self, ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]]) -> bool:
-        layouts = {sample.layout for _, sample in members}
-        if layouts <= {"json_array", "json_object"}:
-            return stage_documents_together(ctx, members)
-        return layouts == {"jsonl"} and stage_json_lines_together(ctx, members, validate=False)
+            super().load(ctx)
 
     def map_staged(self, ctx: LoadContext) -> None:
         map_records(

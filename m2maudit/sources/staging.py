@@ -18,7 +18,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import yaml
@@ -1049,19 +1049,25 @@ class StagedLoad(ABC):
     many small files and map them together (see `BatchableAdapter`). `stage_file` stages by
     the sniffed layout unless the format needs more (an envelope to unwrap)."""
 
+    # Whether staging checks each JSON line is valid JSON; False for a mapping whose own
+    # parse finds broken JSON (the generic log's checks), which spares a parse of each line.
+    validate_lines: ClassVar[bool] = True
+
     def load(self, ctx: LoadContext) -> None:
         self.stage_file(ctx)
         self.map_staged(ctx)
 
     def stage_file(self, ctx: LoadContext) -> None:
-        stage(ctx)
+        stage(ctx, validate=self.validate_lines)
 
     def stage_files(self, ctx: LoadContext, members: Sequence[tuple[InputFile, Sample]]) -> bool:
         """JSON lines, arrays and documents, as `stage` reads them, are staged together."""
         layouts = {sample.layout for _, sample in members}
         if layouts <= {"json_array", "json_object"}:
             return stage_documents_together(ctx, members)
-        return layouts == {"jsonl"} and stage_json_lines_together(ctx, members)
+        return layouts == {"jsonl"} and stage_json_lines_together(
+            ctx, members, validate=self.validate_lines
+        )
 
     @abstractmethod
     def map_staged(self, ctx: LoadContext) -> None:
