@@ -633,7 +633,7 @@ def _mapping_check(
     if check is None:
         return None
     last_before: int | None = store.scalar("SELECT max(rowid) FROM events")
-    return lambda ctx: dict(check(ctx, last_before))
+    return lambda ctx: check(ctx, last_before)
 
 
 def _load_or_read_carefully(
