@@ -120,8 +120,10 @@ def instrument(profile: Profile) -> None:
     ):
         profile.wrap(ingest, fn)
     profile.wrap(commit, "decode_staged_tokens")
+    # The generic log stages the careful way as a `StagedLoad` (its `stage_file`).
+    profile.wrap(generic_log.GenericLogAdapter, "stage_file", "stage (generic_log)")
+    profile.wrap(generic_inventory, "stage", "stage (generic_inventory)")
     for module, label in ((generic_log, "generic_log"), (generic_inventory, "generic_inventory")):
-        profile.wrap(module, "stage", f"stage ({label})")
         profile.wrap(module, "map_records", f"map_records ({label})")
     profile.wrap(generic_log, "stage_json_columns", "read_json (generic_log, fast)")
     profile.wrap(generic_log, "_stage_tokens", "distinct tokens (generic_log, fast)")
