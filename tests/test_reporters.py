@@ -581,6 +581,7 @@ def test_table_shows_what_matters() -> None:
         "1 suppressed, 1 baselined, 2 failing (--fail-on high)",
         "scopes to keep read:orders, write:orders",
         "fix             Use token exchange",
+        "detail          deploy-agent made 42 calls with no on_behalf_of",
         "skipped M2M403",
     ):
         assert part in text, part

@@ -296,7 +296,7 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
         rows.add("last seen", Text(str(iso_seconds(finding.last_seen))))
     if finding.after_baseline:  # looks new, but the baseline held it: say why it fails
         rows.add("baseline", Text("active again: calls after the last the baseline covers"))
-    rows.add("", _clean(finding.message))
+    rows.add("detail", _clean(finding.message))
     for label, value in evidence_items(finding.evidence, options.verbose):
         rows.add(clean_text(label), _clean(value))
     if finding.remediation:
