@@ -792,3 +792,39 @@ def test_a_request_id_is_no_trace_of_an_agents_task(tmp_path: Path) -> None:
     ]
     findings = run_scan(store, Config(), utc("2026-11-28T00:00:00Z")).findings
     assert [f.token_id for f in findings if f.rule_id == "M2M501"] == ["AKIAIOSFODNN7AGENT01"]
+
+
+def test_an_identity_center_user_is_named_by_user_name(tmp_path: Path) -> None:
+    """CloudTrail writes an IAM Identity Center user as type `Unknown`, with no ARN: its
+    principalId is an opaque id (or, in AWS's own example, the account id, which every such
+    user shares), its userName the person. Two people must not become one principal."""
+
+    def person(name: str, principal_id: str) -> dict[str, Any]:
+        return {
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": "Unknown",
+                "principalId": principal_id,
+                "accountId": "123456789012",
+                "userName": name,
+            },
+            "eventTime": "2026-11-01T10:00:00Z",
+            "eventSource": "sso.amazonaws.com",
+            "eventName": "ListApplications",
+        }
+
+    path = write_jsonl(
+        tmp_path / "sso.jsonl",
+        [
+            person("ana@corp.example", "123456789012"),
+            person("bo@corp.example", "123456789012"),
+            person("cy@corp.example", "9067d0bbc4-2f1a"),
+        ],
+    )
+    store, _ = load(path)
+    seen = [event_at(store, "sso.jsonl", line) for line in (1, 2, 3)]
+    assert [(e["principal"], e["principal_id"]) for e in seen] == [
+        ("ana@corp.example", None),
+        ("bo@corp.example", None),
+        ("cy@corp.example", "9067d0bbc4-2f1a"),
+    ]

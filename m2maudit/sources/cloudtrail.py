@@ -142,11 +142,13 @@ class CloudTrailAdapter(StagedLoad):
         (
             "principal",
             "role session: sessionContext.sessionIssuer.arn (the role); "
-            "AWSService: invokedBy; else userIdentity.arn, principalId, userName",
+            "AWSService: invokedBy; Unknown (Identity Center): userName; "
+            "else userIdentity.arn, principalId, userName",
         ),
         (
             "principal_id",
-            "principalId of an IAMUser; of a role session, its role's part (before ':')",
+            "principalId of an IAMUser or an Identity Center user (Unknown) unless it is the "
+            "account id; of a role session, its role's part (before ':')",
         ),
         (
             "principal_type",
@@ -243,6 +245,10 @@ def _derived(config: Config) -> list[dict[str, str]]:
             f"THEN regexp_replace(t_arn, '{assumed}', 'arn:\\1:iam::\\2:role/\\3') END, "
             f"t_arn, t_principal_id) "
             f"WHEN t_type = 'AWSService' THEN coalesce(t_invoked_by, t_principal_id) "
+            # An Identity Center user (`Unknown`) has no ARN; its principalId is an opaque
+            # id (or the account's), its userName the person's name.
+            f"WHEN t_type = 'Unknown' THEN coalesce(t_arn, t_behalf_user, t_user_name, "
+            f"t_principal_id, t_invoked_by, t_account_id) "
             f"ELSE coalesce(t_arn, t_behalf_user, t_principal_id, t_user_name, t_invoked_by, "
             f"t_account_id) END"
         ),
@@ -291,7 +297,10 @@ def _columns() -> dict[str, str]:
             "CASE WHEN t_type = 'IAMUser' THEN nullif(t_principal_id, '') "
             "WHEN t_type = 'AssumedRole' "
             "AND regexp_matches(principal, '^arn:[^:]+:iam::[0-9]*:role/') "
-            "THEN nullif(split_part(t_principal_id, ':', 1), '') END"
+            "THEN nullif(split_part(t_principal_id, ':', 1), '') "
+            # Unless it is the account's id, which every Identity Center user shares.
+            "WHEN t_type = 'Unknown' AND principal = t_user_name "
+            "THEN nullif(nullif(t_principal_id, ''), t_account_id) END"
         ),
         "principal_type": "kind",
         "client_id": "NULL::VARCHAR",
