@@ -7,6 +7,7 @@ check off. The file is untrusted input and is read with a safe YAML loader (`yam
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,15 @@ PROBLEMS = (
 EXPOSURE = "exposure"
 # Rule names, and the problem keys of one's own rules (M2M6xx or another prefix).
 KEBAB_CASE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def folded(names: Iterable[str]) -> set[str]:
+    """Rule ids, names and problem keys as a config, a suppression or the command line may
+    write them: in any case (`m2m406` is `M2M406`), as `rules show` takes them."""
+    return {name.lower() for name in names}
+
 
 # Canonical field names of the generic access log (design §4). The mapping section may rename
 # any of them to a key or a dotted path of the user's own records.
@@ -440,7 +449,8 @@ def _suppression(raw: Any, where: str) -> Suppression:
     if not item.get("rule") and not item.get("problem"):
         raise AuditError(f"{where}: a suppression names a 'rule' or a 'problem'")
     problem = item.get("problem")
-    if problem and not KEBAB_CASE.match(str(problem)):  # a rule's own key is checked per run
+    # In any case, as everywhere a rule is named; a rule's own key is checked per run.
+    if problem and not KEBAB_CASE.match(str(problem).lower()):
         raise AuditError(
             f"{where}: unknown problem {shown(problem)} (one of {', '.join(PROBLEMS)}, "
             f"{EXPOSURE}, or the kebab-case key of a rule of your own)"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from m2maudit import __version__
-from m2maudit.config import PROBLEMS, SEVERITIES, Suppression
+from m2maudit.config import PROBLEMS, SEVERITIES, Suppression, folded
 from m2maudit.errors import AuditError
 from m2maudit.findings import SEVERITY_ORDER, Finding, RuleInfo, ScanResult
 from m2maudit.output_file import write_output
@@ -78,13 +78,15 @@ def check_severity(value: str | None) -> str | None:
 
 
 def check_problems(values: Iterable[str], known: Iterable[str] = PROBLEMS) -> list[str]:
-    """Validate the repeatable `--problem KEY` against the problem keys the rules use."""
-    problems = list(values)
-    keys = list(dict.fromkeys(known))
-    unknown = [value for value in problems if value not in keys]
+    """Validate the repeatable `--problem KEY` against the problem keys the rules use; each
+    as the rules write it (`--problem Broad-Scopes` is `broad-scopes`)."""
+    keys = {key.lower(): key for key in known}
+    unknown = [value for value in values if value.lower() not in keys]
     if unknown:
-        raise AuditError(f"--problem: unknown problem {unknown[0]!r}; use one of {', '.join(keys)}")
-    return problems
+        raise AuditError(
+            f"--problem: unknown problem {unknown[0]!r}; use one of {', '.join(keys.values())}"
+        )
+    return [keys[value.lower()] for value in values]
 
 
 # --- filters -----------------------------------------------------------------------------
@@ -132,11 +134,12 @@ def suppression_matches(entry: Suppression, finding: Finding) -> bool:
     """Every field the entry names must match; principal and credential are globs.
 
     `rule` is a glob over the rule id or the rule name (`M2M2*`, `wildcard-or-admin-scope`);
-    `problem` is a problem key; `credential` matches the finding's `token_id`.
+    `problem` is a problem key, both in any case; `credential` matches the finding's
+    `token_id`.
     """
     if entry.rule and not _names_rule(entry.rule, finding.rule_id, finding.rule_name):
         return False
-    if entry.problem and finding.problem != entry.problem:
+    if entry.problem and finding.problem.lower() != entry.problem.lower():
         return False
     if entry.principal and not _glob(finding.principal, entry.principal):
         return False
@@ -144,8 +147,9 @@ def suppression_matches(entry: Suppression, finding: Finding) -> bool:
 
 
 def _names_rule(pattern: str, rule_id: str, rule_name: str) -> bool:
-    """A suppression's `rule` glob against a rule's id or name."""
-    return fnmatchcase(rule_id, pattern) or fnmatchcase(rule_name, pattern)
+    """A suppression's `rule` glob against a rule's id or name, in any case."""
+    pattern = pattern.lower()
+    return fnmatchcase(rule_id.lower(), pattern) or fnmatchcase(rule_name.lower(), pattern)
 
 
 def _glob(value: str | None, pattern: str) -> bool:
@@ -177,13 +181,13 @@ def suppressions_of_no_rule(
     rule of this run reports under: a typo there suppresses nothing. A warning, not an error
     like a typo in `select`: one config may serve runs with and without a `--rules`
     directory of custom rules (and their own problem keys)."""
-    problems = {rule.problem for rule in rules}
+    problems = folded(rule.problem for rule in rules)
     return [
         f"{suppression_label(index, entry)} names no {what} of this run; it suppresses nothing"
         for index, entry in enumerate(suppressions)
         for what, missing in (
             ("rule", entry.rule and not any(_names_rule(entry.rule, r.id, r.name) for r in rules)),
-            ("problem", entry.problem and entry.problem not in problems),
+            ("problem", entry.problem and entry.problem.lower() not in problems),
         )
         if missing
     ]

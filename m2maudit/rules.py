@@ -183,16 +183,16 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
             rule = load_rule_file(path, errors)
             if rule is not None:
                 rules.append(rule)
-    seen: dict[str, Path] = {}
+    seen: dict[str, Rule] = {}  # by id in any case: a config names rules in any case
     kept: list[Rule] = []
     # A rule whose file has problems is still bound to the schema by `rules lint`, so that
     # one run lists every problem of the file.
     for rule in rules:
-        if rule.id not in seen:
-            seen[rule.id] = rule.path
+        first = seen.setdefault(rule.id.lower(), rule)
+        if first is rule:
             kept.append(rule)
-        elif not same_rule_file(seen[rule.id], rule.path):
-            errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {seen[rule.id]})")
+        elif not same_rule_file(first.path, rule.path):
+            errors.append(f"{rule.path}:1: duplicate rule id {rule.id} (also in {first.path})")
         # else: the same rule read twice (one directory given twice, a copy of the pack): once.
     errors += name_clashes(kept, kept)
     kept.sort(key=lambda r: r.id)

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from m2maudit.config import Config
+from m2maudit.config import Config, folded
 from m2maudit.engine import (
     DEFAULT_RULE_TIMEOUT,
     check_rules_against_schema,
@@ -45,34 +45,36 @@ def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
 
 
 def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
-    """Apply the config's `select` and `ignore` (rule ids, names or problem keys).
+    """Apply the config's `select` and `ignore` (rule ids, names or problem keys, in any case).
 
     A name that matches no rule is an error, there and in `severity` and `params`: a typo in
     `select` would otherwise switch every check off and let a CI gate pass on nothing, one
     in `severity` would never raise the rule it meant to.
     """
-    known = {key for rule in rules for key in (rule.id, rule.name, rule.problem)}
-    rule_names = {key for rule in rules for key in (rule.id, rule.name)}
+    known = folded(key for rule in rules for key in (rule.id, rule.name, rule.problem))
+    rule_names = folded(key for rule in rules for key in (rule.id, rule.name))
     for option, names, allowed, what in (
         ("select", config.select, known, "rule or problem"),
         ("ignore", config.ignore, known, "rule or problem"),
         ("severity", list(config.severity), known, "rule or problem"),
         ("params", list(config.params), rule_names, "rule"),
     ):
-        unknown = [name for name in names if name not in allowed]
+        unknown = [name for name in names if name.lower() not in allowed]
         if unknown:
             where = f"{config.path}: " if config.path else ""
             raise AuditError(
                 f"{where}{option}: no {what} named {unknown[0]!r} (see `m2maudit rules list`)"
             )
 
-    def named(rule: Rule, names: list[str]) -> bool:
-        return bool({rule.id, rule.name, rule.problem} & set(names))
+    select, ignore = folded(config.select), folded(config.ignore)
 
-    chosen = [r for r in rules if not config.select or named(r, config.select)]
-    chosen = [r for r in chosen if not named(r, config.ignore)]
+    def named(rule: Rule, names: set[str]) -> bool:
+        return bool(folded((rule.id, rule.name, rule.problem)) & names)
+
+    chosen = [r for r in rules if not select or named(r, select)]
+    chosen = [r for r in chosen if not named(r, ignore)]
     for rule in chosen:  # a rule asked for by name runs, deprecated or not
-        rule.selected_by_name = bool({rule.id, rule.name} & set(config.select))
+        rule.selected_by_name = bool(folded((rule.id, rule.name)) & select)
     runnable = [r for r in chosen if r.status != "deprecated" or r.selected_by_name]
     if rules and not runnable:  # a gate with no check passes on anything
         where = f"{config.path}: " if config.path else ""
@@ -92,10 +94,11 @@ def prepare_rules(
 
 def severity_overrides(rules: list[Rule], config: Config) -> dict[str, str]:
     overrides: dict[str, str] = {}
+    severity = {key.lower(): value for key, value in config.severity.items()}
     for rule in rules:
-        for key in (rule.problem, rule.name, rule.id):  # most specific wins
-            if key in config.severity:
-                overrides[rule.id] = config.severity[key]
+        for key in (rule.problem.lower(), rule.name.lower(), rule.id.lower()):  # most specific
+            if key in severity:
+                overrides[rule.id] = severity[key]
     return overrides
 
 

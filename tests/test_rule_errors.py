@@ -125,6 +125,17 @@ def test_duplicate_ids_and_file_names_are_caught(tmp_path: Path) -> None:
     assert "file must be named X200-demo.yaml" in message
 
 
+def test_ids_that_differ_only_in_case_are_duplicates(tmp_path: Path) -> None:
+    """A config names rules in any case: `ignore: [x100]` must not have two to choose from."""
+    write_rule(tmp_path, GOOD)
+    write_rule(
+        tmp_path,
+        GOOD.replace("id: X100", "id: x100").replace("name: demo", "name: other"),
+        name="x100-other.yaml",
+    )
+    assert "duplicate rule id x100 (also in" in errors_for(tmp_path)
+
+
 def test_cli_lint_exits_2_with_one_line(tmp_path: Path) -> None:
     bad = write_rule(tmp_path, GOOD.replace("FROM cred", "FROM cred; DROP TABLE events"))
     result = CliRunner().invoke(app, ["rules", "lint", str(bad)])

@@ -183,3 +183,58 @@ def test_the_attribution_threshold_reaches_the_report(tmp_path: Path) -> None:
     """The terminal report colours shares below it; JSON carries it beside the counts."""
     report = scan_json(tmp_path, "thresholds: {min_attribution: 0.5}\n")
     assert report["summary"]["attribution"]["min_attribution"] == 0.5
+
+
+def test_rule_ids_names_and_problems_are_taken_in_any_case(tmp_path: Path) -> None:
+    """`rules show m2m406` finds M2M406; a config that writes it so must not fail (select,
+    severity, params) or quietly change nothing (ignore, suppressions)."""
+    exact = scan_json(
+        tmp_path,
+        "select: [stale-rotation, long-lifetime, untraceable-action]\n"
+        "ignore: [M2M303, wildcard-or-admin-scope]\n"
+        "severity: {M2M501: critical}\n"
+        "params: {M2M408: {max_tasks_per_token: 10}}\n"
+        "suppressions:\n"
+        "  - {rule: M2M30*, principal: '*', reason: r}\n"
+        "  - {problem: long-lifetime, principal: '*', reason: r}\n",
+    )
+    any_case = scan_json(
+        tmp_path,
+        "select: [Stale-Rotation, LONG-LIFETIME, Untraceable-Action]\n"
+        "ignore: [m2m303, Wildcard-Or-Admin-Scope]\n"
+        "severity: {m2m501: critical}\n"
+        "params: {m2m408: {max_tasks_per_token: 10}}\n"
+        "suppressions:\n"
+        "  - {rule: m2m30*, principal: '*', reason: r}\n"
+        "  - {problem: Long-Lifetime, principal: '*', reason: r}\n",
+    )
+
+    def without_entry(report: dict) -> list[dict]:  # the entry as each config wrote it
+        return [{**f, "suppression": None} for f in report["findings"]]
+
+    assert without_entry(exact) == without_entry(any_case)
+    ids = rule_ids(exact)
+    assert "M2M303" not in ids and "M2M408" not in ids and "M2M501" in ids
+    assert {f["severity"] for f in exact["findings"] if f["rule_id"] == "M2M501"} == {"critical"}
+    suppressed = {f["rule_id"] for f in exact["findings"] if f["suppressed"]}
+    assert {"M2M301", "M2M401"} <= suppressed
+
+
+def test_problem_option_in_any_case_reports_the_problem(tmp_path: Path) -> None:
+    runs = [
+        CliRunner().invoke(
+            app,
+            [
+                *("scan", AGENTS, "--as-of", "2026-11-28T00:00:00Z", "-f", "json", "-q"),
+                "--fail-on",
+                "never",
+                "--problem",
+                problem,
+            ],
+        )
+        for problem in ("broad-scopes", "Broad-Scopes")
+    ]
+    assert [run.exit_code for run in runs] == [0, 0], runs[1].output
+    reports = [json.loads(run.stdout)["findings"] for run in runs]
+    assert reports[0] and reports[0] == reports[1]
+    assert {f["problem"] for f in reports[1]} == {"broad-scopes"}
