@@ -185,6 +185,30 @@ def test_a_line_that_is_not_utf8_is_read_mended_alone(
     assert store.scalar(f"SELECT principal FROM events WHERE source_line = {filler + 1}") == "caf?"
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        # The bad byte four from the end was taken for a character the sample had cut.
+        b'{"timestamp": "2024-05-01T10:00:00Z", "principal": "agent-a", "action": "DELETE /db",'
+        b' "user_agent": "caf\xe9"}',
+        # One byte in a line under a hundred was taken for a file in another encoding.
+        b'{"timestamp": "2024-05-01T10:00:00Z", "principal": "caf\xe9"}',
+    ],
+    ids=["near its end", "in a short line"],
+)
+def test_a_one_line_log_with_a_byte_not_utf8_is_read_mended(
+    store: Store, tmp_path: Path, line: bytes
+) -> None:
+    """A per-task log of one call must not be lost to one stray byte: in a directory it was
+    listed unreadable and the gate passed without auditing the call."""
+    report = ingest(store, write_bytes(tmp_path / "one.jsonl", line + b"\n"))
+    assert (report.files[0].error, report.files[0].warnings) == (
+        None,
+        ["1 byte not UTF-8 read as '?'"],
+    )
+    assert loaded_lines(store) == [1]
+
+
 def test_a_csv_row_that_is_not_utf8_is_read_mended_alone(store: Store, tmp_path: Path) -> None:
     write_bytes(
         tmp_path / "u.csv", f"timestamp,principal\n{TS},a\n{TS},caf\xe9\n{TS},c\n".encode("latin-1")

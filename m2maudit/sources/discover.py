@@ -297,7 +297,9 @@ def _decode(head: bytes, file: InputFile) -> str:
     try:
         return head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start >= len(head) - 4:  # the sample cut a multi-byte character in half
+        # The sample cut a multi-byte character in half. (A bad byte near the end of a
+        # one-line file is no cut: the line would be lost, and the file with it.)
+        if exc.reason == "unexpected end of data":
             try:
                 return head[: exc.start].decode("utf-8")
             except UnicodeDecodeError:
@@ -306,8 +308,10 @@ def _decode(head: bytes, file: InputFile) -> str:
     bad = sum(1 for line in lines if not _is_utf8(line))
     text = head.decode("utf-8", errors="replace")
     # Most lines, and more than a byte in a hundred: one stray byte in a one-line CloudTrail
-    # object is the reader's business (it replaces it), not another encoding.
-    if bad * 2 > len(lines) and text.count("\ufffd") * 100 > len(text):
+    # object, or in a short one-line log, is the reader's business (it replaces it), not
+    # another encoding.
+    replaced = text.count("\ufffd")
+    if bad * 2 > len(lines) and replaced > 1 and replaced * 100 > len(text):
         raise InputError(file.display, "not UTF-8 text (convert it, e.g. iconv -t UTF-8)")
     return text
 
