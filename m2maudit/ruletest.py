@@ -48,19 +48,28 @@ def run_rule_tests(rules: list[Rule], config: Config | None = None) -> list[Case
     config = config or Config()
     results: list[CaseResult] = []
     for rule in rules:
-        if not rule.tests:
-            results.append(
-                CaseResult(
-                    rule.id,
-                    "(no test cases)",
-                    False,
-                    "a rule needs a case that fires and one that does not",
-                    str(rule.path),
-                )
-            )
-            continue
+        missing = missing_cases(rule)
+        if missing:
+            results.append(CaseResult(rule.id, "(its cases)", False, missing, str(rule.path)))
         results.extend(run_case(rule, index, case, config) for index, case in enumerate(rule.tests))
     return results
+
+
+def missing_cases(rule: Rule) -> str | None:
+    """What a rule's cases leave unshown, as in Sigma: that it fires where it should, and
+    that it stays quiet where it should. Either alone passes a rule that does nothing, or
+    one that fires on everything."""
+    cases = [case for case in rule.tests if isinstance(case, dict)]
+    fires = any(case.get("expect") for case in cases)
+    quiet = any(not case.get("expect") for case in cases)
+    if fires and quiet:
+        return None
+    lacking = {
+        (False, False): "no test case",
+        (False, True): "no case that expects a finding",
+        (True, False): "no case that expects none",
+    }[(fires, quiet)]
+    return f"{lacking}: a rule needs a case that fires and one that does not"
 
 
 def run_case(rule: Rule, index: int, case: dict[str, Any], config: Config) -> CaseResult:
@@ -255,13 +264,19 @@ def _insert(
 
 def case_data_problems(rules: list[Rule]) -> list[str]:
     """`file:line: tests[i]: ...` for each case row naming a column its table lacks, and
-    each case parameter the rule does not take as given: what `rules test` would fail on."""
+    each case parameter the rule does not take as given; and each rule without a case that
+    fires and one that does not: what `rules test` would fail on."""
     store = Store.open()
     try:
         columns = table_columns(store.con)
     finally:
         store.close()
-    return [
+    lacking = [
+        f"{rule.path}:{rule.case_lines[0] if rule.case_lines else 1}: {missing}"
+        for rule in rules
+        if (missing := missing_cases(rule))
+    ]
+    return lacking + [
         f"{rule.case_where(index)}: {problem}"
         for rule in rules
         for index, case in enumerate(rule.tests)

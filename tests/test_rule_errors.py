@@ -14,6 +14,7 @@ from m2maudit.cli import app
 from m2maudit.config import Config
 from m2maudit.engine import check_rules_against_schema
 from m2maudit.rules import RuleErrors, default_pack_dir, load_rules
+from m2maudit.ruletest import run_rule_tests
 from m2maudit.timeutil import parse_instant
 
 GOOD = """\
@@ -63,6 +64,34 @@ def test_good_rule_loads_and_tests_pass(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["rules", "test", str(write_rule(tmp_path, GOOD))])
     assert result.exit_code == 0, result.output
     assert "2 passed, 0 failed" in result.output
+
+
+QUIET_CASE = "  - name: quiet\n    expect: []\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "lacking"),
+    [
+        (GOOD.replace(QUIET_CASE, ""), "no case that expects none"),
+        (GOOD[: GOOD.index("  - name: fires")] + QUIET_CASE, "no case that expects a finding"),
+        (GOOD[: GOOD.index("tests:")], "no test case"),
+    ],
+    ids=["fires only", "quiet only", "no case"],
+)
+def test_a_rule_needs_a_case_that_fires_and_one_that_does_not(
+    tmp_path: Path, text: str, lacking: str
+) -> None:
+    """As the README says: a quiet case alone passed a rule that never fires. Both commands
+    refuse the file (exit 2) as they refuse any other problem lint finds; the library's
+    `run_rule_tests` fails the rule too."""
+    path = write_rule(tmp_path, text)
+    tested = CliRunner().invoke(app, ["rules", "test", str(path)])
+    linted = CliRunner().invoke(app, ["rules", "lint", str(path)])
+    assert (tested.exit_code, linted.exit_code) == (2, 2), tested.output + linted.output
+    needed = f"{lacking}: a rule needs a case that fires and one that does not"
+    assert needed in tested.output and needed in linted.output
+    [result] = [r for r in run_rule_tests(load_rules([path], include_pack=False)) if not r.passed]
+    assert result.detail == needed
 
 
 @pytest.mark.parametrize(
