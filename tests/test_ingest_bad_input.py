@@ -265,6 +265,30 @@ def test_wrong_types_are_rejected_with_a_reason(
     assert line == 2 and got.startswith(reason)
 
 
+@pytest.mark.parametrize("read", ["fast", "careful"])
+def test_an_object_or_list_is_no_trace_session_or_task_id(
+    store: Store, tmp_path: Path, read: str
+) -> None:
+    """An object is no id: stored as one, `{"a":1}` counted the call as traced. The call is
+    kept (its id NULL, so it counts as untraced); a status or an action keeps its JSON."""
+    record = ev(
+        "x",
+        trace_id={"a": 1},
+        session_id=["s1", "s2"],
+        task_id={"id": 7},
+        status=[200],
+        action=["GET", "/x"],
+    )
+    blank = [""] if read == "careful" else []  # a blank line takes the careful read
+    write_jsonl(tmp_path / "o.jsonl", [*blank, record, ev("y", trace_id="t-1")])
+    ingest(store, tmp_path / "o.jsonl")
+    assert rejected(store) == []
+    rows = store.con.execute(
+        "SELECT trace_id, session_id, task_id, status, action FROM events ORDER BY source_line"
+    ).fetchall()
+    assert rows == [(None, None, None, "[200]", '["GET","/x"]'), ("t-1", None, None, None, None)]
+
+
 def test_numbers_where_text_is_expected_are_read_as_text(store: Store, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "n.jsonl", [ev("x", client_id=42, status=200, trace_id=7.5)])
     ingest(store, tmp_path / "n.jsonl")

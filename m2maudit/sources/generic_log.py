@@ -39,10 +39,13 @@ from m2maudit.sources.staging import StagedLoad, drop_relation, map_records, sql
 IDENTITY_FIELDS = ("principal", "client_id", "token_id", "authorization")
 # Beyond this many keys that the mapping does not use, a log is read the careful way.
 MAX_OTHER_KEYS = 500
+# The ids that tie a call to a trace, a session and a task: an object or a list there is no
+# id (NULL, so the call counts as untraced), but no reason to lose the call either.
+CALL_ID_FIELDS = ("trace_id", "session_id", "task_id")
 # Fields that describe a call rather than name who made it: an object or a list there (a
 # request body, `{"code": 200}`) is kept as its JSON text, not a reason to lose the call. The
 # fast read could not tell such a value from a string holding JSON (a logged body) anyway.
-FREE_TEXT_FIELDS = CALL_TEXT_COLUMNS
+FREE_TEXT_FIELDS = tuple(name for name in CALL_TEXT_COLUMNS if name not in CALL_ID_FIELDS)
 _JSON_VALUED = ("timestamp", "scopes")  # a time may be a number, scopes a list
 TEXT_FIELDS = tuple(name for name in GENERIC_LOG_FIELDS if name not in _JSON_VALUED)
 
@@ -619,7 +622,7 @@ def _checks(config: Config, broken: tuple[str, str] = _NOT_JSON) -> list[tuple[s
             f"'field {_label(config, name)} must be text, not an object or a list'",
         )
         for name in TEXT_FIELDS
-        if name not in FREE_TEXT_FIELDS
+        if name not in (*FREE_TEXT_FIELDS, *CALL_ID_FIELDS)
     ]
     ts_label = _label(config, "timestamp")
     return [
