@@ -1036,6 +1036,19 @@ def test_an_inventory_finding_is_not_said_to_be_seen_in_the_logs() -> None:
     assert last == ["last", "seen", iso(from_inventory.last_seen)]
 
 
+def test_a_finding_of_one_instant_is_seen_at_it_not_over_a_span() -> None:
+    """'seen 1 time, T .. T' repeated the time as a range."""
+    from dataclasses import replace
+
+    rule = RULES[0]
+    once = finding(rule, "svc-a", "key-1", "once", count=1)
+    once = replace(once, last_seen=once.first_seen)
+    span = finding(rule, "svc-b", "key-2", "span", count=3)
+    text = render("table", make_result([once, span]))
+    assert f"1 time, at {iso(once.first_seen)}" in text
+    assert f"3 times, {iso(span.first_seen)} .. {iso(span.last_seen)}" in text
+
+
 def test_an_empty_list_of_evidence_reads_none() -> None:
     """M2M202's `used but not granted` showed an empty row, read as a value left out."""
     from m2maudit.reporters.table import evidence_items

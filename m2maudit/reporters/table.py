@@ -290,8 +290,7 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
     if finding.token_id:
         rows.add("credential", _clean(finding.token_id))
     if finding.first_seen:  # calls in the logs; an inventory-only finding has none
-        seen = f"{counted(finding.count, 'time')}, {iso_seconds(finding.first_seen)} .. "
-        rows.add("seen", Text(seen + str(iso_seconds(finding.last_seen))))
+        rows.add("seen", Text(_seen(finding)))
     elif finding.last_seen:  # no call in the logs: when the inventory says it was last used
         rows.add("last seen", Text(str(iso_seconds(finding.last_seen))))
     if finding.after_baseline:  # looks new, but the baseline held it: say why it fails
@@ -311,6 +310,13 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
             rows.add("owasp", _clean(", ".join(finding.owasp_nhi)))
         rows.add("at", _clean(_locations(finding)))
     return Group(title, rows)
+
+
+def _seen(finding: Finding) -> str:
+    """How often and when: a span, or the one instant when the first call is the last."""
+    first, last = iso_seconds(finding.first_seen), iso_seconds(finding.last_seen)
+    when = f"at {first}" if first == last or finding.last_seen is None else f"{first} .. {last}"
+    return f"{counted(finding.count, 'time')}, {when}"
 
 
 class _Rows:
