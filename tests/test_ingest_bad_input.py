@@ -81,7 +81,7 @@ def test_json_lines_numbers_survive_blank_and_broken_lines(
         (4, "not valid JSON"),
         (6, 'unparseable "timestamp": "next tuesday"'),
         (7, "not a JSON object"),
-        (8, 'field "scopes" must be a list or a space-separated string'),
+        (8, 'field "scopes" must be a list or a space- or comma-separated string'),
         (9, 'field "client_id" must be text, not an object or a list'),
     ]
     assert (report.files[0].read, report.loaded, report.rejected) == (8, 3, 5)
@@ -245,12 +245,23 @@ def test_broken_first_line_does_not_hide_the_file(store: Store, tmp_path: Path) 
     [
         ({"principal": ["a", "b"]}, 'field "principal" must be text, not an object or a list'),
         ({"authorization": {"scheme": "Bearer"}}, 'field "authorization" must be text'),
-        ({"scopes": {"read": True}}, 'field "scopes" must be a list or a space-separated string'),
-        ({"scopes": True}, 'field "scopes" must be a list or a space-separated string'),
+        (
+            {"scopes": {"read": True}},
+            'field "scopes" must be a list or a space- or comma-separated string',
+        ),
+        ({"scopes": True}, 'field "scopes" must be a list or a space- or comma-separated string'),
         ({"timestamp": True}, 'unparseable "timestamp": true'),
         ({"timestamp": {"sec": 1}}, 'unparseable "timestamp"'),
         ({"timestamp": None}, 'missing "timestamp"'),
         ({"timestamp": "2024-02-30T00:00:00Z"}, 'unparseable "timestamp"'),
+        (
+            {"timestamp": 42},
+            'unparseable "timestamp": 42 (an epoch number must be a time from 2000 on)',
+        ),
+        (
+            {"timestamp": " 946684799 "},
+            'unparseable "timestamp": " 946684799 " (an epoch number must be a time from 2000 on)',
+        ),
         ({"principal": None}, "no principal, client_id, token_id or authorization"),
     ],
 )

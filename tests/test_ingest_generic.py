@@ -710,7 +710,7 @@ def test_the_status_words_exports_write_are_read(store: Store, tmp_path: Path) -
     [
         (
             {"token_id": "t", "scopes": 5},
-            'field "scopes" must be a list or a space-separated string',
+            'field "scopes" must be a list or a space- or comma-separated string',
         ),
         ({"token_id": "t", "scopes": {"a": 1}}, 'field "scopes" must be a list'),
         ({"token_id": "t", "principal": {"a": 1}}, 'field "principal" must be text'),

@@ -163,7 +163,7 @@ class GenericInventoryAdapter:
         checks += [
             (
                 q.bad_string_list(slot["scopes"]),
-                "'field \"scopes\" must be a list or a space-separated string'",
+                "'field \"scopes\" must be a list or a space- or comma-separated string'",
             ),
             (
                 f"status NOT IN {STATUSES}",

@@ -113,7 +113,7 @@ class GenericLogAdapter(StagedLoad):
         "with field names renamable in the config's mapping section"
     )
     field_map: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("ts", "timestamp (ISO 8601 or epoch s/ms)"),
+        ("ts", "timestamp (ISO 8601, or epoch s/ms/us/ns from 2000 on)"),
         ("principal", "principal, else client_id"),
         ("principal_type", "principal_type (agent | service | human | unknown)"),
         ("client_id", "client_id"),
@@ -630,12 +630,19 @@ def _checks(config: Config, broken: tuple[str, str] = _NOT_JSON) -> list[tuple[s
         *checks,
         ("coalesce(k_timestamp, 'NULL') = 'NULL'", f"'missing {ts_label}'"),
         (
+            # A number that is no time from 2000 on: a counter, a duration, a status?
+            "ts IS NULL AND try_cast(t_timestamp AS DOUBLE) IS NOT NULL",
+            f"'unparseable {ts_label}: ' || {q.shown('j_timestamp::VARCHAR')} "
+            "|| ' (an epoch number must be a time from 2000 on)'",
+        ),
+        (
             "ts IS NULL",
             f"'unparseable {ts_label}: ' || {q.shown('j_timestamp::VARCHAR')}",
         ),
         (
             "coalesce(k_scopes IN ('OBJECT', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN'), false)",
-            f"'field {_label(config, 'scopes')} must be a list or a space-separated string'",
+            f"'field {_label(config, 'scopes')} must be a list or a space- or comma-separated "
+            "string'",
         ),
         (
             # The texts, not `principal` and `credential_id`: the same test, without making
