@@ -169,17 +169,18 @@ def _checked(directory: Path | None, clashes: bool = False) -> list[Rule]:
     from m2maudit.cli import EXIT_ERROR
 
     errors: list[str] = []
+    unbound: list[Rule] = []
     try:
         loaded = _load(directory, None)
     except RuleErrors as exc:
-        errors, loaded = list(exc.errors), exc.loaded
+        errors, loaded, unbound = list(exc.errors), exc.loaded, exc.unbound
     try:
         check_rules_against_schema(loaded, load_config(None), utc_now())
     except RuleErrors as exc:
         errors += exc.errors
-    errors += case_data_problems(loaded)
+    errors += case_data_problems([*loaded, *unbound])
     if clashes:
-        errors += _clashes_with_the_pack(directory, loaded)
+        errors += _clashes_with_the_pack(directory, [*loaded, *unbound])
     for error in errors:  # rule files are untrusted: their text reaches the terminal inert
         typer.echo(f"m2maudit: error: {clean_text(error)}", err=True)
     if errors:

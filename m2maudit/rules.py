@@ -136,11 +136,18 @@ class Rule:
 class RuleErrors(AuditError):
     """Every problem found in a set of rule files, one `file:line: message` per line.
 
-    `loaded`: the rules that did load, so that a linter can go on checking those."""
+    `loaded`: the rules that did load, so that a linter can go on checking those; `unbound`:
+    those whose query was refused, never to be bound, whose test cases a linter still reads."""
 
-    def __init__(self, errors: list[str], loaded: list[Rule] | None = None) -> None:
+    def __init__(
+        self,
+        errors: list[str],
+        loaded: list[Rule] | None = None,
+        unbound: list[Rule] | None = None,
+    ) -> None:
         self.errors = errors
         self.loaded = loaded or []
+        self.unbound = unbound or []
         more = (
             f" (and {len(errors) - 1} more: `m2maudit rules lint DIR` lists them all)"
             if len(errors) > 1
@@ -178,11 +185,12 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
     dirs = ([default_pack_dir()] if include_pack else []) + list(directories)
     errors: list[str] = []
     rules: list[Rule] = []
+    unbound: list[Rule] = []
     for directory in dirs:
         for path in rule_files(directory):
-            rule = load_rule_file(path, errors)
+            rule, query_ok = load_rule_file(path, errors)
             if rule is not None:
-                rules.append(rule)
+                (rules if query_ok else unbound).append(rule)
     seen: dict[str, Rule] = {}  # by id in any case: a config names rules in any case
     kept: list[Rule] = []
     # A rule whose file has problems is still bound to the schema by `rules lint`, so that
@@ -197,7 +205,7 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
     errors += name_clashes(kept, kept)
     kept.sort(key=lambda r: r.id)
     if errors:
-        raise RuleErrors(errors, loaded=kept)
+        raise RuleErrors(errors, loaded=kept, unbound=unbound)
     return kept
 
 
@@ -221,12 +229,12 @@ def same_rule_file(first: Path, second: Path) -> bool:
     return first.resolve() == second.resolve() or first.read_bytes() == second.read_bytes()
 
 
-def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
+def load_rule_file(path: Path, errors: list[str]) -> tuple[Rule | None, bool]:
     """Parse one rule file, appending `file:line: problem` strings to `errors`.
 
-    Returns the rule whenever it can be built (its required keys are there) and its query
-    is one SELECT that reads no file, other problems or not: the caller fails on any error,
-    and a linter goes on to bind the query."""
+    Returns the rule whenever it can be built (its required keys are there), other problems
+    or not, and whether its query is one SELECT that reads no file: the caller fails on any
+    error, and a linter goes on to bind such a query and to check every rule's cases."""
     try:
         text = path.read_text(encoding="utf-8")
         node = compose_yaml(text, fast=True)
@@ -234,16 +242,16 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
     except yaml.YAMLError as exc:
         reason, line = yaml_problem(exc)
         errors.append(f"{path}:{line or 1}: {reason}")
-        return None
+        return None, False
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"{path}:1: cannot read rule file: {exc}")
-        return None
+        return None, False
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
         errors.append(f"{path}:1: a rule file holds one YAML mapping")
-        return None
+        return None, False
     lines = {key.value: key.start_mark.line + 1 for key, _ in node.value}
     if not _check_keys(path, data, lines, errors):
-        return None
+        return None, False
     rule = Rule(
         id=str(data["id"]),
         name=str(data["name"]),
@@ -269,10 +277,9 @@ def load_rule_file(path: Path, errors: list[str]) -> Rule | None:
         case_lines=_case_lines(node),
     )
     _check_values(rule, lines, errors)
-    query_ok = _check_query(rule, errors)
     # A query refused here is never run, not even to bind it: it is untrusted text, and
     # `SELECT ... FROM (<query>)` would run a second statement hidden in it.
-    return rule if query_ok else None
+    return rule, _check_query(rule, errors)
 
 
 def _case_lines(node: yaml.MappingNode) -> list[int]:

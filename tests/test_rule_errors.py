@@ -429,6 +429,19 @@ def test_a_case_may_pin_the_message_and_evidence(tmp_path: Path, expect: str, pa
     assert result.exit_code == (0 if passes else 1), result.output
 
 
+def test_lint_names_a_case_typo_of_a_rule_whose_query_is_refused(tmp_path: Path) -> None:
+    """The query is never bound, but the cases need no query: one run lists every problem
+    a fix needs, not one round each."""
+    text = GOOD.replace("FROM cred", "FROM cred; DROP TABLE events").replace(
+        "credentials: [{credential_id: k1, principal: p}]",
+        "credentials: [{credential_id: k1, principal: p, actoin: x}]",
+    )
+    result = CliRunner().invoke(app, ["rules", "lint", str(write_rule(tmp_path, text))])
+    assert result.exit_code == 2
+    assert "query must be exactly one SELECT" in result.output
+    assert "case 'fires': credentials[0]: actoin: not a column of credentials" in result.output
+
+
 def test_an_unknown_key_in_an_expected_finding_is_a_lint_error(tmp_path: Path) -> None:
     write_rule(
         tmp_path,
