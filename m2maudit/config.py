@@ -126,6 +126,9 @@ DEFAULT_INFRASTRUCTURE_PATTERNS = [
     r"|sentinelone|qualys|tenable|nessus|rapid7|twistlock|trendmicro|eks-pod-identity|tfc"
     r"|cattle-cluster|cattle-node)-agent\b.*",
     r".*\b(omsagent|oneagent|cloudwatchagent\w*)\b.*",
+    # CI's and dependency updaters' bots: `.*-bot` would make them AI agents.
+    r".*\b(ci|cicd|build|jenkins|gitlab|buildkite|circleci|travis|drone|teamcity)[-_]?bot\b.*",
+    r".*\b(dependabot|renovate|renovate-bot|github-actions|snyk-bot)\b(\[bot\])?.*",
     # AWS-managed: service-linked roles, and the roles a vendor's integration assumes.
     r".*:(assumed-)?role/aws-service-role/.*",
     r".*\bAWSServiceRoleFor\w*.*",

@@ -185,6 +185,8 @@ NAMES_OF_EVERY_KIND = [
     "system:serviceaccount:ci:jenkins-agent",
     "agent-planner-1",
     "Support-Bot",
+    "ci-bot",
+    "dependabot[bot]",
     "etl@proj-1.iam.gserviceaccount.com",
     "service-agent-manager@system.gserviceaccount.com",
     "alice@example.com",
@@ -224,6 +226,8 @@ def test_a_name_is_one_kind_as_principal_and_as_token_subject() -> None:
         "system:serviceaccount:ci:jenkins-agent": "service",
         "agent-planner-1": "agent",
         "Support-Bot": "agent",
+        "ci-bot": "service",  # a CI runner's bot, not an AI agent
+        "dependabot[bot]": "service",
         "etl@proj-1.iam.gserviceaccount.com": "service",
         "service-agent-manager@system.gserviceaccount.com": "service",
         "alice@example.com": "human",
