@@ -473,13 +473,15 @@ def test_markdown_table_survives_hostile_text() -> None:
 def test_markdown_remediation_keeps_its_code_spans() -> None:
     """Rules write commands and claims as `code`; they showed as \\`exp\\`. What is outside
     a span is still escaped, what is inside cannot break the table, and a backtick left
-    unpaired (a cut) escapes the whole text."""
+    unpaired in the text escapes the whole text."""
     assert prose("Validate `exp` and `alg: none` @team <b>") == (
         "Validate `exp` and `alg: none` @&#8203;team &lt;b&gt;"
     )
     assert prose("pipe `a|b` here") == "pipe `a\\|b` here"
     assert prose("cut `exp` and `sub") == "cut \\`exp\\` and \\`sub"
     assert prose("empty `` span") == "empty  span"
+    # The report's own cut inside a span cuts before the span: the others stay code.
+    assert prose("Set `exp`, then run `vault token revoke`", 30) == "Set `exp`, then run …"
 
 
 def test_markdown_text_from_a_log_mentions_links_and_references_nothing() -> None:

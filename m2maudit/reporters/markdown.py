@@ -52,12 +52,14 @@ def prose(value: object, limit: int = MAX_CELL) -> str:
     """`text` that keeps its `code spans` (a rule's remediation names commands and keys):
     each span goes through `code`, the rest is escaped.
 
-    All of it is escaped, spans too, when a backtick is left unpaired (a cut) or a span opens
-    right after a URL or an address: GitHub's autolinks take the backtick into the link
-    (`https://x.example/a`<img>``), the span never forms, and what it held would be read
-    as HTML.
+    A cut inside a span cuts before it. All of it is escaped, spans too, when a backtick is
+    left unpaired or a span opens right after a URL or an address: GitHub's autolinks take
+    the backtick into the link (`https://x.example/a`<img>``), the span never forms, and
+    what it held would be read as HTML.
     """
     raw = _one_line(value, limit)
+    if raw.endswith("…") and raw.count("`") % 2:  # the cut fell inside a span: before it
+        raw = raw[: raw.rindex("`")].rstrip() + " …"
     parts = raw.split("`")
     if not _spans_form(raw, parts):
         return _escaped(raw)
