@@ -674,6 +674,25 @@ def test_table_riskiest_principal_comes_first() -> None:
     assert section.index("+svc-ci@corp.example") < section.index("deploy-agent")
 
 
+def test_table_riskiest_names_an_arn_on_one_line_with_its_problems_under_it() -> None:
+    """With the problems in a column of their own, an ARN had 21 columns, cut in three."""
+    arn = "arn:aws:iam::111122223333:role/research-agent"
+    by_rule = {rule.id: rule for rule in RULES}
+    text = render(
+        "table",
+        make_result(
+            [
+                finding(by_rule["M2M101"], arn, "tok-1", "no human"),
+                finding(by_rule["M2M301"], arn, "tok-1", "old"),
+            ]
+        ),
+    )
+    section = text[text.index("Riskiest principals") : text.index("Riskiest credentials")]
+    lines = section.splitlines()
+    [row] = [n for n, line in enumerate(lines) if arn in line]
+    assert lines[row + 1].split() == ["missing-user-context,", "stale-rotation"]
+
+
 def test_table_colours_only_on_a_colour_terminal() -> None:
     result = full_result()
     coloured = render("table", result, ReportOptions(ansi=True, color=True))

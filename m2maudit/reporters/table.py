@@ -74,7 +74,7 @@ LOCATION_LIMIT = 10
 # reads twenty; a big log can give tens of thousands (37 000 blocks took 38 s to lay out).
 FINDINGS_PER_RULE = 20
 INPUT_LIMIT = 10
-NARROW = 70  # below this width the riskiest tables drop their problems column
+NARROW = 70  # below this width the riskiest tables leave out each row's problems
 
 
 def make_console(options: ReportOptions) -> Console:
@@ -213,8 +213,10 @@ def _skipped_lines(result: ScanResult) -> list[str]:
 
 
 def _risk_table(title: str, rows: Sequence[RiskRow], width: int) -> Table:
-    """Ranked by score (critical 10, high 6, medium 3, low 1 per active finding)."""
-    wide = width >= NARROW
+    """Ranked by score (critical 10, high 6, medium 3, low 1 per active finding).
+
+    Each row's problems go on a line of their own under its name, which so has the width
+    of the table: in a column of their own they left an ARN 21 columns, cut in three."""
     table = Table(
         title=title,
         title_justify="left",
@@ -228,19 +230,18 @@ def _risk_table(title: str, rows: Sequence[RiskRow], width: int) -> Table:
     table.add_column("score", justify="right")
     table.add_column("findings", justify="right")
     table.add_column("worst")
-    if wide:
-        table.add_column("problems", overflow="fold")
     for position, row in enumerate(rows, start=1):
-        cells: list[RenderableType] = [
+        name = _clean(row.name)
+        if width >= NARROW:
+            name.append("\n")
+            name.append(", ".join(clean_text(problem) for problem in row.problems), style="dim")
+        table.add_row(
             str(position),
-            _clean(row.name),
+            name,
             str(row.score),
             str(row.findings),
             Text(row.worst, style=SEVERITY_STYLE.get(row.worst, "")),
-        ]
-        if wide:
-            cells.append(Text("\n".join(clean_text(problem) for problem in row.problems)))
-        table.add_row(*cells)
+        )
     return table
 
 
