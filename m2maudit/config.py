@@ -33,7 +33,6 @@ PROBLEMS = (
 EXPOSURE = "exposure"
 # Rule names, and the problem keys of one's own rules (M2M6xx or another prefix).
 KEBAB_CASE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 

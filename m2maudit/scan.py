@@ -94,11 +94,11 @@ def prepare_rules(
 
 def severity_overrides(rules: list[Rule], config: Config) -> dict[str, str]:
     overrides: dict[str, str] = {}
-    severity = {key.lower(): value for key, value in config.severity.items()}
+    severity = {key.lower(): value for key, value in config.severity.items()}  # any case
     for rule in rules:
-        for key in (rule.problem.lower(), rule.name.lower(), rule.id.lower()):  # most specific
-            if key in severity:
-                overrides[rule.id] = severity[key]
+        for key in (rule.problem, rule.name, rule.id):  # most specific wins
+            if key.lower() in severity:
+                overrides[rule.id] = severity[key.lower()]
     return overrides
 
 
