@@ -1070,6 +1070,17 @@ def test_a_finding_of_one_instant_is_seen_at_it_not_over_a_span() -> None:
     assert f"3 times, {iso(span.first_seen)} .. {iso(span.last_seen)}" in text
 
 
+def test_evidence_the_message_already_says_is_not_said_again() -> None:
+    """M2M101's sample actions were printed twice: in its message, then as evidence."""
+    from dataclasses import replace
+
+    said = finding(RULES[0], "agent-a", "tok-1", "agent-a made 3 calls (e.g. GET /a, POST /b)")
+    said = replace(said, evidence={"sample_actions": ["GET /a", "POST /b"], "flag": True})
+    text = render("table", make_result([said]))
+    assert text.count("GET /a, POST /b") == 1
+    assert "flag" in text  # not in the message: shown
+
+
 def test_an_empty_list_of_evidence_reads_none() -> None:
     """M2M202's `used but not granted` showed an empty row, read as a value left out."""
     from m2maudit.reporters.table import evidence_items
