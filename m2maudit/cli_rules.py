@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from m2maudit.cli_common import HelpCommand, HelpGroup
 from m2maudit.config import load_config
@@ -92,7 +93,8 @@ def list_rules(
             table.add_column(column, no_wrap=True)
         table.add_column("owasp", overflow="fold", min_width=4)
         for r in loaded:
-            table.add_row(r.id, r.name, r.problem, r.severity, ", ".join(r.owasp_nhi))
+            owasp = Text(clean_text(", ".join(map(str, r.owasp_nhi))))  # text, not markup
+            table.add_row(r.id, r.name, r.problem, r.severity, owasp)
         console = Console(emoji=False)
         print_trimmed(console, table)
         # The rules not stable (one's own, say: the bundled pack's are), after the table: a
@@ -120,28 +122,37 @@ def show_rule(
         if not match:
             raise AuditError(f"no rule {rule_id!r}; see `m2maudit rules list`")
         r = match[0]
-        console = Console(emoji=False)
-        console.print(f"[bold]{r.id} {r.name}[/]: {r.title}")
+        # A rule file is untrusted: its text is shown as text, never read as rich markup
+        # (`[/]` in a title stopped the command) or escape codes.
+        console = Console(emoji=False, highlight=False)
+        console.print(Text.assemble((f"{r.id} {r.name}", "bold"), f": {clean_text(r.title)}"))
         console.print(
-            f"problem: {r.problem}   severity: {r.severity}   "
-            f"confidence: {r.confidence}   status: {r.status}   "
-            f"OWASP: {', '.join(r.owasp_nhi) or '-'}"
+            clean_text(
+                f"problem: {r.problem}   severity: {r.severity}   "
+                f"confidence: {r.confidence}   status: {r.status}   "
+                f"OWASP: {', '.join(map(str, r.owasp_nhi)) or '-'}"
+            ),
+            markup=False,
         )
-        console.print(f"\n{r.description.strip()}\n\n[bold]Remediation[/]: {r.remediation.strip()}")
+        console.print(f"\n{clean_text(r.description.strip())}\n", markup=False)
+        console.print(
+            Text.assemble(("Remediation", "bold"), f": {clean_text(r.remediation.strip())}")
+        )
         if r.incident:
             console.print(
                 "\n[bold]Incident[/]: a baseline covers a finding only up to the last call it "
                 "recorded; a later call makes it active again."
             )
         if r.params:
+            parameters = ", ".join(f"{k} = {v}" for k, v in r.params.items())
             console.print(
-                "\n[bold]Parameters[/]: " + ", ".join(f"{k} = {v}" for k, v in r.params.items())
+                Text.assemble("\n", ("Parameters", "bold"), f": {clean_text(parameters)}")
             )
         for ref in r.references:  # whole, for the terminal to wrap: a link cut in two is lost
-            console.print(f"  {ref}", soft_wrap=True, markup=False)
+            console.print(f"  {clean_text(ref)}", soft_wrap=True, markup=False)
         # The SQL as written: wrapping would split identifiers mid-word.
         console.print(Syntax(r.query.strip(), "sql", theme="ansi_dark"), soft_wrap=True)
-        console.print(f"file: {r.path}")
+        console.print(f"file: {clean_text(r.path)}", markup=False)
 
     run()
 

@@ -526,6 +526,29 @@ def test_a_deprecated_rule_is_reported_as_skipped_not_run(tmp_path: Path) -> Non
     assert "not stable" not in CliRunner().invoke(app, ["rules", "list"]).output
 
 
+def test_rules_show_and_list_print_a_rules_text_as_text(tmp_path: Path) -> None:
+    """A rule file is untrusted: `[/]` in its title stopped `rules show` with an internal
+    error (rich markup), and `[link=...]` would have made a link of its description."""
+    text = (
+        GOOD.replace("title: Demo", "title: 'Demo [/] [bold red]x'")
+        .replace("description: d", "description: 'see [link=http://evil.example]here[/link]'")
+        .replace("remediation: r", "remediation: 'fix [/] it'")
+        .replace("confidence: high", "confidence: high\nowasp_nhi: ['[bold]NHI1']")
+    )
+    rules = write_rule(tmp_path, text)
+    shown = CliRunner().invoke(app, ["rules", "show", "X100", "--rules", str(rules)])
+    assert shown.exit_code == 0, shown.output
+    for literal in (
+        "X100 demo: Demo [/] [bold red]x",
+        "see [link=http://evil.example]here[/link]",
+        "Remediation: fix [/] it",
+        "OWASP: [bold]NHI1",
+    ):
+        assert literal in shown.output
+    listed = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules)])
+    assert listed.exit_code == 0 and "[bold]N" in listed.output  # folded, but as text
+
+
 def test_a_file_that_is_not_yaml_is_not_a_rules_directory(tmp_path: Path) -> None:
     (tmp_path / "rules.txt").write_text("x")
     result = CliRunner().invoke(app, ["rules", "lint", str(tmp_path / "rules.txt")])
