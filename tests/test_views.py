@@ -187,6 +187,8 @@ NAMES_OF_EVERY_KIND = [
     "Support-Bot",
     "ci-bot",
     "dependabot[bot]",
+    "agent-ci-bot",
+    "system:serviceaccount:ci:build-bot",
     "etl@proj-1.iam.gserviceaccount.com",
     "service-agent-manager@system.gserviceaccount.com",
     "alice@example.com",
@@ -228,6 +230,8 @@ def test_a_name_is_one_kind_as_principal_and_as_token_subject() -> None:
         "Support-Bot": "agent",
         "ci-bot": "service",  # a CI runner's bot, not an AI agent
         "dependabot[bot]": "service",
+        "agent-ci-bot": "agent",  # an AI agent whose name ends like a CI bot's
+        "system:serviceaccount:ci:build-bot": "service",
         "etl@proj-1.iam.gserviceaccount.com": "service",
         "service-agent-manager@system.gserviceaccount.com": "service",
         "alice@example.com": "human",
