@@ -207,12 +207,12 @@ def _clashes_with_the_pack(directory: Path | None, rules: list[Rule]) -> list[st
     if directory is None:
         return []
     pack = load_rules([])
-    bundled = {rule.id: rule.path for rule in pack}
+    bundled = {rule.id.lower(): rule.path for rule in pack}  # as `load_rules` compares ids
     return [
-        f"{rule.path}:1: rule id {rule.id} is the bundled pack's ({bundled[rule.id].name}); "
-        "`scan --rules` adds to the pack, so pick another id"
+        f"{rule.path}:1: rule id {rule.id} is the bundled pack's "
+        f"({bundled[rule.id.lower()].name}); `scan --rules` adds to the pack, so pick another id"
         for rule in rules
-        if rule.id in bundled and not same_rule_file(bundled[rule.id], rule.path)
+        if rule.id.lower() in bundled and not same_rule_file(bundled[rule.id.lower()], rule.path)
     ] + name_clashes(rules, pack)
 
 

@@ -210,12 +210,13 @@ def load_rules(directories: list[Path], include_pack: bool = True) -> list[Rule]
 
 
 def name_clashes(rules: list[Rule], others: list[Rule]) -> list[str]:
-    """Rules whose name an earlier rule of `others` (another id) already has. A config's
-    `select`, `ignore`, `severity` and `params` may name a rule by name: `ignore: [x]` would
-    silently drop both."""
+    """Rules whose name an earlier rule of `others` (another id) already has as its name, or
+    in any case as its id. A config's `select`, `ignore`, `severity` and `params` may name a
+    rule by id or name, in any case: `ignore: [x]` would silently drop both."""
     named: dict[str, Rule] = {}
     for other in others:
         named.setdefault(other.name, other)
+        named.setdefault(other.id.lower(), other)
     return [
         f"{rule.path}:1: duplicate rule name {rule.name} (also {named[rule.name].id}, "
         f"{named[rule.name].path}); a config names rules by id or name, so pick another name"

@@ -314,6 +314,21 @@ def test_a_rule_name_used_twice_is_an_error_for_lint_and_scan(tmp_path: Path) ->
     assert scanned.exit_code == 2 and "duplicate rule name" in scanned.output
 
 
+def test_an_id_or_name_of_the_pack_in_another_case_is_a_clash(tmp_path: Path) -> None:
+    """Ids and names are taken in any case: `id: m2m201` is the pack's M2M201 (lint said OK
+    while `scan --rules` refused it), and a rule named `m2m201` is named like it."""
+    write_rule(
+        tmp_path,
+        GOOD.replace("id: X100", "id: m2m201").replace("name: demo", "name: own-scope"),
+        name="m2m201-own-scope.yaml",
+    )
+    write_rule(tmp_path, GOOD.replace("name: demo", "name: m2m202"), name="X100-m2m202.yaml")
+    linted = CliRunner().invoke(app, ["rules", "lint", str(tmp_path)])
+    assert linted.exit_code == 2
+    assert "rule id m2m201 is the bundled pack's (M2M201-" in linted.output
+    assert "X100-m2m202.yaml:1: duplicate rule name m2m202 (also M2M202" in linted.output
+
+
 def test_a_rules_directory_without_rule_files_is_an_error(tmp_path: Path) -> None:
     """A mistyped `--rules` path (or a directory of something else) is said, not an empty pack."""
     (tmp_path / "notes.txt").write_text("not a rule")
