@@ -134,10 +134,8 @@ def show_rule(
             ),
             markup=False,
         )
-        console.print(f"\n{clean_text(r.description.strip())}\n", markup=False)
-        console.print(
-            Text.assemble(("Remediation", "bold"), f": {clean_text(r.remediation.strip())}")
-        )
+        console.print(f"\n{_clean_lines(r.description)}\n", markup=False)
+        console.print(Text.assemble(("Remediation", "bold"), f": {_clean_lines(r.remediation)}"))
         if r.incident:
             console.print(
                 "\n[bold]Incident[/]: a baseline covers a finding only up to the last call it "
@@ -151,10 +149,16 @@ def show_rule(
         for ref in r.references:  # whole, for the terminal to wrap: a link cut in two is lost
             console.print(f"  {clean_text(ref)}", soft_wrap=True, markup=False)
         # The SQL as written: wrapping would split identifiers mid-word.
-        console.print(Syntax(r.query.strip(), "sql", theme="ansi_dark"), soft_wrap=True)
+        console.print(Syntax(_clean_lines(r.query), "sql", theme="ansi_dark"), soft_wrap=True)
         console.print(f"file: {clean_text(r.path)}", markup=False)
 
     run()
+
+
+def _clean_lines(text: str) -> str:
+    """A rule's text, stripped, each line made safe for a terminal (`clean_text`), its line
+    breaks kept: a query or a `|` block printed on one line is unreadable."""
+    return "\n".join(clean_text(line) for line in text.strip().splitlines())
 
 
 @rules_app.command("lint", cls=HelpCommand)

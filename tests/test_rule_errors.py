@@ -549,17 +549,24 @@ def test_rules_show_and_list_print_a_rules_text_as_text(tmp_path: Path) -> None:
         .replace("description: d", "description: 'see [link=http://evil.example]here[/link]'")
         .replace("remediation: r", "remediation: 'fix [/] it'")
         .replace("confidence: high", "confidence: high\nowasp_nhi: ['[bold]NHI1']")
+        .replace("remediation: 'fix [/] it'", "remediation: |\n  fix [/] it\n  then test\n")
     )
+    start, end = text.index("query: |"), text.index("message:")
+    query = " ".join(text[start + len("query: |") : end].split())
+    # YAML takes an escape code only as an escape in a quoted string.
+    text = text[:start] + f'query: "{query} /* \\e[31mred */"\n' + text[end:]
     rules = write_rule(tmp_path, text)
     shown = CliRunner().invoke(app, ["rules", "show", "X100", "--rules", str(rules)])
     assert shown.exit_code == 0, shown.output
     for literal in (
         "X100 demo: Demo [/] [bold red]x",
         "see [link=http://evil.example]here[/link]",
-        "Remediation: fix [/] it",
+        "Remediation: fix [/] it\nthen test",  # its lines kept
         "OWASP: [bold]NHI1",
+        "FROM cred /* \ufffd[31mred */",  # no escape code reaches the terminal
     ):
         assert literal in shown.output
+    assert "\x1b" not in shown.output
     listed = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules)])
     assert listed.exit_code == 0 and "[bold]N" in listed.output  # folded, but as text
 
