@@ -266,6 +266,7 @@ def to_finding(rule: Rule, row: dict[str, Any], severity: str) -> Finding:
         first_seen=utc_instant(row.get("first_seen")),
         last_seen=utc_instant(row.get("last_seen")),
         evidence=evidence,
+        stated=tuple(name for name in message_fields(rule.message) if name in evidence),
         locations=_locations(row.get("locations")),
         remediation=rule.remediation.strip(),
         references=tuple(rule.references),

@@ -60,6 +60,8 @@ class Finding:
     first_seen: datetime | None
     last_seen: datetime | None
     evidence: dict[str, Any] = field(default_factory=dict)
+    # The evidence keys the message states (its placeholders): a person reads them there.
+    stated: tuple[str, ...] = ()
     locations: list[Location] = field(default_factory=list)
     remediation: str = ""
     references: tuple[str, ...] = ()

@@ -1070,15 +1070,27 @@ def test_a_finding_of_one_instant_is_seen_at_it_not_over_a_span() -> None:
     assert f"3 times, {iso(span.first_seen)} .. {iso(span.last_seen)}" in text
 
 
-def test_evidence_the_message_already_says_is_not_said_again() -> None:
-    """M2M101's sample actions were printed twice: in its message, then as evidence."""
+def test_evidence_the_message_states_is_not_said_again() -> None:
+    """M2M101's sample actions were printed twice: in its message, then as evidence. Only
+    what the message's placeholders filled in is left out, not a value that happens to be
+    part of it (`svc-report` in M2M304's list of principals, `deploy` in `agent-deploy`)."""
     from dataclasses import replace
 
     said = finding(RULES[0], "agent-a", "tok-1", "agent-a made 3 calls (e.g. GET /a, POST /b)")
-    said = replace(said, evidence={"sample_actions": ["GET /a", "POST /b"], "flag": True})
+    said = replace(
+        said,
+        evidence={
+            "sample_actions": ["GET /a", "POST /b"],
+            "principals": ["agent-a"],
+            "minimal_scopes": ["read:a"],
+        },
+        stated=("sample_actions", "minimal_scopes"),
+    )
     text = render("table", make_result([said]))
     assert text.count("GET /a, POST /b") == 1
-    assert "flag" in text  # not in the message: shown
+    rows = [line.split() for line in text.splitlines()]
+    assert ["principals", "agent-a"] in rows  # not a placeholder of the message: shown
+    assert ["scopes", "to", "keep", "read:a"] in rows  # what to do keeps its line
 
 
 def test_an_empty_list_of_evidence_reads_none() -> None:

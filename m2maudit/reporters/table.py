@@ -69,9 +69,6 @@ EVIDENCE_LABELS = {
 EVIDENCE_LIMIT, EVIDENCE_LIMIT_VERBOSE = 6, 100
 LIST_LIMIT, LIST_LIMIT_VERBOSE = 8, 50
 VALUE_CHARS = 240
-# Evidence this long or longer is left out when the message holds it word for word; shorter
-# (`true`, a count) may be there by chance.
-SAID_CHARS = 6
 LOCATION_LIMIT = 10
 # Findings shown per rule unless --verbose: those seen most often, the rest counted. A person
 # reads twenty; a big log can give tens of thousands (37 000 blocks took 38 s to lay out).
@@ -270,22 +267,20 @@ def _scalar(value: Any) -> str:
 
 
 def evidence_items(
-    evidence: dict[str, Any], verbose: bool, said: str = ""
+    evidence: dict[str, Any], verbose: bool, stated: Sequence[str] = ()
 ) -> list[tuple[str, str]]:
-    """The evidence lines to show: labelled keys first, capped unless verbose. A value the
-    message already `said` in full (M2M101's sample actions) is not said again, but for the
-    labelled keys (the scopes to keep: what to do, in a line of its own)."""
+    """The evidence lines to show: labelled keys first, capped unless verbose. A key the
+    message `stated` (M2M101's sample actions) is not said again, but for the labelled keys
+    (the scopes to keep: what to do, in a line of its own)."""
     first = [key for key in EVIDENCE_LABELS if key in evidence]
-    keys = first + [key for key in evidence if key not in EVIDENCE_LABELS]
+    rest = [key for key in evidence if key not in EVIDENCE_LABELS and key not in stated]
+    keys = first + rest
     limit = EVIDENCE_LIMIT_VERBOSE if verbose else EVIDENCE_LIMIT
     list_limit = LIST_LIMIT_VERBOSE if verbose else LIST_LIMIT
-    values = {key: _value(evidence[key], list_limit) for key in keys}
-    keys = [
-        key
-        for key in keys
-        if key in EVIDENCE_LABELS or len(values[key]) < SAID_CHARS or values[key] not in said
+    items = [
+        (EVIDENCE_LABELS.get(key, key.replace("_", " ")), _value(evidence[key], list_limit))
+        for key in keys[:limit]
     ]
-    items = [(EVIDENCE_LABELS.get(key, key.replace("_", " ")), values[key]) for key in keys[:limit]]
     if len(keys) > limit:
         items.append(("", f"... {len(keys) - limit} more evidence entries (see --format json)"))
     return items
@@ -307,7 +302,7 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
     if finding.after_baseline:  # looks new, but the baseline held it: say why it fails
         rows.add("baseline", Text("active again: calls after the last the baseline covers"))
     rows.add("detail", _clean(finding.message))
-    for label, value in evidence_items(finding.evidence, options.verbose, finding.message):
+    for label, value in evidence_items(finding.evidence, options.verbose, finding.stated):
         rows.add(clean_text(label), _clean(value))
     if finding.remediation:
         rows.add("fix", _clean(finding.remediation, style="green"))
