@@ -428,6 +428,7 @@ def _field_mapping(raw: Any, where: str) -> dict[str, str]:
 
 def _severity_overrides(raw: Any, where: str) -> dict[str, str]:
     values = _mapping(raw, f"{where}: severity")
+    _one_spelling(values, f"{where}: severity")
     for key, value in values.items():
         if value not in SEVERITIES:
             raise AuditError(
@@ -439,7 +440,21 @@ def _severity_overrides(raw: Any, where: str) -> dict[str, str]:
 
 def _params(raw: Any, where: str) -> dict[str, dict[str, Any]]:
     values = _mapping(raw, f"{where}: params")
+    _one_spelling(values, f"{where}: params")
     return {str(rule): _mapping(items, f"{where}: params.{rule}") for rule, items in values.items()}
+
+
+def _one_spelling(values: dict[Any, Any], where: str) -> None:
+    """Rules are named in any case: `M2M201` and `m2m201` as two keys would name one rule
+    twice, and which value won would depend on their order in the file."""
+    seen: dict[str, str] = {}
+    for key in map(str, values):
+        first = seen.setdefault(key.lower(), key)
+        if first != key:
+            raise AuditError(
+                f"{where}: {first!r} and {key!r} name the same rule (names are taken in any "
+                "case); give it once"
+            )
 
 
 def _suppression(raw: Any, where: str) -> Suppression:

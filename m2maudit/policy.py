@@ -80,13 +80,14 @@ def check_severity(value: str | None) -> str | None:
 def check_problems(values: Iterable[str], known: Iterable[str] = PROBLEMS) -> list[str]:
     """Validate the repeatable `--problem KEY` against the problem keys the rules use; each
     as the rules write it (`--problem Broad-Scopes` is `broad-scopes`)."""
+    given = list(values)
     keys = {key.lower(): key for key in known}
-    unknown = [value for value in values if value.lower() not in keys]
+    unknown = [value for value in given if value.lower() not in keys]
     if unknown:
         raise AuditError(
             f"--problem: unknown problem {unknown[0]!r}; use one of {', '.join(keys.values())}"
         )
-    return [keys[value.lower()] for value in values]
+    return list(dict.fromkeys(keys[value.lower()] for value in given))  # each once
 
 
 # --- filters -----------------------------------------------------------------------------

@@ -209,6 +209,11 @@ def test_problem_filter_is_repeatable_and_combines_with_severity() -> None:
     assert [f.rule_id for f in kept] == ["M2M201"]
 
 
+def test_problems_are_taken_in_any_case_once_each() -> None:
+    given = iter(["Broad-Scopes", "broad-scopes", "LONG-LIFETIME"])  # read once, as typer may
+    assert check_problems(given) == ["broad-scopes", "long-lifetime"]
+
+
 @pytest.mark.parametrize(
     ("check", "value"),
     [

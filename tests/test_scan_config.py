@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from m2maudit.cli import app
@@ -238,3 +239,19 @@ def test_problem_option_in_any_case_reports_the_problem(tmp_path: Path) -> None:
     reports = [json.loads(run.stdout)["findings"] for run in runs]
     assert reports[0] and reports[0] == reports[1]
     assert {f["problem"] for f in reports[1]} == {"broad-scopes"}
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "severity: {M2M501: low, m2m501: high}",
+        "params: {M2M408: {max_tasks_per_token: 5}, m2m408: {max_tasks_per_token: 9}}",
+    ],
+)
+def test_a_rule_named_twice_in_two_cases_is_an_error(tmp_path: Path, section: str) -> None:
+    """Which value won would depend on the keys' order in the file."""
+    path = tmp_path / "m2maudit.yaml"
+    path.write_text(section + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["scan", AGENTS, "--config", str(path), "-q"])
+    assert result.exit_code == 2
+    assert "name the same rule (names are taken in any case); give it once" in result.output
