@@ -482,6 +482,9 @@ def test_markdown_remediation_keeps_its_code_spans() -> None:
     assert prose("empty `` span") == "empty  span"
     # The report's own cut inside a span cuts before the span: the others stay code.
     assert prose("Set `exp`, then run `vault token revoke`", 30) == "Set `exp`, then run …"
+    # Not cut, or a stray backtick before the cut: nothing trimmed, all escaped.
+    assert prose("a stray ` here…") == "a stray \\` here…"
+    assert prose("stray ` then `code` and a long tail", 26) == "stray \\` then \\`code\\` and a…"
 
 
 def test_markdown_text_from_a_log_mentions_links_and_references_nothing() -> None:

@@ -57,9 +57,10 @@ def prose(value: object, limit: int = MAX_CELL) -> str:
     the backtick into the link (`https://x.example/a`<img>``), the span never forms, and
     what it held would be read as HTML.
     """
+    whole = _one_line(value, None)
     raw = _one_line(value, limit)
-    if raw.endswith("…") and raw.count("`") % 2:  # the cut fell inside a span: before it
-        raw = raw[: raw.rindex("`")].rstrip() + " …"
+    if raw != whole and raw.count("`") % 2 and whole.count("`") % 2 == 0:
+        raw = raw[: raw.rindex("`")].rstrip() + " …"  # the cut fell inside a span: before it
     parts = raw.split("`")
     if not _spans_form(raw, parts):
         return _escaped(raw)
@@ -86,9 +87,10 @@ def _spans_form(raw: str, parts: list[str]) -> bool:
     return True
 
 
-def _one_line(value: object, limit: int) -> str:
+def _one_line(value: object, limit: int | None) -> str:
+    """`value` on one line, cut to `limit` characters (None: whole)."""
     raw = " ".join(clean_text(value).split())
-    return raw if len(raw) <= limit else raw[: limit - 1] + "…"
+    return raw if limit is None or len(raw) <= limit else raw[: limit - 1] + "…"
 
 
 def _escaped(raw: str) -> str:
