@@ -300,6 +300,15 @@ def test_an_object_or_list_is_no_trace_session_or_task_id(
     assert rows == [(None, None, None, "[200]", '["GET","/x"]'), ("t-1", None, None, None, None)]
 
 
+def test_a_time_of_inf_is_not_called_an_early_epoch_number(store: Store, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "t.jsonl", [ev("ok"), ev("x", ts="inf"), ev("y", ts="-Infinity")])
+    ingest(store, tmp_path / "t.jsonl")
+    assert rejected(store) == [
+        (2, 'unparseable "timestamp": "inf"'),
+        (3, 'unparseable "timestamp": "-Infinity"'),
+    ]
+
+
 def test_numbers_where_text_is_expected_are_read_as_text(store: Store, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "n.jsonl", [ev("x", client_id=42, status=200, trace_id=7.5)])
     ingest(store, tmp_path / "n.jsonl")

@@ -631,7 +631,7 @@ def _checks(config: Config, broken: tuple[str, str] = _NOT_JSON) -> list[tuple[s
         ("coalesce(k_timestamp, 'NULL') = 'NULL'", f"'missing {ts_label}'"),
         (
             # A number that is no time from 2000 on: a counter, a duration, a status?
-            "ts IS NULL AND try_cast(t_timestamp AS DOUBLE) IS NOT NULL",
+            "ts IS NULL AND isfinite(try_cast(t_timestamp AS DOUBLE))",
             f"'unparseable {ts_label}: ' || {q.shown('j_timestamp::VARCHAR')} "
             "|| ' (an epoch number must be a time from 2000 on)'",
         ),
