@@ -127,9 +127,8 @@ DEFAULT_INFRASTRUCTURE_PATTERNS = [
     r".*\b(omsagent|oneagent|cloudwatchagent\w*)\b.*",
     # CI's and dependency updaters' bots, by their whole name (after a path, before a domain):
     # `.*-bot` would make them AI agents, while `agent-ci-bot` is one.
-    r"(.*[/:])?(ci|cicd|build|jenkins|gitlab|buildkite|circleci|travis|drone|teamcity)[-_]?bot"
-    r"(\[bot\])?(@.*)?",
-    r"(.*[/:])?(dependabot|renovate|renovate-bot|github-actions|snyk-bot)(\[bot\])?(@.*)?",
+    r"(.*[/:])?((ci|cicd|build|jenkins|gitlab|buildkite|circleci|travis|drone|teamcity)[-_]?bot"
+    r"|dependabot|renovate(-bot)?|github-actions|snyk-bot)(\[bot\])?(@.*)?",
     # AWS-managed: service-linked roles, and the roles a vendor's integration assumes.
     r".*:(assumed-)?role/aws-service-role/.*",
     r".*\bAWSServiceRoleFor\w*.*",
