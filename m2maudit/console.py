@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from m2maudit.findings import Location
 from m2maudit.ingest import ProgressHook, StagedHook
 from m2maudit.ingest_report import FileReport, IngestReport
 from m2maudit.reporters.serialize import clean_text
@@ -350,9 +351,11 @@ def print_problems(
                 f"[yellow]warning[/]: {escape(clean_text(f'{file.source}: {warning}'))}",
                 soft_wrap=True,
             )
+    record_files = {file.source for file in report.files if file.by_record}
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
+        where = Location(source, line).text(record_files)
         console.print(
-            f"[yellow]rejected[/]: {escape(clean_text(f'{source}:{line}: {reason}'))}",
+            f"[yellow]rejected[/]: {escape(clean_text(f'{where}: {reason}'))}",
             soft_wrap=True,
         )
     hidden = report.rejected - min(len(errors), MAX_REASONS_SHOWN)

@@ -8,6 +8,7 @@ fingerprints survive re-runs, other machines and reordered input files.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,13 @@ class Location:
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line}
+
+    def text(self, record_files: Collection[str] = ()) -> str:
+        """`file:line`, or `file record N` for a file whose positions are records (a JSON
+        document, `FileReport.by_record`): its N is no line to jump to."""
+        if self.file in record_files:
+            return f"{self.file} record {self.line}"
+        return f"{self.file}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,11 @@ class ScanResult:
     window: tuple[datetime | None, datetime | None] = (None, None)
     attribution: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record_files(self) -> set[str]:
+        """The inputs whose positions are records, not lines (see `Location.text`)."""
+        return {str(item["source"]) for item in self.inputs if item.get("by_record")}
 
     @property
     def active(self) -> list[Finding]:

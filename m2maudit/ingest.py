@@ -323,8 +323,9 @@ def _ingest_batch(
     )
     to_stage = [(f, s) for f, s in zip(files, samples, strict=True) if f.display in identities]
     unreadable: set[str] = set()
+    by_record: set[str] = set()
     for chunk in _chunks(to_stage):
-        unreadable |= _stage_chunk(store, adapter, config, chunk)
+        unreadable |= _stage_chunk(store, adapter, config, chunk, by_record)
         for file, _ in chunk:
             if on_staged:
                 on_staged(file)
@@ -347,6 +348,8 @@ def _ingest_batch(
             )
             adapter.map_staged(ctx)
             loading = {r.source: r for r in reports if r.source in identities}
+            for source, report in loading.items():
+                report.by_record = source in by_record
             check_mapping = _mapping_check(store, adapter, config)
             commit_batch(store, ctx, adapter.kind, loading)
             if check_mapping is not None:
@@ -397,37 +400,45 @@ def _chunks(members: list[tuple[InputFile, Sample]]) -> Iterator[list[tuple[Inpu
 
 
 def _stage_chunk(
-    store: Store, adapter: BatchableAdapter, config: Config, chunk: list[tuple[InputFile, Sample]]
+    store: Store,
+    adapter: BatchableAdapter,
+    config: Config,
+    chunk: list[tuple[InputFile, Sample]],
+    by_record: set[str],
 ) -> set[str]:
     """Stage a chunk of a batch into `_batch_records` and `_batch_rejects`: with one read if
     the adapter can, else file by file. A read that fails (one broken file fails the read of
     all) is tried again in halves, down to single files. Returns the files that cannot be
-    staged at all, for ingest to load alone."""
+    staged at all, for ingest to load alone; adds to `by_record` those read as documents."""
     con = store.con
     if len(chunk) > 1:
         file, sample = chunk[0]
+        ctx = LoadContext(con, file, sample, config, adapter.name)
         try:
-            together = adapter.stage_files(
-                LoadContext(con, file, sample, config, adapter.name), chunk
-            )
+            together = adapter.stage_files(ctx, chunk)
         except (InputError, duckdb.Error):
             _drop_staging(store)
             middle = len(chunk) // 2
-            return _stage_chunk(store, adapter, config, chunk[:middle]) | _stage_chunk(
-                store, adapter, config, chunk[middle:]
+            return _stage_chunk(store, adapter, config, chunk[:middle], by_record) | _stage_chunk(
+                store, adapter, config, chunk[middle:], by_record
             )
         if together:
             _add_to_batch(store, "source_file")
+            if ctx.positions.by_record:
+                by_record.update(file.display for file, _ in chunk)
             return set()
     failed: set[str] = set()
     for file, sample in chunk:
+        ctx = LoadContext(con, file, sample, config, adapter.name)
         try:
-            adapter.stage_file(LoadContext(con, file, sample, config, adapter.name))
+            adapter.stage_file(ctx)
         except (InputError, duckdb.Error):
             failed.add(file.display)
             _drop_staging(store)
         else:
             _add_to_batch(store, sql_str(file.display))
+            if ctx.positions.by_record:
+                by_record.add(file.display)
     return failed
 
 
@@ -506,6 +517,7 @@ def ingest_file(
         except (MendableDocument, _MendableRecords) as refused:  # rolled back: read it mended
             _drop_staging(store)
             _load_mended_copy(store, adapter, ctx, digest, report, refused)
+        report.by_record = ctx.positions.by_record
     except _SeenBefore:
         pass
     except OSError as exc:

@@ -34,6 +34,8 @@ class FileReport:
     # Unreadable, yet most likely a log: records no format claims (a wrong mapping), or a
     # gzip file cut short or corrupt. See `cli.no_event_read`.
     likely_log: bool = False
+    # Its records' `source_line` is their position in the file, not a line (a JSON document).
+    by_record: bool = False
     # What loaded but looks wrong (a mapped field no record had); `--strict` fails on it.
     warnings: list[str] = field(default_factory=list)
 

@@ -39,6 +39,7 @@ def input_summaries(report: IngestReport) -> list[dict[str, Any]]:
             "error": f.error,
             "skipped": f.skipped,
             "warnings": list(f.warnings),
+            "by_record": f.by_record,
         }
         for f in report.files
     ]

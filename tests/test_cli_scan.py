@@ -599,3 +599,58 @@ def test_a_person_reads_times_to_the_second_a_machine_every_digit(
     assert ".443" not in person
     machine = run_cli("scan", "a.jsonl", "--as-of", "2026-11-28T00:00:00Z", "-f", "json")
     assert json.loads(machine.stdout)["window"]["end"] == "2026-11-20T11:00:00.443000Z"
+
+
+def test_a_json_document_gives_record_positions_not_lines(tmp_path: Path) -> None:
+    """A JSON array's reader gives no lines: its records' positions were written `file:2`
+    and as SARIF's `startLine`, which pointed an editor at the wrong record."""
+    import csv
+    import io
+
+    import jsonschema
+
+    from tests.source_support import shared_dir
+
+    def records(name: str) -> list[dict[str, str]]:
+        rows = [
+            {"timestamp": f"2026-11-01T10:00:0{i}Z", "principal": f"{name}-{i}", "token_id": name}
+            for i in range(3)
+        ]
+        rows[1]["timestamp"] = "bogus"
+        return rows
+
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(records("agent-p"), indent=2), encoding="utf-8")
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in records("agent-l")) + "\n")
+    runs = {}
+    for output_format in ("sarif", "csv", "json"):
+        out = tmp_path / f"report.{output_format}"
+        result = CliRunner().invoke(
+            app,
+            [
+                *("scan", str(pretty), str(lines), *AS_OF, "--fail-on", "never"),
+                "-f",
+                output_format,
+                "-o",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        runs[output_format] = (out.read_text(encoding="utf-8"), result.stderr)
+    sarif_text, stderr = runs["sarif"]
+    assert f"rejected: {pretty} record 2: unparseable" in stderr
+    assert f"rejected: {lines}:2: unparseable" in stderr
+    document = json.loads(sarif_text)
+    schema = json.loads((shared_dir() / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(document)
+    physical = [r["locations"][0]["physicalLocation"] for r in document["runs"][0]["results"]]
+    from_pretty = [p for p in physical if p["artifactLocation"]["uri"].endswith("pretty.json")]
+    from_lines = [p for p in physical if p["artifactLocation"]["uri"].endswith("lines.jsonl")]
+    assert from_pretty and all("region" not in p and p["properties"]["record"] for p in from_pretty)
+    assert from_lines and all(p["region"]["startLine"] >= 1 for p in from_lines)
+    located = [r["locations"] for r in csv.DictReader(io.StringIO(runs["csv"][0]))]
+    assert any(f"{pretty} record " in cell for cell in located)
+    assert any(f"{lines}:" in cell for cell in located)
+    inputs = json.loads(runs["json"][0])["inputs"]
+    assert {i["source"]: i["by_record"] for i in inputs} == {str(pretty): True, str(lines): False}

@@ -260,6 +260,23 @@ def test_gzip_records_file_keeps_each_event_position(tmp_path: Path) -> None:
         5: "userIdentity must be an object",
     }
     assert event_at(store, "trail.json.gz", 4)["session_id"] == "d"
+    assert file.by_record  # positions, not lines: reports say `record 4`, SARIF no line
+
+
+def test_records_files_of_a_batch_are_positioned_by_record_json_lines_by_line(
+    tmp_path: Path,
+) -> None:
+    """Many small objects are staged together; each must still say its positions are
+    records, and a JSON-lines file that its lines are lines."""
+    objects = tmp_path / "objects"  # read in one batch
+    objects.mkdir()
+    for n in range(3):
+        write_gzip(objects / f"o{n}.json.gz", json.dumps({"Records": [role_event(session=f"{n}")]}))
+    _, batch = load(objects)
+    assert [f.by_record for f in batch.files] == [True, True, True]
+    lines = write_jsonl(tmp_path / "l.jsonl", [role_event(session="1"), role_event(session="2")])
+    _, alone = load(lines)
+    assert [f.by_record for f in alone.files] == [False]
 
 
 def test_json_lines_mixing_events_and_records_batches(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 from m2maudit.findings import Finding, ScanResult
@@ -66,7 +67,7 @@ def neutralize(cell: str) -> str:
     return "'" + cell if cell.lstrip(" ").startswith(FORMULA_PREFIXES) else cell
 
 
-def row(finding: Finding) -> list[str]:
+def row(finding: Finding, record_files: Collection[str] = ()) -> list[str]:
     suppression = finding.suppression or {}
     values: dict[str, Any] = {
         "id": finding.id,
@@ -93,7 +94,7 @@ def row(finding: Finding) -> list[str]:
         )
         if finding.evidence
         else "",
-        "locations": "; ".join(f"{loc.file}:{loc.line}" for loc in finding.locations),
+        "locations": "; ".join(loc.text(record_files) for loc in finding.locations),
         "owasp_nhi": "; ".join(finding.owasp_nhi),
         "references": "; ".join(finding.references),
     }
@@ -116,6 +117,7 @@ class CsvReporter(Reporter):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
         writer.writerow(COLUMNS)
+        record_files = result.record_files
         for finding in ordered_findings(result):
-            writer.writerow(row(finding))
+            writer.writerow(row(finding, record_files))
         return buffer.getvalue()

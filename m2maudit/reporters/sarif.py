@@ -23,6 +23,7 @@ scanning refuses a whole upload when one result has no artifact location.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
@@ -78,9 +79,14 @@ def artifact_uri(path: str) -> str:
     return quote(posix, safe="/")
 
 
-def physical_location(location: Location) -> dict[str, Any]:
+def physical_location(location: Location, record_files: Collection[str] = ()) -> dict[str, Any]:
+    """The file, and the line as a region; a record of a JSON document has no line to give
+    (its position is no line: a CloudTrail object is one line of thousands of events), so
+    its position goes in the properties as `record`."""
     physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(location.file)}}
-    if location.line >= 1:
+    if location.line >= 1 and location.file in record_files:
+        physical["properties"] = {"record": location.line}
+    elif location.line >= 1:
         physical["region"] = {"startLine": location.line}
     return physical
 
@@ -114,17 +120,19 @@ def _file_locations(finding: Finding) -> list[Location]:
     ]
 
 
-def result_locations(finding: Finding) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def result_locations(
+    finding: Finding, record_files: Collection[str] = ()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The primary location (file, line, principal) and the remaining evidence lines."""
     files = _file_locations(finding)
     logical = logical_locations(finding)
     primary: dict[str, Any] = {}
     if files:
-        primary["physicalLocation"] = physical_location(files[0])
+        primary["physicalLocation"] = physical_location(files[0], record_files)
     if logical:
         primary["logicalLocations"] = logical
     related = [
-        {"id": index, "physicalLocation": physical_location(location)}
+        {"id": index, "physicalLocation": physical_location(location, record_files)}
         for index, location in enumerate(files[1 : MAX_RELATED_LOCATIONS + 1], start=1)
     ]
     return ([primary] if primary else []), related
@@ -168,8 +176,10 @@ def message_text(text: str) -> str:
 _BRACKET = re.compile(r"[\[\]]")
 
 
-def sarif_result(finding: Finding, rule_index: int, baseline_applied: bool) -> dict[str, Any]:
-    locations, related = result_locations(finding)
+def sarif_result(
+    finding: Finding, rule_index: int, baseline_applied: bool, record_files: Collection[str] = ()
+) -> dict[str, Any]:
+    locations, related = result_locations(finding, record_files)
     data = finding_dict(finding)
     item: dict[str, Any] = {
         "ruleId": finding.rule_id,
@@ -276,8 +286,9 @@ class SarifReporter(Reporter):
             },
         }
         document = {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
+        record_files = result.record_files
         results = [
-            sarif_result(finding, index[finding.rule_id], baseline_applied)
+            sarif_result(finding, index[finding.rule_id], baseline_applied, record_files)
             for finding in ordered_findings(result)
         ]
         return dumps_one_item_a_line(document, results)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich import box
@@ -286,7 +286,9 @@ def evidence_items(
     return items
 
 
-def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
+def _finding_block(
+    finding: Finding, options: ReportOptions, record_files: Collection[str] = ()
+) -> RenderableType:
     title = _severity(finding.severity)
     title.append(" ")
     title.append(clean_text(finding.title), style="bold")
@@ -314,7 +316,7 @@ def _finding_block(finding: Finding, options: ReportOptions) -> RenderableType:
         rows.add("id", Text(finding.id))
         if finding.owasp_nhi:
             rows.add("owasp", _clean(", ".join(finding.owasp_nhi)))
-        rows.add("at", _clean(_locations(finding)))
+        rows.add("at", _clean(_locations(finding, record_files)))
     return Group(title, rows)
 
 
@@ -376,8 +378,8 @@ class _Rows:
         yield Segment.line()
 
 
-def _locations(finding: Finding) -> str:
-    shown = [f"{loc.file}:{loc.line}" for loc in finding.locations[:LOCATION_LIMIT]]
+def _locations(finding: Finding, record_files: Collection[str]) -> str:
+    shown = [loc.text(record_files) for loc in finding.locations[:LOCATION_LIMIT]]
     more = len(finding.locations) - len(shown)
     return (", ".join(shown) or "-") + (f" (+{more} more)" if more > 0 else "")
 
@@ -431,7 +433,11 @@ def _quiet_line(finding: Finding) -> Text:
 
 
 def _problem_section(
-    console: Console, problem: str, findings: Sequence[Finding], options: ReportOptions
+    console: Console,
+    problem: str,
+    findings: Sequence[Finding],
+    options: ReportOptions,
+    record_files: Collection[str],
 ) -> None:
     active = [finding for finding in findings if status(finding) == "active"]
     quiet = [finding for finding in findings if status(finding) != "active"]
@@ -444,7 +450,7 @@ def _problem_section(
     for findings_of_rule in by_rule.values():
         shown = findings_of_rule if options.verbose else _most_seen(findings_of_rule)
         for finding in shown:
-            console.print(_finding_block(finding, options))
+            console.print(_finding_block(finding, options, record_files))
             console.print()
         _not_shown(console, findings_of_rule, len(shown))
     if quiet and options.verbose:
@@ -492,7 +498,7 @@ class TableReporter(Reporter):
         for finding in findings:
             by_problem.setdefault(finding.problem, []).append(finding)
         for problem in sorted(by_problem, key=problem_order):
-            _problem_section(console, problem, by_problem[problem], options)
+            _problem_section(console, problem, by_problem[problem], options, result.record_files)
         console.print(Text(f"m2maudit: {line}", style="bold"))
         return _text(console, options)
 

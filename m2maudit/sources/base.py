@@ -88,6 +88,16 @@ class Sample:
 
 
 @dataclass
+class Positions:
+    """What the staged records' `source_line` is: a line, or for records read as JSON
+    documents (whose reader gives no lines; a CloudTrail object is one line of thousands of
+    events) each record's 1-based position in the file. One object is shared by the copies
+    a load makes of its context (`dataclasses.replace`), so the load can tell afterwards."""
+
+    by_record: bool = False
+
+
+@dataclass
 class LoadContext:
     """Everything an adapter needs to load one file."""
 
@@ -102,6 +112,7 @@ class LoadContext:
     fast_read: bool = True  # False after a fast read failed: read the careful way
     # Set when `_records` holds many small files at once (a `source_file` column says whose).
     batch_files: list[str] = field(default_factory=list)
+    positions: Positions = field(default_factory=Positions)
 
 
 class SourceAdapter(Protocol):

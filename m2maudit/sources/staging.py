@@ -530,6 +530,7 @@ def stage_json_documents(
 def _stage_documents(
     ctx: LoadContext, files: Sequence[InputFile], unwrap: Unwrap, by_file: bool
 ) -> None:
+    ctx.positions.by_record = True
     paths = "[" + ", ".join(sql_path(f) for f in files) + "]"
     reader = (
         f"read_json_objects({paths}, format = '{_document_format(ctx.sample)}', filename = true, "
