@@ -517,7 +517,6 @@ def ingest_file(
         except (MendableDocument, _MendableRecords) as refused:  # rolled back: read it mended
             _drop_staging(store)
             _load_mended_copy(store, adapter, ctx, digest, report, refused)
-        report.by_record = ctx.positions.by_record
     except _SeenBefore:
         pass
     except OSError as exc:
@@ -631,6 +630,7 @@ def _load(
                 raise _MendableRecords(mended)
         if check_mapping is not None:
             report.warnings.extend(check_mapping(ctx).get(ctx.file.display, []))
+        report.by_record = ctx.positions.by_record
         _record_file(store, digest.identity(), report)
 
 
@@ -726,24 +726,25 @@ def _already_ingested(store: Store, identity: str, report: FileReport) -> bool:
     return before is not None
 
 
-def _ingested_before(store: Store, identities: list[str]) -> dict[str, tuple[int, int]]:
-    """Records read and rejected when each of these contents was ingested, if it was."""
+def _ingested_before(store: Store, identities: list[str]) -> dict[str, tuple[int, int, bool]]:
+    """Records read and rejected when each of these contents was ingested, if it was, and
+    whether it was read as a JSON document (its positions are records)."""
     if not store.has_rows("ingested_files"):
         return {}
     rows = store.con.execute(
-        f"SELECT content_sha256, {STILL_READ}, {STILL_REJECTED} "
+        f"SELECT content_sha256, {STILL_READ}, {STILL_REJECTED}, coalesce(f.by_record, false) "
         f"FROM ingested_files f LEFT JOIN ({HELD_REJECTS}) r USING (source_file) "
         "WHERE content_sha256 IN (SELECT unnest(?::VARCHAR[]))",
         [identities],
     ).fetchall()
-    return {str(identity): (int(read), int(rejected)) for identity, read, rejected in rows}
+    return {str(row[0]): (int(row[1]), int(row[2]), bool(row[3])) for row in rows}
 
 
-def _report_as_before(report: FileReport, before: tuple[int, int]) -> None:
+def _report_as_before(report: FileReport, before: tuple[int, int, bool]) -> None:
     """Every record a duplicate. Records rejected then are counted as rejected again (they
     are still in `ingest_errors`), so `--strict` judges a re-run as it judged the first run."""
     report.already_ingested = True
-    report.read, report.rejected = before
+    report.read, report.rejected, report.by_record = before
     report.duplicates = report.read - report.rejected
     report.error = nothing_loaded(report.read, report.rejected)
     report.skipped = no_records(report.read, report.error)
@@ -916,6 +917,7 @@ def _record_files(store: Store, files: list[tuple[str, FileReport]]) -> None:
             report.first_ts,
             report.last_ts,
             now,
+            report.by_record,
         ]
         for identity, report in files
     ]

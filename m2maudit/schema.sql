@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS ingested_files (
     rejected BIGINT NOT NULL,
     first_ts TIMESTAMPTZ,
     last_ts TIMESTAMPTZ,
-    ingested_at TIMESTAMPTZ NOT NULL
+    ingested_at TIMESTAMPTZ NOT NULL,
+    by_record BOOLEAN                   -- read as a JSON document: source_line is a position
 );
 
 -- One API call made with a machine credential.

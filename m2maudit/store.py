@@ -144,6 +144,7 @@ class Store:
             ("ingest_errors", "unreadable_log", "BOOLEAN"),
             ("ingest_errors", "leaked_secrets", "VARCHAR[]"),
             ("ingest_errors", "principal", "VARCHAR"),
+            ("ingested_files", "by_record", "BOOLEAN"),
         ):
             self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 

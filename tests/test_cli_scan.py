@@ -654,3 +654,18 @@ def test_a_json_document_gives_record_positions_not_lines(tmp_path: Path) -> Non
     assert any(f"{lines}:" in cell for cell in located)
     inputs = json.loads(runs["json"][0])["inputs"]
     assert {i["source"]: i["by_record"] for i in inputs} == {str(pretty): True, str(lines): False}
+    # A `--db` store remembers it for a file it already holds; one made before the column
+    # (an empty column added) reads it as lines, as it was shown then.
+    db = str(tmp_path / "store.duckdb")
+    for _ in range(2):
+        again = CliRunner().invoke(
+            app, ["scan", "--db", db, str(pretty), *AS_OF, "--fail-on", "never", "-f", "json"]
+        )
+        assert [i["by_record"] for i in json.loads(again.stdout)["inputs"]] == [True]
+    with duckdb.connect(db) as con:
+        con.execute("ALTER TABLE ingested_files DROP COLUMN by_record")
+    old = CliRunner().invoke(
+        app, ["scan", "--db", db, str(pretty), *AS_OF, "--fail-on", "never", "-f", "json"]
+    )
+    assert old.exit_code == 0, old.output
+    assert [i["by_record"] for i in json.loads(old.stdout)["inputs"]] == [False]
