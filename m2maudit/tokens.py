@@ -92,6 +92,9 @@ TOKEN_COLUMNS = (
     "claims_secrets",
 )
 EVENT_TOKENS_VIEW = "event_tokens"
+# A decoded subject no claim sorted (a client, a person) until its name is judged by the
+# config's patterns, after the decoding (`decode_staged_tokens`).
+KIND_BY_NAME = "by name"
 ACT_FAST_LEVELS = 8
 """Levels of `act` every token pays for; deeper ones are read only when level 8 is there."""
 
@@ -439,7 +442,7 @@ def _claim_layers(config: Config) -> list[dict[str, str]]:
             "subject_kind_": f"CASE WHEN sub IS NULL THEN 'unknown' "
             f"WHEN coalesce(list_contains(client_names, sub), false) THEN 'client' "
             f"WHEN {human_evidence} THEN 'human' "
-            f"ELSE {kind_by_name('sub', config.name_kinds())} END",
+            f"ELSE {lit(KIND_BY_NAME)} END",
         },
         {
             "act_chain_": "list_transform(range(1, chain_depth + 1), "
@@ -581,6 +584,12 @@ def decode_staged_tokens(
     row = con.execute(
         f"INSERT INTO tokens ({column_list}) SELECT {column_list} FROM ({decoded})"
     ).fetchone()
+    # The subjects no claim sorted, by their name: once per new token, in a statement of its
+    # own, as the name patterns (kilobytes of them) would make the decoding's much longer.
+    con.execute(
+        f"UPDATE tokens SET subject_kind = {kind_by_name('sub', config.name_kinds())} "
+        f"WHERE subject_kind = {lit(KIND_BY_NAME)}"
+    )
     return int(row[0]) if row else 0
 
 
