@@ -123,7 +123,8 @@ def test_an_impossible_expiry_lends_no_lifetime(
 def panther() -> Store:
     store, report = load(real_log(PANTHER))
     [file] = report.files
-    assert (file.format, file.read, file.loaded, file.rejected) == ("cloudtrail", 450, 413, 37)
+    # Seven role sessions without an ARN (lines 43, 425-430) were rejected before.
+    assert (file.format, file.read, file.loaded, file.rejected) == ("cloudtrail", 450, 420, 30)
     return store
 
 
@@ -131,9 +132,9 @@ def test_panther_rule_tests_load_with_counted_rejects(panther: Store) -> None:
     reasons = rejects(panther)
     assert reasons[242] == "missing eventTime"
     assert reasons[51] == "missing userIdentity"
-    assert reasons[43].startswith("userIdentity names no principal")
+    assert 43 not in reasons  # a role session named by its account, the last fallback
     assert reasons[63] == 'unparseable eventTime: "redacted"'
-    assert len(reasons) == 37
+    assert len(reasons) == 30
 
 
 def test_panther_failed_role_call_is_mapped(panther: Store) -> None:
@@ -844,4 +845,36 @@ def test_an_identity_center_user_is_named_by_user_name(tmp_path: Path) -> None:
         ("ana@corp.example", None),
         ("bo@corp.example", None),
         ("cy@corp.example", "9067d0bbc4-2f1a"),
+    ]
+
+
+def test_a_role_session_without_an_arn_is_its_role_not_lost_or_split(tmp_path: Path) -> None:
+    """Cross-account calls and trimmed records give a role session no ARN: `userName` alone
+    was 'names no principal' (the record lost), and each session of `principalId`
+    `AROA...:session` was a principal of its own."""
+
+    def session(when: str, identity: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "AssumedRole", **identity},
+            "eventTime": when,
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "GetObject",
+        }
+
+    path = write_jsonl(
+        tmp_path / "sessions.jsonl",
+        [
+            session("2026-11-01T10:00:00Z", {"principalId": "AROAEXAMPLE0000001:task-1"}),
+            session("2026-11-01T11:00:00Z", {"principalId": "AROAEXAMPLE0000001:task-2"}),
+            session("2026-11-01T12:00:00Z", {"userName": "TestRole"}),
+        ],
+    )
+    store, report = load(path)
+    assert report.rejected == 0
+    seen = [event_at(store, "sessions.jsonl", line) for line in (1, 2, 3)]
+    assert [(e["principal"], e["principal_id"], e["session_id"]) for e in seen] == [
+        ("AROAEXAMPLE0000001", "AROAEXAMPLE0000001", "task-1"),
+        ("AROAEXAMPLE0000001", "AROAEXAMPLE0000001", "task-2"),
+        ("TestRole", None, None),
     ]

@@ -141,7 +141,8 @@ class CloudTrailAdapter(StagedLoad):
         ("ts", "eventTime"),
         (
             "principal",
-            "role session: sessionContext.sessionIssuer.arn (the role); "
+            "role session: sessionContext.sessionIssuer.arn (the role; without an ARN, the "
+            "role id before ':' in principalId, then userName, accountId); "
             "AWSService: invokedBy; Unknown (Identity Center): userName; "
             "else userIdentity.arn, principalId, userName",
         ),
@@ -240,10 +241,12 @@ def _derived(config: Config) -> list[dict[str, str]]:
             f"nullif(regexp_extract(t_arn, 'federated-user/(.+)$', 1), ''), t_user_name) END"
         ),
         "principal": (
+            # Without an ARN (cross-account calls, trimmed records): the role's unique id,
+            # the part of principalId before the session; then as for any identity.
             f"CASE WHEN t_type = 'AssumedRole' THEN coalesce(t_issuer_arn, "
             f"CASE WHEN regexp_matches(t_arn, '{assumed}') "
             f"THEN regexp_replace(t_arn, '{assumed}', 'arn:\\1:iam::\\2:role/\\3') END, "
-            f"t_arn, t_principal_id) "
+            f"t_arn, nullif(split_part(t_principal_id, ':', 1), ''), t_user_name, t_account_id) "
             f"WHEN t_type = 'AWSService' THEN coalesce(t_invoked_by, t_principal_id) "
             # An Identity Center user (`Unknown`) has no ARN; its principalId is an opaque
             # id (or the account's), its userName the person's name.
@@ -296,7 +299,8 @@ def _columns() -> dict[str, str]:
         "principal_id": (
             "CASE WHEN t_type = 'IAMUser' THEN nullif(t_principal_id, '') "
             "WHEN t_type = 'AssumedRole' "
-            "AND regexp_matches(principal, '^arn:[^:]+:iam::[0-9]*:role/') "
+            "AND (regexp_matches(principal, '^arn:[^:]+:iam::[0-9]*:role/') "
+            "OR principal = split_part(t_principal_id, ':', 1)) "
             "THEN nullif(split_part(t_principal_id, ':', 1), '') "
             # Unless it is the account's id, which every Identity Center user shares.
             "WHEN t_type = 'Unknown' AND principal = t_user_name "
