@@ -66,7 +66,9 @@ def test_api_request_with_a_token(github_dir: Path) -> None:
 
 
 def test_panther_samples_load_or_are_rejected_with_reasons(panther: Loaded) -> None:
-    assert (panther.file.loaded, panther.file.rejected) == (63, 35)
+    # Line 98 has Panther's p_event_time alone: read, as the other adapters read it.
+    assert (panther.file.loaded, panther.file.rejected) == (64, 34)
+    assert panther.event(98)["ts"] == datetime(2025, 10, 15, 18, 45, 47, 48000, tzinfo=UTC)
     rejects = panther.rejects()
     assert rejects[1] == "no actor, token_id or hashed_token"
     assert rejects[21] == "missing @timestamp / created_at"
@@ -203,3 +205,29 @@ def test_an_app_named_as_an_agent_is_an_agent_without_its_bot_suffix(tmp_path: P
     kinds = [loaded.event(n)["principal_type"] for n in (1, 2, 3, 4, 5)]
     assert kinds == ["agent", "service", "service", "human", "service"]
     assert loaded.event(5)["credential_type"] == "github_deploy_key"
+
+
+def test_an_actor_github_calls_an_ai_agent_is_one_acting_for_no_named_person(
+    tmp_path: Path,
+) -> None:
+    """`actor_is_agent: true` (Copilot) loaded as a human acting for itself through a user
+    token: `on_behalf_of` named the agent as the person behind it."""
+    path = write_jsonl(
+        tmp_path / "audit.jsonl",
+        [
+            _event(
+                actor="Copilot",
+                actor_is_agent=True,
+                programmatic_access_type="GitHub App user-to-server token",
+            ),
+            _event(
+                actor="octo-dev",
+                actor_is_agent=False,
+                programmatic_access_type="GitHub App user-to-server token",
+            ),
+        ],
+    )
+    loaded = load(path)
+    agent, person = loaded.event(1), loaded.event(2)
+    assert (agent["principal_type"], agent["on_behalf_of"]) == ("agent", None)
+    assert (person["principal_type"], person["on_behalf_of"]) == ("human", "octo-dev")

@@ -17,10 +17,12 @@ from m2maudit.sources.staging import StagedLoad, map_records
 
 FIELDS = q.JsonFields(
     {
-        "time": ("@timestamp", "created_at", "at_sign_timestamp", "timestamp"),
+        # Panther's normalised copy last, as the other adapters read it.
+        "time": ("@timestamp", "created_at", "at_sign_timestamp", "timestamp", "p_event_time"),
         "actor": "actor",
         "actor_id": "actor_id",
         "actor_is_bot": "actor_is_bot",
+        "actor_is_agent": "actor_is_agent",
         "action": "action",
         "access_type": "programmatic_access_type",
         "token_id": "token_id",
@@ -65,11 +67,12 @@ class GitHubAuditAdapter(StagedLoad):
         "GitHub organization/enterprise audit log (API, export or stream; JSON lines or arrays)"
     )
     field_map: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("ts", "@timestamp, else created_at (epoch ms or ISO 8601)"),
+        ("ts", "@timestamp, else created_at (epoch ms or ISO 8601), else Panther's p_event_time"),
         ("principal", "actor"),
         ("principal_id", "actor_id (a renamed login keeps it)"),
         (
             "principal_type",
+            "agent when actor_is_agent is true (GitHub's AI agents); "
             "service (agent by the name before [bot]) for GitHub App server-to-server tokens "
             "and bots; service for deploy keys, GitHub itself (actor github), "
             "infrastructure_patterns and service_patterns; else human",
@@ -84,7 +87,11 @@ class GitHubAuditAdapter(StagedLoad):
             "token is logged",
         ),
         ("token_fp", "hashed_token (base64 SHA-256 of the token) as m2maudit's fingerprint"),
-        ("on_behalf_of", "actor, when an OAuth app or GitHub App user token acted for them"),
+        (
+            "on_behalf_of",
+            "actor, when an OAuth app or GitHub App user token acted for them (not when the "
+            "actor is an AI agent: it acts for someone the log does not name)",
+        ),
         ("action", "action"),
         (
             "resource",
@@ -142,9 +149,11 @@ def _columns(config: Config) -> dict[str, str]:
         ),
         "credential_type": credential_kind,
         "principal_type": (
+            # GitHub's own word first: `actor_is_agent` marks its AI agents (Copilot).
+            f"CASE WHEN {f.text('actor_is_agent')} = 'true' THEN 'agent' "
             # An app or a bot is a machine; an AI agent (`copilot-swe-agent[bot]`) by its name
             # without the `[bot]` GitHub gives every app (`secret-scanning[bot]` is none).
-            f"CASE WHEN credential_type = 'github_app_token' "
+            f"WHEN credential_type = 'github_app_token' "
             f"OR {f.text('actor_is_bot')} = 'true' OR {actor} LIKE '%[bot]' "
             f"THEN {app_kind} "
             # A deploy key is a machine's, logged under the login that added it.
@@ -164,7 +173,10 @@ def _columns(config: Config) -> dict[str, str]:
         ),
         "credential_id": f"coalesce(nullif({f.text('token_id')}, '0'), token_fp, {hashed})",
         "raw_token": "NULL::VARCHAR",
-        "on_behalf_of": f"CASE WHEN credential_type IN {q.text_list(DELEGATED)} THEN {actor} END",
+        "on_behalf_of": (
+            f"CASE WHEN credential_type IN {q.text_list(DELEGATED)} "
+            f"AND {f.text('actor_is_agent')} IS DISTINCT FROM 'true' THEN {actor} END"
+        ),
         "act_chain": "NULL::VARCHAR[]",
         "action": f.text("action"),
         # A secret-scanning alert is its repository and number: `org/repo#12`.
