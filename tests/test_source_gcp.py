@@ -196,3 +196,17 @@ def test_detection() -> None:
     assert adapter.detect(Sample(json.dumps(lowered), "jsonl", lowered), config)
     k8s = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get"}
     assert not adapter.detect(Sample(json.dumps(k8s), "jsonl", k8s), config)
+
+
+def test_a_user_account_by_googles_word_is_a_person_whatever_its_name(tmp_path: Path) -> None:
+    """`user:` is Google's statement of a user account: the name patterns read
+    `claude.dupont@...` (`.*claude.*`), `hanna.allmann@...` (`.*llm.*`) and a domain like
+    `travelagents.example` (`.*agent.*`) as AI agents', which made a person a high M2M101.
+    Without the statement, the name still decides."""
+    names = ["claude.dupont@example.fr", "hanna.allmann@example.de", "sam@travelagents.example"]
+    stated = [entry(name, principalSubject=f"user:{name}") for name in names]
+    unstated = entry("research-agent@example.com")
+    path = write_jsonl(tmp_path / "users.jsonl", [*stated, unstated])
+    store, _ = load(path)
+    kinds = [event_at(store, "users.jsonl", line)["principal_type"] for line in (1, 2, 3, 4)]
+    assert kinds == ["human", "human", "human", "agent"]

@@ -81,7 +81,8 @@ class GcpAuditAdapter(StagedLoad):
             "agent_patterns: agent; *.gserviceaccount.com, system:*, "
             "workload identity pools: service; workforce pools, user:, "
             "service_patterns: service; human_patterns: human; else unknown; "
-            "a serviceAccount: principalSubject or a service-account key: never human",
+            "a serviceAccount: principalSubject or a service-account key: never human; "
+            "a user: principalSubject (a Google user account): human",
         ),
         ("client_id", "authenticationInfo.oauthInfo.oauthClientId"),
         (
@@ -159,13 +160,17 @@ def _delegation() -> dict[str, str]:
 def _caller_kind() -> str:
     """The caller's kind: by its name (`name_kind`), but a caller that Google says is a service
     account (`principalSubject: serviceAccount:...`) or that signed in with a service-account
-    key is a machine whatever its e-mail looks like."""
+    key is a machine whatever its e-mail looks like, and one Google says is a user account
+    (`user:...`) a person: the name patterns read `claude.dupont@...` or a domain such as
+    `travelagents.example` as an AI agent's."""
     machine = (
         "(coalesce(starts_with(trim(t_principal_subject), 'serviceAccount:'), false) "
         "OR t_key_name IS NOT NULL)"
     )
+    user = "coalesce(starts_with(trim(t_principal_subject), 'user:'), false)"
     return (
         f"CASE WHEN {machine} AND name_kind NOT IN ('agent', 'service') THEN 'service' "
+        f"WHEN {user} AND NOT {machine} THEN 'human' "
         "ELSE name_kind END"
     )
 
