@@ -584,13 +584,15 @@ def decode_staged_tokens(
     row = con.execute(
         f"INSERT INTO tokens ({column_list}) SELECT {column_list} FROM ({decoded})"
     ).fetchone()
+    added = int(row[0]) if row else 0
     # The subjects no claim sorted, by their name: once per new token, in a statement of its
     # own, as the name patterns (kilobytes of them) would make the decoding's much longer.
-    con.execute(
-        f"UPDATE tokens SET subject_kind = {kind_by_name('sub', config.name_kinds())} "
-        f"WHERE subject_kind = {lit(KIND_BY_NAME)}"
-    )
-    return int(row[0]) if row else 0
+    if added:  # a file with no new token (most of a log's files) needs no pass over `tokens`
+        con.execute(
+            f"UPDATE tokens SET subject_kind = {kind_by_name('sub', config.name_kinds())} "
+            f"WHERE subject_kind = {lit(KIND_BY_NAME)}"
+        )
+    return added
 
 
 def create_token_views(con: duckdb.DuckDBPyConnection) -> None:
