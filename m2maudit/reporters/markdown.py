@@ -57,8 +57,8 @@ def prose(value: object, limit: int = MAX_CELL) -> str:
     the backtick into the link (`https://x.example/a`<img>``), the span never forms, and
     what it held would be read as HTML.
     """
-    whole = _one_line(value, None)
-    raw = _one_line(value, limit)
+    whole = _flat(value)
+    raw = _cut(whole, limit)
     if raw != whole and raw.count("`") % 2 and whole.count("`") % 2 == 0:
         raw = raw[: raw.rindex("`")].rstrip() + " …"  # the cut fell inside a span: before it
     parts = raw.split("`")
@@ -87,10 +87,18 @@ def _spans_form(raw: str, parts: list[str]) -> bool:
     return True
 
 
-def _one_line(value: object, limit: int | None) -> str:
-    """`value` on one line, cut to `limit` characters (None: whole)."""
-    raw = " ".join(clean_text(value).split())
-    return raw if limit is None or len(raw) <= limit else raw[: limit - 1] + "…"
+def _one_line(value: object, limit: int) -> str:
+    """`value` on one line, cut to `limit` characters."""
+    return _cut(_flat(value), limit)
+
+
+def _flat(value: object) -> str:
+    """`value` on one line: safe text, runs of white space as one space."""
+    return " ".join(clean_text(value).split())
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _escaped(raw: str) -> str:
