@@ -63,12 +63,11 @@ def rule_params(rule: Rule, config: Config, as_of: datetime) -> dict[str, Any]:
         if hasattr(thresholds, name):
             value = getattr(thresholds, name)
             values[name] = value.total_seconds() if isinstance(value, timedelta) else value
-    for key in (rule.id, rule.name):  # as the config writes it, in any case
-        given = [written for written in config.params if written.lower() == key.lower()]
-        for written in given:
-            where = f"{config.path or 'config'}: params.{written}"
-            for name, value in config.params[written].items():
-                values[name] = checked_param(rule, name, value, where)
+    written = {key.lower(): key for key in config.params}  # in any case, once (config.py)
+    for key in (written[k] for k in (rule.id.lower(), rule.name.lower()) if k in written):
+        where = f"{config.path or 'config'}: params.{key}"
+        for name, value in config.params[key].items():
+            values[name] = checked_param(rule, name, value, where)
     values["as_of"] = as_of
     return values
 
