@@ -351,7 +351,7 @@ def print_problems(
                 f"[yellow]warning[/]: {escape(clean_text(f'{file.source}: {warning}'))}",
                 soft_wrap=True,
             )
-    record_files = {file.source for file in report.files if file.by_record}
+    record_files = report.record_files
     for source, line, reason in errors[:MAX_REASONS_SHOWN]:
         where = Location(source, line).text(record_files)
         console.print(

@@ -59,6 +59,11 @@ class IngestReport:
         return sum(f.rejected for f in self.files)
 
     @property
+    def record_files(self) -> set[str]:
+        """The files whose positions are records, not lines (see `Location.text`)."""
+        return {f.source for f in self.files if f.by_record}
+
+    @property
     def failed_files(self) -> list[FileReport]:
         return [f for f in self.files if f.error]
 
