@@ -281,6 +281,55 @@ def test_a_secrets_values_in_an_audit_body_are_a_secret_in_the_log(tmp_path: Pat
     assert password not in str(dump) and encoded not in str(dump)
 
 
+def test_a_secrets_values_are_one_secret_not_also_a_password_pattern(tmp_path: Path) -> None:
+    """A Secret's key named `password` also matches the `password = value` pattern: its value
+    was reported twice, and its base64 and plain forms as two different passwords. The
+    Secret's fingerprint covers its values; a secret elsewhere in the event is still found."""
+    password = "s3cr3t-db-passw0rd"
+    encoded = base64.b64encode(password.encode()).decode()
+    body = {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "db"}}
+    read = audit_event(resource="secrets", responseObject={**body, "data": {"password": encoded}})
+    created = audit_event(
+        verb="create",
+        resource="secrets",
+        when="2026-11-20T07:00:00.000000Z",
+        requestObject={**body, "stringData": {"password": password}},
+    )
+    listed = audit_event(
+        verb="list",
+        resource="secrets",
+        when="2026-11-20T09:00:00.000000Z",
+        responseObject={"kind": "SecretList", "items": [{"data": {"api_key": encoded}}]},
+    )
+    annotated = {"name": "db", "annotations": {"note": "password=hunter2-hunter2"}}
+    with_another = audit_event(  # a password in an annotation is no value of the Secret
+        verb="update",
+        resource="secrets",
+        when="2026-11-20T10:00:00.000000Z",
+        requestObject={**body, "metadata": annotated, "stringData": {"password": password}},
+    )
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC0xIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    with_a_jwt = audit_event(  # a value a pattern knows in clear keeps its own kind too
+        verb="create",
+        resource="secrets",
+        when="2026-11-20T11:00:00.000000Z",
+        requestObject={**body, "stringData": {"token": jwt}},
+    )
+    events = [read, created, listed, with_another, with_a_jwt]
+    store, _ = load(write_jsonl(tmp_path / "audit.jsonl", events))
+    leaks = "SELECT leaked_secrets FROM events ORDER BY source_line"
+    by_line = [row["leaked_secrets"] for row in rows(store, leaks)]
+    assert by_line[0] == by_line[1] and len(by_line[0]) == 1
+    assert by_line[0][0].startswith("k8s_secret:")
+    assert len(by_line[2]) == 1 and by_line[2][0].startswith("k8s_secret:")
+    kinds = sorted(secret.split(":")[0] for secret in by_line[3])
+    assert kinds == ["k8s_secret", "password_or_key"] and by_line[0][0] in by_line[3]
+    assert sorted(secret.split(":")[0] for secret in by_line[4]) == ["jwt", "k8s_secret"]
+    result = run_scan(store, Config(), utc("2026-11-21T00:00:00"))
+    exposures = sorted(f.count for f in result.findings if f.rule_id == "M2M601")
+    assert exposures == [1, 1, 1, 1, 3]  # the Secret in three records; the others once
+
+
 def test_a_json_patch_of_a_secret_writes_its_values_in_the_log(tmp_path: Path) -> None:
     """`kubectl patch secret --type=json` sends a list of operations, not an object: each
     `add` or `replace` of a value under `/data` (base64) or `/stringData` (plain) is the

@@ -37,8 +37,39 @@ SERVICE_ACCOUNT = "system:serviceaccount:"
 
 # The event's JSON: opened from its envelope (`ev`), else the record itself.
 EVENT_JSON = "coalesce(ev::VARCHAR, rec)"
-# What the leak check reads: the event, else (a line that is not one) the record.
-LEAK_SCOPE = EVENT_JSON
+# The bodies that hold a Secret's values (`_secret_values`), taken out of the event...
+_SECRET_BODIES = (
+    '{"requestObject": {"data": null, "stringData": null}, '
+    '"responseObject": {"data": null, "items": null}}'
+)
+# ...and put back as their values alone, with what else a SecretList's items and a JSON
+# Patch's operations carry.
+_SECRET_VALUE_PATHS = (
+    "$.requestObject.data.*",
+    "$.requestObject.stringData.*",
+    "$.responseObject.data.*",
+    "$.responseObject.items[*].data.*",
+    "$.responseObject.items[*].metadata",
+    "$.requestObject[*].value.*",
+)
+
+
+def _leak_scope() -> str:
+    """What the leak check reads: the event, else (a line that is not one) the record. In an
+    event that holds a Secret, its values without their keys: the Secret's fingerprint is
+    that secret, and a key named `password` or `api_key` made the value one more secret
+    (its base64 and plain forms two), while a JWT in `stringData` is still a JWT."""
+    values = [f"json_extract({EVENT_JSON}, '{path}')" for path in _SECRET_VALUE_PATHS]
+    patch_strings = (
+        f"list_filter(json_extract({EVENT_JSON}, '$.requestObject[*].value'), "
+        "lambda v: json_type(v) = 'VARCHAR')"
+    )
+    kept = f"json_merge_patch({EVENT_JSON}, '{_SECRET_BODIES}')::VARCHAR"
+    return (
+        f"CASE WHEN len(secret_values) > 0 THEN {kept} || chr(10) || "
+        f"list_concat({', '.join(values)}, {patch_strings})::JSON::VARCHAR "
+        f"ELSE {EVENT_JSON} END"
+    )
 
 
 def _extra(key: str) -> tuple[str, str]:
@@ -194,7 +225,7 @@ class K8sAuditAdapter(StagedLoad):
         layers.append(SLOTS.named_columns(JSON_SLOTS))
         layers.append(_names())
         layers.append(_kinds(ctx.config))
-        map_records(ctx, _columns(), _checks(), layers, leak_scope=LEAK_SCOPE)
+        map_records(ctx, _columns(), _checks(), layers, leak_scope=_leak_scope())
         fold_stages(ctx)
         propagate_issued_lifetimes(ctx)
 
