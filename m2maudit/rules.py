@@ -23,7 +23,7 @@ from m2maudit.config import KEBAB_CASE, PROBLEMS, SEVERITIES
 from m2maudit.errors import AuditError, first_line, shown, yaml_problem
 from m2maudit.findings import RuleInfo
 from m2maudit.timeutil import parse_instant
-from m2maudit.wording import noun_for
+from m2maudit.wording import counted_as
 from m2maudit.yamlsafe import compose_yaml, load_yaml
 
 REQUIRED_KEYS = (
@@ -490,8 +490,9 @@ def message_fields(message: str) -> list[str]:
 def render_message(message: str, values: dict[str, Any]) -> str:
     """Fill `{column}` placeholders; no attribute access or format specs (rules are untrusted).
 
-    `{count|call}` writes "1 call" or "3 calls", so that a message reads right for any count;
-    `{count|entry|entries}` names a plural that is not the noun plus "s".
+    `{count|call}` writes "1 call" or "3 calls", so that a message reads right for any count
+    (`{count|time}`: "once", "3 times"); `{count|entry|entries}` names a plural that is not
+    the noun plus "s".
     """
 
     def fill(match: re.Match[str]) -> str:
@@ -499,7 +500,7 @@ def render_message(message: str, values: dict[str, Any]) -> str:
         value = values.get(column)
         if noun is None:
             return _display(value)
-        return f"{_display(value)} {noun_for(value, noun, plural)}"
+        return counted_as(_display(value), value, noun, plural)
 
     return _PLACEHOLDER.sub(fill, message)
 

@@ -14,4 +14,12 @@ def noun_for(count: object, singular: str, plural: str | None = None) -> str:
 
 def counted(count: int, singular: str, plural: str | None = None) -> str:
     """`1 file`, `3 files`, `12,000 findings` (thousands grouped, as the reports print them)."""
-    return f"{count:,} {noun_for(count, singular, plural)}"
+    return counted_as(f"{count:,}", count, singular, plural)
+
+
+def counted_as(shown: str, count: object, singular: str, plural: str | None = None) -> str:
+    """`count` written as `shown`, with its noun; one time is `once` ("used key-1 once after
+    expiry", not "1 time")."""
+    if singular == "time" and plural is None and noun_for(count, singular) == singular:
+        return "once"
+    return f"{shown} {noun_for(count, singular, plural)}"

@@ -1061,7 +1061,7 @@ def test_an_inventory_finding_is_not_said_to_be_seen_in_the_logs() -> None:
 
 
 def test_a_finding_of_one_instant_is_seen_at_it_not_over_a_span() -> None:
-    """'seen 1 time, T .. T' repeated the time as a range."""
+    """'seen 1 time, T .. T' repeated the time as a range; one time is 'once'."""
     from dataclasses import replace
 
     rule = RULES[0]
@@ -1069,7 +1069,7 @@ def test_a_finding_of_one_instant_is_seen_at_it_not_over_a_span() -> None:
     once = replace(once, last_seen=once.first_seen)
     span = finding(rule, "svc-b", "key-2", "span", count=3)
     text = render("table", make_result([once, span]))
-    assert f"1 time, at {iso(once.first_seen)}" in text
+    assert f" once, at {iso(once.first_seen)}" in text and "1 time" not in text
     assert f"3 times, {iso(span.first_seen)} .. {iso(span.last_seen)}" in text
 
 

@@ -135,7 +135,7 @@ def test_rules_list_shows_every_rule_whole_in_80_columns(monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     ("template", "values", "expected"),
     [
-        ("used {count|time}", {"count": 1}, "used 1 time"),
+        ("used {count|time}", {"count": 1}, "used once"),
         ("used {count|time}", {"count": 3}, "used 3 times"),
         ("used {count|time}", {"count": 0}, "used 0 times"),
         ("held {n|entry|entries}", {"n": 1}, "held 1 entry"),
