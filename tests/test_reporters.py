@@ -571,7 +571,8 @@ def test_markdown_of_an_empty_result_says_so() -> None:
 def test_table_fits_80_columns_without_escape_codes(kind: str, verbose: bool) -> None:
     text = render("table", RESULTS[kind](), ReportOptions(verbose=verbose))
     assert "\x1b" not in text
-    assert max(len(line) for line in text.splitlines()) <= 80
+    *lines, summary = text.splitlines()  # the summary is one line, however long
+    assert max(len(line) for line in lines) <= 80 and summary.startswith("m2maudit: ")
     assert all(line == line.rstrip() for line in text.splitlines())
 
 
@@ -669,6 +670,13 @@ def test_table_quiet_prints_only_the_summary_line() -> None:
     text = render("table", result, ReportOptions(quiet=True))
     assert text == f"m2maudit: {summary_line(result, 'high')}\n"
     assert text.startswith("m2maudit: 6 findings (4 active: 2 high, 1 medium, 1 low;")
+
+
+def test_the_tables_last_line_is_the_summary_line_unwrapped() -> None:
+    """CI logs are read with `tail -1` and grep: at 80 columns the line broke in two."""
+    result = suppressed_result()
+    text = render("table", result, ReportOptions(width=60))
+    assert text.splitlines()[-1] == f"m2maudit: {summary_line(result, 'high')}"
 
 
 def test_table_riskiest_principal_comes_first() -> None:

@@ -499,7 +499,7 @@ class TableReporter(Reporter):
             by_problem.setdefault(finding.problem, []).append(finding)
         for problem in sorted(by_problem, key=problem_order):
             _problem_section(console, problem, by_problem[problem], options, result.record_files)
-        console.print(Text(f"m2maudit: {line}", style="bold"))
+        console.print(Text(f"m2maudit: {line}", style="bold"), soft_wrap=True)  # for tail -1
         return _text(console, options)
 
 
