@@ -38,7 +38,7 @@ from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts, sigterm_as_interrupt
 from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
-from m2maudit.reporters.summary import summary_line
+from m2maudit.reporters.summary import held_nothing_note, summary_line
 from m2maudit.rules import Rule, rule_files
 from m2maudit.scan import input_summaries, prepare_rules, run_scan, save_findings
 from m2maudit.sources.discover import STDIN_DISPLAY
@@ -610,6 +610,8 @@ def scan(
             min_severity=min_severity,
             problems=problem or [],
         )
+        if strict and not run_problem and held_nothing_note(result):  # a gate on nothing
+            run_problem = f"--strict: {held_nothing_note(result)}"
         if write_baseline is not None and accepted is None and not run_problem:
             policy.adopt_as_baseline(result)  # the run that adopts the gate passes
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep

@@ -543,6 +543,35 @@ def test_an_empty_export_has_nothing_to_audit(
     assert "0 files unreadable, 1 with nothing to audit" in result.stderr
 
 
+def test_a_gate_on_logs_that_held_nothing_says_no_call_was_audited(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    """An export that broke (an empty file, `[]`, nothing on stdin) passed the gate with
+    "no findings" and a green heading: every report now says that no call was audited, and
+    --strict fails the run. An inventory alone, or an empty log beside a log that loaded,
+    is a run that audited what it was given."""
+    write_bytes(tmp_path / "empty.jsonl", b"")
+    write_bytes(tmp_path / "none.json", b"[]\n")
+    write_csv(tmp_path / "inv.csv", ["token_id", "principal"], [["k1", "svc-a"]])
+    write_jsonl(tmp_path / "z.jsonl", [{"timestamp": TS, "principal": "agent-a"}])
+    note = "no call audited: 2 inputs held nothing (empty.jsonl, none.json)"
+    shown = cli("scan", "empty.jsonl", "none.json", "inv.csv", "-f", "json", "-o", "r.json")
+    assert shown.code == 0 and note in shown.stderr
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert summary["inputs_held_nothing"] == ["empty.jsonl", "none.json"]
+    markdown = cli("scan", "empty.jsonl", "none.json", "-f", "markdown")
+    assert markdown.stdout.startswith("## ⚠️ m2maudit: no findings") and note in markdown.stdout
+    junit = cli("scan", "empty.jsonl", "none.json", "-f", "junit")
+    assert f'<skipped message="{note}"' in junit.stdout
+    strict = cli("scan", "empty.jsonl", "none.json", "inv.csv", "--strict")
+    assert strict.code == 2 and f"error: --strict: {note}" in strict.stderr
+    stdin = cli("scan", "-", "--strict", input=b"")
+    assert stdin.code == 2 and "no call audited: 1 input held nothing (<stdin>)" in stdin.stderr
+    for audited in (["inv.csv"], ["empty.jsonl", "z.jsonl"]):
+        passed = cli("scan", *audited, "--strict", "--fail-on", "never")
+        assert passed.code == 0 and "no call audited" not in passed.stderr + passed.stdout
+
+
 def test_a_readme_among_the_logs_has_nothing_to_audit(cli: RunCli, tmp_path: Path) -> None:
     """A log bucket's README, found by the directory's walk, was an unreadable file that
     failed --strict; named by its own path it still is, and other text still is."""
@@ -1072,14 +1101,19 @@ def test_an_unreadable_file_in_a_directory_does_not_stop_the_others(
 
 
 def test_inputs_that_all_hold_nothing_to_audit_are_a_run_with_no_findings(cli: RunCli) -> None:
-    """A CI job over a quiet hour's exports passes: nothing was wrong, nothing was found."""
+    """A CI job over a quiet hour's exports passes: nothing was wrong, nothing was found. It
+    says that it audited no call (a broken export looks the same); --strict fails on that."""
     write_bytes(Path("logs") / "h.csv", b"timestamp,principal\n")
     write_bytes(Path("logs") / "t.json", b'{"tokens": []}\n')
     write_bytes(Path("logs") / "rotated.log", b"")
-    result = cli("scan", "logs", "--strict", "-f", "json", "-o", "r.json")
+    result = cli("scan", "logs", "-f", "json", "-o", "r.json")
     assert result.code == 0, result.stderr
     assert "0 files unreadable, 3 with nothing to audit" in result.stderr
     assert json.loads(Path("r.json").read_text())["findings"] == []
+    note = "no call audited: 3 inputs held nothing (logs/h.csv, logs/rotated.log, logs/t.json)"
+    assert note in result.stderr
+    strict = cli("scan", "logs", "--strict", "-f", "json", "-o", "r.json")
+    assert strict.code == 2 and f"error: --strict: {note}" in strict.stderr
 
 
 def test_a_file_blank_for_its_whole_sample_is_not_taken_for_empty(

@@ -246,20 +246,52 @@ def not_audited(result: ScanResult) -> tuple[int, int]:
     return rejected, unreadable
 
 
-def not_audited_dict(result: ScanResult) -> dict[str, int]:
+def held_nothing(result: ScanResult) -> list[str]:
+    """The inputs that held nothing to audit (an empty file, `[]`, stdin with
+    nothing on it), when no call at all was audited: a gate that passes on them passed on
+    nothing, as when a log export broke. Empty when a call was audited, or when only
+    inventories held nothing."""
+    if result.window[0] is not None:
+        return []
+    return [
+        item["source"]
+        for item in result.inputs
+        if item.get("skipped") and item.get("kind") != "inventory"
+    ]
+
+
+def not_audited_dict(result: ScanResult) -> dict[str, Any]:
     """`not_audited` for a machine report's summary."""
     rejected, unreadable = not_audited(result)
-    return {"records_rejected": rejected, "files_unreadable": unreadable}
+    return {
+        "records_rejected": rejected,
+        "files_unreadable": unreadable,
+        "inputs_held_nothing": held_nothing(result),
+    }
 
 
 def not_audited_note(result: ScanResult) -> str | None:
     """`2 records rejected, 1 file unreadable: not audited`, when the inputs hold some: every
     report says so, or a record an attacker made unreadable (one stray byte in a user agent)
-    would leave a clean-looking report, its calls unjudged. `--strict` fails on them."""
+    would leave a clean-looking report, its calls unjudged. So is a run whose logs all held
+    nothing (`held_nothing`). `--strict` fails on them."""
     rejected, unreadable = not_audited(result)
     parts = [f"{counted(rejected, 'record')} rejected"] if rejected else []
     parts += [f"{counted(unreadable, 'file')} unreadable"] if unreadable else []
-    return f"{', '.join(parts)}: not audited" if parts else None
+    notes = [f"{', '.join(parts)}: not audited"] if parts else []
+    return "; ".join([*notes, *filter(None, [held_nothing_note(result)])]) or None
+
+
+def held_nothing_note(result: ScanResult) -> str | None:
+    """`no call audited: 1 input held nothing (empty.jsonl)` (`held_nothing`)."""
+    empty = held_nothing(result)
+    if not empty:
+        return None
+    more = f" and {len(empty) - 3:,} more" if len(empty) > 3 else ""
+    return (
+        f"no call audited: {counted(len(empty), 'input')} held nothing "
+        f"({', '.join(empty[:3])}{more})"
+    )
 
 
 def run_notes(result: ScanResult) -> list[str]:
