@@ -382,7 +382,8 @@ def redact_secrets_sql(text: str) -> str:
 def secret_safe_id_sql(text: str) -> str:
     """SQL: an identifier that is itself a secret (a token pasted as an id) becomes
     `secret:<fingerprint>`, so it still groups and joins but is never stored in clear."""
-    return f"CASE WHEN {holds_secret_sql(text)} THEN {secret_id_sql(text)} ELSE {text} END"
+    found = holds_secret_sql(breaks_spaced_sql(text))
+    return f"CASE WHEN {found} THEN {secret_id_sql(text)} ELSE {text} END"
 
 
 # A record's text as the leak check reads it (`json_as_read_sql`): a layer of its own in a
@@ -397,18 +398,27 @@ def json_as_read_sql(text: str) -> str:
     JSON may spell any character as an escape, and writers do: `\\u003d` for `=` (Gson),
     `\\u002B` for `+` (.NET), `\\/` for `/` (PHP). A value's line break is written `\\n`,
     which glues an `n` to the token after it (`...\\nghp_...`), and the patterns look for a
-    token at a word's start. Only text with a backslash is rewritten, so the cost falls on
-    the few records that have one. An escaped backslash (`C:\\\\npm_...`) stays one: it is
-    set aside (as chr(1), which JSON text never holds raw) while the `\\n`s become spaces.
+    token at a word's start (`breaks_spaced_sql`). Only text with a backslash is rewritten,
+    so the cost falls on the few records that have one.
     `text` is read as VARCHAR (a JSON-typed value would be cast back, and fail).
     """
     text = f"({text})::VARCHAR"
     decoded = f"CASE WHEN json_valid({text}) THEN json({text})::VARCHAR ELSE {text} END"
-    spaced = f"regexp_replace(replace({decoded}, '\\\\', chr(1)), '\\\\[nrtbf]', ' ', 'g')"
-    return (
-        f"CASE WHEN NOT contains({text}, '\\') THEN {text} "
-        f"ELSE replace({spaced}, chr(1), '\\\\') END"
-    )
+    return f"CASE WHEN NOT contains({text}, '\\') THEN {text} ELSE {_breaks_spaced(decoded)} END"
+
+
+def breaks_spaced_sql(text: str) -> str:
+    """SQL: `text` with each escaped line break or tab (`\\n`, `\\t`: a value kept as its JSON
+    text, or a logger that escaped its message) read as a space, so that a token after one
+    starts a word, as the patterns look for it. Text without a backslash is left as it is."""
+    return f"CASE WHEN NOT contains({text}, '\\') THEN {text} ELSE {_breaks_spaced(text)} END"
+
+
+def _breaks_spaced(text: str) -> str:
+    """An escaped backslash (`C:\\\\npm_...`) stays one: it is set aside (as chr(1), which
+    JSON text never holds raw) while the `\\n`s become spaces."""
+    spaced = f"regexp_replace(replace({text}, '\\\\', chr(1)), '\\\\[nrtbf]', ' ', 'g')"
+    return f"replace({spaced}, chr(1), '\\\\')"
 
 
 def secret_id_sql(text: str) -> str:
@@ -443,6 +453,9 @@ def cleaning_sql(
     `secret:<fingerprint>` if a secret, the VARCHAR[] `lists` redacted), to be computed as
     `CLEANED`; and for each column, its cleaned value read back from that list.
 
+    A text's escaped line breaks are spaces in the cleaned text (`breaks_spaced_sql`): the
+    patterns find a token after one only so.
+
     A list is cleaned item by item and also as its items joined by spaces: a scope string
     split on spaces has cut a private key (`-----BEGIN RSA PRIVATE KEY-----`) into items no
     pattern matches alone. The items are kept (with their own spaces, and NULLs) unless the
@@ -450,7 +463,7 @@ def cleaning_sql(
     """
     singles = [*texts, *ids, *(f"array_to_string({name}, ' ')" for name in lists)]
     parts = [f"[{', '.join(singles)}]", *(f"coalesce({name}, []::VARCHAR[])" for name in lists)]
-    clean = redact_secrets_sql("_v")
+    clean = redact_secrets_sql(breaks_spaced_sql("_v"))
     if ids:
         first, last = len(texts) + 1, len(texts) + len(ids)
         clean = (
@@ -535,9 +548,20 @@ def without_placeholders(text: str) -> str:
     return cleaned
 
 
+def breaks_spaced(text: str) -> str:
+    """`breaks_spaced_sql` in Python."""
+    if "\\" not in text:
+        return text
+    spaced: str = _ESCAPED_BREAK.sub(" ", text.replace("\\\\", "\x01"))
+    return spaced.replace("\x01", "\\\\")
+
+
+_ESCAPED_BREAK = re2.compile(r"\\[nrtbf]")
+
+
 def secret_safe_id(text: str) -> str:
     """`secret_safe_id_sql` in Python."""
-    if find_secret(text) is None:
+    if find_secret(breaks_spaced(text)) is None:
         return text
     return "secret:" + sha256_prefix(text)
 

@@ -24,7 +24,7 @@ from typing import Any
 from m2maudit.config import Config
 from m2maudit.fingerprint import bare_token, fingerprint
 from m2maudit.private_jwk import private_jwk_secrets
-from m2maudit.secrets import all_secrets, secret_safe_id, secret_safe_list
+from m2maudit.secrets import all_secrets, breaks_spaced, secret_safe_id, secret_safe_list
 
 MAX_TOKEN_BYTES = 65_536
 """A token longer than this is not decoded: real tokens are a few KB; HTTP servers cap headers."""
@@ -282,9 +282,10 @@ def decode_token(token: str, config: Config | None = None) -> DecodedToken:
         return DecodedToken(row)
     _fill(row, header, claims, config)
     # The payload as the SQL decoder judges it (`tokens._secret_layers`): written again, as
-    # DuckDB's json() writes it, so escapes hide no secret. A private key in a JWK, in the
-    # header or the claims, is a secret no pattern finds.
-    found = all_secrets(json.dumps(claims, ensure_ascii=False, separators=(",", ":")))
+    # DuckDB's json() writes it, so escapes hide no secret, its line breaks spaces. A private
+    # key in a JWK, in the header or the claims, is a secret no pattern finds.
+    payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":"))
+    found = all_secrets(breaks_spaced(payload))
     row.claims_secrets = sorted({*(found or []), *private_jwk_secrets(header, claims)}) or None
     _without_secret_ids(row)
     return DecodedToken(row, header, claims)

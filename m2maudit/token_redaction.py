@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from m2maudit.private_jwk import is_private_member, private_member_secret
-from m2maudit.secrets import all_secrets, find_secret, redact_secrets
+from m2maudit.secrets import all_secrets, breaks_spaced, find_secret, redact_secrets
 from m2maudit.token_claims import DecodedToken
 
 REDACTED = "[redacted]"
@@ -108,13 +108,16 @@ def _list_member(
 
 def _secrets_of(names: tuple[str, ...], value: str | float) -> list[str] | None:
     """The secrets of `value` judged under each of its names, or None."""
-    found = sorted({s for name in names for s in all_secrets(_as_member(name, value)) or []})
+    found = sorted(
+        {s for name in names for s in all_secrets(breaks_spaced(_as_member(name, value))) or []}
+    )
     return found or None
 
 
 def _as_member(name: str, value: str | float) -> str:
     """`"name":"value"` as the scan judges a token's claims: DuckDB's `json()` text, without
-    spaces, so that a secret found by its name has the scan's fingerprint (M2M605)."""
+    spaces, so that a secret found by its name has the scan's fingerprint (M2M605). Its
+    escaped line breaks are spaces when judged (`breaks_spaced`), as there."""
     return json.dumps({name: value}, ensure_ascii=False, separators=(",", ":"))[1:-1]
 
 

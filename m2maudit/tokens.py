@@ -22,6 +22,7 @@ from m2maudit.fingerprint import fingerprint_sql
 from m2maudit.private_jwk import private_jwk_secrets_sql
 from m2maudit.secrets import (
     all_secrets_sql,
+    breaks_spaced_sql,
     holds_secret_sql,
     leaked_secret_fp_sql,
     leaked_secret_kind_sql,
@@ -473,7 +474,7 @@ def _secret_layers() -> list[dict[str, str]]:
     (`private_jwk`)."""
     safe = secret_safe_id_sql("v")
     return [
-        {"payload_text": "json(pj)::VARCHAR"},
+        {"payload_text": breaks_spaced_sql("json(pj)::VARCHAR")},  # `\\nghp_...` is found
         {
             "claims_secret": (
                 f"CASE WHEN pj IS NOT NULL THEN {leaked_secret_kind_sql('payload_text')} END"

@@ -273,3 +273,52 @@ def test_a_secret_behind_a_json_escape_is_found_and_never_stored(tmp_path: Path,
         assert secret.encode() not in db.read_bytes(), (name, secret)
     if name != "inventory":  # an inventory's secret becomes its id, not a log's leak
         assert any(f["rule_id"] == "M2M601" for f in json.loads(out.read_text())["findings"])
+
+
+def _every_stored_value(db: Path) -> str:
+    """Every value of every table of a store, as text: a secret compressed on disk would hide
+    from a search of the file's bytes."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    text = "\n".join(str(con.execute(f'SELECT * FROM "{name}"').fetchall()) for name in tables)
+    con.close()
+    return text
+
+
+SPACED_TOKEN = jwt.encode(
+    {"sub": "agent-a", "jti": "j-2", "note": f"deploy key:\n{GITHUB_TOKEN}"}, "k" * 32
+)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {**VALID, "action": {"cmd": f"deploy\n{GITHUB_TOKEN}"}},  # kept as its JSON text
+        {**VALID, "action": [f"x\t{GITHUB_TOKEN}"]},
+        {**VALID, "action": f"exec failed: PATH=/usr/bin\\n{GITHUB_TOKEN}"},  # a logger's \n
+        {**VALID, "scopes": f"read\n{GITHUB_TOKEN}"},
+        {**VALID, "principal": f"agent\\n{GITHUB_TOKEN}"},
+        {**VALID, "authorization": f"Bearer {SPACED_TOKEN}"},  # in the token's claims
+    ],
+    ids=["object", "list", "logged-escape", "scopes", "principal", "claim"],
+)
+@pytest.mark.parametrize("careful", [False, True], ids=["fast", "careful"])
+def test_a_secret_after_an_escaped_line_break_is_found_and_never_stored(
+    tmp_path: Path, record: dict[str, object], careful: bool
+) -> None:
+    """`\\n` glues an `n` to the token after it, and the patterns look for a token at a
+    word's start: kept as JSON text (an object, a list) or escaped by a logger, the token was
+    neither found nor cut out, and every report printed it."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(record) + "\n" + ("\n" if careful else ""))
+    db, out = tmp_path / "s.duckdb", tmp_path / "r.json"
+    args = ["scan", str(log), "--db", str(db), "-f", "json", "-o", str(out), "--fail-on", "never"]
+    result = CliRunner().invoke(app, [*args, "--as-of", "2026-11-28T00:00:00Z", "--verbose"])
+    assert result.exit_code == 0, result.output
+    secret = GITHUB_TOKEN[4:]
+    assert secret not in out.read_text() + result.output
+    assert secret not in _every_stored_value(db)
+    rules = {finding["rule_id"] for finding in json.loads(out.read_text())["findings"]}
+    assert "M2M605" in rules if "authorization" in record else "M2M601" in rules

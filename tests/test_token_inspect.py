@@ -579,6 +579,22 @@ def test_a_claim_secret_has_the_fingerprint_the_scan_gives_it() -> None:
     assert stated == sorted(document["columns"]["claims_secrets"])
 
 
+def test_a_claim_secret_after_a_line_break_is_cut_and_fingerprinted_as_the_scan_does() -> None:
+    """A claim judged as JSON text writes a line break `\\n`, which glued an `n` to the token
+    after it: `deploy key:\\nghp_...` was shown in clear, with no exposure."""
+    github = "ghp_hGAkWvj7FAc9QeWJKY40uvSwMFLZDe1f8rES"
+    token = chained_token(note=f"deploy key:\n{github}", ctx=[{"k": f"x\n{github}"}])
+    for shown in (run(token).stdout, run(token, "--format", "json").stdout):
+        assert github[4:] not in shown
+    document = run_json(token)
+    stated = sorted(
+        ":".join(found)
+        for p in document["problems"]
+        for found in re.findall(r"\((\w+), fingerprint ([0-9a-f]{16})\)", p["message"])
+    )
+    assert stated and sorted(set(stated)) == document["columns"]["claims_secrets"]
+
+
 def test_the_exit_code_says_whether_a_signature_asked_for_was_verified(tmp_path: Path) -> None:
     """A script gates on it: `token inspect - --key k.pem < t.jwt && deploy`."""
     pem = _write(tmp_path / "rsa.pem", public_pem(rsa_key()))

@@ -16,6 +16,7 @@ from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import (
     all_secrets_sql,
+    breaks_spaced_sql,
     json_as_read_sql,
     leaked_secret_fp_sql,
     secret_needles,
@@ -208,7 +209,14 @@ class GenericLogAdapter(StagedLoad):
             # Per distinct token, in _auth: the kind of credential too.
             {**_columns(), "raw_token": "NULL::VARCHAR", "credential_type": "auth_credential_type"},
             _checks(ctx.config, broken=("line_verdict IS NOT NULL", "line_verdict")),
-            [*_fast_value_layers(extras, ctx.config), *_derived_layers("joined", "suspect")],
+            [
+                *_fast_value_layers(extras, ctx.config),
+                # Only a suspect's escaped line breaks are read as spaces: the needles are
+                # found either way (`secrets.breaks_spaced_sql`).
+                *_derived_layers(
+                    f"CASE WHEN suspect THEN {breaks_spaced_sql('joined')} END", "suspect"
+                ),
+            ],
             source=_fast_source(keys, extras),
             record_key=_fast_record_key(extras),
             materialize=False,
