@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from m2maudit.canonical import CREDENTIAL_COLUMNS
@@ -229,3 +230,21 @@ def test_a_root_access_key_in_the_report_and_its_calls_is_one_finding(
         (f.token_id, f.evidence["seen_in"]) for f in result.findings if f.rule_id == "M2M204"
     )
     assert found == [("AKIAROOTEXAMPLE00001", "logs")]
+
+
+def test_a_secret_where_the_arn_belongs_is_kept_as_its_fingerprint(tmp_path: Path) -> None:
+    """The ARN names the principal and the credential, stored and shown in every report: a
+    token pasted there (an export that shifted a column) was kept in clear, while the
+    generic inventory kept such an id as `secret:<fingerprint>`."""
+    token = "ghp_hGAkWvj7FAc9QeWJKY40uvSwMFLZDe1f8rES"
+    row = report_row("build-bot", "true,2024-01-01T00:00:00+00:00,N/A,N/A,N/A")
+    row = row.replace("arn:aws:iam::123456789012:user/build-bot", token)
+    plain = report_row("ci", "true,2026-10-01T00:00:00+00:00,N/A,N/A,N/A")
+    report = tmp_path / "report.csv"
+    report.write_text("\n".join([HEADER, row, plain]) + "\n")
+    store, _ = load(inventories=[report])
+    stored = rows(store, "SELECT principal, credential_id FROM credentials ORDER BY principal")
+    assert stored[0]["principal"] == "arn:aws:iam::123456789012:user/ci"
+    assert re.fullmatch("secret:[0-9a-f]{16}", stored[1]["principal"])
+    assert stored[1]["credential_id"] == f"{stored[1]['principal']}#access_key_1"
+    assert token[4:] not in str(stored)

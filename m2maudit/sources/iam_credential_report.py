@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from m2maudit.config import Config
 from m2maudit.errors import InputError
+from m2maudit.secrets import secret_safe_id_sql
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -120,7 +121,9 @@ def _columns(config: Config) -> dict[str, str]:
     def text(key: str) -> str:
         return f"nullif(trim(rec ->> '$.{key}'), '')"
 
-    user, arn, active = text("user"), text("arn"), f"lower({text('active')})"
+    # A secret pasted where the ARN belongs names the principal as `secret:<fingerprint>`,
+    # as in every other inventory: the report's ARN is its name, and it is stored and shown.
+    user, arn, active = text("user"), secret_safe_id_sql(text("arn")), f"lower({text('active')})"
     return {
         "credential_id": f"{arn} || '#' || {text('slot')}",
         "type": text("type"),
