@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from m2maudit.errors import AuditError, shown, yaml_problem
+from m2maudit.errors import AuditError, first_line, shown, yaml_problem
 from m2maudit.timeutil import parse_duration
 from m2maudit.yamlsafe import load_yaml
 
@@ -368,7 +368,7 @@ def _re2_problem(con: duckdb.DuckDBPyConnection, pattern: str) -> str | None:
     try:
         con.execute("SELECT regexp_full_match('', ?, 'i')", [pattern])
     except duckdb.Error as exc:
-        return str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
+        return first_line(exc).removeprefix("Invalid Input Error: ")  # it quotes the pattern
     return None
 
 

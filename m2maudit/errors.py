@@ -48,9 +48,15 @@ def shown(value: object) -> str:
     """A user's value quoted in an error: its repr, cut short, any secret in it cut out. A
     config value may be a megabyte of text or a list nested a thousand deep; the error
     stays one short line."""
+    if isinstance(value, str):  # whole first: a JWT cut in its middle is no JWT to a pattern
+        value = _redacted(value)
+    return _redacted(_SHORT.repr(value))
+
+
+def _redacted(text: str) -> str:
     from m2maudit.secrets import redact_secrets  # (secrets -> fingerprint -> errors)
 
-    return redact_secrets(_SHORT.repr(value))
+    return redact_secrets(text)
 
 
 def _short_repr() -> reprlib.Repr:
@@ -65,14 +71,16 @@ _SHORT = _short_repr()
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (DuckDB's run on with context), or its type."""
+    """The first line of an exception's message (DuckDB's run on with context), or its type.
+    Any secret it quotes from the input is cut out."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return _redacted(text.splitlines()[0]) if text else type(exc).__name__
 
 
 def yaml_problem(exc: BaseException) -> tuple[str, int | None]:
-    """PyYAML's error as `invalid YAML: <problem>` and its 1-based line, when it names one."""
+    """PyYAML's error as `invalid YAML: <problem>` and its 1-based line, when it names one.
+    PyYAML quotes the input (`the tag 'tag:ghp_...'`): a secret there is cut out."""
     mark = getattr(exc, "problem_mark", None)
     problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # always one line
-    reason = f"invalid YAML: {problem}"
+    reason = f"invalid YAML: {_redacted(problem)}"
     return reason, (mark.line + 1 if mark is not None else None)

@@ -322,3 +322,40 @@ def test_a_secret_after_an_escaped_line_break_is_found_and_never_stored(
     assert secret not in _every_stored_value(db)
     rules = {finding["rule_id"] for finding in json.loads(out.read_text())["findings"]}
     assert "M2M605" in rules if "authorization" in record else "M2M601" in rules
+
+
+def test_an_error_that_quotes_the_input_never_quotes_a_secret(tmp_path: Path) -> None:
+    """PyYAML quotes a tag it cannot read, RE2 a pattern it refuses, and a config warning the
+    mapping it read: a token there was printed and stored in `ingest_errors` (a secret-leak
+    audit). A long value quoted cut short was cut before its secret was looked for, so a
+    JWT's signature was shown (a JWT cut in its middle is no JWT to a pattern)."""
+    from m2maudit.errors import shown
+
+    secret = GITHUB_TOKEN[4:]
+    bad_tag = tmp_path / "tag.yaml"
+    bad_tag.write_text(f"tokens:\n  - token_id: k1\n    principal: !{GITHUB_TOKEN}!x agent-a\n")
+    constructor = tmp_path / "inv.yaml"
+    constructor.write_text(
+        "tokens:\n  - token_id: k1\n    principal: agent-a\n"
+        f"  - token_id: k2\n    principal: !<tag:{GITHUB_TOKEN}> agent-b\n"
+    )
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(f'mapping:\n  on_behalf_of: "{GITHUB_TOKEN}"\n')
+    pattern = tmp_path / "re.yaml"
+    pattern.write_text(f'agent_patterns: ["{GITHUB_TOKEN}(("]\n')
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(VALID) + "\n")
+    db = tmp_path / "s.duckdb"
+    runs = [
+        ["scan", "--inventory", str(bad_tag), "--inventory", str(constructor), "--db", str(db)],
+        ["scan", str(log), "-c", str(mapping)],
+        ["scan", str(log), "-c", str(pattern)],
+    ]
+    for args in runs:
+        result = CliRunner().invoke(app, [*args, "--fail-on", "never", "-f", "json"])
+        assert "invalid YAML" in result.output or "reads" in result.output or "RE2" in result.output
+        assert secret not in result.output, args
+    assert secret not in _every_stored_value(db)
+    assert "[redacted]" in _every_stored_value(db)
+    token = jwt.encode({"sub": "agent-a", "pad": "x" * 200}, "k" * 32)
+    assert token.split(".")[2][-20:] not in shown(token)

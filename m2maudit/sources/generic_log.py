@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.config import GENERIC_LOG_FIELDS, Config
+from m2maudit.errors import shown
 from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import (
     all_secrets_sql,
@@ -146,7 +147,7 @@ class GenericLogAdapter(StagedLoad):
         ).fetchall()
         return {
             str(source): [
-                f"mapping.{name} reads {ctx.config.mapping[name]!r}, which no record of the "
+                f"mapping.{name} reads {shown(ctx.config.mapping[name])}, which no record of the "
                 f"{loaded:,} loaded has a value for (a typo?)"
                 for name, count in zip(mapped, counts, strict=True)
                 if count == 0
