@@ -6,6 +6,7 @@ m2maudit reports the kind of secret and a fingerprint of it, never the secret it
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Sequence
 
 import re2
@@ -32,14 +33,15 @@ _BASIC_CREDENTIALS = (
     f"(?:{_ASCII3}*{_COLON3}{_ASCII3}*{_PADDED}|{_ASCII3}+{_COLON_PADDED}"
     f"|{_ASCII3}+{_COLON3}{_ASCII3}*|{_COLON3}{_ASCII3}+)($|[^A-Za-z0-9+/=])"
 )
-# A value in a URL query or a `name=value` pair: a run of 16 token characters unbroken by `_`
-# or `.`, in a value that may have them (`ya29.a0Af...`), but no `/`. A random token (a UUID
+# A value in a URL query or a `name=value` pair: a run of 16 token characters unbroken by `_`,
+# `.` or `+` (a space, in a query: `customer+account+settings`), in a value that may have
+# them (`ya29.a0Af...`), but no `/`. A random token (a UUID
 # too) has such a run; paths, dotted names and identifiers made of words
 # (`key=reports/2026/q3.pdf`, `key=spring.datasource.url`, `customer_account_settings`) do not.
 # A percent escape is part of a value, but for `%26` (`&`), which ends it after the run; it is
 # no part of the run (`reports%2F2026%2Fq3.pdf` is a path, percent-encoded).
 _PCT_NOT_AMP = "%(?:[013-9A-Fa-f][0-9A-Fa-f]|2[0-57-9A-Fa-f])"
-_PARAM_VALUE = f"[A-Za-z0-9%+_~.-]*[A-Za-z0-9+~-]{{16,}}(?:[A-Za-z0-9+_~.=-]|{_PCT_NOT_AMP})*"
+_PARAM_VALUE = f"[A-Za-z0-9%+_~.-]*[A-Za-z0-9~-]{{16,}}(?:[A-Za-z0-9+_~.=-]|{_PCT_NOT_AMP})*"
 # A bearer token (RFC 6750's b64token) with a run of 16 letters, digits, `+` or `~` (words
 # joined by `-`, `/`, `_` or `.` are prose or a path: "Bearer token-introspection-failed"),
 # or a UUID.
@@ -73,8 +75,18 @@ PLACEHOLDER_VALUE = (
 
 
 def without_placeholders_sql(text: str) -> str:
-    """SQL: `text` with each `PLACEHOLDER_VALUE` made `*`, for the secret patterns to read."""
-    return f"regexp_replace({text}, {_literal(PLACEHOLDER_VALUE)}, '\\1*\\3', 'g')"
+    """SQL: `text` with each `PLACEHOLDER_VALUE` made `*`, for the secret patterns to read,
+    its percent escapes decoded (`percent_decoded_sql`)."""
+    decoded = percent_decoded_sql(text)
+    return f"regexp_replace({decoded}, {_literal(PLACEHOLDER_VALUE)}, '\\1*\\3', 'g')"
+
+
+def percent_decoded_sql(text: str) -> str:
+    """SQL: `text` with its percent escapes decoded once, as the patterns must read it: a
+    token after `%3D`, `%20` or `%2F` (`?next=%2Fcb%3Ftoken%3Dghp_...`, `Bearer%20...`) does
+    not start a word, and the patterns look for one at a word's start. Left as it is where
+    the decoded bytes are no UTF-8."""
+    return f"coalesce(try(url_decode({text})), {text})"
 
 
 # (kind, RE2 pattern). Order matters: the first match names the kind. The patterns are also
@@ -196,8 +208,10 @@ _FINGERPRINTED_AS: dict[str, str] = {
 
 
 # Literal pieces at least one of which every match of the patterns above contains, in the
-# spellings people use (lower, UPPER, Capitalised, camelCase). `contains` is far cheaper than
-# a regex over a whole record, so a record without any of them skips the regexes.
+# spellings people use (lower, UPPER, Capitalised, camelCase), and percent-encoded where a
+# piece holds a character a URL encodes (the patterns read the text decoded). `contains` is
+# far cheaper than a regex over a whole record, so a record without any of them skips the
+# regexes.
 
 
 def _assigned(*names: str) -> tuple[str, ...]:
@@ -207,7 +221,7 @@ def _assigned(*names: str) -> tuple[str, ...]:
 
 
 SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
-    "private_key": ("PRIVATE KEY",),
+    "private_key": ("PRIVATE KEY", "PRIVATE%20KEY"),
     "jwt": ("eyJ",),
     "aws_secret_key": ("ecret", "ECRET", "AKIA", "ASIA"),
     "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
@@ -245,13 +259,13 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
             )
             for sep in ("_", "-", "")
         ),
-        *(f"{pwd}{sep}" for pwd in ("pwd", "Pwd", "PWD") for sep in ("=", '"', "'", "\\")),
+        *(f"{pwd}{sep}" for pwd in ("pwd", "Pwd", "PWD") for sep in ("=", '"', "'", "\\", "%3D")),
     ),
     "vault_token": ("hvs.", "hvb.", "hvr."),
     "google_api_key": ("AIza",),
     "url_credentials": (),  # no rare literal: see SECRET_NEEDLE_PATTERNS
-    "basic_auth": ("Basic ", "basic ", "BASIC "),
-    "bearer_token": ("Bearer ", "bearer ", "BEARER "),
+    "basic_auth": ("Basic ", "basic ", "BASIC ", "Basic%20"),
+    "bearer_token": ("Bearer ", "bearer ", "BEARER ", "Bearer%20"),
     "signed_url": _assigned("ignature", "IGNATURE", "sig", "Sig", "SIG", "oken", "OKEN"),
     "secret_param": _assigned(
         "oken", "OKEN", "ecret", "ECRET", "key", "Key", "KEY", "auth", "Auth", "AUTH"
@@ -263,14 +277,20 @@ SECRET_NEEDLES: dict[str, tuple[str, ...]] = {
 # `://` and an `@` are each in most records, but `://` then `user:password@` with no `/`
 # between is rare, and one more alternative costs the prefilter's single pass little.
 SECRET_NEEDLE_PATTERNS: dict[str, str] = {
-    "url_credentials": r":(?:\\?/){2}[^\s/?#@:\"'<>\\]*:[^\s/?#@\"'<>\\]+@",
+    "url_credentials": (
+        r":(?:\\?/){2}[^\s/?#@:\"'<>\\]*:[^\s/?#@\"'<>\\]+@"
+        r"|%3A%2F%2F[^\s/?#@]*%40"  # percent-encoded (in a URL's query), any case
+    ),
 }
 
 
 def secret_needles() -> list[str]:
-    """The needles as regex alternatives: the literals escaped and sorted, then the needle
-    patterns."""
-    needles = sorted({needle for group in SECRET_NEEDLES.values() for needle in group})
+    """The needles as regex alternatives, to be read ignoring case: the literals escaped and
+    sorted, then the needle patterns."""
+    spellings = {needle.lower() for group in SECRET_NEEDLES.values() for needle in group}
+    # Read ignoring case, one spelling is enough; and a needle holding another is implied by it
+    # (`sk-` finds every `sk-ant-`). The prefilter is written out at each secret test.
+    needles = sorted(n for n in spellings if not any(o != n and o in n for o in spellings))
     return [re.escape(needle) for needle in needles] + sorted(SECRET_NEEDLE_PATTERNS.values())
 
 
@@ -382,7 +402,7 @@ def redact_secrets_sql(text: str) -> str:
 def secret_safe_id_sql(text: str) -> str:
     """SQL: an identifier that is itself a secret (a token pasted as an id) becomes
     `secret:<fingerprint>`, so it still groups and joins but is never stored in clear."""
-    found = holds_secret_sql(breaks_spaced_sql(text))
+    found = holds_secret_sql(as_scanned_sql(text))
     return f"CASE WHEN {found} THEN {secret_id_sql(text)} ELSE {text} END"
 
 
@@ -405,6 +425,13 @@ def json_as_read_sql(text: str) -> str:
     text = f"({text})::VARCHAR"
     decoded = f"CASE WHEN json_valid({text}) THEN json({text})::VARCHAR ELSE {text} END"
     return f"CASE WHEN NOT contains({text}, '\\') THEN {text} ELSE {_breaks_spaced(decoded)} END"
+
+
+def as_scanned_sql(text: str) -> str:
+    """SQL: `text` as the patterns read it where no `without_placeholders_sql` does (the
+    cleaning of stored text, an id's secret test): line breaks spaced, percent escapes
+    decoded."""
+    return percent_decoded_sql(breaks_spaced_sql(text))
 
 
 def breaks_spaced_sql(text: str) -> str:
@@ -453,8 +480,8 @@ def cleaning_sql(
     `secret:<fingerprint>` if a secret, the VARCHAR[] `lists` redacted), to be computed as
     `CLEANED`; and for each column, its cleaned value read back from that list.
 
-    A text's escaped line breaks are spaces in the cleaned text (`breaks_spaced_sql`): the
-    patterns find a token after one only so.
+    A text's escaped line breaks are spaces in the cleaned text, and its percent escapes
+    decoded (`as_scanned_sql`): the patterns find a token after one only so.
 
     A list is cleaned item by item and also as its items joined by spaces: a scope string
     split on spaces has cut a private key (`-----BEGIN RSA PRIVATE KEY-----`) into items no
@@ -463,7 +490,7 @@ def cleaning_sql(
     """
     singles = [*texts, *ids, *(f"array_to_string({name}, ' ')" for name in lists)]
     parts = [f"[{', '.join(singles)}]", *(f"coalesce({name}, []::VARCHAR[])" for name in lists)]
-    clean = redact_secrets_sql(breaks_spaced_sql("_v"))
+    clean = redact_secrets_sql(as_scanned_sql("_v"))
     if ids:
         first, last = len(texts) + 1, len(texts) + len(ids)
         clean = (
@@ -529,7 +556,11 @@ _FINGERPRINT_MATERIAL: dict[str, Callable[[str], str]] = {
 def find_secret(text: str) -> tuple[str, str] | None:
     """The kind and fingerprint of the first secret in `text`, as the scan's SQL gives them
     (`leaked_secret_kind_sql`, `leaked_secret_fp_sql`), or None."""
-    text = without_placeholders(text)
+    return _first_secret(without_placeholders(text))
+
+
+def _first_secret(text: str) -> tuple[str, str] | None:
+    """`_first_secret_sql` in Python: of text already read as the patterns read it."""
     for kind, pattern in _COMPILED:
         match = pattern.search(text)
         if match:
@@ -544,8 +575,23 @@ _PLACEHOLDER = re2.compile(PLACEHOLDER_VALUE)
 
 def without_placeholders(text: str) -> str:
     """`without_placeholders_sql` in Python."""
-    cleaned: str = _PLACEHOLDER.sub(r"\1*\3", text)
+    cleaned: str = _PLACEHOLDER.sub(r"\1*\3", percent_decoded(text))
     return cleaned
+
+
+def percent_decoded(text: str) -> str:
+    """`percent_decoded_sql` in Python (DuckDB's `url_decode` keeps `+`, as `unquote` does)."""
+    if "%" not in text:
+        return text
+    try:
+        return urllib.parse.unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        return text
+
+
+def as_scanned(text: str) -> str:
+    """`as_scanned_sql` in Python."""
+    return percent_decoded(breaks_spaced(text))
 
 
 def breaks_spaced(text: str) -> str:
@@ -584,7 +630,7 @@ def all_secrets(text: str) -> list[str] | None:
         return None
     found = {":".join(first)}
     for match in _ALL_AT_ONCE.finditer(without_placeholders(text)):
-        named = find_secret(match.group())
+        named = _first_secret(match.group())  # read once: decoded twice, `%252B` is `+`
         if named is not None:
             found.add(":".join(named))
     return sorted(found)

@@ -359,3 +359,31 @@ def test_an_error_that_quotes_the_input_never_quotes_a_secret(tmp_path: Path) ->
     assert "[redacted]" in _every_stored_value(db)
     token = jwt.encode({"sub": "agent-a", "pad": "x" * 200}, "k" * 32)
     assert token.split(".")[2][-20:] not in shown(token)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        f"GET /login?next=%2Fapi%3Fgh%3D{GITHUB_TOKEN}",
+        f"GET /forward%2F{GITHUB_TOKEN}",
+        f"GET /search?q=token%20{GITHUB_TOKEN}",
+    ],
+    ids=["nested-query", "path", "space"],
+)
+@pytest.mark.parametrize("careful", [False, True], ids=["fast", "careful"])
+def test_a_percent_encoded_secret_is_found_and_never_stored(
+    tmp_path: Path, action: str, careful: bool
+) -> None:
+    """A token after `%3D`, `%2F` or `%20` (a URL inside a URL's query, a proxied path) was
+    neither found nor cut out: every report printed it."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({**VALID, "action": action}) + "\n" + ("\n" if careful else ""))
+    db, out = tmp_path / "s.duckdb", tmp_path / "r.json"
+    args = ["scan", str(log), "--db", str(db), "-f", "json", "-o", str(out), "--fail-on", "never"]
+    result = CliRunner().invoke(app, [*args, "--as-of", "2026-11-28T00:00:00Z", "--verbose"])
+    assert result.exit_code == 0, result.output
+    assert GITHUB_TOKEN[4:] not in out.read_text() + result.output
+    assert GITHUB_TOKEN[4:] not in _every_stored_value(db)
+    findings = json.loads(out.read_text())["findings"]
+    exposed = [f["evidence"]["secret_kind"] for f in findings if f["rule_id"] == "M2M601"]
+    assert exposed == ["github_token"]
