@@ -570,7 +570,8 @@ def scan(
     settings = load_config(config)
     # Everything that can be wrong with the flags, config and rules fails before any input
     # is read: on gigabytes of logs, a typo should cost a second, not a whole ingest.
-    pack = prepare_rules(settings, clock, list(rules or []))
+    selection = prepare_rules(settings, clock, list(rules or []))
+    pack = selection.rules
     policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
     named = _named_inputs(paths, inventory, settings, db, pack, list(rules or []))
     _check_outputs(output, write_baseline, baseline, named)
@@ -599,7 +600,7 @@ def scan(
                 settings,
                 clock,
                 inputs=input_summaries(report),
-                rules=pack,
+                rules=selection,
                 on_step=on_step,
                 rule_timeout=rule_timeout,
             )

@@ -255,7 +255,8 @@ def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | 
         if not path.is_file():
             raise AuditError(f"{explicit}: config file not found")
         return path
-    candidate = (cwd or Path.cwd()) / CONFIG_FILENAME
+    # Named as the user would: reports name it, the same in every checkout.
+    candidate = cwd / CONFIG_FILENAME if cwd else Path(CONFIG_FILENAME)
     return candidate if candidate.is_file() else None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,13 +85,24 @@ def select_rules(rules: list[Rule], config: Config) -> list[Rule]:
     return chosen
 
 
+@dataclass(frozen=True)
+class RuleSelection:
+    """The rules a scan runs, and the ids of those the config's `select` and `ignore` left
+    out: a report says so, or a config that switched a check off would read as a pass."""
+
+    rules: list[Rule]
+    left_out: list[str]
+
+
 def prepare_rules(
     config: Config, as_of: datetime, rule_dirs: list[Path] | None = None, include_pack: bool = True
-) -> list[Rule]:
+) -> RuleSelection:
     """Load, select and check every rule against the schema: all before any input is read."""
-    rules = select_rules(load_rules(rule_dirs or [], include_pack), config)
+    loaded = load_rules(rule_dirs or [], include_pack)
+    rules = select_rules(loaded, config)
     check_rules_against_schema(rules, config, as_of)
-    return rules
+    chosen = {rule.id for rule in rules}
+    return RuleSelection(rules, sorted(rule.id for rule in loaded if rule.id not in chosen))
 
 
 def severity_overrides(rules: list[Rule], config: Config) -> dict[str, str]:
@@ -133,31 +145,32 @@ def run_scan(
     rule_dirs: list[Path] | None = None,
     include_pack: bool = True,
     inputs: list[dict[str, Any]] | None = None,
-    rules: list[Rule] | None = None,
+    rules: RuleSelection | None = None,
     on_step: Callable[[str], None] | None = None,
     rule_timeout: float = DEFAULT_RULE_TIMEOUT,
 ) -> ScanResult:
     """Validate the rules, build the shared views, lock the store down, run every rule.
 
+    `rules`: as `prepare_rules` gives them (the CLI prepares them before reading any input).
     `on_step` hears what starts: "shared views", then each rule's id (a progress display;
     on millions of events each takes seconds). A rule still running after `rule_timeout`
     seconds is stopped and fails the scan."""
-    if rules is None:
-        rules = prepare_rules(config, as_of, rule_dirs, include_pack)
+    selection = rules or prepare_rules(config, as_of, rule_dirs, include_pack)
+    rules_run = selection.rules
     if on_step:
         on_step("shared views")
     create_views(store.con, config)
     coverage = attribution(store, config.thresholds.min_attribution)
     window = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchone() or (None, None)
     lock_down(store.con)
-    overrides = severity_overrides(rules, config)
+    overrides = severity_overrides(rules_run, config)
     outcome = run_rules(
-        store, rules, config, as_of, overrides, on_rule=on_step, timeout=rule_timeout
+        store, rules_run, config, as_of, overrides, on_rule=on_step, timeout=rule_timeout
     )
     return ScanResult(
         as_of=as_of,
         findings=outcome.findings,
-        rules=[r.info(overrides.get(r.id)) for r in rules],
+        rules=[r.info(overrides.get(r.id)) for r in rules_run],
         skipped=outcome.skipped,
         inputs=inputs or [],
         window=(window[0], window[1]),
@@ -167,6 +180,10 @@ def run_scan(
             "credentials": store.scalar("SELECT count(*) FROM credentials"),
             "tokens": store.scalar("SELECT count(*) FROM tokens"),
             "rejected": store.scalar("SELECT count(*) FROM ingest_errors"),
+            "config": {
+                "file": str(config.path) if config.path else None,
+                "rules_left_out": selection.left_out,
+            },
         },
     )
 

@@ -194,7 +194,7 @@ def test_the_scan_bar_names_the_shared_views_then_each_rule(tmp_path: Path) -> N
     from m2maudit.console import scan_progress
     from m2maudit.ingest import ingest_paths
     from m2maudit.rules import load_rules
-    from m2maudit.scan import run_scan
+    from m2maudit.scan import RuleSelection, run_scan
     from m2maudit.store import Store
     from m2maudit.timeutil import parse_instant
 
@@ -213,7 +213,8 @@ def test_the_scan_bar_names_the_shared_views_then_each_rule(tmp_path: Path) -> N
             on_step(name)
             console.file.flush()
 
-        run_scan(store, Config(), parse_instant("2026-11-21T00:00:00Z"), rules=rules, on_step=step)
+        chosen = RuleSelection(rules, [])
+        run_scan(store, Config(), parse_instant("2026-11-21T00:00:00Z"), rules=chosen, on_step=step)
     assert heard == ["shared views", *(rule.id for rule in rules)]
     shown = out.getvalue()
     assert "scan" in shown and f"/{len(rules) + 1}" in shown

@@ -147,6 +147,7 @@ def test_json_has_the_documented_shape() -> None:
         "summary",
         "skipped_rules",
         "policy",
+        "config",
         "findings",
     ]
     assert document["schema_version"] == "1.0"

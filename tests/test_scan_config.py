@@ -255,3 +255,38 @@ def test_a_rule_named_twice_in_two_cases_is_an_error(tmp_path: Path, section: st
     result = CliRunner().invoke(app, ["scan", AGENTS, "--config", str(path), "-q"])
     assert result.exit_code == 2
     assert "name the same rule (names are taken in any case); give it once" in result.output
+
+
+def test_every_report_says_which_rules_the_config_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config found in the working directory that ignores rules made a gate pass on fewer
+    checks, and no report said so (a CI user's trial): a pull request could switch a check
+    off unseen. The rules it leaves out, and the file, are in every report."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".m2maudit.yaml").write_text("ignore: [m2m101, untraceable-action]\n")
+    left_out = ["M2M101", "M2M501", "M2M502", "M2M503", "M2M504", "M2M505"]
+    note = "6 rules left out by the config (.m2maudit.yaml)"
+
+    def report(fmt: str) -> str:
+        args = ["scan", AGENTS, "--as-of", "2026-11-28T00:00:00Z", "--fail-on", "never"]
+        result = CliRunner().invoke(app, [*args, "-f", fmt])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    document = json.loads(report("json"))
+    assert document["config"] == {"file": ".m2maudit.yaml", "rules_left_out": left_out}
+    assert note in report("table") and note in report("markdown").splitlines()[0]
+    junit = report("junit")
+    assert junit.count('message="left out by the config (.m2maudit.yaml)"') == len(left_out)
+    run = json.loads(report("sarif"))["runs"][0]["invocations"][0]
+    noted = [
+        n["associatedRule"]["id"]
+        for n in run["toolExecutionNotifications"]
+        if n["message"]["text"] == "rule left out by the config (.m2maudit.yaml)"
+    ]
+    assert noted == left_out
+    (tmp_path / ".m2maudit.yaml").unlink()
+    plain = json.loads(report("json"))
+    assert plain["config"] == {"file": None, "rules_left_out": []}
+    assert "left out by the config" not in report("table")

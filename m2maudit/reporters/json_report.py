@@ -4,7 +4,7 @@ The shape only grows within a major `schema_version`; removing or renaming a fie
 Keys are emitted in a fixed order and findings in `Finding.sort_key` order, so the same input
 and `--as-of` give the same bytes. `ScanResult.stats` is left out on purpose (it may hold
 timings); only the filters and baseline recorded by `m2maudit.policy.apply_policy` appear, as
-`policy`.
+`policy`, and the config's file and the rules its `select` and `ignore` left out, as `config`.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def report_document(result: ScanResult, options: ReportOptions) -> dict[str, Any
             for item in sorted(result.skipped, key=lambda item: item.rule_id)
         ],
         "policy": jsonable(result.stats.get("policy")),
+        "config": jsonable(result.stats.get("config")),
         "findings": [finding_dict(finding) for finding in ordered_findings(result)],
     }
 

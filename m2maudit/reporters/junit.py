@@ -26,6 +26,8 @@ from m2maudit.findings import Finding, ScanResult
 from m2maudit.reporters.base import Reporter, ReportOptions
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import (
+    config_left_out,
+    config_left_out_reason,
     filters_applied,
     not_audited_note,
     ordered_findings,
@@ -104,6 +106,7 @@ class JunitReporter(Reporter):
             rule_id: f"left out by {filters_applied(result)}" for rule_id in rules_left_out(result)
         }
         skipped |= {item.rule_id: item.reason for item in result.skipped}
+        skipped |= {rule_id: config_left_out_reason(result) for rule_id in config_left_out(result)}
         rules = rules_of(result)
         suite = ET.Element(
             "testsuite", {"name": "m2maudit", "timestamp": xml_text(iso(result.as_of) or "")}

@@ -39,6 +39,8 @@ from m2maudit.reporters.serialize import (
     window_dict,
 )
 from m2maudit.reporters.summary import (
+    config_left_out,
+    config_left_out_reason,
     filters_applied,
     not_audited_dict,
     ordered_findings,
@@ -242,8 +244,8 @@ class SarifReporter(Reporter):
             return []
         return [
             f"the SARIF report has {count} results; GitHub code scanning rejects more than "
-            f"{GITHUB_MAX_RESULTS} in a run (narrow it with --min-severity, --problem or a "
-            "baseline)"
+            f"{GITHUB_MAX_RESULTS} in a run (narrow it with --min-severity, --problem or the "
+            "config's ignore: baselined and suppressed results count too)"
         ]
 
     def render(self, result: ScanResult, options: ReportOptions) -> str:
@@ -307,6 +309,14 @@ def _notifications(result: ScanResult, options: ReportOptions) -> list[dict[str,
             {
                 "level": "note",
                 "message": {"text": f"rule left out by {filters_applied(result)}"},
+                "associatedRule": {"id": rule_id},
+            }
+        )
+    for rule_id in config_left_out(result):
+        notes.append(
+            {
+                "level": "note",
+                "message": {"text": f"rule {config_left_out_reason(result)}"},
                 "associatedRule": {"id": rule_id},
             }
         )

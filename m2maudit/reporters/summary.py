@@ -295,8 +295,30 @@ def held_nothing_note(result: ScanResult) -> str | None:
 
 
 def run_notes(result: ScanResult) -> list[str]:
-    """What a summary line adds: the findings the filters left out, what was not audited."""
-    return [note for note in (left_out_note(result), not_audited_note(result)) if note]
+    """What a summary line adds: the findings the filters left out, the rules the config left
+    out, what was not audited."""
+    notes = (left_out_note(result), config_left_out_note(result), not_audited_note(result))
+    return [note for note in notes if note]
+
+
+def config_left_out(result: ScanResult) -> list[str]:
+    """Ids of the rules the config's `select` and `ignore` left out (`scan.RuleSelection`)."""
+    return list((result.stats.get("config") or {}).get("rules_left_out") or [])
+
+
+def config_left_out_reason(result: ScanResult) -> str:
+    """`left out by the config (.m2maudit.yaml)`: which file, as a pull request may change it."""
+    file = (result.stats.get("config") or {}).get("file")
+    return f"left out by the config{f' ({file})' if file else ''}"
+
+
+def config_left_out_note(result: ScanResult) -> str | None:
+    """`6 rules left out by the config (.m2maudit.yaml)`: every report says so, or a config
+    that switched a check off would let a gate pass on less than it seems to."""
+    left_out = config_left_out(result)
+    if not left_out:
+        return None
+    return f"{counted(len(left_out), 'rule')} {config_left_out_reason(result)}"
 
 
 def left_out_note(result: ScanResult) -> str | None:
