@@ -36,7 +36,7 @@ from m2maudit.errors import AuditError
 from m2maudit.ingest import OWN_OUTPUT, ingest_paths
 from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts, sigterm_as_interrupt
-from m2maudit.reporters import DEFAULT_FORMAT, ReportOptions, get_reporter
+from m2maudit.reporters import DEFAULT_FORMAT, REPORTERS, Reporter, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import held_nothing_note, summary_line
 from m2maudit.rules import Rule, rule_files
@@ -123,18 +123,39 @@ def _inputs_read(report: IngestReport) -> ReadFiles:
 
 
 def _check_outputs(
-    output: str | None, write_baseline: str | None, baseline: Path | None, read: ReadFiles
+    reports: ReadFiles, write_baseline: str | None, baseline: Path | None, read: ReadFiles
 ) -> None:
-    """The report and the baseline can be written, and neither would replace a file the run
-    reads, nor the other; `--write-baseline` may name the `--baseline`, to update it."""
-    if output is not None:
+    """The reports and the baseline can be written, and none would replace a file the run
+    reads, nor another; `--write-baseline` may name the `--baseline`, to update it."""
+    for index, (label, path) in enumerate(reports):
         others = _given([("--baseline", baseline), ("--write-baseline", write_baseline)])
-        output_file.check_output_path(output, "--output", [*read, *others])
+        output_file.check_output_path(path, label, [*read, *others, *reports[:index]])
     if write_baseline is not None:
         output_file.check_output_path(write_baseline, "--write-baseline", read)
 
 
-def _check_not_a_rule(outputs: list[tuple[str, str | None]], rule_dirs: list[Path]) -> None:
+def _extra_report(value: str) -> tuple[Reporter, str]:
+    """`--report sarif:m2maudit.sarif`: the reporter and the file."""
+    name, colon, path = value.partition(":")
+    if not colon or not name or not path:
+        raise AuditError(f"--report {value!r}: give FORMAT:FILE, e.g. sarif:m2maudit.sarif")
+    if path == "-":
+        raise AuditError("--report: a file; the report on standard output is --format's")
+    try:
+        return get_reporter(name), path
+    except AuditError:
+        known = ", ".join(REPORTERS)
+        raise AuditError(f"--report: unknown format {name!r}; known formats: {known}") from None
+
+
+def _distinct(reporters: list[Reporter]) -> list[Reporter]:
+    """Each reporter once: two SARIF files warn once about their size."""
+    return list({each.name: each for each in reporters}.values())
+
+
+def _check_not_a_rule(
+    outputs: Sequence[tuple[str, str | Path | None]], rule_dirs: list[Path]
+) -> None:
     """A YAML file written into a `--rules` directory is read as a rule by the next run, and
     fails it: refused, whether or not it is there yet."""
     for label, output in outputs:
@@ -492,6 +513,14 @@ def scan(
             help="Write the report to this file (only once the scan succeeded).",
         ),
     ] = None,
+    also_report: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report",
+            metavar="FORMAT:FILE",
+            help="Also write a report in FORMAT to FILE (repeatable): one scan, many reports.",
+        ),
+    ] = None,
     fail_on: Annotated[
         str,
         typer.Option(
@@ -554,6 +583,7 @@ def scan(
     """Ingest the inputs, run the rule pack, report findings; the exit code gates CI."""
     clock = clock_of(as_of)
     reporter = get_reporter(output_format)
+    extra_reports = [_extra_report(value) for value in also_report or []]
     fail_on = policy.check_fail_on(fail_on)
     min_severity = policy.check_severity(min_severity)
     if write_baseline is not None and (min_severity or problem):
@@ -574,8 +604,9 @@ def scan(
     pack = selection.rules
     policy.check_problems(problem or [], [*PROBLEMS, *(rule.problem for rule in pack)])
     named = _named_inputs(paths, inventory, settings, db, pack, list(rules or []))
-    _check_outputs(output, write_baseline, baseline, named)
-    _check_not_a_rule([("--output", output), ("--write-baseline", write_baseline)], rules or [])
+    report_files = _given([("--output", output), *(("--report", f) for _, f in extra_reports)])
+    _check_outputs(report_files, write_baseline, baseline, named)
+    _check_not_a_rule([*report_files, ("--write-baseline", write_baseline)], rules or [])
     accepted = policy.load_baseline(baseline) if baseline else None
     from_store = not paths and not inventory  # --db alone: check what it already holds
     if from_store and db is None:
@@ -588,7 +619,7 @@ def scan(
         else:
             report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
             # Found in a directory or by a pattern: known only now, and before the rules run.
-            _check_outputs(output, write_baseline, baseline, _inputs_read(report))
+            _check_outputs(report_files, write_baseline, baseline, _inputs_read(report))
         # The scan still runs and reports what could be read: a CI job that fails on a bad
         # line still uploads the findings of the rest. The exit code is 2 all the same.
         run_problem = run_failure(report, strict, stored=from_store)
@@ -618,7 +649,11 @@ def scan(
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)
     console = stderr_console()
-    for warning in [*warnings, *reporter.warnings(result)]:
+    reporters = [reporter, *(extra for extra, _ in extra_reports)]
+    for warning in [
+        *warnings,
+        *(w for each in _distinct(reporters) for w in each.warnings(result)),
+    ]:
         console.print(f"m2maudit: warning: {clean_text(warning)}", markup=False, soft_wrap=True)
     stream = None if output is not None else sys.stdout
     options = ReportOptions.for_stream(
@@ -629,6 +664,11 @@ def scan(
         output_file.write_output(output, text)
     else:
         sys.stdout.write(text)
+    file_options = ReportOptions.for_stream(
+        None, verbose=verbose, quiet=quiet, fail_on=fail_on, strict_failure=run_problem
+    )
+    for extra, path in extra_reports:
+        output_file.write_output(path, extra.render(result, file_options), label="--report")
     if write_baseline is not None and not run_problem:  # not from inputs the run refused
         recorded = policy.write_baseline(write_baseline, result)
         if not quiet:
@@ -637,10 +677,11 @@ def scan(
                 markup=False,
             )
     code = EXIT_ERROR if run_problem else policy.exit_code(result, fail_on)
-    if output is not None or reporter.name != DEFAULT_FORMAT:
+    if report_files or reporter.name != DEFAULT_FORMAT:
         # The table carries its own summary; a machine format on stdout or a file does not:
         # the same line as the table's last, for the CI log.
-        written = f" (report in {output})" if output is not None else ""
+        names = ", ".join(str(path) for _, path in report_files)
+        written = f" (report{'s' if len(report_files) > 1 else ''} in {names})" if names else ""
         console.print(
             f"m2maudit: {summary_line(result, fail_on)}; exit {code}{written}",
             markup=False,

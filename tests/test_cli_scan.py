@@ -47,6 +47,31 @@ def test_format_never_changes_exit_code(tmp_path: Path) -> None:
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
 
 
+def test_one_scan_writes_many_reports_each_as_its_own_run_would(tmp_path: Path) -> None:
+    """A CI job that gates, uploads SARIF, keeps JUnit and comments Markdown ran the scan
+    four times. `--report FORMAT:FILE` (repeatable) writes each beside the main report,
+    byte for byte what `-f FORMAT -o FILE` writes."""
+    logs = str(ROOT / "sample_logs")
+    alone = {}
+    for name in ("sarif", "junit", "markdown"):
+        scan(logs, "-f", name, "-o", str(tmp_path / f"alone.{name}"))
+        alone[name] = (tmp_path / f"alone.{name}").read_bytes()
+    extra = [f"--report={name}:{tmp_path / f'many.{name}'}" for name in ("sarif", "junit")]
+    code, _ = scan(logs, "-f", "markdown", "-o", str(tmp_path / "many.markdown"), *extra)
+    assert code == 1
+    for name in ("sarif", "junit", "markdown"):
+        assert (tmp_path / f"many.{name}").read_bytes() == alone[name], name
+    runner = CliRunner()
+    for bad, said in (
+        (["--report", "sarif"], "give FORMAT:FILE"),
+        (["--report", "xml:r.xml"], "--report: unknown format 'xml'"),
+        (["--report", "json:-"], "--report: a file"),
+        (["-o", str(tmp_path / "r"), "--report", f"json:{tmp_path / 'r'}"], "same file as"),
+    ):
+        result = runner.invoke(app, ["scan", logs, *AS_OF, *bad])
+        assert result.exit_code == 2 and said in result.stderr, (bad, result.stderr)
+
+
 def test_reports_are_byte_identical_across_runs(tmp_path: Path) -> None:
     for run in ("a", "b"):
         scan(str(ROOT / "sample_logs"), "-f", "json", "-o", str(tmp_path / run))
