@@ -463,7 +463,11 @@ def _suppression(raw: Any, where: str) -> Suppression:
     if unknown:
         raise AuditError(f"{where}: unknown key(s): {', '.join(unknown)}")
     reason = item.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
+    if reason is not None and not isinstance(reason, str):  # `reason: yes` is YAML's true
+        raise AuditError(
+            f'{where}: reason: must be text, not {shown(reason)} (quote it: reason: "...")'
+        )
+    if reason is None or not reason.strip():
         raise AuditError(f"{where}: a suppression needs a 'reason'")
     if not item.get("rule") and not item.get("problem"):
         raise AuditError(f"{where}: a suppression names a 'rule' or a 'problem'")

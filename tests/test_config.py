@@ -221,6 +221,11 @@ def test_invalid_mapping(tmp_path: Path, mapping: Any, message: str) -> None:
     [
         ({"rule": "M2M101", "principal": "x"}, ": suppressions[0]: a suppression needs a 'reason'"),
         ({"rule": "M2M101", "principal": "x", "reason": "  "}, ": suppressions[0]: a suppression"),
+        (  # YAML's `reason: yes` is a boolean: said so, not "needs a reason"
+            {"rule": "M2M101", "principal": "x", "reason": True},
+            ": suppressions[0]: reason: must be text, not True",
+        ),
+        ({"rule": "M2M101", "principal": "x", "reason": 42}, ": suppressions[0]: reason: must be"),
         ({"principal": "x", "reason": "r"}, ": suppressions[0]: a suppression names a 'rule' or"),
         ({"rule": "M2M101", "reason": "r"}, ": suppressions[0]: a suppression names a 'principal'"),
         (
