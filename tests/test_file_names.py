@@ -136,3 +136,31 @@ def test_two_broken_links_to_one_missing_file_are_both_named(tmp_path: Path) -> 
         ("a.jsonl", True),
         ("b.jsonl", True),
     ]
+
+
+def test_a_secret_in_a_file_name_is_cut_out_of_every_name_shown(tmp_path: Path) -> None:
+    """A log saved under its presigned URL (`wget` keeps the query) carries a session token
+    in its name, and reports, the store and errors name the file: it was printed in full."""
+    from typer.testing import CliRunner
+
+    from m2maudit.cli import app
+
+    token = "FwoGZXIvYXdzEFNLEAK0123456789abcdef"
+    name = f"access.jsonl?X-Amz-Security-Token={token}&X-Amz-Signature=9f2c0ffee0123456789abc"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    record = {"timestamp": "2026-11-20T10:00:00Z", "principal": "agent-a", "action": "x"}
+    (logs / name).write_text(json.dumps(record) + "\n{broken\n")
+    db = tmp_path / "s.duckdb"
+    for target in (logs, logs / name):
+        args = ["scan", str(target), "--db", str(db), "-f", "json", "--fail-on", "never"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert token not in result.stdout + result.stderr
+        assert "X-Amz-Security-Token=[redacted]" in result.stdout
+    store = Store.open(db)
+    stored = str(store.con.execute("SELECT * FROM ingested_files").fetchall())
+    stored += str(store.con.execute("SELECT * FROM ingest_errors").fetchall())
+    stored += str(store.con.execute("SELECT source_file FROM events").fetchall())
+    store.close()
+    assert token not in stored and "[redacted]" in stored

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from m2maudit.errors import BrokenGzip, InputError, NothingToAudit, yaml_problem
+from m2maudit.secrets import redact_secrets
 from m2maudit.sources.base import InputFile, Kind, Sample
 from m2maudit.sources.staging import inventory_rows, json_error_line
 
@@ -132,7 +133,9 @@ def _input_file(
         magic, size, unreadable = b"", 0, f"cannot read: {exc.strerror or exc}"
     return InputFile(
         path=path,
-        display=str(path),
+        # Reports, the store and errors name the file: a secret in its name (a log saved
+        # under its presigned URL, `...?X-Amz-Security-Token=...`) is cut out of that name.
+        display=redact_secrets(str(path)),
         size=size,
         compressed=magic == _GZIP_MAGIC,
         forced_kind=forced_kind,
