@@ -642,18 +642,16 @@ def scan(
             min_severity=min_severity,
             problems=problem or [],
         )
-        if strict and not run_problem and held_nothing_note(result):  # a gate on nothing
-            run_problem = f"--strict: {held_nothing_note(result)}"
+        nothing_audited = held_nothing_note(result)
+        if strict and not run_problem and nothing_audited:  # a gate that passed on nothing
+            run_problem = f"--strict: {nothing_audited}"
         if write_baseline is not None and accepted is None and not run_problem:
             policy.adopt_as_baseline(result)  # the run that adopts the gate passes
         if store.path is not None:  # an in-memory store is gone in a moment: nothing to keep
             save_findings(store, result)
     console = stderr_console()
-    reporters = [reporter, *(extra for extra, _ in extra_reports)]
-    for warning in [
-        *warnings,
-        *(w for each in _distinct(reporters) for w in each.warnings(result)),
-    ]:
+    reporters = _distinct([reporter, *(extra for extra, _ in extra_reports)])
+    for warning in [*warnings, *(w for each in reporters for w in each.warnings(result))]:
         console.print(f"m2maudit: warning: {clean_text(warning)}", markup=False, soft_wrap=True)
     stream = None if output is not None else sys.stdout
     options = ReportOptions.for_stream(

@@ -589,11 +589,6 @@ def percent_decoded(text: str) -> str:
         return text
 
 
-def as_scanned(text: str) -> str:
-    """`as_scanned_sql` in Python."""
-    return percent_decoded(breaks_spaced(text))
-
-
 def breaks_spaced(text: str) -> str:
     """`breaks_spaced_sql` in Python."""
     if "\\" not in text:
@@ -606,7 +601,7 @@ _ESCAPED_BREAK = re2.compile(r"\\[nrtbf]")
 
 
 def secret_safe_id(text: str) -> str:
-    """`secret_safe_id_sql` in Python."""
+    """`secret_safe_id_sql` in Python (`find_secret` decodes the percent escapes)."""
     if find_secret(breaks_spaced(text)) is None:
         return text
     return "secret:" + sha256_prefix(text)

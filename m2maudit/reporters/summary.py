@@ -247,10 +247,9 @@ def not_audited(result: ScanResult) -> tuple[int, int]:
 
 
 def held_nothing(result: ScanResult) -> list[str]:
-    """The inputs that held nothing to audit (an empty file, `[]`, stdin with
-    nothing on it), when no call at all was audited: a gate that passes on them passed on
-    nothing, as when a log export broke. Empty when a call was audited, or when only
-    inventories held nothing."""
+    """The inputs that held nothing to audit (an empty file, `[]`, stdin with nothing on it),
+    when no call at all was audited: a gate that passes on them passed on nothing, as when a
+    log export broke. Empty when a call was audited, or when only inventories held nothing."""
     if result.window[0] is not None:
         return []
     return [
@@ -273,7 +272,7 @@ def not_audited_dict(result: ScanResult) -> dict[str, Any]:
 def not_audited_note(result: ScanResult) -> str | None:
     """`2 records rejected, 1 file unreadable: not audited`, when the inputs hold some: every
     report says so, or a record an attacker made unreadable (one stray byte in a user agent)
-    would leave a clean-looking report, its calls unjudged. So is a run whose logs all held
+    would leave a clean-looking report, its calls unjudged. So is a run whose inputs all held
     nothing (`held_nothing`). `--strict` fails on them."""
     rejected, unreadable = not_audited(result)
     parts = [f"{counted(rejected, 'record')} rejected"] if rejected else []
