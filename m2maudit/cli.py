@@ -252,8 +252,8 @@ StrictOpt = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="Exit 2 if any record or file was rejected, or a file loaded with a warning "
-        "(a mapped field no record has).",
+        help="Exit 2 if any record or file was rejected, a file loaded with a warning "
+        "(a mapped field no record has), or the inputs all held nothing.",
         metavar=FLAG,
     ),
 ]
@@ -277,6 +277,15 @@ MemoryOpt = Annotated[
         help="DuckDB memory limit, e.g. 4GB; it spills to disk beyond it.",
     ),
 ]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        metavar="GLOB",
+        help="Leave out files a directory or pattern finds whose name or path matches "
+        "(repeatable): SHA256SUMS, manifest.json, 'archive/*'.",
+    ),
+]
 QuietOpt = Annotated[
     bool,
     typer.Option(
@@ -296,6 +305,7 @@ def run_ingest(
     config: Config,
     format_hint: str | None,
     quiet: bool,
+    exclude: Sequence[str] = (),
 ) -> IngestReport:
     """Shared by `ingest` and `scan`: load files, show progress and the summary."""
     console = stderr_console()
@@ -311,6 +321,7 @@ def run_ingest(
             on_start=on_start,
             one_shot=store.path is None,  # an in-memory store ends with the command
             on_staged=on_staged,
+            exclude=exclude,
         )
     errors = _first_rejections(store, report)
     all_empty = bool(report.files) and len(report.skipped_files) == len(report.files)
@@ -460,6 +471,7 @@ def ingest(
     inventory: InventoryOpt = None,
     config: ConfigOpt = None,
     format_hint: HintOpt = None,
+    exclude: ExcludeOpt = None,
     strict: StrictOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
@@ -470,7 +482,9 @@ def ingest(
         raise AuditError("ingest: give a log PATH or --inventory FILE")
     settings = load_config(config)
     with open_store(db, StoreOptions(threads=threads, memory_limit=memory_limit)) as store:
-        report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
+        report = run_ingest(
+            store, paths or [], inventory, settings, format_hint, quiet, exclude or []
+        )
     _check_strict(report, strict)
 
 
@@ -565,6 +579,7 @@ def scan(
         ),
     ] = False,
     format_hint: HintOpt = None,
+    exclude: ExcludeOpt = None,
     strict: StrictOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
@@ -617,7 +632,9 @@ def scan(
             if not report.files:
                 raise AuditError(f"{db}: the store holds nothing yet; give a log PATH to ingest")
         else:
-            report = run_ingest(store, paths or [], inventory, settings, format_hint, quiet)
+            report = run_ingest(
+                store, paths or [], inventory, settings, format_hint, quiet, exclude or []
+            )
             # Found in a directory or by a pattern: known only now, and before the rules run.
             _check_outputs(report_files, write_baseline, baseline, _inputs_read(report))
         # The scan still runs and reports what could be read: a CI job that fails on a bad

@@ -97,8 +97,10 @@ def ingest_paths(
     on_start: Callable[[list[InputFile]], None] | None = None,
     one_shot: bool = False,
     on_staged: StagedHook | None = None,
+    exclude: Sequence[str] = (),
 ) -> IngestReport:
-    """Ingest every file under `paths` (logs or inventories, by content) and `inventories`.
+    """Ingest every file under `paths` (logs or inventories, by content) and `inventories`,
+    but those of `exclude` that a directory or a pattern finds (`discover.expand_inputs`).
 
     `on_start` gets the files to ingest, `on_file` each file with its report once it is
     committed, and `on_staged` each small file as soon as it is read into a batch (a batch of
@@ -119,8 +121,10 @@ def ingest_paths(
         # In name order, whatever order they were given in: what a file adds depends on
         # what was read before it (a record seen twice, an inventory row read last), and
         # the same files must give the same store and the same report.
-        files += sorted(expand_inputs(list(paths), format_hint=format_hint), key=_by_name)
-        files += sorted(expand_inputs(list(inventories), forced_kind="inventory"), key=_by_name)
+        logs = expand_inputs(list(paths), format_hint=format_hint, exclude=exclude)
+        files += sorted(logs, key=_by_name)
+        listed = expand_inputs(list(inventories), forced_kind="inventory", exclude=exclude)
+        files += sorted(listed, key=_by_name)
         files = _without_repeats(files, store)
         if on_start:
             on_start(files)

@@ -1137,3 +1137,34 @@ def test_a_stray_nul_byte_costs_its_line_not_the_file(store: Store, tmp_path: Pa
     report = ingest(store, path)
     assert (report.loaded, report.rejected) == (100, 1)
     assert rejected(store) == [(51, "not valid JSON")]
+
+
+def test_exclude_leaves_out_stray_files_a_directory_or_a_pattern_finds(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    """A checksum list or a manifest beside the logs failed --strict as unreadable, and there
+    was no way to leave it out but naming every log (a CI user's trial). `--exclude GLOB`
+    matches a found file's name or its path below the directory; a file named by its own
+    path is read whatever it says."""
+    record = {"timestamp": TS, "principal": "agent-a"}
+    write_jsonl(tmp_path / "logs" / "a.jsonl", [record])
+    write_jsonl(tmp_path / "logs" / "archive" / "old.jsonl", [{**record, "principal": "b"}])
+    write_bytes(tmp_path / "logs" / "SHA256SUMS", b"e3b0c442  a.jsonl\n")
+    write_bytes(tmp_path / "logs" / "manifest.json", b'{"files": ["a.jsonl"]}\n')
+    strict = ["--strict", "--fail-on", "never", "-f", "json", "-o", "r.json"]
+    assert cli("scan", "logs", *strict).code == 2
+    excluded = ["--exclude", "SHA256SUMS", "--exclude", "manifest.json", "--exclude", "archive/*"]
+    result = cli("scan", "logs", *strict, *excluded)
+    assert result.code == 0, result.stderr
+    sources = [item["source"] for item in json.loads(Path("r.json").read_text())["inputs"]]
+    assert sources == ["logs/a.jsonl"]
+    pattern = cli("scan", "logs/*.json*", *strict, "--exclude", "manifest.json")
+    assert pattern.code == 0, pattern.stderr
+    named = cli("scan", "logs/manifest.json", "--exclude", "manifest.json", "--fail-on", "never")
+    assert named.code == 2 and "unrecognised format" in named.stderr  # read: it was named
+    nothing = cli("scan", "logs", "--exclude", "*")
+    assert nothing.code == 2 and "logs: every file found here is left out by --exclude" in (
+        nothing.stderr
+    )
+    ingest = cli("ingest", "logs", "--db", "s.duckdb", "--strict", *excluded)
+    assert ingest.code == 0, ingest.stderr

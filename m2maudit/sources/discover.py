@@ -6,6 +6,7 @@ A path may be a file, a directory (walked recursively), a glob, or `-` for stand
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
 import gzip
 import json
@@ -15,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,14 @@ STDIN_DISPLAY = "<stdin>"
 
 
 def expand_inputs(
-    paths: list[str], forced_kind: Kind | None = None, format_hint: str | None = None
+    paths: list[str],
+    forced_kind: Kind | None = None,
+    format_hint: str | None = None,
+    exclude: Sequence[str] = (),
 ) -> list[InputFile]:
     """Every file the user named, in a stable order, each once; a name that matches nothing
-    is an error.
+    is an error. `exclude`: globs that leave out files a directory's walk or a pattern finds
+    (`_excluded`); a file named by its own path is read whatever they say.
 
     Once: a file named twice, reached through a pattern and a directory, or through a
     symbolic link is one file, not several counted as duplicates of each other. It keeps
@@ -76,12 +81,16 @@ def expand_inputs(
             )
             if not candidates:
                 raise InputError(raw, "directory holds no files")
+            candidates = [p for p in candidates if not _excluded(p.relative_to(path), exclude)]
         elif glob.has_magic(raw):
             candidates = sorted(p for p in _matches(path) if _a_file(p))
             if not candidates:
                 raise InputError(raw, "no file matches this pattern")
+            candidates = [p for p in candidates if not _excluded(p, exclude)]
         else:
             raise InputError(raw, "no such file or directory")
+        if not candidates:
+            raise InputError(raw, "every file found here is left out by --exclude")
         for candidate in candidates:
             real = _real_path(candidate)
             if real not in place:
@@ -90,6 +99,15 @@ def expand_inputs(
             elif str(candidate) < found[place[real]].display:  # a lesser name of it
                 found[place[real]] = _input_file(candidate, forced_kind, format_hint, named)
     return found
+
+
+def _excluded(found: Path, exclude: Sequence[str]) -> bool:
+    """Whether a found file's name, or its path below the directory given (as found, for a
+    pattern), matches one of the `--exclude` globs (`fnmatch`: `*` crosses `/`)."""
+    return any(
+        fnmatch.fnmatchcase(found.name, glob_) or fnmatch.fnmatchcase(found.as_posix(), glob_)
+        for glob_ in exclude
+    )
 
 
 def _matches(pattern: Path) -> Iterator[Path]:
