@@ -99,7 +99,14 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
         r"(?:(?s:.*?)-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\:,.-]*)",
     ),
-    ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    # A signed JWT; an unsigned one (`alg: none`: nothing after the second dot, yet a bearer
+    # token to a verifier that takes it); an encrypted one (JWE: five parts, the second, the
+    # encrypted key, empty for `dir`).
+    (
+        "jwt",
+        r"eyJ[A-Za-z0-9_-]{8,}\.(?:eyJ[A-Za-z0-9_-]{8,}\.(?:[A-Za-z0-9_-]{8,})?"
+        r"|[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})",
+    ),
     (
         "aws_secret_key",
         # Named as boto (`aws_secret_access_key`), STS (`SecretAccessKey`), SDK configs

@@ -38,6 +38,14 @@ KEY_LINES = [
 
 # (text, kind, the secret in it: what must not survive the redaction)
 FOUND = [
+    # From a secret-leak audit: an unsigned token and an encrypted one (JWE) were no JWT.
+    ("ua eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZ2VudC1hIn0. x", "jwt", "eyJzdWIiOiJhZ2VudC1hIn0"),
+    (
+        "ua eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..aXZpdml2aXZpdg.Y2lwaGVydGV4dHh4"
+        ".dGFndGFndGFn x",
+        "jwt",
+        "Y2lwaGVydGV4dHh4",
+    ),
     (f"POST {' '.join(KEY_LINES)} done", "private_key", KEY_BODY[20:]),
     ("\n".join(KEY_LINES), "private_key", KEY_BODY[20:]),
     ("key:\n" + "\n".join(KEY_LINES[:3]), "private_key", KEY_BODY[20:]),  # cut short: no END
