@@ -252,7 +252,7 @@ def find_config(explicit: str | Path | None, cwd: Path | None = None) -> Path | 
         path = Path(explicit)
         if path.is_dir():
             raise AuditError(f"{explicit}: is a directory, not a config file")
-        if not path.is_file():
+        if not path.exists():  # a pipe (`-c <(make-config)`) or /dev/null is a config too
             raise AuditError(f"{explicit}: config file not found")
         return path
     # Named as the user would: reports name it, the same in every checkout.

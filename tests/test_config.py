@@ -65,6 +65,25 @@ def test_explicit_config_that_does_not_exist(tmp_path: Path) -> None:
         load_config(tmp_path)
 
 
+def test_a_config_from_a_pipe_or_dev_null_is_read(tmp_path: Path) -> None:
+    """A script's `-c <(make-config)` is a pipe and `-c /dev/null` a device: both were "config
+    file not found" (a CI user's trial)."""
+    import os
+    import threading
+
+    assert load_config("/dev/null").thresholds == load_config(None, cwd=tmp_path).thresholds
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        fifo.write_text("thresholds: {rotation_days: 30}\n")
+
+    writer = threading.Thread(target=write, daemon=True)  # never left blocked on the pipe
+    writer.start()
+    assert load_config(fifo).thresholds.rotation_days == 30
+    writer.join()
+
+
 def test_a_yaml_error_is_one_line_whatever_pyyaml_says() -> None:
     import yaml
 
