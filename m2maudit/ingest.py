@@ -500,6 +500,7 @@ def ingest_file(
         report.skipped = skipped  # an empty batch a format also claims
         if report.skipped:
             return report
+        report.warnings.extend(_hint_against_content(file, sample, adapter, config))
         # Only the fast JSON-lines read uses the line index; other files are just hashed.
         wants_index = sample.layout == "jsonl" and getattr(adapter, "reads_line_index", False)
         digest = FileDigest(
@@ -810,6 +811,21 @@ def _hinted_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAd
     ):
         return None
     return adapter
+
+
+def _hint_against_content(
+    file: InputFile, sample: Sample, adapter: SourceAdapter, config: Config
+) -> list[str]:
+    """A warning when `--format-hint` made a file read as a format that its content is not,
+    and another format's detection claims it: its records were read as rejects or not at
+    all, and the hint is the likelier mistake. No warning when no format claims it: that is
+    what a hint is for."""
+    if not file.format_hint or adapter.detect(sample, config):
+        return []
+    claimed = next((other.name for other in ADAPTERS if other.detect(sample, config)), None)
+    if claimed is None:
+        return []
+    return [f"--format-hint {adapter.name}, but its content reads as {claimed}"]
 
 
 def _own_output(sample: Sample) -> str | None:

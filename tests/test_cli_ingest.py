@@ -380,6 +380,21 @@ def test_unknown_format_hint_is_named(cli: RunCli, tmp_path: Path) -> None:
     assert line.startswith("m2maudit: error: --format-hint: unknown format 'nope'; known: ")
 
 
+def test_a_format_hint_the_content_contradicts_is_a_warning(cli: RunCli, tmp_path: Path) -> None:
+    """`--format-hint okta` on a generic log made every record a reject with no word of why
+    (a vendor-format trial): the hint is named as the likelier mistake, as a warning that
+    --strict fails on. A hint on content no format claims (what a hint is for) is quiet."""
+    write_jsonl(tmp_path / "a.jsonl", [ev(10)])
+    wrong = cli("scan", "a.jsonl", "--format-hint", "okta", "--fail-on", "never")
+    assert "a.jsonl: --format-hint okta, but its content reads as generic-log" in wrong.stderr
+    strict = cli("scan", "a.jsonl", "--format-hint", "okta", "--fail-on", "never", "--strict")
+    assert strict.code == 2
+    write_jsonl(tmp_path / "odd.jsonl", [{"when": "2024-05-01T10:00:00Z", "who": "agent-a"}])
+    (tmp_path / "map.yaml").write_text("mapping: {timestamp: when, principal: who}\n")
+    quiet = cli("scan", "odd.jsonl", "--format-hint", "generic-log", "-c", "map.yaml", "--strict")
+    assert "--format-hint" not in quiet.stderr and quiet.code in (0, 1), quiet.stderr
+
+
 # --- scan -------------------------------------------------------------------------------
 
 
