@@ -472,7 +472,6 @@ def _secret_layers() -> list[dict[str, str]]:
     `secret:<fingerprint>`, as a log's ids do: it is a principal or a credential in every
     report. A JSON Web Key's private members, in the header or the claims, are listed too
     (`private_jwk`)."""
-    safe = secret_safe_id_sql("v")
     return [
         {"payload_text": breaks_spaced_sql("json(pj)::VARCHAR")},  # `\\nghp_...` is found
         {
@@ -485,7 +484,12 @@ def _secret_layers() -> list[dict[str, str]]:
                 "CASE WHEN claims_secret IS NOT NULL "
                 f"THEN {leaked_secret_fp_sql('payload_text')} END"
             ),
-            "_ids": f"[{', '.join(SAFE_ID_CLAIMS)}]",
+            # Every name in one list, so that the long secret test is written once.
+            "_names": (
+                f"flatten([[{', '.join(SAFE_ID_CLAIMS)}], "
+                + ", ".join(f"coalesce({name}, []::VARCHAR[])" for name in _SAFE_LISTS)
+                + "])"
+            ),
         },
         {
             "claims_secrets": (
@@ -495,26 +499,35 @@ def _secret_layers() -> list[dict[str, str]]:
                 f"{private_jwk_secrets_sql('json(hj)::VARCHAR')}, "
                 f"{private_jwk_secrets_sql('payload_text')}))), [])"
             ),
-            "_safe_ids": f"list_transform(_ids, lambda v: {safe})",
-            **{
-                f"_safe_{name}": f"list_transform({name}, lambda v: {safe})"
-                for name in ("act_chain_", "may_act", "aud")
-            },
-            # A scope string is split on spaces: a private key in it is judged whole too.
-            "_safe_scope": _safe_list_sql("scope", safe),
+            "_safe_names": f"list_transform(_names, lambda v: {secret_safe_id_sql('v')})",
         },
+        _safe_slices(),
     ]
 
 
-def _safe_list_sql(name: str, safe: str) -> str:
-    """A list of names, each kept out of clear (`safe`, over `v`), or one `secret:<fp>` for
-    the whole list when its items joined hold a secret (`secrets.secret_safe_list`)."""
-    joined = f"array_to_string({name}, ' ')"
-    return (
-        f"CASE WHEN {holds_secret_sql(joined)} "
-        f"THEN [{secret_id_sql(joined)}] "
-        f"ELSE list_transform({name}, lambda v: {safe}) END"
+# The lists of names among the claims, in `_names` after the SAFE_ID_CLAIMS.
+_SAFE_LISTS = ("act_chain_", "may_act", "aud", "scope")
+
+
+def _safe_slices() -> dict[str, str]:
+    """`_safe_ids` and each list's `_safe_<name>` read back from `_safe_names` (NULL stays
+    NULL). A scope string is split on spaces: a private key in it is judged whole too, and
+    the scopes are one `secret:<fp>` when their items joined hold a secret
+    (`secrets.secret_safe_list`)."""
+    slices = {"_safe_ids": f"_safe_names[1:{len(SAFE_ID_CLAIMS)}]"}
+    start = str(len(SAFE_ID_CLAIMS) + 1)
+    for name in _SAFE_LISTS:
+        end = f"{start} + len(coalesce({name}, [])) - 1"
+        slices[f"_safe_{name}"] = (
+            f"CASE WHEN {name} IS NOT NULL THEN _safe_names[{start}:{end}] END"
+        )
+        start = f"{end} + 1"
+    joined = "array_to_string(scope, ' ')"
+    slices["_safe_scope"] = (
+        f"CASE WHEN {holds_secret_sql(joined)} THEN [{secret_id_sql(joined)}] "
+        f"ELSE {slices['_safe_scope']} END"
     )
+    return slices
 
 
 def decode_select(source: str, config: Config) -> str:
