@@ -382,6 +382,29 @@ def all_secrets_sql(text: str, first_kind: str, first_fp: str) -> str:
     return f"list_sort(list_distinct(list_concat([{first_kind} || ':' || {first_fp}], {each})))"
 
 
+# A column of the texts of a record's secrets (`secret_texts_sql`), for the cleaning alone.
+SECRET_TEXTS = "_secret_texts"
+
+
+def secret_texts_sql(text: str) -> str:
+    """SQL: the text of each secret in `text`, as its fingerprint is taken of it (an AWS
+    secret key's 40 characters, a Basic credential without the character after it), 8
+    characters or more. The cleaning cuts these out of every stored text and id of the
+    record too: an adapter that builds a value around a secret (`Basic ...==` and `/log`
+    joined into a Kubernetes path, a CloudTrail principal id split at its `:`) makes text in
+    which the patterns no longer find it. For records holding a secret only."""
+    whens = " ".join(
+        f"WHEN regexp_matches(_m, {_literal(pattern)}) "
+        f"THEN {_fingerprinted(kind, f'regexp_extract(_m, {_literal(pattern)})')}"
+        for kind, pattern in SECRET_PATTERNS
+    )
+    found = f"regexp_extract_all({_cleaned(text)}, {_literal(_any_secret())})"
+    return (
+        f"list_filter(list_transform({found}, lambda _m: CASE {whens} END), "
+        "lambda _s: length(_s) >= 8)"
+    )
+
+
 def _scoped(pattern: str) -> str:
     """A pattern as one alternative of many: a leading `(?i)` scoped to it alone."""
     if pattern.startswith("(?i)"):
@@ -478,7 +501,10 @@ CLEANED = "_cleaned"
 
 
 def cleaning_sql(
-    texts: Sequence[str], ids: Sequence[str] = (), lists: Sequence[str] = ()
+    texts: Sequence[str],
+    ids: Sequence[str] = (),
+    lists: Sequence[str] = (),
+    found: str | None = None,
 ) -> tuple[str, dict[str, str]]:
     """SQL cleaning many columns of a record that holds a secret, with the long redaction
     and id expressions written once (a mapping written per column was too long to plan fast).
@@ -490,6 +516,9 @@ def cleaning_sql(
     A text's escaped line breaks are spaces in the cleaned text, and its percent escapes
     decoded (`as_scanned_sql`): the patterns find a token after one only so.
 
+    `found`: the record's secrets' texts (`secret_texts_sql`), cut out of every text as well,
+    and an id that holds one made `secret:<fingerprint>`.
+
     A list is cleaned item by item and also as its items joined by spaces: a scope string
     split on spaces has cut a private key (`-----BEGIN RSA PRIVATE KEY-----`) into items no
     pattern matches alone. The items are kept (with their own spaces, and NULLs) unless the
@@ -498,12 +527,21 @@ def cleaning_sql(
     singles = [*texts, *ids, *(f"array_to_string({name}, ' ')" for name in lists)]
     parts = [f"[{', '.join(singles)}]", *(f"coalesce({name}, []::VARCHAR[])" for name in lists)]
     clean = redact_secrets_sql(as_scanned_sql("_v"))
+    safe_id = secret_safe_id_sql("_v")
+    if found is not None:
+        texts_of = f"coalesce({found}, []::VARCHAR[])"
+        clean = (
+            f"list_reduce(list_prepend({clean}, {texts_of}), "
+            "lambda _a, _s: replace(_a, _s, '[redacted]'))"
+        )
+        holds = (
+            f"coalesce(list_bool_or(list_transform({texts_of}, lambda _s: contains(_v, _s))), "
+            "false)"
+        )
+        safe_id = f"CASE WHEN {holds} THEN {secret_id_sql('_v')} ELSE {safe_id} END"
     if ids:
         first, last = len(texts) + 1, len(texts) + len(ids)
-        clean = (
-            f"CASE WHEN _i BETWEEN {first} AND {last} "
-            f"THEN {secret_safe_id_sql('_v')} ELSE {clean} END"
-        )
+        clean = f"CASE WHEN _i BETWEEN {first} AND {last} THEN {safe_id} ELSE {clean} END"
     cleaned = f"list_transform(flatten([{', '.join(parts)}]), lambda _v, _i: {clean})"
     picks = {name: f"{CLEANED}[{index}]" for index, name in enumerate([*texts, *ids], start=1)}
     start = str(len(singles) + 1)

@@ -16,11 +16,13 @@ from m2maudit.config import GENERIC_LOG_FIELDS, Config
 from m2maudit.errors import shown
 from m2maudit.fingerprint import bare_token_sql
 from m2maudit.secrets import (
+    SECRET_TEXTS,
     all_secrets_sql,
     breaks_spaced_sql,
     json_as_read_sql,
     leaked_secret_fp_sql,
     secret_needles,
+    secret_texts_sql,
 )
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
@@ -597,6 +599,7 @@ def _columns() -> dict[str, str]:
         "leaked_secret": "leak",
         "leaked_secret_fp": "leak_fp",
         "leaked_secrets": "leak_all",
+        SECRET_TEXTS: f"CASE WHEN leak IS NOT NULL THEN {secret_texts_sql('scope')} END",
     }
 
 

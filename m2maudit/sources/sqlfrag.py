@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from m2maudit.secrets import (
     LEAK_TEXT,
+    SECRET_TEXTS,
     all_secrets_sql,
     json_as_read_sql,
     leaked_secret_fp_sql,
     leaked_secret_kind_sql,
     secret_prefilter_sql,
+    secret_texts_sql,
 )
 
 
@@ -466,6 +468,9 @@ def leak_columns(scope: str = LEAK_TEXT, found_otherwise: str | None = None) -> 
     their look (`kind:fingerprint`; a Kubernetes Secret's values are base64, which no
     pattern tells from any other text). They come after those the patterns find.
     """
+    texts = {
+        SECRET_TEXTS: f"CASE WHEN leaked_secret IS NOT NULL THEN {secret_texts_sql(scope)} END"
+    }
     columns = {
         "leaked_secret": leak_check(scope),
         "leaked_secret_fp": (
@@ -477,7 +482,7 @@ def leak_columns(scope: str = LEAK_TEXT, found_otherwise: str | None = None) -> 
         ),
     }
     if found_otherwise is None:
-        return columns
+        return {**columns, **texts}
     first = f"{found_otherwise}[1]"
     return {
         "leaked_secret": (f"coalesce({columns['leaked_secret']}, split_part({first}, ':', 1))"),
@@ -490,6 +495,7 @@ def leak_columns(scope: str = LEAK_TEXT, found_otherwise: str | None = None) -> 
             f"{all_secrets_sql(scope, 'leaked_secret', 'leaked_secret_fp')}, "
             f"coalesce({found_otherwise}, [])))) END"
         ),
+        **texts,
     }
 
 

@@ -25,7 +25,7 @@ import yaml
 
 from m2maudit.canonical import CALL_TEXT_COLUMNS
 from m2maudit.errors import GZIP_BROKEN, BrokenGzip, InputError, first_line, yaml_problem
-from m2maudit.secrets import CLEANED, LEAK_TEXT, cleaning_sql, json_as_read_sql
+from m2maudit.secrets import CLEANED, LEAK_TEXT, SECRET_TEXTS, cleaning_sql, json_as_read_sql
 from m2maudit.sources.base import MAX_RECORD_BYTES, InputFile, LoadContext, Sample
 from m2maudit.sources.csv_quotes import (
     any_odd_line_sql,
@@ -1111,13 +1111,15 @@ def _without_secrets(query: str, columns: dict[str, str]) -> str:
     lists = [name for name in STORED_EVENT_LISTS if name in columns]
     if not (texts or ids or lists):
         return query
-    cleaned, picks = cleaning_sql(texts, ids, lists)
+    found = SECRET_TEXTS if SECRET_TEXTS in columns else None
+    cleaned, picks = cleaning_sql(texts, ids, lists, found)
     replaced = ", ".join(
         f"CASE WHEN leaked_secret IS NULL THEN {name} ELSE {pick} END AS {name}"
         for name, pick in picks.items()
     )
+    dropped = ", ".join([CLEANED, *([SECRET_TEXTS] if found else [])])
     return (
-        f"SELECT * EXCLUDE ({CLEANED}) REPLACE ({replaced}) FROM "
+        f"SELECT * EXCLUDE ({dropped}) REPLACE ({replaced}) FROM "
         f"(SELECT *, CASE WHEN leaked_secret IS NOT NULL THEN {cleaned} END AS {CLEANED} "
         f"FROM ({query}))"
     )

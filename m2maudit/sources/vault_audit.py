@@ -14,7 +14,13 @@ from typing import Any, ClassVar
 
 from m2maudit.config import Config
 from m2maudit.fingerprint import fingerprint_sql
-from m2maudit.secrets import LEAK_TEXT, all_secrets_sql, leaked_secret_fp_sql
+from m2maudit.secrets import (
+    LEAK_TEXT,
+    SECRET_TEXTS,
+    all_secrets_sql,
+    leaked_secret_fp_sql,
+    secret_texts_sql,
+)
 from m2maudit.sources import sqlfrag as q
 from m2maudit.sources.base import Kind, LoadContext, Sample
 from m2maudit.sources.staging import map_records, stage
@@ -254,6 +260,7 @@ def _columns(config: Config) -> dict[str, str]:
             "CASE WHEN leaked_secret IS NOT NULL THEN "
             f"{all_secrets_sql(LEAK_TEXT, 'leaked_secret', 'leaked_secret_fp')} END"
         ),
+        SECRET_TEXTS: f"CASE WHEN leaked_secret IS NOT NULL THEN {secret_texts_sql(LEAK_TEXT)} END",
     }
 
 
