@@ -355,14 +355,24 @@ def leaked_secret_fp_sql(text: str) -> str:
 def _first_secret_sql(text: str, with_kind: bool) -> str:
     """SQL: the fingerprint of the first secret in `text` (by pattern order), prefixed with its
     kind and `:` when `with_kind`."""
-    whens = " ".join(
-        f"WHEN regexp_matches({text}, {_literal(pattern)}) "
-        f"THEN {_literal(kind + ':') + ' || ' if with_kind else ''}"
-        f"left(sha256({_fingerprinted(kind, f'regexp_extract({text}, {_literal(pattern)})')})"
-        ", 16)"
-        for kind, pattern in SECRET_PATTERNS
+    whens = _by_first_kind(
+        text,
+        lambda kind, material: (
+            f"{_literal(kind + ':') + ' || ' if with_kind else ''}left(sha256({material}), 16)"
+        ),
     )
     return f"CASE WHEN {text} IS NULL THEN NULL {whens} END"
+
+
+def _by_first_kind(text: str, then: Callable[[str, str], str]) -> str:
+    """SQL `WHEN` branches, one per pattern in order: the first that matches `text` gives
+    `then(kind, material)`, the material being what the kind's fingerprint is taken of
+    (`_FINGERPRINTED_AS`)."""
+    return " ".join(
+        f"WHEN regexp_matches({text}, {_literal(pattern)}) "
+        f"THEN {then(kind, _fingerprinted(kind, f'regexp_extract({text}, {_literal(pattern)})'))}"
+        for kind, pattern in SECRET_PATTERNS
+    )
 
 
 def all_secrets_sql(text: str, first_kind: str, first_fp: str) -> str:
@@ -393,11 +403,7 @@ def secret_texts_sql(text: str) -> str:
     record too: an adapter that builds a value around a secret (`Basic ...==` and `/log`
     joined into a Kubernetes path, a CloudTrail principal id split at its `:`) makes text in
     which the patterns no longer find it. For records holding a secret only."""
-    whens = " ".join(
-        f"WHEN regexp_matches(_m, {_literal(pattern)}) "
-        f"THEN {_fingerprinted(kind, f'regexp_extract(_m, {_literal(pattern)})')}"
-        for kind, pattern in SECRET_PATTERNS
-    )
+    whens = _by_first_kind("_m", lambda kind, material: material)
     found = f"regexp_extract_all({_cleaned(text)}, {_literal(_any_secret())})"
     return (
         f"list_filter(list_transform({found}, lambda _m: CASE {whens} END), "
