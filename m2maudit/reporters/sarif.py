@@ -298,34 +298,28 @@ class SarifReporter(Reporter):
 
 def _notifications(result: ScanResult, options: ReportOptions) -> list[dict[str, Any]]:
     """What a code-scanning reader should know besides the results: why the run failed
-    (`--strict`), what the filters left out, which rules were skipped."""
+    (`--strict`), what the filters and the config left out, which rules were skipped."""
     notes: list[dict[str, Any]] = []
     if options.strict_failure is not None:
         notes.append({"level": "error", "message": {"text": options.strict_failure}})
     for note in run_notes(result):
         notes.append({"level": "warning", "message": {"text": note}})
-    for rule_id in rules_left_out(result):
+    rule_notes = [
+        *(
+            (rule_id, f"rule left out by {filters_applied(result)}")
+            for rule_id in rules_left_out(result)
+        ),
+        *(
+            (rule_id, f"rule {config_left_out_reason(result)}")
+            for rule_id in config_left_out(result)
+        ),
+        *(
+            (item.rule_id, f"rule skipped: {item.reason}")
+            for item in sorted(result.skipped, key=lambda item: item.rule_id)
+        ),
+    ]
+    for rule_id, text in rule_notes:
         notes.append(
-            {
-                "level": "note",
-                "message": {"text": f"rule left out by {filters_applied(result)}"},
-                "associatedRule": {"id": rule_id},
-            }
-        )
-    for rule_id in config_left_out(result):
-        notes.append(
-            {
-                "level": "note",
-                "message": {"text": f"rule {config_left_out_reason(result)}"},
-                "associatedRule": {"id": rule_id},
-            }
-        )
-    for item in sorted(result.skipped, key=lambda item: item.rule_id):
-        notes.append(
-            {
-                "level": "note",
-                "message": {"text": f"rule skipped: {item.reason}"},
-                "associatedRule": {"id": item.rule_id},
-            }
+            {"level": "note", "message": {"text": text}, "associatedRule": {"id": rule_id}}
         )
     return notes
