@@ -36,7 +36,7 @@ from m2maudit.errors import AuditError
 from m2maudit.ingest import OWN_OUTPUT, ingest_paths
 from m2maudit.ingest_report import IngestReport, stored_report
 from m2maudit.interrupts import prompt_interrupts, sigterm_as_interrupt
-from m2maudit.reporters import DEFAULT_FORMAT, REPORTERS, Reporter, ReportOptions, get_reporter
+from m2maudit.reporters import DEFAULT_FORMAT, Reporter, ReportOptions, get_reporter
 from m2maudit.reporters.serialize import clean_text
 from m2maudit.reporters.summary import held_nothing_note, summary_line
 from m2maudit.rules import Rule, rule_files
@@ -141,11 +141,7 @@ def _extra_report(value: str) -> tuple[Reporter, str]:
         raise AuditError(f"--report {value!r}: give FORMAT:FILE, e.g. sarif:m2maudit.sarif")
     if path == "-":
         raise AuditError("--report: a file; the report on standard output is --format's")
-    try:
-        return get_reporter(name), path
-    except AuditError:
-        known = ", ".join(REPORTERS)
-        raise AuditError(f"--report: unknown format {name!r}; known formats: {known}") from None
+    return get_reporter(name, "--report"), path
 
 
 def _distinct(reporters: list[Reporter]) -> list[Reporter]:

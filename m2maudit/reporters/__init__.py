@@ -51,13 +51,14 @@ def report_written_as(head: str) -> str | None:
     return None
 
 
-def get_reporter(name: str) -> Reporter:
-    """The reporter registered as `name`; an unknown name is one clear error line."""
+def get_reporter(name: str, option: str = "--format") -> Reporter:
+    """The reporter registered as `name`; an unknown name is one clear error line, naming the
+    `option` that gave it."""
     try:
         return REPORTERS[name.lower()]
     except KeyError:
         raise AuditError(
-            f"--format: unknown format {name!r}; known formats: {', '.join(REPORTERS)}"
+            f"{option}: unknown format {name!r}; known formats: {', '.join(REPORTERS)}"
         ) from None
 
 
