@@ -763,9 +763,9 @@ def choose_adapter(file: InputFile, sample: Sample, config: Config) -> SourceAda
     if hinted is not None:
         return hinted
     candidates = [a for a in ADAPTERS if file.forced_kind in (None, a.kind)]
-    for adapter in candidates:
-        if adapter.detect(sample, config):
-            return adapter
+    detected = _detected(sample, config, candidates)
+    if detected is not None:
+        return detected
     if file.forced_kind == "inventory":
         inventory = adapter_named("generic-inventory")
         if inventory is not None:
@@ -822,10 +822,17 @@ def _hint_against_content(
     what a hint is for."""
     if not file.format_hint or adapter.detect(sample, config):
         return []
-    claimed = next((other.name for other in ADAPTERS if other.detect(sample, config)), None)
+    claimed = _detected(sample, config, ADAPTERS)
     if claimed is None:
         return []
-    return [f"--format-hint {adapter.name}, but its content reads as {claimed}"]
+    return [f"--format-hint {adapter.name}, but its content reads as {claimed.name}"]
+
+
+def _detected(
+    sample: Sample, config: Config, adapters: Sequence[SourceAdapter]
+) -> SourceAdapter | None:
+    """The first of `adapters` (in the registry's order) whose detection claims the sample."""
+    return next((adapter for adapter in adapters if adapter.detect(sample, config)), None)
 
 
 def _own_output(sample: Sample) -> str | None:
